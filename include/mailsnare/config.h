@@ -1,0 +1,91 @@
+/*
+ * Configuration: built-in defaults < config file < MAILSNARE_* environment
+ * < command-line flags (DESIGN §2). The keys are listed once, in a table in
+ * config.c; this header gives the parsed result.
+ */
+#ifndef MAILSNARE_CONFIG_H
+#define MAILSNARE_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mailsnare/log.h"
+
+enum listener_kind {
+	LISTEN_SMTP, LISTEN_SMTPS, LISTEN_POP3, LISTEN_POP3S,
+	LISTEN_IMAP, LISTEN_IMAPS, LISTEN_HTTP, LISTEN_COUNT
+};
+
+enum durability { DURABILITY_NORMAL, DURABILITY_FULL };
+
+#define CONFIG_ADDR_MAX 128
+#define CONFIG_NAME_MAX 64
+#define CONFIG_PASS_MAX 128
+
+struct config_inbox {
+	char name[CONFIG_NAME_MAX];
+	char password[CONFIG_PASS_MAX];
+};
+
+struct config {
+	char config_path[PATH_MAX];          /* "" if no file was read */
+	char db[PATH_MAX];
+	/* "off" or "host:port" / "[v6]:port", validated by config_load. */
+	char listen[LISTEN_COUNT][CONFIG_ADDR_MAX];
+	char tls_cert[PATH_MAX];             /* "" = generated next to the db */
+	char tls_key[PATH_MAX];
+	bool smtp_require_auth;
+	bool auth_accept_any;
+	bool allow_plaintext_auth;
+	uint64_t max_message_size;
+	uint64_t max_messages;               /* 0 = unlimited */
+	unsigned max_clients;
+	unsigned smtp_timeout;               /* seconds idle before 421 */
+	enum durability durability;
+	enum log_level log_level;
+	char ready_file[PATH_MAX];           /* "" = none */
+	char hostname[256];                  /* name in greetings and Received */
+	struct config_inbox *inboxes;        /* [inbox NAME] sections, --inbox */
+	size_t n_inboxes;
+};
+
+/* A flag from the command line: key without the leading "--" ("c" is
+ * accepted for "config"), value as given. */
+struct config_flag {
+	const char *key;
+	const char *value;
+};
+
+struct config_error {
+	char msg[512];   /* one line: where, key, what is wrong */
+};
+
+/*
+ * Fills cfg: defaults, then the config file (flag "config", else
+ * MAILSNARE_CONFIG, else conf/mailsnare.conf if it exists), then the
+ * environment (envp, NULL-terminated "KEY=value" strings), then flags.
+ * Returns 0, or -1 with err->msg set, e.g.
+ *   "conf/x.conf:12: unknown key 'smtp-port'"
+ *   "MAILSNARE_SMTP: invalid address 'localhost' (want host:port or off)"
+ *   "--max-clients: invalid number 'many'"
+ * Call config_free() in both cases.
+ */
+int config_load(struct config *cfg, const struct config_flag *flags, size_t nflags,
+    char *const *envp, struct config_error *err);
+void config_free(struct config *cfg);
+
+/* true if `key` is a known serve key (also "c" and "inbox"). */
+bool config_key_known(const char *key);
+/* true if `key` takes a yes/no value (a bare flag then means yes). */
+bool config_key_is_bool(const char *key);
+
+const char *config_listener_name(enum listener_kind kind);  /* "smtp", ... */
+
+/* Splits "host:port", "[v6]:port" or ":port" into host and port strings.
+ * Returns 0, or -1 if malformed. */
+int config_split_hostport(const char *s, char *host, size_t hostlen,
+    char *port, size_t portlen);
+
+#endif

@@ -1,0 +1,156 @@
+/*
+ * The mailstore: inboxes, their IMAP mailboxes and the trapped messages in
+ * SQLite (WAL). No SQL leaves store.c: protocols and the CLI see only this
+ * API, so another backend could take its place.
+ *
+ * Schema (PRAGMA user_version = 1):
+ *   inbox(id, name UNIQUE, password, created)
+ *   mailbox(id, inbox_id, name, uidvalidity, uidnext, highestmodseq)
+ *   body(id, data BLOB)                 raw bytes as stored
+ *   message(id, mailbox_id, body_id, uid, flags, modseq, internal_date,
+ *           size, mail_from, auth_user, client_addr,
+ *           hdr_from, hdr_to, hdr_subject, hdr_date)
+ *   message_rcpt(message_id, seq, addr) the SMTP envelope's RCPT TO list
+ * Deleting an inbox deletes its mailboxes and messages; a body goes with
+ * the last message that refers to it.
+ */
+#ifndef MAILSNARE_STORE_H
+#define MAILSNARE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "mailsnare/config.h"
+
+/* Results. Negative values are failures. */
+enum {
+	STORE_OK = 0,
+	STORE_NOTFOUND = 1,
+	STORE_EXISTS = 2,
+	STORE_ERR = -1,       /* anything else: corrupt db, bug, I/O error */
+	STORE_FULL = -2,      /* disk full, db read-only, quota: temporary (452 4.3.1) */
+	STORE_BUSY = -3       /* locked by another process beyond the busy timeout */
+};
+
+/* Message flags (IMAP system flags). */
+enum {
+	STORE_FLAG_SEEN = 1 << 0,
+	STORE_FLAG_ANSWERED = 1 << 1,
+	STORE_FLAG_FLAGGED = 1 << 2,
+	STORE_FLAG_DELETED = 1 << 3,
+	STORE_FLAG_DRAFT = 1 << 4
+};
+
+#define STORE_NAME_MAX 64
+#define STORE_PASS_MAX 128
+
+struct store;
+
+struct store_inbox {
+	int64_t id;
+	char name[STORE_NAME_MAX];
+	char password[STORE_PASS_MAX];
+	int64_t created;       /* unix time */
+	int64_t messages;      /* messages in all its mailboxes (filled by foreach/get) */
+};
+
+/* Opens (creating if needed, file mode 0600, parent directories 0700)
+ * and migrates the schema. NULL with a message in err on failure. */
+struct store *store_open(const char *path, enum durability durability,
+    char *err, size_t errlen);
+void store_close(struct store *st);
+/* The last SQLite error message, for logs. */
+const char *store_errmsg(struct store *st);
+
+/* Inboxes. Names: 1..63 chars, no control chars, no '/'. */
+bool store_inbox_name_valid(const char *name);
+int store_inbox_add(struct store *st, const char *name, const char *password,
+    struct store_inbox *out);                 /* STORE_EXISTS if taken */
+int store_inbox_get(struct store *st, const char *name, struct store_inbox *out);
+/* Gets, or creates with `password` if missing (auth-accept-any, config). */
+int store_inbox_ensure(struct store *st, const char *name, const char *password,
+    struct store_inbox *out);
+/* Updates the password of an existing inbox (config declares it). */
+int store_inbox_set_password(struct store *st, const char *name, const char *password);
+int store_inbox_del(struct store *st, const char *name);
+typedef int (*store_inbox_cb)(const struct store_inbox *inbox, void *arg);
+/* Calls cb for each inbox by name; a non-zero return from cb stops and is
+ * returned. */
+int store_inbox_foreach(struct store *st, store_inbox_cb cb, void *arg);
+
+/* Transactions, so that many deliveries share one commit (group commit).
+ * Without store_begin every call commits on its own. */
+int store_begin(struct store *st);
+int store_commit(struct store *st);
+void store_rollback(struct store *st);
+
+/* The bytes of a new message come from a reader: read(arg, buf, len)
+ * returns bytes read (exactly `size` in all before it returns 0), or -1. */
+struct store_source {
+	uint64_t size;
+	ssize_t (*read)(void *arg, void *buf, size_t len);
+	void *arg;
+};
+
+struct store_new_message {
+	int64_t inbox_id;            /* delivered to this inbox's INBOX */
+	const char *mail_from;       /* envelope sender, "" for <> */
+	const char *const *rcpts;    /* envelope recipients */
+	size_t n_rcpts;
+	const char *auth_user;       /* NULL if the session did not AUTH */
+	const char *client_addr;     /* "127.0.0.1" */
+	int64_t internal_date;       /* unix time of arrival */
+	const char *hdr_from, *hdr_to, *hdr_subject, *hdr_date; /* NULL if absent */
+	struct store_source src;
+};
+
+/* Stores a message in INBOX of msg->inbox_id with a new UID and no flags.
+ * The body is copied in chunks (incremental blob I/O). Sets *id. */
+int store_message_add(struct store *st, const struct store_new_message *msg, int64_t *id);
+
+/* Deletes the oldest messages of the inbox's INBOX beyond `keep`. */
+int store_inbox_prune(struct store *st, int64_t inbox_id, uint64_t keep);
+
+struct store_message_info {
+	int64_t id;
+	const char *inbox;
+	const char *mailbox;
+	uint32_t uid;
+	unsigned flags;
+	int64_t internal_date;
+	uint64_t size;
+	const char *mail_from;
+	const char *rcpts;           /* envelope recipients joined with ", " */
+	const char *auth_user;       /* "" if none */
+	const char *client_addr;
+	const char *hdr_from, *hdr_to, *hdr_subject, *hdr_date; /* "" if absent */
+};
+typedef int (*store_message_cb)(const struct store_message_info *m, void *arg);
+/* All messages (inbox NULL) or those of one inbox, by id ascending.
+ * STORE_NOTFOUND if the inbox does not exist. */
+int store_message_foreach(struct store *st, const char *inbox, store_message_cb cb, void *arg);
+int store_message_get_info(struct store *st, int64_t id, store_message_cb cb, void *arg);
+
+/* Streams the stored bytes of message id to sink in chunks; a non-zero
+ * return from sink stops and is returned. */
+typedef int (*store_sink)(void *arg, const void *buf, size_t len);
+int store_message_read(struct store *st, int64_t id, store_sink sink, void *arg);
+
+int store_message_del(struct store *st, int64_t id);
+/* Deletes every message of an inbox; sets *count (may be NULL). */
+int store_message_del_inbox(struct store *st, const char *inbox, int64_t *count);
+
+/* Change notifications: after a commit that added messages, cb is called
+ * once per added message with its mailbox and message id. */
+enum store_change { STORE_CHANGE_NEW };
+typedef void (*store_change_cb)(void *arg, enum store_change what, int64_t mailbox_id,
+    int64_t message_id);
+int store_subscribe(struct store *st, store_change_cb cb, void *arg);
+void store_unsubscribe(struct store *st, store_change_cb cb, void *arg);
+
+/* PRAGMA integrity_check: 0 if "ok". */
+int store_integrity_check(struct store *st);
+
+#endif
