@@ -1,0 +1,101 @@
+/*
+ * The connection layer: listeners on one event_base, and `struct conn`,
+ * which owns a bufferevent (plain, or with an OpenSSL filter), the idle
+ * timeout and the bounded line reader, and drives one protocol session.
+ * Sessions only see lines, raw input and output; the connection is freed
+ * in exactly one place (conn.c's free path), never from inside a session
+ * callback.
+ */
+#ifndef MAILSNARE_SERVER_H
+#define MAILSNARE_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "mailsnare/auth.h"
+#include "mailsnare/config.h"
+#include "mailsnare/deliver.h"
+#include "mailsnare/store.h"
+
+struct conn;
+struct listener;
+
+/* What every protocol module provides to the connection layer. */
+struct proto {
+	const char *name;                 /* "smtp" */
+	/* Reply sent and connection closed when max-clients is reached. */
+	const char *busy_reply;
+	/* Creates the session and queues the greeting; NULL closes. */
+	void *(*open)(struct conn *c);
+	/* Input arrived, or the connection was resumed: consume what can be. */
+	void (*input)(void *sess);
+	/* The client was idle for the protocol's timeout: queue a goodbye.
+	 * The connection is closed after it is flushed. */
+	void (*timeout)(void *sess);
+	/* The server is stopping: finish or reject what is in flight, queue a
+	 * goodbye and call conn_close(). */
+	void (*shutdown)(void *sess);
+	/* The connection is gone: free everything, cancel what is pending. */
+	void (*free)(void *sess);
+};
+
+struct server {
+	struct event_base *base;
+	const struct config *cfg;
+	struct store *store;
+	struct deliver *deliver;
+	struct auth_policy auth;
+	SSL_CTX *ssl_ctx;                 /* NULL if TLS is unavailable */
+	struct listener *listeners;
+	unsigned nconns;
+	bool stopping;
+	struct conn *conns;               /* all live connections */
+};
+
+/* Binds a listener for proto on addr ("host:port"); implicit_tls speaks
+ * TLS from the first byte. Writes the bound address ("127.0.0.1:1025",
+ * "[::1]:1025") into bound. 0, or -1 with a message in err. */
+int server_listen(struct server *srv, const struct proto *proto, const char *addr,
+    bool implicit_tls, char *bound, size_t boundlen, char *err, size_t errlen);
+/* Stops accepting, asks every session to shut down, and ends the loop
+ * once they are gone (or after a grace period). */
+void server_stop(struct server *srv);
+/* Frees the listeners (after the loop ended). */
+void server_free_listeners(struct server *srv);
+
+struct server *conn_server(struct conn *c);
+const char *conn_peer(struct conn *c);       /* client IP as text */
+bool conn_is_tls(struct conn *c);
+void conn_set_timeout(struct conn *c, unsigned seconds);
+
+/* Output. */
+void conn_write(struct conn *c, const void *buf, size_t len);
+void conn_printf(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Input. conn_readline copies the next line (without its CRLF or LF) into
+ * buf, NUL-terminated. A line longer than bufsize-1 yields CONN_LINE_TOOLONG
+ * once, and the rest of it is discarded as it arrives. */
+enum conn_line { CONN_LINE_OK, CONN_LINE_NONE, CONN_LINE_TOOLONG };
+enum conn_line conn_readline(struct conn *c, char *buf, size_t bufsize, size_t *len);
+/* Raw input, for message data. */
+struct evbuffer *conn_input(struct conn *c);
+
+/* Pausing stops calls to input (and the idle timeout) until resume, which
+ * calls input again from the event loop to consume what is buffered. */
+void conn_pause(struct conn *c);
+void conn_resume(struct conn *c);
+
+/* Starts a TLS handshake on a plain connection after the protocol's
+ * "go ahead" reply was queued. Input buffered before it is discarded
+ * (no command injection across STARTTLS). 0, or -1 if unavailable. */
+int conn_starttls(struct conn *c);
+bool conn_tls_available(struct conn *c);
+
+/* Closes after the queued output is flushed. Safe to call from anywhere,
+ * more than once. */
+void conn_close(struct conn *c);
+
+#endif

@@ -1,0 +1,148 @@
+/*
+ * Group commit of deliveries. Submissions made while the event loop runs
+ * its normal callbacks are collected; an event of the lowest priority runs
+ * once they are all done and writes the whole batch in one transaction.
+ * Only after COMMIT are the submitters called back (and send their 250).
+ */
+#include <stdlib.h>
+
+#include "mailsnare/deliver.h"
+#include "mailsnare/log.h"
+
+/* serve.c initialises the base with this many priorities; the commit runs
+ * at the lowest, after every connection callback of the pass. */
+#define DELIVER_PRIORITY 2
+
+struct deliver_req {
+	struct deliver *d;
+	const struct store_new_message *msg;
+	deliver_done_cb cb;
+	void *arg;
+	int rc;
+	int64_t id;
+	struct deliver_req *next;
+};
+
+struct deliver {
+	struct store *st;
+	uint64_t max_messages;
+	struct event *ev;
+	struct deliver_req *head, **tail;
+};
+
+static void deliver_run(struct deliver *d);
+
+static void deliver_evcb(evutil_socket_t fd, short what, void *arg)
+{
+	deliver_run(arg);
+}
+
+struct deliver *deliver_new(struct event_base *base, struct store *st, uint64_t max_messages)
+{
+	struct deliver *d = calloc(1, sizeof(*d));
+
+	if (d == NULL)
+		return NULL;
+	d->st = st;
+	d->max_messages = max_messages;
+	d->tail = &d->head;
+	d->ev = event_new(base, -1, 0, deliver_evcb, d);
+	if (d->ev == NULL) {
+		free(d);
+		return NULL;
+	}
+	/* Fails only if the base has fewer priorities; then it runs at the
+	 * default one, which is still correct, only batches less. */
+	(void)event_priority_set(d->ev, DELIVER_PRIORITY);
+	return d;
+}
+
+void deliver_free(struct deliver *d)
+{
+	if (d == NULL)
+		return;
+	deliver_run(d);
+	event_free(d->ev);
+	free(d);
+}
+
+struct deliver_req *deliver_submit(struct deliver *d, const struct store_new_message *msg,
+    deliver_done_cb cb, void *arg)
+{
+	struct deliver_req *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	r->d = d;
+	r->msg = msg;
+	r->cb = cb;
+	r->arg = arg;
+	if (d->head == NULL)
+		event_active(d->ev, EV_TIMEOUT, 0);
+	*d->tail = r;
+	d->tail = &r->next;
+	return r;
+}
+
+void deliver_cancel(struct deliver_req *req)
+{
+	struct deliver *d = req->d;
+	struct deliver_req **pp;
+
+	for (pp = &d->head; *pp; pp = &(*pp)->next) {
+		if (*pp == req) {
+			*pp = req->next;
+			if (d->tail == &req->next)
+				d->tail = pp;
+			free(req);
+			return;
+		}
+	}
+}
+
+void deliver_flush(struct deliver *d)
+{
+	deliver_run(d);
+}
+
+/* Writes the batch; sets each request's rc. A message whose own write
+ * fails does not spoil the others (store_message_add uses a savepoint);
+ * a failed COMMIT fails them all. */
+static void deliver_write(struct deliver *d, struct deliver_req *batch)
+{
+	struct deliver_req *r;
+	int rc = store_begin(d->st);
+
+	for (r = batch; r; r = r->next)
+		r->rc = rc;
+	if (rc != STORE_OK)
+		return;
+	for (r = batch; r; r = r->next) {
+		r->rc = store_message_add(d->st, r->msg, &r->id);
+		if (r->rc == STORE_OK && d->max_messages > 0)
+			(void)store_inbox_prune(d->st, r->msg->inbox_id, d->max_messages);
+	}
+	if ((rc = store_commit(d->st)) != STORE_OK) {
+		store_rollback(d->st);
+		for (r = batch; r; r = r->next)
+			r->rc = rc;
+	}
+}
+
+static void deliver_run(struct deliver *d)
+{
+	struct deliver_req *batch = d->head, *r;
+
+	if (batch == NULL)
+		return;
+	d->head = NULL;
+	d->tail = &d->head;
+	deliver_write(d, batch);
+	while ((r = batch) != NULL) {
+		batch = r->next;
+		if (r->rc != STORE_OK)
+			log_warn("store: delivery failed (%d): %s", r->rc, store_errmsg(d->st));
+		r->cb(r->arg, r->rc, r->id);
+		free(r);
+	}
+}

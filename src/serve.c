@@ -1,0 +1,211 @@
+/*
+ * `mailsnare serve`: everything that happens once at start and once at
+ * exit, around the reactor.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "mailsnare/log.h"
+#include "mailsnare/serve.h"
+#include "mailsnare/server.h"
+#include "mailsnare/smtp.h"
+#include "mailsnare/store.h"
+#include "mailsnare/tls.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "0.0.0"
+#endif
+
+/* Priorities of the base: connections run at 1 (the default), the group
+ * commit at 2, after every connection callback of a loop pass. */
+#define SERVE_PRIORITIES 3
+
+struct serve_listener {
+	enum listener_kind kind;
+	const struct proto *proto;
+	bool implicit_tls;
+};
+
+/* Listeners this version serves. POP3, IMAP and HTTP come later. */
+static const struct serve_listener serve_listeners[] = {
+	{ LISTEN_SMTP, &smtp_proto, false },
+	{ LISTEN_SMTPS, &smtp_proto, true },
+};
+
+static int serve_inboxes(struct store *st, const struct config *cfg)
+{
+	struct store_inbox in;
+	size_t i;
+
+	if (store_inbox_ensure(st, SMTP_DEFAULT_INBOX, SMTP_DEFAULT_PASSWORD, &in) < 0)
+		return -1;
+	for (i = 0; i < cfg->n_inboxes; i++) {
+		const struct config_inbox *ci = &cfg->inboxes[i];
+		if (store_inbox_ensure(st, ci->name, ci->password, &in) < 0 ||
+		    store_inbox_set_password(st, ci->name, ci->password) < 0) {
+			fprintf(stderr, "mailsnare: inbox '%s': %s\n", ci->name, store_errmsg(st));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The configured pair, or one generated next to the db on first start. */
+static SSL_CTX *serve_tls(const struct config *cfg)
+{
+	char cert[PATH_MAX + 32], key[PATH_MAX + 32], dir[PATH_MAX], err[512];
+	SSL_CTX *ctx;
+
+	if (cfg->tls_cert[0] != '\0') {
+		snprintf(cert, sizeof(cert), "%s", cfg->tls_cert);
+		snprintf(key, sizeof(key), "%s", cfg->tls_key[0] ? cfg->tls_key : cfg->tls_cert);
+	} else {
+		snprintf(dir, sizeof(dir), "%s", cfg->db);
+		snprintf(cert, sizeof(cert), "%s/mailsnare-cert.pem", dirname(dir));
+		snprintf(key, sizeof(key), "%s/mailsnare-key.pem", dir);
+		if (tls_ensure_selfsigned(cert, key, err, sizeof(err)) < 0) {
+			fprintf(stderr, "mailsnare: cannot create a TLS certificate: %s\n", err);
+			return NULL;
+		}
+	}
+	if ((ctx = tls_server_ctx_new(cert, key, err, sizeof(err))) == NULL)
+		fprintf(stderr, "mailsnare: tls-cert %s: %s\n", cert, err);
+	return ctx;
+}
+
+static int serve_bind(struct server *srv, FILE *ready)
+{
+	char bound[CONFIG_ADDR_MAX], err[512];
+	const struct config *cfg = srv->cfg;
+	size_t i;
+
+	for (i = 0; i < sizeof(serve_listeners) / sizeof(serve_listeners[0]); i++) {
+		const struct serve_listener *sl = &serve_listeners[i];
+		const char *name = config_listener_name(sl->kind);
+		if (strcmp(cfg->listen[sl->kind], "off") == 0)
+			continue;
+		if (server_listen(srv, sl->proto, cfg->listen[sl->kind], sl->implicit_tls,
+		    bound, sizeof(bound), err, sizeof(err)) < 0) {
+			fprintf(stderr, "mailsnare: %s: %s\n", name, err);
+			return -1;
+		}
+		printf("%-6s %s%s\n", name, bound, sl->implicit_tls ? " (TLS)" : "");
+		fprintf(ready, "%s %s\n", name, bound);
+	}
+	for (i = LISTEN_POP3; i < LISTEN_COUNT; i++)
+		if (strcmp(cfg->listen[i], "off") != 0)
+			log_info("%s: not implemented in this version; listener skipped",
+			    config_listener_name(i));
+	return 0;
+}
+
+/* The ready file appears whole (rename) once every listener is bound. */
+static int serve_listen_all(struct server *srv)
+{
+	const char *path = srv->cfg->ready_file;
+	char tmp[PATH_MAX + 8];
+	FILE *ready;
+	int rc;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path[0] ? path : "/dev/null");
+	ready = fopen(path[0] ? tmp : "/dev/null", "w");
+	if (ready == NULL) {
+		fprintf(stderr, "mailsnare: ready-file %s: %s\n", tmp, strerror(errno));
+		return -1;
+	}
+	rc = serve_bind(srv, ready);
+	if (fclose(ready) != 0)
+		rc = -1;
+	if (rc == 0 && path[0] && rename(tmp, path) < 0) {
+		fprintf(stderr, "mailsnare: ready-file %s: %s\n", path, strerror(errno));
+		rc = -1;
+	}
+	return rc;
+}
+
+static void serve_print_credentials(const struct config *cfg)
+{
+	size_t i;
+
+	printf("inbox  %s: username %s, password %s\n", SMTP_DEFAULT_INBOX,
+	    SMTP_DEFAULT_INBOX, SMTP_DEFAULT_PASSWORD);
+	for (i = 0; i < cfg->n_inboxes; i++)
+		printf("inbox  %s: username %s, password %s\n", cfg->inboxes[i].name,
+		    cfg->inboxes[i].name, cfg->inboxes[i].password);
+	if (cfg->auth_accept_any)
+		printf("auth-accept-any: any username/password is accepted\n");
+	fflush(stdout);
+}
+
+static void serve_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	log_info("signal %d: shutting down", (int)sig);
+	server_stop(srv);
+}
+
+static int serve_loop(struct server *srv)
+{
+	struct event *sigint, *sigterm;
+
+	sigint = evsignal_new(srv->base, SIGINT, serve_signal, srv);
+	sigterm = evsignal_new(srv->base, SIGTERM, serve_signal, srv);
+	if (sigint == NULL || sigterm == NULL || evsignal_add(sigint, NULL) < 0 ||
+	    evsignal_add(sigterm, NULL) < 0) {
+		fprintf(stderr, "mailsnare: cannot install signal handlers\n");
+		return -1;
+	}
+	event_base_dispatch(srv->base);
+	event_free(sigint);
+	event_free(sigterm);
+	return 0;
+}
+
+int serve_run(const struct config *cfg)
+{
+	struct server srv = { .cfg = cfg };
+	char err[512];
+	int status = 1;
+
+	log_set_level(cfg->log_level);
+	signal(SIGPIPE, SIG_IGN);
+	srv.auth.accept_any = cfg->auth_accept_any;
+	if ((srv.store = store_open(cfg->db, cfg->durability, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mailsnare: %s: %s\n", cfg->db, err);
+		return 1;
+	}
+	srv.base = event_base_new();
+	if (srv.base == NULL || event_base_priority_init(srv.base, SERVE_PRIORITIES) < 0)
+		goto out;
+	if (serve_inboxes(srv.store, cfg) < 0 || (srv.ssl_ctx = serve_tls(cfg)) == NULL)
+		goto out;
+	if ((srv.deliver = deliver_new(srv.base, srv.store, cfg->max_messages)) == NULL)
+		goto out;
+	printf("mailsnare %s: trapping mail in %s\n", PACKAGE_VERSION, cfg->db);
+	if (serve_listen_all(&srv) < 0)
+		goto out;
+	serve_print_credentials(cfg);
+	log_info("ready");
+	if (serve_loop(&srv) == 0)
+		status = 0;
+out:
+	server_free_listeners(&srv);
+	deliver_free(srv.deliver);
+	store_close(srv.store);
+	if (srv.ssl_ctx)
+		SSL_CTX_free(srv.ssl_ctx);
+	if (srv.base)
+		event_base_free(srv.base);
+	if (cfg->ready_file[0] && status == 0)
+		unlink(cfg->ready_file);
+	log_info("stopped");
+	return status;
+}

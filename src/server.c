@@ -1,0 +1,539 @@
+/*
+ * Listeners and connections on one event_base.
+ *
+ * A connection is a bufferevent (a socket, or an OpenSSL filter or socket
+ * bufferevent for TLS) plus one protocol session. All bufferevent
+ * callbacks are deferred, so a session never sees its connection freed
+ * under its feet: the only place that frees is conn_free(), reached from
+ * event callbacks (EOF, error, flushed close, wake-up).
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/listener.h>
+#include <openssl/err.h>
+
+#include "mailsnare/log.h"
+#include "mailsnare/server.h"
+
+/* Input is read ahead at most this far while a session is not consuming
+ * it (back-pressure on pipelining clients). */
+#define CONN_READ_HIGHWATER (256 * 1024)
+/* A closing connection whose client does not read its last reply is
+ * dropped after this long. */
+#define CONN_CLOSE_GRACE_SEC 10
+/* How long shutdown waits for sessions to finish. */
+#define SERVER_STOP_GRACE_SEC 10
+
+struct listener {
+	struct server *srv;
+	const struct proto *proto;
+	struct evconnlistener *evl;
+	bool implicit_tls;
+	struct listener *next;
+};
+
+struct conn {
+	struct server *srv;
+	const struct proto *proto;
+	void *sess;
+	struct bufferevent *bev;
+	struct event *ev_wake;        /* resume input, or finish closing */
+	struct conn *prev, *next;
+	unsigned timeout;
+	bool tls;
+	bool paused;
+	bool closing;
+	bool eof;                     /* the client shut down its side */
+	bool skipping;                /* discarding the rest of a too-long line */
+	char peer[INET6_ADDRSTRLEN];
+	struct timeval close_started;
+};
+
+static void conn_readcb(struct bufferevent *bev, void *arg);
+static void conn_writecb(struct bufferevent *bev, void *arg);
+static void conn_eventcb(struct bufferevent *bev, short what, void *arg);
+
+static void conn_setup_bev(struct conn *c)
+{
+	struct timeval tv = { c->timeout, 0 };
+
+	bufferevent_setcb(c->bev, conn_readcb, conn_writecb, conn_eventcb, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_READ_HIGHWATER);
+	bufferevent_set_timeouts(c->bev, c->timeout ? &tv : NULL, NULL);
+	if (!c->paused && !c->closing)
+		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	else
+		bufferevent_enable(c->bev, EV_WRITE);
+}
+
+static void conn_free(struct conn *c)
+{
+	struct server *srv = c->srv;
+
+	if (c->sess)
+		c->proto->free(c->sess);
+	if (c->bev)
+		bufferevent_free(c->bev);
+	event_free(c->ev_wake);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	srv->nconns--;
+	log_info("%s: %s: connection closed", c->proto->name, c->peer);
+	free(c);
+	if (srv->stopping && srv->nconns == 0)
+		event_base_loopexit(srv->base, NULL);
+}
+
+static size_t conn_pending_output(struct conn *c)
+{
+	struct bufferevent *under = bufferevent_get_underlying(c->bev);
+	size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
+
+	if (under)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
+}
+
+/* Frees a closing connection once its output is out, or gives up after
+ * the grace period; polls while a TLS filter's lower layer drains, since
+ * the filter owns that layer's callbacks. */
+static void conn_try_finish_close(struct conn *c)
+{
+	struct timeval now, poll = { 0, 20000 };
+
+	if (conn_pending_output(c) == 0) {
+		conn_free(c);
+		return;
+	}
+	gettimeofday(&now, NULL);
+	if (now.tv_sec - c->close_started.tv_sec > CONN_CLOSE_GRACE_SEC) {
+		conn_free(c);
+		return;
+	}
+	event_add(c->ev_wake, &poll);
+}
+
+static void conn_run_input(struct conn *c)
+{
+	if (c->closing || c->paused)
+		return;
+	c->proto->input(c->sess);
+	/* A client that half-closed after pipelining its last commands gets
+	 * its replies; then the connection ends. */
+	if (c->eof && !c->paused && !c->closing)
+		conn_close(c);
+}
+
+static void conn_wakecb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->closing)
+		conn_try_finish_close(c);
+	else
+		conn_run_input(c);
+}
+
+static void conn_readcb(struct bufferevent *bev, void *arg)
+{
+	conn_run_input(arg);
+}
+
+static void conn_writecb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->closing)
+		conn_try_finish_close(c);
+}
+
+static void conn_log_tls_error(struct conn *c)
+{
+	unsigned long e;
+	char buf[256];
+
+	while ((e = bufferevent_get_openssl_error(c->bev)) != 0) {
+		ERR_error_string_n(e, buf, sizeof(buf));
+		log_debug("%s: %s: TLS: %s", c->proto->name, c->peer, buf);
+	}
+}
+
+static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (!c->closing) {
+			log_info("%s: %s: idle timeout", c->proto->name, c->peer);
+			c->proto->timeout(c->sess);
+			conn_close(c);
+		}
+		return;
+	}
+	if (c->tls)
+		conn_log_tls_error(c);
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !c->closing) {
+		c->eof = true;
+		bufferevent_disable(c->bev, EV_READ);
+		conn_run_input(c);
+		return;
+	}
+	conn_free(c);
+}
+
+struct server *conn_server(struct conn *c) { return c->srv; }
+const char *conn_peer(struct conn *c) { return c->peer; }
+bool conn_is_tls(struct conn *c) { return c->tls; }
+bool conn_tls_available(struct conn *c) { return c->srv->ssl_ctx != NULL; }
+struct evbuffer *conn_input(struct conn *c) { return bufferevent_get_input(c->bev); }
+
+void conn_set_timeout(struct conn *c, unsigned seconds)
+{
+	struct timeval tv = { seconds, 0 };
+
+	c->timeout = seconds;
+	bufferevent_set_timeouts(c->bev, seconds ? &tv : NULL, NULL);
+}
+
+void conn_write(struct conn *c, const void *buf, size_t len)
+{
+	bufferevent_write(c->bev, buf, len);
+}
+
+void conn_printf(struct conn *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
+	va_end(ap);
+}
+
+enum conn_line conn_readline(struct conn *c, char *buf, size_t bufsize, size_t *len)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t eol_len = 0, avail;
+	struct evbuffer_ptr eol;
+
+	for (;;) {
+		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+		avail = evbuffer_get_length(in);
+		if (c->skipping) {
+			if (eol.pos < 0) {
+				evbuffer_drain(in, avail);
+				return CONN_LINE_NONE;
+			}
+			evbuffer_drain(in, eol.pos + eol_len);
+			c->skipping = false;
+			continue;
+		}
+		if (eol.pos < 0) {
+			if (avail < bufsize)
+				return CONN_LINE_NONE;
+			evbuffer_drain(in, avail);
+			c->skipping = true;
+			return CONN_LINE_TOOLONG;
+		}
+		if ((size_t)eol.pos >= bufsize) {
+			evbuffer_drain(in, eol.pos + eol_len);
+			return CONN_LINE_TOOLONG;
+		}
+		evbuffer_remove(in, buf, eol.pos);
+		evbuffer_drain(in, eol_len);
+		buf[eol.pos] = '\0';
+		*len = eol.pos;
+		return CONN_LINE_OK;
+	}
+}
+
+void conn_pause(struct conn *c)
+{
+	c->paused = true;
+	bufferevent_disable(c->bev, EV_READ);
+}
+
+void conn_resume(struct conn *c)
+{
+	if (!c->paused || c->closing)
+		return;
+	c->paused = false;
+	if (!c->eof)
+		bufferevent_enable(c->bev, EV_READ);
+	event_active(c->ev_wake, EV_TIMEOUT, 0);
+}
+
+void conn_close(struct conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	gettimeofday(&c->close_started, NULL);
+	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	event_active(c->ev_wake, EV_TIMEOUT, 0);
+}
+
+static SSL *conn_new_ssl(struct conn *c)
+{
+	SSL *ssl = SSL_new(c->srv->ssl_ctx);
+
+	if (ssl == NULL)
+		log_warn("%s: %s: SSL_new failed", c->proto->name, c->peer);
+	return ssl;
+}
+
+int conn_starttls(struct conn *c)
+{
+	struct bufferevent *filter;
+	SSL *ssl;
+
+	if (c->srv->ssl_ctx == NULL || c->tls)
+		return -1;
+	if ((ssl = conn_new_ssl(c)) == NULL)
+		return -1;
+	/* Anything pipelined after STARTTLS was sent in clear text and must
+	 * not be taken as if it came over TLS (RFC 3207 §4.2, CVE-2011-0411). */
+	evbuffer_drain(bufferevent_get_input(c->bev),
+	    evbuffer_get_length(bufferevent_get_input(c->bev)));
+	c->skipping = false;
+	filter = bufferevent_openssl_filter_new(c->srv->base, c->bev, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (filter == NULL) {
+		SSL_free(ssl);
+		return -1;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(filter, 1);
+	c->bev = filter;
+	c->tls = true;
+	conn_setup_bev(c);
+	return 0;
+}
+
+static struct bufferevent *conn_make_bev(struct server *srv, evutil_socket_t fd,
+    bool tls, struct conn *c)
+{
+	const int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	if (!tls)
+		return bufferevent_socket_new(srv->base, fd, opts);
+	if ((ssl = conn_new_ssl(c)) == NULL)
+		return NULL;
+	bev = bufferevent_openssl_socket_new(srv->base, fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, opts);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+static void sockaddr_to_text(const struct sockaddr *sa, char *host, size_t hostlen,
+    unsigned *port)
+{
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, hostlen);
+		*port = ntohs(s6->sin6_port);
+	} else {
+		const struct sockaddr_in *s4 = (const void *)sa;
+		inet_ntop(AF_INET, &s4->sin_addr, host, hostlen);
+		*port = ntohs(s4->sin_port);
+	}
+}
+
+static void listener_refuse(struct listener *l, evutil_socket_t fd)
+{
+	const char *reply = l->proto->busy_reply;
+
+	/* Best effort: a full server does not wait on a client. */
+	if (reply && !l->implicit_tls)
+		(void)send(fd, reply, strlen(reply), MSG_NOSIGNAL | MSG_DONTWAIT);
+	evutil_closesocket(fd);
+}
+
+static void listener_acceptcb(struct evconnlistener *evl, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct listener *l = arg;
+	struct server *srv = l->srv;
+	struct conn *c;
+	unsigned port;
+	int one = 1;
+
+	if (srv->stopping || srv->nconns >= srv->cfg->max_clients) {
+		log_warn("%s: refusing connection: %u clients (max-clients)",
+		    l->proto->name, srv->nconns);
+		listener_refuse(l, fd);
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		evutil_closesocket(fd);
+		return;
+	}
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->srv = srv;
+	c->proto = l->proto;
+	c->tls = l->implicit_tls;
+	sockaddr_to_text(sa, c->peer, sizeof(c->peer), &port);
+	c->ev_wake = event_new(srv->base, -1, 0, conn_wakecb, c);
+	c->bev = c->ev_wake ? conn_make_bev(srv, fd, c->tls, c) : NULL;
+	if (c->bev == NULL) {
+		if (c->ev_wake)
+			event_free(c->ev_wake);
+		evutil_closesocket(fd);
+		free(c);
+		return;
+	}
+	c->next = srv->conns;
+	if (srv->conns)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->nconns++;
+	conn_setup_bev(c);
+	log_info("%s: %s: connection from port %u%s", c->proto->name, c->peer, port,
+	    c->tls ? " (TLS)" : "");
+	if ((c->sess = c->proto->open(c)) == NULL)
+		conn_close(c);
+}
+
+static int listener_bind(const char *addr, struct sockaddr_storage *ss, socklen_t *sslen,
+    char *err, size_t errlen)
+{
+	char host[CONFIG_ADDR_MAX], port[16];
+	struct addrinfo hints = { 0 }, *res;
+	int rc;
+
+	if (config_split_hostport(addr, host, sizeof(host), port, sizeof(port)) < 0) {
+		snprintf(err, errlen, "invalid address '%s'", addr);
+		return -1;
+	}
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res)) != 0) {
+		snprintf(err, errlen, "%s: %s", addr, gai_strerror(rc));
+		return -1;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*sslen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static void format_bound(evutil_socket_t fd, char *bound, size_t boundlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[INET6_ADDRSTRLEN];
+	unsigned port;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+		snprintf(bound, boundlen, "?");
+		return;
+	}
+	sockaddr_to_text((struct sockaddr *)&ss, host, sizeof(host), &port);
+	if (ss.ss_family == AF_INET6)
+		snprintf(bound, boundlen, "[%s]:%u", host, port);
+	else
+		snprintf(bound, boundlen, "%s:%u", host, port);
+}
+
+int server_listen(struct server *srv, const struct proto *proto, const char *addr,
+    bool implicit_tls, char *bound, size_t boundlen, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	struct listener *l;
+
+	if (implicit_tls && srv->ssl_ctx == NULL) {
+		snprintf(err, errlen, "TLS is not available");
+		return -1;
+	}
+	if (listener_bind(addr, &ss, &sslen, err, errlen) < 0)
+		return -1;
+	if ((l = calloc(1, sizeof(*l))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	l->srv = srv;
+	l->proto = proto;
+	l->implicit_tls = implicit_tls;
+	l->evl = evconnlistener_new_bind(srv->base, listener_acceptcb, l,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 4096,
+	    (struct sockaddr *)&ss, sslen);
+	if (l->evl == NULL) {
+		snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+		free(l);
+		return -1;
+	}
+	format_bound(evconnlistener_get_fd(l->evl), bound, boundlen);
+	l->next = srv->listeners;
+	srv->listeners = l;
+	return 0;
+}
+
+static void server_grace_expired(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	log_warn("shutdown: %u connection(s) did not finish in time", srv->nconns);
+	event_base_loopexit(srv->base, NULL);
+}
+
+void server_stop(struct server *srv)
+{
+	struct timeval grace = { SERVER_STOP_GRACE_SEC, 0 };
+	struct listener *l;
+	struct conn *c, *next;
+
+	if (srv->stopping)
+		return;
+	srv->stopping = true;
+	for (l = srv->listeners; l; l = l->next)
+		evconnlistener_disable(l->evl);
+	/* Acknowledge what is already written before telling anyone goodbye. */
+	if (srv->deliver)
+		deliver_flush(srv->deliver);
+	for (c = srv->conns; c; c = next) {
+		next = c->next;
+		if (!c->closing)
+			c->proto->shutdown(c->sess);
+	}
+	if (srv->nconns == 0)
+		event_base_loopexit(srv->base, NULL);
+	else
+		event_base_once(srv->base, -1, EV_TIMEOUT, server_grace_expired, srv, &grace);
+}
+
+void server_free_listeners(struct server *srv)
+{
+	struct listener *l;
+
+	while ((l = srv->listeners) != NULL) {
+		srv->listeners = l->next;
+		evconnlistener_free(l->evl);
+		free(l);
+	}
+	/* Connections still open after the grace period are dropped now. */
+	while (srv->conns)
+		conn_free(srv->conns);
+}
