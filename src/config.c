@@ -239,7 +239,7 @@ static const char *quoted(const char *v, char *buf, size_t len)
 
 /* ---- value parsers: 0 or -1, nothing printed ---- */
 
-static int parse_bool(const char *v, bool *out)
+int config_bool_parse(const char *v, bool *out)
 {
 	static const struct enum_word words[] = {
 		{ "yes", 1 }, { "true", 1 }, { "on", 1 }, { "1", 1 },
@@ -546,7 +546,7 @@ static int set_key(struct load_ctx *ctx, const struct key_def *k, const char *wh
 		memcpy(field, v, strlen(v) + 1);
 		return 0;
 	case KT_BOOL:
-		if (parse_bool(v, &b) < 0)
+		if (config_bool_parse(v, &b) < 0)
 			return fail(ctx->err, "%s: invalid boolean '%s' (want yes or no)",
 			    where, quoted(v, q, sizeof(q)));
 		memcpy(field, &b, sizeof(b));

@@ -81,6 +81,11 @@ bool config_key_known(const char *key);
 /* true if `key` takes a yes/no value (a bare flag then means yes). */
 bool config_key_is_bool(const char *key);
 
+/* yes/no/true/false/on/off/1/0 (any case); 0, or -1 if not a bool word.
+ * The CLI uses it to tell "--flag no" from a bare "--flag" before a
+ * positional argument. */
+int config_bool_parse(const char *text, bool *out);
+
 const char *config_listener_name(enum listener_kind kind);  /* "smtp", ... */
 
 /* Splits "host:port", "[v6]:port" or ":port" into host and port strings.
