@@ -1,0 +1,1365 @@
+/*
+ * The SQLite mailstore (see include/mailsnare/store.h for the schema).
+ *
+ * Every statement is prepared once and kept in st->stmts; a statement that
+ * is still stepping when a callback re-enters the store is not touched, a
+ * private copy is prepared instead (stmt_get/stmt_put). Every write runs
+ * in its own transaction in autocommit mode and in a savepoint inside
+ * store_begin's transaction (struct wtx), so a failed write never leaves
+ * half a message behind and never spoils the writes grouped with it.
+ */
+#include "mailsnare/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#define STORE_CHUNK (64 * 1024)          /* blob I/O unit */
+#define STORE_BUSY_TIMEOUT_MS 5000
+#define STORE_ERR_MAX 256
+
+/* ---- schema ------------------------------------------------------------ */
+
+/*
+ * migrations[i] takes the schema from user_version i to i + 1. A new
+ * version is one more entry; existing entries never change.
+ */
+static const char *const migrations[] = {
+	/* 0 -> 1 */
+	"CREATE TABLE inbox ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"   /* ids never reused */
+	"  name TEXT NOT NULL UNIQUE,"
+	"  password TEXT NOT NULL,"
+	"  created INTEGER NOT NULL);"
+	"CREATE TABLE mailbox ("
+	"  id INTEGER PRIMARY KEY,"
+	"  inbox_id INTEGER NOT NULL REFERENCES inbox(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  uidvalidity INTEGER NOT NULL,"
+	"  uidnext INTEGER NOT NULL DEFAULT 1,"
+	"  highestmodseq INTEGER NOT NULL DEFAULT 1,"
+	"  UNIQUE (inbox_id, name));"
+	"CREATE TABLE body ("
+	"  id INTEGER PRIMARY KEY,"
+	"  data BLOB NOT NULL);"
+	/* AUTOINCREMENT: a message id named by the CLI or HTTP API never
+	 * comes back as another message after a delete. */
+	"CREATE TABLE message ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  mailbox_id INTEGER NOT NULL REFERENCES mailbox(id) ON DELETE CASCADE,"
+	"  body_id INTEGER NOT NULL REFERENCES body(id),"
+	"  uid INTEGER NOT NULL,"
+	"  flags INTEGER NOT NULL DEFAULT 0,"
+	"  modseq INTEGER NOT NULL,"
+	"  internal_date INTEGER NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  mail_from TEXT NOT NULL,"
+	"  auth_user TEXT,"
+	"  client_addr TEXT NOT NULL,"
+	"  hdr_from TEXT, hdr_to TEXT, hdr_subject TEXT, hdr_date TEXT);"
+	"CREATE UNIQUE INDEX message_mailbox_uid ON message(mailbox_id, uid);"
+	"CREATE INDEX message_body ON message(body_id);"
+	/* The primary key is the index on message_id (a clustered one). */
+	"CREATE TABLE message_rcpt ("
+	"  message_id INTEGER NOT NULL REFERENCES message(id) ON DELETE CASCADE,"
+	"  seq INTEGER NOT NULL,"
+	"  addr TEXT NOT NULL,"
+	"  PRIMARY KEY (message_id, seq)) WITHOUT ROWID;"
+	/* A body may be shared (IMAP COPY); it goes with its last message.
+	 * Also fires for messages removed by the mailbox/inbox cascade. */
+	"CREATE TRIGGER message_body_gc AFTER DELETE ON message BEGIN"
+	"  DELETE FROM body WHERE id = OLD.body_id"
+	"    AND NOT EXISTS (SELECT 1 FROM message WHERE body_id = OLD.body_id);"
+	"END;",
+};
+#define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+/* ---- prepared statements ----------------------------------------------- */
+
+enum query {
+	Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_SAVEPOINT, Q_RELEASE, Q_ROLLBACK_TO,
+	Q_INBOX_GET, Q_INBOX_LIST, Q_INBOX_ID, Q_INBOX_ADD, Q_MAILBOX_ADD,
+	Q_INBOX_SET_PASSWORD, Q_INBOX_DEL,
+	Q_MAILBOX_NEXT, Q_BODY_ADD, Q_MSG_ADD, Q_RCPT_ADD,
+	Q_MSG_LIST_ALL, Q_MSG_LIST_INBOX, Q_MSG_INFO, Q_RCPT_LIST, Q_MSG_BODY,
+	Q_MSG_DEL, Q_MSG_DEL_INBOX, Q_PRUNE, Q_INTEGRITY,
+	Q_COUNT
+};
+
+#define INBOX_COLS \
+	"SELECT i.id, i.name, i.password, i.created," \
+	" (SELECT count(*) FROM message m JOIN mailbox b ON b.id = m.mailbox_id" \
+	"  WHERE b.inbox_id = i.id) FROM inbox i "
+
+#define MSG_COLS \
+	"SELECT m.id, i.name, b.name, m.uid, m.flags, m.internal_date, m.size," \
+	" m.mail_from, m.auth_user, m.client_addr," \
+	" m.hdr_from, m.hdr_to, m.hdr_subject, m.hdr_date" \
+	" FROM message m JOIN mailbox b ON b.id = m.mailbox_id" \
+	" JOIN inbox i ON i.id = b.inbox_id "
+
+static const char *const query_sql[Q_COUNT] = {
+	[Q_BEGIN] = "BEGIN IMMEDIATE",
+	[Q_COMMIT] = "COMMIT",
+	[Q_ROLLBACK] = "ROLLBACK",
+	[Q_SAVEPOINT] = "SAVEPOINT store_write",
+	[Q_RELEASE] = "RELEASE store_write",
+	[Q_ROLLBACK_TO] = "ROLLBACK TO store_write",
+	[Q_INBOX_GET] = INBOX_COLS "WHERE i.name = ?1",
+	[Q_INBOX_LIST] = INBOX_COLS "ORDER BY i.name",
+	[Q_INBOX_ID] = "SELECT id FROM inbox WHERE name = ?1",
+	[Q_INBOX_ADD] = "INSERT INTO inbox (name, password, created) VALUES (?1, ?2, ?3)",
+	[Q_MAILBOX_ADD] = "INSERT INTO mailbox (inbox_id, name, uidvalidity, uidnext,"
+	    " highestmodseq) VALUES (?1, 'INBOX', ?2, 1, 1)",
+	[Q_INBOX_SET_PASSWORD] = "UPDATE inbox SET password = ?2 WHERE name = ?1",
+	[Q_INBOX_DEL] = "DELETE FROM inbox WHERE name = ?1",
+	/* One step allocates the UID and the modseq of a new message. */
+	[Q_MAILBOX_NEXT] = "UPDATE mailbox SET uidnext = uidnext + 1,"
+	    " highestmodseq = highestmodseq + 1"
+	    " WHERE inbox_id = ?1 AND name = 'INBOX'"
+	    " RETURNING id, uidnext - 1, highestmodseq",
+	[Q_BODY_ADD] = "INSERT INTO body (data) VALUES (zeroblob(?1))",
+	[Q_MSG_ADD] = "INSERT INTO message (mailbox_id, body_id, uid, flags, modseq,"
+	    " internal_date, size, mail_from, auth_user, client_addr,"
+	    " hdr_from, hdr_to, hdr_subject, hdr_date)"
+	    " VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+	[Q_RCPT_ADD] = "INSERT INTO message_rcpt (message_id, seq, addr) VALUES (?1, ?2, ?3)",
+	[Q_MSG_LIST_ALL] = MSG_COLS "ORDER BY m.id",
+	[Q_MSG_LIST_INBOX] = MSG_COLS "WHERE b.inbox_id = ?1 ORDER BY m.id",
+	[Q_MSG_INFO] = MSG_COLS "WHERE m.id = ?1",
+	[Q_RCPT_LIST] = "SELECT addr FROM message_rcpt WHERE message_id = ?1 ORDER BY seq",
+	[Q_MSG_BODY] = "SELECT body_id, size FROM message WHERE id = ?1",
+	[Q_MSG_DEL] = "DELETE FROM message WHERE id = ?1",
+	[Q_MSG_DEL_INBOX] = "DELETE FROM message WHERE mailbox_id IN"
+	    " (SELECT id FROM mailbox WHERE inbox_id = ?1)",
+	/* LIMIT -1 OFFSET keep: every message but the newest `keep`. */
+	[Q_PRUNE] = "DELETE FROM message WHERE id IN (SELECT id FROM message"
+	    " WHERE mailbox_id = (SELECT id FROM mailbox"
+	    "  WHERE inbox_id = ?1 AND name = 'INBOX')"
+	    " ORDER BY uid DESC LIMIT -1 OFFSET ?2)",
+	[Q_INTEGRITY] = "PRAGMA integrity_check",
+};
+
+/* ---- the store --------------------------------------------------------- */
+
+struct store_sub {
+	store_change_cb cb;        /* NULL: unsubscribed while dispatching */
+	void *arg;
+};
+
+struct store_event {
+	int64_t mailbox_id;
+	int64_t message_id;
+};
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *stmts[Q_COUNT];
+	bool in_tx;                /* between store_begin and commit/rollback */
+	int tx_rc;                 /* SQLite rolled the open transaction back */
+	struct store_event *pending;   /* new messages not yet committed */
+	size_t n_pending, cap_pending;
+	struct store_sub *subs;
+	size_t n_subs, cap_subs;
+	unsigned dispatching;
+	uint32_t last_uidvalidity;
+	char err[STORE_ERR_MAX];
+};
+
+/* ---- errors ------------------------------------------------------------ */
+
+static int map_rc(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+	case SQLITE_READONLY:
+	case SQLITE_IOERR:
+	case SQLITE_CANTOPEN:
+	case SQLITE_NOMEM:
+		return STORE_FULL;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return STORE_BUSY;
+	default:
+		return STORE_ERR;
+	}
+}
+
+/* Keeps a copy: a later rollback would replace sqlite3_errmsg. */
+static int sql_fail(struct store *st, int rc)
+{
+	snprintf(st->err, sizeof(st->err), "%s", sqlite3_errmsg(st->db));
+	return map_rc(rc);
+}
+
+__attribute__((format(printf, 3, 4)))
+static int set_err(struct store *st, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(st->err, sizeof(st->err), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+const char *store_errmsg(struct store *st)
+{
+	if (st == NULL)
+		return "no store";
+	return st->err[0] != '\0' ? st->err : sqlite3_errmsg(st->db);
+}
+
+/* ---- statements -------------------------------------------------------- */
+
+static sqlite3_stmt *stmt_get(struct store *st, enum query q, int *rc)
+{
+	sqlite3_stmt *s = st->stmts[q];
+	int r;
+
+	if (s != NULL && !sqlite3_stmt_busy(s))
+		return s;
+	if (s == NULL) {
+		r = sqlite3_prepare_v3(st->db, query_sql[q], -1,
+		    SQLITE_PREPARE_PERSISTENT, &st->stmts[q], NULL);
+		s = st->stmts[q];
+	} else {
+		/* Still stepping further up the stack (a callback re-entered
+		 * the store): use a private copy, finalized by stmt_put. */
+		r = sqlite3_prepare_v2(st->db, query_sql[q], -1, &s, NULL);
+	}
+	if (r != SQLITE_OK) {
+		*rc = sql_fail(st, r);
+		return NULL;
+	}
+	return s;
+}
+
+static void stmt_put(struct store *st, enum query q, sqlite3_stmt *s)
+{
+	if (s == NULL)
+		return;
+	if (s == st->stmts[q]) {
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+	} else {
+		sqlite3_finalize(s);
+	}
+}
+
+/* Steps s to completion (a statement without result rows). */
+static int stmt_done(struct store *st, sqlite3_stmt *s)
+{
+	int r = sqlite3_step(s);
+
+	if (r == SQLITE_DONE)
+		return STORE_OK;
+	return sql_fail(st, r);
+}
+
+/* Runs a statement without parameters or rows (transaction control). */
+static int run(struct store *st, enum query q)
+{
+	int rc = STORE_OK;
+	sqlite3_stmt *s = stmt_get(st, q, &rc);
+
+	if (s == NULL)
+		return rc;
+	rc = stmt_done(st, s);
+	stmt_put(st, q, s);
+	return rc;
+}
+
+static void bind_str(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v == NULL)
+		sqlite3_bind_null(s, i);
+	else
+		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+}
+
+static const char *col_str(sqlite3_stmt *s, int i)
+{
+	const unsigned char *v = sqlite3_column_text(s, i);
+
+	return v != NULL ? (const char *)v : "";
+}
+
+/* ---- write transactions ------------------------------------------------ */
+
+/*
+ * In autocommit mode a write opens BEGIN IMMEDIATE: the write lock is taken
+ * up front, under the busy timeout, instead of a read lock that may fail to
+ * upgrade (SQLITE_BUSY_SNAPSHOT) when another process wrote meanwhile.
+ * Inside store_begin's transaction it is a savepoint.
+ */
+struct wtx {
+	bool savepoint;
+};
+
+static int wtx_begin(struct store *st, struct wtx *w)
+{
+	w->savepoint = st->in_tx;
+	if (!st->in_tx)
+		return run(st, Q_BEGIN);
+	if (st->tx_rc != STORE_OK || sqlite3_get_autocommit(st->db))
+		return set_err(st, st->tx_rc != STORE_OK ? st->tx_rc : STORE_ERR,
+		    "transaction was rolled back after an earlier error");
+	return run(st, Q_SAVEPOINT);
+}
+
+static void wtx_undo(struct store *st, struct wtx *w, int rc)
+{
+	if (sqlite3_get_autocommit(st->db)) {
+		/* SQLite already rolled everything back (I/O error, disk
+		 * full, ...): store_begin's transaction is gone with it, and
+		 * store_commit must report that instead of committing. */
+		if (w->savepoint && st->tx_rc == STORE_OK)
+			st->tx_rc = rc < 0 ? rc : STORE_ERR;
+		return;
+	}
+	if (w->savepoint) {
+		run(st, Q_ROLLBACK_TO);
+		run(st, Q_RELEASE);
+	} else {
+		run(st, Q_ROLLBACK);
+	}
+}
+
+/* Ends the write: keeps it if rc is STORE_OK, else undoes it. */
+static int wtx_end(struct store *st, struct wtx *w, int rc)
+{
+	if (rc == STORE_OK) {
+		rc = run(st, w->savepoint ? Q_RELEASE : Q_COMMIT);
+		if (rc == STORE_OK)
+			return STORE_OK;
+	}
+	wtx_undo(st, w, rc);
+	return rc;
+}
+
+/* ---- open, migrate, close ---------------------------------------------- */
+
+/* mkdir -p of the directory part of path, new directories 0700. */
+static int make_parents(const char *path, char *err, size_t errlen)
+{
+	char dir[PATH_MAX];
+	char *p;
+
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir)) {
+		snprintf(err, errlen, "%s: path too long", path);
+		return -1;
+	}
+	for (p = dir + 1; (p = strchr(p, '/')) != NULL; p++) {
+		*p = '\0';
+		if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+			snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+			return -1;
+		}
+		*p = '/';
+	}
+	return 0;
+}
+
+/* Creates the file 0600 before SQLite does (it would use 0644 & ~umask);
+ * the WAL and shm files take their mode from it. */
+static int create_db_file(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	if (fd < 0 && errno == EEXIST)
+		return 0;
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* Exactly 0600 whatever the umask. */
+	if (fchmod(fd, 0600) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static int exec(struct store *st, const char *sql)
+{
+	int r = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+
+	return r == SQLITE_OK ? STORE_OK : sql_fail(st, r);
+}
+
+static int pragma_int(struct store *st, const char *sql, int64_t *v)
+{
+	sqlite3_stmt *s;
+	int r = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+
+	if (r != SQLITE_OK)
+		return sql_fail(st, r);
+	r = sqlite3_step(s);
+	if (r == SQLITE_ROW)
+		*v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return r == SQLITE_ROW ? STORE_OK : sql_fail(st, r);
+}
+
+static int configure(struct store *st, enum durability durability)
+{
+	sqlite3_stmt *s;
+	int r, wal;
+
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	if (exec(st, "PRAGMA foreign_keys = ON") != STORE_OK)
+		return STORE_ERR;
+	/* journal_mode answers with the mode in effect: check it is WAL. */
+	r = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+	if (r != SQLITE_OK)
+		return sql_fail(st, r);
+	r = sqlite3_step(s);
+	wal = r == SQLITE_ROW && strcmp(col_str(s, 0), "wal") == 0;
+	if (r != SQLITE_ROW)
+		sql_fail(st, r);
+	else if (!wal)
+		set_err(st, STORE_ERR, "cannot enable WAL (journal mode %s)", col_str(s, 0));
+	sqlite3_finalize(s);
+	if (!wal)
+		return STORE_ERR;
+	return exec(st, durability == DURABILITY_FULL ?
+	    "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+}
+
+static int migrate_steps(struct store *st)
+{
+	char sql[64];
+	int64_t v = 0;
+	int rc;
+
+	rc = pragma_int(st, "PRAGMA user_version", &v);
+	if (rc != STORE_OK)
+		return rc;
+	if (v > SCHEMA_VERSION)
+		return set_err(st, STORE_ERR, "database schema version %" PRId64
+		    " is newer than this program's (%d)", v, SCHEMA_VERSION);
+	if (v == SCHEMA_VERSION)
+		return STORE_OK;
+	for (; v < SCHEMA_VERSION; v++) {
+		rc = exec(st, migrations[v]);
+		if (rc != STORE_OK)
+			return rc;
+	}
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
+	return exec(st, sql);
+}
+
+/* One transaction, so a second process opening the same new file waits
+ * instead of creating the tables twice. */
+static int migrate(struct store *st)
+{
+	struct wtx w;
+	int rc = wtx_begin(st, &w);
+
+	if (rc != STORE_OK)
+		return rc;
+	return wtx_end(st, &w, migrate_steps(st));
+}
+
+struct store *store_open(const char *path, enum durability durability,
+    char *err, size_t errlen)
+{
+	struct store *st;
+	int r;
+
+	if (path == NULL || path[0] == '\0') {
+		snprintf(err, errlen, "empty database path");
+		return NULL;
+	}
+	if (make_parents(path, err, errlen) != 0 || create_db_file(path, err, errlen) != 0)
+		return NULL;
+	st = calloc(1, sizeof(*st));
+	if (st == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	r = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	if (r != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path,
+		    st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(r));
+		store_close(st);
+		return NULL;
+	}
+	if (configure(st, durability) != STORE_OK || migrate(st) != STORE_OK) {
+		snprintf(err, errlen, "%s: %s", path, store_errmsg(st));
+		store_close(st);
+		return NULL;
+	}
+	return st;
+}
+
+void store_close(struct store *st)
+{
+	size_t i;
+
+	if (st == NULL)
+		return;
+	if (st->db != NULL && !sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	for (i = 0; i < Q_COUNT; i++)
+		sqlite3_finalize(st->stmts[i]);
+	sqlite3_close(st->db);
+	free(st->pending);
+	free(st->subs);
+	free(st);
+}
+
+/* ---- notifications ----------------------------------------------------- */
+
+static int queue_event(struct store *st, int64_t mailbox_id, int64_t message_id)
+{
+	struct store_event *p;
+	size_t cap;
+
+	if (st->n_pending == st->cap_pending) {
+		cap = st->cap_pending ? st->cap_pending * 2 : 16;
+		p = realloc(st->pending, cap * sizeof(*p));
+		if (p == NULL)
+			return set_err(st, STORE_FULL, "out of memory");
+		st->pending = p;
+		st->cap_pending = cap;
+	}
+	st->pending[st->n_pending].mailbox_id = mailbox_id;
+	st->pending[st->n_pending].message_id = message_id;
+	st->n_pending++;
+	return STORE_OK;
+}
+
+static void drop_events(struct store *st)
+{
+	st->n_pending = 0;
+}
+
+static void compact_subs(struct store *st)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < st->n_subs; i++)
+		if (st->subs[i].cb != NULL)
+			st->subs[n++] = st->subs[i];
+	st->n_subs = n;
+}
+
+/* Takes the queue first: a subscriber may add messages itself, or
+ * (un)subscribe; st->subs is indexed afresh on each call for that. */
+static void notify_pending(struct store *st)
+{
+	struct store_event *ev = st->pending;
+	size_t n = st->n_pending, i, j;
+
+	if (n == 0)
+		return;
+	st->pending = NULL;
+	st->n_pending = st->cap_pending = 0;
+	st->dispatching++;
+	for (i = 0; i < n; i++)
+		for (j = 0; j < st->n_subs; j++)
+			if (st->subs[j].cb != NULL)
+				st->subs[j].cb(st->subs[j].arg, STORE_CHANGE_NEW,
+				    ev[i].mailbox_id, ev[i].message_id);
+	if (--st->dispatching == 0)
+		compact_subs(st);
+	free(ev);
+}
+
+int store_subscribe(struct store *st, store_change_cb cb, void *arg)
+{
+	struct store_sub *p;
+	size_t cap;
+
+	if (cb == NULL)
+		return set_err(st, STORE_ERR, "no callback");
+	if (st->n_subs == st->cap_subs) {
+		cap = st->cap_subs ? st->cap_subs * 2 : 4;
+		p = realloc(st->subs, cap * sizeof(*p));
+		if (p == NULL)
+			return set_err(st, STORE_FULL, "out of memory");
+		st->subs = p;
+		st->cap_subs = cap;
+	}
+	st->subs[st->n_subs].cb = cb;
+	st->subs[st->n_subs].arg = arg;
+	st->n_subs++;
+	return STORE_OK;
+}
+
+void store_unsubscribe(struct store *st, store_change_cb cb, void *arg)
+{
+	size_t i;
+
+	for (i = 0; i < st->n_subs; i++) {
+		if (st->subs[i].cb == cb && st->subs[i].arg == arg) {
+			st->subs[i].cb = NULL;
+			break;
+		}
+	}
+	if (st->dispatching == 0)
+		compact_subs(st);
+}
+
+/* ---- transactions ------------------------------------------------------ */
+
+int store_begin(struct store *st)
+{
+	int rc;
+
+	if (st->in_tx)
+		return set_err(st, STORE_ERR, "transaction already open");
+	rc = run(st, Q_BEGIN);
+	if (rc != STORE_OK)
+		return rc;
+	st->in_tx = true;
+	st->tx_rc = STORE_OK;
+	drop_events(st);
+	return STORE_OK;
+}
+
+int store_commit(struct store *st)
+{
+	int rc;
+
+	if (!st->in_tx)
+		return set_err(st, STORE_ERR, "no transaction open");
+	st->in_tx = false;
+	rc = st->tx_rc;
+	st->tx_rc = STORE_OK;
+	if (rc == STORE_OK)
+		rc = run(st, Q_COMMIT);
+	if (rc != STORE_OK) {
+		/* A failed COMMIT may leave the transaction open: end it, so
+		 * that none of its messages count as acknowledged. */
+		if (!sqlite3_get_autocommit(st->db))
+			run(st, Q_ROLLBACK);
+		drop_events(st);
+		return rc;
+	}
+	notify_pending(st);
+	return STORE_OK;
+}
+
+void store_rollback(struct store *st)
+{
+	if (!st->in_tx)
+		return;
+	st->in_tx = false;
+	st->tx_rc = STORE_OK;
+	if (!sqlite3_get_autocommit(st->db))
+		run(st, Q_ROLLBACK);
+	drop_events(st);
+}
+
+/* ---- inboxes ----------------------------------------------------------- */
+
+bool store_inbox_name_valid(const char *name)
+{
+	size_t i, len;
+
+	if (name == NULL)
+		return false;
+	len = strlen(name);
+	if (len == 0 || len >= STORE_NAME_MAX || name[0] == '.')
+		return false;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (c < 0x20 || c == 0x7f || c == '/')
+			return false;
+	}
+	return true;
+}
+
+static void inbox_from_row(sqlite3_stmt *s, struct store_inbox *out)
+{
+	out->id = sqlite3_column_int64(s, 0);
+	snprintf(out->name, sizeof(out->name), "%s", col_str(s, 1));
+	snprintf(out->password, sizeof(out->password), "%s", col_str(s, 2));
+	out->created = sqlite3_column_int64(s, 3);
+	out->messages = sqlite3_column_int64(s, 4);
+}
+
+int store_inbox_get(struct store *st, const char *name, struct store_inbox *out)
+{
+	int rc = STORE_OK, r;
+	sqlite3_stmt *s = stmt_get(st, Q_INBOX_GET, &rc);
+
+	if (s == NULL)
+		return rc;
+	bind_str(s, 1, name);
+	r = sqlite3_step(s);
+	if (r == SQLITE_ROW) {
+		if (out != NULL)
+			inbox_from_row(s, out);
+	} else if (r == SQLITE_DONE) {
+		rc = set_err(st, STORE_NOTFOUND, "no inbox '%s'", name);
+	} else {
+		rc = sql_fail(st, r);
+	}
+	stmt_put(st, Q_INBOX_GET, s);
+	return rc;
+}
+
+/* The id of inbox `name`, or STORE_NOTFOUND. */
+static int inbox_id(struct store *st, const char *name, int64_t *id)
+{
+	int rc = STORE_OK, r;
+	sqlite3_stmt *s = stmt_get(st, Q_INBOX_ID, &rc);
+
+	if (s == NULL)
+		return rc;
+	bind_str(s, 1, name);
+	r = sqlite3_step(s);
+	if (r == SQLITE_ROW)
+		*id = sqlite3_column_int64(s, 0);
+	else if (r == SQLITE_DONE)
+		rc = set_err(st, STORE_NOTFOUND, "no inbox '%s'", name);
+	else
+		rc = sql_fail(st, r);
+	stmt_put(st, Q_INBOX_ID, s);
+	return rc;
+}
+
+/* Time-based and increasing within this process, so an inbox deleted and
+ * made again in the same second still gets a new UIDVALIDITY (RFC 3501
+ * 2.3.1.1: clients must drop UIDs cached under the old one). */
+static uint32_t next_uidvalidity(struct store *st)
+{
+	uint32_t v = (uint32_t)time(NULL);
+
+	if (v <= st->last_uidvalidity)
+		v = st->last_uidvalidity + 1;
+	if (v == 0)
+		v = 1;
+	st->last_uidvalidity = v;
+	return v;
+}
+
+static int insert_inbox(struct store *st, const char *name, const char *password,
+    int64_t created, int64_t *id)
+{
+	int rc = STORE_OK, r;
+	sqlite3_stmt *s = stmt_get(st, Q_INBOX_ADD, &rc);
+
+	if (s == NULL)
+		return rc;
+	bind_str(s, 1, name);
+	bind_str(s, 2, password);
+	sqlite3_bind_int64(s, 3, created);
+	r = sqlite3_step(s);
+	if (r == SQLITE_DONE)
+		*id = sqlite3_last_insert_rowid(st->db);
+	else if (r == SQLITE_CONSTRAINT_UNIQUE)
+		rc = set_err(st, STORE_EXISTS, "inbox '%s' exists", name);
+	else
+		rc = sql_fail(st, r);
+	stmt_put(st, Q_INBOX_ADD, s);
+	return rc;
+}
+
+static int insert_mailbox(struct store *st, int64_t inbox, uint32_t uidvalidity)
+{
+	int rc = STORE_OK;
+	sqlite3_stmt *s = stmt_get(st, Q_MAILBOX_ADD, &rc);
+
+	if (s == NULL)
+		return rc;
+	sqlite3_bind_int64(s, 1, inbox);
+	sqlite3_bind_int64(s, 2, uidvalidity);
+	rc = stmt_done(st, s);
+	stmt_put(st, Q_MAILBOX_ADD, s);
+	return rc;
+}
+
+static int check_password(struct store *st, const char *password)
+{
+	if (strlen(password) >= STORE_PASS_MAX)
+		return set_err(st, STORE_ERR, "password longer than %d bytes",
+		    STORE_PASS_MAX - 1);
+	return STORE_OK;
+}
+
+int store_inbox_add(struct store *st, const char *name, const char *password,
+    struct store_inbox *out)
+{
+	int64_t id = 0, now = (int64_t)time(NULL);
+	struct wtx w;
+	int rc;
+
+	if (!store_inbox_name_valid(name))
+		return set_err(st, STORE_ERR, "invalid inbox name");
+	if (password == NULL)
+		password = "";
+	if ((rc = check_password(st, password)) != STORE_OK)
+		return rc;
+	if ((rc = wtx_begin(st, &w)) != STORE_OK)
+		return rc;
+	rc = insert_inbox(st, name, password, now, &id);
+	if (rc == STORE_OK)
+		rc = insert_mailbox(st, id, next_uidvalidity(st));
+	rc = wtx_end(st, &w, rc);
+	if (rc == STORE_OK && out != NULL) {
+		memset(out, 0, sizeof(*out));
+		out->id = id;
+		snprintf(out->name, sizeof(out->name), "%s", name);
+		snprintf(out->password, sizeof(out->password), "%s", password);
+		out->created = now;
+	}
+	return rc;
+}
+
+int store_inbox_ensure(struct store *st, const char *name, const char *password,
+    struct store_inbox *out)
+{
+	int rc = store_inbox_get(st, name, out);
+
+	if (rc != STORE_NOTFOUND)
+		return rc;
+	rc = store_inbox_add(st, name, password, out);
+	/* Another process (the CLI) made it between the two calls. */
+	if (rc == STORE_EXISTS)
+		rc = store_inbox_get(st, name, out);
+	return rc;
+}
+
+/* Runs a one-statement write bound to a name; STORE_NOTFOUND if it
+ * changed no row. */
+static int write_by_name(struct store *st, enum query q, const char *name,
+    const char *value)
+{
+	int rc = STORE_OK;
+	struct wtx w;
+	sqlite3_stmt *s;
+
+	if ((rc = wtx_begin(st, &w)) != STORE_OK)
+		return rc;
+	s = stmt_get(st, q, &rc);
+	if (s != NULL) {
+		bind_str(s, 1, name);
+		if (value != NULL)
+			bind_str(s, 2, value);
+		rc = stmt_done(st, s);
+		if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
+			rc = set_err(st, STORE_NOTFOUND, "no inbox '%s'", name);
+		stmt_put(st, q, s);
+	}
+	return wtx_end(st, &w, rc);
+}
+
+int store_inbox_set_password(struct store *st, const char *name, const char *password)
+{
+	int rc;
+
+	if (password == NULL)
+		password = "";
+	if ((rc = check_password(st, password)) != STORE_OK)
+		return rc;
+	return write_by_name(st, Q_INBOX_SET_PASSWORD, name, password);
+}
+
+/* Mailboxes, messages, recipients and bodies follow by the schema's
+ * cascades and trigger. */
+int store_inbox_del(struct store *st, const char *name)
+{
+	return write_by_name(st, Q_INBOX_DEL, name, NULL);
+}
+
+int store_inbox_foreach(struct store *st, store_inbox_cb cb, void *arg)
+{
+	struct store_inbox in;
+	int rc = STORE_OK, r;
+	sqlite3_stmt *s = stmt_get(st, Q_INBOX_LIST, &rc);
+
+	if (s == NULL)
+		return rc;
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		inbox_from_row(s, &in);
+		rc = cb(&in, arg);
+		if (rc != 0)
+			break;
+	}
+	if (rc == 0 && r != SQLITE_DONE)
+		rc = sql_fail(st, r);
+	stmt_put(st, Q_INBOX_LIST, s);
+	return rc;
+}
+
+/* ---- adding messages --------------------------------------------------- */
+
+/* Takes the next UID and modseq of the inbox's INBOX. */
+static int mailbox_next(struct store *st, int64_t inbox, int64_t *mailbox,
+    int64_t *uid, int64_t *modseq)
+{
+	int rc = STORE_OK, r;
+	sqlite3_stmt *s = stmt_get(st, Q_MAILBOX_NEXT, &rc);
+
+	if (s == NULL)
+		return rc;
+	sqlite3_bind_int64(s, 1, inbox);
+	r = sqlite3_step(s);
+	if (r == SQLITE_ROW) {
+		*mailbox = sqlite3_column_int64(s, 0);
+		*uid = sqlite3_column_int64(s, 1);
+		*modseq = sqlite3_column_int64(s, 2);
+		r = sqlite3_step(s);
+	}
+	if (r != SQLITE_DONE)
+		rc = sql_fail(st, r);
+	else if (*mailbox == 0)
+		rc = set_err(st, STORE_NOTFOUND, "no inbox with id %" PRId64, inbox);
+	else if (*uid > UINT32_MAX)
+		rc = set_err(st, STORE_ERR, "UIDs of inbox %" PRId64 " exhausted", inbox);
+	stmt_put(st, Q_MAILBOX_NEXT, s);
+	return rc;
+}
+
+/* Fills buf with exactly want bytes from src; fewer only at its end. */
+static int read_full(struct store *st, const struct store_source *src,
+    unsigned char *buf, size_t want, size_t *got)
+{
+	ssize_t n;
+
+	*got = 0;
+	while (*got < want) {
+		n = src->read(src->arg, buf + *got, want - *got);
+		if (n < 0)
+			return set_err(st, STORE_ERR, "reading the message failed");
+		if (n == 0)
+			break;
+		if ((size_t)n > want - *got)
+			return set_err(st, STORE_ERR, "message source overran its buffer");
+		*got += (size_t)n;
+	}
+	return STORE_OK;
+}
+
+/* Copies src into the zero-filled blob, chunk by chunk, then makes sure
+ * the source has nothing beyond its announced size. */
+static int blob_fill(struct store *st, sqlite3_blob *blob,
+    const struct store_source *src, unsigned char *buf)
+{
+	uint64_t off = 0;
+	size_t want, got;
+	int rc, r;
+
+	while (off < src->size) {
+		want = src->size - off < STORE_CHUNK ? (size_t)(src->size - off) : STORE_CHUNK;
+		if ((rc = read_full(st, src, buf, want, &got)) != STORE_OK)
+			return rc;
+		if (got < want)
+			return set_err(st, STORE_ERR, "message ended after %" PRIu64
+			    " of %" PRIu64 " bytes", off + got, src->size);
+		r = sqlite3_blob_write(blob, buf, (int)want, (int)off);
+		if (r != SQLITE_OK)
+			return sql_fail(st, r);
+		off += want;
+	}
+	if ((rc = read_full(st, src, buf, 1, &got)) != STORE_OK)
+		return rc;
+	if (got != 0)
+		return set_err(st, STORE_ERR, "message longer than its announced %"
+		    PRIu64 " bytes", src->size);
+	return STORE_OK;
+}
+
+static int insert_body(struct store *st, const struct store_source *src, int64_t *body)
+{
+	unsigned char *buf = NULL;
+	sqlite3_blob *blob = NULL;
+	int rc = STORE_OK, r;
+	sqlite3_stmt *s = stmt_get(st, Q_BODY_ADD, &rc);
+
+	if (s == NULL)
+		return rc;
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)src->size);
+	rc = stmt_done(st, s);
+	stmt_put(st, Q_BODY_ADD, s);
+	if (rc != STORE_OK)
+		return rc;
+	*body = sqlite3_last_insert_rowid(st->db);
+	buf = malloc(STORE_CHUNK);
+	if (buf == NULL)
+		return set_err(st, STORE_FULL, "out of memory");
+	r = sqlite3_blob_open(st->db, "main", "body", "data", *body, 1, &blob);
+	if (r != SQLITE_OK)
+		rc = sql_fail(st, r);
+	else
+		rc = blob_fill(st, blob, src, buf);
+	/* Closed here, before the savepoint or transaction ends. */
+	r = sqlite3_blob_close(blob);
+	if (rc == STORE_OK && r != SQLITE_OK)
+		rc = sql_fail(st, r);
+	free(buf);
+	return rc;
+}
+
+static int insert_message(struct store *st, const struct store_new_message *msg,
+    int64_t mailbox, int64_t body, int64_t uid, int64_t modseq, int64_t *id)
+{
+	int rc = STORE_OK;
+	sqlite3_stmt *s = stmt_get(st, Q_MSG_ADD, &rc);
+
+	if (s == NULL)
+		return rc;
+	sqlite3_bind_int64(s, 1, mailbox);
+	sqlite3_bind_int64(s, 2, body);
+	sqlite3_bind_int64(s, 3, uid);
+	sqlite3_bind_int64(s, 4, modseq);
+	sqlite3_bind_int64(s, 5, msg->internal_date);
+	sqlite3_bind_int64(s, 6, (sqlite3_int64)msg->src.size);
+	bind_str(s, 7, msg->mail_from != NULL ? msg->mail_from : "");
+	bind_str(s, 8, msg->auth_user);
+	bind_str(s, 9, msg->client_addr != NULL ? msg->client_addr : "");
+	bind_str(s, 10, msg->hdr_from);
+	bind_str(s, 11, msg->hdr_to);
+	bind_str(s, 12, msg->hdr_subject);
+	bind_str(s, 13, msg->hdr_date);
+	rc = stmt_done(st, s);
+	if (rc == STORE_OK)
+		*id = sqlite3_last_insert_rowid(st->db);
+	stmt_put(st, Q_MSG_ADD, s);
+	return rc;
+}
+
+static int insert_rcpts(struct store *st, int64_t id, const char *const *rcpts, size_t n)
+{
+	size_t i;
+	int rc = STORE_OK;
+	sqlite3_stmt *s = stmt_get(st, Q_RCPT_ADD, &rc);
+
+	if (s == NULL)
+		return rc;
+	for (i = 0; i < n && rc == STORE_OK; i++) {
+		sqlite3_bind_int64(s, 1, id);
+		sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
+		bind_str(s, 3, rcpts[i] != NULL ? rcpts[i] : "");
+		rc = stmt_done(st, s);
+		sqlite3_reset(s);
+	}
+	stmt_put(st, Q_RCPT_ADD, s);
+	return rc;
+}
+
+static int add_rows(struct store *st, const struct store_new_message *msg,
+    int64_t *mailbox, int64_t *id)
+{
+	int64_t uid = 0, modseq = 0, body = 0;
+	int rc;
+
+	rc = mailbox_next(st, msg->inbox_id, mailbox, &uid, &modseq);
+	if (rc == STORE_OK)
+		rc = insert_body(st, &msg->src, &body);
+	if (rc == STORE_OK)
+		rc = insert_message(st, msg, *mailbox, body, uid, modseq, id);
+	if (rc == STORE_OK)
+		rc = insert_rcpts(st, *id, msg->rcpts, msg->n_rcpts);
+	return rc;
+}
+
+int store_message_add(struct store *st, const struct store_new_message *msg, int64_t *id)
+{
+	int64_t mailbox = 0, mid = 0;
+	struct wtx w;
+	int rc;
+
+	if (msg == NULL || msg->src.read == NULL)
+		return set_err(st, STORE_ERR, "no message source");
+	if (msg->src.size > INT_MAX)   /* blob offsets are ints */
+		return set_err(st, STORE_ERR, "message too large for the store");
+	if (msg->n_rcpts > 0 && msg->rcpts == NULL)
+		return set_err(st, STORE_ERR, "recipient list missing");
+	if ((rc = wtx_begin(st, &w)) != STORE_OK)
+		return rc;
+	rc = add_rows(st, msg, &mailbox, &mid);
+	/* Queued inside the write, so running out of memory undoes it. */
+	if (rc == STORE_OK)
+		rc = queue_event(st, mailbox, mid);
+	if ((rc = wtx_end(st, &w, rc)) != STORE_OK) {
+		if (mid != 0 && st->n_pending > 0 &&
+		    st->pending[st->n_pending - 1].message_id == mid)
+			st->n_pending--;
+		return rc;
+	}
+	if (id != NULL)
+		*id = mid;
+	if (!st->in_tx)
+		notify_pending(st);
+	return STORE_OK;
+}
+
+/* ---- deleting messages ------------------------------------------------- */
+
+static int delete_by_id(struct store *st, enum query q, int64_t id, int64_t arg2,
+    int64_t *changes)
+{
+	int rc = STORE_OK;
+	struct wtx w;
+	sqlite3_stmt *s;
+
+	if ((rc = wtx_begin(st, &w)) != STORE_OK)
+		return rc;
+	s = stmt_get(st, q, &rc);
+	if (s != NULL) {
+		sqlite3_bind_int64(s, 1, id);
+		if (q == Q_PRUNE)
+			sqlite3_bind_int64(s, 2, arg2);
+		rc = stmt_done(st, s);
+		if (rc == STORE_OK)
+			*changes = sqlite3_changes64(st->db);
+		stmt_put(st, q, s);
+	}
+	return wtx_end(st, &w, rc);
+}
+
+int store_inbox_prune(struct store *st, int64_t inbox_id, uint64_t keep)
+{
+	int64_t n;
+
+	return delete_by_id(st, Q_PRUNE, inbox_id,
+	    keep > INT64_MAX ? INT64_MAX : (int64_t)keep, &n);
+}
+
+int store_message_del(struct store *st, int64_t id)
+{
+	int64_t n = 0;
+	int rc = delete_by_id(st, Q_MSG_DEL, id, 0, &n);
+
+	if (rc == STORE_OK && n == 0)
+		return set_err(st, STORE_NOTFOUND, "no message %" PRId64, id);
+	return rc;
+}
+
+int store_message_del_inbox(struct store *st, const char *inbox, int64_t *count)
+{
+	int64_t iid = 0, n = 0;
+	int rc = inbox_id(st, inbox, &iid);
+
+	if (rc == STORE_OK)
+		rc = delete_by_id(st, Q_MSG_DEL_INBOX, iid, 0, &n);
+	if (count != NULL)
+		*count = rc == STORE_OK ? n : 0;
+	return rc;
+}
+
+/* ---- reading messages -------------------------------------------------- */
+
+struct strbuf {
+	char *p;
+	size_t len, cap;
+};
+
+static int strbuf_add(struct strbuf *b, const char *s)
+{
+	size_t n = strlen(s), cap;
+	char *p;
+
+	if (b->len + n + 1 > b->cap) {
+		cap = b->cap ? b->cap : 256;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		p = realloc(b->p, cap);
+		if (p == NULL)
+			return -1;
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n + 1);
+	b->len += n;
+	return 0;
+}
+
+/* The envelope recipients of message id, joined with ", ", into b. */
+static int join_rcpts(struct store *st, int64_t id, struct strbuf *b)
+{
+	int rc = STORE_OK, r = SQLITE_DONE;
+	sqlite3_stmt *s = stmt_get(st, Q_RCPT_LIST, &rc);
+
+	if (s == NULL)
+		return rc;
+	b->len = 0;
+	if (strbuf_add(b, "") != 0)
+		rc = set_err(st, STORE_FULL, "out of memory");
+	sqlite3_bind_int64(s, 1, id);
+	while (rc == STORE_OK && (r = sqlite3_step(s)) == SQLITE_ROW) {
+		if ((b->len > 0 && strbuf_add(b, ", ") != 0) ||
+		    strbuf_add(b, col_str(s, 0)) != 0)
+			rc = set_err(st, STORE_FULL, "out of memory");
+	}
+	if (rc == STORE_OK && r != SQLITE_DONE)
+		rc = sql_fail(st, r);
+	stmt_put(st, Q_RCPT_LIST, s);
+	return rc;
+}
+
+static void info_from_row(sqlite3_stmt *s, const char *rcpts,
+    struct store_message_info *m)
+{
+	m->id = sqlite3_column_int64(s, 0);
+	m->inbox = col_str(s, 1);
+	m->mailbox = col_str(s, 2);
+	m->uid = (uint32_t)sqlite3_column_int64(s, 3);
+	m->flags = (unsigned)sqlite3_column_int64(s, 4);
+	m->internal_date = sqlite3_column_int64(s, 5);
+	m->size = (uint64_t)sqlite3_column_int64(s, 6);
+	m->mail_from = col_str(s, 7);
+	m->auth_user = col_str(s, 8);
+	m->client_addr = col_str(s, 9);
+	m->hdr_from = col_str(s, 10);
+	m->hdr_to = col_str(s, 11);
+	m->hdr_subject = col_str(s, 12);
+	m->hdr_date = col_str(s, 13);
+	m->rcpts = rcpts;
+}
+
+/* Steps a message query (parameter 1 already bound), calling cb per row.
+ * *rows counts the rows seen. */
+static int message_rows(struct store *st, sqlite3_stmt *s, store_message_cb cb,
+    void *arg, int *rows)
+{
+	struct store_message_info m;
+	struct strbuf rcpts = { NULL, 0, 0 };
+	int rc = STORE_OK, r;
+
+	*rows = 0;
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		(*rows)++;
+		rc = join_rcpts(st, sqlite3_column_int64(s, 0), &rcpts);
+		if (rc != STORE_OK)
+			break;
+		info_from_row(s, rcpts.p, &m);
+		if ((rc = cb(&m, arg)) != 0)
+			break;
+	}
+	if (rc == STORE_OK && r != SQLITE_DONE)
+		rc = sql_fail(st, r);
+	free(rcpts.p);
+	return rc;
+}
+
+int store_message_foreach(struct store *st, const char *inbox, store_message_cb cb, void *arg)
+{
+	enum query q = inbox != NULL ? Q_MSG_LIST_INBOX : Q_MSG_LIST_ALL;
+	int64_t iid = 0;
+	int rc = STORE_OK, rows;
+	sqlite3_stmt *s;
+
+	if (inbox != NULL && (rc = inbox_id(st, inbox, &iid)) != STORE_OK)
+		return rc;
+	if ((s = stmt_get(st, q, &rc)) == NULL)
+		return rc;
+	if (inbox != NULL)
+		sqlite3_bind_int64(s, 1, iid);
+	rc = message_rows(st, s, cb, arg, &rows);
+	stmt_put(st, q, s);
+	return rc;
+}
+
+int store_message_get_info(struct store *st, int64_t id, store_message_cb cb, void *arg)
+{
+	int rc = STORE_OK, rows;
+	sqlite3_stmt *s = stmt_get(st, Q_MSG_INFO, &rc);
+
+	if (s == NULL)
+		return rc;
+	sqlite3_bind_int64(s, 1, id);
+	rc = message_rows(st, s, cb, arg, &rows);
+	stmt_put(st, Q_MSG_INFO, s);
+	if (rc == STORE_OK && rows == 0)
+		rc = set_err(st, STORE_NOTFOUND, "no message %" PRId64, id);
+	return rc;
+}
+
+static int message_body(struct store *st, int64_t id, int64_t *body)
+{
+	int rc = STORE_OK, r;
+	sqlite3_stmt *s = stmt_get(st, Q_MSG_BODY, &rc);
+
+	if (s == NULL)
+		return rc;
+	sqlite3_bind_int64(s, 1, id);
+	r = sqlite3_step(s);
+	if (r == SQLITE_ROW)
+		*body = sqlite3_column_int64(s, 0);
+	else if (r == SQLITE_DONE)
+		rc = set_err(st, STORE_NOTFOUND, "no message %" PRId64, id);
+	else
+		rc = sql_fail(st, r);
+	stmt_put(st, Q_MSG_BODY, s);
+	return rc;
+}
+
+static int blob_drain(struct store *st, sqlite3_blob *blob, store_sink sink,
+    void *arg, unsigned char *buf)
+{
+	int size = sqlite3_blob_bytes(blob), off, n, r, rc;
+
+	for (off = 0; off < size; off += n) {
+		n = size - off < STORE_CHUNK ? size - off : STORE_CHUNK;
+		r = sqlite3_blob_read(blob, buf, n, off);
+		if (r != SQLITE_OK)
+			return sql_fail(st, r);
+		if ((rc = sink(arg, buf, (size_t)n)) != 0)
+			return rc;
+	}
+	return STORE_OK;
+}
+
+int store_message_read(struct store *st, int64_t id, store_sink sink, void *arg)
+{
+	sqlite3_blob *blob = NULL;
+	unsigned char *buf;
+	int64_t body = 0;
+	int rc, r;
+
+	if ((rc = message_body(st, id, &body)) != STORE_OK)
+		return rc;
+	r = sqlite3_blob_open(st->db, "main", "body", "data", body, 0, &blob);
+	if (r != SQLITE_OK) {
+		sqlite3_blob_close(blob);
+		return sql_fail(st, r);
+	}
+	/* Per call, not per store: a sink may read another message. */
+	buf = malloc(STORE_CHUNK);
+	if (buf == NULL)
+		rc = set_err(st, STORE_FULL, "out of memory");
+	else
+		rc = blob_drain(st, blob, sink, arg, buf);
+	sqlite3_blob_close(blob);
+	free(buf);
+	return rc;
+}
+
+/* ---- maintenance ------------------------------------------------------- */
+
+int store_integrity_check(struct store *st)
+{
+	int rc = STORE_OK, r;
+	sqlite3_stmt *s = stmt_get(st, Q_INTEGRITY, &rc);
+
+	if (s == NULL)
+		return rc;
+	r = sqlite3_step(s);
+	if (r != SQLITE_ROW)
+		rc = sql_fail(st, r);
+	else if (strcmp(col_str(s, 0), "ok") != 0)
+		rc = set_err(st, STORE_ERR, "integrity check: %s", col_str(s, 0));
+	stmt_put(st, Q_INTEGRITY, s);
+	return rc;
+}

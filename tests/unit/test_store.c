@@ -1,0 +1,971 @@
+/*
+ * Unit tests of the SQLite mailstore. Each test works in its own
+ * directory under /tmp (made by setup, removed by teardown); a second,
+ * raw SQLite connection checks what the store really wrote.
+ */
+#include <criterion/criterion.h>
+
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "mailsnare/store.h"
+
+static char tmpdir[64];
+static char dbpath[PATH_MAX];
+
+static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+	(void)sb; (void)type; (void)ftw;
+	return remove(path);
+}
+
+static void setup(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/mailsnare-store-XXXXXX");
+	cr_assert_not_null(mkdtemp(tmpdir));
+	snprintf(dbpath, sizeof(dbpath), "%s/mail.db", tmpdir);
+}
+
+static void teardown(void)
+{
+	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(store, .init = setup, .fini = teardown);
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static struct store *open_store(void)
+{
+	char err[512] = "";
+	struct store *st = store_open(dbpath, DURABILITY_NORMAL, err, sizeof(err));
+
+	cr_assert_not_null(st, "store_open: %s", err);
+	return st;
+}
+
+static struct store_inbox make_inbox(struct store *st, const char *name)
+{
+	struct store_inbox in;
+
+	cr_assert_eq(store_inbox_add(st, name, "pw", &in), STORE_OK, "%s", store_errmsg(st));
+	return in;
+}
+
+/* A source over memory; `step` bounds each read (0: as much as asked),
+ * `fail_at` makes the read at that offset fail (SIZE_MAX: never). */
+struct memsrc {
+	const unsigned char *p;
+	size_t len, off, step, fail_at;
+};
+
+static ssize_t mem_read(void *arg, void *buf, size_t len)
+{
+	struct memsrc *m = arg;
+	size_t n = m->len - m->off;
+
+	if (m->off >= m->fail_at)
+		return -1;
+	if (n > len)
+		n = len;
+	if (m->step != 0 && n > m->step)
+		n = m->step;
+	memcpy(buf, m->p + m->off, n);
+	m->off += n;
+	return (ssize_t)n;
+}
+
+static const char *const rcpts3[] = { "a@x.test", "b@y.test", "c@z.test" };
+
+static struct store_new_message new_msg(int64_t inbox, struct memsrc *m, uint64_t size)
+{
+	struct store_new_message msg = {
+		.inbox_id = inbox,
+		.mail_from = "sender@app.test",
+		.rcpts = rcpts3,
+		.n_rcpts = 3,
+		.auth_user = NULL,
+		.client_addr = "127.0.0.1",
+		.internal_date = 1700000000,
+		.hdr_from = "App <sender@app.test>",
+		.hdr_to = "a@x.test",
+		.hdr_subject = "Hello",
+		.hdr_date = NULL,
+		.src = { .size = size, .read = mem_read, .arg = m },
+	};
+	return msg;
+}
+
+static int add_bytes(struct store *st, int64_t inbox, const void *p, size_t len, int64_t *id)
+{
+	struct memsrc m = { p, len, 0, 0, SIZE_MAX };
+	struct store_new_message msg = new_msg(inbox, &m, len);
+
+	return store_message_add(st, &msg, id);
+}
+
+static int64_t add_text(struct store *st, int64_t inbox, const char *text)
+{
+	int64_t id = 0;
+
+	cr_assert_eq(add_bytes(st, inbox, text, strlen(text), &id), STORE_OK,
+	    "%s", store_errmsg(st));
+	cr_assert_gt(id, 0);
+	return id;
+}
+
+struct buf {
+	unsigned char *p;
+	size_t len, cap, max_chunk;
+};
+
+static int buf_sink(void *arg, const void *data, size_t len)
+{
+	struct buf *b = arg;
+
+	if (len > b->max_chunk)
+		b->max_chunk = len;
+	if (b->len + len > b->cap) {
+		b->cap = (b->len + len) * 2;
+		b->p = realloc(b->p, b->cap);
+		cr_assert_not_null(b->p);
+	}
+	memcpy(b->p + b->len, data, len);
+	b->len += len;
+	return 0;
+}
+
+/* A value of one row from a raw connection to the test's db. */
+static int64_t raw_int(const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	int64_t v;
+
+	cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+	cr_assert_eq(sqlite3_step(s), SQLITE_ROW, "%s", sqlite3_errmsg(db));
+	v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return v;
+}
+
+static void raw_exec(const char *sql)
+{
+	sqlite3 *db;
+
+	cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	cr_assert_eq(sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+	sqlite3_close(db);
+}
+
+/* Collected message infos (strings copied: they live only in the callback). */
+struct seen {
+	int n;
+	int64_t id[16];
+	uint32_t uid[16];
+	char inbox[16][64];
+	char rcpts[16][128];
+	char from[16][64];
+	char auth[16][64];
+	char date[16][64];
+	uint64_t size[16];
+};
+
+static int collect(const struct store_message_info *m, void *arg)
+{
+	struct seen *s = arg;
+
+	cr_assert_lt(s->n, 16);
+	s->id[s->n] = m->id;
+	s->uid[s->n] = m->uid;
+	s->size[s->n] = m->size;
+	snprintf(s->inbox[s->n], sizeof(s->inbox[0]), "%s", m->inbox);
+	snprintf(s->rcpts[s->n], sizeof(s->rcpts[0]), "%s", m->rcpts);
+	snprintf(s->from[s->n], sizeof(s->from[0]), "%s", m->mail_from);
+	snprintf(s->auth[s->n], sizeof(s->auth[0]), "%s", m->auth_user);
+	snprintf(s->date[s->n], sizeof(s->date[0]), "%s", m->hdr_date);
+	s->n++;
+	return 0;
+}
+
+static int count_all(struct store *st, const char *inbox)
+{
+	struct seen s = { 0 };
+
+	cr_assert_eq(store_message_foreach(st, inbox, collect, &s), STORE_OK);
+	return s.n;
+}
+
+static uint32_t uid_of(struct store *st, int64_t id)
+{
+	struct seen s = { 0 };
+
+	cr_assert_eq(store_message_get_info(st, id, collect, &s), STORE_OK);
+	return s.uid[0];
+}
+
+/* ---- inboxes ----------------------------------------------------------- */
+
+Test(store, inbox_add_get_dup_del)
+{
+	struct store *st = open_store();
+	struct store_inbox in, got;
+	int64_t now = (int64_t)time(NULL);
+
+	cr_assert_eq(store_inbox_add(st, "ci", "secret", &in), STORE_OK);
+	cr_assert_gt(in.id, 0);
+	cr_assert_str_eq(in.name, "ci");
+	cr_assert_str_eq(in.password, "secret");
+	cr_assert(in.created >= now - 5 && in.created <= now + 5);
+	cr_assert_eq(in.messages, 0);
+
+	cr_assert_eq(store_inbox_get(st, "ci", &got), STORE_OK);
+	cr_assert_eq(got.id, in.id);
+	cr_assert_str_eq(got.password, "secret");
+	cr_assert_eq(got.created, in.created);
+
+	cr_assert_eq(store_inbox_add(st, "ci", "other", NULL), STORE_EXISTS);
+	cr_assert_eq(store_inbox_get(st, "nope", &got), STORE_NOTFOUND);
+
+	cr_assert_eq(store_inbox_del(st, "ci"), STORE_OK);
+	cr_assert_eq(store_inbox_get(st, "ci", &got), STORE_NOTFOUND);
+	cr_assert_eq(store_inbox_del(st, "ci"), STORE_NOTFOUND);
+	store_close(st);
+}
+
+Test(store, inbox_ensure_and_set_password)
+{
+	struct store *st = open_store();
+	struct store_inbox a, b;
+
+	cr_assert_eq(store_inbox_ensure(st, "fixture", "p1", &a), STORE_OK);
+	cr_assert_str_eq(a.password, "p1");
+	/* Existing: returned as is, password untouched. */
+	cr_assert_eq(store_inbox_ensure(st, "fixture", "p2", &b), STORE_OK);
+	cr_assert_eq(b.id, a.id);
+	cr_assert_str_eq(b.password, "p1");
+
+	cr_assert_eq(store_inbox_set_password(st, "fixture", "p3"), STORE_OK);
+	cr_assert_eq(store_inbox_get(st, "fixture", &b), STORE_OK);
+	cr_assert_str_eq(b.password, "p3");
+	cr_assert_eq(store_inbox_set_password(st, "missing", "x"), STORE_NOTFOUND);
+
+	char longpw[STORE_PASS_MAX + 1];
+	memset(longpw, 'x', sizeof(longpw) - 1);
+	longpw[sizeof(longpw) - 1] = '\0';
+	cr_assert_eq(store_inbox_set_password(st, "fixture", longpw), STORE_ERR);
+	store_close(st);
+}
+
+struct inbox_list {
+	int n;
+	char name[8][64];
+	int64_t messages[8];
+};
+
+static int list_inbox(const struct store_inbox *in, void *arg)
+{
+	struct inbox_list *l = arg;
+
+	cr_assert_lt(l->n, 8);
+	snprintf(l->name[l->n], sizeof(l->name[0]), "%s", in->name);
+	l->messages[l->n++] = in->messages;
+	return 0;
+}
+
+static int stop_at_first(const struct store_inbox *in, void *arg)
+{
+	(*(int *)arg)++;
+	return 7;
+}
+
+Test(store, inbox_foreach_by_name_with_counts)
+{
+	struct store *st = open_store();
+	struct store_inbox zeta = make_inbox(st, "zeta"), ci = make_inbox(st, "ci");
+	struct inbox_list l = { 0 };
+	struct store_inbox got;
+	int calls = 0;
+
+	make_inbox(st, "alpha");
+	add_text(st, ci.id, "one\r\n");
+	add_text(st, ci.id, "two\r\n");
+	add_text(st, zeta.id, "three\r\n");
+
+	cr_assert_eq(store_inbox_foreach(st, list_inbox, &l), STORE_OK);
+	cr_assert_eq(l.n, 3);
+	cr_assert_str_eq(l.name[0], "alpha");
+	cr_assert_str_eq(l.name[1], "ci");
+	cr_assert_str_eq(l.name[2], "zeta");
+	cr_assert_eq(l.messages[0], 0);
+	cr_assert_eq(l.messages[1], 2);
+	cr_assert_eq(l.messages[2], 1);
+
+	cr_assert_eq(store_inbox_get(st, "ci", &got), STORE_OK);
+	cr_assert_eq(got.messages, 2);
+
+	cr_assert_eq(store_inbox_foreach(st, stop_at_first, &calls), 7);
+	cr_assert_eq(calls, 1);
+	store_close(st);
+}
+
+Test(store, inbox_name_validation)
+{
+	char name63[64], name64[65];
+
+	memset(name63, 'a', 63);
+	name63[63] = '\0';
+	memset(name64, 'a', 64);
+	name64[64] = '\0';
+	cr_assert(store_inbox_name_valid("dev"));
+	cr_assert(store_inbox_name_valid("a"));
+	cr_assert(store_inbox_name_valid("ci-1234_x.y@z"));
+	cr_assert(store_inbox_name_valid("b\xc3\xa4r"));   /* UTF-8 */
+	cr_assert(store_inbox_name_valid(name63));
+	cr_assert_not(store_inbox_name_valid(name64));
+	cr_assert_not(store_inbox_name_valid(""));
+	cr_assert_not(store_inbox_name_valid(NULL));
+	cr_assert_not(store_inbox_name_valid("a/b"));
+	cr_assert_not(store_inbox_name_valid(".hidden"));
+	cr_assert_not(store_inbox_name_valid("tab\there"));
+	cr_assert_not(store_inbox_name_valid("nl\n"));
+	cr_assert_not(store_inbox_name_valid("del\x7f"));
+
+	struct store *st = open_store();
+	cr_assert_eq(store_inbox_add(st, "a/b", "pw", NULL), STORE_ERR);
+	cr_assert_eq(store_inbox_add(st, name64, "pw", NULL), STORE_ERR);
+	store_close(st);
+}
+
+/* ---- messages ---------------------------------------------------------- */
+
+Test(store, message_roundtrip_small)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	const char *text = "Subject: Hello\r\n\r\nbody\r\n";
+	struct buf b = { 0 };
+	int64_t id = add_text(st, in.id, text);
+
+	cr_assert_eq(store_message_read(st, id, buf_sink, &b), STORE_OK);
+	cr_assert_eq(b.len, strlen(text));
+	cr_assert_eq(memcmp(b.p, text, b.len), 0);
+	free(b.p);
+	store_close(st);
+}
+
+Test(store, message_empty)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct buf b = { 0 };
+	int64_t id = 0;
+
+	cr_assert_eq(add_bytes(st, in.id, "", 0, &id), STORE_OK, "%s", store_errmsg(st));
+	cr_assert_eq(store_message_read(st, id, buf_sink, &b), STORE_OK);
+	cr_assert_eq(b.len, 0);
+	free(b.p);
+	store_close(st);
+}
+
+Test(store, message_roundtrip_5mib_binary)
+{
+	const size_t len = 5 * 1024 * 1024 + 123;
+	unsigned char *data = malloc(len);
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	uint32_t x = 12345;
+	struct buf b = { 0 };
+	int64_t id = 0;
+	size_t i;
+
+	cr_assert_not_null(data);
+	for (i = 0; i < len; i++) {
+		x = x * 1103515245u + 12345u;
+		data[i] = (unsigned char)(x >> 16);
+	}
+	memcpy(data, "Subject: \xc3\xbc\xe2\x82\xac\r\n\r\n\0\0", 19);   /* UTF-8 and NULs */
+	data[len - 1] = '\0';
+
+	/* An odd read size: chunks from the source do not line up with 64 KiB. */
+	struct memsrc m = { data, len, 0, 7777, SIZE_MAX };
+	struct store_new_message msg = new_msg(in.id, &m, len);
+	cr_assert_eq(store_message_add(st, &msg, &id), STORE_OK, "%s", store_errmsg(st));
+
+	cr_assert_eq(store_message_read(st, id, buf_sink, &b), STORE_OK);
+	cr_assert_eq(b.len, len);
+	cr_assert_eq(memcmp(b.p, data, len), 0);
+	cr_assert_leq(b.max_chunk, 64 * 1024, "sink got %zu bytes at once", b.max_chunk);
+
+	struct seen s = { 0 };
+	cr_assert_eq(store_message_get_info(st, id, collect, &s), STORE_OK);
+	cr_assert_eq(s.size[0], len);
+	free(b.p);
+	free(data);
+	store_close(st);
+}
+
+static int stop_sink(void *arg, const void *data, size_t len)
+{
+	(*(int *)arg)++;
+	return 42;
+}
+
+Test(store, message_read_sink_stops)
+{
+	static unsigned char big[200000];
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	int64_t id = 0;
+	int calls = 0;
+
+	cr_assert_eq(add_bytes(st, in.id, big, sizeof(big), &id), STORE_OK);
+	cr_assert_eq(store_message_read(st, id, stop_sink, &calls), 42);
+	cr_assert_eq(calls, 1);
+	store_close(st);
+}
+
+/* A failed add leaves no message, body or recipient, and no UID used. */
+static void assert_nothing_stored(struct store *st)
+{
+	cr_assert_eq(count_all(st, NULL), 0);
+	cr_assert_eq(raw_int("SELECT count(*) FROM body"), 0);
+	cr_assert_eq(raw_int("SELECT count(*) FROM message_rcpt"), 0);
+	cr_assert_eq(raw_int("SELECT uidnext FROM mailbox"), 1);
+}
+
+Test(store, source_shorter_than_announced)
+{
+	static unsigned char data[100000];
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct memsrc m = { data, 70000, 0, 0, SIZE_MAX };
+	struct store_new_message msg = new_msg(in.id, &m, sizeof(data));
+	int64_t id = 0;
+
+	cr_assert_eq(store_message_add(st, &msg, &id), STORE_ERR);
+	cr_assert_eq(id, 0);
+	assert_nothing_stored(st);
+	/* The store goes on working: the next message gets UID 1. */
+	id = add_text(st, in.id, "ok\r\n");
+	cr_assert_eq(uid_of(st, id), 1);
+	store_close(st);
+}
+
+Test(store, source_longer_than_announced)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct memsrc m = { (const unsigned char *)"0123456789", 10, 0, 0, SIZE_MAX };
+	struct store_new_message msg = new_msg(in.id, &m, 5);
+
+	cr_assert_eq(store_message_add(st, &msg, NULL), STORE_ERR);
+	assert_nothing_stored(st);
+	store_close(st);
+}
+
+Test(store, source_read_error)
+{
+	static unsigned char data[300000];
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct memsrc m = { data, sizeof(data), 0, 0, 150000 };
+	struct store_new_message msg = new_msg(in.id, &m, sizeof(data));
+
+	cr_assert_eq(store_message_add(st, &msg, NULL), STORE_ERR);
+	assert_nothing_stored(st);
+	store_close(st);
+}
+
+Test(store, failed_add_inside_transaction_keeps_the_others)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct memsrc m = { (const unsigned char *)"short", 5, 0, 0, SIZE_MAX };
+	struct store_new_message msg = new_msg(in.id, &m, 50);
+	int64_t a, b;
+
+	cr_assert_eq(store_begin(st), STORE_OK);
+	a = add_text(st, in.id, "first\r\n");
+	cr_assert_eq(store_message_add(st, &msg, NULL), STORE_ERR);
+	b = add_text(st, in.id, "second\r\n");
+	cr_assert_eq(store_commit(st), STORE_OK, "%s", store_errmsg(st));
+	cr_assert_eq(count_all(st, NULL), 2);
+	cr_assert_eq(uid_of(st, a), 1);
+	cr_assert_eq(uid_of(st, b), 2);
+	cr_assert_eq(raw_int("SELECT count(*) FROM body"), 2);
+	store_close(st);
+}
+
+Test(store, add_to_missing_inbox)
+{
+	struct store *st = open_store();
+	int64_t id = 0;
+
+	cr_assert_eq(add_bytes(st, 999, "x", 1, &id), STORE_NOTFOUND);
+	cr_assert_eq(raw_int("SELECT count(*) FROM body"), 0);
+	store_close(st);
+}
+
+Test(store, uids_ascending_never_reused)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	int64_t a = add_text(st, in.id, "1"), b = add_text(st, in.id, "2");
+	int64_t c = add_text(st, in.id, "3"), d;
+
+	cr_assert_eq(uid_of(st, a), 1);
+	cr_assert_eq(uid_of(st, b), 2);
+	cr_assert_eq(uid_of(st, c), 3);
+	cr_assert_lt(a, b);
+	cr_assert_lt(b, c);
+	/* Delete the newest: neither its UID nor its id comes back. */
+	cr_assert_eq(store_message_del(st, c), STORE_OK);
+	cr_assert_eq(store_message_del(st, c), STORE_NOTFOUND);
+	d = add_text(st, in.id, "4");
+	cr_assert_eq(uid_of(st, d), 4);
+	cr_assert_gt(d, c);
+	cr_assert_eq(raw_int("SELECT highestmodseq FROM mailbox"), 5);
+	cr_assert_eq(raw_int("SELECT uidvalidity FROM mailbox") != 0, 1);
+	cr_assert_eq(raw_int("SELECT flags FROM message WHERE id = 1"), 0);
+	store_close(st);
+}
+
+Test(store, message_foreach_envelope)
+{
+	struct store *st = open_store();
+	struct store_inbox ci = make_inbox(st, "ci"), dev = make_inbox(st, "dev");
+	struct memsrc m = { (const unsigned char *)"hello", 5, 0, 0, SIZE_MAX };
+	struct store_new_message msg = new_msg(ci.id, &m, 5);
+	struct seen s = { 0 };
+	int64_t a = 0, b, c;
+
+	msg.auth_user = "ci";
+	cr_assert_eq(store_message_add(st, &msg, &a), STORE_OK);
+	b = add_text(st, dev.id, "two");
+	c = add_text(st, ci.id, "three");
+
+	cr_assert_eq(store_message_foreach(st, NULL, collect, &s), STORE_OK);
+	cr_assert_eq(s.n, 3);
+	cr_assert_eq(s.id[0], a);
+	cr_assert_eq(s.id[1], b);
+	cr_assert_eq(s.id[2], c);
+	cr_assert_str_eq(s.inbox[1], "dev");
+
+	memset(&s, 0, sizeof(s));
+	cr_assert_eq(store_message_foreach(st, "ci", collect, &s), STORE_OK);
+	cr_assert_eq(s.n, 2);
+	cr_assert_eq(s.id[0], a);
+	cr_assert_eq(s.id[1], c);
+	cr_assert_str_eq(s.inbox[0], "ci");
+	cr_assert_str_eq(s.rcpts[0], "a@x.test, b@y.test, c@z.test");
+	cr_assert_str_eq(s.from[0], "sender@app.test");
+	cr_assert_str_eq(s.auth[0], "ci");
+	cr_assert_str_eq(s.auth[1], "");     /* no AUTH */
+	cr_assert_str_eq(s.date[0], "");     /* header absent */
+	cr_assert_eq(s.size[0], 5);
+
+	cr_assert_eq(store_message_foreach(st, "nope", collect, &s), STORE_NOTFOUND);
+	store_close(st);
+}
+
+static int check_info(const struct store_message_info *m, void *arg)
+{
+	cr_assert_str_eq(m->inbox, "dev");
+	cr_assert_str_eq(m->mailbox, "INBOX");
+	cr_assert_eq(m->uid, 1);
+	cr_assert_eq(m->flags, 0);
+	cr_assert_eq(m->internal_date, 1700000000);
+	cr_assert_str_eq(m->client_addr, "127.0.0.1");
+	cr_assert_str_eq(m->hdr_from, "App <sender@app.test>");
+	cr_assert_str_eq(m->hdr_to, "a@x.test");
+	cr_assert_str_eq(m->hdr_subject, "Hello");
+	cr_assert_str_eq(m->hdr_date, "");
+	cr_assert_str_eq(m->rcpts, "");
+	(*(int *)arg)++;
+	return 0;
+}
+
+Test(store, get_info_fields_and_missing)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct memsrc m = { (const unsigned char *)"x", 1, 0, 0, SIZE_MAX };
+	struct store_new_message msg = new_msg(in.id, &m, 1);
+	struct buf b = { 0 };
+	int64_t id = 0;
+	int calls = 0;
+
+	msg.n_rcpts = 0;
+	msg.rcpts = NULL;
+	cr_assert_eq(store_message_add(st, &msg, &id), STORE_OK);
+	cr_assert_eq(store_message_get_info(st, id, check_info, &calls), STORE_OK);
+	cr_assert_eq(calls, 1);
+
+	cr_assert_eq(store_message_get_info(st, id + 100, check_info, &calls), STORE_NOTFOUND);
+	cr_assert_eq(store_message_read(st, id + 100, buf_sink, &b), STORE_NOTFOUND);
+	cr_assert_eq(store_message_del(st, id + 100), STORE_NOTFOUND);
+	cr_assert_eq(calls, 1);
+	store_close(st);
+}
+
+/* A callback may use the store, even the query it is called from. */
+struct nested {
+	struct store *st;
+	int inner;
+	size_t bytes;
+};
+
+static int nested_cb(const struct store_message_info *m, void *arg)
+{
+	struct nested *n = arg;
+	struct buf b = { 0 };
+	struct seen s = { 0 };
+
+	cr_assert_eq(store_message_foreach(n->st, NULL, collect, &s), STORE_OK);
+	n->inner += s.n;
+	cr_assert_eq(store_message_read(n->st, m->id, buf_sink, &b), STORE_OK);
+	n->bytes += b.len;
+	free(b.p);
+	return 0;
+}
+
+Test(store, callbacks_may_reenter)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct nested n = { st, 0, 0 };
+
+	add_text(st, in.id, "abc");
+	add_text(st, in.id, "defg");
+	cr_assert_eq(store_message_foreach(st, "dev", nested_cb, &n), STORE_OK);
+	cr_assert_eq(n.inner, 4);
+	cr_assert_eq(n.bytes, 7);
+	store_close(st);
+}
+
+Test(store, prune_keeps_newest)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev"), other = make_inbox(st, "other");
+	struct seen s = { 0 };
+	int i;
+
+	for (i = 0; i < 5; i++)
+		add_text(st, in.id, "m");
+	add_text(st, other.id, "o");
+	cr_assert_eq(store_inbox_prune(st, in.id, 10), STORE_OK);
+	cr_assert_eq(count_all(st, "dev"), 5);
+	cr_assert_eq(store_inbox_prune(st, in.id, 2), STORE_OK);
+	cr_assert_eq(store_message_foreach(st, "dev", collect, &s), STORE_OK);
+	cr_assert_eq(s.n, 2);
+	cr_assert_eq(s.uid[0], 4);
+	cr_assert_eq(s.uid[1], 5);
+	cr_assert_eq(count_all(st, "other"), 1);
+	cr_assert_eq(raw_int("SELECT count(*) FROM body"), 3);
+	store_close(st);
+}
+
+Test(store, del_inbox_messages)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	int64_t n = -1;
+
+	add_text(st, in.id, "a");
+	add_text(st, in.id, "b");
+	cr_assert_eq(store_message_del_inbox(st, "dev", &n), STORE_OK);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(count_all(st, "dev"), 0);
+	cr_assert_eq(raw_int("SELECT count(*) FROM body"), 0);
+	cr_assert_eq(store_message_del_inbox(st, "nope", &n), STORE_NOTFOUND);
+	/* UIDs go on after the mailbox was emptied. */
+	cr_assert_eq(uid_of(st, add_text(st, in.id, "c")), 3);
+	store_close(st);
+}
+
+Test(store, inbox_del_cascades)
+{
+	struct store *st = open_store();
+	struct store_inbox ci = make_inbox(st, "ci"), dev = make_inbox(st, "dev");
+
+	add_text(st, ci.id, "a");
+	add_text(st, ci.id, "b");
+	add_text(st, dev.id, "c");
+	cr_assert_eq(raw_int("SELECT count(*) FROM message_rcpt"), 9);
+	cr_assert_eq(store_inbox_del(st, "ci"), STORE_OK);
+	cr_assert_eq(raw_int("SELECT count(*) FROM mailbox"), 1);
+	cr_assert_eq(raw_int("SELECT count(*) FROM message"), 1);
+	cr_assert_eq(raw_int("SELECT count(*) FROM body"), 1);
+	cr_assert_eq(raw_int("SELECT count(*) FROM message_rcpt"), 3);
+	cr_assert_eq(count_all(st, "dev"), 1);
+	store_close(st);
+}
+
+/* A body shared by two messages (as IMAP COPY will do) goes with the last. */
+Test(store, shared_body_goes_with_last_message)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	int64_t a = add_text(st, in.id, "shared");
+
+	raw_exec("INSERT INTO message (mailbox_id, body_id, uid, modseq, internal_date,"
+	    " size, mail_from, client_addr) SELECT mailbox_id, body_id, 99, 99, 0, size,"
+	    " '', '' FROM message");
+	cr_assert_eq(count_all(st, NULL), 2);
+	cr_assert_eq(store_message_del(st, a), STORE_OK);
+	cr_assert_eq(raw_int("SELECT count(*) FROM body"), 1);
+	raw_exec("DELETE FROM message");
+	cr_assert_eq(raw_int("SELECT count(*) FROM body"), 0);
+	store_close(st);
+}
+
+/* ---- notifications ----------------------------------------------------- */
+
+struct events {
+	int n;
+	int64_t mailbox[8], message[8];
+};
+
+static void on_change(void *arg, enum store_change what, int64_t mailbox_id, int64_t message_id)
+{
+	struct events *e = arg;
+
+	cr_assert_eq(what, STORE_CHANGE_NEW);
+	cr_assert_lt(e->n, 8);
+	e->mailbox[e->n] = mailbox_id;
+	e->message[e->n++] = message_id;
+}
+
+Test(store, notifications_after_commit_only)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct events e1 = { 0 }, e2 = { 0 };
+	int64_t a, b, c, d;
+	int64_t mbox = raw_int("SELECT id FROM mailbox");
+
+	cr_assert_eq(store_subscribe(st, on_change, &e1), STORE_OK);
+	cr_assert_eq(store_subscribe(st, on_change, &e2), STORE_OK);
+
+	cr_assert_eq(store_begin(st), STORE_OK);
+	a = add_text(st, in.id, "a");
+	b = add_text(st, in.id, "b");
+	cr_assert_eq(e1.n, 0);
+	cr_assert_eq(store_commit(st), STORE_OK);
+	cr_assert_eq(e1.n, 2);
+	cr_assert_eq(e2.n, 2);
+	cr_assert_eq(e1.message[0], a);
+	cr_assert_eq(e1.message[1], b);
+	cr_assert_eq(e1.mailbox[0], mbox);
+
+	cr_assert_eq(store_begin(st), STORE_OK);
+	c = add_text(st, in.id, "c");
+	store_rollback(st);
+	cr_assert_eq(e1.n, 2);
+	cr_assert_eq(store_message_get_info(st, c, collect, &(struct seen){ 0 }), STORE_NOTFOUND);
+	cr_assert_eq(store_commit(st), STORE_ERR);       /* none open */
+	cr_assert_eq(e1.n, 2);
+
+	/* Autocommit: right away. */
+	d = add_text(st, in.id, "d");
+	cr_assert_eq(e1.n, 3);
+	cr_assert_eq(e1.message[2], d);
+
+	store_unsubscribe(st, on_change, &e1);
+	add_text(st, in.id, "e");
+	cr_assert_eq(e1.n, 3);
+	cr_assert_eq(e2.n, 4);
+	store_close(st);
+}
+
+Test(store, nested_begin_refused)
+{
+	struct store *st = open_store();
+
+	cr_assert_eq(store_begin(st), STORE_OK);
+	cr_assert_eq(store_begin(st), STORE_ERR);
+	cr_assert_eq(store_commit(st), STORE_OK);
+	store_close(st);
+}
+
+/* ---- files, persistence, errors ---------------------------------------- */
+
+Test(store, file_modes)
+{
+	char err[256];
+	struct stat sb;
+	struct store *st;
+
+	snprintf(dbpath, sizeof(dbpath), "%s/a/b/mail.db", tmpdir);
+	st = store_open(dbpath, DURABILITY_FULL, err, sizeof(err));
+	cr_assert_not_null(st, "%s", err);
+	make_inbox(st, "dev");
+	cr_assert_eq(stat(dbpath, &sb), 0);
+	cr_assert_eq(sb.st_mode & 07777, 0600, "db mode %o", sb.st_mode & 07777);
+	char wal[PATH_MAX + 8];
+	snprintf(wal, sizeof(wal), "%s-wal", dbpath);
+	cr_assert_eq(stat(wal, &sb), 0);
+	cr_assert_eq(sb.st_mode & 07777, 0600, "wal mode %o", sb.st_mode & 07777);
+	snprintf(wal, sizeof(wal), "%s/a", tmpdir);
+	cr_assert_eq(stat(wal, &sb), 0);
+	cr_assert_eq(sb.st_mode & 07777, 0700);
+	snprintf(wal, sizeof(wal), "%s/a/b", tmpdir);
+	cr_assert_eq(stat(wal, &sb), 0);
+	cr_assert_eq(sb.st_mode & 07777, 0700);
+	store_close(st);
+}
+
+Test(store, persists_across_reopen)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev"), got;
+	struct buf b = { 0 };
+	int64_t id = add_text(st, in.id, "persist me\r\n");
+
+	cr_assert_eq(store_integrity_check(st), 0);
+	store_close(st);
+	cr_assert_eq(raw_int("PRAGMA user_version"), 1);
+	cr_assert_eq(raw_int("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
+
+	st = open_store();
+	cr_assert_eq(store_inbox_get(st, "dev", &got), STORE_OK);
+	cr_assert_eq(got.messages, 1);
+	cr_assert_eq(store_message_read(st, id, buf_sink, &b), STORE_OK);
+	cr_assert_eq(b.len, 12);
+	cr_assert_eq(memcmp(b.p, "persist me\r\n", 12), 0);
+	/* UIDs continue. */
+	cr_assert_eq(uid_of(st, add_text(st, in.id, "2")), 2);
+	free(b.p);
+	store_close(st);
+}
+
+Test(store, newer_schema_refused)
+{
+	char err[256] = "";
+
+	store_close(open_store());
+	raw_exec("PRAGMA user_version = 99");
+	cr_assert_null(store_open(dbpath, DURABILITY_NORMAL, err, sizeof(err)));
+	cr_assert_not_null(strstr(err, "newer"), "%s", err);
+}
+
+Test(store, open_fails_cleanly)
+{
+	char err[256] = "";
+	char path[PATH_MAX];
+
+	/* The parent "directory" is a file. */
+	snprintf(path, sizeof(path), "%s/file", tmpdir);
+	fclose(fopen(path, "w"));
+	snprintf(path, sizeof(path), "%s/file/mail.db", tmpdir);
+	cr_assert_null(store_open(path, DURABILITY_NORMAL, err, sizeof(err)));
+	cr_assert_neq(err[0], '\0');
+	cr_assert_null(store_open("", DURABILITY_NORMAL, err, sizeof(err)));
+}
+
+/*
+ * Disk full, simulated with RLIMIT_FSIZE (which binds root too, unlike a
+ * read-only file mode): writes past the limit fail with EFBIG, SQLite
+ * reports an I/O error, the store says STORE_FULL, and nothing is half
+ * stored. Criterion runs each test in its own process, so the limit stays
+ * here.
+ */
+static void limit_file_size(rlim_t bytes)
+{
+	struct rlimit rl;
+
+	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &rl), 0);
+	rl.rlim_cur = bytes;
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+}
+
+Test(store, disk_full_autocommit)
+{
+	const size_t len = 4 * 1024 * 1024;
+	unsigned char *data = calloc(1, len);
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	int64_t id = 0;
+
+	signal(SIGXFSZ, SIG_IGN);
+	limit_file_size(512 * 1024);
+	cr_assert_eq(add_bytes(st, in.id, data, len, &id), STORE_FULL, "%s", store_errmsg(st));
+	limit_file_size(RLIM_INFINITY);
+	cr_assert_eq(count_all(st, NULL), 0);
+	cr_assert_eq(raw_int("SELECT count(*) FROM body"), 0);
+	/* Space again: the store works on. */
+	cr_assert_eq(add_bytes(st, in.id, data, len, &id), STORE_OK, "%s", store_errmsg(st));
+	cr_assert_eq(uid_of(st, id), 1);
+	cr_assert_eq(store_integrity_check(st), 0);
+	free(data);
+	store_close(st);
+}
+
+Test(store, disk_full_in_transaction)
+{
+	const size_t len = 4 * 1024 * 1024;
+	unsigned char *data = calloc(1, len);
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct events e = { 0 };
+	int rc_add, rc_commit;
+
+	cr_assert_eq(store_subscribe(st, on_change, &e), STORE_OK);
+	signal(SIGXFSZ, SIG_IGN);
+	limit_file_size(512 * 1024);
+	cr_assert_eq(store_begin(st), STORE_OK);
+	add_text(st, in.id, "small one\r\n");
+	rc_add = add_bytes(st, in.id, data, len, NULL);
+	rc_commit = store_commit(st);
+	limit_file_size(RLIM_INFINITY);
+	/* Whether the spill of the cache or the commit hit the limit, the
+	 * whole group failed and nobody was told of a new message. */
+	cr_assert(rc_add == STORE_FULL || rc_commit == STORE_FULL,
+	    "add %d commit %d: %s", rc_add, rc_commit, store_errmsg(st));
+	cr_assert_neq(rc_commit, STORE_OK);
+	cr_assert_eq(e.n, 0);
+	cr_assert_eq(count_all(st, NULL), 0);
+	cr_assert_eq(raw_int("SELECT count(*) FROM body"), 0);
+
+	cr_assert_eq(store_begin(st), STORE_OK);
+	add_text(st, in.id, "after\r\n");
+	cr_assert_eq(store_commit(st), STORE_OK);
+	cr_assert_eq(e.n, 1);
+	free(data);
+	store_close(st);
+}
+
+/* The CLI holding the write lock beyond the busy timeout: STORE_BUSY. */
+Test(store, busy_beyond_timeout, .timeout = 30)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	sqlite3 *db;
+	time_t t0;
+
+	cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	t0 = time(NULL);
+	cr_assert_eq(add_bytes(st, in.id, "x", 1, NULL), STORE_BUSY);
+	cr_assert_geq(time(NULL) - t0, 4);
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(db);
+	add_text(st, in.id, "now it works");
+	store_close(st);
+}
