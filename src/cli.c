@@ -10,6 +10,7 @@
  */
 #include "mailsnare/cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -509,7 +510,9 @@ static int split_argv(struct cli *c, int argc, char **argv)
 
 		if (!options_end && strcmp(a, "--") == 0) {
 			options_end = true;
-		} else if (!options_end && a[0] == '-' && a[1] != '\0') {
+		} else if (!options_end && a[0] == '-' && a[1] != '\0' &&
+		    !isdigit((unsigned char)a[1])) {
+			/* "-1" is a (bad) message id, not an option. */
 			if ((rc = parse_option(c, argc, argv, &i)) != EXIT_OK)
 				return rc;
 		} else if (c->nwords < CLI_MAX_WORDS) {
