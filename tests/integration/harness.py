@@ -562,9 +562,24 @@ class TestCase(unittest.TestCase):
         super().setUp()
         self._log_offset = self.server.log_size() if self.server else 0
 
-    def tearDown(self):
+    def _failed(self):
         outcome = getattr(self, "_outcome", None)
-        if outcome is not None and not getattr(outcome, "success", True) and self.server:
+        if outcome is None:
+            return False
+        # Python >= 3.11 adds failures to the result as they happen
+        result = getattr(outcome, "result", None)
+        if result is not None:
+            for test, _ in list(result.errors) + list(result.failures):
+                if getattr(test, "test_case", test) is self:
+                    return True
+        # older versions collect them in the outcome
+        for test, exc in getattr(outcome, "errors", []):
+            if exc is not None:
+                return True
+        return False
+
+    def tearDown(self):
+        if self.server and self._failed():
             sys.stderr.write("\n--- server log during %s ---\n%s\n--- end of log ---\n"
                              % (self.id(), self.server.log_excerpt(self._log_offset)))
         super().tearDown()

@@ -111,14 +111,15 @@ class TestDefaults(SmtplibCase):
         self.server.inbox_add("rcptname", "secret1")
         smtp = self.connect()
         data = message("rcpt is not inbox", [b"body"])
-        msg_id = self.send(smtp, data, rcpts=("rcptname@example.test", "rcptname"))
+        msg_id = self.send(smtp, data, rcpts=("rcptname@example.test", "rcptname@localhost"))
         self.assertStored(msg_id, normalize(data), inbox="dev")
         self.assertNotIn(msg_id, self.server.message_ids("rcptname"))
 
     def test_bare_lf_is_normalised(self):
         smtp = self.connect()
-        # bytes are sent as they are by smtplib (no EOL fixing for bytes)
-        data = b"Subject: bare lf\nX-Test: 1\n\nline one\nline two\r\nline three\n"
+        # bytes are sent as they are by smtplib (no EOL fixing for bytes;
+        # it only adds CRLF at the end if missing, so end with CRLF here)
+        data = b"Subject: bare lf\nX-Test: 1\n\nline one\nline two\r\nline three\nend\r\n"
         msg_id = self.send(smtp, data)
         self.assertStored(msg_id, normalize(data), inbox="dev")
 
