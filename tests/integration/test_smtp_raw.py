@@ -434,6 +434,43 @@ class TestBdat(RawCase):
         self.assertReply(c.cmd("DATA"), 503, "5.5.1")
 
 
+class TestSizeLimitRaw(RawCase):
+    server_args = ("--max-message-size", "10000")
+
+    def test_data_too_big_pipelined_next_transaction(self):
+        # the refusal comes after the end of data, and what follows it in
+        # the same write is read as commands again
+        c = self.open()
+        before = self.dev_ids()
+        self.envelope(c)
+        self.assertReply(c.cmd("DATA"), 354)
+        big = b"Subject: big\r\n\r\n" + (b"z" * 98 + b"\r\n") * 200
+        c.send(big + b".\r\nMAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n")
+        self.assertReply(c.reply(), 552, "5.3.4")
+        self.assertReply(c.reply(), 250, "2.1.0")
+        self.assertReply(c.reply(), 250, "2.1.5")
+        self.assertReply(c.reply(), 354)
+        self.assertEqual(self.dev_ids(), before, "an oversized message was stored")
+        c.send(b"Subject: small\r\n\r\nsmall\r\n.\r\n")
+        r = c.reply()
+        self.assertReply(r, 250, "2.0.0")
+        self.assertStored(queued_id(r.text), b"Subject: small\r\n\r\nsmall\r\n", inbox="dev")
+
+    def test_bdat_too_big(self):
+        c = self.open()
+        before = self.dev_ids()
+        self.envelope(c)
+        chunk = b"Subject: big bdat\r\n\r\n" + (b"q" * 98 + b"\r\n") * 60
+        c.send(b"BDAT %d\r\n" % len(chunk) + chunk)
+        self.assertReply(c.reply(), 250)
+        c.send(b"BDAT %d LAST\r\n" % len(chunk) + chunk)
+        self.assertReply(c.reply(), 552, "5.3.4")
+        self.assertEqual(self.dev_ids(), before, "an oversized message was stored")
+        self.assertReply(c.cmd("NOOP"), 250, "2.0.0")
+        msg_id = self.deliver(c, b"Subject: after bdat\r\n\r\nok\r\n.\r\n")
+        self.assertStored(msg_id, b"Subject: after bdat\r\n\r\nok\r\n", inbox="dev")
+
+
 class TestAuth(RawCase):
 
     def test_plain_initial_response(self):
