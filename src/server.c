@@ -178,6 +178,8 @@ static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 
+	if (what & BEV_EVENT_CONNECTED)
+		return;  /* TLS handshake done */
 	if (what & BEV_EVENT_TIMEOUT) {
 		if (!c->closing) {
 			log_info("%s: %s: idle timeout", c->proto->name, c->peer);

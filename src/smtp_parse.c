@@ -191,7 +191,7 @@ static enum smtp_path_rc path_extract(const char *p, struct smtp_path *out, cons
 
 	if (*p == '<') {
 		if ((end = path_end(p + 1)) == NULL)
-			return SMTP_PATH_SYNTAX;
+			return SMTP_PATH_BADADDR;  /* as Postfix: 5.1.7 / 5.1.3 */
 		*rest = end + 1;
 		return path_copy(p + 1, (size_t)(end - p - 1), out);
 	}

@@ -53,7 +53,7 @@ Test(smtp_parse, path_errors)
 
 	cr_assert_eq(smtp_parse_path("FROM <a@b>", "FROM", true, &p), SMTP_PATH_SYNTAX);
 	cr_assert_eq(smtp_parse_path("TO:<a@b>", "FROM", true, &p), SMTP_PATH_SYNTAX);
-	cr_assert_eq(smtp_parse_path("FROM:<a@b", "FROM", true, &p), SMTP_PATH_SYNTAX);
+	cr_assert_eq(smtp_parse_path("FROM:<a@b", "FROM", true, &p), SMTP_PATH_BADADDR);
 	cr_assert_eq(smtp_parse_path("FROM:<a@b>x", "FROM", true, &p), SMTP_PATH_SYNTAX);
 	cr_assert_eq(smtp_parse_path("FROM:", "FROM", true, &p), SMTP_PATH_SYNTAX);
 	cr_assert_eq(smtp_parse_path("TO:<>", "TO", false, &p), SMTP_PATH_BADADDR);
