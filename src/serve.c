@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -144,6 +145,20 @@ static void serve_print_credentials(const struct config *cfg)
 	fflush(stdout);
 }
 
+/* Many idle clients need many descriptors: take the hard limit. */
+static void serve_raise_nofile(const struct config *cfg)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	(void)setrlimit(RLIMIT_NOFILE, &rl);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)cfg->max_clients + 64)
+		log_warn("max-clients %u exceeds the open-file limit %llu", cfg->max_clients,
+		    (unsigned long long)rl.rlim_cur);
+}
+
 static void serve_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *srv = arg;
@@ -177,6 +192,10 @@ int serve_run(const struct config *cfg)
 
 	log_set_level(cfg->log_level);
 	signal(SIGPIPE, SIG_IGN);
+	/* Past a file-size limit, writes fail with EFBIG (452 4.3.1) instead
+	 * of the signal killing the server. */
+	signal(SIGXFSZ, SIG_IGN);
+	serve_raise_nofile(cfg);
 	srv.auth.accept_any = cfg->auth_accept_any;
 	if ((srv.store = store_open(cfg->db, cfg->durability, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mailsnare: %s: %s\n", cfg->db, err);

@@ -93,6 +93,7 @@ enum query {
 	Q_MAILBOX_NEXT, Q_BODY_ADD, Q_MSG_ADD, Q_RCPT_ADD,
 	Q_MSG_LIST_ALL, Q_MSG_LIST_INBOX, Q_MSG_INFO, Q_RCPT_LIST, Q_MSG_BODY,
 	Q_MSG_DEL, Q_MSG_DEL_INBOX, Q_PRUNE, Q_INTEGRITY,
+	Q_MAILBOX_GET, Q_MAILBOX_MSGS, Q_MSG_FLAGS, Q_MAILBOX_MODSEQ,
 	Q_COUNT
 };
 
@@ -115,7 +116,8 @@ static const char *const query_sql[Q_COUNT] = {
 	[Q_SAVEPOINT] = "SAVEPOINT store_write",
 	[Q_RELEASE] = "RELEASE store_write",
 	[Q_ROLLBACK_TO] = "ROLLBACK TO store_write",
-	[Q_INBOX_GET] = INBOX_COLS "WHERE i.name = ?1",
+	/* Without the message count: it is read on every login and MAIL. */
+	[Q_INBOX_GET] = "SELECT id, name, password, created, 0 FROM inbox WHERE name = ?1",
 	[Q_INBOX_LIST] = INBOX_COLS "ORDER BY i.name",
 	[Q_INBOX_ID] = "SELECT id FROM inbox WHERE name = ?1",
 	[Q_INBOX_ADD] = "INSERT INTO inbox (name, password, created) VALUES (?1, ?2, ?3)",
@@ -139,15 +141,27 @@ static const char *const query_sql[Q_COUNT] = {
 	[Q_MSG_INFO] = MSG_COLS "WHERE m.id = ?1",
 	[Q_RCPT_LIST] = "SELECT addr FROM message_rcpt WHERE message_id = ?1 ORDER BY seq",
 	[Q_MSG_BODY] = "SELECT body_id, size FROM message WHERE id = ?1",
-	[Q_MSG_DEL] = "DELETE FROM message WHERE id = ?1",
+	/* Deletes return what they removed, for the change notifications. */
+	[Q_MSG_DEL] = "DELETE FROM message WHERE id = ?1 RETURNING mailbox_id, id",
 	[Q_MSG_DEL_INBOX] = "DELETE FROM message WHERE mailbox_id IN"
-	    " (SELECT id FROM mailbox WHERE inbox_id = ?1)",
+	    " (SELECT id FROM mailbox WHERE inbox_id = ?1) RETURNING mailbox_id, id",
 	/* LIMIT -1 OFFSET keep: every message but the newest `keep`. */
 	[Q_PRUNE] = "DELETE FROM message WHERE id IN (SELECT id FROM message"
 	    " WHERE mailbox_id = (SELECT id FROM mailbox"
 	    "  WHERE inbox_id = ?1 AND name = 'INBOX')"
-	    " ORDER BY uid DESC LIMIT -1 OFFSET ?2)",
+	    " ORDER BY uid DESC LIMIT -1 OFFSET ?2) RETURNING mailbox_id, id",
 	[Q_INTEGRITY] = "PRAGMA integrity_check",
+	[Q_MAILBOX_GET] = "SELECT b.id, b.inbox_id, b.name, b.uidvalidity, b.uidnext,"
+	    " b.highestmodseq, (SELECT count(*) FROM message m WHERE m.mailbox_id = b.id)"
+	    " FROM mailbox b WHERE b.inbox_id = ?1 AND b.name = ?2",
+	[Q_MAILBOX_MSGS] = "SELECT id, uid, flags, size, internal_date, modseq"
+	    " FROM message WHERE mailbox_id = ?1 ORDER BY uid",
+	/* A flag change takes the mailbox's next modseq (RFC 7162). */
+	[Q_MSG_FLAGS] = "UPDATE message SET flags = (flags & ~?3) | ?2,"
+	    " modseq = (SELECT highestmodseq + 1 FROM mailbox WHERE id = message.mailbox_id)"
+	    " WHERE id = ?1 AND flags != ((flags & ~?3) | ?2)"
+	    " RETURNING mailbox_id, flags, modseq",
+	[Q_MAILBOX_MODSEQ] = "UPDATE mailbox SET highestmodseq = ?2 WHERE id = ?1",
 };
 
 /* ---- the store --------------------------------------------------------- */
@@ -158,6 +172,7 @@ struct store_sub {
 };
 
 struct store_event {
+	enum store_change what;
 	int64_t mailbox_id;
 	int64_t message_id;
 };
@@ -525,7 +540,8 @@ void store_close(struct store *st)
 
 /* ---- notifications ----------------------------------------------------- */
 
-static int queue_event(struct store *st, int64_t mailbox_id, int64_t message_id)
+static int queue_event(struct store *st, enum store_change what, int64_t mailbox_id,
+    int64_t message_id)
 {
 	struct store_event *p;
 	size_t cap;
@@ -538,6 +554,7 @@ static int queue_event(struct store *st, int64_t mailbox_id, int64_t message_id)
 		st->pending = p;
 		st->cap_pending = cap;
 	}
+	st->pending[st->n_pending].what = what;
 	st->pending[st->n_pending].mailbox_id = mailbox_id;
 	st->pending[st->n_pending].message_id = message_id;
 	st->n_pending++;
@@ -574,7 +591,7 @@ static void notify_pending(struct store *st)
 	for (i = 0; i < n; i++)
 		for (j = 0; j < st->n_subs; j++)
 			if (st->subs[j].cb != NULL)
-				st->subs[j].cb(st->subs[j].arg, STORE_CHANGE_NEW,
+				st->subs[j].cb(st->subs[j].arg, ev[i].what,
 				    ev[i].mailbox_id, ev[i].message_id);
 	if (--st->dispatching == 0)
 		compact_subs(st);
@@ -1090,7 +1107,7 @@ int store_message_add(struct store *st, const struct store_new_message *msg, int
 	rc = add_rows(st, msg, &mailbox, &mid);
 	/* Queued inside the write, so running out of memory undoes it. */
 	if (rc == STORE_OK)
-		rc = queue_event(st, mailbox, mid);
+		rc = queue_event(st, STORE_CHANGE_NEW, mailbox, mid);
 	if ((rc = wtx_end(st, &w, rc)) != STORE_OK) {
 		if (mid != 0 && st->n_pending > 0 &&
 		    st->pending[st->n_pending - 1].message_id == mid)
@@ -1106,9 +1123,27 @@ int store_message_add(struct store *st, const struct store_new_message *msg, int
 
 /* ---- deleting messages ------------------------------------------------- */
 
+/* Runs a message DELETE ... RETURNING mailbox_id, id, queueing an
+ * expunge notification for each row. */
+static int delete_rows(struct store *st, sqlite3_stmt *s, int64_t *changes)
+{
+	int rc = STORE_OK, r;
+
+	*changes = 0;
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		(*changes)++;
+		rc = queue_event(st, STORE_CHANGE_EXPUNGE, sqlite3_column_int64(s, 0),
+		    sqlite3_column_int64(s, 1));
+		if (rc != STORE_OK)
+			return rc;
+	}
+	return r == SQLITE_DONE ? STORE_OK : sql_fail(st, r);
+}
+
 static int delete_by_id(struct store *st, enum query q, int64_t id, int64_t arg2,
     int64_t *changes)
 {
+	size_t queued = st->n_pending;
 	int rc = STORE_OK;
 	struct wtx w;
 	sqlite3_stmt *s;
@@ -1120,12 +1155,16 @@ static int delete_by_id(struct store *st, enum query q, int64_t id, int64_t arg2
 		sqlite3_bind_int64(s, 1, id);
 		if (q == Q_PRUNE)
 			sqlite3_bind_int64(s, 2, arg2);
-		rc = stmt_done(st, s);
-		if (rc == STORE_OK)
-			*changes = sqlite3_changes64(st->db);
+		rc = delete_rows(st, s, changes);
 		stmt_put(st, q, s);
 	}
-	return wtx_end(st, &w, rc);
+	if ((rc = wtx_end(st, &w, rc)) != STORE_OK) {
+		st->n_pending = queued;
+		return rc;
+	}
+	if (!st->in_tx)
+		notify_pending(st);
+	return STORE_OK;
 }
 
 int store_inbox_prune(struct store *st, int64_t inbox_id, uint64_t keep)
@@ -1343,6 +1382,147 @@ int store_message_read(struct store *st, int64_t id, store_sink sink, void *arg)
 		rc = blob_drain(st, blob, sink, arg, buf);
 	sqlite3_blob_close(blob);
 	free(buf);
+	return rc;
+}
+
+/* ---- mailboxes and message state (POP3, IMAP) -------------------------- */
+
+int store_mailbox_get(struct store *st, int64_t inbox_id, const char *name,
+    struct store_mailbox *out)
+{
+	int rc = STORE_OK, r;
+	sqlite3_stmt *s = stmt_get(st, Q_MAILBOX_GET, &rc);
+
+	if (s == NULL)
+		return rc;
+	sqlite3_bind_int64(s, 1, inbox_id);
+	bind_str(s, 2, name);
+	r = sqlite3_step(s);
+	if (r == SQLITE_ROW) {
+		out->id = sqlite3_column_int64(s, 0);
+		out->inbox_id = sqlite3_column_int64(s, 1);
+		snprintf(out->name, sizeof(out->name), "%s", col_str(s, 2));
+		out->uidvalidity = (uint32_t)sqlite3_column_int64(s, 3);
+		out->uidnext = (uint32_t)sqlite3_column_int64(s, 4);
+		out->highestmodseq = (uint64_t)sqlite3_column_int64(s, 5);
+		out->messages = (uint32_t)sqlite3_column_int64(s, 6);
+	} else if (r == SQLITE_DONE) {
+		rc = set_err(st, STORE_NOTFOUND, "no mailbox '%s'", name);
+	} else {
+		rc = sql_fail(st, r);
+	}
+	stmt_put(st, Q_MAILBOX_GET, s);
+	return rc;
+}
+
+int store_mailbox_foreach(struct store *st, int64_t mailbox_id, store_msg_cb cb, void *arg)
+{
+	struct store_msg m;
+	int rc = STORE_OK, r;
+	sqlite3_stmt *s = stmt_get(st, Q_MAILBOX_MSGS, &rc);
+
+	if (s == NULL)
+		return rc;
+	sqlite3_bind_int64(s, 1, mailbox_id);
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		m.id = sqlite3_column_int64(s, 0);
+		m.uid = (uint32_t)sqlite3_column_int64(s, 1);
+		m.flags = (unsigned)sqlite3_column_int64(s, 2);
+		m.size = (uint64_t)sqlite3_column_int64(s, 3);
+		m.internal_date = sqlite3_column_int64(s, 4);
+		m.modseq = (uint64_t)sqlite3_column_int64(s, 5);
+		if ((rc = cb(&m, arg)) != 0)
+			break;
+	}
+	if (rc == STORE_OK && r != SQLITE_DONE)
+		rc = sql_fail(st, r);
+	stmt_put(st, Q_MAILBOX_MSGS, s);
+	return rc;
+}
+
+/* Applies the UPDATE; *changed is false when the flags were already so. */
+static int flags_update(struct store *st, int64_t id, unsigned add, unsigned remove,
+    int64_t *mailbox, int64_t *modseq, bool *changed)
+{
+	int rc = STORE_OK, r;
+	sqlite3_stmt *s = stmt_get(st, Q_MSG_FLAGS, &rc);
+
+	if (s == NULL)
+		return rc;
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int64(s, 2, add);
+	sqlite3_bind_int64(s, 3, remove);
+	*changed = false;
+	if ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		*changed = true;
+		*mailbox = sqlite3_column_int64(s, 0);
+		*modseq = sqlite3_column_int64(s, 2);
+		r = sqlite3_step(s);
+	}
+	if (r != SQLITE_DONE)
+		rc = sql_fail(st, r);
+	stmt_put(st, Q_MSG_FLAGS, s);
+	if (rc != STORE_OK || !*changed)
+		return rc;
+	if ((s = stmt_get(st, Q_MAILBOX_MODSEQ, &rc)) == NULL)
+		return rc;
+	sqlite3_bind_int64(s, 1, *mailbox);
+	sqlite3_bind_int64(s, 2, *modseq);
+	rc = stmt_done(st, s);
+	stmt_put(st, Q_MAILBOX_MODSEQ, s);
+	return rc;
+}
+
+int store_message_set_flags(struct store *st, int64_t id, unsigned add, unsigned remove)
+{
+	int64_t mailbox = 0, modseq = 0;
+	size_t queued = st->n_pending;
+	bool changed = false;
+	struct wtx w;
+	int rc;
+
+	if ((rc = wtx_begin(st, &w)) != STORE_OK)
+		return rc;
+	rc = flags_update(st, id, add, remove, &mailbox, &modseq, &changed);
+	if (rc == STORE_OK && changed)
+		rc = queue_event(st, STORE_CHANGE_FLAGS, mailbox, id);
+	if ((rc = wtx_end(st, &w, rc)) != STORE_OK) {
+		st->n_pending = queued;
+		return rc;
+	}
+	if (!st->in_tx)
+		notify_pending(st);
+	return STORE_OK;
+}
+
+/* Streams bytes [offset, offset+len) of a message (clipped to its size). */
+int store_message_read_range(struct store *st, int64_t id, uint64_t offset, uint64_t len,
+    store_sink sink, void *arg)
+{
+	unsigned char buf[STORE_CHUNK / 4];
+	sqlite3_blob *blob = NULL;
+	int64_t body = 0;
+	uint64_t size, end;
+	int rc, r, n;
+
+	if ((rc = message_body(st, id, &body)) != STORE_OK)
+		return rc;
+	r = sqlite3_blob_open(st->db, "main", "body", "data", body, 0, &blob);
+	if (r != SQLITE_OK) {
+		sqlite3_blob_close(blob);
+		return sql_fail(st, r);
+	}
+	size = (uint64_t)sqlite3_blob_bytes(blob);
+	end = offset > size ? size : (len > size - offset ? size : offset + len);
+	for (; offset < end && rc == STORE_OK; offset += (uint64_t)n) {
+		n = end - offset < sizeof(buf) ? (int)(end - offset) : (int)sizeof(buf);
+		r = sqlite3_blob_read(blob, buf, n, (int)offset);
+		if (r != SQLITE_OK)
+			rc = sql_fail(st, r);
+		else
+			rc = sink(arg, buf, (size_t)n);
+	}
+	sqlite3_blob_close(blob);
 	return rc;
 }
 

@@ -53,7 +53,7 @@ struct store_inbox {
 	char name[STORE_NAME_MAX];
 	char password[STORE_PASS_MAX];
 	int64_t created;       /* unix time */
-	int64_t messages;      /* messages in all its mailboxes (filled by foreach/get) */
+	int64_t messages;      /* messages in all its mailboxes (filled by foreach only) */
 };
 
 /* Opens (creating if needed, file mode 0600, parent directories 0700)
@@ -142,9 +142,47 @@ int store_message_del(struct store *st, int64_t id);
 /* Deletes every message of an inbox; sets *count (may be NULL). */
 int store_message_del_inbox(struct store *st, const char *inbox, int64_t *count);
 
-/* Change notifications: after a commit that added messages, cb is called
- * once per added message with its mailbox and message id. */
-enum store_change { STORE_CHANGE_NEW };
+/* A mailbox and its state, as POP3 and IMAP see it. */
+#define STORE_MAILBOX_NAME_MAX 256
+struct store_mailbox {
+	int64_t id;
+	int64_t inbox_id;
+	char name[STORE_MAILBOX_NAME_MAX];
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+	uint32_t messages;
+};
+int store_mailbox_get(struct store *st, int64_t inbox_id, const char *name,
+    struct store_mailbox *out);
+
+/* One message of a mailbox, by UID ascending. */
+struct store_msg {
+	int64_t id;
+	uint32_t uid;
+	unsigned flags;
+	uint64_t size;
+	int64_t internal_date;
+	uint64_t modseq;
+};
+typedef int (*store_msg_cb)(const struct store_msg *m, void *arg);
+/* A non-zero return from cb stops and is returned. */
+int store_mailbox_foreach(struct store *st, int64_t mailbox_id, store_msg_cb cb, void *arg);
+
+/* flags = (flags & ~remove) | add; a change takes a new modseq and is
+ * notified (STORE_CHANGE_FLAGS). STORE_OK also when nothing changed or
+ * the message is gone (another session expunged it). */
+int store_message_set_flags(struct store *st, int64_t id, unsigned add, unsigned remove);
+
+/* Streams bytes [offset, offset + len) of message id, clipped to its
+ * size, to sink in chunks. */
+int store_message_read_range(struct store *st, int64_t id, uint64_t offset, uint64_t len,
+    store_sink sink, void *arg);
+
+/* Change notifications, delivered after the commit that made them (at
+ * once in autocommit mode): a new message (delivery), new flags, or a
+ * message removed (delete, prune, expunge), with its mailbox and id. */
+enum store_change { STORE_CHANGE_NEW, STORE_CHANGE_FLAGS, STORE_CHANGE_EXPUNGE };
 typedef void (*store_change_cb)(void *arg, enum store_change what, int64_t mailbox_id,
     int64_t message_id);
 int store_subscribe(struct store *st, store_change_cb cb, void *arg);
