@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <libgen.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,21 @@ static const struct serve_listener serve_listeners[] = {
 	{ LISTEN_SMTPS, &smtp_proto, true },
 };
 
+/* epoll's changelist folds the enable/disable pairs that bufferevents make
+ * within one loop pass into one epoll_ctl, or none. */
+static struct event_base *serve_event_base(void)
+{
+	struct event_config *ec = event_config_new();
+	struct event_base *base;
+
+	if (ec == NULL)
+		return NULL;
+	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(ec);
+	event_config_free(ec);
+	return base;
+}
+
 static int serve_inboxes(struct store *st, const struct config *cfg)
 {
 	struct store_inbox in;
@@ -68,9 +84,11 @@ static SSL_CTX *serve_tls(const struct config *cfg)
 		snprintf(cert, sizeof(cert), "%s", cfg->tls_cert);
 		snprintf(key, sizeof(key), "%s", cfg->tls_key[0] ? cfg->tls_key : cfg->tls_cert);
 	} else {
+		/* dirname() may return a static "." rather than edit dir. */
 		snprintf(dir, sizeof(dir), "%s", cfg->db);
-		snprintf(cert, sizeof(cert), "%s/mailsnare-cert.pem", dirname(dir));
-		snprintf(key, sizeof(key), "%s/mailsnare-key.pem", dir);
+		const char *parent = dirname(dir);
+		snprintf(cert, sizeof(cert), "%s/mailsnare-cert.pem", parent);
+		snprintf(key, sizeof(key), "%s/mailsnare-key.pem", parent);
 		if (tls_ensure_selfsigned(cert, key, err, sizeof(err)) < 0) {
 			fprintf(stderr, "mailsnare: cannot create a TLS certificate: %s\n", err);
 			return NULL;
@@ -121,6 +139,9 @@ static int serve_listen_all(struct server *srv)
 		fprintf(stderr, "mailsnare: ready-file %s: %s\n", tmp, strerror(errno));
 		return -1;
 	}
+	/* A ready file left by a killed run must not announce old ports. */
+	if (path[0])
+		unlink(path);
 	rc = serve_bind(srv, ready);
 	if (fclose(ready) != 0)
 		rc = -1;
@@ -196,13 +217,17 @@ int serve_run(const struct config *cfg)
 	 * of the signal killing the server. */
 	signal(SIGXFSZ, SIG_IGN);
 	serve_raise_nofile(cfg);
+	/* SQLite takes and frees a 64 KiB buffer around every savepoint;
+	 * with the default trim threshold each message then moves the heap
+	 * top twice (brk). Keeping 2 MiB of free heap avoids that. */
+	mallopt(M_TRIM_THRESHOLD, 2 * 1024 * 1024);
 	srv.auth.accept_any = cfg->auth_accept_any;
 	if ((srv.store = store_open(cfg->db, cfg->durability, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mailsnare: %s: %s\n", cfg->db, err);
 		return 1;
 	}
-	srv.base = event_base_new();
-	if (srv.base == NULL || event_base_priority_init(srv.base, SERVE_PRIORITIES) < 0)
+	if ((srv.base = serve_event_base()) == NULL ||
+	    event_base_priority_init(srv.base, SERVE_PRIORITIES) < 0)
 		goto out;
 	if (serve_inboxes(srv.store, cfg) < 0 || (srv.ssl_ctx = serve_tls(cfg)) == NULL)
 		goto out;

@@ -65,6 +65,12 @@ static void conn_readcb(struct bufferevent *bev, void *arg);
 static void conn_writecb(struct bufferevent *bev, void *arg);
 static void conn_eventcb(struct bufferevent *bev, short what, void *arg);
 
+/*
+ * Plain connections write their replies directly once a session is done
+ * with its input (conn_flush) and ask for EV_WRITE only when the socket
+ * is full: a reply costs one write, not two epoll_ctl calls around it.
+ * TLS bufferevents keep EV_WRITE, as the filter writes through OpenSSL.
+ */
 static void conn_setup_bev(struct conn *c)
 {
 	struct timeval tv = { c->timeout, 0 };
@@ -72,9 +78,27 @@ static void conn_setup_bev(struct conn *c)
 	bufferevent_setcb(c->bev, conn_readcb, conn_writecb, conn_eventcb, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_READ_HIGHWATER);
 	bufferevent_set_timeouts(c->bev, c->timeout ? &tv : NULL, NULL);
-	if (!c->paused && !c->closing)
-		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (!c->closing)
+		bufferevent_enable(c->bev, EV_READ);
+	if (c->tls || c->closing)
+		bufferevent_enable(c->bev, EV_WRITE);
 	else
+		bufferevent_disable(c->bev, EV_WRITE);  /* on by default */
+}
+
+static void conn_flush(struct conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	if (c->tls || evbuffer_get_length(out) == 0)
+		return;
+	/* The bufferevent keeps the front of its output frozen against
+	 * others draining it; thaw it for this one write. Errors other than
+	 * a full socket surface through the bufferevent's own write. */
+	evbuffer_unfreeze(out, 1);
+	(void)evbuffer_write(out, bufferevent_getfd(c->bev));
+	evbuffer_freeze(out, 1);
+	if (evbuffer_get_length(out) > 0)
 		bufferevent_enable(c->bev, EV_WRITE);
 }
 
@@ -131,13 +155,14 @@ static void conn_try_finish_close(struct conn *c)
 
 static void conn_run_input(struct conn *c)
 {
-	if (c->closing || c->paused)
-		return;
-	c->proto->input(c->sess);
-	/* A client that half-closed after pipelining its last commands gets
-	 * its replies; then the connection ends. */
-	if (c->eof && !c->paused && !c->closing)
-		conn_close(c);
+	if (!c->closing && !c->paused) {
+		c->proto->input(c->sess);
+		/* A client that half-closed after pipelining its last commands
+		 * gets its replies; then the connection ends. */
+		if (c->eof && !c->paused && !c->closing)
+			conn_close(c);
+	}
+	conn_flush(c);
 }
 
 static void conn_wakecb(evutil_socket_t fd, short what, void *arg)
@@ -161,6 +186,8 @@ static void conn_writecb(struct bufferevent *bev, void *arg)
 
 	if (c->closing)
 		conn_try_finish_close(c);
+	else if (!c->tls)
+		bufferevent_disable(c->bev, EV_WRITE);
 }
 
 static void conn_log_tls_error(struct conn *c)
@@ -264,10 +291,12 @@ enum conn_line conn_readline(struct conn *c, char *buf, size_t bufsize, size_t *
 	}
 }
 
+/* Pausing only stops consuming: reading goes on up to the high-water
+ * mark, which bounds the buffer, and the epoll set is not touched twice
+ * for every message that waits for its commit. */
 void conn_pause(struct conn *c)
 {
 	c->paused = true;
-	bufferevent_disable(c->bev, EV_READ);
 }
 
 void conn_resume(struct conn *c)
@@ -275,8 +304,6 @@ void conn_resume(struct conn *c)
 	if (!c->paused || c->closing)
 		return;
 	c->paused = false;
-	if (!c->eof)
-		bufferevent_enable(c->bev, EV_READ);
 	event_active(c->ev_wake, EV_TIMEOUT, 0);
 }
 
@@ -287,6 +314,7 @@ void conn_close(struct conn *c)
 	c->closing = true;
 	gettimeofday(&c->close_started, NULL);
 	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_enable(c->bev, EV_WRITE);
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
 	event_active(c->ev_wake, EV_TIMEOUT, 0);
 }
@@ -415,6 +443,7 @@ static void listener_acceptcb(struct evconnlistener *evl, evutil_socket_t fd,
 	    c->tls ? " (TLS)" : "");
 	if ((c->sess = c->proto->open(c)) == NULL)
 		conn_close(c);
+	conn_flush(c);
 }
 
 static int listener_bind(const char *addr, struct sockaddr_storage *ss, socklen_t *sslen,

@@ -71,6 +71,7 @@ struct smtp_session {
 	char helo[256];
 	bool authed;
 	struct store_inbox inbox;        /* valid when authed */
+	int64_t default_inbox;           /* id of "dev", looked up once */
 	struct sasl *sasl;               /* during an AUTH exchange */
 	unsigned errors;
 	unsigned auth_failures;
@@ -105,9 +106,10 @@ static void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	va_end(ap);
 	conn_printf(s->conn, "%s\r\n", line);
 	log_debug("smtp: %s: >>> %s", conn_peer(s->conn), line);
-	if (line[0] != '4' && line[0] != '5')
+	if (line[0] != '5')
 		return;
-	/* Every failure counts; a client that keeps failing is cut off. */
+	/* Every refused command counts; a client that keeps failing is cut
+	 * off. Temporary (4xx) failures are the server's, not the client's. */
 	if (++s->errors >= SMTP_MAX_ERRORS && s->mode != M_DONE) {
 		conn_printf(s->conn, "421 4.7.0 %s Too many errors, closing connection\r\n",
 		    s->srv->cfg->hostname);
@@ -497,9 +499,15 @@ static int smtp_target_inbox(struct smtp_session *s, int64_t *id)
 		*id = s->inbox.id;
 		return STORE_OK;
 	}
-	rc = store_inbox_ensure(s->srv->store, SMTP_DEFAULT_INBOX, SMTP_DEFAULT_PASSWORD, &in);
-	*id = in.id;
-	return rc;
+	if (s->default_inbox == 0) {
+		rc = store_inbox_ensure(s->srv->store, SMTP_DEFAULT_INBOX,
+		    SMTP_DEFAULT_PASSWORD, &in);
+		if (rc != STORE_OK)
+			return rc;
+		s->default_inbox = in.id;
+	}
+	*id = s->default_inbox;
+	return STORE_OK;
 }
 
 static void cmd_mail(struct smtp_session *s, const char *args)

@@ -90,7 +90,7 @@ enum query {
 	Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_SAVEPOINT, Q_RELEASE, Q_ROLLBACK_TO,
 	Q_INBOX_GET, Q_INBOX_LIST, Q_INBOX_ID, Q_INBOX_ADD, Q_MAILBOX_ADD,
 	Q_INBOX_SET_PASSWORD, Q_INBOX_DEL,
-	Q_MAILBOX_NEXT, Q_BODY_ADD, Q_MSG_ADD, Q_RCPT_ADD,
+	Q_MAILBOX_NEXT, Q_BODY_ADD, Q_BODY_ADD_DATA, Q_MSG_ADD, Q_RCPT_ADD,
 	Q_MSG_LIST_ALL, Q_MSG_LIST_INBOX, Q_MSG_INFO, Q_RCPT_LIST, Q_MSG_BODY,
 	Q_MSG_DEL, Q_MSG_DEL_INBOX, Q_PRUNE, Q_INTEGRITY,
 	Q_MAILBOX_GET, Q_MAILBOX_MSGS, Q_MSG_FLAGS, Q_MAILBOX_MODSEQ,
@@ -131,6 +131,7 @@ static const char *const query_sql[Q_COUNT] = {
 	    " WHERE inbox_id = ?1 AND name = 'INBOX'"
 	    " RETURNING id, uidnext - 1, highestmodseq",
 	[Q_BODY_ADD] = "INSERT INTO body (data) VALUES (zeroblob(?1))",
+	[Q_BODY_ADD_DATA] = "INSERT INTO body (data) VALUES (?1)",
 	[Q_MSG_ADD] = "INSERT INTO message (mailbox_id, body_id, uid, flags, modseq,"
 	    " internal_date, size, mail_from, auth_user, client_addr,"
 	    " hdr_from, hdr_to, hdr_subject, hdr_date)"
@@ -188,6 +189,7 @@ struct store {
 	size_t n_subs, cap_subs;
 	unsigned dispatching;
 	uint32_t last_uidvalidity;
+	unsigned char *chunk;      /* STORE_CHUNK bytes for writing bodies */
 	char err[STORE_ERR_MAX];
 };
 
@@ -533,6 +535,7 @@ void store_close(struct store *st)
 	for (i = 0; i < Q_COUNT; i++)
 		sqlite3_finalize(st->stmts[i]);
 	sqlite3_close(st->db);
+	free(st->chunk);
 	free(st->pending);
 	free(st->subs);
 	free(st);
@@ -996,14 +999,40 @@ static int blob_fill(struct store *st, sqlite3_blob *blob,
 	return STORE_OK;
 }
 
+/* A body that fits one chunk is bound as a value: one statement, no
+ * incremental-blob handle (which compiles a statement of its own). */
+static int insert_small_body(struct store *st, const struct store_source *src, int64_t *body)
+{
+	size_t got;
+	int rc = read_full(st, src, st->chunk, (size_t)src->size + 1, &got);
+	sqlite3_stmt *s;
+
+	if (rc != STORE_OK)
+		return rc;
+	if (got != src->size)
+		return set_err(st, STORE_ERR, "message of %zu bytes announced as %" PRIu64,
+		    got, src->size);
+	if ((s = stmt_get(st, Q_BODY_ADD_DATA, &rc)) == NULL)
+		return rc;
+	sqlite3_bind_blob(s, 1, st->chunk, (int)got, SQLITE_STATIC);
+	rc = stmt_done(st, s);
+	stmt_put(st, Q_BODY_ADD_DATA, s);
+	if (rc == STORE_OK)
+		*body = sqlite3_last_insert_rowid(st->db);
+	return rc;
+}
+
 static int insert_body(struct store *st, const struct store_source *src, int64_t *body)
 {
-	unsigned char *buf = NULL;
 	sqlite3_blob *blob = NULL;
 	int rc = STORE_OK, r;
-	sqlite3_stmt *s = stmt_get(st, Q_BODY_ADD, &rc);
+	sqlite3_stmt *s;
 
-	if (s == NULL)
+	if (st->chunk == NULL && (st->chunk = malloc(STORE_CHUNK + 1)) == NULL)
+		return set_err(st, STORE_FULL, "out of memory");
+	if (src->size < STORE_CHUNK)
+		return insert_small_body(st, src, body);
+	if ((s = stmt_get(st, Q_BODY_ADD, &rc)) == NULL)
 		return rc;
 	sqlite3_bind_int64(s, 1, (sqlite3_int64)src->size);
 	rc = stmt_done(st, s);
@@ -1011,19 +1040,15 @@ static int insert_body(struct store *st, const struct store_source *src, int64_t
 	if (rc != STORE_OK)
 		return rc;
 	*body = sqlite3_last_insert_rowid(st->db);
-	buf = malloc(STORE_CHUNK);
-	if (buf == NULL)
-		return set_err(st, STORE_FULL, "out of memory");
 	r = sqlite3_blob_open(st->db, "main", "body", "data", *body, 1, &blob);
 	if (r != SQLITE_OK)
 		rc = sql_fail(st, r);
 	else
-		rc = blob_fill(st, blob, src, buf);
+		rc = blob_fill(st, blob, src, st->chunk);
 	/* Closed here, before the savepoint or transaction ends. */
 	r = sqlite3_blob_close(blob);
 	if (rc == STORE_OK && r != SQLITE_OK)
 		rc = sql_fail(st, r);
-	free(buf);
 	return rc;
 }
 

@@ -83,7 +83,7 @@ enum conn_line conn_readline(struct conn *c, char *buf, size_t bufsize, size_t *
 /* Raw input, for message data. */
 struct evbuffer *conn_input(struct conn *c);
 
-/* Pausing stops calls to input (and the idle timeout) until resume, which
+/* Pausing stops calls to input until resume, which
  * calls input again from the event loop to consume what is buffered. */
 void conn_pause(struct conn *c);
 void conn_resume(struct conn *c);

@@ -300,6 +300,7 @@ Test(store, inbox_foreach_by_name_with_counts)
 	struct store_inbox zeta = make_inbox(st, "zeta"), ci = make_inbox(st, "ci");
 	struct inbox_list l = { 0 };
 	struct store_inbox got;
+	struct store_mailbox mb;
 	int calls = 0;
 
 	make_inbox(st, "alpha");
@@ -317,7 +318,9 @@ Test(store, inbox_foreach_by_name_with_counts)
 	cr_assert_eq(l.messages[2], 1);
 
 	cr_assert_eq(store_inbox_get(st, "ci", &got), STORE_OK);
-	cr_assert_eq(got.messages, 2);
+	cr_assert_eq(got.id, ci.id);
+	cr_assert_eq(store_mailbox_get(st, ci.id, "INBOX", &mb), STORE_OK);
+	cr_assert_eq(mb.messages, 2);
 
 	cr_assert_eq(store_inbox_foreach(st, stop_at_first, &calls), 7);
 	cr_assert_eq(calls, 1);
@@ -835,6 +838,7 @@ Test(store, persists_across_reopen)
 {
 	struct store *st = open_store();
 	struct store_inbox in = make_inbox(st, "dev"), got;
+	struct store_mailbox mb;
 	struct buf b = { 0 };
 	int64_t id = add_text(st, in.id, "persist me\r\n");
 
@@ -845,7 +849,8 @@ Test(store, persists_across_reopen)
 
 	st = open_store();
 	cr_assert_eq(store_inbox_get(st, "dev", &got), STORE_OK);
-	cr_assert_eq(got.messages, 1);
+	cr_assert_eq(store_mailbox_get(st, got.id, "INBOX", &mb), STORE_OK);
+	cr_assert_eq(mb.messages, 1);
 	cr_assert_eq(store_message_read(st, id, buf_sink, &b), STORE_OK);
 	cr_assert_eq(b.len, 12);
 	cr_assert_eq(memcmp(b.p, "persist me\r\n", 12), 0);
@@ -967,5 +972,137 @@ Test(store, busy_beyond_timeout, .timeout = 30)
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	sqlite3_close(db);
 	add_text(st, in.id, "now it works");
+	store_close(st);
+}
+
+/* ---- mailbox state for POP3 and IMAP ----------------------------------- */
+
+struct msgs {
+	struct store_msg m[8];
+	int n;
+};
+
+static int collect_msg(const struct store_msg *m, void *arg)
+{
+	struct msgs *l = arg;
+
+	cr_assert_lt(l->n, 8);
+	l->m[l->n++] = *m;
+	return 0;
+}
+
+struct kinds {
+	enum store_change what[8];
+	int64_t message[8];
+	int n;
+};
+
+static void on_any_change(void *arg, enum store_change what, int64_t mailbox_id,
+    int64_t message_id)
+{
+	struct kinds *k = arg;
+
+	cr_assert_lt(k->n, 8);
+	k->what[k->n] = what;
+	k->message[k->n++] = message_id;
+}
+
+Test(store, mailbox_get_and_foreach)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct store_mailbox mb;
+	struct msgs l = { .n = 0 };
+	int64_t a = add_text(st, in.id, "first\r\n"), b = add_text(st, in.id, "second!\r\n");
+
+	cr_assert_eq(store_mailbox_get(st, in.id, "INBOX", &mb), STORE_OK);
+	cr_assert_str_eq(mb.name, "INBOX");
+	cr_assert_eq(mb.inbox_id, in.id);
+	cr_assert_neq(mb.uidvalidity, 0);
+	cr_assert_eq(mb.uidnext, 3);
+	cr_assert_eq(mb.messages, 2);
+	cr_assert_eq(store_mailbox_get(st, in.id, "Nope", &mb), STORE_NOTFOUND);
+	cr_assert_eq(store_mailbox_get(st, in.id, "INBOX", &mb), STORE_OK);
+	cr_assert_eq(store_mailbox_foreach(st, mb.id, collect_msg, &l), STORE_OK);
+	cr_assert_eq(l.n, 2);
+	cr_assert_eq(l.m[0].id, a);
+	cr_assert_eq(l.m[0].uid, 1);
+	cr_assert_eq(l.m[0].size, 7);
+	cr_assert_eq(l.m[1].id, b);
+	cr_assert_eq(l.m[1].uid, 2);
+	cr_assert_eq(l.m[1].size, 9);
+	cr_assert_gt(l.m[1].modseq, l.m[0].modseq);
+	store_close(st);
+}
+
+Test(store, set_flags_bumps_modseq_and_notifies)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct store_mailbox before, after;
+	struct msgs l = { .n = 0 };
+	struct kinds k = { .n = 0 };
+	int64_t id = add_text(st, in.id, "x\r\n");
+
+	cr_assert_eq(store_mailbox_get(st, in.id, "INBOX", &before), STORE_OK);
+	cr_assert_eq(store_subscribe(st, on_any_change, &k), STORE_OK);
+	cr_assert_eq(store_message_set_flags(st, id, STORE_FLAG_SEEN | STORE_FLAG_FLAGGED, 0),
+	    STORE_OK);
+	cr_assert_eq(k.n, 1);
+	cr_assert_eq(k.what[0], STORE_CHANGE_FLAGS);
+	cr_assert_eq(k.message[0], id);
+	cr_assert_eq(store_message_set_flags(st, id, STORE_FLAG_SEEN, 0), STORE_OK);
+	cr_assert_eq(k.n, 1, "no change, no notification");
+	cr_assert_eq(store_message_set_flags(st, id, 0, STORE_FLAG_FLAGGED), STORE_OK);
+	cr_assert_eq(k.n, 2);
+	cr_assert_eq(store_mailbox_get(st, in.id, "INBOX", &after), STORE_OK);
+	cr_assert_eq(after.highestmodseq, before.highestmodseq + 2);
+	cr_assert_eq(store_mailbox_foreach(st, after.id, collect_msg, &l), STORE_OK);
+	cr_assert_eq(l.m[0].flags, STORE_FLAG_SEEN);
+	cr_assert_eq(l.m[0].modseq, after.highestmodseq);
+	/* A message another session removed: nothing to do, no error. */
+	cr_assert_eq(store_message_set_flags(st, id + 100, STORE_FLAG_SEEN, 0), STORE_OK);
+	store_close(st);
+}
+
+Test(store, deletes_notify_expunge)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct kinds k = { .n = 0 };
+	int64_t a = add_text(st, in.id, "a"), b = add_text(st, in.id, "b");
+	int64_t n = 0;
+
+	cr_assert_eq(store_subscribe(st, on_any_change, &k), STORE_OK);
+	cr_assert_eq(store_message_del(st, a), STORE_OK);
+	cr_assert_eq(k.n, 1);
+	cr_assert_eq(k.what[0], STORE_CHANGE_EXPUNGE);
+	cr_assert_eq(k.message[0], a);
+	cr_assert_eq(store_message_del_inbox(st, "dev", &n), STORE_OK);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(k.n, 2);
+	cr_assert_eq(k.message[1], b);
+	store_close(st);
+}
+
+Test(store, read_range_clips)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct buf b = { 0 };
+	int64_t id = add_text(st, in.id, "0123456789");
+
+	cr_assert_eq(store_message_read_range(st, id, 3, 4, buf_sink, &b), STORE_OK);
+	cr_assert_eq(b.len, 4);
+	cr_assert_arr_eq(b.p, "3456", 4);
+	b.len = 0;
+	cr_assert_eq(store_message_read_range(st, id, 8, 100, buf_sink, &b), STORE_OK);
+	cr_assert_eq(b.len, 2);
+	cr_assert_arr_eq(b.p, "89", 2);
+	b.len = 0;
+	cr_assert_eq(store_message_read_range(st, id, 50, 10, buf_sink, &b), STORE_OK);
+	cr_assert_eq(b.len, 0);
+	cr_assert_eq(store_message_read_range(st, id + 1, 0, 1, buf_sink, &b), STORE_NOTFOUND);
+	free(b.p);
 	store_close(st);
 }
