@@ -57,6 +57,7 @@ struct conn {
 	bool closing;
 	bool eof;                     /* the client shut down its side */
 	bool skipping;                /* discarding the rest of a too-long line */
+	bool want_drain;              /* call proto->drained at the low-water mark */
 	char peer[INET6_ADDRSTRLEN];
 	struct timeval close_started;
 };
@@ -77,6 +78,7 @@ static void conn_setup_bev(struct conn *c)
 
 	bufferevent_setcb(c->bev, conn_readcb, conn_writecb, conn_eventcb, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_READ_HIGHWATER);
+	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_WRITE_LOWWATER, 0);
 	bufferevent_set_timeouts(c->bev, c->timeout ? &tv : NULL, NULL);
 	if (!c->closing)
 		bufferevent_enable(c->bev, EV_READ);
@@ -124,7 +126,7 @@ static void conn_free(struct conn *c)
 		event_base_loopexit(srv->base, NULL);
 }
 
-static size_t conn_pending_output(struct conn *c)
+size_t conn_output_pending(struct conn *c)
 {
 	struct bufferevent *under = bufferevent_get_underlying(c->bev);
 	size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
@@ -141,7 +143,7 @@ static void conn_try_finish_close(struct conn *c)
 {
 	struct timeval now, poll = { 0, 20000 };
 
-	if (conn_pending_output(c) == 0) {
+	if (conn_output_pending(c) == 0) {
 		conn_free(c);
 		return;
 	}
@@ -184,9 +186,17 @@ static void conn_writecb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
-	if (c->closing)
+	if (c->closing) {
 		conn_try_finish_close(c);
-	else if (!c->tls)
+		return;
+	}
+	if (c->want_drain && c->proto->drained) {
+		c->want_drain = false;
+		c->proto->drained(c->sess);
+		conn_flush(c);
+	}
+	if (!c->tls && !c->want_drain && !c->closing &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		bufferevent_disable(c->bev, EV_WRITE);
 }
 
@@ -243,6 +253,12 @@ void conn_set_timeout(struct conn *c, unsigned seconds)
 void conn_write(struct conn *c, const void *buf, size_t len)
 {
 	bufferevent_write(c->bev, buf, len);
+}
+
+void conn_wait_drain(struct conn *c)
+{
+	c->want_drain = true;
+	bufferevent_enable(c->bev, EV_WRITE);
 }
 
 void conn_printf(struct conn *c, const char *fmt, ...)

@@ -40,6 +40,9 @@ struct proto {
 	void (*shutdown)(void *sess);
 	/* The connection is gone: free everything, cancel what is pending. */
 	void (*free)(void *sess);
+	/* Output asked for with conn_wait_drain() fell below the low-water
+	 * mark: queue more (streamed message bodies). May be NULL. */
+	void (*drained)(void *sess);
 };
 
 struct server {
@@ -53,6 +56,7 @@ struct server {
 	unsigned nconns;
 	bool stopping;
 	struct conn *conns;               /* all live connections */
+	struct pop3_lock *pop3_locks;     /* inboxes with a POP3 session (pop3.c) */
 };
 
 /* Binds a listener for proto on addr ("host:port"); implicit_tls speaks
@@ -72,7 +76,13 @@ bool conn_is_tls(struct conn *c);
 void conn_set_timeout(struct conn *c, unsigned seconds);
 
 /* Output. */
+#define CONN_WRITE_LOWWATER (64 * 1024)
 void conn_write(struct conn *c, const void *buf, size_t len);
+/* Bytes queued and not yet handed to the kernel (or to TLS). */
+size_t conn_output_pending(struct conn *c);
+/* Calls proto->drained once the output is down to CONN_WRITE_LOWWATER:
+ * a session streaming a large body queues a bounded amount, then waits. */
+void conn_wait_drain(struct conn *c);
 void conn_printf(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Input. conn_readline copies the next line (without its CRLF or LF) into
