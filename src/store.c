@@ -9,6 +9,7 @@
  * half a message behind and never spoils the writes grouped with it.
  */
 #include "mailsnare/store.h"
+#include "store_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,9 +25,7 @@
 
 #include <sqlite3.h>
 
-#define STORE_CHUNK (64 * 1024)          /* blob I/O unit */
 #define STORE_BUSY_TIMEOUT_MS 5000
-#define STORE_ERR_MAX 256
 
 /* ---- schema ------------------------------------------------------------ */
 
@@ -81,21 +80,32 @@ static const char *const migrations[] = {
 	"  DELETE FROM body WHERE id = OLD.body_id"
 	"    AND NOT EXISTS (SELECT 1 FROM message WHERE body_id = OLD.body_id);"
 	"END;",
+	/* 1 -> 2: IMAP. Keywords, subscriptions, the MIME structure kept
+	 * with each message, the \Recent watermark, and the special-use
+	 * mailboxes (RFC 6154) of every inbox. */
+	"ALTER TABLE mailbox ADD COLUMN special_use TEXT;"
+	"ALTER TABLE mailbox ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE message ADD COLUMN structure BLOB;"
+	"CREATE TABLE message_keyword ("
+	"  message_id INTEGER NOT NULL REFERENCES message(id) ON DELETE CASCADE,"
+	"  keyword TEXT NOT NULL,"
+	"  PRIMARY KEY (message_id, keyword)) WITHOUT ROWID;"
+	"CREATE TABLE subscription ("
+	"  inbox_id INTEGER NOT NULL REFERENCES inbox(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  PRIMARY KEY (inbox_id, name)) WITHOUT ROWID;"
+	"WITH s(name, use, n) AS (VALUES ('Drafts', '\\Drafts', 1), ('Junk', '\\Junk', 2),"
+	"  ('Sent', '\\Sent', 3), ('Trash', '\\Trash', 4))"
+	" INSERT INTO mailbox (inbox_id, name, uidvalidity, special_use)"
+	" SELECT i.id, s.name, CAST(strftime('%s', 'now') AS INTEGER) + s.n, s.use"
+	" FROM inbox i, s WHERE NOT EXISTS"
+	"  (SELECT 1 FROM mailbox b WHERE b.inbox_id = i.id AND b.name = s.name);"
+	"INSERT OR IGNORE INTO subscription (inbox_id, name) SELECT inbox_id, name FROM mailbox;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 /* ---- prepared statements ----------------------------------------------- */
 
-enum query {
-	Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_SAVEPOINT, Q_RELEASE, Q_ROLLBACK_TO,
-	Q_INBOX_GET, Q_INBOX_LIST, Q_INBOX_ID, Q_INBOX_ADD, Q_MAILBOX_ADD,
-	Q_INBOX_SET_PASSWORD, Q_INBOX_DEL,
-	Q_MAILBOX_NEXT, Q_BODY_ADD, Q_BODY_ADD_DATA, Q_MSG_ADD, Q_RCPT_ADD,
-	Q_MSG_LIST_ALL, Q_MSG_LIST_INBOX, Q_MSG_INFO, Q_RCPT_LIST, Q_MSG_BODY,
-	Q_MSG_DEL, Q_MSG_DEL_INBOX, Q_PRUNE, Q_INTEGRITY,
-	Q_MAILBOX_GET, Q_MAILBOX_MSGS, Q_MSG_FLAGS, Q_MAILBOX_MODSEQ,
-	Q_COUNT
-};
 
 #define INBOX_COLS \
 	"SELECT i.id, i.name, i.password, i.created," \
@@ -122,7 +132,7 @@ static const char *const query_sql[Q_COUNT] = {
 	[Q_INBOX_ID] = "SELECT id FROM inbox WHERE name = ?1",
 	[Q_INBOX_ADD] = "INSERT INTO inbox (name, password, created) VALUES (?1, ?2, ?3)",
 	[Q_MAILBOX_ADD] = "INSERT INTO mailbox (inbox_id, name, uidvalidity, uidnext,"
-	    " highestmodseq) VALUES (?1, 'INBOX', ?2, 1, 1)",
+	    " highestmodseq, special_use) VALUES (?1, ?3, ?2, 1, 1, ?4)",
 	[Q_INBOX_SET_PASSWORD] = "UPDATE inbox SET password = ?2 WHERE name = ?1",
 	[Q_INBOX_DEL] = "DELETE FROM inbox WHERE name = ?1",
 	/* One step allocates the UID and the modseq of a new message. */
@@ -134,8 +144,8 @@ static const char *const query_sql[Q_COUNT] = {
 	[Q_BODY_ADD_DATA] = "INSERT INTO body (data) VALUES (?1)",
 	[Q_MSG_ADD] = "INSERT INTO message (mailbox_id, body_id, uid, flags, modseq,"
 	    " internal_date, size, mail_from, auth_user, client_addr,"
-	    " hdr_from, hdr_to, hdr_subject, hdr_date)"
-	    " VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+	    " hdr_from, hdr_to, hdr_subject, hdr_date, structure)"
+	    " VALUES (?1, ?2, ?3, ?14, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?15)",
 	[Q_RCPT_ADD] = "INSERT INTO message_rcpt (message_id, seq, addr) VALUES (?1, ?2, ?3)",
 	[Q_MSG_LIST_ALL] = MSG_COLS "ORDER BY m.id",
 	[Q_MSG_LIST_INBOX] = MSG_COLS "WHERE b.inbox_id = ?1 ORDER BY m.id",
@@ -152,11 +162,11 @@ static const char *const query_sql[Q_COUNT] = {
 	    "  WHERE inbox_id = ?1 AND name = 'INBOX')"
 	    " ORDER BY uid DESC LIMIT -1 OFFSET ?2) RETURNING mailbox_id, id",
 	[Q_INTEGRITY] = "PRAGMA integrity_check",
-	[Q_MAILBOX_GET] = "SELECT b.id, b.inbox_id, b.name, b.uidvalidity, b.uidnext,"
-	    " b.highestmodseq, (SELECT count(*) FROM message m WHERE m.mailbox_id = b.id)"
-	    " FROM mailbox b WHERE b.inbox_id = ?1 AND b.name = ?2",
-	[Q_MAILBOX_MSGS] = "SELECT id, uid, flags, size, internal_date, modseq"
-	    " FROM message WHERE mailbox_id = ?1 ORDER BY uid",
+	[Q_MAILBOX_GET] = MAILBOX_COLS "WHERE b.inbox_id = ?1 AND b.name = ?2",
+	[Q_MAILBOX_MSGS] = "SELECT m.id, m.uid, m.flags, m.size, m.internal_date, m.modseq,"
+	    " (SELECT group_concat(keyword, ' ') FROM message_keyword k"
+	    "  WHERE k.message_id = m.id)"
+	    " FROM message m WHERE m.mailbox_id = ?1 ORDER BY m.uid",
 	/* A flag change takes the mailbox's next modseq (RFC 7162). */
 	[Q_MSG_FLAGS] = "UPDATE message SET flags = (flags & ~?3) | ?2,"
 	    " modseq = (SELECT highestmodseq + 1 FROM mailbox WHERE id = message.mailbox_id)"
@@ -167,31 +177,10 @@ static const char *const query_sql[Q_COUNT] = {
 
 /* ---- the store --------------------------------------------------------- */
 
-struct store_sub {
-	store_change_cb cb;        /* NULL: unsubscribed while dispatching */
-	void *arg;
-};
-
-struct store_event {
-	enum store_change what;
-	int64_t mailbox_id;
-	int64_t message_id;
-};
-
-struct store {
-	sqlite3 *db;
-	sqlite3_stmt *stmts[Q_COUNT];
-	bool in_tx;                /* between store_begin and commit/rollback */
-	int tx_rc;                 /* SQLite rolled the open transaction back */
-	struct store_event *pending;   /* new messages not yet committed */
-	size_t n_pending, cap_pending;
-	struct store_sub *subs;
-	size_t n_subs, cap_subs;
-	unsigned dispatching;
-	uint32_t last_uidvalidity;
-	unsigned char *chunk;      /* STORE_CHUNK bytes for writing bodies */
-	char err[STORE_ERR_MAX];
-};
+const char *store_query_sql(int q)
+{
+	return q < Q_COUNT ? query_sql[q] : store_imap_sql[q - Q_COUNT];
+}
 
 /* ---- errors ------------------------------------------------------------ */
 
@@ -213,14 +202,13 @@ static int map_rc(int rc)
 }
 
 /* Keeps a copy: a later rollback would replace sqlite3_errmsg. */
-static int sql_fail(struct store *st, int rc)
+int store_sql_fail(struct store *st, int rc)
 {
 	snprintf(st->err, sizeof(st->err), "%s", sqlite3_errmsg(st->db));
 	return map_rc(rc);
 }
 
-__attribute__((format(printf, 3, 4)))
-static int set_err(struct store *st, int code, const char *fmt, ...)
+int store_set_err(struct store *st, int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -239,7 +227,7 @@ const char *store_errmsg(struct store *st)
 
 /* ---- statements -------------------------------------------------------- */
 
-static sqlite3_stmt *stmt_get(struct store *st, enum query q, int *rc)
+sqlite3_stmt *store_stmt_get(struct store *st, int q, int *rc)
 {
 	sqlite3_stmt *s = st->stmts[q];
 	int r;
@@ -247,22 +235,22 @@ static sqlite3_stmt *stmt_get(struct store *st, enum query q, int *rc)
 	if (s != NULL && !sqlite3_stmt_busy(s))
 		return s;
 	if (s == NULL) {
-		r = sqlite3_prepare_v3(st->db, query_sql[q], -1,
+		r = sqlite3_prepare_v3(st->db, store_query_sql(q), -1,
 		    SQLITE_PREPARE_PERSISTENT, &st->stmts[q], NULL);
 		s = st->stmts[q];
 	} else {
 		/* Still stepping further up the stack (a callback re-entered
 		 * the store): use a private copy, finalized by stmt_put. */
-		r = sqlite3_prepare_v2(st->db, query_sql[q], -1, &s, NULL);
+		r = sqlite3_prepare_v2(st->db, store_query_sql(q), -1, &s, NULL);
 	}
 	if (r != SQLITE_OK) {
-		*rc = sql_fail(st, r);
+		*rc = store_sql_fail(st, r);
 		return NULL;
 	}
 	return s;
 }
 
-static void stmt_put(struct store *st, enum query q, sqlite3_stmt *s)
+void store_stmt_put(struct store *st, int q, sqlite3_stmt *s)
 {
 	if (s == NULL)
 		return;
@@ -275,29 +263,29 @@ static void stmt_put(struct store *st, enum query q, sqlite3_stmt *s)
 }
 
 /* Steps s to completion (a statement without result rows). */
-static int stmt_done(struct store *st, sqlite3_stmt *s)
+int store_stmt_done(struct store *st, sqlite3_stmt *s)
 {
 	int r = sqlite3_step(s);
 
 	if (r == SQLITE_DONE)
 		return STORE_OK;
-	return sql_fail(st, r);
+	return store_sql_fail(st, r);
 }
 
 /* Runs a statement without parameters or rows (transaction control). */
-static int run(struct store *st, enum query q)
+int store_run(struct store *st, int q)
 {
 	int rc = STORE_OK;
-	sqlite3_stmt *s = stmt_get(st, q, &rc);
+	sqlite3_stmt *s = store_stmt_get(st, q, &rc);
 
 	if (s == NULL)
 		return rc;
-	rc = stmt_done(st, s);
-	stmt_put(st, q, s);
+	rc = store_stmt_done(st, s);
+	store_stmt_put(st, q, s);
 	return rc;
 }
 
-static void bind_str(sqlite3_stmt *s, int i, const char *v)
+void store_bind_str(sqlite3_stmt *s, int i, const char *v)
 {
 	if (v == NULL)
 		sqlite3_bind_null(s, i);
@@ -305,7 +293,7 @@ static void bind_str(sqlite3_stmt *s, int i, const char *v)
 		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
 }
 
-static const char *col_str(sqlite3_stmt *s, int i)
+const char *store_col_str(sqlite3_stmt *s, int i)
 {
 	const unsigned char *v = sqlite3_column_text(s, i);
 
@@ -320,19 +308,15 @@ static const char *col_str(sqlite3_stmt *s, int i)
  * upgrade (SQLITE_BUSY_SNAPSHOT) when another process wrote meanwhile.
  * Inside store_begin's transaction it is a savepoint.
  */
-struct wtx {
-	bool savepoint;
-};
-
-static int wtx_begin(struct store *st, struct wtx *w)
+int store_wtx_begin(struct store *st, struct wtx *w)
 {
 	w->savepoint = st->in_tx;
 	if (!st->in_tx)
-		return run(st, Q_BEGIN);
+		return store_run(st, Q_BEGIN);
 	if (st->tx_rc != STORE_OK || sqlite3_get_autocommit(st->db))
-		return set_err(st, st->tx_rc != STORE_OK ? st->tx_rc : STORE_ERR,
+		return store_set_err(st, st->tx_rc != STORE_OK ? st->tx_rc : STORE_ERR,
 		    "transaction was rolled back after an earlier error");
-	return run(st, Q_SAVEPOINT);
+	return store_run(st, Q_SAVEPOINT);
 }
 
 static void wtx_undo(struct store *st, struct wtx *w, int rc)
@@ -346,18 +330,18 @@ static void wtx_undo(struct store *st, struct wtx *w, int rc)
 		return;
 	}
 	if (w->savepoint) {
-		run(st, Q_ROLLBACK_TO);
-		run(st, Q_RELEASE);
+		store_run(st, Q_ROLLBACK_TO);
+		store_run(st, Q_RELEASE);
 	} else {
-		run(st, Q_ROLLBACK);
+		store_run(st, Q_ROLLBACK);
 	}
 }
 
 /* Ends the write: keeps it if rc is STORE_OK, else undoes it. */
-static int wtx_end(struct store *st, struct wtx *w, int rc)
+int store_wtx_end(struct store *st, struct wtx *w, int rc)
 {
 	if (rc == STORE_OK) {
-		rc = run(st, w->savepoint ? Q_RELEASE : Q_COMMIT);
+		rc = store_run(st, w->savepoint ? Q_RELEASE : Q_COMMIT);
 		if (rc == STORE_OK)
 			return STORE_OK;
 	}
@@ -414,7 +398,7 @@ static int exec(struct store *st, const char *sql)
 {
 	int r = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
 
-	return r == SQLITE_OK ? STORE_OK : sql_fail(st, r);
+	return r == SQLITE_OK ? STORE_OK : store_sql_fail(st, r);
 }
 
 static int pragma_int(struct store *st, const char *sql, int64_t *v)
@@ -423,12 +407,12 @@ static int pragma_int(struct store *st, const char *sql, int64_t *v)
 	int r = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
 
 	if (r != SQLITE_OK)
-		return sql_fail(st, r);
+		return store_sql_fail(st, r);
 	r = sqlite3_step(s);
 	if (r == SQLITE_ROW)
 		*v = sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
-	return r == SQLITE_ROW ? STORE_OK : sql_fail(st, r);
+	return r == SQLITE_ROW ? STORE_OK : store_sql_fail(st, r);
 }
 
 static int configure(struct store *st, enum durability durability)
@@ -443,13 +427,13 @@ static int configure(struct store *st, enum durability durability)
 	/* journal_mode answers with the mode in effect: check it is WAL. */
 	r = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
 	if (r != SQLITE_OK)
-		return sql_fail(st, r);
+		return store_sql_fail(st, r);
 	r = sqlite3_step(s);
-	wal = r == SQLITE_ROW && strcmp(col_str(s, 0), "wal") == 0;
+	wal = r == SQLITE_ROW && strcmp(store_col_str(s, 0), "wal") == 0;
 	if (r != SQLITE_ROW)
-		sql_fail(st, r);
+		store_sql_fail(st, r);
 	else if (!wal)
-		set_err(st, STORE_ERR, "cannot enable WAL (journal mode %s)", col_str(s, 0));
+		store_set_err(st, STORE_ERR, "cannot enable WAL (journal mode %s)", store_col_str(s, 0));
 	sqlite3_finalize(s);
 	if (!wal)
 		return STORE_ERR;
@@ -467,7 +451,7 @@ static int migrate_steps(struct store *st)
 	if (rc != STORE_OK)
 		return rc;
 	if (v > SCHEMA_VERSION)
-		return set_err(st, STORE_ERR, "database schema version %" PRId64
+		return store_set_err(st, STORE_ERR, "database schema version %" PRId64
 		    " is newer than this program's (%d)", v, SCHEMA_VERSION);
 	if (v == SCHEMA_VERSION)
 		return STORE_OK;
@@ -485,11 +469,11 @@ static int migrate_steps(struct store *st)
 static int migrate(struct store *st)
 {
 	struct wtx w;
-	int rc = wtx_begin(st, &w);
+	int rc = store_wtx_begin(st, &w);
 
 	if (rc != STORE_OK)
 		return rc;
-	return wtx_end(st, &w, migrate_steps(st));
+	return store_wtx_end(st, &w, migrate_steps(st));
 }
 
 struct store *store_open(const char *path, enum durability durability,
@@ -532,7 +516,7 @@ void store_close(struct store *st)
 		return;
 	if (st->db != NULL && !sqlite3_get_autocommit(st->db))
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-	for (i = 0; i < Q_COUNT; i++)
+	for (i = 0; i < STORE_NQUERIES; i++)
 		sqlite3_finalize(st->stmts[i]);
 	sqlite3_close(st->db);
 	free(st->chunk);
@@ -543,7 +527,7 @@ void store_close(struct store *st)
 
 /* ---- notifications ----------------------------------------------------- */
 
-static int queue_event(struct store *st, enum store_change what, int64_t mailbox_id,
+int store_queue_event(struct store *st, enum store_change what, int64_t mailbox_id,
     int64_t message_id)
 {
 	struct store_event *p;
@@ -553,7 +537,7 @@ static int queue_event(struct store *st, enum store_change what, int64_t mailbox
 		cap = st->cap_pending ? st->cap_pending * 2 : 16;
 		p = realloc(st->pending, cap * sizeof(*p));
 		if (p == NULL)
-			return set_err(st, STORE_FULL, "out of memory");
+			return store_set_err(st, STORE_FULL, "out of memory");
 		st->pending = p;
 		st->cap_pending = cap;
 	}
@@ -581,7 +565,7 @@ static void compact_subs(struct store *st)
 
 /* Takes the queue first: a subscriber may add messages itself, or
  * (un)subscribe; st->subs is indexed afresh on each call for that. */
-static void notify_pending(struct store *st)
+void store_notify_pending(struct store *st)
 {
 	struct store_event *ev = st->pending;
 	size_t n = st->n_pending, i, j;
@@ -607,12 +591,12 @@ int store_subscribe(struct store *st, store_change_cb cb, void *arg)
 	size_t cap;
 
 	if (cb == NULL)
-		return set_err(st, STORE_ERR, "no callback");
+		return store_set_err(st, STORE_ERR, "no callback");
 	if (st->n_subs == st->cap_subs) {
 		cap = st->cap_subs ? st->cap_subs * 2 : 4;
 		p = realloc(st->subs, cap * sizeof(*p));
 		if (p == NULL)
-			return set_err(st, STORE_FULL, "out of memory");
+			return store_set_err(st, STORE_FULL, "out of memory");
 		st->subs = p;
 		st->cap_subs = cap;
 	}
@@ -643,8 +627,8 @@ int store_begin(struct store *st)
 	int rc;
 
 	if (st->in_tx)
-		return set_err(st, STORE_ERR, "transaction already open");
-	rc = run(st, Q_BEGIN);
+		return store_set_err(st, STORE_ERR, "transaction already open");
+	rc = store_run(st, Q_BEGIN);
 	if (rc != STORE_OK)
 		return rc;
 	st->in_tx = true;
@@ -658,21 +642,21 @@ int store_commit(struct store *st)
 	int rc;
 
 	if (!st->in_tx)
-		return set_err(st, STORE_ERR, "no transaction open");
+		return store_set_err(st, STORE_ERR, "no transaction open");
 	st->in_tx = false;
 	rc = st->tx_rc;
 	st->tx_rc = STORE_OK;
 	if (rc == STORE_OK)
-		rc = run(st, Q_COMMIT);
+		rc = store_run(st, Q_COMMIT);
 	if (rc != STORE_OK) {
 		/* A failed COMMIT may leave the transaction open: end it, so
 		 * that none of its messages count as acknowledged. */
 		if (!sqlite3_get_autocommit(st->db))
-			run(st, Q_ROLLBACK);
+			store_run(st, Q_ROLLBACK);
 		drop_events(st);
 		return rc;
 	}
-	notify_pending(st);
+	store_notify_pending(st);
 	return STORE_OK;
 }
 
@@ -683,7 +667,7 @@ void store_rollback(struct store *st)
 	st->in_tx = false;
 	st->tx_rc = STORE_OK;
 	if (!sqlite3_get_autocommit(st->db))
-		run(st, Q_ROLLBACK);
+		store_run(st, Q_ROLLBACK);
 	drop_events(st);
 }
 
@@ -710,8 +694,8 @@ bool store_inbox_name_valid(const char *name)
 static void inbox_from_row(sqlite3_stmt *s, struct store_inbox *out)
 {
 	out->id = sqlite3_column_int64(s, 0);
-	snprintf(out->name, sizeof(out->name), "%s", col_str(s, 1));
-	snprintf(out->password, sizeof(out->password), "%s", col_str(s, 2));
+	snprintf(out->name, sizeof(out->name), "%s", store_col_str(s, 1));
+	snprintf(out->password, sizeof(out->password), "%s", store_col_str(s, 2));
 	out->created = sqlite3_column_int64(s, 3);
 	out->messages = sqlite3_column_int64(s, 4);
 }
@@ -719,21 +703,21 @@ static void inbox_from_row(sqlite3_stmt *s, struct store_inbox *out)
 int store_inbox_get(struct store *st, const char *name, struct store_inbox *out)
 {
 	int rc = STORE_OK, r;
-	sqlite3_stmt *s = stmt_get(st, Q_INBOX_GET, &rc);
+	sqlite3_stmt *s = store_stmt_get(st, Q_INBOX_GET, &rc);
 
 	if (s == NULL)
 		return rc;
-	bind_str(s, 1, name);
+	store_bind_str(s, 1, name);
 	r = sqlite3_step(s);
 	if (r == SQLITE_ROW) {
 		if (out != NULL)
 			inbox_from_row(s, out);
 	} else if (r == SQLITE_DONE) {
-		rc = set_err(st, STORE_NOTFOUND, "no inbox '%s'", name);
+		rc = store_set_err(st, STORE_NOTFOUND, "no inbox '%s'", name);
 	} else {
-		rc = sql_fail(st, r);
+		rc = store_sql_fail(st, r);
 	}
-	stmt_put(st, Q_INBOX_GET, s);
+	store_stmt_put(st, Q_INBOX_GET, s);
 	return rc;
 }
 
@@ -741,26 +725,26 @@ int store_inbox_get(struct store *st, const char *name, struct store_inbox *out)
 static int inbox_id(struct store *st, const char *name, int64_t *id)
 {
 	int rc = STORE_OK, r;
-	sqlite3_stmt *s = stmt_get(st, Q_INBOX_ID, &rc);
+	sqlite3_stmt *s = store_stmt_get(st, Q_INBOX_ID, &rc);
 
 	if (s == NULL)
 		return rc;
-	bind_str(s, 1, name);
+	store_bind_str(s, 1, name);
 	r = sqlite3_step(s);
 	if (r == SQLITE_ROW)
 		*id = sqlite3_column_int64(s, 0);
 	else if (r == SQLITE_DONE)
-		rc = set_err(st, STORE_NOTFOUND, "no inbox '%s'", name);
+		rc = store_set_err(st, STORE_NOTFOUND, "no inbox '%s'", name);
 	else
-		rc = sql_fail(st, r);
-	stmt_put(st, Q_INBOX_ID, s);
+		rc = store_sql_fail(st, r);
+	store_stmt_put(st, Q_INBOX_ID, s);
 	return rc;
 }
 
 /* Time-based and increasing within this process, so an inbox deleted and
  * made again in the same second still gets a new UIDVALIDITY (RFC 3501
  * 2.3.1.1: clients must drop UIDs cached under the old one). */
-static uint32_t next_uidvalidity(struct store *st)
+uint32_t store_next_uidvalidity(struct store *st)
 {
 	uint32_t v = (uint32_t)time(NULL);
 
@@ -776,42 +760,53 @@ static int insert_inbox(struct store *st, const char *name, const char *password
     int64_t created, int64_t *id)
 {
 	int rc = STORE_OK, r;
-	sqlite3_stmt *s = stmt_get(st, Q_INBOX_ADD, &rc);
+	sqlite3_stmt *s = store_stmt_get(st, Q_INBOX_ADD, &rc);
 
 	if (s == NULL)
 		return rc;
-	bind_str(s, 1, name);
-	bind_str(s, 2, password);
+	store_bind_str(s, 1, name);
+	store_bind_str(s, 2, password);
 	sqlite3_bind_int64(s, 3, created);
 	r = sqlite3_step(s);
 	if (r == SQLITE_DONE)
 		*id = sqlite3_last_insert_rowid(st->db);
 	else if (r == SQLITE_CONSTRAINT_UNIQUE)
-		rc = set_err(st, STORE_EXISTS, "inbox '%s' exists", name);
+		rc = store_set_err(st, STORE_EXISTS, "inbox '%s' exists", name);
 	else
-		rc = sql_fail(st, r);
-	stmt_put(st, Q_INBOX_ADD, s);
+		rc = store_sql_fail(st, r);
+	store_stmt_put(st, Q_INBOX_ADD, s);
 	return rc;
 }
 
-static int insert_mailbox(struct store *st, int64_t inbox, uint32_t uidvalidity)
+int store_insert_mailbox(struct store *st, int64_t inbox, const char *name,
+    const char *special_use, int64_t *id)
 {
-	int rc = STORE_OK;
-	sqlite3_stmt *s = stmt_get(st, Q_MAILBOX_ADD, &rc);
+	int rc = STORE_OK, r;
+	sqlite3_stmt *s = store_stmt_get(st, Q_MAILBOX_ADD, &rc);
 
 	if (s == NULL)
 		return rc;
 	sqlite3_bind_int64(s, 1, inbox);
-	sqlite3_bind_int64(s, 2, uidvalidity);
-	rc = stmt_done(st, s);
-	stmt_put(st, Q_MAILBOX_ADD, s);
+	sqlite3_bind_int64(s, 2, store_next_uidvalidity(st));
+	store_bind_str(s, 3, name);
+	store_bind_str(s, 4, special_use);
+	r = sqlite3_step(s);
+	if (r == SQLITE_DONE) {
+		if (id != NULL)
+			*id = sqlite3_last_insert_rowid(st->db);
+	} else if (r == SQLITE_CONSTRAINT_UNIQUE) {
+		rc = store_set_err(st, STORE_EXISTS, "mailbox '%s' exists", name);
+	} else {
+		rc = store_sql_fail(st, r);
+	}
+	store_stmt_put(st, Q_MAILBOX_ADD, s);
 	return rc;
 }
 
 static int check_password(struct store *st, const char *password)
 {
 	if (strlen(password) >= STORE_PASS_MAX)
-		return set_err(st, STORE_ERR, "password longer than %d bytes",
+		return store_set_err(st, STORE_ERR, "password longer than %d bytes",
 		    STORE_PASS_MAX - 1);
 	return STORE_OK;
 }
@@ -824,17 +819,17 @@ int store_inbox_add(struct store *st, const char *name, const char *password,
 	int rc;
 
 	if (!store_inbox_name_valid(name))
-		return set_err(st, STORE_ERR, "invalid inbox name");
+		return store_set_err(st, STORE_ERR, "invalid inbox name");
 	if (password == NULL)
 		password = "";
 	if ((rc = check_password(st, password)) != STORE_OK)
 		return rc;
-	if ((rc = wtx_begin(st, &w)) != STORE_OK)
+	if ((rc = store_wtx_begin(st, &w)) != STORE_OK)
 		return rc;
 	rc = insert_inbox(st, name, password, now, &id);
 	if (rc == STORE_OK)
-		rc = insert_mailbox(st, id, next_uidvalidity(st));
-	rc = wtx_end(st, &w, rc);
+		rc = store_inbox_mailboxes(st, id);
+	rc = store_wtx_end(st, &w, rc);
 	if (rc == STORE_OK && out != NULL) {
 		memset(out, 0, sizeof(*out));
 		out->id = id;
@@ -868,19 +863,19 @@ static int write_by_name(struct store *st, enum query q, const char *name,
 	struct wtx w;
 	sqlite3_stmt *s;
 
-	if ((rc = wtx_begin(st, &w)) != STORE_OK)
+	if ((rc = store_wtx_begin(st, &w)) != STORE_OK)
 		return rc;
-	s = stmt_get(st, q, &rc);
+	s = store_stmt_get(st, q, &rc);
 	if (s != NULL) {
-		bind_str(s, 1, name);
+		store_bind_str(s, 1, name);
 		if (value != NULL)
-			bind_str(s, 2, value);
-		rc = stmt_done(st, s);
+			store_bind_str(s, 2, value);
+		rc = store_stmt_done(st, s);
 		if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
-			rc = set_err(st, STORE_NOTFOUND, "no inbox '%s'", name);
-		stmt_put(st, q, s);
+			rc = store_set_err(st, STORE_NOTFOUND, "no inbox '%s'", name);
+		store_stmt_put(st, q, s);
 	}
-	return wtx_end(st, &w, rc);
+	return store_wtx_end(st, &w, rc);
 }
 
 int store_inbox_set_password(struct store *st, const char *name, const char *password)
@@ -905,7 +900,7 @@ int store_inbox_foreach(struct store *st, store_inbox_cb cb, void *arg)
 {
 	struct store_inbox in;
 	int rc = STORE_OK, r;
-	sqlite3_stmt *s = stmt_get(st, Q_INBOX_LIST, &rc);
+	sqlite3_stmt *s = store_stmt_get(st, Q_INBOX_LIST, &rc);
 
 	if (s == NULL)
 		return rc;
@@ -916,8 +911,8 @@ int store_inbox_foreach(struct store *st, store_inbox_cb cb, void *arg)
 			break;
 	}
 	if (rc == 0 && r != SQLITE_DONE)
-		rc = sql_fail(st, r);
-	stmt_put(st, Q_INBOX_LIST, s);
+		rc = store_sql_fail(st, r);
+	store_stmt_put(st, Q_INBOX_LIST, s);
 	return rc;
 }
 
@@ -928,7 +923,7 @@ static int mailbox_next(struct store *st, int64_t inbox, int64_t *mailbox,
     int64_t *uid, int64_t *modseq)
 {
 	int rc = STORE_OK, r;
-	sqlite3_stmt *s = stmt_get(st, Q_MAILBOX_NEXT, &rc);
+	sqlite3_stmt *s = store_stmt_get(st, Q_MAILBOX_NEXT, &rc);
 
 	if (s == NULL)
 		return rc;
@@ -941,12 +936,12 @@ static int mailbox_next(struct store *st, int64_t inbox, int64_t *mailbox,
 		r = sqlite3_step(s);
 	}
 	if (r != SQLITE_DONE)
-		rc = sql_fail(st, r);
+		rc = store_sql_fail(st, r);
 	else if (*mailbox == 0)
-		rc = set_err(st, STORE_NOTFOUND, "no inbox with id %" PRId64, inbox);
+		rc = store_set_err(st, STORE_NOTFOUND, "no inbox with id %" PRId64, inbox);
 	else if (*uid > UINT32_MAX)
-		rc = set_err(st, STORE_ERR, "UIDs of inbox %" PRId64 " exhausted", inbox);
-	stmt_put(st, Q_MAILBOX_NEXT, s);
+		rc = store_set_err(st, STORE_ERR, "UIDs of inbox %" PRId64 " exhausted", inbox);
+	store_stmt_put(st, Q_MAILBOX_NEXT, s);
 	return rc;
 }
 
@@ -960,11 +955,11 @@ static int read_full(struct store *st, const struct store_source *src,
 	while (*got < want) {
 		n = src->read(src->arg, buf + *got, want - *got);
 		if (n < 0)
-			return set_err(st, STORE_ERR, "reading the message failed");
+			return store_set_err(st, STORE_ERR, "reading the message failed");
 		if (n == 0)
 			break;
 		if ((size_t)n > want - *got)
-			return set_err(st, STORE_ERR, "message source overran its buffer");
+			return store_set_err(st, STORE_ERR, "message source overran its buffer");
 		*got += (size_t)n;
 	}
 	return STORE_OK;
@@ -984,17 +979,17 @@ static int blob_fill(struct store *st, sqlite3_blob *blob,
 		if ((rc = read_full(st, src, buf, want, &got)) != STORE_OK)
 			return rc;
 		if (got < want)
-			return set_err(st, STORE_ERR, "message ended after %" PRIu64
+			return store_set_err(st, STORE_ERR, "message ended after %" PRIu64
 			    " of %" PRIu64 " bytes", off + got, src->size);
 		r = sqlite3_blob_write(blob, buf, (int)want, (int)off);
 		if (r != SQLITE_OK)
-			return sql_fail(st, r);
+			return store_sql_fail(st, r);
 		off += want;
 	}
 	if ((rc = read_full(st, src, buf, 1, &got)) != STORE_OK)
 		return rc;
 	if (got != 0)
-		return set_err(st, STORE_ERR, "message longer than its announced %"
+		return store_set_err(st, STORE_ERR, "message longer than its announced %"
 		    PRIu64 " bytes", src->size);
 	return STORE_OK;
 }
@@ -1010,13 +1005,13 @@ static int insert_small_body(struct store *st, const struct store_source *src, i
 	if (rc != STORE_OK)
 		return rc;
 	if (got != src->size)
-		return set_err(st, STORE_ERR, "message of %zu bytes announced as %" PRIu64,
+		return store_set_err(st, STORE_ERR, "message of %zu bytes announced as %" PRIu64,
 		    got, src->size);
-	if ((s = stmt_get(st, Q_BODY_ADD_DATA, &rc)) == NULL)
+	if ((s = store_stmt_get(st, Q_BODY_ADD_DATA, &rc)) == NULL)
 		return rc;
 	sqlite3_bind_blob(s, 1, st->chunk, (int)got, SQLITE_STATIC);
-	rc = stmt_done(st, s);
-	stmt_put(st, Q_BODY_ADD_DATA, s);
+	rc = store_stmt_done(st, s);
+	store_stmt_put(st, Q_BODY_ADD_DATA, s);
 	if (rc == STORE_OK)
 		*body = sqlite3_last_insert_rowid(st->db);
 	return rc;
@@ -1029,26 +1024,26 @@ static int insert_body(struct store *st, const struct store_source *src, int64_t
 	sqlite3_stmt *s;
 
 	if (st->chunk == NULL && (st->chunk = malloc(STORE_CHUNK + 1)) == NULL)
-		return set_err(st, STORE_FULL, "out of memory");
+		return store_set_err(st, STORE_FULL, "out of memory");
 	if (src->size < STORE_CHUNK)
 		return insert_small_body(st, src, body);
-	if ((s = stmt_get(st, Q_BODY_ADD, &rc)) == NULL)
+	if ((s = store_stmt_get(st, Q_BODY_ADD, &rc)) == NULL)
 		return rc;
 	sqlite3_bind_int64(s, 1, (sqlite3_int64)src->size);
-	rc = stmt_done(st, s);
-	stmt_put(st, Q_BODY_ADD, s);
+	rc = store_stmt_done(st, s);
+	store_stmt_put(st, Q_BODY_ADD, s);
 	if (rc != STORE_OK)
 		return rc;
 	*body = sqlite3_last_insert_rowid(st->db);
 	r = sqlite3_blob_open(st->db, "main", "body", "data", *body, 1, &blob);
 	if (r != SQLITE_OK)
-		rc = sql_fail(st, r);
+		rc = store_sql_fail(st, r);
 	else
 		rc = blob_fill(st, blob, src, st->chunk);
 	/* Closed here, before the savepoint or transaction ends. */
 	r = sqlite3_blob_close(blob);
 	if (rc == STORE_OK && r != SQLITE_OK)
-		rc = sql_fail(st, r);
+		rc = store_sql_fail(st, r);
 	return rc;
 }
 
@@ -1056,7 +1051,7 @@ static int insert_message(struct store *st, const struct store_new_message *msg,
     int64_t mailbox, int64_t body, int64_t uid, int64_t modseq, int64_t *id)
 {
 	int rc = STORE_OK;
-	sqlite3_stmt *s = stmt_get(st, Q_MSG_ADD, &rc);
+	sqlite3_stmt *s = store_stmt_get(st, Q_MSG_ADD, &rc);
 
 	if (s == NULL)
 		return rc;
@@ -1066,17 +1061,20 @@ static int insert_message(struct store *st, const struct store_new_message *msg,
 	sqlite3_bind_int64(s, 4, modseq);
 	sqlite3_bind_int64(s, 5, msg->internal_date);
 	sqlite3_bind_int64(s, 6, (sqlite3_int64)msg->src.size);
-	bind_str(s, 7, msg->mail_from != NULL ? msg->mail_from : "");
-	bind_str(s, 8, msg->auth_user);
-	bind_str(s, 9, msg->client_addr != NULL ? msg->client_addr : "");
-	bind_str(s, 10, msg->hdr_from);
-	bind_str(s, 11, msg->hdr_to);
-	bind_str(s, 12, msg->hdr_subject);
-	bind_str(s, 13, msg->hdr_date);
-	rc = stmt_done(st, s);
+	store_bind_str(s, 7, msg->mail_from != NULL ? msg->mail_from : "");
+	store_bind_str(s, 8, msg->auth_user);
+	store_bind_str(s, 9, msg->client_addr != NULL ? msg->client_addr : "");
+	store_bind_str(s, 10, msg->hdr_from);
+	store_bind_str(s, 11, msg->hdr_to);
+	store_bind_str(s, 12, msg->hdr_subject);
+	store_bind_str(s, 13, msg->hdr_date);
+	sqlite3_bind_int64(s, 14, msg->flags);
+	if (msg->structure != NULL)
+		sqlite3_bind_blob(s, 15, msg->structure, (int)msg->structure_len, SQLITE_STATIC);
+	rc = store_stmt_done(st, s);
 	if (rc == STORE_OK)
 		*id = sqlite3_last_insert_rowid(st->db);
-	stmt_put(st, Q_MSG_ADD, s);
+	store_stmt_put(st, Q_MSG_ADD, s);
 	return rc;
 }
 
@@ -1084,18 +1082,18 @@ static int insert_rcpts(struct store *st, int64_t id, const char *const *rcpts, 
 {
 	size_t i;
 	int rc = STORE_OK;
-	sqlite3_stmt *s = stmt_get(st, Q_RCPT_ADD, &rc);
+	sqlite3_stmt *s = store_stmt_get(st, Q_RCPT_ADD, &rc);
 
 	if (s == NULL)
 		return rc;
 	for (i = 0; i < n && rc == STORE_OK; i++) {
 		sqlite3_bind_int64(s, 1, id);
 		sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
-		bind_str(s, 3, rcpts[i] != NULL ? rcpts[i] : "");
-		rc = stmt_done(st, s);
+		store_bind_str(s, 3, rcpts[i] != NULL ? rcpts[i] : "");
+		rc = store_stmt_done(st, s);
 		sqlite3_reset(s);
 	}
-	stmt_put(st, Q_RCPT_ADD, s);
+	store_stmt_put(st, Q_RCPT_ADD, s);
 	return rc;
 }
 
@@ -1105,13 +1103,20 @@ static int add_rows(struct store *st, const struct store_new_message *msg,
 	int64_t uid = 0, modseq = 0, body = 0;
 	int rc;
 
-	rc = mailbox_next(st, msg->inbox_id, mailbox, &uid, &modseq);
+	if (msg->mailbox_id != 0) {
+		*mailbox = msg->mailbox_id;
+		rc = store_mailbox_take_uid(st, *mailbox, &uid, &modseq);
+	} else {
+		rc = mailbox_next(st, msg->inbox_id, mailbox, &uid, &modseq);
+	}
 	if (rc == STORE_OK)
 		rc = insert_body(st, &msg->src, &body);
 	if (rc == STORE_OK)
 		rc = insert_message(st, msg, *mailbox, body, uid, modseq, id);
 	if (rc == STORE_OK)
 		rc = insert_rcpts(st, *id, msg->rcpts, msg->n_rcpts);
+	if (rc == STORE_OK && msg->keywords != NULL && msg->keywords[0] != '\0')
+		rc = store_keywords_add(st, *id, msg->keywords);
 	return rc;
 }
 
@@ -1122,18 +1127,18 @@ int store_message_add(struct store *st, const struct store_new_message *msg, int
 	int rc;
 
 	if (msg == NULL || msg->src.read == NULL)
-		return set_err(st, STORE_ERR, "no message source");
+		return store_set_err(st, STORE_ERR, "no message source");
 	if (msg->src.size > INT_MAX)   /* blob offsets are ints */
-		return set_err(st, STORE_ERR, "message too large for the store");
+		return store_set_err(st, STORE_ERR, "message too large for the store");
 	if (msg->n_rcpts > 0 && msg->rcpts == NULL)
-		return set_err(st, STORE_ERR, "recipient list missing");
-	if ((rc = wtx_begin(st, &w)) != STORE_OK)
+		return store_set_err(st, STORE_ERR, "recipient list missing");
+	if ((rc = store_wtx_begin(st, &w)) != STORE_OK)
 		return rc;
 	rc = add_rows(st, msg, &mailbox, &mid);
 	/* Queued inside the write, so running out of memory undoes it. */
 	if (rc == STORE_OK)
-		rc = queue_event(st, STORE_CHANGE_NEW, mailbox, mid);
-	if ((rc = wtx_end(st, &w, rc)) != STORE_OK) {
+		rc = store_queue_event(st, STORE_CHANGE_NEW, mailbox, mid);
+	if ((rc = store_wtx_end(st, &w, rc)) != STORE_OK) {
 		if (mid != 0 && st->n_pending > 0 &&
 		    st->pending[st->n_pending - 1].message_id == mid)
 			st->n_pending--;
@@ -1142,7 +1147,7 @@ int store_message_add(struct store *st, const struct store_new_message *msg, int
 	if (id != NULL)
 		*id = mid;
 	if (!st->in_tx)
-		notify_pending(st);
+		store_notify_pending(st);
 	return STORE_OK;
 }
 
@@ -1157,12 +1162,12 @@ static int delete_rows(struct store *st, sqlite3_stmt *s, int64_t *changes)
 	*changes = 0;
 	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
 		(*changes)++;
-		rc = queue_event(st, STORE_CHANGE_EXPUNGE, sqlite3_column_int64(s, 0),
+		rc = store_queue_event(st, STORE_CHANGE_EXPUNGE, sqlite3_column_int64(s, 0),
 		    sqlite3_column_int64(s, 1));
 		if (rc != STORE_OK)
 			return rc;
 	}
-	return r == SQLITE_DONE ? STORE_OK : sql_fail(st, r);
+	return r == SQLITE_DONE ? STORE_OK : store_sql_fail(st, r);
 }
 
 static int delete_by_id(struct store *st, enum query q, int64_t id, int64_t arg2,
@@ -1173,22 +1178,22 @@ static int delete_by_id(struct store *st, enum query q, int64_t id, int64_t arg2
 	struct wtx w;
 	sqlite3_stmt *s;
 
-	if ((rc = wtx_begin(st, &w)) != STORE_OK)
+	if ((rc = store_wtx_begin(st, &w)) != STORE_OK)
 		return rc;
-	s = stmt_get(st, q, &rc);
+	s = store_stmt_get(st, q, &rc);
 	if (s != NULL) {
 		sqlite3_bind_int64(s, 1, id);
 		if (q == Q_PRUNE)
 			sqlite3_bind_int64(s, 2, arg2);
 		rc = delete_rows(st, s, changes);
-		stmt_put(st, q, s);
+		store_stmt_put(st, q, s);
 	}
-	if ((rc = wtx_end(st, &w, rc)) != STORE_OK) {
+	if ((rc = store_wtx_end(st, &w, rc)) != STORE_OK) {
 		st->n_pending = queued;
 		return rc;
 	}
 	if (!st->in_tx)
-		notify_pending(st);
+		store_notify_pending(st);
 	return STORE_OK;
 }
 
@@ -1206,7 +1211,7 @@ int store_message_del(struct store *st, int64_t id)
 	int rc = delete_by_id(st, Q_MSG_DEL, id, 0, &n);
 
 	if (rc == STORE_OK && n == 0)
-		return set_err(st, STORE_NOTFOUND, "no message %" PRId64, id);
+		return store_set_err(st, STORE_NOTFOUND, "no message %" PRId64, id);
 	return rc;
 }
 
@@ -1253,22 +1258,22 @@ static int strbuf_add(struct strbuf *b, const char *s)
 static int join_rcpts(struct store *st, int64_t id, struct strbuf *b)
 {
 	int rc = STORE_OK, r = SQLITE_DONE;
-	sqlite3_stmt *s = stmt_get(st, Q_RCPT_LIST, &rc);
+	sqlite3_stmt *s = store_stmt_get(st, Q_RCPT_LIST, &rc);
 
 	if (s == NULL)
 		return rc;
 	b->len = 0;
 	if (strbuf_add(b, "") != 0)
-		rc = set_err(st, STORE_FULL, "out of memory");
+		rc = store_set_err(st, STORE_FULL, "out of memory");
 	sqlite3_bind_int64(s, 1, id);
 	while (rc == STORE_OK && (r = sqlite3_step(s)) == SQLITE_ROW) {
 		if ((b->len > 0 && strbuf_add(b, ", ") != 0) ||
-		    strbuf_add(b, col_str(s, 0)) != 0)
-			rc = set_err(st, STORE_FULL, "out of memory");
+		    strbuf_add(b, store_col_str(s, 0)) != 0)
+			rc = store_set_err(st, STORE_FULL, "out of memory");
 	}
 	if (rc == STORE_OK && r != SQLITE_DONE)
-		rc = sql_fail(st, r);
-	stmt_put(st, Q_RCPT_LIST, s);
+		rc = store_sql_fail(st, r);
+	store_stmt_put(st, Q_RCPT_LIST, s);
 	return rc;
 }
 
@@ -1276,19 +1281,19 @@ static void info_from_row(sqlite3_stmt *s, const char *rcpts,
     struct store_message_info *m)
 {
 	m->id = sqlite3_column_int64(s, 0);
-	m->inbox = col_str(s, 1);
-	m->mailbox = col_str(s, 2);
+	m->inbox = store_col_str(s, 1);
+	m->mailbox = store_col_str(s, 2);
 	m->uid = (uint32_t)sqlite3_column_int64(s, 3);
 	m->flags = (unsigned)sqlite3_column_int64(s, 4);
 	m->internal_date = sqlite3_column_int64(s, 5);
 	m->size = (uint64_t)sqlite3_column_int64(s, 6);
-	m->mail_from = col_str(s, 7);
-	m->auth_user = col_str(s, 8);
-	m->client_addr = col_str(s, 9);
-	m->hdr_from = col_str(s, 10);
-	m->hdr_to = col_str(s, 11);
-	m->hdr_subject = col_str(s, 12);
-	m->hdr_date = col_str(s, 13);
+	m->mail_from = store_col_str(s, 7);
+	m->auth_user = store_col_str(s, 8);
+	m->client_addr = store_col_str(s, 9);
+	m->hdr_from = store_col_str(s, 10);
+	m->hdr_to = store_col_str(s, 11);
+	m->hdr_subject = store_col_str(s, 12);
+	m->hdr_date = store_col_str(s, 13);
 	m->rcpts = rcpts;
 }
 
@@ -1312,7 +1317,7 @@ static int message_rows(struct store *st, sqlite3_stmt *s, store_message_cb cb,
 			break;
 	}
 	if (rc == STORE_OK && r != SQLITE_DONE)
-		rc = sql_fail(st, r);
+		rc = store_sql_fail(st, r);
 	free(rcpts.p);
 	return rc;
 }
@@ -1326,34 +1331,34 @@ int store_message_foreach(struct store *st, const char *inbox, store_message_cb 
 
 	if (inbox != NULL && (rc = inbox_id(st, inbox, &iid)) != STORE_OK)
 		return rc;
-	if ((s = stmt_get(st, q, &rc)) == NULL)
+	if ((s = store_stmt_get(st, q, &rc)) == NULL)
 		return rc;
 	if (inbox != NULL)
 		sqlite3_bind_int64(s, 1, iid);
 	rc = message_rows(st, s, cb, arg, &rows);
-	stmt_put(st, q, s);
+	store_stmt_put(st, q, s);
 	return rc;
 }
 
 int store_message_get_info(struct store *st, int64_t id, store_message_cb cb, void *arg)
 {
 	int rc = STORE_OK, rows;
-	sqlite3_stmt *s = stmt_get(st, Q_MSG_INFO, &rc);
+	sqlite3_stmt *s = store_stmt_get(st, Q_MSG_INFO, &rc);
 
 	if (s == NULL)
 		return rc;
 	sqlite3_bind_int64(s, 1, id);
 	rc = message_rows(st, s, cb, arg, &rows);
-	stmt_put(st, Q_MSG_INFO, s);
+	store_stmt_put(st, Q_MSG_INFO, s);
 	if (rc == STORE_OK && rows == 0)
-		rc = set_err(st, STORE_NOTFOUND, "no message %" PRId64, id);
+		rc = store_set_err(st, STORE_NOTFOUND, "no message %" PRId64, id);
 	return rc;
 }
 
-static int message_body(struct store *st, int64_t id, int64_t *body)
+int store_message_body_id(struct store *st, int64_t id, int64_t *body)
 {
 	int rc = STORE_OK, r;
-	sqlite3_stmt *s = stmt_get(st, Q_MSG_BODY, &rc);
+	sqlite3_stmt *s = store_stmt_get(st, Q_MSG_BODY, &rc);
 
 	if (s == NULL)
 		return rc;
@@ -1362,10 +1367,10 @@ static int message_body(struct store *st, int64_t id, int64_t *body)
 	if (r == SQLITE_ROW)
 		*body = sqlite3_column_int64(s, 0);
 	else if (r == SQLITE_DONE)
-		rc = set_err(st, STORE_NOTFOUND, "no message %" PRId64, id);
+		rc = store_set_err(st, STORE_NOTFOUND, "no message %" PRId64, id);
 	else
-		rc = sql_fail(st, r);
-	stmt_put(st, Q_MSG_BODY, s);
+		rc = store_sql_fail(st, r);
+	store_stmt_put(st, Q_MSG_BODY, s);
 	return rc;
 }
 
@@ -1378,7 +1383,7 @@ static int blob_drain(struct store *st, sqlite3_blob *blob, store_sink sink,
 		n = size - off < STORE_CHUNK ? size - off : STORE_CHUNK;
 		r = sqlite3_blob_read(blob, buf, n, off);
 		if (r != SQLITE_OK)
-			return sql_fail(st, r);
+			return store_sql_fail(st, r);
 		if ((rc = sink(arg, buf, (size_t)n)) != 0)
 			return rc;
 	}
@@ -1392,17 +1397,17 @@ int store_message_read(struct store *st, int64_t id, store_sink sink, void *arg)
 	int64_t body = 0;
 	int rc, r;
 
-	if ((rc = message_body(st, id, &body)) != STORE_OK)
+	if ((rc = store_message_body_id(st, id, &body)) != STORE_OK)
 		return rc;
 	r = sqlite3_blob_open(st->db, "main", "body", "data", body, 0, &blob);
 	if (r != SQLITE_OK) {
 		sqlite3_blob_close(blob);
-		return sql_fail(st, r);
+		return store_sql_fail(st, r);
 	}
 	/* Per call, not per store: a sink may read another message. */
 	buf = malloc(STORE_CHUNK);
 	if (buf == NULL)
-		rc = set_err(st, STORE_FULL, "out of memory");
+		rc = store_set_err(st, STORE_FULL, "out of memory");
 	else
 		rc = blob_drain(st, blob, sink, arg, buf);
 	sqlite3_blob_close(blob);
@@ -1412,65 +1417,12 @@ int store_message_read(struct store *st, int64_t id, store_sink sink, void *arg)
 
 /* ---- mailboxes and message state (POP3, IMAP) -------------------------- */
 
-int store_mailbox_get(struct store *st, int64_t inbox_id, const char *name,
-    struct store_mailbox *out)
-{
-	int rc = STORE_OK, r;
-	sqlite3_stmt *s = stmt_get(st, Q_MAILBOX_GET, &rc);
-
-	if (s == NULL)
-		return rc;
-	sqlite3_bind_int64(s, 1, inbox_id);
-	bind_str(s, 2, name);
-	r = sqlite3_step(s);
-	if (r == SQLITE_ROW) {
-		out->id = sqlite3_column_int64(s, 0);
-		out->inbox_id = sqlite3_column_int64(s, 1);
-		snprintf(out->name, sizeof(out->name), "%s", col_str(s, 2));
-		out->uidvalidity = (uint32_t)sqlite3_column_int64(s, 3);
-		out->uidnext = (uint32_t)sqlite3_column_int64(s, 4);
-		out->highestmodseq = (uint64_t)sqlite3_column_int64(s, 5);
-		out->messages = (uint32_t)sqlite3_column_int64(s, 6);
-	} else if (r == SQLITE_DONE) {
-		rc = set_err(st, STORE_NOTFOUND, "no mailbox '%s'", name);
-	} else {
-		rc = sql_fail(st, r);
-	}
-	stmt_put(st, Q_MAILBOX_GET, s);
-	return rc;
-}
-
-int store_mailbox_foreach(struct store *st, int64_t mailbox_id, store_msg_cb cb, void *arg)
-{
-	struct store_msg m;
-	int rc = STORE_OK, r;
-	sqlite3_stmt *s = stmt_get(st, Q_MAILBOX_MSGS, &rc);
-
-	if (s == NULL)
-		return rc;
-	sqlite3_bind_int64(s, 1, mailbox_id);
-	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-		m.id = sqlite3_column_int64(s, 0);
-		m.uid = (uint32_t)sqlite3_column_int64(s, 1);
-		m.flags = (unsigned)sqlite3_column_int64(s, 2);
-		m.size = (uint64_t)sqlite3_column_int64(s, 3);
-		m.internal_date = sqlite3_column_int64(s, 4);
-		m.modseq = (uint64_t)sqlite3_column_int64(s, 5);
-		if ((rc = cb(&m, arg)) != 0)
-			break;
-	}
-	if (rc == STORE_OK && r != SQLITE_DONE)
-		rc = sql_fail(st, r);
-	stmt_put(st, Q_MAILBOX_MSGS, s);
-	return rc;
-}
-
 /* Applies the UPDATE; *changed is false when the flags were already so. */
 static int flags_update(struct store *st, int64_t id, unsigned add, unsigned remove,
     int64_t *mailbox, int64_t *modseq, bool *changed)
 {
 	int rc = STORE_OK, r;
-	sqlite3_stmt *s = stmt_get(st, Q_MSG_FLAGS, &rc);
+	sqlite3_stmt *s = store_stmt_get(st, Q_MSG_FLAGS, &rc);
 
 	if (s == NULL)
 		return rc;
@@ -1485,16 +1437,16 @@ static int flags_update(struct store *st, int64_t id, unsigned add, unsigned rem
 		r = sqlite3_step(s);
 	}
 	if (r != SQLITE_DONE)
-		rc = sql_fail(st, r);
-	stmt_put(st, Q_MSG_FLAGS, s);
+		rc = store_sql_fail(st, r);
+	store_stmt_put(st, Q_MSG_FLAGS, s);
 	if (rc != STORE_OK || !*changed)
 		return rc;
-	if ((s = stmt_get(st, Q_MAILBOX_MODSEQ, &rc)) == NULL)
+	if ((s = store_stmt_get(st, Q_MAILBOX_MODSEQ, &rc)) == NULL)
 		return rc;
 	sqlite3_bind_int64(s, 1, *mailbox);
 	sqlite3_bind_int64(s, 2, *modseq);
-	rc = stmt_done(st, s);
-	stmt_put(st, Q_MAILBOX_MODSEQ, s);
+	rc = store_stmt_done(st, s);
+	store_stmt_put(st, Q_MAILBOX_MODSEQ, s);
 	return rc;
 }
 
@@ -1506,17 +1458,17 @@ int store_message_set_flags(struct store *st, int64_t id, unsigned add, unsigned
 	struct wtx w;
 	int rc;
 
-	if ((rc = wtx_begin(st, &w)) != STORE_OK)
+	if ((rc = store_wtx_begin(st, &w)) != STORE_OK)
 		return rc;
 	rc = flags_update(st, id, add, remove, &mailbox, &modseq, &changed);
 	if (rc == STORE_OK && changed)
-		rc = queue_event(st, STORE_CHANGE_FLAGS, mailbox, id);
-	if ((rc = wtx_end(st, &w, rc)) != STORE_OK) {
+		rc = store_queue_event(st, STORE_CHANGE_FLAGS, mailbox, id);
+	if ((rc = store_wtx_end(st, &w, rc)) != STORE_OK) {
 		st->n_pending = queued;
 		return rc;
 	}
 	if (!st->in_tx)
-		notify_pending(st);
+		store_notify_pending(st);
 	return STORE_OK;
 }
 
@@ -1530,12 +1482,12 @@ int store_message_read_range(struct store *st, int64_t id, uint64_t offset, uint
 	uint64_t size, end;
 	int rc, r, n;
 
-	if ((rc = message_body(st, id, &body)) != STORE_OK)
+	if ((rc = store_message_body_id(st, id, &body)) != STORE_OK)
 		return rc;
 	r = sqlite3_blob_open(st->db, "main", "body", "data", body, 0, &blob);
 	if (r != SQLITE_OK) {
 		sqlite3_blob_close(blob);
-		return sql_fail(st, r);
+		return store_sql_fail(st, r);
 	}
 	size = (uint64_t)sqlite3_blob_bytes(blob);
 	end = offset > size ? size : (len > size - offset ? size : offset + len);
@@ -1543,7 +1495,7 @@ int store_message_read_range(struct store *st, int64_t id, uint64_t offset, uint
 		n = end - offset < sizeof(buf) ? (int)(end - offset) : (int)sizeof(buf);
 		r = sqlite3_blob_read(blob, buf, n, (int)offset);
 		if (r != SQLITE_OK)
-			rc = sql_fail(st, r);
+			rc = store_sql_fail(st, r);
 		else
 			rc = sink(arg, buf, (size_t)n);
 	}
@@ -1556,15 +1508,15 @@ int store_message_read_range(struct store *st, int64_t id, uint64_t offset, uint
 int store_integrity_check(struct store *st)
 {
 	int rc = STORE_OK, r;
-	sqlite3_stmt *s = stmt_get(st, Q_INTEGRITY, &rc);
+	sqlite3_stmt *s = store_stmt_get(st, Q_INTEGRITY, &rc);
 
 	if (s == NULL)
 		return rc;
 	r = sqlite3_step(s);
 	if (r != SQLITE_ROW)
-		rc = sql_fail(st, r);
-	else if (strcmp(col_str(s, 0), "ok") != 0)
-		rc = set_err(st, STORE_ERR, "integrity check: %s", col_str(s, 0));
-	stmt_put(st, Q_INTEGRITY, s);
+		rc = store_sql_fail(st, r);
+	else if (strcmp(store_col_str(s, 0), "ok") != 0)
+		rc = store_set_err(st, STORE_ERR, "integrity check: %s", store_col_str(s, 0));
+	store_stmt_put(st, Q_INTEGRITY, s);
 	return rc;
 }

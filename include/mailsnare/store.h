@@ -33,6 +33,8 @@ enum {
 	STORE_FULL = -2,      /* disk full, db read-only, quota: temporary (452 4.3.1) */
 	STORE_BUSY = -3       /* locked by another process beyond the busy timeout */
 };
+/* A conditional store found the message changed since (RFC 7162). */
+#define STORE_MODIFIED 3
 
 /* Message flags (IMAP system flags). */
 enum {
@@ -95,7 +97,12 @@ struct store_source {
 };
 
 struct store_new_message {
-	int64_t inbox_id;            /* delivered to this inbox's INBOX */
+	int64_t inbox_id;            /* delivered to this inbox's INBOX ... */
+	int64_t mailbox_id;          /* ... or to this mailbox if not 0 (APPEND) */
+	unsigned flags;              /* STORE_FLAG_* (APPEND) */
+	const char *keywords;        /* space-separated (APPEND); NULL if none */
+	const void *structure;       /* mime_tree_serialize() output, or NULL */
+	size_t structure_len;
 	const char *mail_from;       /* envelope sender, "" for <> */
 	const char *const *rcpts;    /* envelope recipients */
 	size_t n_rcpts;
@@ -142,12 +149,14 @@ int store_message_del(struct store *st, int64_t id);
 /* Deletes every message of an inbox; sets *count (may be NULL). */
 int store_message_del_inbox(struct store *st, const char *inbox, int64_t *count);
 
-/* A mailbox and its state, as POP3 and IMAP see it. */
+/* A mailbox and its state, as POP3 and IMAP see it. Names are UTF-8 with
+ * '/' as the hierarchy delimiter; "INBOX" is the inbox's own. */
 #define STORE_MAILBOX_NAME_MAX 256
 struct store_mailbox {
 	int64_t id;
 	int64_t inbox_id;
 	char name[STORE_MAILBOX_NAME_MAX];
+	char special_use[16];        /* "\Sent", ... or "" (RFC 6154) */
 	uint32_t uidvalidity;
 	uint32_t uidnext;
 	uint64_t highestmodseq;
@@ -155,6 +164,36 @@ struct store_mailbox {
 };
 int store_mailbox_get(struct store *st, int64_t inbox_id, const char *name,
     struct store_mailbox *out);
+int store_mailbox_get_by_id(struct store *st, int64_t id, struct store_mailbox *out);
+typedef int (*store_mailbox_cb)(const struct store_mailbox *mb, void *arg);
+/* Every mailbox of an inbox, by name (messages not counted: 0). */
+int store_mailbox_list(struct store *st, int64_t inbox_id, store_mailbox_cb cb, void *arg);
+/* STORE_EXISTS if taken; parents are not created (the IMAP layer does). */
+int store_mailbox_create(struct store *st, int64_t inbox_id, const char *name,
+    struct store_mailbox *out);
+/* Removes the mailbox and its messages (notified as expunged). */
+int store_mailbox_delete(struct store *st, int64_t mailbox_id);
+/* Renames `from` and its children ("from/..."). Renaming INBOX moves its
+ * messages into a new mailbox `to` and leaves INBOX empty (RFC 3501
+ * §6.3.5). STORE_NOTFOUND / STORE_EXISTS. */
+int store_mailbox_rename(struct store *st, int64_t inbox_id, const char *from, const char *to);
+
+struct store_mailbox_status {
+	uint32_t messages, unseen, deleted, uidnext, uidvalidity;
+	uint64_t highestmodseq, size;
+};
+int store_mailbox_status(struct store *st, int64_t mailbox_id, struct store_mailbox_status *out);
+/* \Recent (RFC 3501 §2.3.2): messages above the returned UID are recent
+ * for the caller, who is the only one to get them; the watermark moves to
+ * the mailbox's last UID. */
+int store_mailbox_claim_recent(struct store *st, int64_t mailbox_id, uint32_t *above);
+/* Keywords in use by messages of the mailbox, each once. */
+typedef int (*store_name_cb)(const char *name, void *arg);
+int store_mailbox_keywords(struct store *st, int64_t mailbox_id, store_name_cb cb, void *arg);
+
+/* Subscriptions (LSUB): names, existing or not. */
+int store_subscription_set(struct store *st, int64_t inbox_id, const char *name, bool on);
+int store_subscription_list(struct store *st, int64_t inbox_id, store_name_cb cb, void *arg);
 
 /* One message of a mailbox, by UID ascending. */
 struct store_msg {
@@ -164,6 +203,7 @@ struct store_msg {
 	uint64_t size;
 	int64_t internal_date;
 	uint64_t modseq;
+	const char *keywords;        /* space-separated, "" if none; valid in the callback */
 };
 typedef int (*store_msg_cb)(const struct store_msg *m, void *arg);
 /* A non-zero return from cb stops and is returned. */
@@ -173,6 +213,31 @@ int store_mailbox_foreach(struct store *st, int64_t mailbox_id, store_msg_cb cb,
  * notified (STORE_CHANGE_FLAGS). STORE_OK also when nothing changed or
  * the message is gone (another session expunged it). */
 int store_message_set_flags(struct store *st, int64_t id, unsigned add, unsigned remove);
+
+/* Copies a message into another mailbox (a new UID, the same body, flags
+ * and keywords); notified as new. */
+int store_message_copy(struct store *st, int64_t id, int64_t dest_mailbox,
+    int64_t *new_id, uint32_t *new_uid);
+/* Moves it (RFC 6851): one step, a new UID in dest; notified as expunged
+ * from the source and new in dest. The id stays. */
+int store_message_move(struct store *st, int64_t id, int64_t dest_mailbox, uint32_t *new_uid);
+
+/* IMAP STORE: replace, add or remove system flags and keywords at once.
+ * unchangedsince (0 = unconditional): STORE_MODIFIED if the message's
+ * modseq is higher (RFC 7162). Sets *modseq to the message's modseq
+ * after the call. STORE_NOTFOUND if the message is gone. */
+enum store_flags_op { STORE_FLAGS_SET, STORE_FLAGS_ADD, STORE_FLAGS_REMOVE };
+int store_message_store(struct store *st, int64_t id, enum store_flags_op op, unsigned flags,
+    const char *const *keywords, size_t n_keywords, uint64_t unchangedsince,
+    uint64_t *modseq);
+/* Current flags, keywords (space-separated, into kw) and modseq. */
+int store_message_state(struct store *st, int64_t id, unsigned *flags, char *kw, size_t kwsize,
+    uint64_t *modseq);
+
+/* The MIME structure kept with a message: *blob is malloc'd (free it), or
+ * NULL when it was never computed (then compute and set it). */
+int store_message_structure(struct store *st, int64_t id, void **blob, size_t *len);
+int store_message_set_structure(struct store *st, int64_t id, const void *blob, size_t len);
 
 /* Streams bytes [offset, offset + len) of message id, clipped to its
  * size, to sink in chunks. */

@@ -712,7 +712,7 @@ Test(store, inbox_del_cascades)
 	add_text(st, dev.id, "c");
 	cr_assert_eq(raw_int("SELECT count(*) FROM message_rcpt"), 9);
 	cr_assert_eq(store_inbox_del(st, "ci"), STORE_OK);
-	cr_assert_eq(raw_int("SELECT count(*) FROM mailbox"), 1);
+	cr_assert_eq(raw_int("SELECT count(*) FROM mailbox"), 5);
 	cr_assert_eq(raw_int("SELECT count(*) FROM message"), 1);
 	cr_assert_eq(raw_int("SELECT count(*) FROM body"), 1);
 	cr_assert_eq(raw_int("SELECT count(*) FROM message_rcpt"), 3);
@@ -761,7 +761,7 @@ Test(store, notifications_after_commit_only)
 	struct store_inbox in = make_inbox(st, "dev");
 	struct events e1 = { 0 }, e2 = { 0 };
 	int64_t a, b, c, d;
-	int64_t mbox = raw_int("SELECT id FROM mailbox");
+	int64_t mbox = raw_int("SELECT id FROM mailbox WHERE name = 'INBOX'");
 
 	cr_assert_eq(store_subscribe(st, on_change, &e1), STORE_OK);
 	cr_assert_eq(store_subscribe(st, on_change, &e2), STORE_OK);
@@ -844,7 +844,7 @@ Test(store, persists_across_reopen)
 
 	cr_assert_eq(store_integrity_check(st), 0);
 	store_close(st);
-	cr_assert_eq(raw_int("PRAGMA user_version"), 1);
+	cr_assert_eq(raw_int("PRAGMA user_version"), 2);
 	cr_assert_eq(raw_int("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
 
 	st = open_store();
@@ -979,6 +979,7 @@ Test(store, busy_beyond_timeout, .timeout = 30)
 
 struct msgs {
 	struct store_msg m[8];
+	char kw[8][64];       /* m[i].keywords points here after the callback */
 	int n;
 };
 
@@ -987,7 +988,10 @@ static int collect_msg(const struct store_msg *m, void *arg)
 	struct msgs *l = arg;
 
 	cr_assert_lt(l->n, 8);
-	l->m[l->n++] = *m;
+	snprintf(l->kw[l->n], sizeof(l->kw[0]), "%s", m->keywords);
+	l->m[l->n] = *m;
+	l->m[l->n].keywords = l->kw[l->n];
+	l->n++;
 	return 0;
 }
 
@@ -1104,5 +1108,222 @@ Test(store, read_range_clips)
 	cr_assert_eq(b.len, 0);
 	cr_assert_eq(store_message_read_range(st, id + 1, 0, 1, buf_sink, &b), STORE_NOTFOUND);
 	free(b.p);
+	store_close(st);
+}
+
+/* ---- IMAP mailboxes and message state ---------------------------------- */
+
+struct names {
+	char name[16][300];
+	int n;
+};
+
+static int collect_mailbox(const struct store_mailbox *mb, void *arg)
+{
+	struct names *l = arg;
+
+	cr_assert_lt(l->n, 16);
+	snprintf(l->name[l->n++], sizeof(l->name[0]), "%s%s%s", mb->name, mb->special_use[0] ? " " : "",
+	    mb->special_use);
+	return 0;
+}
+
+static int collect_name(const char *name, void *arg)
+{
+	struct names *l = arg;
+
+	cr_assert_lt(l->n, 16);
+	snprintf(l->name[l->n++], sizeof(l->name[0]), "%s", name);
+	return 0;
+}
+
+Test(store, new_inbox_has_special_use_mailboxes)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct names l = { .n = 0 }, subs = { .n = 0 };
+
+	cr_assert_eq(store_mailbox_list(st, in.id, collect_mailbox, &l), STORE_OK);
+	cr_assert_eq(l.n, 5);
+	cr_assert_str_eq(l.name[0], "Drafts \\Drafts");
+	cr_assert_str_eq(l.name[1], "INBOX");
+	cr_assert_str_eq(l.name[2], "Junk \\Junk");
+	cr_assert_str_eq(l.name[3], "Sent \\Sent");
+	cr_assert_str_eq(l.name[4], "Trash \\Trash");
+	cr_assert_eq(store_subscription_list(st, in.id, collect_name, &subs), STORE_OK);
+	cr_assert_eq(subs.n, 5);
+	store_close(st);
+}
+
+Test(store, mailbox_create_rename_delete)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct store_mailbox a, b, child;
+	struct names l = { .n = 0 };
+
+	cr_assert_eq(store_mailbox_create(st, in.id, "Work", &a), STORE_OK);
+	cr_assert_eq(store_mailbox_create(st, in.id, "Work/Q1", &child), STORE_OK);
+	cr_assert_eq(store_mailbox_create(st, in.id, "Work", NULL), STORE_EXISTS);
+	cr_assert_neq(a.uidvalidity, child.uidvalidity);
+	cr_assert_eq(store_subscription_set(st, in.id, "Work/Q1", true), STORE_OK);
+	cr_assert_eq(store_mailbox_rename(st, in.id, "Work", "Jobs"), STORE_OK);
+	cr_assert_eq(store_mailbox_get(st, in.id, "Jobs/Q1", &b), STORE_OK);
+	cr_assert_eq(b.id, child.id);
+	cr_assert_eq(store_mailbox_get(st, in.id, "Work", &b), STORE_NOTFOUND);
+	cr_assert_eq(store_subscription_list(st, in.id, collect_name, &l), STORE_OK);
+	cr_assert_str_eq(l.name[2], "Jobs/Q1");
+	cr_assert_eq(store_mailbox_rename(st, in.id, "Jobs", "Sent"), STORE_EXISTS);
+	cr_assert_eq(store_mailbox_rename(st, in.id, "Nope", "Other"), STORE_NOTFOUND);
+	cr_assert_eq(store_mailbox_delete(st, child.id), STORE_OK);
+	cr_assert_eq(store_mailbox_get_by_id(st, child.id, &b), STORE_NOTFOUND);
+	store_close(st);
+}
+
+Test(store, rename_inbox_moves_messages)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct store_mailbox inbox, old;
+	struct msgs l = { .n = 0 };
+	struct kinds k = { .n = 0 };
+	int64_t a = add_text(st, in.id, "a");
+
+	add_text(st, in.id, "b");
+	cr_assert_eq(store_subscribe(st, on_any_change, &k), STORE_OK);
+	cr_assert_eq(store_mailbox_rename(st, in.id, "INBOX", "Old"), STORE_OK);
+	cr_assert_eq(store_mailbox_get(st, in.id, "INBOX", &inbox), STORE_OK);
+	cr_assert_eq(inbox.messages, 0);
+	cr_assert_eq(store_mailbox_get(st, in.id, "Old", &old), STORE_OK);
+	cr_assert_eq(old.messages, 2);
+	cr_assert_eq(old.uidnext, 3, "counters go along, so UIDs stay valid there");
+	cr_assert_eq(store_mailbox_foreach(st, old.id, collect_msg, &l), STORE_OK);
+	cr_assert_eq(l.m[0].id, a);
+	cr_assert_eq(k.n, 4);
+	cr_assert_eq(k.what[0], STORE_CHANGE_EXPUNGE);
+	cr_assert_eq(k.what[1], STORE_CHANGE_NEW);
+	/* New mail still goes to INBOX. */
+	add_text(st, in.id, "c");
+	cr_assert_eq(store_mailbox_get(st, in.id, "INBOX", &inbox), STORE_OK);
+	cr_assert_eq(inbox.messages, 1);
+	store_close(st);
+}
+
+Test(store, status_and_recent)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct store_mailbox mb;
+	struct store_mailbox_status ms;
+	uint32_t above = 99;
+	int64_t a = add_text(st, in.id, "12345");
+
+	add_text(st, in.id, "123");
+	cr_assert_eq(store_mailbox_get(st, in.id, "INBOX", &mb), STORE_OK);
+	cr_assert_eq(store_message_set_flags(st, a, STORE_FLAG_SEEN | STORE_FLAG_DELETED, 0),
+	    STORE_OK);
+	cr_assert_eq(store_mailbox_status(st, mb.id, &ms), STORE_OK);
+	cr_assert_eq(ms.messages, 2);
+	cr_assert_eq(ms.unseen, 1);
+	cr_assert_eq(ms.deleted, 1);
+	cr_assert_eq(ms.size, 8);
+	cr_assert_eq(ms.uidnext, 3);
+	cr_assert_eq(store_mailbox_claim_recent(st, mb.id, &above), STORE_OK);
+	cr_assert_eq(above, 0, "both are recent for the first claimer");
+	cr_assert_eq(store_mailbox_claim_recent(st, mb.id, &above), STORE_OK);
+	cr_assert_eq(above, 2, "none for the next");
+	add_text(st, in.id, "new");
+	cr_assert_eq(store_mailbox_claim_recent(st, mb.id, &above), STORE_OK);
+	cr_assert_eq(above, 2, "uid 3 is recent");
+	store_close(st);
+}
+
+Test(store, copy_and_move)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct store_mailbox inbox, trash;
+	struct msgs l = { .n = 0 };
+	struct buf b = { 0 };
+	const char *kw[] = { "$Label1" };
+	int64_t a = add_text(st, in.id, "copy me\r\n"), copy = 0;
+	uint32_t uid = 0;
+
+	cr_assert_eq(store_mailbox_get(st, in.id, "INBOX", &inbox), STORE_OK);
+	cr_assert_eq(store_mailbox_get(st, in.id, "Trash", &trash), STORE_OK);
+	cr_assert_eq(store_message_store(st, a, STORE_FLAGS_ADD, STORE_FLAG_FLAGGED, kw, 1, 0,
+	    NULL), STORE_OK);
+	cr_assert_eq(store_message_copy(st, a, trash.id, &copy, &uid), STORE_OK);
+	cr_assert_eq(uid, 1);
+	cr_assert_neq(copy, a);
+	cr_assert_eq(store_mailbox_foreach(st, trash.id, collect_msg, &l), STORE_OK);
+	cr_assert_eq(l.n, 1);
+	cr_assert_eq(l.m[0].flags, STORE_FLAG_FLAGGED);
+	cr_assert_str_eq(l.m[0].keywords, "$Label1");
+	cr_assert_eq(store_message_read(st, copy, buf_sink, &b), STORE_OK);
+	cr_assert_eq(b.len, 9);
+	cr_assert_eq(store_message_del(st, a), STORE_OK);
+	b.len = 0;
+	cr_assert_eq(store_message_read(st, copy, buf_sink, &b), STORE_OK, "the body is shared");
+	cr_assert_eq(b.len, 9);
+	cr_assert_eq(store_message_move(st, copy, inbox.id, &uid), STORE_OK);
+	cr_assert_eq(uid, 2, "a new UID in the destination");
+	cr_assert_eq(store_mailbox_status(st, trash.id, &(struct store_mailbox_status){ 0 }),
+	    STORE_OK);
+	cr_assert_eq(store_message_copy(st, a, trash.id, NULL, NULL), STORE_NOTFOUND);
+	free(b.p);
+	store_close(st);
+}
+
+Test(store, store_flags_keywords_unchangedsince)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	const char *kw[] = { "$Junk", "todo" }, *rm[] = { "todo" };
+	char kwbuf[64];
+	unsigned flags = 0;
+	uint64_t ms1 = 0, ms2 = 0, now = 0;
+	int64_t a = add_text(st, in.id, "x");
+
+	cr_assert_eq(store_message_store(st, a, STORE_FLAGS_SET, STORE_FLAG_SEEN, kw, 2, 0, &ms1),
+	    STORE_OK);
+	cr_assert_eq(store_message_state(st, a, &flags, kwbuf, sizeof(kwbuf), &now), STORE_OK);
+	cr_assert_eq(flags, STORE_FLAG_SEEN);
+	cr_assert_str_eq(kwbuf, "$Junk todo");
+	cr_assert_eq(now, ms1);
+	cr_assert_eq(store_message_store(st, a, STORE_FLAGS_REMOVE, 0, rm, 1, 0, &ms2), STORE_OK);
+	cr_assert_gt(ms2, ms1);
+	cr_assert_eq(store_message_state(st, a, &flags, kwbuf, sizeof(kwbuf), NULL), STORE_OK);
+	cr_assert_str_eq(kwbuf, "$Junk");
+	/* Unchanged since an older modseq: refused, nothing changes. */
+	cr_assert_eq(store_message_store(st, a, STORE_FLAGS_ADD, STORE_FLAG_FLAGGED, NULL, 0, ms1,
+	    &now), STORE_MODIFIED);
+	cr_assert_eq(now, ms2);
+	cr_assert_eq(store_message_state(st, a, &flags, NULL, 0, NULL), STORE_OK);
+	cr_assert_eq(flags, STORE_FLAG_SEEN);
+	cr_assert_eq(store_message_store(st, a, STORE_FLAGS_ADD, STORE_FLAG_FLAGGED, NULL, 0, ms2,
+	    &now), STORE_OK);
+	cr_assert_eq(store_message_store(st, a + 9, STORE_FLAGS_ADD, 1, NULL, 0, 0, NULL),
+	    STORE_NOTFOUND);
+	store_close(st);
+}
+
+Test(store, structure_blob)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	int64_t a = add_text(st, in.id, "x");
+	void *blob = (void *)1;
+	size_t len = 7;
+
+	cr_assert_eq(store_message_structure(st, a, &blob, &len), STORE_OK);
+	cr_assert_null(blob);
+	cr_assert_eq(len, 0);
+	cr_assert_eq(store_message_set_structure(st, a, "\x01\x02\x00\x03", 4), STORE_OK);
+	cr_assert_eq(store_message_structure(st, a, &blob, &len), STORE_OK);
+	cr_assert_eq(len, 4);
+	cr_assert_arr_eq(blob, "\x01\x02\x00\x03", 4);
+	free(blob);
+	cr_assert_eq(store_message_structure(st, a + 1, &blob, &len), STORE_NOTFOUND);
 	store_close(st);
 }
