@@ -1,0 +1,335 @@
+/*
+ * Streaming base64 / quoted-printable decoders (RFC 2045 §6.7, §6.8) and a
+ * streaming case-insensitive substring matcher for IMAP SEARCH.
+ */
+#include "mailsnare/mime_decode.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum mime_encoding mime_encoding_from_name(const char *name)
+{
+	if (name == NULL)
+		return MIME_ENC_IDENTITY;
+	if (strcasecmp(name, "base64") == 0)
+		return MIME_ENC_BASE64;
+	if (strcasecmp(name, "quoted-printable") == 0)
+		return MIME_ENC_QP;
+	return MIME_ENC_IDENTITY;
+}
+
+void mime_decoder_init(struct mime_decoder *d, enum mime_encoding enc)
+{
+	memset(d, 0, sizeof(*d));
+	d->enc = enc;
+}
+
+static int b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return c == '=' ? -2 : -1;
+}
+
+static size_t b64_feed(struct mime_decoder *d, const char *in, size_t len, char *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		int v = b64_value((unsigned char)in[i]);
+		if (v == -2) { /* padding ends a quantum: drop partial bits */
+			d->acc = 0;
+			d->bits = 0;
+			continue;
+		}
+		if (v < 0)
+			continue;
+		d->acc = (d->acc << 6) | (uint32_t)v;
+		d->bits += 6;
+		if (d->bits >= 8) {
+			d->bits -= 8;
+			out[o++] = (char)((d->acc >> d->bits) & 0xff);
+			d->acc &= (1u << d->bits) - 1;
+		}
+	}
+	return o;
+}
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+enum { QP_NORMAL, QP_EQ, QP_EQ1, QP_EQWS, QP_EQCR };
+
+static size_t qp_flush_ws(struct mime_decoder *d, char *out)
+{
+	size_t n = d->nws;
+	memcpy(out, d->ws, n);
+	d->nws = 0;
+	return n;
+}
+
+/* A plain character in QP_NORMAL: white space (and CR) is held until we
+ * know whether the line ends after it. */
+static size_t qp_normal(struct mime_decoder *d, char c, char *out)
+{
+	size_t o = 0;
+
+	if (c == '=') {
+		o = qp_flush_ws(d, out);
+		d->state = QP_EQ;
+	} else if (c == ' ' || c == '\t' || c == '\r') {
+		if (d->nws == MIME_QP_WS_MAX)
+			o = qp_flush_ws(d, out);
+		d->ws[d->nws++] = c;
+	} else if (c == '\n') {
+		bool cr = d->nws > 0 && d->ws[d->nws - 1] == '\r';
+		d->nws = 0;
+		if (cr)
+			out[o++] = '\r';
+		out[o++] = '\n';
+	} else {
+		o = qp_flush_ws(d, out);
+		out[o++] = c;
+	}
+	return o;
+}
+
+/* One character after '=' (states QP_EQ..QP_EQCR); may hand c back to
+ * QP_NORMAL when the escape turns out to be invalid. */
+static size_t qp_escape(struct mime_decoder *d, char c, char *out)
+{
+	size_t o = 0;
+	int st = d->state;
+
+	if (st == QP_EQ && hex_value(c) >= 0) {
+		d->hex = c;
+		d->state = QP_EQ1;
+		return 0;
+	}
+	if (st == QP_EQ1 && hex_value(c) >= 0) {
+		out[0] = (char)(hex_value(d->hex) * 16 + hex_value(c));
+		d->state = QP_NORMAL;
+		return 1;
+	}
+	if (c == '\n' && st != QP_EQ1) { /* soft line break */
+		d->state = QP_NORMAL;
+		return 0;
+	}
+	if ((c == ' ' || c == '\t') && (st == QP_EQ || st == QP_EQWS)) {
+		d->state = QP_EQWS;
+		return 0;
+	}
+	if (c == '\r' && st != QP_EQ1 && st != QP_EQCR) {
+		d->state = QP_EQCR;
+		return 0;
+	}
+	out[o++] = '=';
+	if (st == QP_EQ1)
+		out[o++] = d->hex;
+	else if (st == QP_EQCR)
+		out[o++] = '\r';
+	d->state = QP_NORMAL;
+	return o + qp_normal(d, c, out + o);
+}
+
+static size_t qp_feed(struct mime_decoder *d, const char *in, size_t len, char *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (d->state == QP_NORMAL)
+			o += qp_normal(d, in[i], out + o);
+		else
+			o += qp_escape(d, in[i], out + o);
+	}
+	return o;
+}
+
+size_t mime_decoder_feed(struct mime_decoder *d, const char *in, size_t len, char *out)
+{
+	switch (d->enc) {
+	case MIME_ENC_BASE64:
+		return b64_feed(d, in, len, out);
+	case MIME_ENC_QP:
+		return qp_feed(d, in, len, out);
+	default:
+		memcpy(out, in, len);
+		return len;
+	}
+}
+
+size_t mime_decoder_finish(struct mime_decoder *d, char *out)
+{
+	size_t o = 0;
+
+	if (d->enc == MIME_ENC_QP) {
+		if (d->state == QP_EQ1) {
+			out[o++] = '=';
+			out[o++] = d->hex;
+		} else if (d->state == QP_EQ) {
+			out[o++] = '=';
+		}
+		d->nws = 0; /* trailing white space at the end is dropped */
+	}
+	d->state = QP_NORMAL;
+	d->acc = 0;
+	d->bits = 0;
+	return o;
+}
+
+/* The simple lowercase of a two-byte code point, or cp itself. */
+static unsigned fold_cp(unsigned cp)
+{
+	if ((cp >= 0xC0 && cp <= 0xDE && cp != 0xD7) || (cp >= 0x391 && cp <= 0x3A9 && cp != 0x3A2)
+	    || (cp >= 0x410 && cp <= 0x42F))
+		return cp + 0x20;
+	if (cp >= 0x400 && cp <= 0x40F)
+		return cp + 0x50;
+	if (cp == 0x178)
+		return 0xFF;
+	if ((cp >= 0x100 && cp <= 0x12F) || (cp >= 0x132 && cp <= 0x137)
+	    || (cp >= 0x14A && cp <= 0x177))
+		return (cp % 2 == 0) ? cp + 1 : cp;
+	if ((cp >= 0x139 && cp <= 0x148) || (cp >= 0x179 && cp <= 0x17E))
+		return (cp % 2 == 1) ? cp + 1 : cp;
+	return cp;
+}
+
+void mime_fold_utf8(const char *in, size_t len, char *out)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+		unsigned char c2 = i + 1 < len ? (unsigned char)in[i + 1] : 0;
+		if (c >= 'A' && c <= 'Z') {
+			out[i] = (char)(c + 32);
+		} else if (c >= 0xC2 && c <= 0xDF && (c2 & 0xC0) == 0x80) {
+			unsigned cp = fold_cp(((unsigned)(c & 0x1F) << 6) | (c2 & 0x3F));
+			out[i] = (char)(0xC0 | (cp >> 6));
+			out[i + 1] = (char)(0x80 | (cp & 0x3F));
+			i++;
+		} else {
+			out[i] = (char)c;
+		}
+	}
+}
+
+bool mime_search_match(const char *hay, size_t hlen, const char *needle, size_t nlen)
+{
+	struct mime_search *s;
+	bool found;
+
+	if (nlen == 0)
+		return true;
+	if ((s = mime_search_new(needle, nlen)) == NULL)
+		return false;
+	found = mime_search_feed(s, hay, hlen);
+	mime_search_free(s);
+	return found;
+}
+
+#define SEARCH_PIECE 4096
+
+struct mime_search {
+	char *needle;
+	size_t nlen;
+	char *win;     /* folded tail of earlier input, then the new piece */
+	size_t wlen;
+	char carry;    /* a UTF-8 lead byte held back from the last piece */
+	bool has_carry;
+	bool found;
+};
+
+struct mime_search *mime_search_new(const char *needle, size_t len)
+{
+	struct mime_search *s;
+
+	if (len > MIME_SEARCH_NEEDLE_MAX || (s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->needle = malloc(len + 1);
+	s->win = malloc(len + SEARCH_PIECE + 1);
+	if (s->needle == NULL || s->win == NULL) {
+		mime_search_free(s);
+		return NULL;
+	}
+	mime_fold_utf8(needle, len, s->needle);
+	s->nlen = len;
+	s->found = len == 0;
+	return s;
+}
+
+/* Appends up to SEARCH_PIECE input bytes (with a held lead byte) to the
+ * window, folds them, searches, and keeps the last nlen-1 bytes. */
+static size_t search_piece(struct mime_search *s, const char *buf, size_t len)
+{
+	size_t n = len < SEARCH_PIECE ? len : SEARCH_PIECE, start = s->wlen, keep;
+	char *p = s->win + s->wlen;
+
+	if (s->has_carry) {
+		*p++ = s->carry;
+		s->has_carry = false;
+		if (n == SEARCH_PIECE)
+			n--;
+	}
+	memcpy(p, buf, n);
+	p += n;
+	if (p > s->win + start && (unsigned char)p[-1] >= 0xC2 && (unsigned char)p[-1] <= 0xDF) {
+		s->carry = *--p;
+		s->has_carry = true;
+	}
+	mime_fold_utf8(s->win + start, (size_t)(p - (s->win + start)), s->win + start);
+	s->wlen = (size_t)(p - s->win);
+	if (memmem(s->win, s->wlen, s->needle, s->nlen) != NULL)
+		s->found = true;
+	keep = s->wlen < s->nlen - 1 ? s->wlen : s->nlen - 1;
+	memmove(s->win, s->win + s->wlen - keep, keep);
+	s->wlen = keep;
+	return n;
+}
+
+bool mime_search_feed(struct mime_search *s, const char *buf, size_t len)
+{
+	while (!s->found && len > 0) {
+		size_t n = search_piece(s, buf, len);
+		buf += n;
+		len -= n;
+	}
+	return s->found;
+}
+
+bool mime_search_found(const struct mime_search *s)
+{
+	return s->found;
+}
+
+void mime_search_reset(struct mime_search *s)
+{
+	s->wlen = 0;
+	s->has_carry = false;
+	s->found = s->nlen == 0;
+}
+
+void mime_search_free(struct mime_search *s)
+{
+	if (s == NULL)
+		return;
+	free(s->needle);
+	free(s->win);
+	free(s);
+}
