@@ -28,7 +28,8 @@ const char *const store_imap_sql[QI_END - QI_FIRST] = {
 	    " uidnext = (SELECT uidnext FROM mailbox WHERE id = ?1),"
 	    " highestmodseq = (SELECT highestmodseq FROM mailbox WHERE id = ?1) WHERE id = ?2",
 	Q(QI_MAILBOX_STATUS) = "SELECT count(*), coalesce(sum((flags & 1) = 0), 0),"
-	    " coalesce(sum((flags & 8) != 0), 0), coalesce(sum(size), 0)"
+	    " coalesce(sum((flags & 8) != 0), 0), coalesce(sum(size), 0),"
+	    " coalesce(sum(uid > (SELECT recent_uid FROM mailbox WHERE id = ?1)), 0)"
 	    " FROM message WHERE mailbox_id = ?1",
 	Q(QI_MAILBOX_RECENT_GET) = "SELECT recent_uid, uidnext - 1 FROM mailbox WHERE id = ?1",
 	Q(QI_MAILBOX_RECENT_SET) = "UPDATE mailbox SET recent_uid = ?2 WHERE id = ?1",
@@ -326,17 +327,18 @@ int store_mailbox_rename(struct store *st, int64_t inbox_id, const char *from, c
 int store_mailbox_status(struct store *st, int64_t mailbox_id, struct store_mailbox_status *out)
 {
 	struct store_mailbox mb;
-	int64_t v[4] = { 0 };
+	int64_t v[5] = { 0 };
 	int rc = store_mailbox_get_by_id(st, mailbox_id, &mb);
 
 	if (rc == STORE_OK)
-		rc = row_q(st, QI_MAILBOX_STATUS, mailbox_id, v, 4);
+		rc = row_q(st, QI_MAILBOX_STATUS, mailbox_id, v, 5);
 	if (rc != STORE_OK)
 		return rc;
 	out->messages = (uint32_t)v[0];
 	out->unseen = (uint32_t)v[1];
 	out->deleted = (uint32_t)v[2];
 	out->size = (uint64_t)v[3];
+	out->recent = (uint32_t)v[4];
 	out->uidnext = mb.uidnext;
 	out->uidvalidity = mb.uidvalidity;
 	out->highestmodseq = mb.highestmodseq;

@@ -179,7 +179,7 @@ int store_mailbox_delete(struct store *st, int64_t mailbox_id);
 int store_mailbox_rename(struct store *st, int64_t inbox_id, const char *from, const char *to);
 
 struct store_mailbox_status {
-	uint32_t messages, unseen, deleted, uidnext, uidvalidity;
+	uint32_t messages, unseen, deleted, recent, uidnext, uidvalidity;
 	uint64_t highestmodseq, size;
 };
 int store_mailbox_status(struct store *st, int64_t mailbox_id, struct store_mailbox_status *out);
