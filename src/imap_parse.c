@@ -194,13 +194,16 @@ static bool parse_seq(struct pctx *c, char closer, size_t *count)
 static bool parse_list(struct pctx *c)
 {
 	struct imap_arg a = { .type = IMAP_ARG_LIST, .str = "" };
+	bool in_section = c->in_section;
 	size_t idx;
 
 	if (++c->depth > c->lim->max_depth)
 		return perr(c, IMAP_ERR_TOO_DEEP, "Lists nested too deep");
 	c->p++;
+	c->in_section = false;   /* "(c]d)" inside BODY[...] is an astring */
 	if (!parse_seq(c, ')', &a.count) || !close_level(c, a.count, &idx))
 		return false;
+	c->in_section = in_section;
 	c->depth--;
 	a.list = (const struct imap_arg *)(uintptr_t)idx;
 	return push(c, &a);

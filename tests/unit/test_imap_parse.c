@@ -201,6 +201,8 @@ Test(imap_parse, tag_verb_and_no_args)
 	imap_command_free(c);
 	DUMP("A1 CAPABILITY\n", "A1|CAPABILITY|");
 	DUMP("x]y LOGOUT\r\n", "x]y|LOGOUT|");
+	/* tolerated: a space after a verb without arguments */
+	DUMP("a NOOP \r\n", "a|NOOP|");
 }
 
 Test(imap_parse, uid_prefix_joins_verb)
