@@ -41,7 +41,7 @@ struct mime_scan {
 	/* the header being collected */
 	char *hbuf;
 	size_t hlen, hline;
-	bool htrunc;
+	bool htrunc, hskip, hdrop;
 	struct mp_frame frames[MIME_MAX_DEPTH + 1];
 	size_t nframes;
 	unsigned nparts;
@@ -63,7 +63,7 @@ static struct mime_part *part_new(struct mime_scan *sc, struct mime_part *parent
 	sc->cur = p;
 	sc->state = S_HEADER;
 	sc->hlen = sc->hline = 0;
-	sc->htrunc = false;
+	sc->htrunc = sc->hskip = sc->hdrop = false;
 	return p;
 }
 
@@ -300,11 +300,19 @@ static void close_part(struct mime_part *p, uint64_t end, uint64_t lf_end)
 	p->body_lines = (p->body_size == 0 || lf_end < p->body_lines) ? 0 : lf_end - p->body_lines;
 }
 
-/* Closes sc->cur and its ancestors below `upto` (exclusive; NULL: all). */
+/* Closes sc->cur and its ancestors below `upto` (exclusive; NULL: all).
+ * A part whose (empty) body starts after `end` ends at its body start, at
+ * the start of the boundary line; its parents then end there too, and
+ * the LF before that line is theirs. */
 static void close_upto(struct mime_scan *sc, struct mime_part *upto, uint64_t end, uint64_t lf_end)
 {
-	for (struct mime_part *p = sc->cur; p != NULL && p != upto; p = p->parent)
+	for (struct mime_part *p = sc->cur; p != NULL && p != upto; p = p->parent) {
 		close_part(p, end, lf_end);
+		if (p->body_off + p->body_size > end) {
+			end = p->body_off + p->body_size;
+			lf_end++;
+		}
+	}
 	sc->cur = upto;
 }
 
@@ -343,13 +351,20 @@ static void body_line(struct mime_scan *sc)
 		add_child(sc, f);
 }
 
+/* Header bytes are kept up to MIME_MAX_HEADER: a field that does not fit
+ * is dropped whole (with its continuation lines), later ones may still
+ * fit. */
 static void header_append(struct mime_scan *sc, const char *p, size_t n)
 {
-	if (sc->htrunc)
+	if (sc->line_len == 0) { /* a new line: a continuation of a dropped field? */
+		sc->hskip = sc->hdrop && (p[0] == ' ' || p[0] == '\t');
+		sc->hdrop = sc->hskip;
+	}
+	if (sc->hskip)
 		return;
 	if (n > MIME_MAX_HEADER - sc->hlen) {
-		sc->hlen = sc->hline; /* keep complete lines only */
-		sc->htrunc = true;
+		sc->hlen = sc->hline;
+		sc->hskip = sc->hdrop = sc->htrunc = true;
 		return;
 	}
 	memcpy(sc->hbuf + sc->hlen, p, n);
@@ -361,6 +376,21 @@ static bool line_is_empty(const struct mime_scan *sc)
 	return sc->line_len == 1 || (sc->line_len == 2 && sc->prefix[0] == '\r');
 }
 
+/* A header without a body runs into a boundary: it ends before the line
+ * end that belongs to the boundary line (RFC 2046 §5.1.1). */
+static void header_cut(struct mime_scan *sc)
+{
+	uint64_t k = sc->prev_crlf ? 2 : 1, end = sc->line_start, lf = sc->lf_at_line_start;
+
+	if (end >= sc->cur->hdr_off + k) {
+		end -= k;
+		lf--;
+	}
+	sc->hlen = sc->hline;
+	while (sc->state == S_HEADER && !sc->failed)
+		header_done(sc, end, lf, false);
+}
+
 static void end_line(struct mime_scan *sc)
 {
 	bool close;
@@ -369,13 +399,11 @@ static void end_line(struct mime_scan *sc)
 		if (line_is_empty(sc) && sc->prefix[sc->line_len - 1] == '\n') {
 			header_done(sc, sc->pos, sc->nlf, true);
 		} else if (boundary_match(sc, &close) >= 0) {
-			/* a header without a body: it ends where the boundary begins */
-			sc->hlen = sc->htrunc ? sc->hlen : sc->hline;
-			while (sc->state == S_HEADER && !sc->failed)
-				header_done(sc, sc->line_start, sc->lf_at_line_start, false);
+			header_cut(sc);
 			body_line(sc);
 		} else {
 			sc->hline = sc->hlen;
+			sc->hskip = false;
 		}
 	} else {
 		body_line(sc);

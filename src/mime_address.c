@@ -186,12 +186,20 @@ static void emit(struct aparse *a, char *name, char *adl, char *mailbox, char *h
 	free(host);
 }
 
-/* Tokens up to the next word that is not part of a domain. */
+/* The end of a domain: words separated by dots (white space allowed). */
 static size_t domain_end(const struct aparse *a, size_t i)
 {
-	while (a->t[i].type == T_ATOM || a->t[i].type == T_DLIT || is_sp(&a->t[i], '.'))
-		i++;
-	return i;
+	bool want_word = true;
+
+	for (;; i++) {
+		const struct tok *t = &a->t[i];
+		if (want_word && (t->type == T_ATOM || t->type == T_DLIT))
+			want_word = false;
+		else if (is_sp(t, '.'))
+			want_word = true;
+		else
+			return i;
+	}
 }
 
 /* Obsolete route "@a,@b:" inside angle brackets; returns it or NULL. */

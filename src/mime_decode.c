@@ -118,6 +118,8 @@ static size_t qp_escape(struct mime_decoder *d, char c, char *out)
 	size_t o = 0;
 	int st = d->state;
 
+	if (c == '\n' || c == '\r')
+		d->nws = 0; /* white space after '=' before the line end: a soft break */
 	if (st == QP_EQ && hex_value(c) >= 0) {
 		d->hex = c;
 		d->state = QP_EQ1;
@@ -132,10 +134,12 @@ static size_t qp_escape(struct mime_decoder *d, char c, char *out)
 		d->state = QP_NORMAL;
 		return 0;
 	}
-	if ((c == ' ' || c == '\t') && (st == QP_EQ || st == QP_EQWS)) {
+	if ((c == ' ' || c == '\t') && (st == QP_EQ || st == QP_EQWS) && d->nws < MIME_QP_WS_MAX) {
+		d->ws[d->nws++] = c; /* dropped if the line ends here */
 		d->state = QP_EQWS;
 		return 0;
 	}
+
 	if (c == '\r' && st != QP_EQ1 && st != QP_EQCR) {
 		d->state = QP_EQCR;
 		return 0;
@@ -145,6 +149,7 @@ static size_t qp_escape(struct mime_decoder *d, char c, char *out)
 		out[o++] = d->hex;
 	else if (st == QP_EQCR)
 		out[o++] = '\r';
+	o += qp_flush_ws(d, out + o);
 	d->state = QP_NORMAL;
 	return o + qp_normal(d, c, out + o);
 }
@@ -183,7 +188,7 @@ size_t mime_decoder_finish(struct mime_decoder *d, char *out)
 		if (d->state == QP_EQ1) {
 			out[o++] = '=';
 			out[o++] = d->hex;
-		} else if (d->state == QP_EQ) {
+		} else if (d->state != QP_NORMAL) {
 			out[o++] = '=';
 		}
 		d->nws = 0; /* trailing white space at the end is dropped */

@@ -21,7 +21,7 @@
  * Dovecot does).
  *
  * Memory stays bounded whatever the input: the scanner keeps one header of
- * at most MIME_MAX_HEADER bytes at a time (the rest of a longer header is
+ * at most MIME_MAX_HEADER bytes at a time (a field that does not fit is
  * skipped, offsets stay right), never a body; lines may be of any length.
  * Beyond MIME_MAX_DEPTH nested multipart/message parts, or for a multipart
  * without a usable boundary, the part is an opaque text/plain leaf
@@ -65,7 +65,7 @@ enum mime_part_flags {
 	MIME_PART_MULTIPART = 1 << 1, /* children are its body parts */
 	MIME_PART_RFC822 = 1 << 2,    /* message/rfc822: one child, the message */
 	MIME_PART_OPAQUE = 1 << 3,    /* too deep or no boundary: a leaf */
-	MIME_PART_HDR_TRUNCATED = 1 << 4, /* header longer than MIME_MAX_HEADER */
+	MIME_PART_HDR_TRUNCATED = 1 << 4, /* fields skipped: MIME_MAX_HEADER */
 	MIME_PART_NO_BLANK = 1 << 5,  /* header not ended by an empty line */
 };
 
