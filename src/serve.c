@@ -14,6 +14,7 @@
 
 #include <event2/event.h>
 
+#include "mailsnare/imap.h"
 #include "mailsnare/log.h"
 #include "mailsnare/serve.h"
 #include "mailsnare/server.h"
@@ -35,10 +36,12 @@ struct serve_listener {
 	bool implicit_tls;
 };
 
-/* Listeners this version serves. POP3, IMAP and HTTP come later. */
+/* Listeners this version serves; the others are logged as skipped. */
 static const struct serve_listener serve_listeners[] = {
 	{ LISTEN_SMTP, &smtp_proto, false },
 	{ LISTEN_SMTPS, &smtp_proto, true },
+	{ LISTEN_IMAP, &imap_proto, false },
+	{ LISTEN_IMAPS, &imap_proto, true },
 };
 
 /* epoll's changelist folds the enable/disable pairs that bufferevents make
@@ -99,6 +102,16 @@ static SSL_CTX *serve_tls(const struct config *cfg)
 	return ctx;
 }
 
+static bool serve_has_listener(size_t kind)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(serve_listeners) / sizeof(serve_listeners[0]); i++)
+		if ((size_t)serve_listeners[i].kind == kind)
+			return true;
+	return false;
+}
+
 static int serve_bind(struct server *srv, FILE *ready)
 {
 	char bound[CONFIG_ADDR_MAX], err[512];
@@ -119,7 +132,7 @@ static int serve_bind(struct server *srv, FILE *ready)
 		fprintf(ready, "%s %s\n", name, bound);
 	}
 	for (i = LISTEN_POP3; i < LISTEN_COUNT; i++)
-		if (strcmp(cfg->listen[i], "off") != 0)
+		if (strcmp(cfg->listen[i], "off") != 0 && !serve_has_listener(i))
 			log_info("%s: not implemented in this version; listener skipped",
 			    config_listener_name(i));
 	return 0;

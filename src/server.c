@@ -88,7 +88,7 @@ static void conn_setup_bev(struct conn *c)
 		bufferevent_disable(c->bev, EV_WRITE);  /* on by default */
 }
 
-static void conn_flush(struct conn *c)
+void conn_flush(struct conn *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 

@@ -13,6 +13,7 @@
 
 #include "mailsnare/header.h"
 #include "mailsnare/log.h"
+#include "mailsnare/mime.h"
 #include "mailsnare/sasl.h"
 #include "mailsnare/smtp.h"
 #include "mailsnare/smtp_data.h"
@@ -56,6 +57,12 @@ struct smtp_tx {
 	/* Delivery: the Received header, then the spool. */
 	char *received;
 	size_t received_len, received_pos;
+	int64_t arrival;                 /* the time in Received: and INTERNALDATE */
+	/* The MIME structure is scanned as the data arrives, so that IMAP
+	 * never rescans a delivered message (DESIGN §4). */
+	struct mime_scan *scan;
+	unsigned char *structure;
+	size_t structure_len;
 	char hdr_from[SMTP_HDR_MAX], hdr_to[SMTP_HDR_MAX];
 	char hdr_subject[SMTP_HDR_MAX], hdr_date[SMTP_HDR_MAX];
 	struct store_new_message msg;
@@ -90,6 +97,7 @@ struct smtp_cmd {
 };
 
 static void smtp_tx_free(struct smtp_session *s);
+static void smtp_bdat_refuse(struct smtp_session *s, const char *args, const char *reply);
 
 /* --- replies -------------------------------------------------------- */
 
@@ -146,6 +154,9 @@ static void smtp_tx_free(struct smtp_session *s)
 		free(tx->rcpts[i]);
 	free(tx->rcpts);
 	free(tx->received);
+	if (tx->scan)
+		mime_scan_abort(tx->scan);
+	free(tx->structure);
 	spool_free(tx->spool);
 	free(tx);
 	s->tx = NULL;
@@ -189,6 +200,8 @@ static int smtp_tx_sink(void *arg, const char *buf, size_t len)
 		log_warn("smtp: %s: spool write failed: %m", conn_peer(s->conn));
 		tx->write_failed = true;
 	}
+	if (tx->scan)
+		mime_scan_feed(tx->scan, buf, len);
 	return 0;
 }
 
@@ -286,28 +299,54 @@ static void smtp_delivered(void *arg, int rc, int64_t id)
 
 /* The message is complete: refuse it for a recorded reason, or hand it
  * to the group commit and wait. */
+/* The message data begins: the Received: header is written first, so
+ * that the MIME scan sees the message exactly as it will be stored. */
+static int smtp_data_begin(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+
+	tx->arrival = (int64_t)time(NULL);
+	if (smtp_build_received(s, (time_t)tx->arrival) < 0)
+		return -1;
+	if ((tx->scan = mime_scan_new()) != NULL)
+		mime_scan_feed(tx->scan, tx->received, tx->received_len);
+	return 0;
+}
+
+/* The structure goes with the message; without it IMAP scans later. */
+static void smtp_data_structure(struct smtp_tx *tx)
+{
+	struct mime_part *root = tx->scan ? mime_scan_finish(tx->scan) : NULL;
+
+	tx->scan = NULL;
+	if (root && mime_tree_serialize(root, &tx->structure, &tx->structure_len)) {
+		tx->msg.structure = tx->structure;
+		tx->msg.structure_len = tx->structure_len;
+	}
+	mime_part_free(root);
+}
+
 static void smtp_tx_finish(struct smtp_session *s)
 {
 	struct smtp_tx *tx = s->tx;
-	time_t now = time(NULL);
 
 	s->mode = M_COMMAND;
 	if (tx->dec.line_too_long) {
 		smtp_reply(s, "500 5.5.2 Line too long (RFC 5321 limit is 1000 octets)");
 	} else if (tx->too_big) {
 		smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
-	} else if (tx->write_failed || spool_rewind(tx->spool) < 0 ||
-	    smtp_build_received(s, now) < 0) {
+	} else if (tx->write_failed || tx->received == NULL || spool_rewind(tx->spool) < 0) {
 		smtp_reply(s, "452 4.3.1 Insufficient system storage");
 	} else {
 		smtp_extract_headers(tx);
+		smtp_data_structure(tx);
 		tx->msg.inbox_id = tx->inbox_id;
 		tx->msg.mail_from = tx->mail_from;
 		tx->msg.rcpts = (const char *const *)tx->rcpts;
 		tx->msg.n_rcpts = tx->nrcpts;
 		tx->msg.auth_user = s->authed ? s->inbox.name : NULL;
 		tx->msg.client_addr = conn_peer(s->conn);
-		tx->msg.internal_date = (int64_t)now;
+		tx->msg.internal_date = tx->arrival;
 		tx->msg.src.size = tx->received_len + spool_size(tx->spool);
 		tx->msg.src.read = smtp_tx_read;
 		tx->msg.src.arg = tx;
@@ -577,6 +616,10 @@ static void cmd_data(struct smtp_session *s, const char *args)
 		smtp_reply(s, "501 5.5.4 Syntax: DATA");
 		return;
 	}
+	if (smtp_data_begin(s) < 0) {
+		smtp_reply(s, "452 4.3.1 Insufficient system storage");
+		return;
+	}
 	smtp_data_init(&s->tx->dec, true);
 	s->mode = M_DATA;
 	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
@@ -591,8 +634,13 @@ static void cmd_bdat(struct smtp_session *s, const char *args)
 		smtp_reply(s, "501 5.5.4 Syntax: BDAT size [LAST]");
 		return;
 	}
-	if (s->state == S_RCPT)
+	if (s->state == S_RCPT) {
 		smtp_data_init(&s->tx->dec, false);
+		if (smtp_data_begin(s) < 0) {
+			smtp_bdat_refuse(s, args, "452 4.3.1 Insufficient system storage");
+			return;
+		}
+	}
 	s->state = S_BDAT;
 	s->tx->bdat_last = last;
 	s->bdat_size = s->bdat_left = size;

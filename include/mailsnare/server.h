@@ -80,6 +80,10 @@ void conn_set_timeout(struct conn *c, unsigned seconds);
 void conn_write(struct conn *c, const void *buf, size_t len);
 /* Bytes queued and not yet handed to the kernel (or to TLS). */
 size_t conn_output_pending(struct conn *c);
+/* Sends queued output now. Output queued while handling input is sent
+ * when the handler returns; output made from a timer or a store
+ * notification needs this. */
+void conn_flush(struct conn *c);
 /* Calls proto->drained once the output is down to CONN_WRITE_LOWWATER:
  * a session streaming a large body queues a bounded amount, then waits. */
 void conn_wait_drain(struct conn *c);

@@ -1,0 +1,19 @@
+/* IMAP4rev1 (RFC 3501) on the shared mailstore. */
+#ifndef MAILSNARE_IMAP_H
+#define MAILSNARE_IMAP_H
+
+#include "mailsnare/server.h"
+
+/* RFC 3501 §5.4: an autologout timer of at least 30 minutes. */
+#define IMAP_IDLE_TIMEOUT_SEC (30 * 60)
+#define IMAP_MAX_BAD_COMMANDS 20
+#define IMAP_MAX_AUTH_FAILURES 10
+
+extern const struct proto imap_proto;
+
+/* Modified UTF-7 (RFC 3501 §5.1.3) <-> UTF-8 mailbox names. Return the
+ * length written (NUL-terminated), or -1 if malformed or too long. */
+int imap_mutf7_to_utf8(const char *in, size_t len, char *out, size_t outsize);
+int imap_utf8_to_mutf7(const char *in, char *out, size_t outsize);
+
+#endif

@@ -1,0 +1,700 @@
+/*
+ * IMAP session: input through the command reader (imap_parse.c), one
+ * command table, responses, and the selected mailbox's view kept in line
+ * with the store. The commands themselves live in imap_cmd_*.c and
+ * imap_fetch.c.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mailsnare/log.h"
+#include "imap_session.h"
+
+/* ---- responses --------------------------------------------------------- */
+
+void imap_printf(struct imap_session *s, const char *fmt, ...)
+{
+	char buf[1024], *big = NULL;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(buf)) {
+		va_start(ap, fmt);
+		n = vasprintf(&big, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return;
+	}
+	conn_write(s->conn, big ? big : buf, (size_t)n);
+	free(big);
+}
+
+void imap_tagged(struct imap_session *s, const char *tag, const char *status,
+    const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	conn_printf(s->conn, "%s %s %s\r\n", tag[0] ? tag : "*", status, text);
+	log_debug("imap: %s: >>> %s %s %s", conn_peer(s->conn), tag, status, text);
+	if (strcmp(status, "BAD") == 0 && ++s->bad_commands >= IMAP_MAX_BAD_COMMANDS) {
+		conn_printf(s->conn, "* BYE Too many bad commands\r\n");
+		s->mode = IMAP_M_DONE;
+		conn_close(s->conn);
+	}
+}
+
+/* Quoted strings may not hold CR, LF, NUL, or 8-bit octets unless the
+ * client enabled UTF8=ACCEPT; everything else goes out as a literal. */
+void imap_write_string(struct imap_session *s, const char *str, size_t len)
+{
+	size_t i;
+
+	if (str == NULL) {
+		conn_write(s->conn, "NIL", 3);
+		return;
+	}
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)str[i];
+		if (c == '\r' || c == '\n' || c == 0 || (c >= 0x80 && !s->utf8) || len > 1024)
+			break;
+	}
+	if (i < len) {
+		conn_printf(s->conn, "{%zu}\r\n", len);
+		conn_write(s->conn, str, len);
+		return;
+	}
+	conn_write(s->conn, "\"", 1);
+	for (i = 0; i < len; i++) {
+		if (str[i] == '"' || str[i] == '\\')
+			conn_write(s->conn, "\\", 1);
+		conn_write(s->conn, str + i, 1);
+	}
+	conn_write(s->conn, "\"", 1);
+}
+
+void imap_write_mailbox(struct imap_session *s, const char *name)
+{
+	char enc[STORE_MAILBOX_NAME_MAX * 3];
+
+	if (!s->utf8 && imap_utf8_to_mutf7(name, enc, sizeof(enc)) >= 0)
+		name = enc;
+	imap_write_string(s, name, strlen(name));
+}
+
+void imap_write_flags(struct imap_session *s, unsigned flags, const char *keywords)
+{
+	static const struct { unsigned bit; const char *name; } names[] = {
+		{ STORE_FLAG_ANSWERED, "\\Answered" }, { STORE_FLAG_FLAGGED, "\\Flagged" },
+		{ STORE_FLAG_DELETED, "\\Deleted" }, { STORE_FLAG_SEEN, "\\Seen" },
+		{ STORE_FLAG_DRAFT, "\\Draft" }, { IMAP_FLAG_RECENT, "\\Recent" },
+	};
+	const char *sep = "";
+	size_t i;
+
+	conn_write(s->conn, "(", 1);
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (flags & names[i].bit) {
+			conn_printf(s->conn, "%s%s", sep, names[i].name);
+			sep = " ";
+		}
+	}
+	if (keywords && keywords[0])
+		conn_printf(s->conn, "%s%s", sep, keywords);
+	conn_write(s->conn, ")", 1);
+}
+
+void imap_send_capability(struct imap_session *s)
+{
+	const struct config *cfg = s->srv->cfg;
+	bool tls = conn_is_tls(s->conn);
+
+	imap_printf(s, "* CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE"
+	    " UNSELECT CHILDREN UIDPLUS MOVE SPECIAL-USE");
+	if (s->state == IMAP_NOTAUTH) {
+		if (!tls && conn_tls_available(s->conn))
+			imap_printf(s, " STARTTLS");
+		if (!tls && !cfg->allow_plaintext_auth)
+			imap_printf(s, " LOGINDISABLED AUTH=CRAM-MD5");
+		else
+			imap_printf(s, " AUTH=PLAIN AUTH=LOGIN AUTH=CRAM-MD5");
+	}
+	imap_printf(s, "\r\n");
+}
+
+/* ---- arguments --------------------------------------------------------- */
+
+bool imap_arg_mailbox(struct imap_session *s, const struct imap_arg *a, char *out,
+    size_t outsize)
+{
+	const char *str;
+	size_t len;
+
+	if (!imap_arg_list_mailbox(a, &str, &len) || len == 0 || memchr(str, '\0', len))
+		return false;
+	if (s->utf8 || (a->flags & IMAP_AF_8BIT)) {
+		if (len >= outsize)
+			return false;
+		memcpy(out, str, len);
+		out[len] = '\0';
+	} else if (imap_mutf7_to_utf8(str, len, out, outsize) < 0) {
+		return false;
+	}
+	/* RFC 3501 §5.1: INBOX is case-insensitive, also as a parent. */
+	if (strncasecmp(out, "INBOX", 5) == 0 && (out[5] == '\0' || out[5] == '/'))
+		memcpy(out, "INBOX", 5);
+	return true;
+}
+
+static bool flag_bit(const char *name, unsigned *bit)
+{
+	static const struct { const char *name; unsigned bit; } sys[] = {
+		{ "\\Seen", STORE_FLAG_SEEN }, { "\\Answered", STORE_FLAG_ANSWERED },
+		{ "\\Flagged", STORE_FLAG_FLAGGED }, { "\\Deleted", STORE_FLAG_DELETED },
+		{ "\\Draft", STORE_FLAG_DRAFT }, { "\\Recent", 0 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(sys) / sizeof(sys[0]); i++) {
+		if (strcasecmp(name, sys[i].name) == 0) {
+			*bit = sys[i].bit;
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool keyword_valid(const char *k)
+{
+	size_t n = strlen(k);
+
+	return n > 0 && n < 128 && strpbrk(k, "(){ %*\"\\]") == NULL;
+}
+
+bool imap_arg_flags(struct imap_session *s, const char *tag, const struct imap_arg *a,
+    unsigned *flags, const char **kw, size_t *nkw, size_t kwmax)
+{
+	const struct imap_arg *list = a->type == IMAP_ARG_LIST ? a->list : a;
+	size_t n = a->type == IMAP_ARG_LIST ? a->count : 1, i;
+	unsigned bit;
+
+	*flags = 0;
+	*nkw = 0;
+	for (i = 0; i < n; i++) {
+		const char *f = list[i].str;
+		if (list[i].type != IMAP_ARG_ATOM) {
+			imap_tagged(s, tag, "BAD", "Invalid flag");
+			return false;
+		}
+		if (f[0] == '\\') {
+			/* \Recent cannot be set by a client; it is ignored. */
+			if (!flag_bit(f, &bit)) {
+				imap_tagged(s, tag, "BAD", "Invalid system flag %s", f);
+				return false;
+			}
+			*flags |= bit;
+		} else if (!keyword_valid(f) || *nkw >= kwmax) {
+			imap_tagged(s, tag, "BAD", "Invalid keyword");
+			return false;
+		} else {
+			kw[(*nkw)++] = f;
+		}
+	}
+	return true;
+}
+
+/* ---- the view of the selected mailbox ------------------------------------ */
+
+void imap_view_set_state(struct imap_msg *m, unsigned flags, const char *keywords,
+    uint64_t modseq)
+{
+	m->flags = (m->flags & IMAP_FLAG_RECENT) | flags;
+	m->modseq = modseq;
+	free(m->keywords);
+	m->keywords = keywords && keywords[0] ? strdup(keywords) : NULL;
+}
+
+void imap_view_free(struct imap_view *v)
+{
+	size_t i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; i < v->n; i++)
+		free(v->msgs[i].keywords);
+	free(v->msgs);
+	free(v->flags_sent);
+	free(v);
+}
+
+long imap_view_find_uid(const struct imap_view *v, uint32_t uid)
+{
+	size_t lo = 0, hi = v->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (v->msgs[mid].uid == uid)
+			return (long)mid;
+		if (v->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+/* The store's current list, in UID order. */
+struct snapshot {
+	struct imap_msg *m;
+	size_t n, cap;
+};
+
+static int snapshot_add(const struct store_msg *sm, void *arg)
+{
+	struct snapshot *sn = arg;
+	struct imap_msg *m;
+
+	if (sn->n == sn->cap) {
+		size_t cap = sn->cap ? sn->cap * 2 : 64;
+		if ((m = realloc(sn->m, cap * sizeof(*m))) == NULL)
+			return STORE_FULL;
+		sn->m = m;
+		sn->cap = cap;
+	}
+	m = &sn->m[sn->n++];
+	memset(m, 0, sizeof(*m));
+	m->id = sm->id;
+	m->uid = sm->uid;
+	m->flags = sm->flags;
+	m->modseq = sm->modseq;
+	m->size = sm->size;
+	m->internal_date = sm->internal_date;
+	m->keywords = sm->keywords[0] ? strdup(sm->keywords) : NULL;
+	return 0;
+}
+
+static void snapshot_free(struct snapshot *sn)
+{
+	size_t i;
+
+	for (i = 0; i < sn->n; i++)
+		free(sn->m[i].keywords);
+	free(sn->m);
+}
+
+static bool same_keywords(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/* Announces a flag change of view message i. */
+static void report_flags(struct imap_session *s, size_t i)
+{
+	struct imap_msg *m = &s->view->msgs[i];
+
+	imap_printf(s, "* %zu FETCH (UID %u FLAGS ", i + 1, m->uid);
+	imap_write_flags(s, m->flags, m->keywords);
+	imap_printf(s, ")\r\n");
+}
+
+/* Walks the view against the snapshot (both by UID): expunges, flag
+ * changes. Returns the index in sn where new messages start. */
+static size_t sync_existing(struct imap_session *s, struct snapshot *sn, bool expunges)
+{
+	struct imap_view *v = s->view;
+	size_t i, j = 0, kept = 0;
+
+	for (i = 0; i < v->n; i++) {
+		struct imap_msg *m = &v->msgs[i];
+		while (j < sn->n && sn->m[j].uid < m->uid)
+			j++;   /* not in our view yet but below a known UID: cannot be */
+		if (j >= sn->n || sn->m[j].uid != m->uid) {
+			m->gone = true;
+			if (expunges) {
+				imap_printf(s, "* %zu EXPUNGE\r\n", kept + 1);
+				free(m->keywords);
+				continue;
+			}
+		} else if (sn->m[j].flags != (m->flags & ~IMAP_FLAG_RECENT) ||
+		    !same_keywords(sn->m[j].keywords, m->keywords)) {
+			imap_view_set_state(m, sn->m[j].flags, sn->m[j].keywords, sn->m[j].modseq);
+			v->msgs[kept] = *m;
+			report_flags(s, kept);
+			kept++;
+			continue;
+		}
+		v->msgs[kept++] = *m;
+	}
+	v->n = kept;
+	/* New messages: UIDs above the view's last. */
+	j = 0;
+	while (j < sn->n && v->n > 0 && sn->m[j].uid <= v->msgs[v->n - 1].uid)
+		j++;
+	return j;
+}
+
+static bool view_grow(struct imap_view *v, size_t need)
+{
+	struct imap_msg *m;
+	size_t cap;
+
+	if (need <= v->cap)
+		return true;
+	cap = v->cap ? v->cap : 64;
+	while (cap < need)
+		cap *= 2;
+	if ((m = realloc(v->msgs, cap * sizeof(*m))) == NULL)
+		return false;
+	v->msgs = m;
+	v->cap = cap;
+	return true;
+}
+
+/* Appends sn[from..] to the view and announces EXISTS and RECENT. */
+static void sync_new(struct imap_session *s, struct snapshot *sn, size_t from)
+{
+	struct imap_view *v = s->view;
+	uint32_t above = v->recent_above;
+	size_t j, recent = 0;
+
+	if (from >= sn->n || !view_grow(v, v->n + (sn->n - from)))
+		return;
+	if (!v->readonly)
+		(void)store_mailbox_claim_recent(s->srv->store, v->mb.id, &above);
+	for (j = from; j < sn->n; j++) {
+		struct imap_msg *m = &v->msgs[v->n++];
+		*m = sn->m[j];
+		sn->m[j].keywords = NULL;  /* moved */
+		if (!v->readonly && m->uid > above)
+			m->flags |= IMAP_FLAG_RECENT;
+	}
+	for (j = 0; j < v->n; j++)
+		recent += (v->msgs[j].flags & IMAP_FLAG_RECENT) != 0;
+	imap_printf(s, "* %zu EXISTS\r\n* %zu RECENT\r\n", v->n, recent);
+}
+
+void imap_view_sync(struct imap_session *s, bool expunges)
+{
+	struct snapshot sn = { 0 };
+	size_t from;
+
+	if (s->view == NULL)
+		return;
+	s->dirty = false;
+	if (store_mailbox_foreach(s->srv->store, s->view->mb.id, snapshot_add, &sn) != STORE_OK) {
+		snapshot_free(&sn);
+		return;
+	}
+	from = sync_existing(s, &sn, expunges);
+	if (s->view->n == 0)
+		from = 0;
+	sync_new(s, &sn, from);
+	snapshot_free(&sn);
+}
+
+bool imap_view_select(struct imap_session *s, const char *tag, const char *set, bool uid,
+    struct imap_seqset *out)
+{
+	struct imap_view *v = s->view;
+	struct imap_seqset parsed;
+	enum imap_seq_rc rc;
+	uint32_t max = uid ? (v->n ? v->msgs[v->n - 1].uid : 0) : (uint32_t)v->n;
+
+	imap_seqset_init(&parsed);
+	rc = imap_seqset_parse(set, strlen(set), 10000, &parsed);
+	if (rc == IMAP_SEQ_OK)
+		rc = imap_seqset_eval(&parsed, uid ? IMAP_SEQ_UID : IMAP_SEQ_MSN, max, NULL, out);
+	imap_seqset_free(&parsed);
+	/* "1:*" on an empty mailbox is what clients send after SELECT: it
+	 * names nothing, as in Dovecot, rather than being an error. */
+	if (rc == IMAP_SEQ_OK || rc == IMAP_SEQ_ERR_EMPTY) {
+		if (rc == IMAP_SEQ_ERR_EMPTY)
+			imap_seqset_clear(out);
+		return true;
+	}
+	if (rc == IMAP_SEQ_ERR_RANGE)
+		imap_tagged(s, tag, "BAD", "Invalid message sequence number");
+	else
+		imap_tagged(s, tag, "BAD", "Invalid sequence set");
+	return false;
+}
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+#define ANY (IMAP_IN(IMAP_NOTAUTH) | IMAP_IN(IMAP_AUTH) | IMAP_IN(IMAP_SELECTED))
+#define AUTHED (IMAP_IN(IMAP_AUTH) | IMAP_IN(IMAP_SELECTED))
+#define SELECTED IMAP_IN(IMAP_SELECTED)
+
+static const struct imap_cmd imap_commands[] = {
+	{ "CAPABILITY", ANY, 0, imap_cmd_capability },
+	{ "NOOP", ANY, 0, imap_cmd_noop },
+	{ "LOGOUT", ANY, 0, imap_cmd_logout },
+	{ "ID", ANY, 0, imap_cmd_id },
+	{ "STARTTLS", IMAP_IN(IMAP_NOTAUTH), 0, imap_cmd_starttls },
+	{ "LOGIN", IMAP_IN(IMAP_NOTAUTH), 0, imap_cmd_login },
+	{ "AUTHENTICATE", IMAP_IN(IMAP_NOTAUTH), 0, imap_cmd_authenticate },
+	{ "ENABLE", AUTHED, 0, imap_cmd_enable },
+	{ "NAMESPACE", AUTHED, 0, imap_cmd_namespace },
+	{ "IDLE", AUTHED, 0, imap_cmd_idle },
+	{ "SELECT", AUTHED, 0, imap_cmd_select },
+	{ "EXAMINE", AUTHED, 0, imap_cmd_select },
+	{ "CREATE", AUTHED, 0, imap_cmd_create },
+	{ "DELETE", AUTHED, 0, imap_cmd_delete },
+	{ "RENAME", AUTHED, 0, imap_cmd_rename },
+	{ "SUBSCRIBE", AUTHED, 0, imap_cmd_subscribe },
+	{ "UNSUBSCRIBE", AUTHED, 0, imap_cmd_subscribe },
+	{ "LIST", AUTHED, 0, imap_cmd_list },
+	{ "LSUB", AUTHED, 0, imap_cmd_list },
+	{ "STATUS", AUTHED, 0, imap_cmd_status },
+	{ "APPEND", AUTHED, 0, imap_cmd_append },
+	{ "CHECK", SELECTED, 0, imap_cmd_check },
+	{ "CLOSE", SELECTED, 0, imap_cmd_close },
+	{ "UNSELECT", SELECTED, 0, imap_cmd_close },
+	{ "EXPUNGE", SELECTED, 0, imap_cmd_expunge },
+	{ "UID EXPUNGE", SELECTED, 0, imap_cmd_expunge },
+	{ "SEARCH", SELECTED, IMAP_CMD_NO_EXPUNGE, imap_cmd_search },
+	{ "UID SEARCH", SELECTED, 0, imap_cmd_search },
+	{ "FETCH", SELECTED, IMAP_CMD_NO_EXPUNGE, imap_cmd_fetch },
+	{ "UID FETCH", SELECTED, 0, imap_cmd_fetch },
+	{ "STORE", SELECTED, IMAP_CMD_NO_EXPUNGE, imap_cmd_store },
+	{ "UID STORE", SELECTED, 0, imap_cmd_store },
+	{ "COPY", SELECTED, 0, imap_cmd_copy },
+	{ "UID COPY", SELECTED, 0, imap_cmd_copy },
+	{ "MOVE", SELECTED, 0, imap_cmd_copy },
+	{ "UID MOVE", SELECTED, 0, imap_cmd_copy },
+};
+
+static const struct imap_cmd *imap_find(const char *verb)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(imap_commands) / sizeof(imap_commands[0]); i++)
+		if (strcmp(imap_commands[i].verb, verb) == 0)
+			return &imap_commands[i];
+	return NULL;
+}
+
+static void imap_dispatch(struct imap_session *s, const struct imap_command *cmd)
+{
+	const struct imap_cmd *c = imap_find(cmd->verb);
+
+	log_debug("imap: %s: <<< %s %s", conn_peer(s->conn), cmd->tag, cmd->verb);
+	if (c == NULL) {
+		imap_tagged(s, cmd->tag, "BAD", "Unknown command %s", cmd->verb);
+		return;
+	}
+	if (!(c->states & IMAP_IN(s->state))) {
+		imap_tagged(s, cmd->tag, "BAD", "%s not allowed %s", cmd->verb,
+		    s->state == IMAP_NOTAUTH ? "before login" : "in this state");
+		return;
+	}
+	/* Changes made elsewhere are reported before the command's own
+	 * replies; expunges not while the client may rely on numbers. */
+	if (s->dirty)
+		imap_view_sync(s, !(c->flags & IMAP_CMD_NO_EXPUNGE));
+	c->run(s, cmd);
+}
+
+static void imap_reader_failed(struct imap_session *s)
+{
+	const struct imap_error *e = imap_reader_error(s->reader);
+	const char *code = imap_err_resp_code(e->code);
+
+	if (e->tag[0] == '\0') {
+		imap_printf(s, "* BAD %s\r\n", e->msg);
+		if (++s->bad_commands >= IMAP_MAX_BAD_COMMANDS) {
+			imap_printf(s, "* BYE Too many bad commands\r\n");
+			s->mode = IMAP_M_DONE;
+			conn_close(s->conn);
+		}
+		return;
+	}
+	imap_tagged(s, e->tag, imap_err_is_no(e->code) ? "NO" : "BAD", "%s%s%s%s",
+	    code ? "[" : "", code ? code : "", code ? "] " : "", e->msg);
+}
+
+/* Feeds buffered input to the reader until a command is complete or more
+ * input is needed. Returns false when nothing more can be done now. */
+static bool imap_input_command(struct imap_session *s)
+{
+	struct evbuffer *in = conn_input(s->conn);
+	struct evbuffer_iovec v;
+	struct imap_command *cmd;
+	size_t used = 0;
+	enum imap_read_rc rc;
+
+	if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+		return false;
+	rc = imap_reader_feed(s->reader, v.iov_base, v.iov_len, &used);
+	evbuffer_drain(in, used);
+	switch (rc) {
+	case IMAP_READ_CONTINUE:
+		imap_printf(s, "+ Ready for literal data\r\n");
+		return true;
+	case IMAP_READ_ERROR:
+		imap_reader_failed(s);
+		return true;
+	case IMAP_READ_COMMAND:
+		if ((cmd = imap_reader_take(s->reader)) != NULL) {
+			imap_dispatch(s, cmd);
+			imap_command_free(cmd);
+		}
+		return true;
+	default:
+		return used > 0;
+	}
+}
+
+static bool imap_input_line(struct imap_session *s)
+{
+	char line[SASL_OUT_MAX * 4];
+	size_t len;
+
+	switch (conn_readline(s->conn, line, sizeof(line), &len)) {
+	case CONN_LINE_NONE:
+		return false;
+	case CONN_LINE_TOOLONG:
+		line[0] = '\0';
+		break;
+	default:
+		break;
+	}
+	if (s->mode == IMAP_M_AUTHENTICATE)
+		imap_auth_line(s, line);
+	else
+		imap_idle_line(s, line);
+	return true;
+}
+
+static void imap_input(void *arg)
+{
+	struct imap_session *s = arg;
+	bool progress = true;
+
+	while (progress) {
+		switch (s->mode) {
+		case IMAP_M_COMMAND:
+			progress = imap_input_command(s);
+			break;
+		case IMAP_M_AUTHENTICATE:
+		case IMAP_M_IDLE:
+			progress = imap_input_line(s);
+			break;
+		default:
+			return;
+		}
+	}
+}
+
+/* ---- notifications ----------------------------------------------------- */
+
+static void imap_on_change(void *arg, enum store_change what, int64_t mailbox_id,
+    int64_t message_id)
+{
+	struct imap_session *s = arg;
+
+	if (s->view == NULL || s->view->mb.id != mailbox_id)
+		return;
+	s->dirty = true;
+	/* An idling client hears at once; others at their next command. */
+	if (s->mode == IMAP_M_IDLE)
+		event_active(s->ev_sync, EV_TIMEOUT, 0);
+}
+
+static void imap_sync_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct imap_session *s = arg;
+
+	if (s->mode == IMAP_M_IDLE && s->dirty) {
+		imap_view_sync(s, true);
+		conn_flush(s->conn);
+	}
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+static void *imap_open(struct conn *c)
+{
+	struct imap_session *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->conn = c;
+	s->srv = conn_server(c);
+	imap_limits_default(&s->limits);
+	s->limits.max_literal = s->srv->cfg->max_message_size;
+	s->limits.max_command = s->srv->cfg->max_message_size + 64 * 1024;
+	s->reader = imap_reader_new(&s->limits);
+	s->ev_delay = evtimer_new(s->srv->base, imap_auth_delay_cb, s);
+	s->ev_sync = event_new(s->srv->base, -1, 0, imap_sync_cb, s);
+	if (s->reader == NULL || s->ev_delay == NULL || s->ev_sync == NULL ||
+	    store_subscribe(s->srv->store, imap_on_change, s) != STORE_OK) {
+		imap_proto.free(s);
+		return NULL;
+	}
+	/* Also ends an IDLE after 30 minutes (RFC 2177 asks clients to
+	 * re-issue it every 29). */
+	conn_set_timeout(c, IMAP_IDLE_TIMEOUT_SEC);
+	imap_printf(s, "* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE"
+	    " UNSELECT CHILDREN UIDPLUS MOVE SPECIAL-USE%s%s] mailsnare IMAP ready\r\n",
+	    !conn_is_tls(c) && conn_tls_available(c) ? " STARTTLS" : "",
+	    !conn_is_tls(c) && !s->srv->cfg->allow_plaintext_auth ?
+	    " LOGINDISABLED AUTH=CRAM-MD5" : " AUTH=PLAIN AUTH=LOGIN AUTH=CRAM-MD5");
+	return s;
+}
+
+static void imap_timeout(void *arg)
+{
+	struct imap_session *s = arg;
+
+	s->mode = IMAP_M_DONE;
+	imap_printf(s, "* BYE Autologout; idle for too long\r\n");
+}
+
+static void imap_shutdown(void *arg)
+{
+	struct imap_session *s = arg;
+
+	s->mode = IMAP_M_DONE;
+	imap_printf(s, "* BYE Server shutting down\r\n");
+	conn_close(s->conn);
+}
+
+static void imap_free(void *arg)
+{
+	struct imap_session *s = arg;
+
+	store_unsubscribe(s->srv->store, imap_on_change, s);
+	imap_view_free(s->view);
+	imap_reader_free(s->reader);
+	if (s->sasl) {
+		sasl_reset(s->sasl);
+		free(s->sasl);
+	}
+	if (s->ev_delay)
+		event_free(s->ev_delay);
+	if (s->ev_sync)
+		event_free(s->ev_sync);
+	free(s);
+}
+
+const struct proto imap_proto = {
+	.name = "imap",
+	.busy_reply = "* BYE Too many connections, try again later\r\n",
+	.open = imap_open,
+	.input = imap_input,
+	.timeout = imap_timeout,
+	.shutdown = imap_shutdown,
+	.free = imap_free,
+};

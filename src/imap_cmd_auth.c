@@ -1,0 +1,258 @@
+/*
+ * IMAP commands of any state and of the not-authenticated state:
+ * CAPABILITY, NOOP, LOGOUT, ID, STARTTLS, LOGIN, AUTHENTICATE, and the
+ * session-wide ENABLE, NAMESPACE and IDLE.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mailsnare/auth.h"
+#include "mailsnare/log.h"
+#include "imap_session.h"
+
+void imap_cmd_capability(struct imap_session *s, const struct imap_command *cmd)
+{
+	imap_send_capability(s);
+	imap_tagged(s, cmd->tag, "OK", "CAPABILITY completed");
+}
+
+void imap_cmd_noop(struct imap_session *s, const struct imap_command *cmd)
+{
+	/* Also picks up changes made by other processes (the CLI). */
+	imap_view_sync(s, true);
+	imap_tagged(s, cmd->tag, "OK", "NOOP completed");
+}
+
+void imap_cmd_logout(struct imap_session *s, const struct imap_command *cmd)
+{
+	imap_printf(s, "* BYE mailsnare logging out\r\n");
+	imap_tagged(s, cmd->tag, "OK", "LOGOUT completed");
+	s->state = IMAP_LOGOUT;
+	s->mode = IMAP_M_DONE;
+	conn_close(s->conn);
+}
+
+void imap_cmd_id(struct imap_session *s, const struct imap_command *cmd)
+{
+	if (cmd->nargs != 1) {
+		imap_tagged(s, cmd->tag, "BAD", "Syntax: ID (params) or ID NIL");
+		return;
+	}
+	imap_printf(s, "* ID (\"name\" \"mailsnare\" \"vendor\" \"mailsnare\")\r\n");
+	imap_tagged(s, cmd->tag, "OK", "ID completed");
+}
+
+void imap_cmd_starttls(struct imap_session *s, const struct imap_command *cmd)
+{
+	if (conn_is_tls(s->conn) || !conn_tls_available(s->conn)) {
+		imap_tagged(s, cmd->tag, "BAD", "TLS not available");
+		return;
+	}
+	imap_tagged(s, cmd->tag, "OK", "Begin TLS negotiation now");
+	if (conn_starttls(s->conn) < 0) {
+		s->mode = IMAP_M_DONE;
+		conn_close(s->conn);
+	}
+}
+
+static bool imap_plaintext_ok(struct imap_session *s)
+{
+	return conn_is_tls(s->conn) || s->srv->cfg->allow_plaintext_auth;
+}
+
+static void imap_logged_in(struct imap_session *s, const char *tag)
+{
+	s->state = IMAP_AUTH;
+	log_info("imap: %s: logged in as %s", conn_peer(s->conn), s->inbox.name);
+	imap_tagged(s, tag, "OK", "[CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE"
+	    " NAMESPACE UNSELECT CHILDREN UIDPLUS MOVE SPECIAL-USE] Logged in");
+}
+
+void imap_auth_delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct imap_session *s = arg;
+
+	s->mode = IMAP_M_COMMAND;
+	imap_tagged(s, s->pending_tag, "NO", "[AUTHENTICATIONFAILED] Invalid credentials");
+	if (s->auth_failures >= IMAP_MAX_AUTH_FAILURES) {
+		imap_printf(s, "* BYE Too many failed logins\r\n");
+		s->mode = IMAP_M_DONE;
+		conn_close(s->conn);
+	}
+	conn_resume(s->conn);
+}
+
+/* Answers a failed login after a delay that grows per failure. */
+static void imap_auth_failed(struct imap_session *s, const char *tag)
+{
+	unsigned ms = 200 * ++s->auth_failures;
+	struct timeval tv;
+
+	if (ms > 5000)
+		ms = 5000;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	snprintf(s->pending_tag, sizeof(s->pending_tag), "%s", tag);
+	log_info("imap: %s: authentication failed", conn_peer(s->conn));
+	s->mode = IMAP_M_WAIT;
+	conn_pause(s->conn);
+	evtimer_add(s->ev_delay, &tv);
+}
+
+static void imap_auth_result(struct imap_session *s, const char *tag, int rc)
+{
+	if (rc == STORE_OK)
+		imap_logged_in(s, tag);
+	else if (rc == STORE_NOTFOUND)
+		imap_auth_failed(s, tag);
+	else
+		imap_tagged(s, tag, "NO", "[UNAVAILABLE] Temporary authentication failure");
+}
+
+void imap_cmd_login(struct imap_session *s, const struct imap_command *cmd)
+{
+	char user[SASL_USER_MAX], pass[SASL_PASS_MAX];
+	const char *u, *p;
+	size_t ul, pl;
+
+	if (cmd->nargs != 2 || !imap_arg_astring(&cmd->args[0], &u, &ul) ||
+	    !imap_arg_astring(&cmd->args[1], &p, &pl)) {
+		imap_tagged(s, cmd->tag, "BAD", "Syntax: LOGIN user password");
+		return;
+	}
+	if (!imap_plaintext_ok(s)) {
+		imap_tagged(s, cmd->tag, "NO", "[PRIVACYREQUIRED] LOGIN needs TLS first");
+		return;
+	}
+	if (ul >= sizeof(user) || pl >= sizeof(pass)) {
+		imap_auth_failed(s, cmd->tag);
+		return;
+	}
+	memcpy(user, u, ul);
+	user[ul] = '\0';
+	memcpy(pass, p, pl);
+	pass[pl] = '\0';
+	imap_auth_result(s, cmd->tag,
+	    auth_check_password(s->srv->store, &s->srv->auth, user, pass, &s->inbox));
+	memset(pass, 0, sizeof(pass));
+}
+
+static void imap_sasl_end(struct imap_session *s)
+{
+	if (s->sasl) {
+		sasl_reset(s->sasl);
+		free(s->sasl);
+		s->sasl = NULL;
+	}
+	if (s->mode == IMAP_M_AUTHENTICATE)
+		s->mode = IMAP_M_COMMAND;
+}
+
+static void imap_sasl_result(struct imap_session *s, enum sasl_rc rc, const char *out)
+{
+	int arc;
+
+	switch (rc) {
+	case SASL_CONTINUE:
+		s->mode = IMAP_M_AUTHENTICATE;
+		imap_printf(s, "+ %s\r\n", out);
+		return;
+	case SASL_DONE:
+		arc = auth_check_sasl(s->srv->store, &s->srv->auth, s->sasl, &s->inbox);
+		imap_sasl_end(s);
+		imap_auth_result(s, s->pending_tag, arc);
+		return;
+	case SASL_CANCELLED:
+		imap_sasl_end(s);
+		imap_tagged(s, s->pending_tag, "BAD", "Authentication cancelled");
+		return;
+	default:
+		imap_sasl_end(s);
+		imap_tagged(s, s->pending_tag, "BAD", "Invalid SASL response");
+		return;
+	}
+}
+
+void imap_cmd_authenticate(struct imap_session *s, const struct imap_command *cmd)
+{
+	char out[SASL_OUT_MAX], initial[SASL_OUT_MAX * 4];
+	const char *ir = NULL;
+	enum sasl_mech mech;
+
+	if (cmd->nargs < 1 || cmd->nargs > 2 || cmd->args[0].type != IMAP_ARG_ATOM) {
+		imap_tagged(s, cmd->tag, "BAD", "Syntax: AUTHENTICATE mechanism [initial]");
+		return;
+	}
+	if ((mech = sasl_mech_parse(cmd->args[0].str)) == SASL_MECH_NONE) {
+		imap_tagged(s, cmd->tag, "NO", "Unsupported authentication mechanism");
+		return;
+	}
+	if (mech != SASL_MECH_CRAM_MD5 && !imap_plaintext_ok(s)) {
+		imap_tagged(s, cmd->tag, "NO", "[PRIVACYREQUIRED] %s needs TLS first",
+		    cmd->args[0].str);
+		return;
+	}
+	if (cmd->nargs == 2) {   /* SASL-IR (RFC 4959) */
+		snprintf(initial, sizeof(initial), "%.*s", (int)cmd->args[1].len, cmd->args[1].str);
+		ir = initial;
+	}
+	if ((s->sasl = calloc(1, sizeof(*s->sasl))) == NULL) {
+		imap_tagged(s, cmd->tag, "NO", "[UNAVAILABLE] Out of memory");
+		return;
+	}
+	snprintf(s->pending_tag, sizeof(s->pending_tag), "%s", cmd->tag);
+	imap_sasl_result(s, sasl_start(s->sasl, mech, ir, s->srv->cfg->hostname, out, sizeof(out)),
+	    out);
+}
+
+void imap_auth_line(struct imap_session *s, const char *line)
+{
+	char out[SASL_OUT_MAX];
+
+	imap_sasl_result(s, sasl_step(s->sasl, line, out, sizeof(out)), out);
+}
+
+void imap_cmd_enable(struct imap_session *s, const struct imap_command *cmd)
+{
+	size_t i;
+	bool utf8 = false;
+
+	if (cmd->nargs == 0) {
+		imap_tagged(s, cmd->tag, "BAD", "Syntax: ENABLE capability...");
+		return;
+	}
+	for (i = 0; i < cmd->nargs; i++)
+		if (imap_arg_equals(&cmd->args[i], "UTF8=ACCEPT"))
+			utf8 = true;
+	/* Nothing this version offers needs enabling yet; RFC 5161 lists
+	 * only what was enabled. */
+	(void)utf8;
+	imap_printf(s, "* ENABLED\r\n");
+	imap_tagged(s, cmd->tag, "OK", "ENABLE completed");
+}
+
+void imap_cmd_namespace(struct imap_session *s, const struct imap_command *cmd)
+{
+	imap_printf(s, "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+	imap_tagged(s, cmd->tag, "OK", "NAMESPACE completed");
+}
+
+void imap_cmd_idle(struct imap_session *s, const struct imap_command *cmd)
+{
+	snprintf(s->pending_tag, sizeof(s->pending_tag), "%s", cmd->tag);
+	s->mode = IMAP_M_IDLE;
+	imap_printf(s, "+ idling\r\n");
+	imap_view_sync(s, true);
+}
+
+void imap_idle_line(struct imap_session *s, const char *line)
+{
+	s->mode = IMAP_M_COMMAND;
+	if (strcasecmp(line, "DONE") != 0) {
+		imap_tagged(s, s->pending_tag, "BAD", "Expected DONE");
+		return;
+	}
+	imap_tagged(s, s->pending_tag, "OK", "IDLE terminated");
+}

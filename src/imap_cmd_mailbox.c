@@ -1,0 +1,580 @@
+/*
+ * IMAP mailbox commands: SELECT, EXAMINE, CREATE, DELETE, RENAME,
+ * SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, STATUS, APPEND.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "mailsnare/header.h"
+#include "mailsnare/imap_date.h"
+#include "mailsnare/log.h"
+#include "imap_session.h"
+
+#define NAME_MAX_ STORE_MAILBOX_NAME_MAX
+
+static void reply_store_error(struct imap_session *s, const char *tag, int rc)
+{
+	if (rc == STORE_NOTFOUND)
+		imap_tagged(s, tag, "NO", "[NONEXISTENT] Mailbox does not exist");
+	else if (rc == STORE_EXISTS)
+		imap_tagged(s, tag, "NO", "[ALREADYEXISTS] Mailbox already exists");
+	else
+		imap_tagged(s, tag, "NO", "[SERVERBUG] %s", store_errmsg(s->srv->store));
+}
+
+/* One mailbox-name argument; false after a BAD was sent. */
+static bool mailbox_arg(struct imap_session *s, const struct imap_command *cmd, size_t i,
+    char *out)
+{
+	if (cmd->nargs <= i || !imap_arg_mailbox(s, &cmd->args[i], out, NAME_MAX_)) {
+		imap_tagged(s, cmd->tag, "BAD", "Invalid mailbox name");
+		return false;
+	}
+	return true;
+}
+
+/* ---- SELECT / EXAMINE --------------------------------------------------- */
+
+struct kwlist {
+	char buf[2048];
+	size_t len;
+};
+
+static int kw_collect(const char *name, void *arg)
+{
+	struct kwlist *k = arg;
+	int n = snprintf(k->buf + k->len, sizeof(k->buf) - k->len, " %s", name);
+
+	if (n > 0 && (size_t)n < sizeof(k->buf) - k->len)
+		k->len += (size_t)n;
+	return 0;
+}
+
+static void select_report(struct imap_session *s)
+{
+	struct imap_view *v = s->view;
+	struct kwlist kw = { .len = 0 };
+	size_t i;
+
+	kw.buf[0] = '\0';
+	(void)store_mailbox_keywords(s->srv->store, v->mb.id, kw_collect, &kw);
+	imap_printf(s, "* FLAGS (" IMAP_SYSTEM_FLAGS "%s)\r\n", kw.buf);
+	if (v->readonly)
+		imap_printf(s, "* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
+	else
+		imap_printf(s, "* OK [PERMANENTFLAGS (" IMAP_SYSTEM_FLAGS "%s \\*)] Flags permitted\r\n",
+		    kw.buf);
+	imap_view_sync(s, true);
+	if (v->n == 0)
+		imap_printf(s, "* 0 EXISTS\r\n* 0 RECENT\r\n");
+	for (i = 0; i < v->n; i++) {
+		if (!(v->msgs[i].flags & STORE_FLAG_SEEN)) {
+			imap_printf(s, "* OK [UNSEEN %zu] First unseen\r\n", i + 1);
+			break;
+		}
+	}
+	imap_printf(s, "* OK [UIDVALIDITY %u] UIDs valid\r\n", v->mb.uidvalidity);
+	imap_printf(s, "* OK [UIDNEXT %u] Predicted next UID\r\n", v->mb.uidnext);
+}
+
+void imap_cmd_select(struct imap_session *s, const struct imap_command *cmd)
+{
+	bool examine = strcmp(cmd->verb, "EXAMINE") == 0;
+	char name[NAME_MAX_];
+	struct imap_view *v;
+	int rc;
+
+	if (!mailbox_arg(s, cmd, 0, name))
+		return;
+	/* Selecting closes the previous selection, even if this one fails. */
+	imap_view_free(s->view);
+	s->view = NULL;
+	s->state = IMAP_AUTH;
+	if ((v = calloc(1, sizeof(*v))) == NULL) {
+		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Out of memory");
+		return;
+	}
+	if ((rc = store_mailbox_get(s->srv->store, s->inbox.id, name, &v->mb)) != STORE_OK) {
+		free(v);
+		reply_store_error(s, cmd->tag, rc);
+		return;
+	}
+	v->readonly = examine;
+	s->view = v;
+	s->state = IMAP_SELECTED;
+	select_report(s);
+	imap_tagged(s, cmd->tag, "OK", "[%s] %s completed", examine ? "READ-ONLY" : "READ-WRITE",
+	    cmd->verb);
+}
+
+/* ---- CREATE / DELETE / RENAME / SUBSCRIBE ------------------------------- */
+
+static bool name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	/* No empty levels, no leading or trailing delimiter, no wildcards. */
+	return n > 0 && name[0] != '/' && name[n - 1] != '/' && !strstr(name, "//") &&
+	    !strpbrk(name, "*%") && strcmp(name, "INBOX") != 0;
+}
+
+/* RFC 3501 §6.3.3: the server creates missing superiors. */
+static int create_with_parents(struct imap_session *s, const char *name)
+{
+	char parent[NAME_MAX_];
+	const char *p = name;
+	int rc;
+
+	while ((p = strchr(p, '/')) != NULL) {
+		snprintf(parent, sizeof(parent), "%.*s", (int)(p - name), name);
+		rc = store_mailbox_create(s->srv->store, s->inbox.id, parent, NULL);
+		if (rc != STORE_OK && rc != STORE_EXISTS)
+			return rc;
+		p++;
+	}
+	return store_mailbox_create(s->srv->store, s->inbox.id, name, NULL);
+}
+
+void imap_cmd_create(struct imap_session *s, const struct imap_command *cmd)
+{
+	char name[NAME_MAX_];
+	size_t n;
+	int rc;
+
+	if (!mailbox_arg(s, cmd, 0, name))
+		return;
+	n = strlen(name);
+	if (n > 1 && name[n - 1] == '/')   /* "foo/" creates foo (RFC 3501) */
+		name[n - 1] = '\0';
+	if (strcmp(name, "INBOX") == 0) {
+		imap_tagged(s, cmd->tag, "NO", "[ALREADYEXISTS] INBOX always exists");
+		return;
+	}
+	if (!name_ok(name)) {
+		imap_tagged(s, cmd->tag, "NO", "[CANNOT] Invalid mailbox name");
+		return;
+	}
+	if ((rc = create_with_parents(s, name)) != STORE_OK) {
+		reply_store_error(s, cmd->tag, rc);
+		return;
+	}
+	(void)store_subscription_set(s->srv->store, s->inbox.id, name, true);
+	imap_tagged(s, cmd->tag, "OK", "CREATE completed");
+}
+
+static int has_children(struct imap_session *s, const char *name);
+
+void imap_cmd_delete(struct imap_session *s, const struct imap_command *cmd)
+{
+	char name[NAME_MAX_];
+	struct store_mailbox mb;
+	int rc;
+
+	if (!mailbox_arg(s, cmd, 0, name))
+		return;
+	if (strcmp(name, "INBOX") == 0) {
+		imap_tagged(s, cmd->tag, "NO", "[CANNOT] INBOX cannot be deleted");
+		return;
+	}
+	if ((rc = store_mailbox_get(s->srv->store, s->inbox.id, name, &mb)) != STORE_OK) {
+		reply_store_error(s, cmd->tag, rc);
+		return;
+	}
+	/* Keeping a parent as \Noselect is not supported: refuse instead. */
+	if (has_children(s, name)) {
+		imap_tagged(s, cmd->tag, "NO", "[INUSE] Mailbox has children; delete them first");
+		return;
+	}
+	if (s->view && s->view->mb.id == mb.id) {
+		imap_view_free(s->view);
+		s->view = NULL;
+		s->state = IMAP_AUTH;
+	}
+	if ((rc = store_mailbox_delete(s->srv->store, mb.id)) != STORE_OK) {
+		reply_store_error(s, cmd->tag, rc);
+		return;
+	}
+	(void)store_subscription_set(s->srv->store, s->inbox.id, name, false);
+	imap_tagged(s, cmd->tag, "OK", "DELETE completed");
+}
+
+void imap_cmd_rename(struct imap_session *s, const struct imap_command *cmd)
+{
+	char from[NAME_MAX_], to[NAME_MAX_];
+	int rc;
+
+	if (!mailbox_arg(s, cmd, 0, from) || !mailbox_arg(s, cmd, 1, to))
+		return;
+	if (!name_ok(to)) {
+		imap_tagged(s, cmd->tag, "NO", "[CANNOT] Invalid mailbox name");
+		return;
+	}
+	if ((rc = store_mailbox_rename(s->srv->store, s->inbox.id, from, to)) != STORE_OK) {
+		reply_store_error(s, cmd->tag, rc);
+		return;
+	}
+	/* A renamed selected mailbox keeps its view; its name changes. */
+	if (s->view && strcmp(s->view->mb.name, from) == 0 && strcmp(from, "INBOX") != 0)
+		snprintf(s->view->mb.name, sizeof(s->view->mb.name), "%s", to);
+	imap_tagged(s, cmd->tag, "OK", "RENAME completed");
+}
+
+void imap_cmd_subscribe(struct imap_session *s, const struct imap_command *cmd)
+{
+	bool on = strcmp(cmd->verb, "SUBSCRIBE") == 0;
+	char name[NAME_MAX_];
+	int rc;
+
+	if (!mailbox_arg(s, cmd, 0, name))
+		return;
+	rc = store_subscription_set(s->srv->store, s->inbox.id, name, on);
+	if (rc != STORE_OK)
+		reply_store_error(s, cmd->tag, rc);
+	else
+		imap_tagged(s, cmd->tag, "OK", "%s completed", cmd->verb);
+}
+
+/* ---- LIST / LSUB --------------------------------------------------------- */
+
+/* '*' matches anything, '%' anything but the delimiter; INBOX matches
+ * case-insensitively. */
+static bool wild_match(const char *pat, const char *name, bool inbox_ci)
+{
+	for (; *pat; pat++, name++) {
+		if (*pat == '*' || *pat == '%') {
+			for (;; name++) {
+				if (wild_match(pat + 1, name, false))
+					return true;
+				if (*name == '\0' || (*pat == '%' && *name == '/'))
+					return false;
+			}
+		}
+		if (inbox_ci ? (tolower((unsigned char)*pat) != tolower((unsigned char)*name))
+		    : *pat != *name)
+			return false;
+		if (inbox_ci && *pat == '/')
+			inbox_ci = false;
+	}
+	return *name == '\0';
+}
+
+static bool list_match(const char *pat, const char *name)
+{
+	bool inbox = strncmp(name, "INBOX", 5) == 0 && (name[5] == '\0' || name[5] == '/');
+
+	return wild_match(pat, name, inbox);
+}
+
+struct names {
+	struct store_mailbox *mb;
+	size_t n, cap;
+};
+
+static int names_add(const struct store_mailbox *mb, void *arg)
+{
+	struct names *l = arg;
+	struct store_mailbox *p;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		if ((p = realloc(l->mb, cap * sizeof(*p))) == NULL)
+			return STORE_FULL;
+		l->mb = p;
+		l->cap = cap;
+	}
+	l->mb[l->n++] = *mb;
+	return 0;
+}
+
+static bool names_has_child(const struct names *l, const char *name)
+{
+	size_t i, n = strlen(name);
+
+	for (i = 0; i < l->n; i++)
+		if (strncmp(l->mb[i].name, name, n) == 0 && l->mb[i].name[n] == '/')
+			return true;
+	return false;
+}
+
+static int has_children(struct imap_session *s, const char *name)
+{
+	struct names l = { 0 };
+	int r;
+
+	if (store_mailbox_list(s->srv->store, s->inbox.id, names_add, &l) != STORE_OK) {
+		free(l.mb);
+		return 0;
+	}
+	r = names_has_child(&l, name);
+	free(l.mb);
+	return r;
+}
+
+static void list_one(struct imap_session *s, const char *verb, const char *attrs,
+    const char *name)
+{
+	imap_printf(s, "* %s (%s) \"/\" ", verb, attrs);
+	imap_write_mailbox(s, name);
+	imap_printf(s, "\r\n");
+}
+
+static void list_mailboxes(struct imap_session *s, const char *pat)
+{
+	struct names l = { 0 };
+	char attrs[64];
+	size_t i;
+
+	if (store_mailbox_list(s->srv->store, s->inbox.id, names_add, &l) == STORE_OK) {
+		for (i = 0; i < l.n; i++) {
+			if (!list_match(pat, l.mb[i].name))
+				continue;
+			snprintf(attrs, sizeof(attrs), "%s%s%s",
+			    names_has_child(&l, l.mb[i].name) ? "\\HasChildren" : "\\HasNoChildren",
+			    l.mb[i].special_use[0] ? " " : "", l.mb[i].special_use);
+			list_one(s, "LIST", attrs, l.mb[i].name);
+		}
+	}
+	free(l.mb);
+}
+
+struct lsub_ctx {
+	struct imap_session *s;
+	const char *pat;
+};
+
+static int lsub_one(const char *name, void *arg)
+{
+	struct lsub_ctx *c = arg;
+
+	if (list_match(c->pat, name))
+		list_one(c->s, "LSUB", "", name);
+	return 0;
+}
+
+void imap_cmd_list(struct imap_session *s, const struct imap_command *cmd)
+{
+	bool lsub = strcmp(cmd->verb, "LSUB") == 0;
+	char ref[NAME_MAX_] = "", pat[NAME_MAX_] = "", full[2 * NAME_MAX_];
+	const char *str;
+	size_t len;
+
+	if (cmd->nargs != 2 || !imap_arg_list_mailbox(&cmd->args[0], &str, &len) ||
+	    (len > 0 && !imap_arg_mailbox(s, &cmd->args[0], ref, sizeof(ref))) ||
+	    !imap_arg_list_mailbox(&cmd->args[1], &str, &len) ||
+	    (len > 0 && !imap_arg_mailbox(s, &cmd->args[1], pat, sizeof(pat)))) {
+		imap_tagged(s, cmd->tag, "BAD", "Syntax: %s reference mailbox", cmd->verb);
+		return;
+	}
+	if (!lsub && pat[0] == '\0') {
+		/* RFC 3501 §6.3.8: the hierarchy delimiter and root. */
+		imap_printf(s, "* LIST (\\Noselect) \"/\" \"\"\r\n");
+	} else if (pat[0] != '\0') {
+		snprintf(full, sizeof(full), "%s%s", pat[0] == '/' ? "" : ref, pat);
+		if (lsub) {
+			struct lsub_ctx c = { s, full };
+			(void)store_subscription_list(s->srv->store, s->inbox.id, lsub_one, &c);
+		} else {
+			list_mailboxes(s, full);
+		}
+	}
+	imap_tagged(s, cmd->tag, "OK", "%s completed", cmd->verb);
+}
+
+/* ---- STATUS -------------------------------------------------------------- */
+
+static bool status_item(struct imap_session *s, const char *item,
+    const struct store_mailbox_status *st, uint32_t recent, const char **sep)
+{
+	static const char *const names[] = { "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY",
+		"UNSEEN" };
+	uint32_t values[] = { st->messages, recent, st->uidnext, st->uidvalidity, st->unseen };
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcasecmp(item, names[i]) == 0) {
+			imap_printf(s, "%s%s %u", *sep, names[i], values[i]);
+			*sep = " ";
+			return true;
+		}
+	}
+	return false;
+}
+
+static uint32_t view_recent(const struct imap_view *v)
+{
+	uint32_t n = 0;
+	size_t i;
+
+	for (i = 0; i < v->n; i++)
+		n += (v->msgs[i].flags & IMAP_FLAG_RECENT) != 0;
+	return n;
+}
+
+void imap_cmd_status(struct imap_session *s, const struct imap_command *cmd)
+{
+	char name[NAME_MAX_];
+	struct store_mailbox mb;
+	struct store_mailbox_status st;
+	const char *sep = "";
+	uint32_t recent;
+	size_t i;
+	int rc;
+
+	if (!mailbox_arg(s, cmd, 0, name))
+		return;
+	if (cmd->nargs != 2 || cmd->args[1].type != IMAP_ARG_LIST) {
+		imap_tagged(s, cmd->tag, "BAD", "Syntax: STATUS mailbox (items)");
+		return;
+	}
+	rc = store_mailbox_get(s->srv->store, s->inbox.id, name, &mb);
+	if (rc == STORE_OK)
+		rc = store_mailbox_status(s->srv->store, mb.id, &st);
+	if (rc != STORE_OK) {
+		reply_store_error(s, cmd->tag, rc);
+		return;
+	}
+	recent = s->view && s->view->mb.id == mb.id ? view_recent(s->view) : st.recent;
+	imap_printf(s, "* STATUS ");
+	imap_write_mailbox(s, name);
+	imap_printf(s, " (");
+	for (i = 0; i < cmd->args[1].count; i++) {
+		const struct imap_arg *a = &cmd->args[1].list[i];
+		if (a->type != IMAP_ARG_ATOM || !status_item(s, a->str, &st, recent, &sep)) {
+			imap_printf(s, ")\r\n");
+			imap_tagged(s, cmd->tag, "BAD", "Unknown STATUS item");
+			return;
+		}
+	}
+	imap_printf(s, ")\r\n");
+	imap_tagged(s, cmd->tag, "OK", "STATUS completed");
+}
+
+/* ---- APPEND -------------------------------------------------------------- */
+
+struct memsrc {
+	const char *p;
+	size_t len, pos;
+};
+
+static ssize_t memsrc_read(void *arg, void *buf, size_t len)
+{
+	struct memsrc *m = arg;
+	size_t n = m->len - m->pos < len ? m->len - m->pos : len;
+
+	memcpy(buf, m->p + m->pos, n);
+	m->pos += n;
+	return (ssize_t)n;
+}
+
+struct append_args {
+	unsigned flags;
+	const char *kw[64];
+	size_t nkw;
+	int64_t date;
+	const struct imap_arg *msg;
+};
+
+static bool append_parse(struct imap_session *s, const struct imap_command *cmd,
+    struct append_args *a)
+{
+	size_t i = 1;
+	int zone;
+
+	a->date = (int64_t)time(NULL);
+	if (i < cmd->nargs && cmd->args[i].type == IMAP_ARG_LIST) {
+		if (!imap_arg_flags(s, cmd->tag, &cmd->args[i], &a->flags, a->kw, &a->nkw, 64))
+			return false;
+		i++;
+	}
+	if (i + 1 < cmd->nargs && cmd->args[i].type == IMAP_ARG_QUOTED) {
+		if (!imap_datetime_parse(cmd->args[i].str, cmd->args[i].len, &a->date, &zone)) {
+			imap_tagged(s, cmd->tag, "BAD", "Invalid date-time");
+			return false;
+		}
+		i++;
+	}
+	if (i + 1 != cmd->nargs || cmd->args[i].type != IMAP_ARG_LITERAL) {
+		imap_tagged(s, cmd->tag, "BAD", "Syntax: APPEND mailbox [(flags)] [date-time] literal");
+		return false;
+	}
+	a->msg = &cmd->args[i];
+	return true;
+}
+
+static char *join_keywords(const char *const *kw, size_t n)
+{
+	size_t i, len = 1;
+	char *s;
+
+	for (i = 0; i < n; i++)
+		len += strlen(kw[i]) + 1;
+	if ((s = calloc(1, len)) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		if (i)
+			strcat(s, " ");
+		strcat(s, kw[i]);
+	}
+	return s;
+}
+
+static int append_store(struct imap_session *s, const struct store_mailbox *mb,
+    const struct append_args *a, int64_t *id)
+{
+	char from[512], to[512], subject[512], date[256];
+	size_t hlen = header_section_len(a->msg->str, a->msg->len, NULL);
+	struct memsrc src = { a->msg->str, a->msg->len, 0 };
+	struct store_new_message m = { 0 };
+	char *kw = join_keywords(a->kw, a->nkw);
+	int rc;
+
+	m.inbox_id = s->inbox.id;
+	m.mailbox_id = mb->id;
+	m.flags = a->flags;
+	m.keywords = kw;
+	m.mail_from = "";
+	m.auth_user = s->inbox.name;
+	m.client_addr = conn_peer(s->conn);
+	m.internal_date = a->date;
+	m.hdr_from = header_get(a->msg->str, hlen, "From", from, sizeof(from)) ? from : NULL;
+	m.hdr_to = header_get(a->msg->str, hlen, "To", to, sizeof(to)) ? to : NULL;
+	m.hdr_subject = header_get(a->msg->str, hlen, "Subject", subject, sizeof(subject)) ?
+	    subject : NULL;
+	m.hdr_date = header_get(a->msg->str, hlen, "Date", date, sizeof(date)) ? date : NULL;
+	m.src.size = a->msg->len;
+	m.src.read = memsrc_read;
+	m.src.arg = &src;
+	rc = store_message_add(s->srv->store, &m, id);
+	free(kw);
+	return rc;
+}
+
+void imap_cmd_append(struct imap_session *s, const struct imap_command *cmd)
+{
+	char name[NAME_MAX_];
+	struct store_mailbox mb;
+	struct append_args a = { 0 };
+	int64_t id = 0;
+	int rc;
+
+	if (!mailbox_arg(s, cmd, 0, name) || !append_parse(s, cmd, &a))
+		return;
+	if (store_mailbox_get(s->srv->store, s->inbox.id, name, &mb) != STORE_OK) {
+		imap_tagged(s, cmd->tag, "NO", "[TRYCREATE] Mailbox does not exist");
+		return;
+	}
+	if ((rc = append_store(s, &mb, &a, &id)) != STORE_OK) {
+		imap_tagged(s, cmd->tag, "NO", rc == STORE_FULL || rc == STORE_BUSY ?
+		    "[OVERQUOTA] Cannot store the message now" : "[SERVERBUG] Cannot store");
+		return;
+	}
+	log_info("imap: %s: appended message %lld to %s", conn_peer(s->conn), (long long)id, name);
+	if (s->dirty)
+		imap_view_sync(s, true);
+	imap_tagged(s, cmd->tag, "OK", "[APPENDUID %u %u] APPEND completed", mb.uidvalidity,
+	    mb.uidnext);
+}

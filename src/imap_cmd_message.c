@@ -1,0 +1,282 @@
+/*
+ * IMAP commands on messages of the selected mailbox: CHECK, CLOSE,
+ * UNSELECT, EXPUNGE, UID EXPUNGE, STORE, COPY, MOVE (and their UID forms).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mailsnare/log.h"
+#include "imap_session.h"
+
+void imap_cmd_check(struct imap_session *s, const struct imap_command *cmd)
+{
+	imap_view_sync(s, true);
+	imap_tagged(s, cmd->tag, "OK", "CHECK completed");
+}
+
+/* Removes \Deleted messages of the view (only those in `only`, if given)
+ * from the store, in one transaction. */
+static int expunge_deleted(struct imap_session *s, const struct imap_seqset *only)
+{
+	struct imap_view *v = s->view;
+	struct store *st = s->srv->store;
+	size_t i;
+	int rc = store_begin(st);
+
+	for (i = 0; i < v->n && rc == STORE_OK; i++) {
+		struct imap_msg *m = &v->msgs[i];
+		if (!(m->flags & STORE_FLAG_DELETED) || m->gone ||
+		    (only && !imap_seqset_contains(only, m->uid)))
+			continue;
+		rc = store_message_del(st, m->id);
+		if (rc == STORE_NOTFOUND)
+			rc = STORE_OK;   /* another session was first */
+	}
+	if (rc == STORE_OK)
+		return store_commit(st);
+	store_rollback(st);
+	return rc;
+}
+
+void imap_cmd_close(struct imap_session *s, const struct imap_command *cmd)
+{
+	/* CLOSE expunges silently; UNSELECT does not expunge (RFC 3691). */
+	if (strcmp(cmd->verb, "CLOSE") == 0 && !s->view->readonly)
+		(void)expunge_deleted(s, NULL);
+	imap_view_free(s->view);
+	s->view = NULL;
+	s->dirty = false;
+	s->state = IMAP_AUTH;
+	imap_tagged(s, cmd->tag, "OK", "%s completed", cmd->verb);
+}
+
+void imap_cmd_expunge(struct imap_session *s, const struct imap_command *cmd)
+{
+	struct imap_seqset uids;
+	bool uid = cmd->uid;
+	int rc;
+
+	if (s->view->readonly) {
+		imap_tagged(s, cmd->tag, "NO", "[READ-ONLY] Mailbox is read-only");
+		return;
+	}
+	imap_seqset_init(&uids);
+	if (uid && (cmd->nargs != 1 || cmd->args[0].type != IMAP_ARG_ATOM ||
+	    !imap_view_select(s, cmd->tag, cmd->args[0].str, true, &uids))) {
+		if (cmd->nargs != 1)
+			imap_tagged(s, cmd->tag, "BAD", "Syntax: UID EXPUNGE sequence-set");
+		imap_seqset_free(&uids);
+		return;
+	}
+	rc = expunge_deleted(s, uid ? &uids : NULL);
+	imap_seqset_free(&uids);
+	imap_view_sync(s, true);
+	if (rc != STORE_OK)
+		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] %s", store_errmsg(s->srv->store));
+	else
+		imap_tagged(s, cmd->tag, "OK", "EXPUNGE completed");
+}
+
+/* ---- STORE ---------------------------------------------------------------- */
+
+struct store_req {
+	enum store_flags_op op;
+	bool silent;
+	unsigned flags;
+	const char *kw[64];
+	size_t nkw;
+};
+
+static bool store_parse(struct imap_session *s, const struct imap_command *cmd,
+    struct store_req *r)
+{
+	const char *item;
+	size_t n;
+
+	if (cmd->nargs < 3 || cmd->args[1].type != IMAP_ARG_ATOM) {
+		imap_tagged(s, cmd->tag, "BAD", "Syntax: STORE set (+|-)FLAGS[.SILENT] (flags)");
+		return false;
+	}
+	item = cmd->args[1].str;
+	r->op = item[0] == '+' ? STORE_FLAGS_ADD : item[0] == '-' ? STORE_FLAGS_REMOVE
+	    : STORE_FLAGS_SET;
+	item += r->op != STORE_FLAGS_SET;
+	n = strlen(item);
+	r->silent = n > 7 && strcasecmp(item + n - 7, ".SILENT") == 0;
+	if (strncasecmp(item, "FLAGS", 5) != 0 || n != (r->silent ? 12u : 5u)) {
+		imap_tagged(s, cmd->tag, "BAD", "Unknown STORE item");
+		return false;
+	}
+	/* Flags come as one list, or as bare flags (RFC 3501 allows both). */
+	if (cmd->nargs == 3)
+		return imap_arg_flags(s, cmd->tag, &cmd->args[2], &r->flags, r->kw, &r->nkw, 64);
+	struct imap_arg list = { .type = IMAP_ARG_LIST, .list = &cmd->args[2],
+		.count = cmd->nargs - 2 };
+	return imap_arg_flags(s, cmd->tag, &list, &r->flags, r->kw, &r->nkw, 64);
+}
+
+/* Applies the STORE to view message i; reports its new flags unless
+ * silent. */
+static int store_one(struct imap_session *s, size_t i, const struct store_req *r, bool uid)
+{
+	struct imap_msg *m = &s->view->msgs[i];
+	char kw[2048];
+	unsigned flags;
+	uint64_t modseq;
+	int rc = store_message_store(s->srv->store, m->id, r->op, r->flags, r->kw, r->nkw, 0,
+	    NULL);
+
+	if (rc == STORE_NOTFOUND)
+		return STORE_OK;   /* expunged elsewhere: nothing to report yet */
+	if (rc == STORE_OK)
+		rc = store_message_state(s->srv->store, m->id, &flags, kw, sizeof(kw), &modseq);
+	if (rc != STORE_OK)
+		return rc;
+	imap_view_set_state(m, flags, kw, modseq);
+	if (!r->silent) {
+		imap_printf(s, "* %zu FETCH (FLAGS ", i + 1);
+		imap_write_flags(s, m->flags, m->keywords);
+		if (uid)
+			imap_printf(s, " UID %u", m->uid);
+		imap_printf(s, ")\r\n");
+	}
+	return STORE_OK;
+}
+
+void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd)
+{
+	struct store_req r = { 0 };
+	struct imap_seqset set;
+	struct imap_seq_iter it;
+	uint32_t n;
+	int rc = STORE_OK;
+
+	if (!store_parse(s, cmd, &r))
+		return;
+	if (s->view->readonly) {
+		imap_tagged(s, cmd->tag, "NO", "[READ-ONLY] Mailbox is read-only");
+		return;
+	}
+	imap_seqset_init(&set);
+	if (!imap_view_select(s, cmd->tag, cmd->args[0].str, cmd->uid, &set)) {
+		imap_seqset_free(&set);
+		return;
+	}
+	imap_seq_iter_init(&it, &set);
+	while (rc == STORE_OK && imap_seq_iter_next(&it, &n)) {
+		long i = cmd->uid ? imap_view_find_uid(s->view, n) : (long)n - 1;
+		if (i >= 0 && (size_t)i < s->view->n && !s->view->msgs[i].gone)
+			rc = store_one(s, (size_t)i, &r, cmd->uid);
+	}
+	imap_seqset_free(&set);
+	if (rc != STORE_OK)
+		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] %s", store_errmsg(s->srv->store));
+	else
+		imap_tagged(s, cmd->tag, "OK", "STORE completed");
+}
+
+/* ---- COPY / MOVE ---------------------------------------------------------- */
+
+struct copy_result {
+	struct imap_seqset src, dst;
+};
+
+static int copy_one(struct imap_session *s, const struct imap_msg *m, int64_t dest, bool move,
+    struct copy_result *res)
+{
+	uint32_t uid = 0;
+	int rc = move ? store_message_move(s->srv->store, m->id, dest, &uid)
+	    : store_message_copy(s->srv->store, m->id, dest, NULL, &uid);
+
+	if (rc == STORE_NOTFOUND)
+		return STORE_OK;   /* expunged elsewhere meanwhile */
+	if (rc == STORE_OK) {
+		imap_seqset_add(&res->src, m->uid, m->uid);
+		imap_seqset_add(&res->dst, uid, uid);
+	}
+	return rc;
+}
+
+static int copy_set(struct imap_session *s, const struct imap_seqset *set, bool uid,
+    int64_t dest, bool move, struct copy_result *res)
+{
+	struct store *st = s->srv->store;
+	struct imap_seq_iter it;
+	uint32_t n;
+	int rc = store_begin(st);
+
+	imap_seq_iter_init(&it, set);
+	while (rc == STORE_OK && imap_seq_iter_next(&it, &n)) {
+		long i = uid ? imap_view_find_uid(s->view, n) : (long)n - 1;
+		if (i >= 0 && (size_t)i < s->view->n && !s->view->msgs[i].gone)
+			rc = copy_one(s, &s->view->msgs[i], dest, move, res);
+	}
+	if (rc == STORE_OK)
+		return store_commit(st);
+	store_rollback(st);
+	return rc;
+}
+
+/* COPYUID's two UID sets are in the same order (RFC 4315): the sets are
+ * built in ascending source order and destination UIDs ascend with them. */
+static void copy_reply(struct imap_session *s, const struct imap_command *cmd, bool move,
+    uint32_t uidvalidity, struct copy_result *res)
+{
+	char src[4096], dst[4096];
+
+	imap_seqset_normalize(&res->src);
+	imap_seqset_normalize(&res->dst);
+	if (res->src.count == 0 || imap_seqset_format(&res->src, src, sizeof(src)) >= sizeof(src) ||
+	    imap_seqset_format(&res->dst, dst, sizeof(dst)) >= sizeof(dst)) {
+		imap_tagged(s, cmd->tag, "OK", "%s completed", move ? "MOVE" : "COPY");
+		return;
+	}
+	if (move) {
+		/* RFC 6851 §4.3: COPYUID before the expunges. */
+		imap_printf(s, "* OK [COPYUID %u %s %s] Moved\r\n", uidvalidity, src, dst);
+		imap_view_sync(s, true);
+		imap_tagged(s, cmd->tag, "OK", "MOVE completed");
+	} else {
+		imap_tagged(s, cmd->tag, "OK", "[COPYUID %u %s %s] COPY completed", uidvalidity,
+		    src, dst);
+	}
+}
+
+void imap_cmd_copy(struct imap_session *s, const struct imap_command *cmd)
+{
+	bool move = strstr(cmd->verb, "MOVE") != NULL;
+	char name[STORE_MAILBOX_NAME_MAX];
+	struct store_mailbox dest;
+	struct copy_result res;
+	struct imap_seqset set;
+	int rc;
+
+	if (cmd->nargs != 2 || cmd->args[0].type != IMAP_ARG_ATOM ||
+	    !imap_arg_mailbox(s, &cmd->args[1], name, sizeof(name))) {
+		imap_tagged(s, cmd->tag, "BAD", "Syntax: %s sequence-set mailbox", cmd->verb);
+		return;
+	}
+	if (move && s->view->readonly) {
+		imap_tagged(s, cmd->tag, "NO", "[READ-ONLY] Mailbox is read-only");
+		return;
+	}
+	if (store_mailbox_get(s->srv->store, s->inbox.id, name, &dest) != STORE_OK) {
+		imap_tagged(s, cmd->tag, "NO", "[TRYCREATE] Mailbox does not exist");
+		return;
+	}
+	imap_seqset_init(&set);
+	imap_seqset_init(&res.src);
+	imap_seqset_init(&res.dst);
+	if (imap_view_select(s, cmd->tag, cmd->args[0].str, cmd->uid, &set)) {
+		rc = copy_set(s, &set, cmd->uid, dest.id, move, &res);
+		if (rc != STORE_OK)
+			imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] %s", store_errmsg(s->srv->store));
+		else
+			copy_reply(s, cmd, move, dest.uidvalidity, &res);
+	}
+	imap_seqset_free(&set);
+	imap_seqset_free(&res.src);
+	imap_seqset_free(&res.dst);
+}

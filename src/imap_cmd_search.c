@@ -1,0 +1,381 @@
+/*
+ * SEARCH and UID SEARCH (RFC 3501 §6.4.4): the key tree from
+ * imap_search.c evaluated per message of the view. Header keys match the
+ * RFC 2047-decoded values, BODY and TEXT the transfer-decoded text of the
+ * message's parts; both case-insensitively.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mailsnare/imap_search.h"
+#include "mailsnare/mime.h"
+#include "mailsnare/mime_decode.h"
+#include "imap_session.h"
+
+/* What one message needs for the keys asked, loaded on first use. */
+struct search_msg {
+	struct imap_session *s;
+	struct imap_msg *m;
+	size_t seq;
+	char *hdr;                 /* the top-level header */
+	size_t hdr_len;
+	char *text;                /* decoded text of the parts */
+	size_t text_len;
+	struct mime_part *tree;
+	bool hdr_done, text_done;
+};
+
+static void search_msg_free(struct search_msg *sm)
+{
+	free(sm->hdr);
+	free(sm->text);
+	mime_part_free(sm->tree);
+}
+
+static const struct mime_part *sm_tree(struct search_msg *sm)
+{
+	if (sm->tree == NULL)
+		sm->tree = imap_msg_tree(sm->s, sm->m);
+	return sm->tree;
+}
+
+static bool sm_header(struct search_msg *sm)
+{
+	const struct mime_part *root;
+
+	if (!sm->hdr_done) {
+		sm->hdr_done = true;
+		if ((root = sm_tree(sm)) != NULL) {
+			sm->hdr = imap_msg_read(sm->s, sm->m, root->hdr_off, root->hdr_size);
+			sm->hdr_len = sm->hdr ? (size_t)root->hdr_size : 0;
+		}
+	}
+	return sm->hdr != NULL;
+}
+
+/* Does any field `name` (NULL: every field) contain needle, decoded? */
+static bool header_match(struct search_msg *sm, const char *name, const char *needle,
+    size_t nlen)
+{
+	struct mime_field f;
+	size_t pos = 0, dlen;
+	bool hit = false;
+
+	if (!sm_header(sm))
+		return false;
+	while (!hit && mime_header_next(sm->hdr, sm->hdr_len, &pos, &f)) {
+		if (name && (strlen(name) != f.name_len || strncasecmp(f.name, name, f.name_len)))
+			continue;
+		char *raw = mime_header_unfold(f.value, f.value_len, MIME_MAX_VALUE);
+		char *dec = raw ? mime_header_decode(raw, strlen(raw), &dlen) : NULL;
+		/* HEADER field "" matches any message that has the field. */
+		hit = dec && (nlen == 0 || mime_search_match(dec, dlen, needle, nlen));
+		free(dec);
+		free(raw);
+	}
+	return hit;
+}
+
+struct textbuf {
+	char *p;
+	size_t len, cap;
+};
+
+static bool text_add(struct textbuf *t, const char *p, size_t n)
+{
+	if (t->len + n + 1 > t->cap) {
+		size_t cap = t->cap ? t->cap : 4096;
+		while (cap < t->len + n + 1)
+			cap *= 2;
+		char *q = realloc(t->p, cap);
+		if (q == NULL)
+			return false;
+		t->p = q;
+		t->cap = cap;
+	}
+	memcpy(t->p + t->len, p, n);
+	t->len += n;
+	return true;
+}
+
+/* Decodes one leaf part's body (base64, quoted-printable) into t. */
+static void text_part(struct search_msg *sm, const struct mime_part *p, struct textbuf *t)
+{
+	struct mime_decoder d;
+	char *raw = imap_msg_read(sm->s, sm->m, p->body_off, p->body_size), *out;
+	size_t n;
+
+	if (raw == NULL)
+		return;
+	if ((out = malloc(MIME_DECODE_OUT_MAX((size_t)p->body_size))) != NULL) {
+		mime_decoder_init(&d, mime_encoding_from_name(p->encoding));
+		n = mime_decoder_feed(&d, raw, (size_t)p->body_size, out);
+		n += mime_decoder_finish(&d, out + n);
+		text_add(t, out, n);
+		text_add(t, "\n", 1);
+		free(out);
+	}
+	free(raw);
+}
+
+static void text_walk(struct search_msg *sm, const struct mime_part *p, struct textbuf *t)
+{
+	const struct mime_part *c;
+
+	if (p->children == NULL) {
+		if (strcmp(p->type, "text") == 0 || strcmp(p->type, "message") == 0)
+			text_part(sm, p, t);
+		return;
+	}
+	for (c = p->children; c; c = c->next)
+		text_walk(sm, c, t);
+}
+
+static bool body_match(struct search_msg *sm, const char *needle, size_t nlen)
+{
+	struct textbuf t = { 0 };
+
+	if (!sm->text_done) {
+		sm->text_done = true;
+		if (sm_tree(sm) != NULL)
+			text_walk(sm, sm->tree, &t);
+		sm->text = t.p;
+		sm->text_len = t.len;
+	}
+	return sm->text && mime_search_match(sm->text, sm->text_len, needle, nlen);
+}
+
+/* "Tue, 1 Jul 2003 10:52:37 +0200" -> the date, ignoring time and zone. */
+static bool sent_date(struct search_msg *sm, struct imap_date *d)
+{
+	static const char months[] = "janfebmaraprmayjunjulaugsepoctnovdec";
+	char buf[128], mon[4];
+	struct mime_field f;
+	size_t pos = 0;
+	const char *p;
+	int day, year;
+
+	if (!sm_header(sm))
+		return false;
+	while (mime_header_next(sm->hdr, sm->hdr_len, &pos, &f)) {
+		if (f.name_len != 4 || strncasecmp(f.name, "Date", 4) != 0)
+			continue;
+		snprintf(buf, sizeof(buf), "%.*s", (int)f.value_len, f.value);
+		p = strchr(buf, ',') ? strchr(buf, ',') + 1 : buf;
+		if (sscanf(p, "%d %3s %d", &day, mon, &year) != 3)
+			return false;
+		for (char *c = mon; *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+		const char *m = strstr(months, mon);
+		if (m == NULL || (m - months) % 3 != 0)
+			return false;
+		if (year < 100)
+			year += year < 50 ? 2000 : 1900;
+		d->year = year;
+		d->month = (int)(m - months) / 3 + 1;
+		d->day = day;
+		return imap_date_valid(year, d->month, day);
+	}
+	return false;
+}
+
+static int date_cmp(const struct imap_date *a, const struct imap_date *b)
+{
+	int64_t x = imap_date_days(a), y = imap_date_days(b);
+
+	return x < y ? -1 : x > y;
+}
+
+static bool keyword_has(const char *list, const char *kw)
+{
+	size_t n = strlen(kw);
+	const char *p = list;
+
+	while (p && *p) {
+		size_t l = strcspn(p, " ");
+		if (l == n && strncasecmp(p, kw, n) == 0)
+			return true;
+		p += l;
+		p += strspn(p, " ");
+	}
+	return false;
+}
+
+static bool eval(struct search_msg *sm, const struct imap_search_node *n);
+
+static bool eval_flags(const struct imap_msg *m, enum imap_search_key k, bool *out)
+{
+	static const struct { enum imap_search_key key; unsigned bit; bool set; } t[] = {
+		{ IMAP_SK_ANSWERED, STORE_FLAG_ANSWERED, true },
+		{ IMAP_SK_DELETED, STORE_FLAG_DELETED, true },
+		{ IMAP_SK_DRAFT, STORE_FLAG_DRAFT, true },
+		{ IMAP_SK_FLAGGED, STORE_FLAG_FLAGGED, true },
+		{ IMAP_SK_SEEN, STORE_FLAG_SEEN, true },
+		{ IMAP_SK_RECENT, IMAP_FLAG_RECENT, true },
+		{ IMAP_SK_UNANSWERED, STORE_FLAG_ANSWERED, false },
+		{ IMAP_SK_UNDELETED, STORE_FLAG_DELETED, false },
+		{ IMAP_SK_UNDRAFT, STORE_FLAG_DRAFT, false },
+		{ IMAP_SK_UNFLAGGED, STORE_FLAG_FLAGGED, false },
+		{ IMAP_SK_UNSEEN, STORE_FLAG_SEEN, false },
+		{ IMAP_SK_OLD, IMAP_FLAG_RECENT, false },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		if (t[i].key == k) {
+			*out = ((m->flags & t[i].bit) != 0) == t[i].set;
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool eval_dates(struct search_msg *sm, const struct imap_search_node *n, bool *out)
+{
+	struct imap_date d;
+	int c;
+
+	switch (n->key) {
+	case IMAP_SK_BEFORE: case IMAP_SK_ON: case IMAP_SK_SINCE:
+		imap_date_of_time(sm->m->internal_date, 0, &d);
+		break;
+	case IMAP_SK_SENTBEFORE: case IMAP_SK_SENTON: case IMAP_SK_SENTSINCE:
+		if (!sent_date(sm, &d)) {
+			*out = false;
+			return true;
+		}
+		break;
+	default:
+		return false;
+	}
+	c = date_cmp(&d, &n->date);
+	if (n->key == IMAP_SK_BEFORE || n->key == IMAP_SK_SENTBEFORE)
+		*out = c < 0;
+	else if (n->key == IMAP_SK_ON || n->key == IMAP_SK_SENTON)
+		*out = c == 0;
+	else
+		*out = c >= 0;
+	return true;
+}
+
+static bool eval_text(struct search_msg *sm, const struct imap_search_node *n)
+{
+	static const struct { enum imap_search_key key; const char *field; } f[] = {
+		{ IMAP_SK_BCC, "Bcc" }, { IMAP_SK_CC, "Cc" }, { IMAP_SK_FROM, "From" },
+		{ IMAP_SK_SUBJECT, "Subject" }, { IMAP_SK_TO, "To" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (f[i].key == n->key)
+			return header_match(sm, f[i].field, n->str, n->len);
+	if (n->key == IMAP_SK_HEADER)
+		return header_match(sm, n->field, n->str, n->len);
+	if (n->key == IMAP_SK_BODY)
+		return body_match(sm, n->str, n->len);
+	/* TEXT: header or body. */
+	return header_match(sm, NULL, n->str, n->len) || body_match(sm, n->str, n->len);
+}
+
+static bool eval(struct search_msg *sm, const struct imap_search_node *n)
+{
+	const struct imap_msg *m = sm->m;
+	bool r;
+	size_t i;
+
+	if (eval_flags(m, n->key, &r) || eval_dates(sm, n, &r))
+		return r;
+	switch (n->key) {
+	case IMAP_SK_ALL:
+		return true;
+	case IMAP_SK_NEW:
+		return (m->flags & IMAP_FLAG_RECENT) && !(m->flags & STORE_FLAG_SEEN);
+	case IMAP_SK_KEYWORD:
+		return keyword_has(m->keywords, n->str);
+	case IMAP_SK_UNKEYWORD:
+		return !keyword_has(m->keywords, n->str);
+	case IMAP_SK_LARGER:
+		return m->size > n->number;
+	case IMAP_SK_SMALLER:
+		return m->size < n->number;
+	case IMAP_SK_MODSEQ:
+		return m->modseq >= n->number;
+	case IMAP_SK_SEQSET:
+		return imap_seqset_contains(&n->set, (uint32_t)sm->seq);
+	case IMAP_SK_UID:
+		return imap_seqset_contains(&n->set, m->uid);
+	case IMAP_SK_NOT:
+		return !eval(sm, &n->children[0]);
+	case IMAP_SK_OR:
+		return eval(sm, &n->children[0]) || eval(sm, &n->children[1]);
+	case IMAP_SK_AND:
+		for (i = 0; i < n->nchildren; i++)
+			if (!eval(sm, &n->children[i]))
+				return false;
+		return true;
+	default:
+		return eval_text(sm, n);
+	}
+}
+
+/* Resolves the sequence sets of the tree against the view, in place. */
+static bool resolve_sets(struct imap_session *s, struct imap_search_node *n)
+{
+	struct imap_view *v = s->view;
+	struct imap_seqset out;
+	size_t i;
+
+	if (n->key == IMAP_SK_SEQSET || n->key == IMAP_SK_UID) {
+		bool uid = n->key == IMAP_SK_UID;
+		uint32_t max = uid ? (v->n ? v->msgs[v->n - 1].uid : 0) : (uint32_t)v->n;
+		enum imap_seq_rc rc;
+		imap_seqset_init(&out);
+		/* Numbers beyond the mailbox simply match nothing in SEARCH. */
+		rc = imap_seqset_eval(&n->set, uid ? IMAP_SEQ_UID : IMAP_SEQ_MSN, max, NULL, &out);
+		if (rc != IMAP_SEQ_OK && rc != IMAP_SEQ_ERR_RANGE && rc != IMAP_SEQ_ERR_EMPTY) {
+			imap_seqset_free(&out);
+			return false;
+		}
+		imap_seqset_free(&n->set);
+		n->set = out;
+	}
+	for (i = 0; i < n->nchildren; i++)
+		if (!resolve_sets(s, &n->children[i]))
+			return false;
+	return true;
+}
+
+void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd)
+{
+	struct imap_search_limits lim = { 32, 10000, IMAP_SEARCH_NO_RETURN };
+	struct imap_search q = { 0 };
+	struct imap_error err = { 0 };
+	const char *code;
+	size_t i;
+
+	if (!imap_search_parse(cmd->args, cmd->nargs, &lim, &q, &err)) {
+		code = imap_err_resp_code(err.code);
+		imap_tagged(s, cmd->tag, imap_err_is_no(err.code) ? "NO" : "BAD", "%s%s%s%s",
+		    code ? "[" : "", code ? code : "", code ? "] " : "",
+		    err.msg[0] ? err.msg : "Invalid search");
+		return;
+	}
+	if (!resolve_sets(s, &q.root)) {
+		imap_search_free(&q);
+		imap_tagged(s, cmd->tag, "BAD", "Invalid sequence set");
+		return;
+	}
+	imap_printf(s, "* SEARCH");
+	for (i = 0; i < s->view->n; i++) {
+		struct search_msg sm = { .s = s, .m = &s->view->msgs[i], .seq = i + 1 };
+		if (!sm.m->gone && eval(&sm, &q.root))
+			imap_printf(s, " %u", cmd->uid ? sm.m->uid : (unsigned)(i + 1));
+		search_msg_free(&sm);
+	}
+	imap_printf(s, "\r\n");
+	imap_search_free(&q);
+	imap_tagged(s, cmd->tag, "OK", "SEARCH completed");
+}

@@ -1,0 +1,163 @@
+/*
+ * What the IMAP command files share: the session, the selected mailbox's
+ * view (message sequence numbers), and the response helpers. Not a public
+ * API: include/mailsnare/imap.h is.
+ */
+#ifndef MAILSNARE_IMAP_SESSION_H
+#define MAILSNARE_IMAP_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <event2/event.h>
+
+#include "mailsnare/imap.h"
+#include "mailsnare/imap_parse.h"
+#include "mailsnare/imap_seqset.h"
+#include "mailsnare/sasl.h"
+#include "mailsnare/store.h"
+
+/* Session-local flag: \Recent is not stored per message (RFC 3501 §2.3.2). */
+#define IMAP_FLAG_RECENT (1u << 8)
+#define IMAP_SYSTEM_FLAGS "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
+
+enum imap_state { IMAP_NOTAUTH, IMAP_AUTH, IMAP_SELECTED, IMAP_LOGOUT };
+#define IMAP_IN(st) (1u << (st))
+
+/* What the next input is. */
+enum imap_mode {
+	IMAP_M_COMMAND,
+	IMAP_M_AUTHENTICATE,   /* a SASL response line */
+	IMAP_M_IDLE,           /* waiting for DONE */
+	IMAP_M_WAIT,           /* auth-failure delay */
+	IMAP_M_DONE
+};
+
+struct imap_msg {
+	int64_t id;
+	uint32_t uid;
+	unsigned flags;        /* STORE_FLAG_* | IMAP_FLAG_RECENT */
+	uint64_t modseq;
+	uint64_t size;
+	int64_t internal_date;
+	char *keywords;        /* space-separated, NULL if none */
+	bool gone;             /* expunged elsewhere, not yet announced */
+};
+
+struct imap_view {
+	struct store_mailbox mb;
+	bool readonly;
+	struct imap_msg *msgs;
+	size_t n, cap;
+	uint32_t recent_above;  /* UIDs above this were claimed by us as recent */
+	char *flags_sent;       /* keywords named in the last FLAGS response */
+};
+
+struct imap_session {
+	struct conn *conn;
+	struct server *srv;
+	enum imap_state state;
+	enum imap_mode mode;
+	struct imap_reader *reader;
+	struct imap_limits limits;
+	struct store_inbox inbox;
+	struct imap_view *view;
+	bool dirty;              /* the store changed: sync the view */
+	bool utf8;               /* ENABLE UTF8=ACCEPT */
+	struct sasl *sasl;
+	char pending_tag[IMAP_TAG_MAX + 1];  /* AUTHENTICATE or IDLE */
+	unsigned bad_commands;
+	unsigned auth_failures;
+	struct event *ev_delay;
+	struct event *ev_sync;   /* reports changes to an idling client */
+};
+
+/* A command: verb, the states where it runs, and what it does. */
+#define IMAP_CMD_NO_EXPUNGE 0x1u   /* FETCH/STORE/SEARCH: no EXPUNGE before the reply */
+struct imap_cmd {
+	const char *verb;
+	unsigned states;
+	unsigned flags;
+	void (*run)(struct imap_session *s, const struct imap_command *cmd);
+};
+
+/* Responses. */
+void imap_printf(struct imap_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void imap_tagged(struct imap_session *s, const char *tag, const char *status,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* A string as quoted if it can be, else as a literal; NIL for NULL. */
+void imap_write_string(struct imap_session *s, const char *str, size_t len);
+/* A mailbox name from the store (UTF-8), as the client wants it. */
+void imap_write_mailbox(struct imap_session *s, const char *name);
+/* "(\Seen $Label)" of a view message. */
+void imap_write_flags(struct imap_session *s, unsigned flags, const char *keywords);
+void imap_send_capability(struct imap_session *s);
+
+/* Arguments. */
+/* A mailbox name argument to its store form (UTF-8, INBOX normalised). */
+bool imap_arg_mailbox(struct imap_session *s, const struct imap_arg *a, char *out,
+    size_t outsize);
+/* A flag list or single flag into system flags and keywords; false (and a
+ * BAD sent) on invalid flags. kw gets pointers into the argument tree. */
+bool imap_arg_flags(struct imap_session *s, const char *tag, const struct imap_arg *a,
+    unsigned *flags, const char **kw, size_t *nkw, size_t kwmax);
+
+/* The selected view. */
+void imap_view_free(struct imap_view *v);
+/* Brings the view in line with the store and reports the differences:
+ * EXPUNGE (when allowed), EXISTS, RECENT, FETCH FLAGS. */
+void imap_view_sync(struct imap_session *s, bool expunges);
+/* Evaluates a sequence set (MSN or UID) into view indexes; false after a
+ * tagged BAD/NO was sent. */
+bool imap_view_select(struct imap_session *s, const char *tag, const char *set, bool uid,
+    struct imap_seqset *out);
+/* Index of a UID in the view, or -1. */
+long imap_view_find_uid(const struct imap_view *v, uint32_t uid);
+void imap_view_set_state(struct imap_msg *m, unsigned flags, const char *keywords,
+    uint64_t modseq);
+
+/* Message contents (imap_message.c). */
+struct mime_part;
+/* The MIME structure, from the store or computed once and kept there.
+ * NULL on failure. Free with mime_part_free. */
+struct mime_part *imap_msg_tree(struct imap_session *s, const struct imap_msg *m);
+/* Bytes [off, off+len) of a message, malloc'd; NULL on failure. */
+char *imap_msg_read(struct imap_session *s, const struct imap_msg *m, uint64_t off,
+    uint64_t len);
+/* Streams bytes [off, off+len) of a message to the client. */
+int imap_msg_send(struct imap_session *s, const struct imap_msg *m, uint64_t off,
+    uint64_t len);
+
+/* Command handlers, by file. */
+void imap_cmd_capability(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_noop(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_logout(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_starttls(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_login(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_authenticate(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_id(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_enable(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_namespace(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_idle(struct imap_session *s, const struct imap_command *cmd);
+void imap_auth_line(struct imap_session *s, const char *line);
+void imap_auth_delay_cb(evutil_socket_t fd, short what, void *arg);
+void imap_idle_line(struct imap_session *s, const char *line);
+
+void imap_cmd_select(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_create(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_delete(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_rename(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_subscribe(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_list(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_status(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_append(struct imap_session *s, const struct imap_command *cmd);
+
+void imap_cmd_check(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_close(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_expunge(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_copy(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_fetch(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd);
+
+#endif
