@@ -133,6 +133,10 @@ static const struct key_def config_keys[] = {
 	/* RFC 5321 §4.5.3.2.7: the server waits at least 5 minutes for a command. */
 	{ .name = "smtp-timeout", .type = KT_UINT, FIELD(smtp_timeout), .def = "300",
 	  .min = 1, .max = 86400 },
+	/* RFC 1939 §3: an idle POP3 session is closed after at least 10 minutes;
+	 * shorter values are allowed for tests. */
+	{ .name = "pop3-timeout", .type = KT_UINT, FIELD(pop3_timeout), .def = "600",
+	  .min = 1, .max = 86400 },
 	{ .name = "durability", .type = KT_ENUM, .def = "normal", .words = durability_words,
 	  .set_enum = set_durability },
 	{ .name = "log-level", .type = KT_ENUM, .def = "info", .words = log_level_words,

@@ -16,6 +16,7 @@
 
 #include "mailsnare/imap.h"
 #include "mailsnare/log.h"
+#include "mailsnare/pop3.h"
 #include "mailsnare/serve.h"
 #include "mailsnare/server.h"
 #include "mailsnare/smtp.h"
@@ -40,6 +41,8 @@ struct serve_listener {
 static const struct serve_listener serve_listeners[] = {
 	{ LISTEN_SMTP, &smtp_proto, false },
 	{ LISTEN_SMTPS, &smtp_proto, true },
+	{ LISTEN_POP3, &pop3_proto, false },
+	{ LISTEN_POP3S, &pop3_proto, true },
 	{ LISTEN_IMAP, &imap_proto, false },
 	{ LISTEN_IMAPS, &imap_proto, true },
 };

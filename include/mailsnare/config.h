@@ -43,6 +43,7 @@ struct config {
 	uint64_t max_messages;               /* 0 = unlimited */
 	unsigned max_clients;
 	unsigned smtp_timeout;               /* seconds idle before 421 */
+	unsigned pop3_timeout;               /* seconds idle before a POP3 session ends */
 	enum durability durability;
 	enum log_level log_level;
 	char ready_file[PATH_MAX];           /* "" = none */

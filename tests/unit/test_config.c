@@ -104,6 +104,7 @@ Test(config, defaults)
 	cr_expect_eq(cfg.max_messages, 0);
 	cr_expect_eq(cfg.max_clients, 1024);
 	cr_expect_eq(cfg.smtp_timeout, 300);
+	cr_expect_eq(cfg.pop3_timeout, 600);
 	cr_expect_eq(cfg.durability, DURABILITY_NORMAL);
 	cr_expect_eq(cfg.log_level, LOGL_INFO);
 	cr_expect_str_eq(cfg.ready_file, "");
@@ -170,6 +171,7 @@ Test(config, file_keys_comments_quotes_and_sections)
 	    "max-messages = 50\n"
 	    "max-clients = 7\n"
 	    "smtp-timeout = 60\n"
+	    "pop3-timeout = 900\n"
 	    "durability = full\n"
 	    "log-level = debug\n"
 	    "ready-file = /tmp/ready\n"
@@ -198,6 +200,7 @@ Test(config, file_keys_comments_quotes_and_sections)
 	cr_expect_eq(cfg.max_messages, 50);
 	cr_expect_eq(cfg.max_clients, 7);
 	cr_expect_eq(cfg.smtp_timeout, 60);
+	cr_expect_eq(cfg.pop3_timeout, 900);
 	cr_expect_eq(cfg.durability, DURABILITY_FULL);
 	cr_expect_eq(cfg.log_level, LOGL_DEBUG);
 	cr_expect_str_eq(cfg.ready_file, "/tmp/ready");
@@ -611,6 +614,7 @@ Test(config, key_queries)
 	cr_expect(config_key_known("config"));
 	cr_expect(config_key_known("inbox"));
 	cr_expect(config_key_known("smtp-timeout"));
+	cr_expect(config_key_known("pop3-timeout"));
 	cr_expect_not(config_key_known("password"));
 	cr_expect_not(config_key_known("smtp-port"));
 	cr_expect(config_key_is_bool("auth-accept-any"));
