@@ -548,9 +548,10 @@ static bool imap_input_command(struct imap_session *s)
 	case IMAP_READ_COMMAND:
 		if ((cmd = imap_reader_take(s->reader)) != NULL) {
 			imap_dispatch(s, cmd);
-			imap_command_free(cmd);
+			if (s->fetch == NULL)
+				imap_command_free(cmd);
 		}
-		return true;
+		return s->fetch == NULL;
 	default:
 		return used > 0;
 	}
@@ -671,11 +672,17 @@ static void imap_shutdown(void *arg)
 	conn_close(s->conn);
 }
 
+static void imap_drained(void *arg)
+{
+	imap_fetch_resume(arg);
+}
+
 static void imap_free(void *arg)
 {
 	struct imap_session *s = arg;
 
 	store_unsubscribe(s->srv->store, imap_on_change, s);
+	imap_fetch_abort(s);
 	imap_view_free(s->view);
 	imap_reader_free(s->reader);
 	if (s->sasl) {
@@ -697,4 +704,5 @@ const struct proto imap_proto = {
 	.timeout = imap_timeout,
 	.shutdown = imap_shutdown,
 	.free = imap_free,
+	.drained = imap_drained,
 };

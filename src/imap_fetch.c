@@ -24,6 +24,24 @@ struct fetch_msg {
 	bool tree_failed;
 };
 
+/* A FETCH in progress. Large bodies are sent in chunks while the
+ * client reads; the job waits for the output to drain in between and is
+ * resumed from imap_fetch_resume(). */
+#define FETCH_OUT_HIGH (256 * 1024)
+#define FETCH_CHUNK (64 * 1024)
+
+struct imap_fetch_job {
+	struct imap_command *cmd;   /* owned while the job is suspended */
+	struct imap_fetch f;
+	struct imap_seqset set;
+	struct imap_seq_iter it;
+	struct fetch_msg fm;
+	bool in_msg;
+	size_t att;
+	bool seen_changed, has_flags, failed;
+	uint64_t stream_off, stream_left;
+};
+
 static const struct mime_part *fetch_tree(struct imap_session *s, struct fetch_msg *fm)
 {
 	if (fm->tree == NULL && !fm->tree_failed) {
@@ -152,9 +170,10 @@ static bool fetch_fields(struct imap_session *s, struct fetch_msg *fm,
 	return ok;
 }
 
-static bool fetch_section(struct imap_session *s, struct fetch_msg *fm,
+static bool fetch_section(struct imap_session *s, struct imap_fetch_job *job,
     const struct imap_fetch_att *a)
 {
+	struct fetch_msg *fm = &job->fm;
 	const struct imap_section *sec = &a->section;
 	const struct mime_part *root, *p;
 	uint64_t off, len, roff, rlen;
@@ -179,13 +198,16 @@ static bool fetch_section(struct imap_session *s, struct fetch_msg *fm,
 	}
 	send_partial(s, a, rlen, &off, &len);
 	imap_printf(s, "%s {%llu}\r\n", a->echo, (unsigned long long)len);
-	return imap_msg_send(s, fm->m, roff + off, len) == STORE_OK;
+	job->stream_off = roff + off;
+	job->stream_left = len;
+	return true;
 }
 
-static bool fetch_att(struct imap_session *s, struct fetch_msg *fm,
+static bool fetch_att(struct imap_session *s, struct imap_fetch_job *job,
     const struct imap_fetch_att *a)
 {
 	char date[IMAP_DATETIME_SIZE + 1];
+	struct fetch_msg *fm = &job->fm;
 	struct imap_msg *m = fm->m;
 
 	switch (a->item) {
@@ -214,7 +236,7 @@ static bool fetch_att(struct imap_session *s, struct fetch_msg *fm,
 	case IMAP_FETCH_RFC822_HEADER:
 	case IMAP_FETCH_RFC822_TEXT:
 	case IMAP_FETCH_BODY_SECTION:
-		return fetch_section(s, fm, a);
+		return fetch_section(s, job, a);
 	default:
 		return false;
 	}
@@ -237,74 +259,165 @@ static bool fetch_set_seen(struct imap_session *s, struct imap_msg *m)
 	return true;
 }
 
-static bool fetch_one(struct imap_session *s, const struct imap_fetch *f, struct fetch_msg *fm)
+/* Sends the body being streamed while the output has room; false when
+ * the job must wait for the client to read. */
+static bool fetch_stream(struct imap_session *s, struct imap_fetch_job *job)
 {
-	bool ok = true, seen_changed = false, has_flags = false;
-	size_t i;
-
-	if (f->sets_seen)
-		seen_changed = fetch_set_seen(s, fm->m);
-	imap_printf(s, "* %zu FETCH (", fm->seq);
-	for (i = 0; i < f->count && ok; i++) {
-		if (i)
-			imap_printf(s, " ");
-		has_flags |= f->atts[i].item == IMAP_FETCH_FLAGS;
-		ok = fetch_att(s, fm, &f->atts[i]);
+	while (job->stream_left > 0) {
+		uint64_t n = job->stream_left < FETCH_CHUNK ? job->stream_left : FETCH_CHUNK;
+		if (conn_output_pending(s->conn) >= FETCH_OUT_HIGH)
+			return false;
+		if (imap_msg_send(s, job->fm.m, job->stream_off, n) != STORE_OK) {
+			job->failed = true;
+			job->stream_left = 0;
+			return true;
+		}
+		job->stream_off += n;
+		job->stream_left -= n;
 	}
+	return true;
+}
+
+static void fetch_msg_begin(struct imap_session *s, struct imap_fetch_job *job, size_t i)
+{
+	memset(&job->fm, 0, sizeof(job->fm));
+	job->fm.m = &s->view->msgs[i];
+	job->fm.seq = i + 1;
+	job->in_msg = true;
+	job->att = 0;
+	job->has_flags = false;
+	job->seen_changed = job->f.sets_seen && fetch_set_seen(s, job->fm.m);
+	imap_printf(s, "* %zu FETCH (", job->fm.seq);
+}
+
+static void fetch_msg_end(struct imap_session *s, struct imap_fetch_job *job)
+{
 	/* RFC 3501 §6.4.5: a \Seen set by this fetch is reported. */
-	if (ok && seen_changed && !has_flags) {
+	if (!job->failed && job->seen_changed && !job->has_flags) {
 		imap_printf(s, " FLAGS ");
-		imap_write_flags(s, fm->m->flags, fm->m->keywords);
+		imap_write_flags(s, job->fm.m->flags, job->fm.m->keywords);
 	}
 	imap_printf(s, ")\r\n");
-	mime_part_free(fm->tree);
-	return ok;
+	mime_part_free(job->fm.tree);
+	job->fm.tree = NULL;
+	job->in_msg = false;
+}
+
+/* Advances the job; true when it is finished (tagged reply sent). */
+static bool fetch_run(struct imap_session *s, struct imap_fetch_job *job)
+{
+	const struct imap_command *cmd = job->cmd;
+	uint32_t n;
+
+	for (;;) {
+		if (job->stream_left > 0 && !fetch_stream(s, job))
+			return false;
+		if (job->in_msg && job->att < job->f.count && !job->failed) {
+			const struct imap_fetch_att *a = &job->f.atts[job->att++];
+			if (job->att > 1)
+				imap_printf(s, " ");
+			job->has_flags |= a->item == IMAP_FETCH_FLAGS;
+			job->failed = !fetch_att(s, job, a);
+			continue;
+		}
+		if (job->in_msg)
+			fetch_msg_end(s, job);
+		if (job->failed || !imap_seq_iter_next(&job->it, &n))
+			break;
+		long i = cmd->uid ? imap_view_find_uid(s->view, n) : (long)n - 1;
+		if (i >= 0 && (size_t)i < s->view->n && !s->view->msgs[i].gone)
+			fetch_msg_begin(s, job, (size_t)i);
+	}
+	if (job->failed)
+		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Cannot read a message");
+	else
+		imap_tagged(s, cmd->tag, "OK", "FETCH completed");
+	return true;
+}
+
+static void fetch_job_free(struct imap_fetch_job *job)
+{
+	if (job == NULL)
+		return;
+	mime_part_free(job->fm.tree);
+	imap_seqset_free(&job->set);
+	imap_fetch_free(&job->f);
+	free(job);
+}
+
+void imap_fetch_abort(struct imap_session *s)
+{
+	if (s->fetch == NULL)
+		return;
+	imap_command_free(s->fetch->cmd);
+	fetch_job_free(s->fetch);
+	s->fetch = NULL;
+}
+
+/* Called when the output drained: continue, or finish and read on. */
+void imap_fetch_resume(struct imap_session *s)
+{
+	struct imap_fetch_job *job = s->fetch;
+
+	if (job == NULL)
+		return;
+	if (!fetch_run(s, job)) {
+		conn_wait_drain(s->conn);
+		return;
+	}
+	s->fetch = NULL;
+	imap_command_free(job->cmd);
+	fetch_job_free(job);
+	conn_resume(s->conn);
+}
+
+static bool fetch_prepare(struct imap_session *s, const struct imap_command *cmd,
+    struct imap_fetch_job *job)
+{
+	struct imap_error err = { 0 };
+	size_t i;
+
+	if (cmd->nargs < 2 || cmd->args[0].type != IMAP_ARG_ATOM) {
+		imap_tagged(s, cmd->tag, "BAD", "Syntax: FETCH sequence-set items");
+		return false;
+	}
+	if (!imap_fetch_parse(cmd->args + 1, cmd->nargs - 1, cmd->uid, &job->f, &err)) {
+		imap_tagged(s, cmd->tag, "BAD", "%s", err.msg[0] ? err.msg : "Invalid FETCH items");
+		return false;
+	}
+	for (i = 0; i < job->f.count; i++) {
+		enum imap_fetch_item it = job->f.atts[i].item;
+		if (it == IMAP_FETCH_BINARY || it == IMAP_FETCH_BINARY_SIZE) {
+			imap_tagged(s, cmd->tag, "BAD", "BINARY is not supported");
+			return false;
+		}
+	}
+	if (cmd->uid && !imap_fetch_ensure(&job->f, IMAP_FETCH_UID)) {
+		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Out of memory");
+		return false;
+	}
+	return imap_view_select(s, cmd->tag, cmd->args[0].str, cmd->uid, &job->set);
 }
 
 void imap_cmd_fetch(struct imap_session *s, const struct imap_command *cmd)
 {
-	struct imap_fetch f = { 0 };
-	struct imap_error err = { 0 };
-	struct imap_seqset set;
-	struct imap_seq_iter it;
-	uint32_t n;
-	bool ok = true;
+	struct imap_fetch_job *job = calloc(1, sizeof(*job));
 
-	if (cmd->nargs < 2 || cmd->args[0].type != IMAP_ARG_ATOM) {
-		imap_tagged(s, cmd->tag, "BAD", "Syntax: FETCH sequence-set items");
-		return;
-	}
-	if (!imap_fetch_parse(cmd->args + 1, cmd->nargs - 1, cmd->uid, &f, &err)) {
-		imap_tagged(s, cmd->tag, "BAD", "%s", err.msg[0] ? err.msg : "Invalid FETCH items");
-		return;
-	}
-	for (size_t i = 0; i < f.count; i++) {
-		if (f.atts[i].item == IMAP_FETCH_BINARY || f.atts[i].item == IMAP_FETCH_BINARY_SIZE) {
-			imap_fetch_free(&f);
-			imap_tagged(s, cmd->tag, "BAD", "BINARY is not supported");
-			return;
-		}
-	}
-	if ((cmd->uid && !imap_fetch_ensure(&f, IMAP_FETCH_UID))) {
-		imap_fetch_free(&f);
+	if (job == NULL) {
 		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Out of memory");
 		return;
 	}
-	imap_seqset_init(&set);
-	if (imap_view_select(s, cmd->tag, cmd->args[0].str, cmd->uid, &set)) {
-		imap_seq_iter_init(&it, &set);
-		while (ok && imap_seq_iter_next(&it, &n)) {
-			long i = cmd->uid ? imap_view_find_uid(s->view, n) : (long)n - 1;
-			if (i < 0 || (size_t)i >= s->view->n || s->view->msgs[i].gone)
-				continue;
-			struct fetch_msg fm = { &s->view->msgs[i], (size_t)i + 1, NULL, false };
-			ok = fetch_one(s, &f, &fm);
+	imap_seqset_init(&job->set);
+	job->cmd = (struct imap_command *)cmd;
+	if (fetch_prepare(s, cmd, job)) {
+		imap_seq_iter_init(&job->it, &job->set);
+		if (!fetch_run(s, job)) {
+			/* The job keeps the command (its strings) until done. */
+			s->fetch = job;
+			conn_pause(s->conn);
+			conn_wait_drain(s->conn);
+			return;
 		}
-		if (ok)
-			imap_tagged(s, cmd->tag, "OK", "FETCH completed");
-		else
-			imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Cannot read a message");
 	}
-	imap_seqset_free(&set);
-	imap_fetch_free(&f);
+	fetch_job_free(job);
 }

@@ -69,6 +69,7 @@ struct imap_session {
 	unsigned auth_failures;
 	struct event *ev_delay;
 	struct event *ev_sync;   /* reports changes to an idling client */
+	struct imap_fetch_job *fetch;  /* a FETCH waiting for the output to drain */
 };
 
 /* A command: verb, the states where it runs, and what it does. */
@@ -158,6 +159,9 @@ void imap_cmd_expunge(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_copy(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_fetch(struct imap_session *s, const struct imap_command *cmd);
+/* A suspended FETCH owns its command; these go on with it or drop it. */
+void imap_fetch_resume(struct imap_session *s);
+void imap_fetch_abort(struct imap_session *s);
 void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd);
 
 #endif
