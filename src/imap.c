@@ -115,22 +115,28 @@ void imap_write_flags(struct imap_session *s, unsigned flags, const char *keywor
 	conn_write(s->conn, ")", 1);
 }
 
+/* Every capability this server has, in one place: the greeting, the
+ * CAPABILITY command and the login reply all use it. */
+#define IMAP_CAPS_COMMON "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT" \
+	" CHILDREN UIDPLUS MOVE SPECIAL-USE"
+
+void imap_capability_string(struct imap_session *s, char *buf, size_t size)
+{
+	bool tls = conn_is_tls(s->conn);
+	bool plain_ok = tls || s->srv->cfg->allow_plaintext_auth;
+
+	snprintf(buf, size, "%s%s%s", IMAP_CAPS_COMMON,
+	    s->state == IMAP_NOTAUTH && !tls && conn_tls_available(s->conn) ? " STARTTLS" : "",
+	    s->state != IMAP_NOTAUTH ? "" : plain_ok ? " AUTH=PLAIN AUTH=LOGIN AUTH=CRAM-MD5" :
+	    " LOGINDISABLED AUTH=CRAM-MD5");
+}
+
 void imap_send_capability(struct imap_session *s)
 {
-	const struct config *cfg = s->srv->cfg;
-	bool tls = conn_is_tls(s->conn);
+	char caps[512];
 
-	imap_printf(s, "* CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE"
-	    " UNSELECT CHILDREN UIDPLUS MOVE SPECIAL-USE");
-	if (s->state == IMAP_NOTAUTH) {
-		if (!tls && conn_tls_available(s->conn))
-			imap_printf(s, " STARTTLS");
-		if (!tls && !cfg->allow_plaintext_auth)
-			imap_printf(s, " LOGINDISABLED AUTH=CRAM-MD5");
-		else
-			imap_printf(s, " AUTH=PLAIN AUTH=LOGIN AUTH=CRAM-MD5");
-	}
-	imap_printf(s, "\r\n");
+	imap_capability_string(s, caps, sizeof(caps));
+	imap_printf(s, "* CAPABILITY %s\r\n", caps);
 }
 
 /* ---- arguments --------------------------------------------------------- */
@@ -628,6 +634,7 @@ static void imap_sync_cb(evutil_socket_t fd, short what, void *arg)
 static void *imap_open(struct conn *c)
 {
 	struct imap_session *s = calloc(1, sizeof(*s));
+	char caps[512];
 
 	if (s == NULL)
 		return NULL;
@@ -647,11 +654,8 @@ static void *imap_open(struct conn *c)
 	/* Also ends an IDLE after 30 minutes (RFC 2177 asks clients to
 	 * re-issue it every 29). */
 	conn_set_timeout(c, IMAP_IDLE_TIMEOUT_SEC);
-	imap_printf(s, "* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE"
-	    " UNSELECT CHILDREN UIDPLUS MOVE SPECIAL-USE%s%s] mailsnare IMAP ready\r\n",
-	    !conn_is_tls(c) && conn_tls_available(c) ? " STARTTLS" : "",
-	    !conn_is_tls(c) && !s->srv->cfg->allow_plaintext_auth ?
-	    " LOGINDISABLED AUTH=CRAM-MD5" : " AUTH=PLAIN AUTH=LOGIN AUTH=CRAM-MD5");
+	imap_capability_string(s, caps, sizeof(caps));
+	imap_printf(s, "* OK [CAPABILITY %s] mailsnare IMAP ready\r\n", caps);
 	return s;
 }
 

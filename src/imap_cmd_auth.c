@@ -64,10 +64,12 @@ static bool imap_plaintext_ok(struct imap_session *s)
 
 static void imap_logged_in(struct imap_session *s, const char *tag)
 {
+	char caps[512];
+
 	s->state = IMAP_AUTH;
 	log_info("imap: %s: logged in as %s", conn_peer(s->conn), s->inbox.name);
-	imap_tagged(s, tag, "OK", "[CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE"
-	    " NAMESPACE UNSELECT CHILDREN UIDPLUS MOVE SPECIAL-USE] Logged in");
+	imap_capability_string(s, caps, sizeof(caps));
+	imap_tagged(s, tag, "OK", "[CAPABILITY %s] Logged in", caps);
 }
 
 void imap_auth_delay_cb(evutil_socket_t fd, short what, void *arg)

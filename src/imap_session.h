@@ -93,6 +93,7 @@ void imap_write_mailbox(struct imap_session *s, const char *name);
 /* "(\Seen $Label)" of a view message. */
 void imap_write_flags(struct imap_session *s, unsigned flags, const char *keywords);
 void imap_send_capability(struct imap_session *s);
+void imap_capability_string(struct imap_session *s, char *buf, size_t size);
 
 /* Arguments. */
 /* A mailbox name argument to its store form (UTF-8, INBOX normalised). */
