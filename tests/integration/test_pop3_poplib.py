@@ -9,6 +9,7 @@ other's mail; every socket has a timeout."""
 import base64
 import hashlib
 import hmac
+import imaplib
 import itertools
 import os
 import poplib
@@ -515,6 +516,45 @@ class TestPOP3(POP3Case):
             c.quit()
         finally:
             c.close()
+
+    def test_imap_sees_seen_and_expunge(self):
+        """A message retrieved by POP3 is \\Seen in IMAP; DELE+QUIT reaches
+        an IMAP session with INBOX selected as EXPUNGE."""
+        if "imap" not in self.server.addrs:
+            self.skipTest("no IMAP listener in this version")
+        inbox, pw = self.new_inbox()
+        ids = [self.send(inbox, pw, make_message("i%d" % i)) for i in range(2)]
+        imap = imaplib.IMAP4(*self.server.addr("imap"), timeout=SOCK_TIMEOUT)
+        try:
+            imap.login(inbox, pw)
+            typ, data = imap.select("INBOX")
+            self.assertEqual((typ, data), ("OK", [b"2"]))
+            c = self.pop(inbox, pw)
+            try:
+                c.retr(1)
+                c.dele(2)
+                c.quit()
+            finally:
+                c.close()
+            typ, data = imap.fetch("1", "(FLAGS)")
+            self.assertEqual(typ, "OK")
+            self.assertIn(b"\\Seen", data[0])
+            deadline = time.monotonic() + 5
+            expunged = None
+            while expunged is None and time.monotonic() < deadline:
+                imap.noop()
+                expunged = imap.response("EXPUNGE")[1]
+                expunged = expunged if expunged and expunged[0] else None
+                if expunged is None:
+                    time.sleep(0.05)
+            self.assertEqual(expunged, [b"2"])
+            imap.logout()
+        finally:
+            try:
+                imap.shutdown()
+            except OSError:
+                pass
+        self.assertEqual(self.server.message_ids(inbox), ids[:1])
 
     def test_snapshot_ignores_new_mail(self):
         inbox, pw = self.new_inbox()
