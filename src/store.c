@@ -101,6 +101,30 @@ static const char *const migrations[] = {
 	" FROM inbox i, s WHERE NOT EXISTS"
 	"  (SELECT 1 FROM mailbox b WHERE b.inbox_id = i.id AND b.name = s.name);"
 	"INSERT OR IGNORE INTO subscription (inbox_id, name) SELECT inbox_id, name FROM mailbox;",
+	/* 2 -> 3: QRESYNC (RFC 7162) needs the UIDs expunged since a modseq.
+	 * Every removal of a message from a mailbox (delete, prune, expunge,
+	 * the move out of it) takes the mailbox's next modseq and leaves a
+	 * tombstone; triggers catch every path, the CLI's too. */
+	"CREATE TABLE expunged ("
+	"  mailbox_id INTEGER NOT NULL,"
+	"  uid INTEGER NOT NULL,"
+	"  modseq INTEGER NOT NULL,"
+	"  PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;"
+	"CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);"
+	"CREATE TRIGGER message_expunged AFTER DELETE ON message BEGIN"
+	"  UPDATE mailbox SET highestmodseq = highestmodseq + 1 WHERE id = OLD.mailbox_id;"
+	"  INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq)"
+	"    SELECT OLD.mailbox_id, OLD.uid, highestmodseq FROM mailbox WHERE id = OLD.mailbox_id;"
+	"END;"
+	"CREATE TRIGGER message_moved AFTER UPDATE OF mailbox_id ON message"
+	"  WHEN OLD.mailbox_id != NEW.mailbox_id BEGIN"
+	"  UPDATE mailbox SET highestmodseq = highestmodseq + 1 WHERE id = OLD.mailbox_id;"
+	"  INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq)"
+	"    SELECT OLD.mailbox_id, OLD.uid, highestmodseq FROM mailbox WHERE id = OLD.mailbox_id;"
+	"END;"
+	"CREATE TRIGGER mailbox_expunged_gc AFTER DELETE ON mailbox BEGIN"
+	"  DELETE FROM expunged WHERE mailbox_id = OLD.id;"
+	"END;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -63,6 +63,8 @@ const char *const store_imap_sql[QI_END - QI_FIRST] = {
 	Q(QI_MSG_SET_FLAGS) = "UPDATE message SET flags = ?2, modseq = ?3 WHERE id = ?1",
 	Q(QI_MSG_STRUCTURE) = "SELECT structure FROM message WHERE id = ?1",
 	Q(QI_MSG_SET_STRUCTURE) = "UPDATE message SET structure = ?2 WHERE id = ?1",
+	Q(QI_VANISHED) = "SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2"
+	    " ORDER BY uid",
 #undef Q
 };
 
@@ -647,5 +649,24 @@ int store_message_set_structure(struct store *st, int64_t id, const void *blob, 
 	sqlite3_bind_blob(s, 2, blob, (int)len, SQLITE_STATIC);
 	rc = store_stmt_done(st, s);
 	store_stmt_put(st, QI_MSG_SET_STRUCTURE, s);
+	return rc;
+}
+
+int store_mailbox_vanished(struct store *st, int64_t mailbox_id, uint64_t since,
+    store_uid_cb cb, void *arg)
+{
+	int rc = STORE_OK, r;
+	sqlite3_stmt *s = store_stmt_get(st, QI_VANISHED, &rc);
+
+	if (s == NULL)
+		return rc;
+	sqlite3_bind_int64(s, 1, mailbox_id);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)since);
+	while ((r = sqlite3_step(s)) == SQLITE_ROW)
+		if ((rc = cb((uint32_t)sqlite3_column_int64(s, 0), arg)) != 0)
+			break;
+	if (rc == STORE_OK && r != SQLITE_DONE && r != SQLITE_ROW)
+		rc = store_sql_fail(st, r);
+	store_stmt_put(st, QI_VANISHED, s);
 	return rc;
 }

@@ -3,7 +3,7 @@
  * SQLite (WAL). No SQL leaves store.c: protocols and the CLI see only this
  * API, so another backend could take its place.
  *
- * Schema (PRAGMA user_version = 1):
+ * Schema (PRAGMA user_version, migrated step by step; the base tables):
  *   inbox(id, name UNIQUE, password, created)
  *   mailbox(id, inbox_id, name, uidvalidity, uidnext, highestmodseq)
  *   body(id, data BLOB)                 raw bytes as stored
@@ -190,6 +190,13 @@ int store_mailbox_claim_recent(struct store *st, int64_t mailbox_id, uint32_t *a
 /* Keywords in use by messages of the mailbox, each once. */
 typedef int (*store_name_cb)(const char *name, void *arg);
 int store_mailbox_keywords(struct store *st, int64_t mailbox_id, store_name_cb cb, void *arg);
+
+/* UIDs removed from the mailbox (deleted, expunged, moved out) with a
+ * modseq above `since`, ascending (QRESYNC VANISHED, RFC 7162). Removals
+ * also raise the mailbox's HIGHESTMODSEQ. */
+typedef int (*store_uid_cb)(uint32_t uid, void *arg);
+int store_mailbox_vanished(struct store *st, int64_t mailbox_id, uint64_t since,
+    store_uid_cb cb, void *arg);
 
 /* Subscriptions (LSUB): names, existing or not. */
 int store_subscription_set(struct store *st, int64_t inbox_id, const char *name, bool on);

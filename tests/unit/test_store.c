@@ -543,8 +543,9 @@ Test(store, uids_ascending_never_reused)
 	d = add_text(st, in.id, "4");
 	cr_assert_eq(uid_of(st, d), 4);
 	cr_assert_gt(d, c);
-	cr_assert_eq(raw_int("SELECT highestmodseq FROM mailbox"), 5);
-	cr_assert_eq(raw_int("SELECT uidvalidity FROM mailbox") != 0, 1);
+	/* Four additions and the delete each took a modseq (from 1). */
+	cr_assert_eq(raw_int("SELECT highestmodseq FROM mailbox WHERE name = 'INBOX'"), 6);
+	cr_assert_eq(raw_int("SELECT uidvalidity FROM mailbox WHERE name = 'INBOX'") != 0, 1);
 	cr_assert_eq(raw_int("SELECT flags FROM message WHERE id = 1"), 0);
 	store_close(st);
 }
@@ -844,7 +845,7 @@ Test(store, persists_across_reopen)
 
 	cr_assert_eq(store_integrity_check(st), 0);
 	store_close(st);
-	cr_assert_eq(raw_int("PRAGMA user_version"), 2);
+	cr_assert_eq(raw_int("PRAGMA user_version"), 3);
 	cr_assert_eq(raw_int("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
 
 	st = open_store();
@@ -1325,5 +1326,53 @@ Test(store, structure_blob)
 	cr_assert_arr_eq(blob, "\x01\x02\x00\x03", 4);
 	free(blob);
 	cr_assert_eq(store_message_structure(st, a + 1, &blob, &len), STORE_NOTFOUND);
+	store_close(st);
+}
+
+struct uids {
+	uint32_t uid[8];
+	int n;
+};
+
+static int collect_uid(uint32_t uid, void *arg)
+{
+	struct uids *u = arg;
+
+	cr_assert_lt(u->n, 8);
+	u->uid[u->n++] = uid;
+	return 0;
+}
+
+Test(store, vanished_after_delete_and_move)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct store_mailbox inbox, trash, after;
+	struct uids u = { .n = 0 };
+	int64_t a = add_text(st, in.id, "a"), b = add_text(st, in.id, "b");
+
+	add_text(st, in.id, "c");
+	cr_assert_eq(store_mailbox_get(st, in.id, "INBOX", &inbox), STORE_OK);
+	cr_assert_eq(store_mailbox_get(st, in.id, "Trash", &trash), STORE_OK);
+	cr_assert_eq(store_message_del(st, a), STORE_OK);
+	cr_assert_eq(store_message_move(st, b, trash.id, NULL), STORE_OK);
+	cr_assert_eq(store_mailbox_get(st, in.id, "INBOX", &after), STORE_OK);
+	cr_assert_eq(after.highestmodseq, inbox.highestmodseq + 2, "each removal takes a modseq");
+	cr_assert_eq(store_mailbox_vanished(st, inbox.id, inbox.highestmodseq, collect_uid, &u),
+	    STORE_OK);
+	cr_assert_eq(u.n, 2);
+	cr_assert_eq(u.uid[0], 1);
+	cr_assert_eq(u.uid[1], 2);
+	u.n = 0;
+	cr_assert_eq(store_mailbox_vanished(st, inbox.id, after.highestmodseq - 1, collect_uid, &u),
+	    STORE_OK);
+	cr_assert_eq(u.n, 1, "only the move is newer");
+	cr_assert_eq(u.uid[0], 2);
+	u.n = 0;
+	cr_assert_eq(store_mailbox_vanished(st, trash.id, 0, collect_uid, &u), STORE_OK);
+	cr_assert_eq(u.n, 0);
+	cr_assert_eq(store_mailbox_delete(st, trash.id), STORE_OK);
+	cr_assert_eq(raw_int("SELECT count(*) FROM expunged WHERE mailbox_id NOT IN"
+	    " (SELECT id FROM mailbox)"), 0);
 	store_close(st);
 }
