@@ -118,7 +118,7 @@ void imap_write_flags(struct imap_session *s, unsigned flags, const char *keywor
 /* Every capability this server has, in one place: the greeting, the
  * CAPABILITY command and the login reply all use it. */
 #define IMAP_CAPS_COMMON "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT" \
-	" CHILDREN UIDPLUS MOVE SPECIAL-USE"
+	" CHILDREN UIDPLUS MOVE SPECIAL-USE CONDSTORE QRESYNC"
 
 void imap_capability_string(struct imap_session *s, char *buf, size_t size)
 {
@@ -304,14 +304,37 @@ static bool same_keywords(const char *a, const char *b)
 	return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
-/* Announces a flag change of view message i. */
-static void report_flags(struct imap_session *s, size_t i)
+void imap_report_flags(struct imap_session *s, size_t i, bool uid)
 {
 	struct imap_msg *m = &s->view->msgs[i];
 
-	imap_printf(s, "* %zu FETCH (UID %u FLAGS ", i + 1, m->uid);
+	imap_printf(s, "* %zu FETCH (", i + 1);
+	if (uid)
+		imap_printf(s, "UID %u ", m->uid);
+	imap_printf(s, "FLAGS ");
 	imap_write_flags(s, m->flags, m->keywords);
+	/* RFC 7162 §3.2.4: with CONDSTORE on, flag changes carry MODSEQ. */
+	if (s->condstore)
+		imap_printf(s, " MODSEQ (%llu)", (unsigned long long)m->modseq);
 	imap_printf(s, ")\r\n");
+}
+
+void imap_send_vanished(struct imap_session *s, const struct imap_seqset *uids, bool earlier)
+{
+	size_t need;
+	char small[256], *buf = small;
+
+	if (uids->count == 0)
+		return;
+	need = imap_seqset_format(uids, small, sizeof(small));
+	if (need >= sizeof(small)) {
+		if ((buf = malloc(need + 1)) == NULL)
+			return;
+		imap_seqset_format(uids, buf, need + 1);
+	}
+	imap_printf(s, "* VANISHED %s%s\r\n", earlier ? "(EARLIER) " : "", buf);
+	if (buf != small)
+		free(buf);
 }
 
 /* Walks the view against the snapshot (both by UID): expunges, flag
@@ -319,8 +342,10 @@ static void report_flags(struct imap_session *s, size_t i)
 static size_t sync_existing(struct imap_session *s, struct snapshot *sn, bool expunges)
 {
 	struct imap_view *v = s->view;
+	struct imap_seqset vanished;
 	size_t i, j = 0, kept = 0;
 
+	imap_seqset_init(&vanished);
 	for (i = 0; i < v->n; i++) {
 		struct imap_msg *m = &v->msgs[i];
 		while (j < sn->n && sn->m[j].uid < m->uid)
@@ -328,7 +353,11 @@ static size_t sync_existing(struct imap_session *s, struct snapshot *sn, bool ex
 		if (j >= sn->n || sn->m[j].uid != m->uid) {
 			m->gone = true;
 			if (expunges) {
-				imap_printf(s, "* %zu EXPUNGE\r\n", kept + 1);
+				/* QRESYNC clients hear of expunges as VANISHED UIDs. */
+				if (s->qresync)
+					imap_seqset_add(&vanished, m->uid, m->uid);
+				else
+					imap_printf(s, "* %zu EXPUNGE\r\n", kept + 1);
 				free(m->keywords);
 				continue;
 			}
@@ -336,13 +365,17 @@ static size_t sync_existing(struct imap_session *s, struct snapshot *sn, bool ex
 		    !same_keywords(sn->m[j].keywords, m->keywords)) {
 			imap_view_set_state(m, sn->m[j].flags, sn->m[j].keywords, sn->m[j].modseq);
 			v->msgs[kept] = *m;
-			report_flags(s, kept);
+			imap_report_flags(s, kept, true);
 			kept++;
 			continue;
 		}
+		m->modseq = sn->m[j].modseq;
 		v->msgs[kept++] = *m;
 	}
 	v->n = kept;
+	imap_seqset_normalize(&vanished);
+	imap_send_vanished(s, &vanished, false);
+	imap_seqset_free(&vanished);
 	/* New messages: UIDs above the view's last. */
 	j = 0;
 	while (j < sn->n && v->n > 0 && sn->m[j].uid <= v->msgs[v->n - 1].uid)

@@ -216,22 +216,30 @@ void imap_auth_line(struct imap_session *s, const char *line)
 	imap_sasl_result(s, sasl_step(s->sasl, line, out, sizeof(out)), out);
 }
 
+/* RFC 5161: the reply names what this command newly enabled. */
 void imap_cmd_enable(struct imap_session *s, const struct imap_command *cmd)
 {
+	char enabled[128] = "";
 	size_t i;
-	bool utf8 = false;
 
 	if (cmd->nargs == 0) {
 		imap_tagged(s, cmd->tag, "BAD", "Syntax: ENABLE capability...");
 		return;
 	}
-	for (i = 0; i < cmd->nargs; i++)
-		if (imap_arg_equals(&cmd->args[i], "UTF8=ACCEPT"))
-			utf8 = true;
-	/* Nothing this version offers needs enabling yet; RFC 5161 lists
-	 * only what was enabled. */
-	(void)utf8;
-	imap_printf(s, "* ENABLED\r\n");
+	for (i = 0; i < cmd->nargs; i++) {
+		bool qresync = imap_arg_equals(&cmd->args[i], "QRESYNC");
+		if (imap_arg_equals(&cmd->args[i], "CONDSTORE") && !s->condstore) {
+			s->condstore = true;
+			strcat(enabled, " CONDSTORE");
+		} else if (qresync && !s->qresync) {
+			/* QRESYNC implies CONDSTORE (RFC 7162 §3.2.3). */
+			if (!s->condstore)
+				strcat(enabled, " CONDSTORE");
+			s->condstore = s->qresync = true;
+			strcat(enabled, " QRESYNC");
+		}
+	}
+	imap_printf(s, "* ENABLED%s\r\n", enabled);
 	imap_tagged(s, cmd->tag, "OK", "ENABLE completed");
 }
 

@@ -79,18 +79,114 @@ static void select_report(struct imap_session *s)
 	}
 	imap_printf(s, "* OK [UIDVALIDITY %u] UIDs valid\r\n", v->mb.uidvalidity);
 	imap_printf(s, "* OK [UIDNEXT %u] Predicted next UID\r\n", v->mb.uidnext);
+	imap_printf(s, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+	    (unsigned long long)v->mb.highestmodseq);
+}
+
+/* SELECT's parameters: (CONDSTORE) and (QRESYNC (uidvalidity modseq
+ * [known-uids])), RFC 7162. Returns false after a BAD. */
+struct select_params {
+	bool qresync;
+	uint32_t uidvalidity;
+	uint64_t modseq;
+	const char *known_uids;     /* NULL: all */
+};
+
+static bool select_params(struct imap_session *s, const struct imap_command *cmd,
+    struct select_params *p)
+{
+	const struct imap_arg *list, *q;
+	size_t i;
+
+	if (cmd->nargs == 1)
+		return true;
+	if (cmd->nargs != 2 || cmd->args[1].type != IMAP_ARG_LIST)
+		goto bad;
+	list = cmd->args[1].list;
+	for (i = 0; i < cmd->args[1].count; i++) {
+		if (imap_arg_equals(&list[i], "CONDSTORE")) {
+			s->condstore = true;
+			continue;
+		}
+		if (!imap_arg_equals(&list[i], "QRESYNC") || i + 1 >= cmd->args[1].count)
+			goto bad;
+		if (!s->qresync) {
+			imap_tagged(s, cmd->tag, "BAD", "QRESYNC needs ENABLE QRESYNC first");
+			return false;
+		}
+		q = &list[++i];
+		if (q->type != IMAP_ARG_LIST || q->count < 2 ||
+		    !imap_arg_number(&q->list[0], &p->uidvalidity) ||
+		    !imap_arg_number64(&q->list[1], &p->modseq) ||
+		    (q->count >= 3 && q->list[2].type != IMAP_ARG_ATOM))
+			goto bad;
+		p->qresync = true;
+		p->known_uids = q->count >= 3 ? q->list[2].str : NULL;
+	}
+	return true;
+bad:
+	imap_tagged(s, cmd->tag, "BAD", "Invalid SELECT parameters");
+	return false;
+}
+
+struct vanished_sel {
+	struct imap_seqset known, out;
+	bool all;
+};
+
+static int sel_vanished_add(uint32_t uid, void *arg)
+{
+	struct vanished_sel *v = arg;
+
+	if (v->all || imap_seqset_contains(&v->known, uid))
+		imap_seqset_add(&v->out, uid, uid);
+	return 0;
+}
+
+/* QRESYNC resync (RFC 7162 §3.2.5): what vanished and what changed since
+ * the client's modseq, if its UIDVALIDITY still holds. */
+static void select_qresync(struct imap_session *s, const struct select_params *p)
+{
+	struct imap_view *v = s->view;
+	struct vanished_sel vs = { .all = p->known_uids == NULL };
+	struct imap_seqset parsed;
+	size_t i;
+
+	if (p->uidvalidity != v->mb.uidvalidity)
+		return;
+	imap_seqset_init(&vs.known);
+	imap_seqset_init(&vs.out);
+	imap_seqset_init(&parsed);
+	if (!vs.all && (imap_seqset_parse(p->known_uids, strlen(p->known_uids), 10000, &parsed) !=
+	    IMAP_SEQ_OK || imap_seqset_eval(&parsed, IMAP_SEQ_UID, UINT32_MAX, NULL, &vs.known) !=
+	    IMAP_SEQ_OK))
+		vs.all = true;
+	if (store_mailbox_vanished(s->srv->store, v->mb.id, p->modseq, sel_vanished_add, &vs) ==
+	    STORE_OK) {
+		imap_seqset_normalize(&vs.out);
+		imap_send_vanished(s, &vs.out, true);
+	}
+	for (i = 0; i < v->n; i++)
+		if (v->msgs[i].modseq > p->modseq)
+			imap_report_flags(s, i, true);
+	imap_seqset_free(&vs.known);
+	imap_seqset_free(&vs.out);
+	imap_seqset_free(&parsed);
 }
 
 void imap_cmd_select(struct imap_session *s, const struct imap_command *cmd)
 {
 	bool examine = strcmp(cmd->verb, "EXAMINE") == 0;
+	struct select_params p = { 0 };
 	char name[NAME_MAX_];
 	struct imap_view *v;
 	int rc;
 
-	if (!mailbox_arg(s, cmd, 0, name))
+	if (!mailbox_arg(s, cmd, 0, name) || !select_params(s, cmd, &p))
 		return;
 	/* Selecting closes the previous selection, even if this one fails. */
+	if (s->view != NULL && s->qresync)
+		imap_printf(s, "* OK [CLOSED] Previous mailbox closed\r\n");
 	imap_view_free(s->view);
 	s->view = NULL;
 	s->state = IMAP_AUTH;
@@ -107,6 +203,8 @@ void imap_cmd_select(struct imap_session *s, const struct imap_command *cmd)
 	s->view = v;
 	s->state = IMAP_SELECTED;
 	select_report(s);
+	if (p.qresync)
+		select_qresync(s, &p);
 	imap_tagged(s, cmd->tag, "OK", "[%s] %s completed", examine ? "READ-ONLY" : "READ-WRITE",
 	    cmd->verb);
 }
@@ -389,6 +487,12 @@ void imap_cmd_list(struct imap_session *s, const struct imap_command *cmd)
 static bool status_item(struct imap_session *s, const char *item,
     const struct store_mailbox_status *st, uint32_t recent, const char **sep)
 {
+	if (strcasecmp(item, "HIGHESTMODSEQ") == 0) {
+		imap_printf(s, "%sHIGHESTMODSEQ %llu", *sep, (unsigned long long)st->highestmodseq);
+		*sep = " ";
+		s->condstore = true;   /* a CONDSTORE enabling command */
+		return true;
+	}
 	static const char *const names[] = { "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY",
 		"UNSEEN" };
 	uint32_t values[] = { st->messages, recent, st->uidnext, st->uidvalidity, st->unseen };

@@ -87,19 +87,37 @@ struct store_req {
 	unsigned flags;
 	const char *kw[64];
 	size_t nkw;
+	uint64_t unchangedsince;      /* 0: unconditional */
+	struct imap_seqset modified;  /* failed UNCHANGEDSINCE (RFC 7162) */
 };
+
+/* "(UNCHANGEDSINCE n)" before the item; returns the index of the item. */
+static size_t store_modifiers(struct imap_session *s, const struct imap_command *cmd,
+    struct store_req *r)
+{
+	const struct imap_arg *mods = &cmd->args[1];
+
+	if (cmd->nargs < 2 || mods->type != IMAP_ARG_LIST)
+		return 1;
+	if (mods->count != 2 || !imap_arg_equals(&mods->list[0], "UNCHANGEDSINCE") ||
+	    !imap_arg_number64(&mods->list[1], &r->unchangedsince))
+		return 0;
+	s->condstore = true;   /* a CONDSTORE enabling command */
+	return 2;
+}
 
 static bool store_parse(struct imap_session *s, const struct imap_command *cmd,
     struct store_req *r)
 {
 	const char *item;
-	size_t n;
+	size_t n, at = store_modifiers(s, cmd, r);
 
-	if (cmd->nargs < 3 || cmd->args[1].type != IMAP_ARG_ATOM) {
-		imap_tagged(s, cmd->tag, "BAD", "Syntax: STORE set (+|-)FLAGS[.SILENT] (flags)");
+	if (at == 0 || cmd->nargs < at + 2 || cmd->args[at].type != IMAP_ARG_ATOM) {
+		imap_tagged(s, cmd->tag, "BAD", "Syntax: STORE set [(UNCHANGEDSINCE n)]"
+		    " (+|-)FLAGS[.SILENT] (flags)");
 		return false;
 	}
-	item = cmd->args[1].str;
+	item = cmd->args[at].str;
 	r->op = item[0] == '+' ? STORE_FLAGS_ADD : item[0] == '-' ? STORE_FLAGS_REMOVE
 	    : STORE_FLAGS_SET;
 	item += r->op != STORE_FLAGS_SET;
@@ -110,37 +128,44 @@ static bool store_parse(struct imap_session *s, const struct imap_command *cmd,
 		return false;
 	}
 	/* Flags come as one list, or as bare flags (RFC 3501 allows both). */
-	if (cmd->nargs == 3)
-		return imap_arg_flags(s, cmd->tag, &cmd->args[2], &r->flags, r->kw, &r->nkw, 64);
-	struct imap_arg list = { .type = IMAP_ARG_LIST, .list = &cmd->args[2],
-		.count = cmd->nargs - 2 };
+	if (cmd->nargs == at + 2)
+		return imap_arg_flags(s, cmd->tag, &cmd->args[at + 1], &r->flags, r->kw, &r->nkw,
+		    64);
+	struct imap_arg list = { .type = IMAP_ARG_LIST, .list = &cmd->args[at + 1],
+		.count = cmd->nargs - at - 1 };
 	return imap_arg_flags(s, cmd->tag, &list, &r->flags, r->kw, &r->nkw, 64);
 }
 
 /* Applies the STORE to view message i; reports its new flags unless
  * silent. */
-static int store_one(struct imap_session *s, size_t i, const struct store_req *r, bool uid)
+static int store_one(struct imap_session *s, size_t i, struct store_req *r, bool uid)
 {
 	struct imap_msg *m = &s->view->msgs[i];
 	char kw[2048];
 	unsigned flags;
-	uint64_t modseq;
-	int rc = store_message_store(s->srv->store, m->id, r->op, r->flags, r->kw, r->nkw, 0,
-	    NULL);
+	uint64_t modseq, before = m->modseq;
+	int rc = store_message_store(s->srv->store, m->id, r->op, r->flags, r->kw, r->nkw,
+	    r->unchangedsince, NULL);
 
 	if (rc == STORE_NOTFOUND)
 		return STORE_OK;   /* expunged elsewhere: nothing to report yet */
+	if (rc == STORE_MODIFIED) {
+		imap_seqset_add(&r->modified, uid ? m->uid : i + 1, uid ? m->uid : i + 1);
+		return STORE_OK;
+	}
 	if (rc == STORE_OK)
 		rc = store_message_state(s->srv->store, m->id, &flags, kw, sizeof(kw), &modseq);
 	if (rc != STORE_OK)
 		return rc;
 	imap_view_set_state(m, flags, kw, modseq);
-	if (!r->silent) {
-		imap_printf(s, "* %zu FETCH (FLAGS ", i + 1);
-		imap_write_flags(s, m->flags, m->keywords);
+	if (!r->silent)
+		imap_report_flags(s, i, uid);
+	else if (s->condstore && modseq != before) {
+		/* RFC 7162 §3.1.3: the new MODSEQ even with .SILENT. */
+		imap_printf(s, "* %zu FETCH (", i + 1);
 		if (uid)
-			imap_printf(s, " UID %u", m->uid);
-		imap_printf(s, ")\r\n");
+			imap_printf(s, "UID %u ", m->uid);
+		imap_printf(s, "MODSEQ (%llu))\r\n", (unsigned long long)modseq);
 	}
 	return STORE_OK;
 }
@@ -150,9 +175,11 @@ void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd)
 	struct store_req r = { 0 };
 	struct imap_seqset set;
 	struct imap_seq_iter it;
+	char modified[512];
 	uint32_t n;
 	int rc = STORE_OK;
 
+	imap_seqset_init(&r.modified);
 	if (!store_parse(s, cmd, &r))
 		return;
 	if (s->view->readonly) {
@@ -171,10 +198,15 @@ void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd)
 			rc = store_one(s, (size_t)i, &r, cmd->uid);
 	}
 	imap_seqset_free(&set);
+	imap_seqset_normalize(&r.modified);
 	if (rc != STORE_OK)
 		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] %s", store_errmsg(s->srv->store));
+	else if (r.modified.count > 0 &&
+	    imap_seqset_format(&r.modified, modified, sizeof(modified)) < sizeof(modified))
+		imap_tagged(s, cmd->tag, "OK", "[MODIFIED %s] Conditional STORE failed", modified);
 	else
 		imap_tagged(s, cmd->tag, "OK", "STORE completed");
+	imap_seqset_free(&r.modified);
 }
 
 /* ---- COPY / MOVE ---------------------------------------------------------- */

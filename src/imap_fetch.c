@@ -325,8 +325,12 @@ static bool fetch_run(struct imap_session *s, struct imap_fetch_job *job)
 		if (job->failed || !imap_seq_iter_next(&job->it, &n))
 			break;
 		long i = cmd->uid ? imap_view_find_uid(s->view, n) : (long)n - 1;
-		if (i >= 0 && (size_t)i < s->view->n && !s->view->msgs[i].gone)
-			fetch_msg_begin(s, job, (size_t)i);
+		if (i < 0 || (size_t)i >= s->view->n || s->view->msgs[i].gone)
+			continue;
+		/* CHANGEDSINCE: only messages whose state moved on since. */
+		if (job->f.changedsince_set && s->view->msgs[i].modseq <= job->f.changedsince)
+			continue;
+		fetch_msg_begin(s, job, (size_t)i);
 	}
 	if (job->failed)
 		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Cannot read a message");
@@ -396,7 +400,55 @@ static bool fetch_prepare(struct imap_session *s, const struct imap_command *cmd
 		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Out of memory");
 		return false;
 	}
+	if (job->f.vanished && !s->qresync) {
+		imap_tagged(s, cmd->tag, "BAD", "VANISHED needs ENABLE QRESYNC");
+		return false;
+	}
+	for (i = 0; i < job->f.count; i++)
+		if (job->f.atts[i].item == IMAP_FETCH_MODSEQ)
+			s->condstore = true;   /* a CONDSTORE enabling command */
 	return imap_view_select(s, cmd->tag, cmd->args[0].str, cmd->uid, &job->set);
+}
+
+struct vanished_ctx {
+	const struct imap_seqset *want;
+	struct imap_seqset out;
+};
+
+static int vanished_add(uint32_t uid, void *arg)
+{
+	struct vanished_ctx *v = arg;
+
+	if (imap_seqset_contains(v->want, uid))
+		imap_seqset_add(&v->out, uid, uid);
+	return 0;
+}
+
+/* UID FETCH (CHANGEDSINCE m VANISHED): the UIDs of the set expunged since
+ * m, before the FETCH responses (RFC 7162 §3.2.6). The set was evaluated
+ * against the view, so expunged UIDs above its last one are not in it:
+ * re-evaluate the client's set without that bound. */
+static void fetch_vanished(struct imap_session *s, const struct imap_command *cmd,
+    const struct imap_fetch_job *job)
+{
+	struct vanished_ctx v;
+	struct imap_seqset parsed, all;
+
+	imap_seqset_init(&parsed);
+	imap_seqset_init(&all);
+	imap_seqset_init(&v.out);
+	v.want = &all;
+	if (imap_seqset_parse(cmd->args[0].str, strlen(cmd->args[0].str), 10000, &parsed) ==
+	    IMAP_SEQ_OK &&
+	    imap_seqset_eval(&parsed, IMAP_SEQ_UID, UINT32_MAX, NULL, &all) == IMAP_SEQ_OK &&
+	    store_mailbox_vanished(s->srv->store, s->view->mb.id, job->f.changedsince,
+	    vanished_add, &v) == STORE_OK) {
+		imap_seqset_normalize(&v.out);
+		imap_send_vanished(s, &v.out, true);
+	}
+	imap_seqset_free(&parsed);
+	imap_seqset_free(&all);
+	imap_seqset_free(&v.out);
 }
 
 void imap_cmd_fetch(struct imap_session *s, const struct imap_command *cmd)
@@ -410,6 +462,8 @@ void imap_cmd_fetch(struct imap_session *s, const struct imap_command *cmd)
 	imap_seqset_init(&job->set);
 	job->cmd = (struct imap_command *)cmd;
 	if (fetch_prepare(s, cmd, job)) {
+		if (job->f.vanished)
+			fetch_vanished(s, cmd, job);
 		imap_seq_iter_init(&job->it, &job->set);
 		if (!fetch_run(s, job)) {
 			/* The job keeps the command (its strings) until done. */

@@ -63,6 +63,8 @@ struct imap_session {
 	struct imap_view *view;
 	bool dirty;              /* the store changed: sync the view */
 	bool utf8;               /* ENABLE UTF8=ACCEPT */
+	bool condstore;          /* CONDSTORE enabled: MODSEQ in flag reports */
+	bool qresync;            /* QRESYNC enabled: VANISHED instead of EXPUNGE */
 	struct sasl *sasl;
 	char pending_tag[IMAP_TAG_MAX + 1];  /* AUTHENTICATE or IDLE */
 	unsigned bad_commands;
@@ -113,6 +115,10 @@ void imap_view_sync(struct imap_session *s, bool expunges);
  * tagged BAD/NO was sent. */
 bool imap_view_select(struct imap_session *s, const char *tag, const char *set, bool uid,
     struct imap_seqset *out);
+/* "* n FETCH (UID u FLAGS (..) [MODSEQ (m)])" for view message i. */
+void imap_report_flags(struct imap_session *s, size_t i, bool uid);
+/* "* VANISHED [(EARLIER) ]set" of a normalised UID set, if not empty. */
+void imap_send_vanished(struct imap_session *s, const struct imap_seqset *uids, bool earlier);
 /* Index of a UID in the view, or -1. */
 long imap_view_find_uid(const struct imap_view *v, uint32_t uid);
 void imap_view_set_state(struct imap_msg *m, unsigned flags, const char *keywords,
