@@ -118,7 +118,7 @@ void imap_write_flags(struct imap_session *s, unsigned flags, const char *keywor
 /* Every capability this server has, in one place: the greeting, the
  * CAPABILITY command and the login reply all use it. */
 #define IMAP_CAPS_COMMON "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT" \
-	" CHILDREN UIDPLUS MOVE SPECIAL-USE CONDSTORE QRESYNC"
+	" CHILDREN UIDPLUS MOVE SPECIAL-USE CONDSTORE QRESYNC LIST-EXTENDED LIST-STATUS"
 
 void imap_capability_string(struct imap_session *s, char *buf, size_t size)
 {

@@ -264,8 +264,6 @@ void imap_cmd_create(struct imap_session *s, const struct imap_command *cmd)
 	imap_tagged(s, cmd->tag, "OK", "CREATE completed");
 }
 
-static int has_children(struct imap_session *s, const char *name);
-
 void imap_cmd_delete(struct imap_session *s, const struct imap_command *cmd)
 {
 	char name[NAME_MAX_];
@@ -283,7 +281,7 @@ void imap_cmd_delete(struct imap_session *s, const struct imap_command *cmd)
 		return;
 	}
 	/* Keeping a parent as \Noselect is not supported: refuse instead. */
-	if (has_children(s, name)) {
+	if (imap_mailbox_has_children(s, name)) {
 		imap_tagged(s, cmd->tag, "NO", "[INUSE] Mailbox has children; delete them first");
 		return;
 	}
@@ -336,176 +334,51 @@ void imap_cmd_subscribe(struct imap_session *s, const struct imap_command *cmd)
 		imap_tagged(s, cmd->tag, "OK", "%s completed", cmd->verb);
 }
 
-/* ---- LIST / LSUB --------------------------------------------------------- */
-
-/* '*' matches anything, '%' anything but the delimiter; INBOX matches
- * case-insensitively. */
-static bool wild_match(const char *pat, const char *name, bool inbox_ci)
-{
-	for (; *pat; pat++, name++) {
-		if (*pat == '*' || *pat == '%') {
-			for (;; name++) {
-				if (wild_match(pat + 1, name, false))
-					return true;
-				if (*name == '\0' || (*pat == '%' && *name == '/'))
-					return false;
-			}
-		}
-		if (inbox_ci ? (tolower((unsigned char)*pat) != tolower((unsigned char)*name))
-		    : *pat != *name)
-			return false;
-		if (inbox_ci && *pat == '/')
-			inbox_ci = false;
-	}
-	return *name == '\0';
-}
-
-static bool list_match(const char *pat, const char *name)
-{
-	bool inbox = strncmp(name, "INBOX", 5) == 0 && (name[5] == '\0' || name[5] == '/');
-
-	return wild_match(pat, name, inbox);
-}
-
-struct names {
-	struct store_mailbox *mb;
-	size_t n, cap;
-};
-
-static int names_add(const struct store_mailbox *mb, void *arg)
-{
-	struct names *l = arg;
-	struct store_mailbox *p;
-
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		if ((p = realloc(l->mb, cap * sizeof(*p))) == NULL)
-			return STORE_FULL;
-		l->mb = p;
-		l->cap = cap;
-	}
-	l->mb[l->n++] = *mb;
-	return 0;
-}
-
-static bool names_has_child(const struct names *l, const char *name)
-{
-	size_t i, n = strlen(name);
-
-	for (i = 0; i < l->n; i++)
-		if (strncmp(l->mb[i].name, name, n) == 0 && l->mb[i].name[n] == '/')
-			return true;
-	return false;
-}
-
-static int has_children(struct imap_session *s, const char *name)
-{
-	struct names l = { 0 };
-	int r;
-
-	if (store_mailbox_list(s->srv->store, s->inbox.id, names_add, &l) != STORE_OK) {
-		free(l.mb);
-		return 0;
-	}
-	r = names_has_child(&l, name);
-	free(l.mb);
-	return r;
-}
-
-static void list_one(struct imap_session *s, const char *verb, const char *attrs,
-    const char *name)
-{
-	imap_printf(s, "* %s (%s) \"/\" ", verb, attrs);
-	imap_write_mailbox(s, name);
-	imap_printf(s, "\r\n");
-}
-
-static void list_mailboxes(struct imap_session *s, const char *pat)
-{
-	struct names l = { 0 };
-	char attrs[64];
-	size_t i;
-
-	if (store_mailbox_list(s->srv->store, s->inbox.id, names_add, &l) == STORE_OK) {
-		for (i = 0; i < l.n; i++) {
-			if (!list_match(pat, l.mb[i].name))
-				continue;
-			snprintf(attrs, sizeof(attrs), "%s%s%s",
-			    names_has_child(&l, l.mb[i].name) ? "\\HasChildren" : "\\HasNoChildren",
-			    l.mb[i].special_use[0] ? " " : "", l.mb[i].special_use);
-			list_one(s, "LIST", attrs, l.mb[i].name);
-		}
-	}
-	free(l.mb);
-}
-
-struct lsub_ctx {
-	struct imap_session *s;
-	const char *pat;
-};
-
-static int lsub_one(const char *name, void *arg)
-{
-	struct lsub_ctx *c = arg;
-
-	if (list_match(c->pat, name))
-		list_one(c->s, "LSUB", "", name);
-	return 0;
-}
-
-void imap_cmd_list(struct imap_session *s, const struct imap_command *cmd)
-{
-	bool lsub = strcmp(cmd->verb, "LSUB") == 0;
-	char ref[NAME_MAX_] = "", pat[NAME_MAX_] = "", full[2 * NAME_MAX_];
-	const char *str;
-	size_t len;
-
-	if (cmd->nargs != 2 || !imap_arg_list_mailbox(&cmd->args[0], &str, &len) ||
-	    (len > 0 && !imap_arg_mailbox(s, &cmd->args[0], ref, sizeof(ref))) ||
-	    !imap_arg_list_mailbox(&cmd->args[1], &str, &len) ||
-	    (len > 0 && !imap_arg_mailbox(s, &cmd->args[1], pat, sizeof(pat)))) {
-		imap_tagged(s, cmd->tag, "BAD", "Syntax: %s reference mailbox", cmd->verb);
-		return;
-	}
-	if (!lsub && pat[0] == '\0') {
-		/* RFC 3501 §6.3.8: the hierarchy delimiter and root. */
-		imap_printf(s, "* LIST (\\Noselect) \"/\" \"\"\r\n");
-	} else if (pat[0] != '\0') {
-		snprintf(full, sizeof(full), "%s%s", pat[0] == '/' ? "" : ref, pat);
-		if (lsub) {
-			struct lsub_ctx c = { s, full };
-			(void)store_subscription_list(s->srv->store, s->inbox.id, lsub_one, &c);
-		} else {
-			list_mailboxes(s, full);
-		}
-	}
-	imap_tagged(s, cmd->tag, "OK", "%s completed", cmd->verb);
-}
-
 /* ---- STATUS -------------------------------------------------------------- */
 
-static bool status_item(struct imap_session *s, const char *item,
-    const struct store_mailbox_status *st, uint32_t recent, const char **sep)
+static bool status_known(const char *item)
 {
-	if (strcasecmp(item, "HIGHESTMODSEQ") == 0) {
-		imap_printf(s, "%sHIGHESTMODSEQ %llu", *sep, (unsigned long long)st->highestmodseq);
-		*sep = " ";
-		s->condstore = true;   /* a CONDSTORE enabling command */
-		return true;
-	}
 	static const char *const names[] = { "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY",
-		"UNSEEN" };
-	uint32_t values[] = { st->messages, recent, st->uidnext, st->uidvalidity, st->unseen };
+		"UNSEEN", "HIGHESTMODSEQ", "SIZE", "DELETED" };
 	size_t i;
 
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if (strcasecmp(item, names[i]) == 0) {
-			imap_printf(s, "%s%s %u", *sep, names[i], values[i]);
-			*sep = " ";
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcasecmp(item, names[i]) == 0)
 			return true;
-		}
-	}
 	return false;
+}
+
+bool imap_status_items_valid(const struct imap_arg *items)
+{
+	size_t i;
+
+	if (items->type != IMAP_ARG_LIST || items->count == 0)
+		return false;
+	for (i = 0; i < items->count; i++)
+		if (items->list[i].type != IMAP_ARG_ATOM || !status_known(items->list[i].str))
+			return false;
+	return true;
+}
+
+static uint64_t status_value(struct imap_session *s, const char *item,
+    const struct store_mailbox_status *st, uint32_t recent)
+{
+	if (strcasecmp(item, "MESSAGES") == 0)
+		return st->messages;
+	if (strcasecmp(item, "RECENT") == 0)
+		return recent;
+	if (strcasecmp(item, "UIDNEXT") == 0)
+		return st->uidnext;
+	if (strcasecmp(item, "UIDVALIDITY") == 0)
+		return st->uidvalidity;
+	if (strcasecmp(item, "UNSEEN") == 0)
+		return st->unseen;
+	if (strcasecmp(item, "SIZE") == 0)
+		return st->size;
+	if (strcasecmp(item, "DELETED") == 0)
+		return st->deleted;
+	s->condstore = true;   /* HIGHESTMODSEQ: a CONDSTORE enabling command */
+	return st->highestmodseq;
 }
 
 static uint32_t view_recent(const struct imap_view *v)
@@ -518,43 +391,52 @@ static uint32_t view_recent(const struct imap_view *v)
 	return n;
 }
 
+int imap_status_write(struct imap_session *s, const struct store_mailbox *mb,
+    const struct imap_arg *items)
+{
+	struct store_mailbox_status st;
+	uint32_t recent;
+	size_t i;
+	int rc = store_mailbox_status(s->srv->store, mb->id, &st);
+
+	if (rc != STORE_OK)
+		return rc;
+	recent = s->view && s->view->mb.id == mb->id ? view_recent(s->view) : st.recent;
+	imap_printf(s, "* STATUS ");
+	imap_write_mailbox(s, mb->name);
+	imap_printf(s, " (");
+	for (i = 0; i < items->count; i++) {
+		char up[32];
+		size_t k;
+		for (k = 0; k + 1 < sizeof(up) && items->list[i].str[k]; k++)
+			up[k] = (char)toupper((unsigned char)items->list[i].str[k]);
+		up[k] = '\0';
+		imap_printf(s, "%s%s %llu", i ? " " : "", up,
+		    (unsigned long long)status_value(s, up, &st, recent));
+	}
+	imap_printf(s, ")\r\n");
+	return STORE_OK;
+}
+
 void imap_cmd_status(struct imap_session *s, const struct imap_command *cmd)
 {
 	char name[NAME_MAX_];
 	struct store_mailbox mb;
-	struct store_mailbox_status st;
-	const char *sep = "";
-	uint32_t recent;
-	size_t i;
 	int rc;
 
 	if (!mailbox_arg(s, cmd, 0, name))
 		return;
-	if (cmd->nargs != 2 || cmd->args[1].type != IMAP_ARG_LIST) {
+	if (cmd->nargs != 2 || !imap_status_items_valid(&cmd->args[1])) {
 		imap_tagged(s, cmd->tag, "BAD", "Syntax: STATUS mailbox (items)");
 		return;
 	}
 	rc = store_mailbox_get(s->srv->store, s->inbox.id, name, &mb);
 	if (rc == STORE_OK)
-		rc = store_mailbox_status(s->srv->store, mb.id, &st);
-	if (rc != STORE_OK) {
+		rc = imap_status_write(s, &mb, &cmd->args[1]);
+	if (rc != STORE_OK)
 		reply_store_error(s, cmd->tag, rc);
-		return;
-	}
-	recent = s->view && s->view->mb.id == mb.id ? view_recent(s->view) : st.recent;
-	imap_printf(s, "* STATUS ");
-	imap_write_mailbox(s, name);
-	imap_printf(s, " (");
-	for (i = 0; i < cmd->args[1].count; i++) {
-		const struct imap_arg *a = &cmd->args[1].list[i];
-		if (a->type != IMAP_ARG_ATOM || !status_item(s, a->str, &st, recent, &sep)) {
-			imap_printf(s, ")\r\n");
-			imap_tagged(s, cmd->tag, "BAD", "Unknown STATUS item");
-			return;
-		}
-	}
-	imap_printf(s, ")\r\n");
-	imap_tagged(s, cmd->tag, "OK", "STATUS completed");
+	else
+		imap_tagged(s, cmd->tag, "OK", "STATUS completed");
 }
 
 /* ---- APPEND -------------------------------------------------------------- */

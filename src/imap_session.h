@@ -157,6 +157,11 @@ void imap_cmd_delete(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_rename(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_subscribe(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_list(struct imap_session *s, const struct imap_command *cmd);
+bool imap_mailbox_has_children(struct imap_session *s, const char *name);
+/* STATUS items: all known, then "* STATUS name (...)" for one mailbox. */
+bool imap_status_items_valid(const struct imap_arg *items);
+int imap_status_write(struct imap_session *s, const struct store_mailbox *mb,
+    const struct imap_arg *items);
 void imap_cmd_status(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_append(struct imap_session *s, const struct imap_command *cmd);
 

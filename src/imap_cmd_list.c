@@ -1,0 +1,353 @@
+/*
+ * LIST and LSUB: RFC 3501 §6.3.8-9, extended by LIST-EXTENDED (RFC 5258:
+ * selection and return options, several patterns), LIST-STATUS (RFC
+ * 5819), SPECIAL-USE (RFC 6154) and CHILDREN (RFC 3348).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "imap_session.h"
+
+#define LIST_MAX_PATTERNS 16
+
+enum {
+	SEL_SUBSCRIBED = 1 << 0,
+	SEL_REMOTE = 1 << 1,
+	SEL_RECURSIVE = 1 << 2,
+	SEL_SPECIAL_USE = 1 << 3,
+	RET_SUBSCRIBED = 1 << 4,
+	RET_CHILDREN = 1 << 5,
+	RET_SPECIAL_USE = 1 << 6,
+	RET_STATUS = 1 << 7
+};
+
+struct list_req {
+	unsigned opts;
+	const struct imap_arg *status;     /* RETURN (STATUS (items)) */
+	char ref[STORE_MAILBOX_NAME_MAX];
+	char pat[LIST_MAX_PATTERNS][2 * STORE_MAILBOX_NAME_MAX];
+	size_t npat;
+};
+
+/* What LIST reports on: existing mailboxes and subscribed names. */
+struct entry {
+	char name[STORE_MAILBOX_NAME_MAX];
+	char special_use[16];
+	bool exists, subscribed;
+	struct store_mailbox mb;
+};
+
+struct entries {
+	struct entry *e;
+	size_t n, cap;
+};
+
+/* '*' matches anything, '%' anything but the delimiter; INBOX matches
+ * case-insensitively. */
+static bool wild_match(const char *pat, const char *name, bool inbox_ci)
+{
+	for (; *pat; pat++, name++) {
+		if (*pat == '*' || *pat == '%') {
+			for (;; name++) {
+				if (wild_match(pat + 1, name, false))
+					return true;
+				if (*name == '\0' || (*pat == '%' && *name == '/'))
+					return false;
+			}
+		}
+		if (inbox_ci ? (tolower((unsigned char)*pat) != tolower((unsigned char)*name))
+		    : *pat != *name)
+			return false;
+		if (inbox_ci && *pat == '/')
+			inbox_ci = false;
+	}
+	return *name == '\0';
+}
+
+static bool name_match(const char *pat, const char *name)
+{
+	bool inbox = strncmp(name, "INBOX", 5) == 0 && (name[5] == '\0' || name[5] == '/');
+
+	return wild_match(pat, name, inbox);
+}
+
+static bool any_match(const struct list_req *r, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < r->npat; i++)
+		if (name_match(r->pat[i], name))
+			return true;
+	return false;
+}
+
+static struct entry *entry_get(struct entries *l, const char *name)
+{
+	struct entry *p;
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (strcmp(l->e[i].name, name) == 0)
+			return &l->e[i];
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		if ((p = realloc(l->e, cap * sizeof(*p))) == NULL)
+			return NULL;
+		l->e = p;
+		l->cap = cap;
+	}
+	p = &l->e[l->n++];
+	memset(p, 0, sizeof(*p));
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	return p;
+}
+
+static int entry_mailbox(const struct store_mailbox *mb, void *arg)
+{
+	struct entry *e = entry_get(arg, mb->name);
+
+	if (e == NULL)
+		return STORE_FULL;
+	e->exists = true;
+	e->mb = *mb;
+	snprintf(e->special_use, sizeof(e->special_use), "%s", mb->special_use);
+	return 0;
+}
+
+static int entry_subscribed(const char *name, void *arg)
+{
+	struct entry *e = entry_get(arg, name);
+
+	if (e == NULL)
+		return STORE_FULL;
+	e->subscribed = true;
+	return 0;
+}
+
+static int entries_load(struct imap_session *s, struct entries *l)
+{
+	int rc = store_mailbox_list(s->srv->store, s->inbox.id, entry_mailbox, l);
+
+	if (rc == STORE_OK)
+		rc = store_subscription_list(s->srv->store, s->inbox.id, entry_subscribed, l);
+	return rc;
+}
+
+/* Does some other entry below `name` have the property? */
+static bool below(const struct entries *l, const char *name, bool subscribed_only)
+{
+	size_t i, n = strlen(name);
+
+	for (i = 0; i < l->n; i++)
+		if (strncmp(l->e[i].name, name, n) == 0 && l->e[i].name[n] == '/' &&
+		    (subscribed_only ? l->e[i].subscribed : l->e[i].exists))
+			return true;
+	return false;
+}
+
+bool imap_mailbox_has_children(struct imap_session *s, const char *name)
+{
+	struct entries l = { 0 };
+	bool r = entries_load(s, &l) == STORE_OK && below(&l, name, false);
+
+	free(l.e);
+	return r;
+}
+
+/* ---- parsing -------------------------------------------------------------- */
+
+static bool opt_word(const struct imap_arg *a, const char *const *words, const unsigned *bits,
+    size_t n, unsigned *out)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (imap_arg_equals(a, words[i])) {
+			*out |= bits[i];
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool parse_selection(const struct imap_arg *list, struct list_req *r)
+{
+	static const char *const w[] = { "SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE" };
+	static const unsigned b[] = { SEL_SUBSCRIBED, SEL_REMOTE, SEL_RECURSIVE, SEL_SPECIAL_USE };
+	size_t i;
+
+	for (i = 0; i < list->count; i++)
+		if (!opt_word(&list->list[i], w, b, 4, &r->opts))
+			return false;
+	/* RFC 5258 §3.1: RECURSIVEMATCH needs an option it can refine. */
+	return !(r->opts & SEL_RECURSIVE) || (r->opts & (SEL_SUBSCRIBED | SEL_SPECIAL_USE));
+}
+
+static bool parse_return(const struct imap_arg *list, struct list_req *r)
+{
+	static const char *const w[] = { "SUBSCRIBED", "CHILDREN", "SPECIAL-USE" };
+	static const unsigned b[] = { RET_SUBSCRIBED, RET_CHILDREN, RET_SPECIAL_USE };
+	size_t i;
+
+	for (i = 0; i < list->count; i++) {
+		if (opt_word(&list->list[i], w, b, 3, &r->opts))
+			continue;
+		if (!imap_arg_equals(&list->list[i], "STATUS") || i + 1 >= list->count ||
+		    !imap_status_items_valid(&list->list[i + 1]))
+			return false;
+		r->opts |= RET_STATUS;
+		r->status = &list->list[++i];
+	}
+	return true;
+}
+
+static bool add_pattern(struct imap_session *s, const struct imap_arg *a, struct list_req *r)
+{
+	char pat[STORE_MAILBOX_NAME_MAX];
+	const char *str;
+	size_t len;
+
+	if (r->npat >= LIST_MAX_PATTERNS || !imap_arg_list_mailbox(a, &str, &len))
+		return false;
+	pat[0] = '\0';
+	if (len > 0 && !imap_arg_mailbox(s, a, pat, sizeof(pat)))
+		return false;
+	/* The reference is a prefix, unless the pattern starts at the root. */
+	snprintf(r->pat[r->npat++], sizeof(r->pat[0]), "%s%s", pat[0] == '/' ? "" : r->ref, pat);
+	return true;
+}
+
+static bool parse_list(struct imap_session *s, const struct imap_command *cmd,
+    struct list_req *r)
+{
+	const struct imap_arg *a = cmd->args;
+	size_t n = cmd->nargs, i = 0;
+	const char *str;
+	size_t len;
+
+	if (n > 0 && a[0].type == IMAP_ARG_LIST && !parse_selection(&a[i++], r))
+		return false;
+	if (i + 2 > n || !imap_arg_list_mailbox(&a[i], &str, &len) ||
+	    (len > 0 && !imap_arg_mailbox(s, &a[i], r->ref, sizeof(r->ref))))
+		return false;
+	i++;
+	if (a[i].type == IMAP_ARG_LIST) {
+		for (size_t k = 0; k < a[i].count; k++)
+			if (!add_pattern(s, &a[i].list[k], r))
+				return false;
+	} else if (!add_pattern(s, &a[i], r)) {
+		return false;
+	}
+	i++;
+	if (i + 2 == n && imap_arg_equals(&a[i], "RETURN") && a[i + 1].type == IMAP_ARG_LIST)
+		return parse_return(&a[i + 1], r);
+	return i == n;
+}
+
+/* ---- output ---------------------------------------------------------------- */
+
+static void list_attrs(const struct list_req *r, const struct entries *l, const struct entry *e,
+    char *buf, size_t size)
+{
+	size_t n = 0;
+
+#define ATTR(cond, text) \
+	if (cond) \
+		n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? " " : "", text)
+	ATTR(!e->exists, "\\NonExistent");
+	ATTR(e->exists, below(l, e->name, false) ? "\\HasChildren" : "\\HasNoChildren");
+	ATTR(e->subscribed && (r->opts & (SEL_SUBSCRIBED | RET_SUBSCRIBED)), "\\Subscribed");
+	ATTR(e->special_use[0], e->special_use);
+#undef ATTR
+}
+
+static void list_entry(struct imap_session *s, const struct list_req *r,
+    const struct entries *l, const struct entry *e, bool childinfo)
+{
+	char attrs[128] = "";
+
+	list_attrs(r, l, e, attrs, sizeof(attrs));
+	imap_printf(s, "* LIST (%s) \"/\" ", attrs);
+	imap_write_mailbox(s, e->name);
+	/* RFC 5258 §3.5: a parent listed for its subscribed children. */
+	if (childinfo)
+		imap_printf(s, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+	imap_printf(s, "\r\n");
+	if ((r->opts & RET_STATUS) && e->exists)
+		(void)imap_status_write(s, &e->mb, r->status);
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct entry *)a)->name, ((const struct entry *)b)->name);
+}
+
+static void list_run(struct imap_session *s, const struct list_req *r)
+{
+	struct entries l = { 0 };
+	size_t i;
+
+	if (entries_load(s, &l) == STORE_OK) {
+		qsort(l.e, l.n, sizeof(l.e[0]), entry_cmp);
+		for (i = 0; i < l.n; i++) {
+			const struct entry *e = &l.e[i];
+			bool childinfo = false;
+			if (!any_match(r, e->name))
+				continue;
+			if ((r->opts & SEL_SPECIAL_USE) && !e->special_use[0])
+				continue;
+			if (r->opts & SEL_SUBSCRIBED) {
+				childinfo = (r->opts & SEL_RECURSIVE) && below(&l, e->name, true);
+				if (!e->subscribed && !childinfo)
+					continue;
+			} else if (!e->exists) {
+				continue;
+			}
+			list_entry(s, r, &l, e, childinfo && !e->subscribed);
+		}
+	}
+	free(l.e);
+}
+
+static int lsub_one(const char *name, void *arg)
+{
+	struct imap_session *s = ((void **)arg)[0];
+	const struct list_req *r = ((void **)arg)[1];
+
+	if (any_match(r, name)) {
+		imap_printf(s, "* LSUB () \"/\" ");
+		imap_write_mailbox(s, name);
+		imap_printf(s, "\r\n");
+	}
+	return 0;
+}
+
+void imap_cmd_list(struct imap_session *s, const struct imap_command *cmd)
+{
+	bool lsub = strcmp(cmd->verb, "LSUB") == 0;
+	struct list_req *r = calloc(1, sizeof(*r));
+
+	if (r == NULL) {
+		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Out of memory");
+		return;
+	}
+	if (!parse_list(s, cmd, r) || (lsub && (r->opts || r->npat != 1))) {
+		imap_tagged(s, cmd->tag, "BAD", "Syntax: %s reference mailbox", cmd->verb);
+	} else if (!lsub && r->npat == 1 && strcmp(r->pat[0], r->ref) == 0 && r->opts == 0) {
+		/* RFC 3501 §6.3.8: an empty pattern asks for the delimiter. */
+		imap_printf(s, "* LIST (\\Noselect) \"/\" \"\"\r\n");
+		imap_tagged(s, cmd->tag, "OK", "LIST completed");
+	} else {
+		if (lsub) {
+			void *ctx[2] = { s, r };
+			(void)store_subscription_list(s->srv->store, s->inbox.id, lsub_one, ctx);
+		} else {
+			list_run(s, r);
+		}
+		imap_tagged(s, cmd->tag, "OK", "%s completed", cmd->verb);
+	}
+	free(r);
+}
