@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 
@@ -14,6 +15,7 @@
 #include "mailsnare/imap_envelope.h"
 #include "mailsnare/imap_fetchattr.h"
 #include "mailsnare/mime.h"
+#include "mailsnare/mime_decode.h"
 #include "imap_session.h"
 
 /* Per message: the structure is loaded at most once. */
@@ -39,6 +41,7 @@ struct imap_fetch_job {
 	bool in_msg;
 	size_t att;
 	bool seen_changed, has_flags, failed;
+	const char *error;           /* the NO text when failed */
 	uint64_t stream_off, stream_left;
 };
 
@@ -203,6 +206,121 @@ static bool fetch_section(struct imap_session *s, struct imap_fetch_job *job,
 	return true;
 }
 
+/* ---- BINARY (RFC 3516) ------------------------------------------------- */
+
+struct binary_out {
+	struct mime_decoder dec;
+	struct evbuffer *out;
+	char *tmp;
+	size_t tmpsize;
+};
+
+static bool binary_room(struct binary_out *b, size_t need)
+{
+	char *t;
+
+	if (need <= b->tmpsize)
+		return true;
+	if ((t = realloc(b->tmp, need)) == NULL)
+		return false;
+	b->tmp = t;
+	b->tmpsize = need;
+	return true;
+}
+
+static int binary_sink(void *arg, const void *buf, size_t len)
+{
+	struct binary_out *b = arg;
+
+	if (!binary_room(b, MIME_DECODE_OUT_MAX(len)))
+		return -1;
+	return evbuffer_add(b->out, b->tmp, mime_decoder_feed(&b->dec, buf, len, b->tmp));
+}
+
+static bool cte_known(const char *enc)
+{
+	static const char *const known[] = { "7bit", "8bit", "binary", "base64",
+		"quoted-printable" };
+	size_t i;
+
+	if (enc == NULL || enc[0] == '\0')
+		return true;
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcasecmp(enc, known[i]) == 0)
+			return true;
+	return false;
+}
+
+/* The decoded content of a section, in memory (bounded by the message
+ * size). Leaves and whole messages only; containers are sent as they are. */
+static struct evbuffer *binary_decode(struct imap_session *s, struct fetch_msg *fm,
+    const struct imap_section *sec, const char **err)
+{
+	const struct mime_part *root = fetch_tree(s, fm), *p;
+	struct binary_out b = { .out = evbuffer_new() };
+	char path[IMAP_SECTION_MAX_PARTS * 11];
+	size_t len = 0;
+	unsigned i;
+	int rc;
+
+	if (root == NULL || b.out == NULL)
+		goto fail;
+	for (i = 0; i < sec->nparts; i++)
+		len += (size_t)snprintf(path + len, sizeof(path) - len, "%s%u", i ? "." : "",
+		    sec->part[i]);
+	p = sec->nparts ? mime_part_find(root, path, len) : root;
+	if (p == NULL) {
+		*err = "[NONEXISTENT] No such part";
+		goto fail;
+	}
+	if (p->children == NULL && !cte_known(p->encoding)) {
+		*err = "[UNKNOWN-CTE] Cannot decode this transfer encoding";
+		goto fail;
+	}
+	mime_decoder_init(&b.dec, p->children == NULL && sec->nparts ?
+	    mime_encoding_from_name(p->encoding) : MIME_ENC_IDENTITY);
+	rc = sec->nparts ? store_message_read_range(s->srv->store, fm->m->id, p->body_off,
+	    p->body_size, binary_sink, &b) : store_message_read(s->srv->store, fm->m->id,
+	    binary_sink, &b);
+	if (rc != STORE_OK || !binary_room(&b, MIME_DECODE_OUT_MAX(0)))
+		goto fail;
+	evbuffer_add(b.out, b.tmp, mime_decoder_finish(&b.dec, b.tmp));
+	free(b.tmp);
+	return b.out;
+fail:
+	free(b.tmp);
+	if (b.out)
+		evbuffer_free(b.out);
+	return NULL;
+}
+
+static bool fetch_binary(struct imap_session *s, struct imap_fetch_job *job,
+    const struct imap_fetch_att *a)
+{
+	const char *err = "[SERVERBUG] Cannot decode";
+	struct evbuffer *b = binary_decode(s, &job->fm, &a->section, &err);
+	uint64_t off, len, total;
+	char *data;
+
+	if (b == NULL) {
+		job->error = err;
+		return false;
+	}
+	total = evbuffer_get_length(b);
+	data = (char *)evbuffer_pullup(b, -1);
+	if (a->item == IMAP_FETCH_BINARY_SIZE) {
+		imap_printf(s, "%s %llu", a->echo, (unsigned long long)total);
+	} else {
+		send_partial(s, a, total, &off, &len);
+		/* A literal8 only when there is a NUL to carry (RFC 3516 §4.2). */
+		imap_printf(s, "%s %s{%llu}\r\n", a->echo,
+		    len && memchr(data + off, '\0', len) ? "~" : "", (unsigned long long)len);
+		conn_write(s->conn, data + off, len);
+	}
+	evbuffer_free(b);
+	return true;
+}
+
 static bool fetch_att(struct imap_session *s, struct imap_fetch_job *job,
     const struct imap_fetch_att *a)
 {
@@ -237,6 +355,9 @@ static bool fetch_att(struct imap_session *s, struct imap_fetch_job *job,
 	case IMAP_FETCH_RFC822_TEXT:
 	case IMAP_FETCH_BODY_SECTION:
 		return fetch_section(s, job, a);
+	case IMAP_FETCH_BINARY:
+	case IMAP_FETCH_BINARY_SIZE:
+		return fetch_binary(s, job, a);
 	default:
 		return false;
 	}
@@ -333,7 +454,8 @@ static bool fetch_run(struct imap_session *s, struct imap_fetch_job *job)
 		fetch_msg_begin(s, job, (size_t)i);
 	}
 	if (job->failed)
-		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Cannot read a message");
+		imap_tagged(s, cmd->tag, "NO", "%s", job->error ? job->error :
+		    "[SERVERBUG] Cannot read a message");
 	else
 		imap_tagged(s, cmd->tag, "OK", "FETCH completed");
 	return true;
@@ -388,13 +510,6 @@ static bool fetch_prepare(struct imap_session *s, const struct imap_command *cmd
 	if (!imap_fetch_parse(cmd->args + 1, cmd->nargs - 1, cmd->uid, &job->f, &err)) {
 		imap_tagged(s, cmd->tag, "BAD", "%s", err.msg[0] ? err.msg : "Invalid FETCH items");
 		return false;
-	}
-	for (i = 0; i < job->f.count; i++) {
-		enum imap_fetch_item it = job->f.atts[i].item;
-		if (it == IMAP_FETCH_BINARY || it == IMAP_FETCH_BINARY_SIZE) {
-			imap_tagged(s, cmd->tag, "BAD", "BINARY is not supported");
-			return false;
-		}
 	}
 	if (cmd->uid && !imap_fetch_ensure(&job->f, IMAP_FETCH_UID)) {
 		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Out of memory");
