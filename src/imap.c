@@ -118,7 +118,8 @@ void imap_write_flags(struct imap_session *s, unsigned flags, const char *keywor
 /* Every capability this server has, in one place: the greeting, the
  * CAPABILITY command and the login reply all use it. */
 #define IMAP_CAPS_COMMON "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT" \
-	" CHILDREN UIDPLUS MOVE SPECIAL-USE CONDSTORE QRESYNC LIST-EXTENDED LIST-STATUS"
+	" CHILDREN UIDPLUS MOVE SPECIAL-USE CONDSTORE QRESYNC LIST-EXTENDED LIST-STATUS" \
+	" ESEARCH SEARCHRES SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES"
 
 void imap_capability_string(struct imap_session *s, char *buf, size_t size)
 {
@@ -453,7 +454,8 @@ bool imap_view_select(struct imap_session *s, const char *tag, const char *set, 
 	imap_seqset_init(&parsed);
 	rc = imap_seqset_parse(set, strlen(set), 10000, &parsed);
 	if (rc == IMAP_SEQ_OK)
-		rc = imap_seqset_eval(&parsed, uid ? IMAP_SEQ_UID : IMAP_SEQ_MSN, max, NULL, out);
+		rc = parsed.saved ? imap_search_saved_set(s, uid, out) :
+		    imap_seqset_eval(&parsed, uid ? IMAP_SEQ_UID : IMAP_SEQ_MSN, max, NULL, out);
 	imap_seqset_free(&parsed);
 	/* "1:*" on an empty mailbox is what clients send after SELECT: it
 	 * names nothing, as in Dovecot, rather than being an error. */
@@ -504,6 +506,10 @@ static const struct imap_cmd imap_commands[] = {
 	{ "UID EXPUNGE", SELECTED, 0, imap_cmd_expunge },
 	{ "SEARCH", SELECTED, IMAP_CMD_NO_EXPUNGE, imap_cmd_search },
 	{ "UID SEARCH", SELECTED, 0, imap_cmd_search },
+	{ "SORT", SELECTED, IMAP_CMD_NO_EXPUNGE, imap_cmd_sort },
+	{ "UID SORT", SELECTED, 0, imap_cmd_sort },
+	{ "THREAD", SELECTED, IMAP_CMD_NO_EXPUNGE, imap_cmd_thread },
+	{ "UID THREAD", SELECTED, 0, imap_cmd_thread },
 	{ "FETCH", SELECTED, IMAP_CMD_NO_EXPUNGE, imap_cmd_fetch },
 	{ "UID FETCH", SELECTED, 0, imap_cmd_fetch },
 	{ "STORE", SELECTED, IMAP_CMD_NO_EXPUNGE, imap_cmd_store },
@@ -721,6 +727,7 @@ static void imap_free(void *arg)
 	store_unsubscribe(s->srv->store, imap_on_change, s);
 	imap_fetch_abort(s);
 	imap_view_free(s->view);
+	imap_search_saved_reset(s);
 	imap_reader_free(s->reader);
 	if (s->sasl) {
 		sasl_reset(s->sasl);

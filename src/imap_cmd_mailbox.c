@@ -189,6 +189,7 @@ void imap_cmd_select(struct imap_session *s, const struct imap_command *cmd)
 		imap_printf(s, "* OK [CLOSED] Previous mailbox closed\r\n");
 	imap_view_free(s->view);
 	s->view = NULL;
+	imap_search_saved_reset(s);
 	s->state = IMAP_AUTH;
 	if ((v = calloc(1, sizeof(*v))) == NULL) {
 		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Out of memory");

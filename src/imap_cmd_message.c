@@ -47,6 +47,7 @@ void imap_cmd_close(struct imap_session *s, const struct imap_command *cmd)
 		(void)expunge_deleted(s, NULL);
 	imap_view_free(s->view);
 	s->view = NULL;
+	imap_search_saved_reset(s);
 	s->dirty = false;
 	s->state = IMAP_AUTH;
 	imap_tagged(s, cmd->tag, "OK", "%s completed", cmd->verb);

@@ -2,7 +2,10 @@
  * SEARCH and UID SEARCH (RFC 3501 §6.4.4): the key tree from
  * imap_search.c evaluated per message of the view. Header keys match the
  * RFC 2047-decoded values, BODY and TEXT the transfer-decoded text of the
- * message's parts; both case-insensitively.
+ * message's parts; both case-insensitively. ESEARCH result options (RFC
+ * 4731) and the saved result "$" of SEARCHRES (RFC 5182), kept as UIDs so
+ * that expunges drop out of it by themselves. SORT and THREAD
+ * (imap_cmd_sort.c) evaluate their criteria with imap_search_run.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -321,7 +324,8 @@ static bool eval(struct search_msg *sm, const struct imap_search_node *n)
 	}
 }
 
-/* Resolves the sequence sets of the tree against the view, in place. */
+/* Resolves the sequence sets of the tree against the view, in place. "$"
+ * becomes the saved result: UIDs, whatever numbers the key used. */
 static bool resolve_sets(struct imap_session *s, struct imap_search_node *n)
 {
 	struct imap_view *v = s->view;
@@ -329,18 +333,20 @@ static bool resolve_sets(struct imap_session *s, struct imap_search_node *n)
 	size_t i;
 
 	if (n->key == IMAP_SK_SEQSET || n->key == IMAP_SK_UID) {
-		bool uid = n->key == IMAP_SK_UID;
+		bool uid = n->key == IMAP_SK_UID || n->set.saved;
 		uint32_t max = uid ? (v->n ? v->msgs[v->n - 1].uid : 0) : (uint32_t)v->n;
 		enum imap_seq_rc rc;
 		imap_seqset_init(&out);
 		/* Numbers beyond the mailbox simply match nothing in SEARCH. */
-		rc = imap_seqset_eval(&n->set, uid ? IMAP_SEQ_UID : IMAP_SEQ_MSN, max, NULL, &out);
+		rc = imap_seqset_eval(&n->set, uid ? IMAP_SEQ_UID : IMAP_SEQ_MSN, max,
+		    &s->search_saved, &out);
 		if (rc != IMAP_SEQ_OK && rc != IMAP_SEQ_ERR_RANGE && rc != IMAP_SEQ_ERR_EMPTY) {
 			imap_seqset_free(&out);
 			return false;
 		}
 		imap_seqset_free(&n->set);
 		n->set = out;
+		n->key = uid ? IMAP_SK_UID : IMAP_SK_SEQSET;
 	}
 	for (i = 0; i < n->nchildren; i++)
 		if (!resolve_sets(s, &n->children[i]))
@@ -348,34 +354,168 @@ static bool resolve_sets(struct imap_session *s, struct imap_search_node *n)
 	return true;
 }
 
+bool imap_search_run(struct imap_session *s, struct imap_search *q, size_t **idx, size_t *n)
+{
+	size_t cap = 0;
+
+	*idx = NULL;
+	*n = 0;
+	if (!resolve_sets(s, &q->root))
+		return false;
+	for (size_t i = 0; i < s->view->n; i++) {
+		struct search_msg sm = { .s = s, .m = &s->view->msgs[i], .seq = i + 1 };
+		bool hit = !sm.m->gone && eval(&sm, &q->root);
+		search_msg_free(&sm);
+		if (!hit)
+			continue;
+		if (*n == cap) {
+			size_t *p = realloc(*idx, (cap = cap ? cap * 2 : 64) * sizeof(*p));
+			if (p == NULL) {
+				free(*idx);
+				*idx = NULL;
+				*n = 0;
+				return false;
+			}
+			*idx = p;
+		}
+		(*idx)[(*n)++] = i;
+	}
+	return true;
+}
+
+/* ---- SEARCHRES: the saved result, as UIDs (RFC 5182) -------------------- */
+
+void imap_search_saved_reset(struct imap_session *s)
+{
+	imap_seqset_free(&s->search_saved);
+	imap_seqset_init(&s->search_saved);
+}
+
+enum imap_seq_rc imap_search_saved_set(struct imap_session *s, bool uid, struct imap_seqset *out)
+{
+	const struct imap_view *v = s->view;
+
+	imap_seqset_clear(out);
+	for (size_t i = 0; v && i < v->n; i++) {
+		if (!imap_seqset_contains(&s->search_saved, v->msgs[i].uid))
+			continue;
+		if (imap_seqset_add(out, uid ? v->msgs[i].uid : i + 1,
+		    uid ? v->msgs[i].uid : i + 1) != IMAP_SEQ_OK)
+			return IMAP_SEQ_ERR_NOMEM;
+	}
+	imap_seqset_normalize(out);
+	return IMAP_SEQ_OK;
+}
+
+/* Saves the messages idx[0..n) (or the first and last only, for SAVE with
+ * MIN and/or MAX alone, RFC 5182 §2.1). */
+static void save_result(struct imap_session *s, unsigned ret, const size_t *idx, size_t n)
+{
+	bool ends = (ret & (IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX)) &&
+	    !(ret & (IMAP_SEARCH_RET_ALL | IMAP_SEARCH_RET_COUNT));
+
+	imap_search_saved_reset(s);
+	for (size_t i = 0; i < n; i++) {
+		if (ends && !((i == 0 && (ret & IMAP_SEARCH_RET_MIN)) ||
+		    (i == n - 1 && (ret & IMAP_SEARCH_RET_MAX))))
+			continue;
+		uint32_t uid = s->view->msgs[idx[i]].uid;
+		if (imap_seqset_add(&s->search_saved, uid, uid) != IMAP_SEQ_OK) {
+			imap_search_saved_reset(s);
+			return;
+		}
+	}
+	imap_seqset_normalize(&s->search_saved);
+}
+
+/* "* ESEARCH (TAG "a") UID MIN 2 MAX 7 COUNT 3 ALL 2,4:7" (RFC 4731). */
+static void send_esearch(struct imap_session *s, const char *tag, bool uid, unsigned ret,
+    const size_t *idx, size_t n)
+{
+	const struct imap_view *v = s->view;
+	struct imap_seqset all;
+	char *buf;
+	size_t len;
+
+#define NUM(i) (uid ? v->msgs[idx[i]].uid : (uint32_t)(idx[i] + 1))
+	imap_printf(s, "* ESEARCH (TAG \"%s\")%s", tag, uid ? " UID" : "");
+	if (n > 0 && (ret & IMAP_SEARCH_RET_MIN))
+		imap_printf(s, " MIN %u", NUM(0));
+	if (n > 0 && (ret & IMAP_SEARCH_RET_MAX))
+		imap_printf(s, " MAX %u", NUM(n - 1));
+	if (ret & IMAP_SEARCH_RET_COUNT)
+		imap_printf(s, " COUNT %zu", n);
+	if (n > 0 && (ret & IMAP_SEARCH_RET_ALL)) {
+		imap_seqset_init(&all);
+		for (size_t i = 0; i < n; i++)
+			(void)imap_seqset_add(&all, NUM(i), NUM(i));
+		imap_seqset_normalize(&all);
+		len = imap_seqset_format(&all, NULL, 0);
+		if ((buf = malloc(len + 1)) != NULL) {
+			imap_seqset_format(&all, buf, len + 1);
+			imap_printf(s, " ALL %s", buf);
+			free(buf);
+		}
+		imap_seqset_free(&all);
+	}
+#undef NUM
+	imap_printf(s, "\r\n");
+}
+
+/* Did a SEARCH that failed to parse ask for SAVE? */
+static bool wanted_save(const struct imap_command *cmd)
+{
+	struct imap_error err = { 0 };
+	unsigned ret = 0;
+
+	return cmd->nargs >= 2 && imap_arg_equals(&cmd->args[0], "RETURN") &&
+	    imap_search_parse_return(&cmd->args[1], &ret, &err) && (ret & IMAP_SEARCH_RET_SAVE);
+}
+
+void imap_search_reply_error(struct imap_session *s, const char *tag,
+    const struct imap_error *err, const char *what)
+{
+	const char *code = imap_err_resp_code(err->code);
+
+	imap_tagged(s, tag, imap_err_is_no(err->code) ? "NO" : "BAD", "%s%s%s%s",
+	    code ? "[" : "", code ? code : "", code ? "] " : "",
+	    err->msg[0] ? err->msg : what);
+}
+
 void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd)
 {
-	struct imap_search_limits lim = { 32, 10000, IMAP_SEARCH_NO_RETURN };
+	struct imap_search_limits lim = { 32, 10000, 0 };
 	struct imap_search q = { 0 };
 	struct imap_error err = { 0 };
-	const char *code;
-	size_t i;
+	size_t *idx = NULL, n = 0, i;
 
 	if (!imap_search_parse(cmd->args, cmd->nargs, &lim, &q, &err)) {
-		code = imap_err_resp_code(err.code);
-		imap_tagged(s, cmd->tag, imap_err_is_no(err.code) ? "NO" : "BAD", "%s%s%s%s",
-		    code ? "[" : "", code ? code : "", code ? "] " : "",
-		    err.msg[0] ? err.msg : "Invalid search");
+		/* RFC 5182: a NO empties the saved result, a BAD leaves it. */
+		if (imap_err_is_no(err.code) && wanted_save(cmd))
+			imap_search_saved_reset(s);
+		imap_search_reply_error(s, cmd->tag, &err, "Invalid search");
 		return;
 	}
-	if (!resolve_sets(s, &q.root)) {
+	if (!imap_search_run(s, &q, &idx, &n)) {
+		if (q.ret & IMAP_SEARCH_RET_SAVE)
+			imap_search_saved_reset(s);
 		imap_search_free(&q);
-		imap_tagged(s, cmd->tag, "BAD", "Invalid sequence set");
+		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Search failed");
 		return;
 	}
-	imap_printf(s, "* SEARCH");
-	for (i = 0; i < s->view->n; i++) {
-		struct search_msg sm = { .s = s, .m = &s->view->msgs[i], .seq = i + 1 };
-		if (!sm.m->gone && eval(&sm, &q.root))
-			imap_printf(s, " %u", cmd->uid ? sm.m->uid : (unsigned)(i + 1));
-		search_msg_free(&sm);
+	if (q.ret & IMAP_SEARCH_RET_SAVE)
+		save_result(s, q.ret, idx, n);
+	if (!q.esearch) {
+		imap_printf(s, "* SEARCH");
+		for (i = 0; i < n; i++)
+			imap_printf(s, " %u", cmd->uid ? s->view->msgs[idx[i]].uid :
+			    (unsigned)(idx[i] + 1));
+		imap_printf(s, "\r\n");
+	} else if (q.ret != IMAP_SEARCH_RET_SAVE) {
+		/* SAVE alone suppresses the ESEARCH response. */
+		send_esearch(s, cmd->tag, cmd->uid, q.ret, idx, n);
 	}
-	imap_printf(s, "\r\n");
+	free(idx);
 	imap_search_free(&q);
 	imap_tagged(s, cmd->tag, "OK", "SEARCH completed");
 }

@@ -72,6 +72,7 @@ struct imap_session {
 	struct event *ev_delay;
 	struct event *ev_sync;   /* reports changes to an idling client */
 	struct imap_fetch_job *fetch;  /* a FETCH waiting for the output to drain */
+	struct imap_seqset search_saved; /* SEARCHRES "$": UIDs (imap_cmd_search.c) */
 };
 
 /* A command: verb, the states where it runs, and what it does. */
@@ -175,5 +176,21 @@ void imap_cmd_fetch(struct imap_session *s, const struct imap_command *cmd);
 void imap_fetch_resume(struct imap_session *s);
 void imap_fetch_abort(struct imap_session *s);
 void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd);
+/* Evaluates a parsed program over the view: the matching messages as view
+ * indexes in ascending order (*idx malloc'd). Resolves its sets in place.
+ * false on an invalid set or no memory. */
+struct imap_search;
+bool imap_search_run(struct imap_session *s, struct imap_search *q, size_t **idx, size_t *n);
+/* The tagged NO/BAD for a program that failed to parse. */
+void imap_search_reply_error(struct imap_session *s, const char *tag,
+    const struct imap_error *err, const char *what);
+/* SEARCHRES: empties the saved result (SELECT, EXAMINE, CLOSE, UNSELECT,
+ * and the session's end); the saved result as UIDs or message numbers of
+ * the view, for "$" in a sequence set. */
+void imap_search_saved_reset(struct imap_session *s);
+enum imap_seq_rc imap_search_saved_set(struct imap_session *s, bool uid, struct imap_seqset *out);
+/* imap_cmd_sort.c */
+void imap_cmd_sort(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_thread(struct imap_session *s, const struct imap_command *cmd);
 
 #endif
