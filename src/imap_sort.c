@@ -723,7 +723,8 @@ static bool merge_subjects(struct imap_thread *t, const struct imap_thread_msg *
 	}
 	for (size_t i = 0; i < m.nbucket; i++)
 		m.bucket[i] = NONE;
-	memcpy(roots, t->nodes[0].kids, nroot * sizeof(*roots));
+	if (nroot > 0)
+		memcpy(roots, t->nodes[0].kids, nroot * sizeof(*roots));
 	/* (B) one message per subject: a dummy, else one that is no reply */
 	for (size_t i = 0; ok && i < nroot; i++) {
 		const char *s = thread_subject(t, msgs, roots[i]);
