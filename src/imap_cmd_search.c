@@ -428,9 +428,29 @@ static void save_result(struct imap_session *s, unsigned ret, const size_t *idx,
 	imap_seqset_normalize(&s->search_saved);
 }
 
+/* With a MODSEQ key (RFC 7162 §3.1.5): the highest mod-sequence of the
+ * messages reported (only the first and last for MIN/MAX alone, RFC 4731
+ * §3.2). ret 0 is a plain SEARCH: all of them. */
+static uint64_t highest_modseq(struct imap_session *s, unsigned ret, const size_t *idx,
+    size_t n)
+{
+	bool ends = (ret & (IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX)) &&
+	    !(ret & (IMAP_SEARCH_RET_ALL | IMAP_SEARCH_RET_COUNT));
+	uint64_t hi = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (ends && !((i == 0 && (ret & IMAP_SEARCH_RET_MIN)) ||
+		    (i == n - 1 && (ret & IMAP_SEARCH_RET_MAX))))
+			continue;
+		if (s->view->msgs[idx[i]].modseq > hi)
+			hi = s->view->msgs[idx[i]].modseq;
+	}
+	return hi;
+}
+
 /* "* ESEARCH (TAG "a") UID MIN 2 MAX 7 COUNT 3 ALL 2,4:7" (RFC 4731). */
 static void send_esearch(struct imap_session *s, const char *tag, bool uid, unsigned ret,
-    const size_t *idx, size_t n)
+    bool modseq, const size_t *idx, size_t n)
 {
 	const struct imap_view *v = s->view;
 	struct imap_seqset all;
@@ -459,6 +479,8 @@ static void send_esearch(struct imap_session *s, const char *tag, bool uid, unsi
 		imap_seqset_free(&all);
 	}
 #undef NUM
+	if (n > 0 && modseq)
+		imap_printf(s, " MODSEQ %llu", (unsigned long long)highest_modseq(s, ret, idx, n));
 	imap_printf(s, "\r\n");
 }
 
@@ -510,10 +532,13 @@ void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd)
 		for (i = 0; i < n; i++)
 			imap_printf(s, " %u", cmd->uid ? s->view->msgs[idx[i]].uid :
 			    (unsigned)(idx[i] + 1));
+		if (n > 0 && q.modseq)
+			imap_printf(s, " (MODSEQ %llu)",
+			    (unsigned long long)highest_modseq(s, 0, idx, n));
 		imap_printf(s, "\r\n");
 	} else if (q.ret != IMAP_SEARCH_RET_SAVE) {
 		/* SAVE alone suppresses the ESEARCH response. */
-		send_esearch(s, cmd->tag, cmd->uid, q.ret, idx, n);
+		send_esearch(s, cmd->tag, cmd->uid, q.ret, q.modseq, idx, n);
 	}
 	free(idx);
 	imap_search_free(&q);

@@ -442,8 +442,8 @@ void imap_thread_free(struct imap_thread *t)
 	memset(t, 0, sizeof(*t));
 }
 
-/* Nodes below `from` in post-order (children before their parent), from
- * last. *out is malloc'd; NULL on no memory. */
+/* The nodes from `from` down in post-order (children before their
+ * parent), malloc'd, *count of them; NULL on no memory. */
 static size_t *post_order(const struct imap_thread *t, size_t from, size_t *count)
 {
 	size_t *order = malloc(t->n * sizeof(*order)), *stack = malloc(t->n * sizeof(*stack));
@@ -768,12 +768,17 @@ static bool merge_subjects(struct imap_thread *t, const struct imap_thread_msg *
 				ok = false;
 				break;
 			}
-			/* at is a child of the root already (or will be): swap it for d */
-			for (size_t k = 0; k < t->nodes[0].nkids; k++)
-				if (t->nodes[0].kids[k] == at)
+			/* d takes at's place under the root (at's new place if it
+			 * is there already, else at the end) */
+			bool placed = false;
+			for (size_t k = 0; k < t->nodes[0].nkids; k++) {
+				if (t->nodes[0].kids[k] == at) {
 					t->nodes[0].kids[k] = d;
+					placed = true;
+				}
+			}
 			t->nodes[d].parent = 0;
-			ok = adopt(t, d, at) && adopt(t, d, c);
+			ok = (placed || kid_add(&t->nodes[0], d)) && adopt(t, d, at) && adopt(t, d, c);
 			for (e = 0; e < m.n; e++)
 				if (m.e[e].node == at)
 					m.e[e].node = d;

@@ -6,6 +6,7 @@ for most of them) and imaplib for what it does have."""
 import imaplib
 import itertools
 import os
+import re
 import socket
 
 import harness
@@ -140,6 +141,20 @@ class SearchExtTests(harness.TestCase):
         self.assertEqual(c.one("SEARCH SEEN", "* SEARCH"), ["* SEARCH 1 3"])
         _, status, _ = c.cmd("SEARCH RETURN (BOGUS) ALL")
         self.assertTrue(status.startswith("BAD"), status)
+
+    def test_search_modseq(self):
+        # CONDSTORE (RFC 7162 §3.1.5): a MODSEQ key adds the highest
+        # mod-sequence of what was found
+        c = self.session([message("q1"), message("q2"), message("q3")])
+        c.ok("STORE 2 +FLAGS (\\Flagged)")
+        line = c.one("FETCH 1:3 (MODSEQ)", "* 2 FETCH")[0]
+        m2 = int(re.search(r"MODSEQ \((\d+)\)", line).group(1))
+        self.assertEqual(c.one("SEARCH MODSEQ %d" % m2, "* SEARCH"),
+                         ["* SEARCH 2 (MODSEQ %d)" % m2])
+        self.assertEqual(c.one("SEARCH MODSEQ %d" % (m2 + 1), "* SEARCH"), ["* SEARCH"])
+        untagged, _, tag = c.cmd("SEARCH RETURN (ALL) MODSEQ 1")
+        self.assertEqual(len(untagged), 1)
+        self.assertRegex(untagged[0], r'^\* ESEARCH \(TAG "%s"\) ALL 1:3 MODSEQ %d$' % (tag, m2))
 
     def test_esearch_uids(self):
         c = self.session([message("u%d" % i) for i in range(1, 6)])
