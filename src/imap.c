@@ -55,22 +55,55 @@ void imap_tagged(struct imap_session *s, const char *tag, const char *status,
 	}
 }
 
+/* Valid UTF-8 (no overlongs, no surrogates)? */
+static bool utf8_valid(const unsigned char *p, size_t len)
+{
+	size_t i = 0, n, k;
+	uint32_t cp;
+
+	while (i < len) {
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		n = (p[i] & 0xe0) == 0xc0 ? 2 : (p[i] & 0xf0) == 0xe0 ? 3 : (p[i] & 0xf8) == 0xf0 ? 4 : 0;
+		if (n == 0 || i + n > len)
+			return false;
+		cp = p[i] & (0x7f >> n);
+		for (k = 1; k < n; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i + k] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x80) || (n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000)))
+		    || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+			return false;
+		i += n;
+	}
+	return true;
+}
+
 /* Quoted strings may not hold CR, LF, NUL, or 8-bit octets unless the
- * client enabled UTF8=ACCEPT; everything else goes out as a literal. */
+ * client enabled UTF8=ACCEPT (and then only valid UTF-8); everything else
+ * goes out as a literal. */
 void imap_write_string(struct imap_session *s, const char *str, size_t len)
 {
+	bool eight = false;
 	size_t i;
 
 	if (str == NULL) {
 		conn_write(s->conn, "NIL", 3);
 		return;
 	}
-	for (i = 0; i < len; i++) {
+	for (i = 0; i < len && len <= 1024; i++) {
 		unsigned char c = (unsigned char)str[i];
-		if (c == '\r' || c == '\n' || c == 0 || (c >= 0x80 && !s->utf8) || len > 1024)
+		if (c == '\r' || c == '\n' || c == 0 || (c >= 0x80 && !s->utf8))
 			break;
+		eight |= c >= 0x80;
 	}
-	if (i < len) {
+	if (i == len && eight && !utf8_valid((const unsigned char *)str, len))
+		i = 0;
+	if (i < len || len > 1024) {
 		conn_printf(s->conn, "{%zu}\r\n", len);
 		conn_write(s->conn, str, len);
 		return;
@@ -119,7 +152,8 @@ void imap_write_flags(struct imap_session *s, unsigned flags, const char *keywor
  * CAPABILITY command and the login reply all use it. */
 #define IMAP_CAPS_COMMON "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT" \
 	" CHILDREN UIDPLUS MOVE SPECIAL-USE CONDSTORE QRESYNC LIST-EXTENDED LIST-STATUS" \
-	" ESEARCH SEARCHRES SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES"
+	" ESEARCH SEARCHRES SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES" \
+	" UTF8=ACCEPT BINARY"
 
 void imap_capability_string(struct imap_session *s, char *buf, size_t size)
 {

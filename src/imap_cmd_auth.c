@@ -228,7 +228,11 @@ void imap_cmd_enable(struct imap_session *s, const struct imap_command *cmd)
 	}
 	for (i = 0; i < cmd->nargs; i++) {
 		bool qresync = imap_arg_equals(&cmd->args[i], "QRESYNC");
-		if (imap_arg_equals(&cmd->args[i], "CONDSTORE") && !s->condstore) {
+		if (imap_arg_equals(&cmd->args[i], "UTF8=ACCEPT") && !s->utf8) {
+			/* RFC 6855: UTF-8 mailbox names and quoted strings from now on. */
+			s->utf8 = true;
+			strcat(enabled, " UTF8=ACCEPT");
+		} else if (imap_arg_equals(&cmd->args[i], "CONDSTORE") && !s->condstore) {
 			s->condstore = true;
 			strcat(enabled, " CONDSTORE");
 		} else if (qresync && !s->qresync) {

@@ -484,10 +484,20 @@ static bool append_parse(struct imap_session *s, const struct imap_command *cmd,
 		}
 		i++;
 	}
+	/* RFC 6855 §4: "UTF8 (~{n}...)" carries a message with UTF-8 headers,
+	 * once UTF8=ACCEPT is enabled. */
+	if (i + 2 == cmd->nargs && s->utf8 && imap_arg_equals(&cmd->args[i], "UTF8") &&
+	    cmd->args[i + 1].type == IMAP_ARG_LIST && cmd->args[i + 1].count == 1 &&
+	    cmd->args[i + 1].list[0].type == IMAP_ARG_LITERAL) {
+		a->msg = &cmd->args[i + 1].list[0];
+		return true;
+	}
 	if (i + 1 != cmd->nargs || cmd->args[i].type != IMAP_ARG_LITERAL) {
 		imap_tagged(s, cmd->tag, "BAD", "Syntax: APPEND mailbox [(flags)] [date-time] literal");
 		return false;
 	}
+	/* A literal8 (~{n}) may hold NULs; a message with them is binary
+	 * content the store keeps as is (RFC 3516 §4.4 allows it). */
 	a->msg = &cmd->args[i];
 	return true;
 }
