@@ -137,6 +137,9 @@ void imap_write_flags(struct imap_session *s, unsigned flags, const char *keywor
 	size_t i;
 
 	conn_write(s->conn, "(", 1);
+	/* IMAP4rev2 has no \Recent (RFC 9051 Appendix E). */
+	if (s->rev2)
+		flags &= ~IMAP_FLAG_RECENT;
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (flags & names[i].bit) {
 			conn_printf(s->conn, "%s%s", sep, names[i].name);
@@ -150,7 +153,7 @@ void imap_write_flags(struct imap_session *s, unsigned flags, const char *keywor
 
 /* Every capability this server has, in one place: the greeting, the
  * CAPABILITY command and the login reply all use it. */
-#define IMAP_CAPS_COMMON "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT" \
+#define IMAP_CAPS_COMMON "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT" \
 	" CHILDREN UIDPLUS MOVE SPECIAL-USE CONDSTORE QRESYNC LIST-EXTENDED LIST-STATUS" \
 	" ESEARCH SEARCHRES SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES" \
 	" UTF8=ACCEPT BINARY"
@@ -455,7 +458,9 @@ static void sync_new(struct imap_session *s, struct snapshot *sn, size_t from)
 	}
 	for (j = 0; j < v->n; j++)
 		recent += (v->msgs[j].flags & IMAP_FLAG_RECENT) != 0;
-	imap_printf(s, "* %zu EXISTS\r\n* %zu RECENT\r\n", v->n, recent);
+	imap_printf(s, "* %zu EXISTS\r\n", v->n);
+	if (!s->rev2)
+		imap_printf(s, "* %zu RECENT\r\n", recent);
 }
 
 void imap_view_sync(struct imap_session *s, bool expunges)

@@ -219,7 +219,7 @@ void imap_auth_line(struct imap_session *s, const char *line)
 /* RFC 5161: the reply names what this command newly enabled. */
 void imap_cmd_enable(struct imap_session *s, const struct imap_command *cmd)
 {
-	char enabled[128] = "";
+	char enabled[160] = "";
 	size_t i;
 
 	if (cmd->nargs == 0) {
@@ -228,7 +228,11 @@ void imap_cmd_enable(struct imap_session *s, const struct imap_command *cmd)
 	}
 	for (i = 0; i < cmd->nargs; i++) {
 		bool qresync = imap_arg_equals(&cmd->args[i], "QRESYNC");
-		if (imap_arg_equals(&cmd->args[i], "UTF8=ACCEPT") && !s->utf8) {
+		if (imap_arg_equals(&cmd->args[i], "IMAP4rev2") && !s->rev2) {
+			/* RFC 9051: no \Recent, ESEARCH for SEARCH, UTF-8 names. */
+			s->rev2 = s->utf8 = true;
+			strcat(enabled, " IMAP4rev2");
+		} else if (imap_arg_equals(&cmd->args[i], "UTF8=ACCEPT") && !s->utf8) {
 			/* RFC 6855: UTF-8 mailbox names and quoted strings from now on. */
 			s->utf8 = true;
 			strcat(enabled, " UTF8=ACCEPT");

@@ -70,8 +70,14 @@ static void select_report(struct imap_session *s)
 		    kw.buf);
 	imap_view_sync(s, true);
 	if (v->n == 0)
-		imap_printf(s, "* 0 EXISTS\r\n* 0 RECENT\r\n");
-	for (i = 0; i < v->n; i++) {
+		imap_printf(s, s->rev2 ? "* 0 EXISTS\r\n" : "* 0 EXISTS\r\n* 0 RECENT\r\n");
+	if (s->rev2) {
+		/* RFC 9051 §6.3.2: the mailbox name as the server has it. */
+		imap_printf(s, "* LIST () \"/\" ");
+		imap_write_mailbox(s, v->mb.name);
+		imap_printf(s, "\r\n");
+	}
+	for (i = 0; i < v->n && !s->rev2; i++) {
 		if (!(v->msgs[i].flags & STORE_FLAG_SEEN)) {
 			imap_printf(s, "* OK [UNSEEN %zu] First unseen\r\n", i + 1);
 			break;

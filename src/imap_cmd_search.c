@@ -527,6 +527,11 @@ void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd)
 	}
 	if (q.ret & IMAP_SEARCH_RET_SAVE)
 		save_result(s, q.ret, idx, n);
+	/* IMAP4rev2 (RFC 9051 §6.4.4) answers every SEARCH with ESEARCH. */
+	if (s->rev2 && !q.esearch) {
+		q.esearch = true;
+		q.ret = IMAP_SEARCH_RET_ALL;
+	}
 	if (!q.esearch) {
 		imap_printf(s, "* SEARCH");
 		for (i = 0; i < n; i++)

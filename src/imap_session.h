@@ -65,6 +65,7 @@ struct imap_session {
 	bool utf8;               /* ENABLE UTF8=ACCEPT */
 	bool condstore;          /* CONDSTORE enabled: MODSEQ in flag reports */
 	bool qresync;            /* QRESYNC enabled: VANISHED instead of EXPUNGE */
+	bool rev2;               /* ENABLE IMAP4rev2: RFC 9051 rules */
 	struct sasl *sasl;
 	char pending_tag[IMAP_TAG_MAX + 1];  /* AUTHENTICATE or IDLE */
 	unsigned bad_commands;
