@@ -96,7 +96,9 @@ static void imap_auth_failed(struct imap_session *s, const char *tag)
 		ms = 5000;
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
-	snprintf(s->pending_tag, sizeof(s->pending_tag), "%s", tag);
+	/* AUTHENTICATE already keeps its tag there. */
+	if (tag != s->pending_tag)
+		snprintf(s->pending_tag, sizeof(s->pending_tag), "%s", tag);
 	log_info("imap: %s: authentication failed", conn_peer(s->conn));
 	s->mode = IMAP_M_WAIT;
 	conn_pause(s->conn);

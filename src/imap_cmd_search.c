@@ -114,11 +114,18 @@ static void text_part(struct search_msg *sm, const struct mime_part *p, struct t
 	if (raw == NULL)
 		return;
 	if ((out = malloc(MIME_DECODE_OUT_MAX((size_t)p->body_size))) != NULL) {
+		const struct mime_param *cs = mime_part_param(p, "charset");
+		char *utf8;
+		size_t ulen;
 		mime_decoder_init(&d, mime_encoding_from_name(p->encoding));
 		n = mime_decoder_feed(&d, raw, (size_t)p->body_size, out);
 		n += mime_decoder_finish(&d, out + n);
-		text_add(t, out, n);
+		/* Matching is done in UTF-8, whatever the part's charset. */
+		utf8 = mime_charset_to_utf8(cs ? cs->value : NULL, out, n, &ulen);
+		if (utf8 != NULL)
+			text_add(t, utf8, ulen);
 		text_add(t, "\n", 1);
+		free(utf8);
 		free(out);
 	}
 	free(raw);

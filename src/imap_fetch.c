@@ -177,7 +177,14 @@ static bool fetch_section(struct imap_session *s, struct imap_fetch_job *job,
     const struct imap_fetch_att *a)
 {
 	struct fetch_msg *fm = &job->fm;
-	const struct imap_section *sec = &a->section;
+	struct imap_section rfc822 = a->section;
+	const struct imap_section *sec = &rfc822;
+
+	/* RFC822.HEADER is BODY.PEEK[HEADER], RFC822.TEXT is BODY[TEXT]. */
+	if (a->item == IMAP_FETCH_RFC822_HEADER)
+		rfc822.text = IMAP_SECTION_HEADER;
+	else if (a->item == IMAP_FETCH_RFC822_TEXT)
+		rfc822.text = IMAP_SECTION_TEXT;
 	const struct mime_part *root, *p;
 	uint64_t off, len, roff, rlen;
 

@@ -179,6 +179,11 @@ static bool parse_seq(struct pctx *c, char closer, size_t *count)
 			return false;
 		if (c->p >= c->end)
 			return perr(c, IMAP_ERR_SYNTAX, "Unexpected end of command");
+		/* mutt (with Cyrus SASL and SASL-IR) sends "AUTHENTICATE
+		 * CRAM-MD5 " with a trailing space; one is taken as the end of
+		 * the line, as Dovecot does. */
+		if (closer == '\n' && *c->p == ' ' && c->p + 1 < c->end && c->p[1] == '\n')
+			c->p++;
 		if (*c->p == closer) {
 			c->p++;
 			*count = c->sp - base;

@@ -416,6 +416,17 @@ static void charset_to_utf8(const char *cs, const char *in, size_t len, struct m
 	}
 }
 
+char *mime_charset_to_utf8(const char *charset, const char *in, size_t len, size_t *outlen)
+{
+	struct mstr out;
+
+	/* Latin-1 doubles at most; other charsets (via iconv) triple. */
+	mstr_init(&out, len * 3 + 16);
+	charset_to_utf8(charset ? charset : "", in, len, &out);
+	*outlen = out.len;
+	return mstr_take(&out);
+}
+
 static void q_decode(const char *s, size_t len, struct mstr *out)
 {
 	for (size_t i = 0; i < len; i++) {

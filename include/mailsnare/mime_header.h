@@ -93,6 +93,11 @@ void mime_addresses_free(struct mime_address *a, size_t n);
  * should be unfolded. Returns a malloc'd string, length in *outlen. */
 char *mime_header_decode(const char *value, size_t len, size_t *outlen);
 
+/* Converts text in `charset` (NULL or "" means as is) to UTF-8: body text
+ * for SEARCH. Unknown charsets keep their bytes; bytes iconv cannot
+ * convert become U+FFFD. malloc'd, length in *outlen; NULL on failure. */
+char *mime_charset_to_utf8(const char *charset, const char *in, size_t len, size_t *outlen);
+
 /*
  * BODY[HEADER.FIELDS (names)] and HEADER.FIELDS.NOT: appends to out the
  * exact bytes of every field of hdr[0..len) whose name is (exclude=false)

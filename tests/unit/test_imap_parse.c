@@ -394,7 +394,7 @@ Test(imap_parse, malformed)
 	cr_assert_eq(FAIL("a X \"a\0b\"\r\n"), IMAP_ERR_SYNTAX);
 	cr_assert_eq(FAIL("a X f\xc3\xbc\r\n"), IMAP_ERR_SYNTAX);
 	cr_assert_eq(FAIL("a X a  b\r\n"), IMAP_ERR_SYNTAX);
-	cr_assert_eq(FAIL("a X a \r\n"), IMAP_ERR_SYNTAX);
+	cr_assert_eq(FAIL("a X a  \r\n"), IMAP_ERR_SYNTAX);
 	cr_assert_eq(FAIL("a X ( a)\r\n"), IMAP_ERR_SYNTAX);
 	cr_assert_eq(FAIL("a X a\"b\"\r\n"), IMAP_ERR_SYNTAX);
 	cr_assert_eq(FAIL("a X \\\r\n"), IMAP_ERR_SYNTAX);
@@ -701,4 +701,15 @@ Test(imap_parse, fuzz_no_crash_split_invariant, .timeout = 30)
 	}
 	cr_assert_gt(rounds, 100);
 	cr_log_info("fuzz rounds %u", rounds);
+}
+
+/* mutt with SASL-IR sends "AUTHENTICATE CRAM-MD5 " (a trailing space). */
+Test(imap_parse, one_trailing_space_ends_the_line)
+{
+	struct imap_command *c = PARSE("a AUTHENTICATE CRAM-MD5 \r\n");
+
+	cr_assert_str_eq(c->verb, "AUTHENTICATE");
+	cr_assert_eq(c->nargs, 1);
+	cr_assert_str_eq(c->args[0].str, "CRAM-MD5");
+	imap_command_free(c);
 }
