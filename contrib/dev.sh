@@ -9,7 +9,7 @@ set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 DEPS="build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
-libsqlite3-dev libcriterion-dev python3 swaks curl openssl sqlite3 fetchmail mutt"
+libsqlite3-dev libcriterion-dev zlib1g-dev python3 swaks curl openssl sqlite3 fetchmail mutt"
 
 missing_deps() {
 	for p in $DEPS; do

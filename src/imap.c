@@ -156,7 +156,8 @@ void imap_write_flags(struct imap_session *s, unsigned flags, const char *keywor
 #define IMAP_CAPS_COMMON "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT" \
 	" CHILDREN UIDPLUS MOVE SPECIAL-USE CONDSTORE QRESYNC LIST-EXTENDED LIST-STATUS" \
 	" ESEARCH SEARCHRES SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES" \
-	" UTF8=ACCEPT BINARY"
+	" UTF8=ACCEPT BINARY" \
+	" COMPRESS=DEFLATE"
 
 void imap_capability_string(struct imap_session *s, char *buf, size_t size)
 {
@@ -527,6 +528,7 @@ static const struct imap_cmd imap_commands[] = {
 	{ "ENABLE", AUTHED, 0, imap_cmd_enable },
 	{ "NAMESPACE", AUTHED, 0, imap_cmd_namespace },
 	{ "IDLE", AUTHED, 0, imap_cmd_idle },
+	{ "COMPRESS", AUTHED, 0, imap_cmd_compress },
 	{ "SELECT", AUTHED, 0, imap_cmd_select },
 	{ "EXAMINE", AUTHED, 0, imap_cmd_select },
 	{ "CREATE", AUTHED, 0, imap_cmd_create },

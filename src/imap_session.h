@@ -149,6 +149,7 @@ void imap_cmd_id(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_enable(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_namespace(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_idle(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_compress(struct imap_session *s, const struct imap_command *cmd);
 void imap_auth_line(struct imap_session *s, const char *line);
 void imap_auth_delay_cb(evutil_socket_t fd, short what, void *arg);
 void imap_idle_line(struct imap_session *s, const char *line);

@@ -1,6 +1,7 @@
 /*
  * The connection layer: listeners on one event_base, and `struct conn`,
- * which owns a bufferevent (plain, or with an OpenSSL filter), the idle
+ * which owns a bufferevent (plain, or with an OpenSSL filter, and a
+ * deflate filter on top for compression), the idle
  * timeout and the bounded line reader, and drives one protocol session.
  * Sessions only see lines, raw input and output; the connection is freed
  * in exactly one place (conn.c's free path), never from inside a session
@@ -107,6 +108,15 @@ void conn_resume(struct conn *c);
  * (no command injection across STARTTLS). 0, or -1 if unavailable. */
 int conn_starttls(struct conn *c);
 bool conn_tls_available(struct conn *c);
+
+/* Stacks raw deflate (RFC 1951, as IMAP COMPRESS=DEFLATE, RFC 4978 asks)
+ * over the connection, plain or TLS, after the protocol's "go ahead"
+ * reply was queued: that reply is sent as it is, everything after it
+ * compressed, and every flush ends with Z_SYNC_FLUSH. Buffered input is
+ * kept (it is compressed already). 0, or -1 (already on, or out of
+ * memory). A corrupt stream from the client closes the connection. */
+int conn_compress(struct conn *c);
+bool conn_is_compressed(struct conn *c);
 
 /* Closes after the queued output is flushed. Safe to call from anywhere,
  * more than once. */
