@@ -42,3 +42,12 @@ int auth_check_sasl(struct store *st, const struct auth_policy *pol,
 		return rc;
 	return sasl_verify(s, inbox->password) ? STORE_OK : STORE_NOTFOUND;
 }
+
+void auth_failure_delay(unsigned failures, unsigned step_ms, unsigned max_ms,
+    struct timeval *tv)
+{
+	unsigned ms = failures > max_ms / step_ms ? max_ms : step_ms * failures;
+
+	tv->tv_sec = ms / 1000;
+	tv->tv_usec = (ms % 1000) * 1000;
+}

@@ -89,13 +89,10 @@ void imap_auth_delay_cb(evutil_socket_t fd, short what, void *arg)
 /* Answers a failed login after a delay that grows per failure. */
 static void imap_auth_failed(struct imap_session *s, const char *tag)
 {
-	unsigned ms = 200 * ++s->auth_failures;
 	struct timeval tv;
 
-	if (ms > 5000)
-		ms = 5000;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
+	auth_failure_delay(++s->auth_failures, IMAP_AUTH_DELAY_STEP_MS,
+	    IMAP_AUTH_DELAY_MAX_MS, &tv);
 	/* AUTHENTICATE already keeps its tag there. */
 	if (tag != s->pending_tag)
 		snprintf(s->pending_tag, sizeof(s->pending_tag), "%s", tag);

@@ -285,13 +285,10 @@ static void pop3_auth_delay_done(evutil_socket_t fd, short what, void *arg)
  * on the connection, without blocking anyone else. */
 static void pop3_auth_failed(struct pop3_session *s)
 {
-	unsigned ms = POP3_AUTH_DELAY_STEP_MS * ++s->auth_failures;
 	struct timeval tv;
 
-	if (ms > POP3_AUTH_DELAY_MAX_MS)
-		ms = POP3_AUTH_DELAY_MAX_MS;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
+	auth_failure_delay(++s->auth_failures, POP3_AUTH_DELAY_STEP_MS,
+	    POP3_AUTH_DELAY_MAX_MS, &tv);
 	log_info("pop3: %s: authentication failed", conn_peer(s->conn));
 	s->user[0] = '\0';
 	s->mode = M_WAIT;

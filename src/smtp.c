@@ -753,13 +753,10 @@ static void smtp_auth_delay_done(evutil_socket_t fd, short what, void *arg)
  * on the connection, without blocking anyone else. */
 static void smtp_auth_failed(struct smtp_session *s)
 {
-	unsigned ms = 200 * ++s->auth_failures;
 	struct timeval tv;
 
-	if (ms > 5000)
-		ms = 5000;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
+	auth_failure_delay(++s->auth_failures, SMTP_AUTH_DELAY_STEP_MS,
+	    SMTP_AUTH_DELAY_MAX_MS, &tv);
 	log_info("smtp: %s: authentication failed", conn_peer(s->conn));
 	s->mode = M_WAIT;
 	conn_pause(s->conn);

@@ -8,6 +8,9 @@
 #define IMAP_IDLE_TIMEOUT_SEC (30 * 60)
 #define IMAP_MAX_BAD_COMMANDS 20
 #define IMAP_MAX_AUTH_FAILURES 10
+/* Failed login: 200 ms more per failure on the connection, at most 5 s. */
+#define IMAP_AUTH_DELAY_STEP_MS 200
+#define IMAP_AUTH_DELAY_MAX_MS 5000
 
 extern const struct proto imap_proto;
 

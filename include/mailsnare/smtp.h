@@ -12,6 +12,9 @@
 #define SMTP_AUTH_LINE_MAX 12288
 #define SMTP_MAX_RCPTS 1000
 #define SMTP_MAX_ERRORS 20
+/* Failed AUTH: 200 ms more per failure on the connection, at most 5 s. */
+#define SMTP_AUTH_DELAY_STEP_MS 200
+#define SMTP_AUTH_DELAY_MAX_MS 5000
 /* The default inbox for sessions without AUTH (DESIGN §3). */
 #define SMTP_DEFAULT_INBOX "dev"
 #define SMTP_DEFAULT_PASSWORD "dev"
