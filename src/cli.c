@@ -24,6 +24,7 @@
 
 #include "mailsnare/config.h"
 #include "mailsnare/log.h"
+#include "mailsnare/mime_header.h"
 #include "mailsnare/serve.h"
 #include "mailsnare/store.h"
 
@@ -291,13 +292,19 @@ static int run_inbox_del(struct cli *c)
 
 /* A column value: tabs, newlines and other control characters would break
  * the one-row-per-message format, so they become spaces. */
-static void put_field(const char *s, bool last)
+/* Header values are shown RFC 2047-decoded (a list is for people). */
+static void put_field(const char *value, bool last)
 {
+	size_t len = 0;
+	char *dec = value ? mime_header_decode(value, strlen(value), &len) : NULL;
+	const char *s = dec ? dec : value;
+
 	for (; s != NULL && *s != '\0'; s++) {
 		unsigned char ch = (unsigned char)*s;
 		putchar(ch < 0x20 || ch == 0x7f ? ' ' : ch);
 	}
 	putchar(last ? '\n' : '\t');
+	free(dec);
 }
 
 static int print_message(const struct store_message_info *m, void *arg)

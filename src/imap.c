@@ -498,7 +498,10 @@ bool imap_view_select(struct imap_session *s, const char *tag, const char *set, 
 		    imap_seqset_eval(&parsed, uid ? IMAP_SEQ_UID : IMAP_SEQ_MSN, max, NULL, out);
 	imap_seqset_free(&parsed);
 	/* "1:*" on an empty mailbox is what clients send after SELECT: it
-	 * names nothing, as in Dovecot, rather than being an error. */
+	 * names nothing, as in Dovecot, rather than being an error. A set
+	 * of plain numbers there is out of range, as anywhere else. */
+	if (rc == IMAP_SEQ_ERR_EMPTY && strchr(set, '*') == NULL)
+		rc = IMAP_SEQ_ERR_RANGE;
 	if (rc == IMAP_SEQ_OK || rc == IMAP_SEQ_ERR_EMPTY) {
 		if (rc == IMAP_SEQ_ERR_EMPTY)
 			imap_seqset_clear(out);

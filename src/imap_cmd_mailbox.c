@@ -12,6 +12,7 @@
 #include "mailsnare/header.h"
 #include "mailsnare/imap_date.h"
 #include "mailsnare/log.h"
+#include "mailsnare/smtp_data.h"
 #include "imap_session.h"
 
 #define NAME_MAX_ STORE_MAILBOX_NAME_MAX
@@ -292,10 +293,10 @@ void imap_cmd_delete(struct imap_session *s, const struct imap_command *cmd)
 		imap_tagged(s, cmd->tag, "NO", "[INUSE] Mailbox has children; delete them first");
 		return;
 	}
+	/* The session would be left selected on nothing: CLOSE first. */
 	if (s->view && s->view->mb.id == mb.id) {
-		imap_view_free(s->view);
-		s->view = NULL;
-		s->state = IMAP_AUTH;
+		imap_tagged(s, cmd->tag, "NO", "[INUSE] Mailbox is selected; CLOSE or UNSELECT it first");
+		return;
 	}
 	if ((rc = store_mailbox_delete(s->srv->store, mb.id)) != STORE_OK) {
 		reply_store_error(s, cmd->tag, rc);
@@ -453,6 +454,36 @@ struct memsrc {
 	size_t len, pos;
 };
 
+struct normbuf {
+	char *p;
+	size_t len;
+};
+
+static int norm_sink(void *arg, const char *buf, size_t len)
+{
+	struct normbuf *n = arg;
+
+	memcpy(n->p + n->len, buf, len);
+	n->len += len;
+	return 0;
+}
+
+/* Line ends as SMTP stores them: a bare LF becomes CRLF (the BDAT rule),
+ * so POP3 and IMAP send CRLF lines whatever the client appended. */
+static char *append_normalise(const char *in, size_t len, size_t *outlen)
+{
+	struct normbuf n = { malloc(len * 2 + 1), 0 };
+	struct smtp_data d;
+
+	if (n.p == NULL)
+		return NULL;
+	smtp_data_init(&d, false);
+	(void)smtp_data_feed(&d, in, len, norm_sink, &n);
+	(void)smtp_data_finish(&d, norm_sink, &n);
+	*outlen = n.len;
+	return n.p;
+}
+
 static ssize_t memsrc_read(void *arg, void *buf, size_t len)
 {
 	struct memsrc *m = arg;
@@ -502,8 +533,13 @@ static bool append_parse(struct imap_session *s, const struct imap_command *cmd,
 		imap_tagged(s, cmd->tag, "BAD", "Syntax: APPEND mailbox [(flags)] [date-time] literal");
 		return false;
 	}
-	/* A literal8 (~{n}) may hold NULs; a message with them is binary
-	 * content the store keeps as is (RFC 3516 §4.4 allows it). */
+	/* NUL is not a CHAR8 (RFC 3501 §9): only a literal8 (~{n}, RFC 3516)
+	 * may carry it. */
+	if (!(cmd->args[i].flags & IMAP_AF_LITERAL8) &&
+	    memchr(cmd->args[i].str, '\0', cmd->args[i].len) != NULL) {
+		imap_tagged(s, cmd->tag, "BAD", "NUL in a literal; use a literal8 (~{n})");
+		return false;
+	}
 	a->msg = &cmd->args[i];
 	return true;
 }
@@ -529,12 +565,17 @@ static int append_store(struct imap_session *s, const struct store_mailbox *mb,
     const struct append_args *a, int64_t *id)
 {
 	char from[512], to[512], subject[512], date[256];
-	size_t hlen = header_section_len(a->msg->str, a->msg->len, NULL);
-	struct memsrc src = { a->msg->str, a->msg->len, 0 };
+	size_t len = 0, hlen;
+	char *body = append_normalise(a->msg->str, a->msg->len, &len);
+	struct memsrc src = { body, len, 0 };
 	struct store_new_message m = { 0 };
-	char *kw = join_keywords(a->kw, a->nkw);
+	char *kw;
 	int rc;
 
+	if (body == NULL)
+		return STORE_FULL;
+	hlen = header_section_len(body, len, NULL);
+	kw = join_keywords(a->kw, a->nkw);
 	m.inbox_id = s->inbox.id;
 	m.mailbox_id = mb->id;
 	m.flags = a->flags;
@@ -543,16 +584,17 @@ static int append_store(struct imap_session *s, const struct store_mailbox *mb,
 	m.auth_user = s->inbox.name;
 	m.client_addr = conn_peer(s->conn);
 	m.internal_date = a->date;
-	m.hdr_from = header_get(a->msg->str, hlen, "From", from, sizeof(from)) ? from : NULL;
-	m.hdr_to = header_get(a->msg->str, hlen, "To", to, sizeof(to)) ? to : NULL;
-	m.hdr_subject = header_get(a->msg->str, hlen, "Subject", subject, sizeof(subject)) ?
+	m.hdr_from = header_get(body, hlen, "From", from, sizeof(from)) ? from : NULL;
+	m.hdr_to = header_get(body, hlen, "To", to, sizeof(to)) ? to : NULL;
+	m.hdr_subject = header_get(body, hlen, "Subject", subject, sizeof(subject)) ?
 	    subject : NULL;
-	m.hdr_date = header_get(a->msg->str, hlen, "Date", date, sizeof(date)) ? date : NULL;
-	m.src.size = a->msg->len;
+	m.hdr_date = header_get(body, hlen, "Date", date, sizeof(date)) ? date : NULL;
+	m.src.size = len;
 	m.src.read = memsrc_read;
 	m.src.arg = &src;
 	rc = store_message_add(s->srv->store, &m, id);
 	free(kw);
+	free(body);
 	return rc;
 }
 

@@ -90,9 +90,20 @@ char *imap_msg_read(struct imap_session *s, const struct imap_msg *m, uint64_t o
 	return b.p;
 }
 
+/* A NUL cannot go out in a literal (RFC 3501 §9, only BINARY's literal8
+ * may carry one): stored NULs (SMTP accepts them) are sent as 0x80, as
+ * Dovecot does. */
 static int conn_sink(void *arg, const void *buf, size_t len)
 {
-	conn_write(arg, buf, len);
+	const char *p = buf, *nul;
+
+	while (len > 0 && (nul = memchr(p, '\0', len)) != NULL) {
+		conn_write(arg, p, (size_t)(nul - p));
+		conn_write(arg, "\x80", 1);
+		len -= (size_t)(nul - p) + 1;
+		p = nul + 1;
+	}
+	conn_write(arg, p, len);
 	return 0;
 }
 

@@ -202,5 +202,57 @@ class BinaryTest(ExtTest):
         self.assertIn(b"[UNKNOWN-CTE]", tagged)
 
 
+class EdgeCaseTest(ExtTest):
+    """Found by trying other clients (offlineimap, s-nail, getmail)."""
+
+    def test_delete_selected_mailbox_refused(self):
+        imap = self.session(0)
+        self.ok(imap, "CREATE doomed")
+        self.ok(imap, "SELECT doomed")
+        _, tagged = imap.command("DELETE doomed")
+        self.assertEqual(status_of(tagged), "NO")
+        self.assertIn(b"[INUSE]", tagged)
+        self.ok(imap, "NOOP")
+        self.ok(imap, "FETCH 1:* FLAGS")   # still selected
+        self.ok(imap, "UNSELECT")
+        self.ok(imap, "DELETE doomed")
+
+    def test_append_line_ends_as_smtp(self):
+        imap = self.session(0)
+        raw = b"Subject: rawlf\n\nbefore\n.\nafter\rdot\n"
+        _, tagged = imap.command(b"APPEND INBOX {%d+}\r\n" % len(raw) + raw)
+        self.assertEqual(status_of(tagged), "OK", tagged)
+        self.ok(imap, "SELECT INBOX")
+        untagged, _ = self.ok(imap, "FETCH 1 (RFC822.SIZE BODY.PEEK[])")
+        want = b"Subject: rawlf\r\n\r\nbefore\r\n.\r\nafter\rdot\r\n"
+        self.assertEqual(untagged, [b"* 1 FETCH (RFC822.SIZE %d BODY[] {%d}\r\n%s)"
+                                    % (len(want), len(want), want)])
+
+    def test_nul_only_in_literal8(self):
+        imap = self.session(0)
+        msg = b"Subject: nul\r\n\r\nab\x00c\r\n"
+        _, tagged = imap.command(b"APPEND INBOX {%d+}\r\n" % len(msg) + msg)
+        self.assertEqual(status_of(tagged), "BAD")
+        _, tagged = imap.command(b"APPEND INBOX ~{%d+}\r\n" % len(msg) + msg)
+        self.assertEqual(status_of(tagged), "OK", tagged)
+        self.ok(imap, "SELECT INBOX")
+        untagged, _ = self.ok(imap, "FETCH 1 BODY.PEEK[TEXT]")
+        self.assertEqual(untagged, [b"* 1 FETCH (BODY[TEXT] {6}\r\nab\x80c\r\n)"])
+
+    def test_numbers_on_an_empty_mailbox(self):
+        imap = self.session(0)
+        self.ok(imap, "SELECT Drafts")
+        self.ok(imap, "FETCH 1:* (FLAGS)")
+        for cmd in ("FETCH 1 (FLAGS)", "STORE 3 +FLAGS (\\Seen)", "COPY 2 Trash"):
+            _, tagged = imap.command(cmd)
+            self.assertEqual(status_of(tagged), "BAD", cmd)
+
+    def test_cli_list_decodes_subjects(self):
+        user, pw = new_inbox(self.server)
+        smtp_send(self.server, user, pw, b"Subject: =?utf-8?B?w7xiZXI=?= mail\r\n\r\nx\r\n")
+        out = self.server.cli_ok("message", "list", "--inbox", user).stdout.decode()
+        self.assertIn("\u00fcber mail", out)
+
+
 if __name__ == "__main__":
     unittest.main()
