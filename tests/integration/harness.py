@@ -433,8 +433,9 @@ class Reply:
         return "<Reply %r>" % "\r\n".join(self.lines)
 
 
-class RawSMTP:
-    """Bytes in, parsed replies out; no protocol logic of its own."""
+class RawSocket:
+    """A client socket (plain or TLS) with a read buffer: the plumbing the
+    raw protocol clients share; each adds its own framing."""
 
     def __init__(self, addr, tls_context=None, timeout=SOCK_TIMEOUT):
         self.sock = socket.create_connection(addr, timeout=timeout)
@@ -459,6 +460,10 @@ class RawSMTP:
         if isinstance(data, str):
             data = data.encode("utf-8")
         self.sock.sendall(data)
+
+
+class RawSMTP(RawSocket):
+    """Bytes in, parsed replies out; no protocol logic of its own."""
 
     def _fill(self):
         chunk = self.sock.recv(65536)

@@ -99,35 +99,14 @@ def imap_logout(m):
 # A raw IMAP client
 
 
-class RawIMAP:
+class RawIMAP(harness.RawSocket):
     """Bytes in, response lines out. A line ending in a literal {n} has the
     literal's octets appended (marker kept), so one logical response is one
     bytes object."""
 
     def __init__(self, addr, tls_context=None, timeout=SOCK_TIMEOUT):
-        self.sock = socket.create_connection(addr, timeout=timeout)
-        if tls_context is not None:
-            self.sock = tls_context.wrap_socket(self.sock)
-        self.buf = b""
+        super().__init__(addr, tls_context, timeout)
         self.tags = itertools.count(1)
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        self.sock.sendall(data)
 
     def _fill(self, timeout=None):
         if timeout is not None:

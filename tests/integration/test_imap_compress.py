@@ -12,7 +12,6 @@ import random
 import re
 import smtplib
 import socket
-import ssl
 import time
 import zlib
 

@@ -15,7 +15,7 @@ import tempfile
 import unittest
 
 import harness
-from harness import SOCK_TIMEOUT, insecure_context
+from harness import SOCK_TIMEOUT
 
 MBSYNC_TIMEOUT = 60
 

@@ -7,7 +7,6 @@ import imaplib
 import itertools
 import os
 import re
-import socket
 
 import harness
 from harness import CRLF, SOCK_TIMEOUT
@@ -15,21 +14,14 @@ from harness import CRLF, SOCK_TIMEOUT
 _names = itertools.count(1)
 
 
-class RawIMAP:
+class RawIMAP(harness.RawSocket):
     """A line-based IMAP client: cmd() sends one command and returns the
     untagged lines and the tagged line (decoded, without CRLF)."""
 
     def __init__(self, addr):
-        self.sock = socket.create_connection(addr, timeout=SOCK_TIMEOUT)
-        self.buf = b""
+        super().__init__(addr)
         self.tags = itertools.count(1)
         self.greeting = self.line()
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
     def line(self):
         while CRLF not in self.buf:

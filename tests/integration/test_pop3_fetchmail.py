@@ -10,7 +10,6 @@ import shutil
 import subprocess
 
 import harness
-from harness import CRLF
 from test_pop3_poplib import POP3Case, make_message
 
 FETCHMAIL_TIMEOUT = 60

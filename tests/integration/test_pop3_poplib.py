@@ -57,32 +57,8 @@ def unstuff_lines(lines):
     return b"".join(l + CRLF for l in lines)
 
 
-class RawPOP3:
+class RawPOP3(harness.RawSocket):
     """Bytes in, lines out; no protocol logic of its own."""
-
-    def __init__(self, addr, tls_context=None, timeout=SOCK_TIMEOUT):
-        self.sock = socket.create_connection(addr, timeout=timeout)
-        if tls_context is not None:
-            self.sock = tls_context.wrap_socket(self.sock)
-        self.buf = b""
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        self.sock.sendall(data)
 
     def _fill(self):
         chunk = self.sock.recv(1 << 20)
