@@ -2,6 +2,10 @@
  * Modified UTF-7 mailbox names (RFC 3501 §5.1.3): printable ASCII stands
  * for itself ("&" as "&-"), anything else is UTF-16 in modified base64
  * (',' for '/') between '&' and '-'. The store keeps UTF-8.
+ *
+ * A name is valid only in its one canonical form: no encoded printable
+ * ASCII, no bits left over in a run, no run right after another, every
+ * surrogate paired, and a run closed by '-' (a name ends in ASCII).
  */
 #include <stdint.h>
 #include <string.h>
@@ -76,9 +80,12 @@ static bool decode_run(const char *in, size_t len, char *out, size_t outsize, si
 			    out, outsize, o))
 				return false;
 			high = 0;
-		} else if (high || u < 0x7f ||
+		} else if (high || u == 0 || (u >= 0x20 && u < 0x7f) ||
 		    !put_utf8(u, out, outsize, o)) {
-			return false;  /* printable ASCII must not be encoded */
+			/* Printable ASCII must not be encoded (§5.1.3); other
+			 * ASCII (controls, DEL) may. NUL is refused as Dovecot
+			 * does: no name can hold it. */
+			return false;
 		}
 	}
 	/* Leftover bits must be zero padding of less than one character. */
@@ -112,6 +119,10 @@ int imap_mutf7_to_utf8(const char *in, size_t len, char *out, size_t outsize)
 			return -1;
 		}
 		i += run + 2;
+		/* "&AOk-&AOk-" is one run written as two: not the one form
+		 * §5.1.3 wants each name to have (Dovecot refuses it too). */
+		if (run > 0 && i < len && in[i] == '&' && (i + 1 >= len || in[i + 1] != '-'))
+			return -1;
 	}
 	out[o] = '\0';
 	return (int)o;

@@ -37,6 +37,19 @@ Test(imap_mutf7, malformed_rejected)
 		"&AOk!-",      /* not modified base64 */
 		"a\x01" "b",   /* control character */
 		"caf\xc3\xa9", /* raw 8-bit */
+		"a&b",         /* '&' that opens no run */
+		"&Jjo",        /* a run that never ends */
+		"&",           /* '&' at the end */
+		"&AAA-",       /* encoded NUL */
+		"&ACY-",       /* encoded '&' (it is "&-") */
+		"&AH4-",       /* encoded '~': printable, stands for itself */
+		"&AOk-&AOk-",  /* two runs where one would do */
+		"&AOk-&AOk",   /* ... and the second unclosed */
+		"&A-",         /* six bits: less than one UTF-16 unit */
+		"&AOl-",       /* padding bits not zero */
+		"&AOkA-",      /* a whole sextet of padding */
+		"&2D3c59g9-",  /* a pair, then a lone high surrogate */
+		"&2D3YPQ-",    /* a high surrogate followed by another */
 	};
 	char out[64];
 
@@ -45,6 +58,21 @@ Test(imap_mutf7, malformed_rejected)
 		    "%s", bad[i]);
 	cr_assert_eq(imap_utf8_to_mutf7("caf\xc3", out, sizeof(out)), -1, "cut UTF-8");
 	cr_assert_eq(imap_utf8_to_mutf7("\xed\xa0\x80", out, sizeof(out)), -1, "surrogate");
+}
+
+/* RFC 3501 §5.1.3: "&-" is "&"; characters other than printable ASCII,
+ * controls and DEL among them, are in modified base64. */
+Test(imap_mutf7, valid_edges)
+{
+	roundtrip("&", "&-");
+	roundtrip("&&", "&-&-");
+	roundtrip("\xe2\x98\xba", "&Jjo-");          /* U+263A, 18 bits: 2 of padding */
+	roundtrip("\xc3\xa9&", "&AOk-&-");            /* a run, then "&-" */
+	roundtrip("&\xc3\xa9", "&-&AOk-");
+	roundtrip("a\x01" "b", "a&AAE-b");            /* a control character */
+	roundtrip("\x7f", "&AH8-");                   /* DEL is not printable */
+	roundtrip("\xc3\xa9\xc3\xa9", "&AOkA6Q-");   /* two in one run */
+	roundtrip("Entw\xc3\xbcrfe/\xc3\xa9t\xc3\xa9", "Entw&APw-rfe/&AOk-t&AOk-");
 }
 
 Test(imap_mutf7, bounded_output)
