@@ -299,7 +299,7 @@ long imap_view_find_uid(const struct imap_view *v, uint32_t uid)
 	return -1;
 }
 
-/* The store's current list, in UID order. */
+/* Rows read from the store (a whole mailbox, or what changed), by UID. */
 struct snapshot {
 	struct imap_msg *m;
 	size_t n, cap;
@@ -376,51 +376,111 @@ void imap_send_vanished(struct imap_session *s, const struct imap_seqset *uids, 
 		free(buf);
 }
 
-/* Walks the view against the snapshot (both by UID): expunges, flag
- * changes. Returns the index in sn where new messages start. */
-static size_t sync_existing(struct imap_session *s, struct snapshot *sn, bool expunges)
+/* ---- keywords the client has been told of (RFC 3501 §7.2.6) ------------- */
+
+static bool word_in(const char *list, const char *w, size_t len)
+{
+	const char *p = list;
+
+	while (p && *p) {
+		const char *end = strchr(p, ' ');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		if (n == len && strncasecmp(p, w, len) == 0)
+			return true;
+		p = end ? end + 1 : NULL;
+	}
+	return false;
+}
+
+void imap_view_send_flags(struct imap_session *s, const char *keywords)
 {
 	struct imap_view *v = s->view;
-	struct imap_seqset vanished;
-	size_t i, j = 0, kept = 0;
+	const char *kw = keywords ? keywords : "";
+	char *copy = strdup(kw);
 
-	imap_seqset_init(&vanished);
-	for (i = 0; i < v->n; i++) {
-		struct imap_msg *m = &v->msgs[i];
-		while (j < sn->n && sn->m[j].uid < m->uid)
-			j++;   /* not in our view yet but below a known UID: cannot be */
-		if (j >= sn->n || sn->m[j].uid != m->uid) {
-			m->gone = true;
-			if (expunges) {
-				/* QRESYNC clients hear of expunges as VANISHED UIDs. */
-				if (s->qresync)
-					imap_seqset_add(&vanished, m->uid, m->uid);
-				else
-					imap_printf(s, "* %zu EXPUNGE\r\n", kept + 1);
-				free(m->keywords);
-				continue;
-			}
-		} else if (sn->m[j].flags != (m->flags & ~IMAP_FLAG_RECENT) ||
-		    !same_keywords(sn->m[j].keywords, m->keywords)) {
-			imap_view_set_state(m, sn->m[j].flags, sn->m[j].keywords, sn->m[j].modseq);
-			v->msgs[kept] = *m;
-			imap_report_flags(s, kept, true);
-			kept++;
-			continue;
-		}
-		m->modseq = sn->m[j].modseq;
-		v->msgs[kept++] = *m;
-	}
-	v->n = kept;
-	imap_seqset_normalize(&vanished);
-	imap_send_vanished(s, &vanished, false);
-	imap_seqset_free(&vanished);
-	/* New messages: UIDs above the view's last. */
-	j = 0;
-	while (j < sn->n && v->n > 0 && sn->m[j].uid <= v->msgs[v->n - 1].uid)
-		j++;
-	return j;
+	if (copy == NULL)
+		return;
+	free(v->flags_sent);
+	v->flags_sent = copy;
+	imap_printf(s, "* FLAGS (" IMAP_SYSTEM_FLAGS "%s%s)\r\n", kw[0] ? " " : "", kw);
+	if (v->readonly)
+		imap_printf(s, "* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
+	else
+		imap_printf(s, "* OK [PERMANENTFLAGS (" IMAP_SYSTEM_FLAGS "%s%s \\*)] Flags permitted\r\n",
+		    kw[0] ? " " : "", kw);
 }
+
+/* Adds to *acc (space-separated, malloc'd) the words of kw that neither
+ * it nor flags_sent has. false on no memory. */
+static bool keywords_merge(const char *sent, char **acc, const char *kw)
+{
+	const char *p = kw;
+
+	while (p && *p) {
+		const char *end = strchr(p, ' ');
+		size_t n = end ? (size_t)(end - p) : strlen(p), have = *acc ? strlen(*acc) : 0;
+		char *grown;
+		if (n > 0 && !word_in(sent, p, n) && !word_in(*acc, p, n)) {
+			if ((grown = realloc(*acc, have + n + 2)) == NULL)
+				return false;
+			if (have)
+				grown[have++] = ' ';
+			memcpy(grown + have, p, n);
+			grown[have + n] = '\0';
+			*acc = grown;
+		}
+		p = end ? end + 1 : NULL;
+	}
+	return true;
+}
+
+/* Sends FLAGS (and PERMANENTFLAGS) again if any of the keyword strings
+ * names one the client was not told of, before a FETCH shows it. */
+static void announce_keywords(struct imap_session *s, const char *const *kws, size_t n)
+{
+	struct imap_view *v = s->view;
+	char *fresh = NULL, *all;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (kws[i] && !keywords_merge(v->flags_sent, &fresh, kws[i]))
+			break;
+	if (fresh == NULL)
+		return;
+	if (v->flags_sent && v->flags_sent[0]) {
+		if (asprintf(&all, "%s %s", v->flags_sent, fresh) < 0)
+			all = NULL;
+	} else {
+		all = strdup(fresh);
+	}
+	if (all)
+		imap_view_send_flags(s, all);
+	free(all);
+	free(fresh);
+}
+
+void imap_view_announce_keywords(struct imap_session *s, const char *const *kw, size_t n)
+{
+	char *joined = NULL;
+	size_t i, len = 0;
+
+	if (s->view == NULL || n == 0)
+		return;
+	for (i = 0; i < n; i++)
+		len += strlen(kw[i]) + 1;
+	if ((joined = malloc(len + 1)) == NULL)
+		return;
+	joined[0] = '\0';
+	for (i = 0; i < n; i++) {
+		if (i)
+			strcat(joined, " ");
+		strcat(joined, kw[i]);
+	}
+	announce_keywords(s, (const char *const *)&joined, 1);
+	free(joined);
+}
+
+/* ---- syncing the view with the store -------------------------------------- */
 
 static bool view_grow(struct imap_view *v, size_t need)
 {
@@ -439,16 +499,93 @@ static bool view_grow(struct imap_view *v, size_t need)
 	return true;
 }
 
-/* Appends sn[from..] to the view and announces EXISTS and RECENT. */
-static void sync_new(struct imap_session *s, struct snapshot *sn, size_t from)
+static void mark_gone(struct imap_view *v, size_t i)
+{
+	if (!v->msgs[i].gone) {
+		v->msgs[i].gone = true;
+		v->gone++;
+	}
+}
+
+static int vanished_mark(uint32_t uid, void *arg)
+{
+	struct imap_view *v = arg;
+	long i = imap_view_find_uid(v, uid);
+
+	if (i >= 0)
+		mark_gone(v, (size_t)i);
+	return 0;
+}
+
+/* Announces and drops the messages expunged elsewhere: EXPUNGE with the
+ * numbers as they shift (RFC 3501 §7.4.1), or VANISHED for QRESYNC. */
+static void sync_expunges(struct imap_session *s)
 {
 	struct imap_view *v = s->view;
-	uint32_t above = v->recent_above;
+	struct imap_seqset vanished;
+	size_t i, kept = 0;
+
+	imap_seqset_init(&vanished);
+	for (i = 0; i < v->n; i++) {
+		struct imap_msg *m = &v->msgs[i];
+		if (!m->gone) {
+			v->msgs[kept++] = *m;
+			continue;
+		}
+		if (s->qresync)
+			imap_seqset_add(&vanished, m->uid, m->uid);
+		else
+			imap_printf(s, "* %zu EXPUNGE\r\n", kept + 1);
+		free(m->keywords);
+	}
+	v->n = kept;
+	v->gone = 0;
+	imap_seqset_normalize(&vanished);
+	imap_send_vanished(s, &vanished, false);
+	imap_seqset_free(&vanished);
+}
+
+/* Flag changes of messages the view has; returns the index in sn where
+ * messages new to the view start (UIDs above the view's last). */
+static size_t sync_flags(struct imap_session *s, struct snapshot *sn)
+{
+	struct imap_view *v = s->view;
+	uint32_t last = v->n ? v->msgs[v->n - 1].uid : 0;
+	size_t j;
+
+	for (j = 0; j < sn->n && sn->m[j].uid <= last; j++) {
+		struct imap_msg *c = &sn->m[j];
+		long i = imap_view_find_uid(v, c->uid);
+		struct imap_msg *m;
+		if (i < 0)
+			continue;   /* expunged and announced already */
+		m = &v->msgs[i];
+		if (m->gone)
+			continue;
+		if (c->flags != (m->flags & ~IMAP_FLAG_RECENT) ||
+		    !same_keywords(c->keywords, m->keywords)) {
+			imap_view_set_state(m, c->flags, c->keywords, c->modseq);
+			imap_report_flags(s, (size_t)i, true);
+		} else {
+			m->modseq = c->modseq;
+		}
+	}
+	return j;
+}
+
+/* Appends sn[from..] to the view and announces EXISTS and RECENT. A
+ * read-write view claims \Recent; EXAMINE only counts it (RFC 3501
+ * §6.3.2: no change of state, but RECENT is reported). */
+static void sync_new(struct imap_session *s, struct snapshot *sn, size_t from,
+    uint32_t recent_mark)
+{
+	struct imap_view *v = s->view;
+	uint32_t above = recent_mark;
 	size_t j, recent = 0;
 
 	if (from >= sn->n || !view_grow(v, v->n + (sn->n - from)))
 		return;
-	if (!v->readonly)
+	if (!v->readonly && sn->m[sn->n - 1].uid > recent_mark)
 		(void)store_mailbox_claim_recent(s->srv->store, v->mb.id, &above);
 	for (j = from; j < sn->n; j++) {
 		struct imap_msg *m = &v->msgs[v->n++];
@@ -458,29 +595,80 @@ static void sync_new(struct imap_session *s, struct snapshot *sn, size_t from)
 			m->flags |= IMAP_FLAG_RECENT;
 	}
 	for (j = 0; j < v->n; j++)
-		recent += (v->msgs[j].flags & IMAP_FLAG_RECENT) != 0;
+		recent += v->readonly ? v->msgs[j].uid > recent_mark :
+		    (v->msgs[j].flags & IMAP_FLAG_RECENT) != 0;
 	imap_printf(s, "* %zu EXISTS\r\n", v->n);
 	if (!s->rev2)
 		imap_printf(s, "* %zu RECENT\r\n", recent);
 }
 
+/* Reads what changed since the view's modseq: removals (tombstones) and
+ * rows with a higher modseq (new messages, flag changes). A view that has
+ * nothing yet reads the whole mailbox in UID order. */
+static int sync_read(struct imap_session *s, struct snapshot *sn)
+{
+	struct imap_view *v = s->view;
+	struct store *st = s->srv->store;
+	int rc;
+
+	if (v->synced_modseq == 0)
+		return store_mailbox_foreach(st, v->mb.id, snapshot_add, sn);
+	rc = store_mailbox_vanished(st, v->mb.id, v->synced_modseq, vanished_mark, v);
+	if (rc == STORE_OK)
+		rc = store_mailbox_changes(st, v->mb.id, v->synced_modseq, snapshot_add, sn);
+	return rc;
+}
+
 void imap_view_sync(struct imap_session *s, bool expunges)
 {
+	struct imap_view *v = s->view;
 	struct snapshot sn = { 0 };
-	size_t from;
+	uint64_t highest = 0;
+	uint32_t recent_mark = 0;
+	const char **kws;
+	size_t from, j, n;
+	int rc;
 
-	if (s->view == NULL)
+	if (v == NULL)
 		return;
 	s->dirty = false;
-	if (store_mailbox_foreach(s->srv->store, s->view->mb.id, snapshot_add, &sn) != STORE_OK) {
+	rc = store_mailbox_state(s->srv->store, v->mb.id, &highest, &recent_mark);
+	if (rc == STORE_NOTFOUND) {
+		/* Deleted by another session: every message is gone. */
+		for (j = 0; j < v->n; j++)
+			mark_gone(v, j);
+	} else if (rc != STORE_OK || highest == v->synced_modseq) {
+		highest = v->synced_modseq;
+	} else if (sync_read(s, &sn) != STORE_OK) {
 		snapshot_free(&sn);
 		return;
 	}
-	from = sync_existing(s, &sn, expunges);
-	if (s->view->n == 0)
-		from = 0;
-	sync_new(s, &sn, from);
+	/* Read the state before the changes: a commit in between (the CLI)
+	 * is read again next time, and applying a change twice is harmless. */
+	v->synced_modseq = highest;
+	if (expunges && v->gone > 0)
+		sync_expunges(s);
+	if (sn.n > 0 && (kws = malloc(sn.n * sizeof(*kws))) != NULL) {
+		for (j = n = 0; j < sn.n; j++)
+			if (sn.m[j].keywords)
+				kws[n++] = sn.m[j].keywords;
+		announce_keywords(s, kws, n);
+		free(kws);
+	}
+	from = sync_flags(s, &sn);
+	sync_new(s, &sn, from, recent_mark);
 	snapshot_free(&sn);
+}
+
+void imap_condstore_enable(struct imap_session *s)
+{
+	if (s->condstore)
+		return;
+	s->condstore = true;
+	/* As Dovecot: the client learns where it stands at once. */
+	if (s->view != NULL)
+		imap_printf(s, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+		    (unsigned long long)s->view->synced_modseq);
 }
 
 bool imap_view_select(struct imap_session *s, const char *tag, const char *set, bool uid,
@@ -589,9 +777,10 @@ static void imap_dispatch(struct imap_session *s, const struct imap_command *cmd
 		return;
 	}
 	/* Changes made elsewhere are reported before the command's own
-	 * replies; expunges not while the client may rely on numbers. */
-	if (s->dirty)
-		imap_view_sync(s, !(c->flags & IMAP_CMD_NO_EXPUNGE));
+	 * replies; expunges not while the client may rely on numbers. The
+	 * sync costs one row when nothing changed, and also catches what
+	 * another process (the CLI) did since the last poll. */
+	imap_view_sync(s, !(c->flags & IMAP_CMD_NO_EXPUNGE));
 	c->run(s, cmd);
 }
 
@@ -694,7 +883,9 @@ static void imap_on_change(void *arg, enum store_change what, int64_t mailbox_id
 {
 	struct imap_session *s = arg;
 
-	if (s->view == NULL || s->view->mb.id != mailbox_id)
+	(void)what;
+	(void)message_id;
+	if (s->view == NULL || (mailbox_id != 0 && s->view->mb.id != mailbox_id))
 		return;
 	s->dirty = true;
 	/* An idling client hears at once; others at their next command. */
@@ -726,6 +917,7 @@ static void *imap_open(struct conn *c)
 	imap_limits_default(&s->limits);
 	s->limits.max_literal = s->srv->cfg->max_message_size;
 	s->limits.max_command = s->srv->cfg->max_message_size + 64 * 1024;
+	s->limits.utf8_quoted = &s->utf8;   /* RFC 6855 §3, once enabled */
 	s->reader = imap_reader_new(&s->limits);
 	s->ev_delay = evtimer_new(s->srv->base, imap_auth_delay_cb, s);
 	s->ev_sync = event_new(s->srv->base, -1, 0, imap_sync_cb, s);

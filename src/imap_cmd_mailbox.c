@@ -27,15 +27,29 @@ static void reply_store_error(struct imap_session *s, const char *tag, int rc)
 		imap_tagged(s, tag, "NO", "[SERVERBUG] %s", store_errmsg(s->srv->store));
 }
 
-/* One mailbox-name argument; false after a BAD was sent. */
+/* One mailbox-name argument; false after a BAD (not a mailbox argument
+ * at all) or a NO (a valid astring that names no mailbox: empty, too long,
+ * or not modified UTF-7 before ENABLE UTF8=ACCEPT) was sent. */
 static bool mailbox_arg(struct imap_session *s, const struct imap_command *cmd, size_t i,
     char *out)
 {
-	if (cmd->nargs <= i || !imap_arg_mailbox(s, &cmd->args[i], out, NAME_MAX_)) {
+	const char *str;
+	size_t len;
+
+	if (cmd->nargs <= i || !imap_arg_list_mailbox(&cmd->args[i], &str, &len) ||
+	    memchr(str, '\0', len) != NULL) {
 		imap_tagged(s, cmd->tag, "BAD", "Invalid mailbox name");
 		return false;
 	}
-	return true;
+	if (imap_arg_mailbox(s, &cmd->args[i], out, NAME_MAX_))
+		return true;
+	if (len == 0)
+		imap_tagged(s, cmd->tag, "NO", "[CANNOT] Empty mailbox name");
+	else if (len >= NAME_MAX_)
+		imap_tagged(s, cmd->tag, "NO", "[CANNOT] Mailbox name too long");
+	else   /* Dovecot's words */
+		imap_tagged(s, cmd->tag, "NO", "[CANNOT] Mailbox name is not valid mUTF-7");
+	return false;
 }
 
 /* ---- SELECT / EXAMINE --------------------------------------------------- */
@@ -63,12 +77,7 @@ static void select_report(struct imap_session *s)
 
 	kw.buf[0] = '\0';
 	(void)store_mailbox_keywords(s->srv->store, v->mb.id, kw_collect, &kw);
-	imap_printf(s, "* FLAGS (" IMAP_SYSTEM_FLAGS "%s)\r\n", kw.buf);
-	if (v->readonly)
-		imap_printf(s, "* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
-	else
-		imap_printf(s, "* OK [PERMANENTFLAGS (" IMAP_SYSTEM_FLAGS "%s \\*)] Flags permitted\r\n",
-		    kw.buf);
+	imap_view_send_flags(s, kw.len ? kw.buf + 1 : "");
 	imap_view_sync(s, true);
 	if (v->n == 0)
 		imap_printf(s, s->rev2 ? "* 0 EXISTS\r\n" : "* 0 EXISTS\r\n* 0 RECENT\r\n");
@@ -221,8 +230,13 @@ void imap_cmd_select(struct imap_session *s, const struct imap_command *cmd)
 
 static bool name_ok(const char *name)
 {
-	size_t n = strlen(name);
+	size_t i, n = strlen(name);
 
+	/* No control characters in new names (modified UTF-7 can carry
+	 * them; Dovecot refuses them too). */
+	for (i = 0; i < n; i++)
+		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+			return false;
 	/* No empty levels, no leading or trailing delimiter, no wildcards. */
 	return n > 0 && name[0] != '/' && name[n - 1] != '/' && !strstr(name, "//") &&
 	    !strpbrk(name, "*%") && strcmp(name, "INBOX") != 0;
@@ -264,11 +278,12 @@ void imap_cmd_create(struct imap_session *s, const struct imap_command *cmd)
 		imap_tagged(s, cmd->tag, "NO", "[CANNOT] Invalid mailbox name");
 		return;
 	}
+	/* Subscriptions are the client's own list (RFC 3501 §6.3.6):
+	 * CREATE does not add to it, as in Dovecot. */
 	if ((rc = create_with_parents(s, name)) != STORE_OK) {
 		reply_store_error(s, cmd->tag, rc);
 		return;
 	}
-	(void)store_subscription_set(s->srv->store, s->inbox.id, name, true);
 	imap_tagged(s, cmd->tag, "OK", "CREATE completed");
 }
 
@@ -298,12 +313,102 @@ void imap_cmd_delete(struct imap_session *s, const struct imap_command *cmd)
 		imap_tagged(s, cmd->tag, "NO", "[INUSE] Mailbox is selected; CLOSE or UNSELECT it first");
 		return;
 	}
+	/* The subscription stays (RFC 3501 §6.3.6: the server must not
+	 * remove a name from it unilaterally); LIST (SUBSCRIBED) shows it
+	 * as \NonExistent. */
 	if ((rc = store_mailbox_delete(s->srv->store, mb.id)) != STORE_OK) {
 		reply_store_error(s, cmd->tag, rc);
 		return;
 	}
-	(void)store_subscription_set(s->srv->store, s->inbox.id, name, false);
 	imap_tagged(s, cmd->tag, "OK", "DELETE completed");
+}
+
+/* The subscribed names, to put back after a RENAME. */
+struct names {
+	char **v;
+	size_t n, cap;
+};
+
+static int names_add(const char *name, void *arg)
+{
+	struct names *l = arg;
+	char **v;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		if ((v = realloc(l->v, cap * sizeof(*v))) == NULL)
+			return STORE_FULL;
+		l->v = v;
+		l->cap = cap;
+	}
+	if ((l->v[l->n] = strdup(name)) == NULL)
+		return STORE_FULL;
+	l->n++;
+	return 0;
+}
+
+static bool names_has(const struct names *l, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (strcmp(l->v[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void names_free(struct names *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+}
+
+/* Makes the subscriptions `before` again, whatever `after` they became. */
+static int subscriptions_restore(struct imap_session *s, const struct names *before)
+{
+	struct store *st = s->srv->store;
+	struct names after = { 0 };
+	size_t i;
+	int rc = store_subscription_list(st, s->inbox.id, names_add, &after);
+
+	for (i = 0; rc == STORE_OK && i < after.n; i++)
+		if (!names_has(before, after.v[i]))
+			rc = store_subscription_set(st, s->inbox.id, after.v[i], false);
+	for (i = 0; rc == STORE_OK && i < before->n; i++)
+		if (!names_has(&after, before->v[i]))
+			rc = store_subscription_set(st, s->inbox.id, before->v[i], true);
+	names_free(&after);
+	return rc;
+}
+
+/* RENAME moves the mailbox and its children; subscriptions are left as
+ * they were, as Dovecot does: they are names the client keeps (RFC 3501
+ * §6.3.6), and the old name stays subscribed (LIST (SUBSCRIBED) shows it
+ * \NonExistent). The store moves them with the mailbox, so they are put
+ * back in the same transaction. */
+static int rename_keep_subscriptions(struct imap_session *s, const char *from, const char *to)
+{
+	struct store *st = s->srv->store;
+	struct names before = { 0 };
+	int rc = store_subscription_list(st, s->inbox.id, names_add, &before);
+
+	if (rc == STORE_OK)
+		rc = store_begin(st);
+	if (rc != STORE_OK) {
+		names_free(&before);
+		return rc;
+	}
+	rc = store_mailbox_rename(st, s->inbox.id, from, to);
+	if (rc == STORE_OK)
+		rc = subscriptions_restore(s, &before);
+	names_free(&before);
+	if (rc == STORE_OK && (rc = store_commit(st)) == STORE_OK)
+		return STORE_OK;
+	store_rollback(st);
+	return rc;
 }
 
 void imap_cmd_rename(struct imap_session *s, const struct imap_command *cmd)
@@ -317,7 +422,7 @@ void imap_cmd_rename(struct imap_session *s, const struct imap_command *cmd)
 		imap_tagged(s, cmd->tag, "NO", "[CANNOT] Invalid mailbox name");
 		return;
 	}
-	if ((rc = store_mailbox_rename(s->srv->store, s->inbox.id, from, to)) != STORE_OK) {
+	if ((rc = rename_keep_subscriptions(s, from, to)) != STORE_OK) {
 		reply_store_error(s, cmd->tag, rc);
 		return;
 	}
@@ -494,7 +599,8 @@ static ssize_t memsrc_read(void *arg, void *buf, size_t len)
 	return (ssize_t)n;
 }
 
-struct append_args {
+/* One message of an APPEND (RFC 3502 allows several). */
+struct append_msg {
 	unsigned flags;
 	const char *kw[64];
 	size_t nkw;
@@ -502,20 +608,25 @@ struct append_args {
 	const struct imap_arg *msg;
 };
 
-static bool append_parse(struct imap_session *s, const struct imap_command *cmd,
-    struct append_args *a)
+/* Parses the append-message at args[*i] ([flag-list] [date-time] literal,
+ * or UTF8 (literal8) once UTF8=ACCEPT is on) and moves *i past it; false
+ * after a BAD. */
+static bool append_parse(struct imap_session *s, const struct imap_command *cmd, size_t *ip,
+    struct append_msg *a)
 {
-	size_t i = 1;
+	const struct imap_arg *args = cmd->args;
+	size_t i = *ip, n = cmd->nargs;
 	int zone;
 
+	memset(a, 0, sizeof(*a));
 	a->date = (int64_t)time(NULL);
-	if (i < cmd->nargs && cmd->args[i].type == IMAP_ARG_LIST) {
-		if (!imap_arg_flags(s, cmd->tag, &cmd->args[i], &a->flags, a->kw, &a->nkw, 64))
+	if (i < n && args[i].type == IMAP_ARG_LIST) {
+		if (!imap_arg_flags(s, cmd->tag, &args[i], &a->flags, a->kw, &a->nkw, 64))
 			return false;
 		i++;
 	}
-	if (i + 1 < cmd->nargs && cmd->args[i].type == IMAP_ARG_QUOTED) {
-		if (!imap_datetime_parse(cmd->args[i].str, cmd->args[i].len, &a->date, &zone)) {
+	if (i + 1 < n && args[i].type == IMAP_ARG_QUOTED) {
+		if (!imap_datetime_parse(args[i].str, args[i].len, &a->date, &zone)) {
 			imap_tagged(s, cmd->tag, "BAD", "Invalid date-time");
 			return false;
 		}
@@ -523,24 +634,26 @@ static bool append_parse(struct imap_session *s, const struct imap_command *cmd,
 	}
 	/* RFC 6855 §4: "UTF8 (~{n}...)" carries a message with UTF-8 headers,
 	 * once UTF8=ACCEPT is enabled. */
-	if (i + 2 == cmd->nargs && s->utf8 && imap_arg_equals(&cmd->args[i], "UTF8") &&
-	    cmd->args[i + 1].type == IMAP_ARG_LIST && cmd->args[i + 1].count == 1 &&
-	    cmd->args[i + 1].list[0].type == IMAP_ARG_LITERAL) {
-		a->msg = &cmd->args[i + 1].list[0];
+	if (i + 1 < n && s->utf8 && imap_arg_equals(&args[i], "UTF8") &&
+	    args[i + 1].type == IMAP_ARG_LIST && args[i + 1].count == 1 &&
+	    args[i + 1].list[0].type == IMAP_ARG_LITERAL) {
+		a->msg = &args[i + 1].list[0];
+		*ip = i + 2;
 		return true;
 	}
-	if (i + 1 != cmd->nargs || cmd->args[i].type != IMAP_ARG_LITERAL) {
-		imap_tagged(s, cmd->tag, "BAD", "Syntax: APPEND mailbox [(flags)] [date-time] literal");
+	if (i >= n || args[i].type != IMAP_ARG_LITERAL) {
+		imap_tagged(s, cmd->tag, "BAD",
+		    "Syntax: APPEND mailbox 1*([(flags)] [date-time] literal)");
 		return false;
 	}
 	/* NUL is not a CHAR8 (RFC 3501 §9): only a literal8 (~{n}, RFC 3516)
 	 * may carry it. */
-	if (!(cmd->args[i].flags & IMAP_AF_LITERAL8) &&
-	    memchr(cmd->args[i].str, '\0', cmd->args[i].len) != NULL) {
+	if (!(args[i].flags & IMAP_AF_LITERAL8) && memchr(args[i].str, '\0', args[i].len) != NULL) {
 		imap_tagged(s, cmd->tag, "BAD", "NUL in a literal; use a literal8 (~{n})");
 		return false;
 	}
-	a->msg = &cmd->args[i];
+	a->msg = &args[i];
+	*ip = i + 1;
 	return true;
 }
 
@@ -561,12 +674,28 @@ static char *join_keywords(const char *const *kw, size_t n)
 	return s;
 }
 
+/* A literal8 is stored as sent, octet for octet (RFC 3516 §4.4: the
+ * client means binary); an ordinary literal is text, and gets the line
+ * ends SMTP gives a message. */
+static char *append_body(const struct imap_arg *msg, size_t *len)
+{
+	char *body;
+
+	if (!(msg->flags & IMAP_AF_LITERAL8))
+		return append_normalise(msg->str, msg->len, len);
+	if ((body = malloc(msg->len + 1)) == NULL)
+		return NULL;
+	memcpy(body, msg->str, msg->len);
+	*len = msg->len;
+	return body;
+}
+
 static int append_store(struct imap_session *s, const struct store_mailbox *mb,
-    const struct append_args *a, int64_t *id)
+    const struct append_msg *a, int64_t *id)
 {
 	char from[512], to[512], subject[512], date[256];
 	size_t len = 0, hlen;
-	char *body = append_normalise(a->msg->str, a->msg->len, &len);
+	char *body = append_body(a->msg, &len);
 	struct memsrc src = { body, len, 0 };
 	struct store_new_message m = { 0 };
 	char *kw;
@@ -598,28 +727,80 @@ static int append_store(struct imap_session *s, const struct store_mailbox *mb,
 	return rc;
 }
 
+static int uid_of(const struct store_message_info *m, void *arg)
+{
+	*(uint32_t *)arg = m->uid;
+	return 0;
+}
+
+/* Stores every message of the command in one transaction (RFC 3502: all
+ * or none), collecting their UIDs; other sessions hear of them together,
+ * after the commit. The arguments were checked before. */
+static int append_all(struct imap_session *s, const struct imap_command *cmd,
+    const struct store_mailbox *mb, struct imap_seqset *uids)
+{
+	struct store *st = s->srv->store;
+	struct append_msg a;
+	size_t i = 1;
+	int64_t id;
+	uint32_t uid;
+	int rc = store_begin(st);
+
+	while (rc == STORE_OK && i < cmd->nargs) {
+		if (!append_parse(s, cmd, &i, &a)) {
+			rc = STORE_ERR;   /* cannot be: checked before */
+			break;
+		}
+		uid = 0;
+		if ((rc = append_store(s, mb, &a, &id)) == STORE_OK &&
+		    (rc = store_message_get_info(st, id, uid_of, &uid)) == STORE_OK)
+			imap_seqset_add(uids, uid, uid);
+		if (rc == STORE_OK)
+			log_info("imap: %s: appended message %lld to %s", conn_peer(s->conn),
+			    (long long)id, mb->name);
+	}
+	if (rc == STORE_OK && (rc = store_commit(st)) == STORE_OK)
+		return STORE_OK;
+	store_rollback(st);
+	return rc;
+}
+
 void imap_cmd_append(struct imap_session *s, const struct imap_command *cmd)
 {
-	char name[NAME_MAX_];
+	char name[NAME_MAX_], set[4096];
 	struct store_mailbox mb;
-	struct append_args a = { 0 };
-	int64_t id = 0;
+	struct append_msg a;
+	struct imap_seqset uids;
+	size_t i = 1;
 	int rc;
 
-	if (!mailbox_arg(s, cmd, 0, name) || !append_parse(s, cmd, &a))
+	if (!mailbox_arg(s, cmd, 0, name))
 		return;
+	/* Every message is checked before any is stored. */
+	do {
+		if (!append_parse(s, cmd, &i, &a))
+			return;
+	} while (i < cmd->nargs);
 	if (store_mailbox_get(s->srv->store, s->inbox.id, name, &mb) != STORE_OK) {
 		imap_tagged(s, cmd->tag, "NO", "[TRYCREATE] Mailbox does not exist");
 		return;
 	}
-	if ((rc = append_store(s, &mb, &a, &id)) != STORE_OK) {
+	imap_seqset_init(&uids);
+	if ((rc = append_all(s, cmd, &mb, &uids)) != STORE_OK) {
 		imap_tagged(s, cmd->tag, "NO", rc == STORE_FULL || rc == STORE_BUSY ?
-		    "[OVERQUOTA] Cannot store the message now" : "[SERVERBUG] Cannot store");
+		    "[OVERQUOTA] Cannot store the messages now; none was stored" :
+		    "[SERVERBUG] Cannot store; none of the messages was stored");
+		imap_seqset_free(&uids);
 		return;
 	}
-	log_info("imap: %s: appended message %lld to %s", conn_peer(s->conn), (long long)id, name);
 	if (s->dirty)
 		imap_view_sync(s, true);
-	imap_tagged(s, cmd->tag, "OK", "[APPENDUID %u %u] APPEND completed", mb.uidvalidity,
-	    mb.uidnext);
+	imap_seqset_normalize(&uids);
+	/* RFC 4315 §3: the UIDs as a set, "3955:3957" for three. */
+	if (imap_seqset_format(&uids, set, sizeof(set)) < sizeof(set))
+		imap_tagged(s, cmd->tag, "OK", "[APPENDUID %u %s] APPEND completed",
+		    mb.uidvalidity, set);
+	else
+		imap_tagged(s, cmd->tag, "OK", "APPEND completed");
+	imap_seqset_free(&uids);
 }

@@ -103,7 +103,7 @@ static size_t store_modifiers(struct imap_session *s, const struct imap_command 
 	if (mods->count != 2 || !imap_arg_equals(&mods->list[0], "UNCHANGEDSINCE") ||
 	    !imap_arg_number64(&mods->list[1], &r->unchangedsince))
 		return 0;
-	s->condstore = true;   /* a CONDSTORE enabling command */
+	imap_condstore_enable(s);
 	return 2;
 }
 
@@ -192,6 +192,10 @@ void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd)
 		imap_seqset_free(&set);
 		return;
 	}
+	/* New keywords go to FLAGS before any FETCH shows them; other
+	 * sessions hear of them at their next sync. */
+	if (r.op != STORE_FLAGS_REMOVE)
+		imap_view_announce_keywords(s, r.kw, r.nkw);
 	imap_seq_iter_init(&it, &set);
 	while (rc == STORE_OK && imap_seq_iter_next(&it, &n)) {
 		long i = cmd->uid ? imap_view_find_uid(s->view, n) : (long)n - 1;

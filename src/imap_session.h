@@ -48,7 +48,8 @@ struct imap_view {
 	bool readonly;
 	struct imap_msg *msgs;
 	size_t n, cap;
-	uint32_t recent_above;  /* UIDs above this were claimed by us as recent */
+	uint64_t synced_modseq; /* the mailbox's HIGHESTMODSEQ when last synced */
+	size_t gone;            /* messages marked gone, not yet announced */
 	char *flags_sent;       /* keywords named in the last FLAGS response */
 };
 
@@ -113,6 +114,15 @@ void imap_view_free(struct imap_view *v);
 /* Brings the view in line with the store and reports the differences:
  * EXPUNGE (when allowed), EXISTS, RECENT, FETCH FLAGS. */
 void imap_view_sync(struct imap_session *s, bool expunges);
+/* "* FLAGS (...)" and "* OK [PERMANENTFLAGS (...)]" with these keywords
+ * (space-separated), remembered as what the client knows. */
+void imap_view_send_flags(struct imap_session *s, const char *keywords);
+/* The same again with any of kw[] the client does not know yet, before a
+ * FETCH shows them (RFC 3501 §7.2.6); nothing if it knows them all. */
+void imap_view_announce_keywords(struct imap_session *s, const char *const *kw, size_t n);
+/* A CONDSTORE enabling command (RFC 7162 §3.1) turns CONDSTORE on; with a
+ * mailbox selected the first one also reports "* OK [HIGHESTMODSEQ n]". */
+void imap_condstore_enable(struct imap_session *s);
 /* Evaluates a sequence set (MSN or UID) into view indexes; false after a
  * tagged BAD/NO was sent. */
 bool imap_view_select(struct imap_session *s, const char *tag, const char *set, bool uid,

@@ -204,21 +204,43 @@ static void serve_signal(evutil_socket_t sig, short what, void *arg)
 	server_stop(srv);
 }
 
+/* The CLI writes to the same database from its own process; sessions hear
+ * of it through this poll (an idling IMAP client within half a second). */
+#define SERVE_EXTERNAL_POLL_MS 500
+
+static void serve_poll_external(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	(void)store_poll_external(srv->store);
+}
+
 static int serve_loop(struct server *srv)
 {
-	struct event *sigint, *sigterm;
+	struct event *sigint, *sigterm, *poll;
+	struct timeval tv = { 0, SERVE_EXTERNAL_POLL_MS * 1000 };
+	int rc = -1;
 
 	sigint = evsignal_new(srv->base, SIGINT, serve_signal, srv);
 	sigterm = evsignal_new(srv->base, SIGTERM, serve_signal, srv);
-	if (sigint == NULL || sigterm == NULL || evsignal_add(sigint, NULL) < 0 ||
-	    evsignal_add(sigterm, NULL) < 0) {
+	poll = event_new(srv->base, -1, EV_PERSIST, serve_poll_external, srv);
+	if (sigint == NULL || sigterm == NULL || poll == NULL || evsignal_add(sigint, NULL) < 0 ||
+	    evsignal_add(sigterm, NULL) < 0 || event_add(poll, &tv) < 0) {
 		fprintf(stderr, "mailsnare: cannot install signal handlers\n");
-		return -1;
+		goto out;
 	}
 	event_base_dispatch(srv->base);
-	event_free(sigint);
-	event_free(sigterm);
-	return 0;
+	rc = 0;
+out:
+	if (sigint)
+		event_free(sigint);
+	if (sigterm)
+		event_free(sigterm);
+	if (poll)
+		event_free(poll);
+	return rc;
 }
 
 int serve_run(const struct config *cfg)

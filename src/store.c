@@ -125,6 +125,9 @@ static const char *const migrations[] = {
 	"CREATE TRIGGER mailbox_expunged_gc AFTER DELETE ON mailbox BEGIN"
 	"  DELETE FROM expunged WHERE mailbox_id = OLD.id;"
 	"END;",
+	/* 3 -> 4: an IMAP view syncs from what changed since its modseq
+	 * (flags, new messages) instead of re-reading the mailbox. */
+	"CREATE INDEX message_modseq ON message(mailbox_id, modseq);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -191,6 +194,11 @@ static const char *const query_sql[Q_COUNT] = {
 	    " (SELECT group_concat(keyword, ' ') FROM message_keyword k"
 	    "  WHERE k.message_id = m.id)"
 	    " FROM message m WHERE m.mailbox_id = ?1 ORDER BY m.uid",
+	[Q_MAILBOX_CHANGES] = "SELECT m.id, m.uid, m.flags, m.size, m.internal_date, m.modseq,"
+	    " (SELECT group_concat(keyword, ' ') FROM message_keyword k"
+	    "  WHERE k.message_id = m.id)"
+	    " FROM message m WHERE m.mailbox_id = ?1 AND m.modseq > ?2 ORDER BY m.uid",
+	[Q_MAILBOX_STATE] = "SELECT highestmodseq, recent_uid FROM mailbox WHERE id = ?1",
 	/* A flag change takes the mailbox's next modseq (RFC 7162). */
 	[Q_MSG_FLAGS] = "UPDATE message SET flags = (flags & ~?3) | ?2,"
 	    " modseq = (SELECT highestmodseq + 1 FROM mailbox WHERE id = message.mailbox_id)"
@@ -529,6 +537,7 @@ struct store *store_open(const char *path, enum durability durability,
 		store_close(st);
 		return NULL;
 	}
+	(void)pragma_int(st, "PRAGMA data_version", &st->data_version);
 	return st;
 }
 
@@ -607,6 +616,21 @@ void store_notify_pending(struct store *st)
 	if (--st->dispatching == 0)
 		compact_subs(st);
 	free(ev);
+}
+
+bool store_poll_external(struct store *st)
+{
+	int64_t v = 0;
+
+	/* data_version moves only for commits of other connections. */
+	if (pragma_int(st, "PRAGMA data_version", &v) != STORE_OK || v == st->data_version)
+		return false;
+	st->data_version = v;
+	if (store_queue_event(st, STORE_CHANGE_EXTERNAL, 0, 0) != STORE_OK)
+		return false;
+	if (!st->in_tx)
+		store_notify_pending(st);
+	return true;
 }
 
 int store_subscribe(struct store *st, store_change_cb cb, void *arg)

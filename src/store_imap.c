@@ -402,15 +402,18 @@ int store_subscription_set(struct store *st, int64_t inbox_id, const char *name,
 
 /* ---- messages ---------------------------------------------------------- */
 
-int store_mailbox_foreach(struct store *st, int64_t mailbox_id, store_msg_cb cb, void *arg)
+static int msg_rows(struct store *st, int q, int64_t mailbox_id, uint64_t since,
+    store_msg_cb cb, void *arg)
 {
 	struct store_msg m;
 	int rc = STORE_OK, r;
-	sqlite3_stmt *s = store_stmt_get(st, Q_MAILBOX_MSGS, &rc);
+	sqlite3_stmt *s = store_stmt_get(st, q, &rc);
 
 	if (s == NULL)
 		return rc;
 	sqlite3_bind_int64(s, 1, mailbox_id);
+	if (q == Q_MAILBOX_CHANGES)
+		sqlite3_bind_int64(s, 2, (int64_t)since);
 	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
 		m.id = sqlite3_column_int64(s, 0);
 		m.uid = (uint32_t)sqlite3_column_int64(s, 1);
@@ -424,8 +427,33 @@ int store_mailbox_foreach(struct store *st, int64_t mailbox_id, store_msg_cb cb,
 	}
 	if (rc == STORE_OK && r != SQLITE_DONE && r != SQLITE_ROW)
 		rc = store_sql_fail(st, r);
-	store_stmt_put(st, Q_MAILBOX_MSGS, s);
+	store_stmt_put(st, q, s);
 	return rc;
+}
+
+int store_mailbox_foreach(struct store *st, int64_t mailbox_id, store_msg_cb cb, void *arg)
+{
+	return msg_rows(st, Q_MAILBOX_MSGS, mailbox_id, 0, cb, arg);
+}
+
+int store_mailbox_changes(struct store *st, int64_t mailbox_id, uint64_t since,
+    store_msg_cb cb, void *arg)
+{
+	return msg_rows(st, Q_MAILBOX_CHANGES, mailbox_id, since, cb, arg);
+}
+
+int store_mailbox_state(struct store *st, int64_t mailbox_id, uint64_t *highestmodseq,
+    uint32_t *recent_above)
+{
+	int64_t v[2] = { 0 };
+	int rc = row_q(st, Q_MAILBOX_STATE, mailbox_id, v, 2);
+
+	if (rc != STORE_OK)
+		return rc;
+	*highestmodseq = (uint64_t)v[0];
+	if (recent_above != NULL)
+		*recent_above = (uint32_t)v[1];
+	return STORE_OK;
 }
 
 int store_mailbox_take_uid(struct store *st, int64_t mailbox, int64_t *uid, int64_t *modseq)

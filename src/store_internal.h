@@ -27,7 +27,8 @@ enum query {
 	Q_MAILBOX_NEXT, Q_BODY_ADD, Q_BODY_ADD_DATA, Q_MSG_ADD, Q_RCPT_ADD,
 	Q_MSG_LIST_ALL, Q_MSG_LIST_INBOX, Q_MSG_INFO, Q_RCPT_LIST, Q_MSG_BODY,
 	Q_MSG_DEL, Q_MSG_DEL_INBOX, Q_PRUNE, Q_INTEGRITY,
-	Q_MAILBOX_GET, Q_MAILBOX_MSGS, Q_MSG_FLAGS, Q_MAILBOX_MODSEQ,
+	Q_MAILBOX_GET, Q_MAILBOX_MSGS, Q_MSG_FLAGS, Q_MAILBOX_MODSEQ, Q_MAILBOX_CHANGES,
+	Q_MAILBOX_STATE,
 	Q_COUNT
 };
 
@@ -68,6 +69,7 @@ struct store {
 	struct store_sub *subs;
 	size_t n_subs, cap_subs;
 	unsigned dispatching;
+	int64_t data_version;       /* PRAGMA data_version when last polled */
 	uint32_t last_uidvalidity;
 	unsigned char *chunk;      /* STORE_CHUNK bytes for writing bodies */
 	char err[STORE_ERR_MAX];

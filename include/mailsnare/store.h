@@ -215,6 +215,16 @@ struct store_msg {
 typedef int (*store_msg_cb)(const struct store_msg *m, void *arg);
 /* A non-zero return from cb stops and is returned. */
 int store_mailbox_foreach(struct store *st, int64_t mailbox_id, store_msg_cb cb, void *arg);
+/* The messages of the mailbox whose modseq is above `since` (new ones and
+ * those whose flags changed), by UID ascending: what an IMAP view needs
+ * to catch up, at the cost of what changed (indexed by modseq). */
+int store_mailbox_changes(struct store *st, int64_t mailbox_id, uint64_t since,
+    store_msg_cb cb, void *arg);
+/* The mailbox's HIGHESTMODSEQ (every change raises it) and its \Recent
+ * watermark (UIDs above it are recent, not yet claimed); recent_above may
+ * be NULL. STORE_NOTFOUND once the mailbox is deleted. */
+int store_mailbox_state(struct store *st, int64_t mailbox_id, uint64_t *highestmodseq,
+    uint32_t *recent_above);
 
 /* flags = (flags & ~remove) | add; a change takes a new modseq and is
  * notified (STORE_CHANGE_FLAGS). STORE_OK also when nothing changed or
@@ -254,10 +264,17 @@ int store_message_read_range(struct store *st, int64_t id, uint64_t offset, uint
 /* Change notifications, delivered after the commit that made them (at
  * once in autocommit mode): a new message (delivery), new flags, or a
  * message removed (delete, prune, expunge), with its mailbox and id. */
-enum store_change { STORE_CHANGE_NEW, STORE_CHANGE_FLAGS, STORE_CHANGE_EXPUNGE };
+enum store_change { STORE_CHANGE_NEW, STORE_CHANGE_FLAGS, STORE_CHANGE_EXPUNGE,
+	STORE_CHANGE_EXTERNAL };
 typedef void (*store_change_cb)(void *arg, enum store_change what, int64_t mailbox_id,
     int64_t message_id);
 int store_subscribe(struct store *st, store_change_cb cb, void *arg);
+/* Another process (the CLI) may change the store while the server runs;
+ * it has no way to notify. The server calls this now and then: if anyone
+ * else committed since the last call, subscribers get one
+ * STORE_CHANGE_EXTERNAL with mailbox and message 0 ("anything may have
+ * changed"). Returns true if so. */
+bool store_poll_external(struct store *st);
 void store_unsubscribe(struct store *st, store_change_cb cb, void *arg);
 
 /* PRAGMA integrity_check: 0 if "ok". */

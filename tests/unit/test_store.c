@@ -845,7 +845,7 @@ Test(store, persists_across_reopen)
 
 	cr_assert_eq(store_integrity_check(st), 0);
 	store_close(st);
-	cr_assert_eq(raw_int("PRAGMA user_version"), 3);
+	cr_assert_eq(raw_int("PRAGMA user_version"), 4);
 	cr_assert_eq(raw_int("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
 
 	st = open_store();
@@ -1374,5 +1374,63 @@ Test(store, vanished_after_delete_and_move)
 	cr_assert_eq(store_mailbox_delete(st, trash.id), STORE_OK);
 	cr_assert_eq(raw_int("SELECT count(*) FROM expunged WHERE mailbox_id NOT IN"
 	    " (SELECT id FROM mailbox)"), 0);
+	store_close(st);
+}
+
+Test(store, changes_since_modseq)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct store_mailbox mb;
+	struct msgs l = { .n = 0 };
+	uint64_t mark, now;
+	uint32_t recent;
+	int64_t a = add_text(st, in.id, "a\r\n");
+
+	add_text(st, in.id, "b\r\n");
+	cr_assert_eq(store_mailbox_get(st, in.id, "INBOX", &mb), STORE_OK);
+	cr_assert_eq(store_mailbox_state(st, mb.id, &mark, &recent), STORE_OK);
+	cr_assert_eq(mark, mb.highestmodseq);
+	cr_assert_eq(recent, 0, "nobody claimed \\Recent yet");
+	cr_assert_eq(store_mailbox_changes(st, mb.id, mark, collect_msg, &l), STORE_OK);
+	cr_assert_eq(l.n, 0, "nothing since the mark");
+	cr_assert_eq(store_message_set_flags(st, a, STORE_FLAG_SEEN, 0), STORE_OK);
+	int64_t c = add_text(st, in.id, "c\r\n");
+	cr_assert_eq(store_mailbox_changes(st, mb.id, mark, collect_msg, &l), STORE_OK);
+	cr_assert_eq(l.n, 2, "the flag change and the new message, not the untouched one");
+	cr_assert_eq(l.m[0].id, a);
+	cr_assert_eq(l.m[0].flags, STORE_FLAG_SEEN);
+	cr_assert_eq(l.m[1].id, c);
+	cr_assert_eq(l.m[1].uid, 3);
+	cr_assert_eq(store_mailbox_state(st, mb.id, &now, NULL), STORE_OK);
+	cr_assert_eq(now, mark + 2);
+	cr_assert_eq(store_mailbox_claim_recent(st, mb.id, &recent), STORE_OK);
+	cr_assert_eq(store_mailbox_state(st, mb.id, &now, &recent), STORE_OK);
+	cr_assert_eq(recent, 3, "the watermark moved to the last UID");
+	struct store_mailbox scratch;
+	cr_assert_eq(store_mailbox_create(st, in.id, "Scratch", &scratch), STORE_OK);
+	cr_assert_eq(store_mailbox_state(st, scratch.id, &now, NULL), STORE_OK);
+	cr_assert_eq(store_mailbox_delete(st, scratch.id), STORE_OK);
+	cr_assert_eq(store_mailbox_state(st, scratch.id, &now, NULL), STORE_NOTFOUND,
+	    "a deleted mailbox: the view must drop everything");
+	store_close(st);
+}
+
+Test(store, poll_sees_other_connections_only)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct kinds k = { .n = 0 };
+
+	cr_assert_eq(store_subscribe(st, on_any_change, &k), STORE_OK);
+	cr_assert_eq(store_poll_external(st), false, "nothing yet");
+	add_text(st, in.id, "own\r\n");
+	k.n = 0;
+	cr_assert_eq(store_poll_external(st), false, "its own commits are notified already");
+	raw_exec("UPDATE message SET flags = 1");
+	cr_assert_eq(store_poll_external(st), true, "another process committed");
+	cr_assert_eq(k.n, 1);
+	cr_assert_eq(k.what[0], STORE_CHANGE_EXTERNAL);
+	cr_assert_eq(store_poll_external(st), false, "once per change");
 	store_close(st);
 }
