@@ -34,10 +34,31 @@ void imap_cmd_logout(struct imap_session *s, const struct imap_command *cmd)
 	conn_close(s->conn);
 }
 
+/* RFC 2971: id_params_list ::= "(" #(string SPACE nstring) ")" / nil. */
+static bool id_params_valid(const struct imap_arg *a)
+{
+	const struct imap_arg *items;
+	const char *str;
+	size_t n, i;
+
+	if (imap_arg_is_nil(a))
+		return true;
+	if (!imap_arg_list(a, &items, &n) || n % 2 != 0)
+		return false;
+	for (i = 0; i < n; i += 2)
+		if (!imap_arg_string(&items[i], &str, NULL) ||
+		    !imap_arg_nstring(&items[i + 1], &str, NULL))
+			return false;
+	return true;
+}
+
+/* RFC 2971's bounds (30 pairs, 30-octet fields, 1,024-octet values) bind
+ * the client; like Dovecot, a client that goes over them is answered all
+ * the same: the line bound (64 KiB) is what protects the server. */
 void imap_cmd_id(struct imap_session *s, const struct imap_command *cmd)
 {
-	if (cmd->nargs != 1) {
-		imap_tagged(s, cmd->tag, "BAD", "Syntax: ID (params) or ID NIL");
+	if (cmd->nargs != 1 || !id_params_valid(&cmd->args[0])) {
+		imap_tagged(s, cmd->tag, "BAD", "Syntax: ID (\"field\" \"value\" ...) or ID NIL");
 		return;
 	}
 	imap_printf(s, "* ID (\"name\" \"mailsnare\" \"vendor\" \"mailsnare\")\r\n");

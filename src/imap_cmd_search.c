@@ -59,12 +59,35 @@ static bool sm_header(struct search_msg *sm)
 	return sm->hdr != NULL;
 }
 
+/* One unfolded field value against needle. FROM, TO, CC and BCC match
+ * the addresses as parsed (comments and folding gone: "<user (c)@ (c)
+ * domain.org>" is user@domain.org) and the display names, as Dovecot
+ * does; a value that is not all addresses ("Mailer Daemon") also as the
+ * decoded text, as every other field. */
+static bool value_match(const char *raw, bool address, const char *needle, size_t nlen)
+{
+	size_t len = strlen(raw), dlen;
+	bool exact = false, hit = false;
+	char *dec;
+
+	if (address && (dec = imap_search_address_text(raw, len, &dlen, &exact)) != NULL) {
+		hit = mime_search_match(dec, dlen, needle, nlen);
+		free(dec);
+		if (hit || exact)
+			return hit;
+	}
+	dec = mime_header_decode(raw, len, &dlen);
+	hit = dec != NULL && mime_search_match(dec, dlen, needle, nlen);
+	free(dec);
+	return hit;
+}
+
 /* Does any field `name` (NULL: every field) contain needle, decoded? */
-static bool header_match(struct search_msg *sm, const char *name, const char *needle,
-    size_t nlen)
+static bool header_match(struct search_msg *sm, const char *name, bool address,
+    const char *needle, size_t nlen)
 {
 	struct mime_field f;
-	size_t pos = 0, dlen;
+	size_t pos = 0;
 	bool hit = false;
 
 	if (!sm_header(sm))
@@ -72,11 +95,11 @@ static bool header_match(struct search_msg *sm, const char *name, const char *ne
 	while (!hit && mime_header_next(sm->hdr, sm->hdr_len, &pos, &f)) {
 		if (name && (strlen(name) != f.name_len || strncasecmp(f.name, name, f.name_len)))
 			continue;
-		char *raw = mime_header_unfold(f.value, f.value_len, MIME_MAX_VALUE);
-		char *dec = raw ? mime_header_decode(raw, strlen(raw), &dlen) : NULL;
 		/* HEADER field "" matches any message that has the field. */
-		hit = dec && (nlen == 0 || mime_search_match(dec, dlen, needle, nlen));
-		free(dec);
+		if (nlen == 0)
+			return true;
+		char *raw = mime_header_unfold(f.value, f.value_len, MIME_MAX_VALUE);
+		hit = raw != NULL && value_match(raw, address, needle, nlen);
 		free(raw);
 	}
 	return hit;
@@ -273,21 +296,27 @@ static bool eval_dates(struct search_msg *sm, const struct imap_search_node *n, 
 
 static bool eval_text(struct search_msg *sm, const struct imap_search_node *n)
 {
-	static const struct { enum imap_search_key key; const char *field; } f[] = {
-		{ IMAP_SK_BCC, "Bcc" }, { IMAP_SK_CC, "Cc" }, { IMAP_SK_FROM, "From" },
-		{ IMAP_SK_SUBJECT, "Subject" }, { IMAP_SK_TO, "To" },
+	static const struct {
+		enum imap_search_key key;
+		const char *field;
+		bool address;
+	} f[] = {
+		{ IMAP_SK_BCC, "Bcc", true }, { IMAP_SK_CC, "Cc", true },
+		{ IMAP_SK_FROM, "From", true }, { IMAP_SK_SUBJECT, "Subject", false },
+		{ IMAP_SK_TO, "To", true },
 	};
 	size_t i;
 
 	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 		if (f[i].key == n->key)
-			return header_match(sm, f[i].field, n->str, n->len);
+			return header_match(sm, f[i].field, f[i].address, n->str, n->len);
+	/* HEADER matches the field's text, whatever the field (Dovecot too). */
 	if (n->key == IMAP_SK_HEADER)
-		return header_match(sm, n->field, n->str, n->len);
+		return header_match(sm, n->field, false, n->str, n->len);
 	if (n->key == IMAP_SK_BODY)
 		return body_match(sm, n->str, n->len);
 	/* TEXT: header or body. */
-	return header_match(sm, NULL, n->str, n->len) || body_match(sm, n->str, n->len);
+	return header_match(sm, NULL, false, n->str, n->len) || body_match(sm, n->str, n->len);
 }
 
 static bool eval(struct search_msg *sm, const struct imap_search_node *n)

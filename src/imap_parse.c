@@ -43,13 +43,43 @@ bool imap_is_list_char(unsigned char c)
 
 void imap_limits_default(struct imap_limits *lim)
 {
-	lim->max_line = 8192;
+	lim->max_line = IMAP_LINE_MAX_DEFAULT;
 	lim->max_literal = 32u * 1024 * 1024;
 	lim->max_nonsync = UINT64_MAX;
 	lim->max_command = 32u * 1024 * 1024 + 65536;
 	lim->max_depth = 16;
 	lim->max_args = 10000;
 	lim->allow_8bit_quoted = true;
+	lim->utf8_quoted = NULL;
+}
+
+bool imap_utf8_valid(const void *s, size_t len)
+{
+	const unsigned char *p = s;
+	size_t i = 0, n, k;
+	uint32_t cp;
+
+	while (i < len) {
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		n = (p[i] & 0xe0) == 0xc0 ? 2 : (p[i] & 0xf0) == 0xe0 ? 3 :
+		    (p[i] & 0xf8) == 0xf0 ? 4 : 0;
+		if (n == 0 || n > len - i)
+			return false;
+		cp = p[i] & (0x7fu >> n);
+		for (k = 1; k < n; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i + k] & 0x3fu);
+		}
+		if ((n == 2 && cp < 0x80) || (n == 3 && (cp < 0x800 ||
+		    (cp >= 0xd800 && cp < 0xe000))) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+			return false;
+		i += n;
+	}
+	return true;
 }
 
 const char *imap_err_resp_code(enum imap_err code)
@@ -240,6 +270,12 @@ static bool parse_quoted(struct pctx *c)
 	}
 	if (p >= c->end)
 		return perr(c, IMAP_ERR_SYNTAX, "Unterminated quoted string");
+	/* RFC 6855 §3: after UTF8=ACCEPT, 8-bit quoted text is UTF-8 or the
+	 * command is BAD (rather than a SEARCH that silently matches nothing
+	 * or a mailbox name nobody can type again). */
+	if ((a.flags & IMAP_AF_8BIT) && c->lim->utf8_quoted != NULL && *c->lim->utf8_quoted &&
+	    !imap_utf8_valid(d, a.len))
+		return perr(c, IMAP_ERR_SYNTAX, "Quoted string is not valid UTF-8");
 	d[a.len] = '\0';
 	c->poolpos += a.len + 1;
 	a.str = d;

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mailsnare/mime_header.h"
+
 enum argkind { A_NONE, A_KEYWORD, A_STR, A_HEADER, A_DATE, A_NUM, A_UID, A_NOT, A_OR, A_MODSEQ };
 
 static const struct {
@@ -385,4 +387,118 @@ bool imap_thread_parse(const struct imap_arg *a, enum imap_thread_alg *alg,
 		return false;
 	}
 	return true;
+}
+
+/* ---- address text for SEARCH FROM/TO/CC/BCC ----------------------------- */
+
+struct abuf {
+	char *p;
+	size_t len, cap;
+	bool failed;
+};
+
+static void abuf_add(struct abuf *b, const char *s, size_t n)
+{
+	if (b->failed)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 128;
+		char *q;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		if ((q = realloc(b->p, cap)) == NULL) {
+			b->failed = true;
+			return;
+		}
+		b->p = q;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void abuf_str(struct abuf *b, const char *s)
+{
+	abuf_add(b, s, strlen(s));
+}
+
+/* A display name, RFC 2047-decoded (encoded words are kept as sent in
+ * ENVELOPE, but a user searches for what the client shows). */
+static void abuf_name(struct abuf *b, const char *name)
+{
+	size_t n;
+	char *dec = mime_header_decode(name, strlen(name), &n);
+
+	if (dec == NULL)
+		b->failed = true;
+	else
+		abuf_add(b, dec, n);
+	free(dec);
+}
+
+/* One mailbox entry: "name <adl:mailbox@host>" or "mailbox@host"; the
+ * placeholders of an incomplete address are left out. */
+static void abuf_mailbox(struct abuf *b, const struct mime_address *a, bool *exact)
+{
+	bool no_local = strcmp(a->mailbox, "MISSING_MAILBOX") == 0;
+	bool no_host = strcmp(a->host, "MISSING_DOMAIN") == 0;
+
+	if (no_local || no_host)
+		*exact = false;
+	if (a->name != NULL) {
+		abuf_name(b, a->name);
+		abuf_str(b, " <");
+	}
+	if (a->adl != NULL && a->name != NULL) {
+		abuf_str(b, a->adl);
+		abuf_str(b, ":");
+	}
+	if (!no_local)
+		abuf_str(b, a->mailbox);
+	if (!no_local && !no_host)
+		abuf_str(b, "@");
+	if (!no_host)
+		abuf_str(b, a->host);
+	if (a->name != NULL)
+		abuf_str(b, ">");
+}
+
+char *imap_search_address_text(const char *value, size_t len, size_t *outlen, bool *exact)
+{
+	struct abuf b = { 0 };
+	struct mime_address *a;
+	/* Every entry takes at least one octet of the value (a group's end
+	 * its ';'), and the parser takes at most 4096 tokens: this bounds
+	 * the list without a big allocation per message. */
+	size_t n = mime_address_parse(value, len, len < 4096 ? len + 2 : 4098, &a), i;
+	bool sep = false;
+
+	*exact = n > 0;
+	abuf_add(&b, "", 0);
+	for (i = 0; i < n; i++) {
+		if (a[i].mailbox == NULL) {             /* group end */
+			abuf_str(&b, ";");
+			sep = true;
+			continue;
+		}
+		if (sep)
+			abuf_str(&b, ", ");
+		if (a[i].host == NULL) {                /* group start */
+			abuf_name(&b, a[i].mailbox);
+			abuf_str(&b, ": ");
+			sep = false;
+			continue;
+		}
+		abuf_mailbox(&b, &a[i], exact);
+		sep = true;
+	}
+	mime_addresses_free(a, n);
+	if (b.failed) {
+		free(b.p);
+		return NULL;
+	}
+	*outlen = b.len;
+	return b.p;
 }

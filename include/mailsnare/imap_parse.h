@@ -32,10 +32,24 @@ struct imap_limits {
 	unsigned max_depth;      /* nesting of parenthesised lists */
 	unsigned max_args;       /* argument nodes in the whole tree */
 	bool allow_8bit_quoted;  /* 8-bit octets in quoted strings (UTF8=ACCEPT) */
+	/* When set and true at the time a command is parsed, quoted strings
+	 * must be valid UTF-8 (RFC 6855 §3, RFC 9051 uQUOTED-CHAR): a tagged
+	 * BAD otherwise. It points at the session's own flag so that ENABLE
+	 * UTF8=ACCEPT (or IMAP4rev2) takes effect from the next command on. */
+	const bool *utf8_quoted;
 };
 
-/* 8 KB lines, 32 MB literals, LITERAL+, depth 16, 10000 args, 8-bit quoted. */
+/* Dovecot's default imap_max_line_length: ID with RFC 2971's own bounds
+ * (30 pairs of 1,024-octet values) fits in one line with room to spare. */
+#define IMAP_LINE_MAX_DEFAULT (64u * 1024)
+
+/* 64 KiB lines, 32 MB literals, LITERAL+, depth 16, 10000 args, 8-bit
+ * quoted, no UTF-8 check. */
 void imap_limits_default(struct imap_limits *lim);
+
+/* Valid UTF-8 (RFC 3629: no overlongs, no surrogates, nothing above
+ * U+10FFFF)? */
+bool imap_utf8_valid(const void *s, size_t len);
 
 enum imap_err {
 	IMAP_ERR_NONE = 0,

@@ -93,6 +93,18 @@ bool imap_search_parse(const struct imap_arg *args, size_t nargs,
     const struct imap_search_limits *lim, struct imap_search *out, struct imap_error *err);
 void imap_search_free(struct imap_search *s);
 
+/*
+ * The text SEARCH FROM, TO, CC and BCC match in one (unfolded) address
+ * header value, as Dovecot matches the address list it parsed and wrote
+ * back: "name <mailbox@host>" or "mailbox@host" per address, ", " between
+ * them, a group as "name: ...;". Comments, quoting and the white space
+ * allowed inside an addr-spec are gone; names are RFC 2047-decoded.
+ * *exact is false when some address lacked its local part or domain (the
+ * value is not all addresses: the caller may also match it as text).
+ * malloc'd, length in *outlen; NULL on no memory.
+ */
+char *imap_search_address_text(const char *value, size_t len, size_t *outlen, bool *exact);
+
 /* "RETURN (...)" options list alone (for ESORT too); false on BAD. */
 bool imap_search_parse_return(const struct imap_arg *list, unsigned *ret, struct imap_error *err);
 

@@ -713,3 +713,125 @@ Test(imap_parse, one_trailing_space_ends_the_line)
 	cr_assert_str_eq(c->args[0].str, "CRAM-MD5");
 	imap_command_free(c);
 }
+
+/* ---- line bound and UTF-8 (issue 9) */
+
+Test(imap_parse, default_line_bound_is_64k)
+{
+	struct imap_limits l = deflim();
+	size_t k = IMAP_LINE_MAX_DEFAULT - 6;   /* a X "<k octets>" is 64 KiB */
+	char *in = malloc(IMAP_LINE_MAX_DEFAULT + 64);
+	struct out o;
+
+	cr_assert_eq(l.max_line, 65536);
+	memcpy(in, "a X \"", 5);
+	memset(in + 5, 'v', k);
+	memcpy(in + 5 + k, "\"\r\n", 3);
+	run(&l, in, 5 + k + 3, &o);
+	cr_assert_eq(strncmp(o.s, "C:a|X|q:vvv", 11), 0, "%.40s", o.s);
+	/* one octet over: TOOBIG, and the next command still parses */
+	memset(in, 'x', IMAP_LINE_MAX_DEFAULT + 1);
+	memcpy(in, "a X ", 4);
+	memcpy(in + IMAP_LINE_MAX_DEFAULT + 1, "\r\nb NOOP\r\n", 10);
+	run(&l, in, IMAP_LINE_MAX_DEFAULT + 11, &o);
+	cr_assert_str_eq(o.s, "E3:a:Command line too long;C:b|NOOP|;");
+	free(in);
+}
+
+/* RFC 2971's largest ID: 30 pairs of 30-octet fields and 1,024-octet values. */
+Test(imap_parse, largest_id_fits_one_line)
+{
+	struct imap_limits l = deflim();
+	struct imap_command *c;
+	struct imap_error e;
+	char *in = malloc(40000), *p = in;
+
+	p += sprintf(p, "a ID (");
+	for (int i = 0; i < 30; i++) {
+		p += sprintf(p, "%s\"%029d%c\" \"", i ? " " : "", i, 'f');
+		memset(p, 'a' + i % 26, 1024);
+		p += 1024;
+		*p++ = '"';
+	}
+	p += sprintf(p, ")\r\n");
+	cr_assert_gt((size_t)(p - in), 8192);
+	cr_assert_eq(imap_parse_command(&l, in, (size_t)(p - in), &c, &e), 0, "%s", e.msg);
+	cr_assert_eq(c->nargs, 1);
+	cr_assert_eq(c->args[0].count, 60);
+	cr_assert_eq(c->args[0].list[59].len, 1024);
+	cr_assert_eq(c->args[0].list[58].len, 30);
+	imap_command_free(c);
+	free(in);
+}
+
+Test(imap_parse, utf8_validity)
+{
+	static const struct { const char *s; bool ok; } t[] = {
+		{ "", true }, { "plain", true }, { "gr\xc3\xbc\xc3\x9f", true },
+		{ "\xe2\x82\xac", true }, { "\xf0\x9f\x98\x80", true }, { "\xf4\x8f\xbf\xbf", true },
+		{ "\xff\xfe", false }, { "\x80", false }, { "\xc3", false }, { "\xc3(", false },
+		{ "\xc0\xaf", false },            /* overlong '/' */
+		{ "\xe0\x80\xaf", false },        /* overlong, 3 octets */
+		{ "\xed\xa0\x80", false },        /* surrogate U+D800 */
+		{ "\xf4\x90\x80\x80", false },    /* above U+10FFFF */
+		{ "\xf8\x88\x80\x80\x80", false },/* 5 octets */
+		{ "ok\xe2\x82", false },          /* truncated at the end */
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		cr_assert_eq(imap_utf8_valid(t[i].s, strlen(t[i].s)), t[i].ok, "case %zu", i);
+}
+
+Test(imap_parse, utf8_quoted_after_enable)
+{
+	struct imap_limits l = deflim();
+	struct imap_command *c;
+	struct imap_error e;
+	bool utf8 = false;
+	static const char bad[] = "t1 SEARCH SUBJECT \"\xff\xfe\"\r\n";
+	static const char good[] = "t1 SELECT \"R\xc3\xa9sum\xc3\xa9\"\r\n";
+	static const char lit[] = "t1 SEARCH SUBJECT {2}\r\n\xff\xfe\r\n";
+	struct out o;
+
+	/* without UTF8=ACCEPT (pointer unset, or its flag off): as before */
+	cr_assert_eq(imap_parse_command(&l, bad, sizeof(bad) - 1, &c, &e), 0);
+	cr_assert(c->args[1].flags & IMAP_AF_8BIT);
+	imap_command_free(c);
+	l.utf8_quoted = &utf8;
+	cr_assert_eq(imap_parse_command(&l, bad, sizeof(bad) - 1, &c, &e), 0);
+	imap_command_free(c);
+	/* with it: a tagged syntax error (BAD), valid UTF-8 still parses */
+	utf8 = true;
+	cr_assert_neq(imap_parse_command(&l, bad, sizeof(bad) - 1, &c, &e), 0);
+	cr_assert_eq(e.code, IMAP_ERR_SYNTAX);
+	cr_assert_str_eq(e.tag, "t1");
+	cr_assert_str_eq(e.msg, "Quoted string is not valid UTF-8");
+	cr_assert_eq(imap_parse_command(&l, good, sizeof(good) - 1, &c, &e), 0);
+	cr_assert_str_eq(c->args[0].str, "R\xc3\xa9sum\xc3\xa9");
+	imap_command_free(c);
+	/* literals carry octets: not checked */
+	cr_assert_eq(imap_parse_command(&l, lit, sizeof(lit) - 1, &c, &e), 0, "%s", e.msg);
+	imap_command_free(c);
+	/* a quoted escape cannot smuggle a bad octet past the check either */
+	{
+		static const char esc[] = "t2 X \"\\\\\xc3\"\r\n";
+
+		cr_assert_eq(sizeof(esc) - 1, 12);
+		cr_assert_eq(imap_parse_command(&l, esc, sizeof(esc) - 1, &c, &e), -1);
+		cr_assert_str_eq(e.msg, "Quoted string is not valid UTF-8");
+	}
+	/* the reader reads the flag per command: a flip takes effect next */
+	utf8 = false;
+	{
+		struct imap_reader *r = imap_reader_new(&l);
+
+		o.len = 0;
+		o.s[0] = '\0';
+		feed_chunk(r, bad, sizeof(bad) - 1, &o);
+		utf8 = true;
+		feed_chunk(r, bad, sizeof(bad) - 1, &o);
+		imap_reader_free(r);
+	}
+	cr_assert_str_eq(o.s, "C:t1|SEARCH|SUBJECT q:\xff\xfe;"
+	    "E1:t1:Quoted string is not valid UTF-8;");
+}

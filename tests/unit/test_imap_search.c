@@ -1,6 +1,7 @@
 /* SEARCH programs into an AST; RETURN, CHARSET, MODSEQ; SORT and THREAD. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -328,4 +329,47 @@ Test(imap_search, fuzz_vocabulary, .timeout = 30)
 		rounds++;
 	}
 	cr_assert_gt(rounds, 100);
+}
+
+/* ---- the address text FROM/TO/CC/BCC match (issue 9) */
+
+static void addr_text(const char *value, const char *want, bool want_exact)
+{
+	size_t len;
+	bool exact;
+	char *got = imap_search_address_text(value, strlen(value), &len, &exact);
+
+	cr_assert_not_null(got, "%s", value);
+	cr_assert_str_eq(got, want, "%s", value);
+	cr_assert_eq(len, strlen(want));
+	cr_assert_eq(exact, want_exact, "%s", value);
+	free(got);
+}
+
+Test(imap_search, address_text_drops_comments_and_folding)
+{
+	addr_text("<user (comment)@ (comment) domain.org>", "user@domain.org", true);
+	addr_text("\"Name\" <user@domain.org> (comment)", "Name <user@domain.org>", true);
+	/* folded (mime_header_unfold leaves the white space) */
+	addr_text("\"Folded Name\"   <user @\t domain . org>", "Folded Name <user@domain.org>", true);
+	addr_text("user@domain.org", "user@domain.org", true);
+	/* an old-style trailing comment stands in for the name, as in ENVELOPE */
+	addr_text("user@domain.org (Real Name)", "Real Name <user@domain.org>", true);
+	addr_text("\"a \\\"q\\\" b\" <x.y@z.example>", "a \"q\" b <x.y@z.example>", true);
+	addr_text("A <a@x.example>, b@y.example,\"C\" <c@z.example>",
+	    "A <a@x.example>, b@y.example, C <c@z.example>", true);
+}
+
+Test(imap_search, address_text_names_groups_and_junk)
+{
+	addr_text("=?UTF-8?Q?J=C3=BCrgen?= <j@x.example>", "J\xc3\xbcrgen <j@x.example>", true);
+	addr_text("team: a@x.example, \"B\" <b@y.example>; c@z.example",
+	    "team: a@x.example, B <b@y.example>;, c@z.example", true);
+	addr_text("undisclosed-recipients:;", "undisclosed-recipients: ;", true);
+	addr_text("<@route.example:u@x.example>", "u@x.example", true);
+	addr_text("N <@route.example:u@x.example>", "N <@route.example:u@x.example>", true);
+	/* not all addresses: the caller also matches the text as sent */
+	addr_text("Mailer Daemon", "MailerDaemon", false);
+	addr_text("user@", "user", false);
+	addr_text("", "", false);
 }
