@@ -86,12 +86,14 @@ static bool fetch_structure(struct imap_session *s, struct fetch_msg *fm,
 	return rc >= 0;
 }
 
-/* The part a section names; message/rfc822 parts stand for the embedded
- * message when HEADER/TEXT follow (RFC 3501 §6.4.5). */
+/* The part a section names. HEADER, HEADER.FIELDS[.NOT] and TEXT after a
+ * part number are those of the message a message/rfc822 part encapsulates
+ * (RFC 3501 §6.4.5), at any depth; after any other part they name nothing
+ * (as in Dovecot's imap_msgpart_find_part). MIME stays the part's own
+ * header. */
 static const struct mime_part *section_part(const struct mime_part *root,
     const struct imap_section *sec)
 {
-	const struct mime_part *p = root;
 	char path[IMAP_SECTION_MAX_PARTS * 11];
 	size_t len = 0;
 	unsigned i;
@@ -101,10 +103,9 @@ static const struct mime_part *section_part(const struct mime_part *root,
 	for (i = 0; i < sec->nparts; i++)
 		len += (size_t)snprintf(path + len, sizeof(path) - len, "%s%u", i ? "." : "",
 		    sec->part[i]);
-	p = mime_part_find(root, path, len);
-	if (p != NULL && sec->text != IMAP_SECTION_ALL && sec->text != IMAP_SECTION_MIME)
-		p = mime_part_message(p);
-	return p;
+	if (sec->text != IMAP_SECTION_ALL && sec->text != IMAP_SECTION_MIME)
+		return mime_section_message(root, path, len);
+	return mime_part_find(root, path, len);
 }
 
 /* The byte range of a section that is a plain range of the message. */
@@ -196,8 +197,10 @@ static bool fetch_section(struct imap_session *s, struct imap_fetch_job *job,
 		if ((root = fetch_tree(s, fm)) == NULL)
 			return false;
 		if ((p = section_part(root, sec)) == NULL) {
-			/* A part that does not exist is empty (as Dovecot answers). */
-			imap_printf(s, "%s NIL", a->echo);
+			/* A part that does not exist, or HEADER/TEXT of one that
+			 * is not message/rfc822, is empty: "{0}" (as Dovecot 2.3
+			 * answers). */
+			imap_printf(s, "%s {0}\r\n", a->echo);
 			return true;
 		}
 		if (sec->text == IMAP_SECTION_HEADER_FIELDS ||

@@ -566,11 +566,20 @@ const struct mime_part *mime_part_find(const struct mime_part *root, const char 
 
 const struct mime_part *mime_part_message(const struct mime_part *p)
 {
-	if (p->flags & MIME_PART_MESSAGE)
-		return p;
 	if ((p->flags & MIME_PART_RFC822) && p->children != NULL)
 		return p->children;
 	return NULL;
+}
+
+const struct mime_part *mime_section_message(const struct mime_part *root, const char *section,
+    size_t len)
+{
+	const struct mime_part *p;
+
+	if (len == 0)
+		return root;
+	p = mime_part_find(root, section, len);
+	return p != NULL ? mime_part_message(p) : NULL;
 }
 
 const char *mime_part_env(const struct mime_part *msg, enum mime_env_field f)

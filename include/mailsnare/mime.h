@@ -121,10 +121,20 @@ const struct mime_param *mime_part_param(const struct mime_part *p, const char *
 const struct mime_part *mime_part_find(const struct mime_part *root, const char *section,
     size_t len);
 
-/* For BODY[n.HEADER] and BODY[n.TEXT]: the message whose header and body
- * they are: p itself if it is a message (the root, or an embedded one),
- * its embedded message if p is message/rfc822, otherwise NULL. */
+/* For BODY[n.HEADER] and BODY[n.TEXT] (n not empty): the message whose
+ * header and body they are, the one p encapsulates if p is message/rfc822,
+ * otherwise NULL (also for a message node itself: "1.1" of a message/rfc822
+ * part holding a message/rfc822 message is that inner part, and its HEADER
+ * is the header of the message it holds). BODY[HEADER] is the root's. */
 const struct mime_part *mime_part_message(const struct mime_part *p);
+
+/* The message whose HEADER, HEADER.FIELDS[.NOT] or TEXT the section
+ * prefix names (RFC 3501 §6.4.5): the root for "", else the message the
+ * message/rfc822 part `section` encapsulates, at any depth; NULL if there
+ * is no such part or it is not message/rfc822 (Dovecot answers an empty
+ * string then). */
+const struct mime_part *mime_section_message(const struct mime_part *root, const char *section,
+    size_t len);
 
 /* The envelope value of a message node (MIME_PART_MESSAGE), or NULL. */
 const char *mime_part_env(const struct mime_part *msg, enum mime_env_field f);

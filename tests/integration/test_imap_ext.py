@@ -254,5 +254,147 @@ class EdgeCaseTest(ExtTest):
         self.assertIn("\u00fcber mail", out)
 
 
+class EncapsulatedMessageTest(ExtTest):
+    """BODY[n.HEADER], [n.HEADER.FIELDS (..)], [n.HEADER.FIELDS.NOT (..)] and
+    [n.TEXT] of a message/rfc822 part are those of the message it holds, at
+    every depth (RFC 3501 §6.4.5); [n.MIME] is the part's own header. The
+    expected bytes are Dovecot 2.3.19's answers to the same message."""
+
+    NESTED = (
+        b"From: Outer <outer@example.test>\r\n"
+        b"Subject: outer\r\n"
+        b"MIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=b1\r\n"
+        b"\r\n"
+        b"--b1\r\n"
+        b"Content-Type: text/plain\r\n"
+        b"\r\n"
+        b"first part\r\n"
+        b"--b1\r\n"
+        b"Content-Type: message/rfc822\r\n"
+        b"Content-Description: forwarded twice\r\n"
+        b"\r\n"
+        b"From: Middle <mid@example.test>\r\n"
+        b"Subject: middle\r\n"
+        b"Content-Type: message/rfc822\r\n"
+        b"\r\n"
+        b"From: Deep <deep@example.test>\r\n"
+        b"To: someone@example.test\r\n"
+        b"Subject: deepest\r\n"
+        b"\r\n"
+        b"deep body\r\n"
+        b"--b1\r\n"
+        b"Content-Type: message/rfc822\r\n"
+        b"\r\n"
+        b"Subject: inner multi\r\n"
+        b"Content-Type: multipart/mixed; boundary=b2\r\n"
+        b"\r\n"
+        b"--b2\r\n"
+        b"Content-Type: text/plain\r\n"
+        b"\r\n"
+        b"b2 text\r\n"
+        b"--b2\r\n"
+        b"Content-Type: message/rfc822\r\n"
+        b"\r\n"
+        b"Subject: in b2\r\n"
+        b"X-Extra: yes\r\n"
+        b"\r\n"
+        b"b2 body\r\n"
+        b"--b2--\r\n"
+        b"--b1--\r\n")
+
+    MIDDLE_HDR = (b"From: Middle <mid@example.test>\r\nSubject: middle\r\n"
+                  b"Content-Type: message/rfc822\r\n\r\n")
+    DEEP_HDR = (b"From: Deep <deep@example.test>\r\nTo: someone@example.test\r\n"
+                b"Subject: deepest\r\n\r\n")
+
+    WANT = [
+        ("2.HEADER", MIDDLE_HDR),
+        ("2.TEXT", DEEP_HDR + b"deep body"),
+        ("2.MIME", b"Content-Type: message/rfc822\r\nContent-Description: forwarded twice\r\n\r\n"),
+        ("2.1", DEEP_HDR + b"deep body"),
+        ("2.1.HEADER", DEEP_HDR),
+        ("2.1.TEXT", b"deep body"),
+        ("2.1.MIME", MIDDLE_HDR),
+        ("2.1.1", b"deep body"),
+        ("2.1.1.MIME", DEEP_HDR),
+        ("3.HEADER", b"Subject: inner multi\r\nContent-Type: multipart/mixed; boundary=b2\r\n\r\n"),
+        ("3.2.HEADER", b"Subject: in b2\r\nX-Extra: yes\r\n\r\n"),
+        ("3.2.TEXT", b"b2 body"),
+        ("3.2.MIME", b"Content-Type: message/rfc822\r\n\r\n"),
+        ("3.2.1", b"b2 body"),
+        ("1.MIME", b"Content-Type: text/plain\r\n\r\n"),
+        # HEADER/TEXT of a part that is not message/rfc822, and parts that
+        # do not exist, are empty.
+        ("2.1.1.HEADER", b""),
+        ("3.1.HEADER", b""),
+        ("1.HEADER", b""),
+        ("1.TEXT", b""),
+        ("9", b""),
+        ("9.HEADER", b""),
+    ]
+
+    def fetch(self, imap, items):
+        untagged, _ = self.ok(imap, "FETCH 1 (%s)" % items)
+        self.assertEqual(len(untagged), 1, untagged)
+        return untagged[0]
+
+    def test_header_and_text_at_every_depth(self):
+        imap = self.session(1, body=self.NESTED)
+        self.ok(imap, "EXAMINE INBOX")
+        for sec, want in self.WANT:
+            self.assertEqual(self.fetch(imap, "BODY.PEEK[%s]" % sec),
+                             b"* 1 FETCH (BODY[%s] {%d}\r\n%s)" % (sec.encode(), len(want), want),
+                             sec)
+
+    def test_fields_and_partials(self):
+        imap = self.session(1, body=self.NESTED)
+        self.ok(imap, "EXAMINE INBOX")
+        self.assertEqual(self.fetch(imap, "BODY.PEEK[2.HEADER.FIELDS (Subject From)]"),
+                         b"* 1 FETCH (BODY[2.HEADER.FIELDS (Subject From)] {52}\r\n"
+                         b"From: Middle <mid@example.test>\r\nSubject: middle\r\n\r\n)")
+        self.assertEqual(self.fetch(imap, "BODY.PEEK[2.1.HEADER.FIELDS (To)]"),
+                         b"* 1 FETCH (BODY[2.1.HEADER.FIELDS (To)] {28}\r\n"
+                         b"To: someone@example.test\r\n\r\n)")
+        self.assertEqual(self.fetch(imap, "BODY.PEEK[3.2.HEADER.FIELDS.NOT (Subject)]"),
+                         b"* 1 FETCH (BODY[3.2.HEADER.FIELDS.NOT (Subject)] {16}\r\n"
+                         b"X-Extra: yes\r\n\r\n)")
+        self.assertEqual(self.fetch(imap, "BODY.PEEK[1.HEADER.FIELDS (Subject)]"),
+                         b"* 1 FETCH (BODY[1.HEADER.FIELDS (Subject)] {0}\r\n)")
+        self.assertEqual(self.fetch(imap, "BODY.PEEK[2.1.HEADER]<5.10>"),
+                         b"* 1 FETCH (BODY[2.1.HEADER]<5> {10}\r\n Deep <dee)")
+        self.assertEqual(self.fetch(imap, "BODY.PEEK[3.2.TEXT]<2.100>"),
+                         b"* 1 FETCH (BODY[3.2.TEXT]<2> {5}\r\n body)")
+        self.assertEqual(self.fetch(imap, "BODY.PEEK[2.TEXT]<87.5>"),
+                         b"* 1 FETCH (BODY[2.TEXT]<87> {0}\r\n)")
+
+    def test_without_peek_sets_seen(self):
+        imap = self.session(1, body=self.NESTED)
+        self.ok(imap, "SELECT INBOX")
+        self.assertEqual(self.fetch(imap, "BODY[2.1.TEXT]"),
+                         b"* 1 FETCH (BODY[2.1.TEXT] {9}\r\ndeep body FLAGS (\\Seen \\Recent))")
+        self.assertEqual(self.fetch(imap, "UID BODY[3.2.HEADER]"),
+                         b"* 1 FETCH (UID 1 BODY[3.2.HEADER] {32}\r\n"
+                         b"Subject: in b2\r\nX-Extra: yes\r\n\r\n)")
+
+    def test_message_that_is_message_rfc822(self):
+        msg = (b"Subject: top\r\nContent-Type: message/rfc822\r\n\r\n"
+               b"Subject: enclosed\r\nFrom: e@example.test\r\n\r\nenclosed body\r\n")
+        imap = self.session(1, body=msg)
+        self.ok(imap, "EXAMINE INBOX")
+        want = [("1.HEADER", b"Subject: enclosed\r\nFrom: e@example.test\r\n\r\n"),
+                ("1.TEXT", b"enclosed body\r\n"),
+                ("1", b"Subject: enclosed\r\nFrom: e@example.test\r\n\r\nenclosed body\r\n"),
+                ("1.1", b"enclosed body\r\n"),
+                ("1.1.HEADER", b"")]
+        for sec, body in want:
+            self.assertEqual(self.fetch(imap, "BODY.PEEK[%s]" % sec),
+                             b"* 1 FETCH (BODY[%s] {%d}\r\n%s)" % (sec.encode(), len(body), body),
+                             sec)
+        line = self.fetch(imap, "BODY.PEEK[HEADER.FIELDS (Subject)]")
+        self.assertEqual(line, b"* 1 FETCH (BODY[HEADER.FIELDS (Subject)] {16}\r\n"
+                               b"Subject: top\r\n\r\n)")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -56,6 +56,14 @@ static const struct mime_part *find(const struct mime_part *root, const char *se
 	return mime_part_find(root, sec, strlen(sec));
 }
 
+#define ASSERT_DEEP_BODY(root, sec, text) do { \
+		const struct mime_part *p_ = find(root, sec); \
+		cr_assert_not_null(p_, "section %s", sec); \
+		char *b_ = strndup(deep + p_->body_off, p_->body_size); \
+		cr_assert_str_eq(b_, text, "section %s", sec); \
+		free(b_); \
+	} while (0)
+
 #define ASSERT_BODY(root, sec, text) do { \
 		const struct mime_part *p_ = find(root, sec); \
 		cr_assert_not_null(p_, "section %s", sec); \
@@ -96,6 +104,124 @@ Test(mime, sections_and_offsets)
 	cr_assert_null(mime_part_message(find(root, "1")));
 	cr_assert_eq(root->body_off, strstr(nested, "\r\n\r\n") - nested + 4);
 	cr_assert_eq(root->body_off + root->body_size, strlen(nested));
+	mime_part_free(root);
+}
+
+/* message/rfc822 inside message/rfc822 and inside a multipart inside one. */
+static const char deep[] =
+    "From: Outer <outer@example.test>\r\n"
+    "Subject: outer\r\n"
+    "Content-Type: multipart/mixed; boundary=b1\r\n"
+    "\r\n"
+    "--b1\r\n"
+    "Content-Type: text/plain\r\n"
+    "\r\n"
+    "first part\r\n"
+    "--b1\r\n"
+    "Content-Type: message/rfc822\r\n"
+    "\r\n"
+    "Subject: middle\r\n"
+    "Content-Type: message/rfc822\r\n"
+    "\r\n"
+    "Subject: deepest\r\n"
+    "\r\n"
+    "deep body\r\n"
+    "--b1\r\n"
+    "Content-Type: message/rfc822\r\n"
+    "\r\n"
+    "Subject: inner multi\r\n"
+    "Content-Type: multipart/mixed; boundary=b2\r\n"
+    "\r\n"
+    "--b2\r\n"
+    "\r\n"
+    "b2 text\r\n"
+    "--b2\r\n"
+    "Content-Type: message/rfc822\r\n"
+    "\r\n"
+    "Subject: in b2\r\n"
+    "\r\n"
+    "b2 body\r\n"
+    "--b2--\r\n"
+    "--b1--\r\n";
+
+/* HEADER and TEXT of the message section `sec` names (NULL: none). */
+static void assert_msg(const struct mime_part *root, const char *sec, const char *hdr,
+    const char *text)
+{
+	const struct mime_part *m = mime_section_message(root, sec, strlen(sec));
+	char *h, *t;
+
+	if (hdr == NULL) {
+		cr_assert_null(m, "section %s", sec);
+		return;
+	}
+	cr_assert_not_null(m, "section %s", sec);
+	h = strndup(deep + m->hdr_off, m->hdr_size);
+	t = strndup(deep + m->body_off, m->body_size);
+	cr_assert_str_eq(h, hdr, "%s.HEADER", sec);
+	cr_assert_str_eq(t, text, "%s.TEXT", sec);
+	free(h);
+	free(t);
+}
+
+Test(mime, header_and_text_of_encapsulated_messages)
+{
+	struct mime_part *root = mime_scan_buffer(deep, strlen(deep));
+	const struct mime_part *p;
+	char *h;
+
+	cr_assert_not_null(root);
+	assert_msg(root, "", "From: Outer <outer@example.test>\r\nSubject: outer\r\n"
+	    "Content-Type: multipart/mixed; boundary=b1\r\n\r\n", root->body_off + deep);
+	assert_msg(root, "2", "Subject: middle\r\nContent-Type: message/rfc822\r\n\r\n",
+	    "Subject: deepest\r\n\r\ndeep body");
+	/* 2.1 is the message/rfc822 body of the message in 2: its HEADER is
+	 * the header of the message inside it, one level down. */
+	assert_msg(root, "2.1", "Subject: deepest\r\n\r\n", "deep body");
+	assert_msg(root, "2.1.1", NULL, NULL);
+	assert_msg(root, "3", "Subject: inner multi\r\n"
+	    "Content-Type: multipart/mixed; boundary=b2\r\n\r\n",
+	    "--b2\r\n\r\nb2 text\r\n--b2\r\nContent-Type: message/rfc822\r\n\r\n"
+	    "Subject: in b2\r\n\r\nb2 body\r\n--b2--");
+	assert_msg(root, "3.2", "Subject: in b2\r\n\r\n", "b2 body");
+	assert_msg(root, "3.1", NULL, NULL);
+	assert_msg(root, "1", NULL, NULL);
+	assert_msg(root, "4", NULL, NULL);
+	assert_msg(root, "2.2", NULL, NULL);
+	/* MIME stays the part's own header; 2.1.MIME is the header of the
+	 * message in 2 (Dovecot's choice for a message/rfc822 body). */
+	p = find(root, "2");
+	h = strndup(deep + p->hdr_off, p->hdr_size);
+	cr_assert_str_eq(h, "Content-Type: message/rfc822\r\n\r\n");
+	free(h);
+	p = find(root, "2.1");
+	h = strndup(deep + p->hdr_off, p->hdr_size);
+	cr_assert_str_eq(h, "Subject: middle\r\nContent-Type: message/rfc822\r\n\r\n");
+	free(h);
+	ASSERT_DEEP_BODY(root, "2.1.1", "deep body");
+	ASSERT_DEEP_BODY(root, "3.2.1", "b2 body");
+	mime_part_free(root);
+}
+
+/* A message that is itself message/rfc822: 1.HEADER is the enclosed one's. */
+Test(mime, top_level_message_rfc822)
+{
+	static const char m[] = "Subject: top\r\nContent-Type: message/rfc822\r\n\r\n"
+	    "Subject: enclosed\r\n\r\nenclosed body\r\n";
+	struct mime_part *root = mime_scan_buffer(m, strlen(m));
+	const struct mime_part *e = mime_section_message(root, "1", 1);
+	char *h;
+
+	cr_assert_not_null(e);
+	cr_assert_neq(e, root);
+	h = strndup(m + e->hdr_off, e->hdr_size);
+	cr_assert_str_eq(h, "Subject: enclosed\r\n\r\n");
+	free(h);
+	h = strndup(m + e->body_off, e->body_size);
+	cr_assert_str_eq(h, "enclosed body\r\n");
+	free(h);
+	cr_assert_eq(mime_section_message(root, "", 0), root);
+	cr_assert_null(mime_section_message(root, "1.1", 3));
 	mime_part_free(root);
 }
 
