@@ -31,7 +31,7 @@ struct aparse {
 	struct tok *t;
 	size_t nt, i;
 	struct mime_address *out;
-	size_t n, max;
+	size_t n, cap, max;
 };
 
 static bool is_addr_special(char c)
@@ -170,9 +170,30 @@ static char *joined(const struct aparse *a, size_t from, size_t to, const char *
 	return mstr_take(&m);
 }
 
+/* The array grows as addresses come: a caller's max (ENVELOPE allows
+ * 1,000) must not cost a zeroed array of that size per header field. */
+static bool out_room(struct aparse *a)
+{
+	struct mime_address *n;
+	size_t cap;
+
+	if (a->n < a->cap)
+		return true;
+	if (a->n >= a->max)
+		return false;
+	cap = a->cap ? a->cap * 2 : 4;
+	if (cap > a->max)
+		cap = a->max;
+	if ((n = realloc(a->out, cap * sizeof(*n))) == NULL)
+		return false;
+	a->out = n;
+	a->cap = cap;
+	return true;
+}
+
 static void emit(struct aparse *a, char *name, char *adl, char *mailbox, char *host)
 {
-	if (a->n < a->max) {
+	if (out_room(a)) {
 		struct mime_address *e = &a->out[a->n++];
 		e->name = name;
 		e->adl = adl;
@@ -336,8 +357,7 @@ size_t mime_address_parse(const char *value, size_t len, size_t max, struct mime
 	while (a.t[a.nt++].type != T_END && a.nt < ADDR_TOKENS_MAX);
 	a.t[a.nt].type = T_END;
 	a.max = max;
-	if ((a.out = calloc(max ? max : 1, sizeof(*a.out))) != NULL)
-		address_list(&a);
+	address_list(&a);
 	free(a.t);
 	*out = a.out;
 	return a.n;

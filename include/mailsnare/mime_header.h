@@ -83,7 +83,8 @@ struct mime_address {
  * obsolete routes). A comment stands in for a missing display name. A
  * mailbox without a domain gets host "MISSING_DOMAIN", an empty local part
  * "MISSING_MAILBOX" (as Dovecot does). At most max entries. Returns the
- * count and *out (free with mime_addresses_free). */
+ * count and *out (NULL when there is none; free with
+ * mime_addresses_free). */
 size_t mime_address_parse(const char *value, size_t len, size_t max, struct mime_address **out);
 void mime_addresses_free(struct mime_address *a, size_t n);
 
