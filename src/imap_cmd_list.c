@@ -29,10 +29,13 @@ struct list_req {
 	const struct imap_arg *status;     /* RETURN (STATUS (items)) */
 	char ref[STORE_MAILBOX_NAME_MAX];
 	char pat[LIST_MAX_PATTERNS][2 * STORE_MAILBOX_NAME_MAX];
-	size_t npat;
+	size_t npat;        /* patterns that can match something */
+	size_t given;       /* patterns in the command, those that cannot too */
+	bool nothing;       /* the reference is no valid name: nothing matches */
 };
 
-/* What LIST reports on: existing mailboxes and subscribed names. */
+/* What LIST reports on: existing mailboxes, subscribed names, and the
+ * parents of subscribed names (which may be neither). */
 struct entry {
 	char name[STORE_MAILBOX_NAME_MAX];
 	char special_use[16];
@@ -136,6 +139,27 @@ static int entries_load(struct imap_session *s, struct entries *l)
 	return rc;
 }
 
+/* Adds every superior of a subscribed name, so that LSUB and RECURSIVEMATCH
+ * can report a parent that is neither subscribed nor a mailbox. */
+static int entries_add_parents(struct entries *l)
+{
+	char name[STORE_MAILBOX_NAME_MAX];
+	size_t i, n = l->n;
+	char *p;
+
+	for (i = 0; i < n; i++) {
+		if (!l->e[i].subscribed)
+			continue;
+		snprintf(name, sizeof(name), "%s", l->e[i].name);
+		while ((p = strrchr(name, '/')) != NULL) {
+			*p = '\0';
+			if (name[0] != '\0' && entry_get(l, name) == NULL)
+				return STORE_FULL;
+		}
+	}
+	return STORE_OK;
+}
+
 /* Does some other entry below `name` have the property? */
 static bool below(const struct entries *l, const char *name, bool subscribed_only)
 {
@@ -144,6 +168,22 @@ static bool below(const struct entries *l, const char *name, bool subscribed_onl
 	for (i = 0; i < l->n; i++)
 		if (strncmp(l->e[i].name, name, n) == 0 && l->e[i].name[n] == '/' &&
 		    (subscribed_only ? l->e[i].subscribed : l->e[i].exists))
+			return true;
+	return false;
+}
+
+/* A subscribed name below `name` that no pattern matches: the reason to
+ * list `name` itself for it (RFC 3501 §6.3.9 for LSUB, RFC 5258 §3.5 for
+ * RECURSIVEMATCH, which lists such a parent only when the child is not
+ * listed too). */
+static bool subscribed_below_unlisted(const struct list_req *r, const struct entries *l,
+    const char *name)
+{
+	size_t i, n = strlen(name);
+
+	for (i = 0; i < l->n; i++)
+		if (l->e[i].subscribed && strncmp(l->e[i].name, name, n) == 0 &&
+		    l->e[i].name[n] == '/' && !any_match(r, l->e[i].name))
 			return true;
 	return false;
 }
@@ -210,11 +250,15 @@ static bool add_pattern(struct imap_session *s, const struct imap_arg *a, struct
 	const char *str;
 	size_t len;
 
-	if (r->npat >= LIST_MAX_PATTERNS || !imap_arg_list_mailbox(a, &str, &len))
+	if (r->given >= LIST_MAX_PATTERNS || !imap_arg_list_mailbox(a, &str, &len) ||
+	    memchr(str, '\0', len) != NULL)
 		return false;
+	r->given++;
 	pat[0] = '\0';
+	/* Not modified UTF-7 (or too long): a valid list-mailbox all the
+	 * same, that no name matches; not a BAD (Dovecot does the same). */
 	if (len > 0 && !imap_arg_mailbox(s, a, pat, sizeof(pat)))
-		return false;
+		return true;
 	/* The reference is a prefix, unless the pattern starts at the root. */
 	snprintf(r->pat[r->npat++], sizeof(r->pat[0]), "%s%s", pat[0] == '/' ? "" : r->ref, pat);
 	return true;
@@ -231,8 +275,12 @@ static bool parse_list(struct imap_session *s, const struct imap_command *cmd,
 	if (n > 0 && a[0].type == IMAP_ARG_LIST && !parse_selection(&a[i++], r))
 		return false;
 	if (i + 2 > n || !imap_arg_list_mailbox(&a[i], &str, &len) ||
-	    (len > 0 && !imap_arg_mailbox(s, &a[i], r->ref, sizeof(r->ref))))
+	    memchr(str, '\0', len) != NULL)
 		return false;
+	if (len > 0 && !imap_arg_mailbox(s, &a[i], r->ref, sizeof(r->ref))) {
+		r->ref[0] = '\0';
+		r->nothing = true;
+	}
 	i++;
 	if (a[i].type == IMAP_ARG_LIST) {
 		for (size_t k = 0; k < a[i].count; k++)
@@ -257,9 +305,10 @@ static void list_attrs(const struct list_req *r, const struct entries *l, const 
 #define ATTR(cond, text) \
 	if (cond) \
 		n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? " " : "", text)
+	/* In the order of RFC 5258's examples: (\Subscribed \NonExistent). */
+	ATTR(e->subscribed && (r->opts & (SEL_SUBSCRIBED | RET_SUBSCRIBED)), "\\Subscribed");
 	ATTR(!e->exists, "\\NonExistent");
 	ATTR(e->exists, below(l, e->name, false) ? "\\HasChildren" : "\\HasNoChildren");
-	ATTR(e->subscribed && (r->opts & (SEL_SUBSCRIBED | RET_SUBSCRIBED)), "\\Subscribed");
 	ATTR(e->special_use[0], e->special_use);
 #undef ATTR
 }
@@ -285,13 +334,40 @@ static int entry_cmp(const void *a, const void *b)
 	return strcmp(((const struct entry *)a)->name, ((const struct entry *)b)->name);
 }
 
+/* RFC 5258 §3 (SUBSCRIBED, RECURSIVEMATCH) and RFC 9051 §6.3.9's table:
+ * a subscribed name is listed whether or not it exists, with CHILDINFO if
+ * it has subscribed children; a parent that is not subscribed only for a
+ * subscribed child the patterns do not list themselves. */
+static bool list_subscribed(const struct list_req *r, const struct entries *l,
+    const struct entry *e, bool *childinfo)
+{
+	bool recursive = (r->opts & SEL_RECURSIVE) != 0;
+
+	if (e->subscribed) {
+		*childinfo = recursive && below(l, e->name, true);
+		return true;
+	}
+	*childinfo = recursive && subscribed_below_unlisted(r, l, e->name);
+	return *childinfo;
+}
+
+static int entries_sorted(struct imap_session *s, struct entries *l)
+{
+	int rc = entries_load(s, l);
+
+	if (rc == STORE_OK)
+		rc = entries_add_parents(l);
+	if (rc == STORE_OK)
+		qsort(l->e, l->n, sizeof(l->e[0]), entry_cmp);
+	return rc;
+}
+
 static void list_run(struct imap_session *s, const struct list_req *r)
 {
 	struct entries l = { 0 };
 	size_t i;
 
-	if (entries_load(s, &l) == STORE_OK) {
-		qsort(l.e, l.n, sizeof(l.e[0]), entry_cmp);
+	if (entries_sorted(s, &l) == STORE_OK) {
 		for (i = 0; i < l.n; i++) {
 			const struct entry *e = &l.e[i];
 			bool childinfo = false;
@@ -300,29 +376,41 @@ static void list_run(struct imap_session *s, const struct list_req *r)
 			if ((r->opts & SEL_SPECIAL_USE) && !e->special_use[0])
 				continue;
 			if (r->opts & SEL_SUBSCRIBED) {
-				childinfo = (r->opts & SEL_RECURSIVE) && below(&l, e->name, true);
-				if (!e->subscribed && !childinfo)
+				if (!list_subscribed(r, &l, e, &childinfo))
 					continue;
 			} else if (!e->exists) {
 				continue;
 			}
-			list_entry(s, r, &l, e, childinfo && !e->subscribed);
+			list_entry(s, r, &l, e, childinfo);
 		}
 	}
 	free(l.e);
 }
 
-static int lsub_one(const char *name, void *arg)
+/* RFC 3501 §6.3.9: subscribed names, existing or not; a parent that is not
+ * subscribed itself, when the pattern stops at it ("%") above a subscribed
+ * child, as \Noselect. */
+static void lsub_run(struct imap_session *s, const struct list_req *r)
 {
-	struct imap_session *s = ((void **)arg)[0];
-	const struct list_req *r = ((void **)arg)[1];
+	struct entries l = { 0 };
+	size_t i;
 
-	if (any_match(r, name)) {
-		imap_printf(s, "* LSUB () \"/\" ");
-		imap_write_mailbox(s, name);
-		imap_printf(s, "\r\n");
+	if (entries_sorted(s, &l) == STORE_OK) {
+		for (i = 0; i < l.n; i++) {
+			const struct entry *e = &l.e[i];
+			if (!any_match(r, e->name))
+				continue;
+			if (e->subscribed)
+				imap_printf(s, "* LSUB () \"/\" ");
+			else if (subscribed_below_unlisted(r, &l, e->name))
+				imap_printf(s, "* LSUB (\\Noselect) \"/\" ");
+			else
+				continue;
+			imap_write_mailbox(s, e->name);
+			imap_printf(s, "\r\n");
+		}
 	}
-	return 0;
+	free(l.e);
 }
 
 void imap_cmd_list(struct imap_session *s, const struct imap_command *cmd)
@@ -334,19 +422,19 @@ void imap_cmd_list(struct imap_session *s, const struct imap_command *cmd)
 		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Out of memory");
 		return;
 	}
-	if (!parse_list(s, cmd, r) || (lsub && (r->opts || r->npat != 1))) {
+	if (!parse_list(s, cmd, r) || (lsub && (r->opts || r->given != 1))) {
 		imap_tagged(s, cmd->tag, "BAD", "Syntax: %s reference mailbox", cmd->verb);
+	} else if (r->nothing || r->npat == 0) {
+		imap_tagged(s, cmd->tag, "OK", "%s completed", cmd->verb);
 	} else if (!lsub && r->npat == 1 && strcmp(r->pat[0], r->ref) == 0 && r->opts == 0) {
 		/* RFC 3501 §6.3.8: an empty pattern asks for the delimiter. */
 		imap_printf(s, "* LIST (\\Noselect) \"/\" \"\"\r\n");
 		imap_tagged(s, cmd->tag, "OK", "LIST completed");
 	} else {
-		if (lsub) {
-			void *ctx[2] = { s, r };
-			(void)store_subscription_list(s->srv->store, s->inbox.id, lsub_one, ctx);
-		} else {
+		if (lsub)
+			lsub_run(s, r);
+		else
 			list_run(s, r);
-		}
 		imap_tagged(s, cmd->tag, "OK", "%s completed", cmd->verb);
 	}
 	free(r);
