@@ -771,7 +771,7 @@ void imap_cmd_append(struct imap_session *s, const struct imap_command *cmd)
 	struct store_mailbox mb;
 	struct append_msg a;
 	struct imap_seqset uids;
-	size_t i = 1;
+	size_t i = 1, nmsg = 0;
 	int rc;
 
 	if (!mailbox_arg(s, cmd, 0, name))
@@ -780,6 +780,7 @@ void imap_cmd_append(struct imap_session *s, const struct imap_command *cmd)
 	do {
 		if (!append_parse(s, cmd, &i, &a))
 			return;
+		nmsg++;
 	} while (i < cmd->nargs);
 	if (store_mailbox_get(s->srv->store, s->inbox.id, name, &mb) != STORE_OK) {
 		imap_tagged(s, cmd->tag, "NO", "[TRYCREATE] Mailbox does not exist");
@@ -796,8 +797,10 @@ void imap_cmd_append(struct imap_session *s, const struct imap_command *cmd)
 	if (s->dirty)
 		imap_view_sync(s, true);
 	imap_seqset_normalize(&uids);
-	/* RFC 4315 §3: the UIDs as a set, "3955:3957" for three. */
-	if (imap_seqset_format(&uids, set, sizeof(set)) < sizeof(set))
+	/* RFC 4315 §3: the UIDs as a set, "3955:3957" for three (none if
+	 * one could not be kept: a wrong set is worse). */
+	if (imap_seqset_count(&uids) == nmsg && imap_seqset_format(&uids, set, sizeof(set)) <
+	    sizeof(set))
 		imap_tagged(s, cmd->tag, "OK", "[APPENDUID %u %s] APPEND completed",
 		    mb.uidvalidity, set);
 	else
