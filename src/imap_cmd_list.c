@@ -388,12 +388,13 @@ static void list_run(struct imap_session *s, const struct list_req *r)
 }
 
 /* RFC 3501 §6.3.9: subscribed names, existing or not; a parent that is not
- * subscribed itself, when the pattern stops at it ("%") above a subscribed
- * child, as \Noselect. */
+ * subscribed itself, when the pattern's final "%" stops at it above a
+ * subscribed child, as \Noselect (as Dovecot: only for a final "%"). */
 static void lsub_run(struct imap_session *s, const struct list_req *r)
 {
 	struct entries l = { 0 };
-	size_t i;
+	size_t i, n = strlen(r->pat[0]);
+	bool parents = n > 0 && r->pat[0][n - 1] == '%';
 
 	if (entries_sorted(s, &l) == STORE_OK) {
 		for (i = 0; i < l.n; i++) {
@@ -402,7 +403,7 @@ static void lsub_run(struct imap_session *s, const struct list_req *r)
 				continue;
 			if (e->subscribed)
 				imap_printf(s, "* LSUB () \"/\" ");
-			else if (subscribed_below_unlisted(r, &l, e->name))
+			else if (parents && subscribed_below_unlisted(r, &l, e->name))
 				imap_printf(s, "* LSUB (\\Noselect) \"/\" ");
 			else
 				continue;

@@ -251,8 +251,11 @@ class SubscriptionTest(EdgeTest):
         self.assertEqual(self.ok(imap, 'LSUB "" "%"')[0],
                          DEFAULTS_LSUB + [b'* LSUB (\\Noselect) "/" "foo"'])
         self.assertEqual(self.ok(imap, 'LSUB "" "foo/%"')[0], [b'* LSUB () "/" "foo/bar"'])
-        # "*" reaches foo/bar itself: foo is not listed for it.
+        # "*" reaches foo/bar itself: foo is not listed for it; nor
+        # without a final "%" (as Dovecot).
         self.assertEqual(self.ok(imap, 'LSUB "" "f*"')[0], [b'* LSUB () "/" "foo/bar"'])
+        self.assertEqual(self.ok(imap, 'LSUB "" "foo"')[0], [])
+        self.assertEqual(self.ok(imap, 'LSUB "" "%o"')[0], [])
         # Once foo is subscribed it is a plain entry.
         self.ok(imap, "SUBSCRIBE foo")
         self.assertEqual(self.ok(imap, 'LSUB "" "foo"')[0], [b'* LSUB () "/" "foo"'])
