@@ -154,7 +154,7 @@ void imap_write_flags(struct imap_session *s, unsigned flags, const char *keywor
 /* Every capability this server has, in one place: the greeting, the
  * CAPABILITY command and the login reply all use it. */
 #define IMAP_CAPS_COMMON "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT" \
-	" CHILDREN UIDPLUS MOVE SPECIAL-USE CONDSTORE QRESYNC LIST-EXTENDED LIST-STATUS" \
+	" CHILDREN UIDPLUS MULTIAPPEND MOVE SPECIAL-USE CONDSTORE QRESYNC LIST-EXTENDED LIST-STATUS" \
 	" ESEARCH SEARCHRES SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES" \
 	" UTF8=ACCEPT BINARY" \
 	" COMPRESS=DEFLATE"
@@ -499,6 +499,21 @@ static bool view_grow(struct imap_view *v, size_t need)
 	return true;
 }
 
+/* Index of the first view message with a UID above uid, or -1. */
+static long view_first_above(const struct imap_view *v, uint32_t uid)
+{
+	size_t lo = 0, hi = v->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (v->msgs[mid].uid <= uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < v->n ? (long)lo : -1;
+}
+
 static void mark_gone(struct imap_view *v, size_t i)
 {
 	if (!v->msgs[i].gone) {
@@ -532,6 +547,8 @@ static void sync_expunges(struct imap_session *s)
 			v->msgs[kept++] = *m;
 			continue;
 		}
+		if (m->flags & IMAP_FLAG_RECENT)
+			v->recent--;
 		if (s->qresync)
 			imap_seqset_add(&vanished, m->uid, m->uid);
 		else
@@ -591,12 +608,20 @@ static void sync_new(struct imap_session *s, struct snapshot *sn, size_t from,
 		struct imap_msg *m = &v->msgs[v->n++];
 		*m = sn->m[j];
 		sn->m[j].keywords = NULL;  /* moved */
-		if (!v->readonly && m->uid > above)
+		if (!v->readonly && m->uid > above) {
 			m->flags |= IMAP_FLAG_RECENT;
+			v->recent++;
+		}
 	}
-	for (j = 0; j < v->n; j++)
-		recent += v->readonly ? v->msgs[j].uid > recent_mark :
-		    (v->msgs[j].flags & IMAP_FLAG_RECENT) != 0;
+	/* Counted, not walked: a change must cost what changed, not the
+	 * mailbox's size. EXAMINE's recent messages are those above the
+	 * watermark, a suffix of the view. */
+	if (v->readonly) {
+		long first = view_first_above(v, recent_mark);
+		recent = first < 0 ? 0 : v->n - (size_t)first;
+	} else {
+		recent = v->recent;
+	}
 	imap_printf(s, "* %zu EXISTS\r\n", v->n);
 	if (!s->rev2)
 		imap_printf(s, "* %zu RECENT\r\n", recent);
@@ -746,9 +771,11 @@ static const struct imap_cmd imap_commands[] = {
 	{ "UID FETCH", SELECTED, 0, imap_cmd_fetch },
 	{ "STORE", SELECTED, IMAP_CMD_NO_EXPUNGE, imap_cmd_store },
 	{ "UID STORE", SELECTED, 0, imap_cmd_store },
-	{ "COPY", SELECTED, 0, imap_cmd_copy },
+	/* COPY and MOVE take message numbers as the client had them: an
+	 * expunge announced first would shift them (RFC 3501 §7.4.1). */
+	{ "COPY", SELECTED, IMAP_CMD_NO_EXPUNGE, imap_cmd_copy },
 	{ "UID COPY", SELECTED, 0, imap_cmd_copy },
-	{ "MOVE", SELECTED, 0, imap_cmd_copy },
+	{ "MOVE", SELECTED, IMAP_CMD_NO_EXPUNGE, imap_cmd_copy },
 	{ "UID MOVE", SELECTED, 0, imap_cmd_copy },
 };
 
@@ -888,16 +915,44 @@ static void imap_on_change(void *arg, enum store_change what, int64_t mailbox_id
 	if (s->view == NULL || (mailbox_id != 0 && s->view->mb.id != mailbox_id))
 		return;
 	s->dirty = true;
-	/* An idling client hears at once; others at their next command. */
 	if (s->mode == IMAP_M_IDLE)
+		imap_idle_notify(s);
+}
+
+/* An idling client hears of a change at once, unless it heard of one less
+ * than IMAP_IDLE_COALESCE_MS ago: then the changes of that interval go out
+ * together at its end. Under a stream of deliveries each idler then costs
+ * a write per interval, not one per group commit (Dovecot delays its
+ * notifications the same way, by more). Others hear at their next command. */
+void imap_idle_notify(struct imap_session *s)
+{
+	struct timeval now, next, wait;
+
+	if (evtimer_pending(s->ev_sync, NULL))
+		return;
+	event_base_gettimeofday_cached(s->srv->base, &now);
+	next = s->idle_synced;
+	next.tv_usec += IMAP_IDLE_COALESCE_MS * 1000;
+	if (next.tv_usec >= 1000000) {
+		next.tv_sec++;
+		next.tv_usec -= 1000000;
+	}
+	if (!timercmp(&now, &next, <)) {
 		event_active(s->ev_sync, EV_TIMEOUT, 0);
+		return;
+	}
+	timersub(&next, &now, &wait);
+	evtimer_add(s->ev_sync, &wait);
 }
 
 static void imap_sync_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct imap_session *s = arg;
 
+	(void)fd;
+	(void)what;
 	if (s->mode == IMAP_M_IDLE && s->dirty) {
+		event_base_gettimeofday_cached(s->srv->base, &s->idle_synced);
 		imap_view_sync(s, true);
 		conn_flush(s->conn);
 	}
@@ -920,7 +975,7 @@ static void *imap_open(struct conn *c)
 	s->limits.utf8_quoted = &s->utf8;   /* RFC 6855 §3, once enabled */
 	s->reader = imap_reader_new(&s->limits);
 	s->ev_delay = evtimer_new(s->srv->base, imap_auth_delay_cb, s);
-	s->ev_sync = event_new(s->srv->base, -1, 0, imap_sync_cb, s);
+	s->ev_sync = evtimer_new(s->srv->base, imap_sync_cb, s);
 	if (s->reader == NULL || s->ev_delay == NULL || s->ev_sync == NULL ||
 	    store_subscribe(s->srv->store, imap_on_change, s) != STORE_OK) {
 		imap_proto.free(s);

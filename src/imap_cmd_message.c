@@ -90,6 +90,7 @@ struct store_req {
 	size_t nkw;
 	uint64_t unchangedsince;      /* 0: unconditional */
 	struct imap_seqset modified;  /* failed UNCHANGEDSINCE (RFC 7162) */
+	bool expunged;                /* the set named a message expunged elsewhere */
 };
 
 /* "(UNCHANGEDSINCE n)" before the item; returns the index of the item. */
@@ -148,8 +149,10 @@ static int store_one(struct imap_session *s, size_t i, struct store_req *r, bool
 	int rc = store_message_store(s->srv->store, m->id, r->op, r->flags, r->kw, r->nkw,
 	    r->unchangedsince, NULL);
 
-	if (rc == STORE_NOTFOUND)
-		return STORE_OK;   /* expunged elsewhere: nothing to report yet */
+	if (rc == STORE_NOTFOUND) {
+		r->expunged = true;   /* expunged elsewhere: nothing to report yet */
+		return STORE_OK;
+	}
 	if (rc == STORE_MODIFIED) {
 		imap_seqset_add(&r->modified, uid ? m->uid : i + 1, uid ? m->uid : i + 1);
 		return STORE_OK;
@@ -199,13 +202,20 @@ void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd)
 	imap_seq_iter_init(&it, &set);
 	while (rc == STORE_OK && imap_seq_iter_next(&it, &n)) {
 		long i = cmd->uid ? imap_view_find_uid(s->view, n) : (long)n - 1;
-		if (i >= 0 && (size_t)i < s->view->n && !s->view->msgs[i].gone)
+		if (i < 0 || (size_t)i >= s->view->n)
+			continue;
+		if (s->view->msgs[i].gone)
+			r.expunged = true;
+		else
 			rc = store_one(s, (size_t)i, &r, cmd->uid);
 	}
 	imap_seqset_free(&set);
 	imap_seqset_normalize(&r.modified);
 	if (rc != STORE_OK)
 		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] %s", store_errmsg(s->srv->store));
+	else if (r.expunged)
+		/* RFC 2180 §4.2.2, as Dovecot: the others were stored. */
+		imap_tagged(s, cmd->tag, "NO", "[EXPUNGEISSUED] Some of the messages no longer exist");
 	else if (r.modified.count > 0 &&
 	    imap_seqset_format(&r.modified, modified, sizeof(modified)) < sizeof(modified))
 		imap_tagged(s, cmd->tag, "OK", "[MODIFIED %s] Conditional STORE failed", modified);
@@ -218,6 +228,7 @@ void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd)
 
 struct copy_result {
 	struct imap_seqset src, dst;
+	bool expunged;              /* the set named a message expunged elsewhere */
 };
 
 static int copy_one(struct imap_session *s, const struct imap_msg *m, int64_t dest, bool move,
@@ -227,8 +238,10 @@ static int copy_one(struct imap_session *s, const struct imap_msg *m, int64_t de
 	int rc = move ? store_message_move(s->srv->store, m->id, dest, &uid)
 	    : store_message_copy(s->srv->store, m->id, dest, NULL, &uid);
 
-	if (rc == STORE_NOTFOUND)
-		return STORE_OK;   /* expunged elsewhere meanwhile */
+	if (rc == STORE_NOTFOUND) {
+		res->expunged = true;   /* expunged elsewhere meanwhile */
+		return STORE_OK;
+	}
 	if (rc == STORE_OK) {
 		imap_seqset_add(&res->src, m->uid, m->uid);
 		imap_seqset_add(&res->dst, uid, uid);
@@ -247,7 +260,11 @@ static int copy_set(struct imap_session *s, const struct imap_seqset *set, bool 
 	imap_seq_iter_init(&it, set);
 	while (rc == STORE_OK && imap_seq_iter_next(&it, &n)) {
 		long i = uid ? imap_view_find_uid(s->view, n) : (long)n - 1;
-		if (i >= 0 && (size_t)i < s->view->n && !s->view->msgs[i].gone)
+		if (i < 0 || (size_t)i >= s->view->n)
+			continue;
+		if (s->view->msgs[i].gone)
+			res->expunged = true;
+		else
 			rc = copy_one(s, &s->view->msgs[i], dest, move, res);
 	}
 	if (rc == STORE_OK)
@@ -265,6 +282,12 @@ static void copy_reply(struct imap_session *s, const struct imap_command *cmd, b
 
 	imap_seqset_normalize(&res->src);
 	imap_seqset_normalize(&res->dst);
+	if (res->expunged && res->src.count == 0) {
+		/* RFC 2180 §4.4.1: nothing to copy; as Dovecot. */
+		imap_tagged(s, cmd->tag, "NO", "[EXPUNGEISSUED] Some of the requested messages"
+		    " no longer exist");
+		return;
+	}
 	if (res->src.count == 0 || imap_seqset_format(&res->src, src, sizeof(src)) >= sizeof(src) ||
 	    imap_seqset_format(&res->dst, dst, sizeof(dst)) >= sizeof(dst)) {
 		imap_tagged(s, cmd->tag, "OK", "%s completed", move ? "MOVE" : "COPY");
@@ -290,9 +313,17 @@ void imap_cmd_copy(struct imap_session *s, const struct imap_command *cmd)
 	struct imap_seqset set;
 	int rc;
 
+	const char *str;
+	size_t len;
+
 	if (cmd->nargs != 2 || cmd->args[0].type != IMAP_ARG_ATOM ||
-	    !imap_arg_mailbox(s, &cmd->args[1], name, sizeof(name))) {
+	    !imap_arg_list_mailbox(&cmd->args[1], &str, &len)) {
 		imap_tagged(s, cmd->tag, "BAD", "Syntax: %s sequence-set mailbox", cmd->verb);
+		return;
+	}
+	/* A valid astring that names no mailbox (not modified UTF-7): NO. */
+	if (!imap_arg_mailbox(s, &cmd->args[1], name, sizeof(name))) {
+		imap_tagged(s, cmd->tag, "NO", "[CANNOT] Invalid mailbox name");
 		return;
 	}
 	if (move && s->view->readonly) {
@@ -306,6 +337,7 @@ void imap_cmd_copy(struct imap_session *s, const struct imap_command *cmd)
 	imap_seqset_init(&set);
 	imap_seqset_init(&res.src);
 	imap_seqset_init(&res.dst);
+	res.expunged = false;
 	if (imap_view_select(s, cmd->tag, cmd->args[0].str, cmd->uid, &set)) {
 		rc = copy_set(s, &set, cmd->uid, dest.id, move, &res);
 		if (rc != STORE_OK)

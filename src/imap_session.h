@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/time.h>
 #include <event2/event.h>
 
 #include "mailsnare/imap.h"
@@ -50,6 +51,7 @@ struct imap_view {
 	size_t n, cap;
 	uint64_t synced_modseq; /* the mailbox's HIGHESTMODSEQ when last synced */
 	size_t gone;            /* messages marked gone, not yet announced */
+	size_t recent;          /* messages with IMAP_FLAG_RECENT */
 	char *flags_sent;       /* keywords named in the last FLAGS response */
 };
 
@@ -73,6 +75,7 @@ struct imap_session {
 	unsigned auth_failures;
 	struct event *ev_delay;
 	struct event *ev_sync;   /* reports changes to an idling client */
+	struct timeval idle_synced;  /* when it last did */
 	struct imap_fetch_job *fetch;  /* a FETCH waiting for the output to drain */
 	struct imap_seqset search_saved; /* SEARCHRES "$": UIDs (imap_cmd_search.c) */
 };
@@ -110,6 +113,9 @@ bool imap_arg_flags(struct imap_session *s, const char *tag, const struct imap_a
     unsigned *flags, const char **kw, size_t *nkw, size_t kwmax);
 
 /* The selected view. */
+#define IMAP_IDLE_COALESCE_MS 10
+/* A change for a client in IDLE: reported now or with the next ones. */
+void imap_idle_notify(struct imap_session *s);
 void imap_view_free(struct imap_view *v);
 /* Brings the view in line with the store and reports the differences:
  * EXPUNGE (when allowed), EXISTS, RECENT, FETCH FLAGS. */

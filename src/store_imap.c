@@ -54,9 +54,7 @@ const char *const store_imap_sql[QI_END - QI_FIRST] = {
 	Q(QI_KW_COPY) = "INSERT INTO message_keyword (message_id, keyword)"
 	    " SELECT ?2, keyword FROM message_keyword WHERE message_id = ?1",
 	Q(QI_MSG_MOVE) = "UPDATE message SET mailbox_id = ?2, uid = ?3, modseq = ?4 WHERE id = ?1",
-	Q(QI_MSG_STATE) = "SELECT mailbox_id, flags, modseq,"
-	    " (SELECT group_concat(keyword, ' ') FROM message_keyword WHERE message_id = ?1)"
-	    " FROM message WHERE id = ?1",
+	Q(QI_MSG_STATE) = "SELECT mailbox_id, flags, modseq, keywords FROM message WHERE id = ?1",
 	Q(QI_KW_ADD) = "INSERT OR IGNORE INTO message_keyword (message_id, keyword) VALUES (?1, ?2)",
 	Q(QI_KW_DEL) = "DELETE FROM message_keyword WHERE message_id = ?1 AND keyword = ?2",
 	Q(QI_KW_CLEAR) = "DELETE FROM message_keyword WHERE message_id = ?1",

@@ -179,9 +179,11 @@ class ExternalChangeTest(ViewTest):
         a = self.client(user, pw)
         self.ok(a, "SELECT INBOX")
         self.server.cli_ok("message", "del", ids[1])
-        # FETCH may not announce the expunge; the next NOOP does.
-        fetched = self.ok(a, "FETCH 1:* (UID)")
-        self.assertFalse([l for l in fetched if b"EXPUNGE" in l], fetched)
+        # FETCH may not announce the expunge; it answers for the others
+        # and says so (RFC 2180 §4.1.2, as Dovecot); the next NOOP tells.
+        fetched, tagged = a.command("FETCH 1:* (UID)")
+        self.assertEqual(fetched, [b"* 1 FETCH (UID 1)", b"* 3 FETCH (UID 3)"])
+        self.assertRegex(tagged, rb"^r\d+ NO \[EXPUNGEISSUED\] ")
         self.assertEqual(self.ok(a, "NOOP"), [b"* 2 EXPUNGE"])
         self.assertEqual(self.ok(a, "FETCH 1:* (UID)"), [b"* 1 FETCH (UID 1)", b"* 2 FETCH (UID 3)"])
 
@@ -199,11 +201,52 @@ class DeletedMailboxTest(ViewTest):
             self.assertEqual(status_of(a.until_tagged("x")[1]), "OK")
         self.ok(a, "SELECT Doomed")
         self.ok(b, "DELETE Doomed")
-        fetched = self.ok(a, "FETCH 1:* (UID)")
-        self.assertFalse([l for l in fetched if b"EXPUNGE" in l], fetched)
+        fetched, tagged = a.command("FETCH 1:* (UID)")
+        self.assertEqual(fetched, [])
+        self.assertRegex(tagged, rb"^r\d+ NO \[EXPUNGEISSUED\] ")
         self.assertEqual(self.ok(a, "NOOP"), [b"* 1 EXPUNGE"] * 3)
         self.assertEqual(self.ok(a, "NOOP"), [])
         self.assertIn(b"* 0 EXISTS", self.ok(a, "SELECT INBOX"))
+
+
+class NumberingTest(ViewTest):
+    def test_copy_uses_the_numbers_the_client_had(self):
+        user, pw, _ = self.inbox(3)
+        a, b = self.client(user, pw), self.client(user, pw)
+        self.ok(a, "CREATE Work")
+        self.ok(a, "SELECT INBOX")
+        self.ok(b, "SELECT INBOX")
+        self.ok(b, "STORE 1 +FLAGS.SILENT (\\Deleted)")
+        self.ok(b, "EXPUNGE")
+        untagged, tagged = a.command("COPY 2 Work")
+        self.assertEqual(untagged, [], "no EXPUNGE before COPY's numbers are read")
+        self.assertRegex(tagged, rb"^r\d+ OK \[COPYUID \d+ 2 1\] ")
+        self.assertEqual(self.ok(a, "NOOP"), [b"* 1 EXPUNGE"])
+        untagged, tagged = a.command("MOVE 1 Work")
+        self.assertRegex(untagged[0], rb"^\* OK \[COPYUID \d+ 2 2\] ")
+        self.assertEqual(untagged[1:], [b"* 1 EXPUNGE"])
+
+    def test_copy_of_a_message_expunged_elsewhere_is_no(self):
+        user, pw, _ = self.inbox(1)
+        a, b = self.client(user, pw), self.client(user, pw)
+        self.ok(a, "SELECT INBOX")
+        self.ok(b, "SELECT INBOX")
+        self.ok(b, "STORE 1 +FLAGS.SILENT (\\Deleted)")
+        self.ok(b, "EXPUNGE")
+        _, tagged = a.command("COPY 1 Trash")
+        self.assertRegex(tagged, rb"^r\d+ NO \[EXPUNGEISSUED\] ")
+        _, tagged = a.command("STORE 1 +FLAGS (\\Seen)")
+        self.assertRegex(tagged, rb"^r\d+ NO \[EXPUNGEISSUED\] ")
+        self.assertEqual(self.ok(a, "NOOP"), [b"* 1 EXPUNGE"])
+
+    def test_move_into_the_selected_mailbox_expunges_the_old_uid(self):
+        user, pw, _ = self.inbox(1)
+        a = self.client(user, pw)
+        self.ok(a, "SELECT INBOX")
+        untagged = self.ok(a, "MOVE 1 INBOX")
+        self.assertRegex(untagged[0], rb"^\* OK \[COPYUID \d+ 1 2\] ")
+        self.assertIn(b"* 1 EXPUNGE", untagged)
+        self.assertEqual(self.ok(a, "FETCH 1:* (UID)"), [b"* 1 FETCH (UID 2)"])
 
 
 class IncrementalSyncTest(ViewTest):
