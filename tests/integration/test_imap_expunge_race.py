@@ -350,14 +350,12 @@ class ExpungeRaceTest(RaceBase):
         self.expunge_imap(seq=2)
         untagged, tagged = a.deferred("STORE 1:3 +FLAGS (\\Flagged)")
         self.assert_alive()
-        # RFC 2180 §4.2: the others are stored (and reported); the
-        # expunged one is reported too, or the STORE says NO.
+        # RFC 2180 §4.2: the others are stored and reported; whether the
+        # expunged one is reported too (or the STORE says NO) is the
+        # server's choice.
         fetched = sorted(int(FETCH_RE.match(l).group(1)) for l in untagged
                          if FETCH_RE.match(l))
-        if status_of(tagged) == "OK":
-            self.assertEqual(fetched, [1, 2, 3], (untagged, tagged))
-        else:
-            self.assertIn(fetched, ([1, 3], [1, 2, 3]), (untagged, tagged))
+        self.assertIn(fetched, ([1, 3], [1, 2, 3]), (untagged, tagged))
         for line in untagged:
             if FETCH_RE.match(line) and not line.startswith(b"* 2 "):
                 self.assertIn(b"\\Flagged", line)
@@ -373,9 +371,9 @@ class ExpungeRaceTest(RaceBase):
         self.expunge_imap()
         untagged, tagged = a.deferred("STORE 1 +FLAGS (\\Seen)")
         self.assert_alive()
-        if status_of(tagged) == "OK":
-            self.assertEqual(len([l for l in untagged if FETCH_RE.match(l)]), 1,
-                             (untagged, tagged))
+        for line in untagged:
+            if FETCH_RE.match(line):
+                self.assertTrue(line.startswith(b"* 1 FETCH (FLAGS ("), (untagged, tagged))
         self.assertEqual(a.noop_until_expunged([uid]), [])
 
     def test_two_deferred_expunges_and_new_mail(self):
