@@ -159,7 +159,31 @@ class Client:
             raise SystemExit("%s failed: %r" % (text, reply[k:k + 200]))
         return reply[2:k]
 
-def bench(port, user, password, n, runs, hold):
+def cpu_ticks(pid):
+    """User + system CPU time of a process, in clock ticks."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+def server_pid(pid):
+    """The process that serves our session: the server itself, or for
+    Dovecot (its master's pid given) the newest "imap" child."""
+    best = None
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        comm = st[st.index("(") + 1:st.rindex(")")]
+        ppid = int(st.rsplit(")", 1)[1].split()[1])
+        if comm == "imap" and ppid == pid and (best is None or int(d) > best):
+            best = int(d)
+    return best or pid
+
+def bench(port, user, password, n, runs, hold, pid):
     c = Client(port)
     c.command("LOGIN %s %s" % (user, password))
     sel = c.command("SELECT INBOX")
@@ -169,11 +193,14 @@ def bench(port, user, password, n, runs, hold):
             ("body", "FETCH 1:* BODY.PEEK[]")]
     while hold:
         c.command(cmds[0][1])
+    pid = server_pid(pid)
+    hz = os.sysconf("SC_CLK_TCK")
     for name, cmd in cmds:
         first = c.command(cmd)
         if first.count(b" FETCH (") < n:
             raise SystemExit("%s: fewer than %d FETCH responses" % (cmd, n))
         rates = []
+        cpu0 = cpu_ticks(pid)
         for _ in range(runs):
             t0 = time.perf_counter()
             reply = c.command(cmd)
@@ -181,8 +208,11 @@ def bench(port, user, password, n, runs, hold):
             if reply != first:
                 raise SystemExit("%s: a later reply differs from the first one" % cmd)
             rates.append(n / dt)
-        print("%s best=%.0f median=%.0f bytes=%d" % (name, max(rates), statistics.median(rates),
-                                                       len(first)))
+        cpu = (cpu_ticks(pid) - cpu0) / hz
+        print("%-8s best=%6.0f median=%6.0f msg/s  server CPU %5.2f us/msg (%6.0f msg per CPU s)"
+              "  reply %d bytes" % (name, max(rates), statistics.median(rates),
+                                    cpu * 1e6 / (n * runs), n * runs / cpu if cpu else 0,
+                                    len(first)))
     c.command("LOGOUT")
 
 if __name__ == "__main__":
@@ -193,7 +223,7 @@ if __name__ == "__main__":
         load_maildir(sys.argv[2], int(sys.argv[3]))
     else:
         bench(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]),
-              what == "hold")
+              what == "hold", int(sys.argv[7]))
 EOF
 
 free_port() {
@@ -243,11 +273,11 @@ say "mailsnare (pid $ms_pid): loading $messages messages over SMTP"
 "$python" "$tmp/client.py" smtp "$smtp_port" "$messages"
 if [ -n "${BENCH_HOLD:-}" ]; then
 	say "FETCH in a loop on pid $ms_pid (perf record -g -p $ms_pid); ^C ends"
-	"$python" "$tmp/client.py" hold "$imap_port" dev dev "$messages" 0
+	"$python" "$tmp/client.py" hold "$imap_port" dev dev "$messages" 0 "$ms_pid"
 	exit 0
 fi
 say "mailsnare: $runs runs of each FETCH"
-ms_out=$("$python" "$tmp/client.py" bench "$imap_port" dev dev "$messages" "$runs")
+ms_out=$("$python" "$tmp/client.py" bench "$imap_port" dev dev "$messages" "$runs" "$ms_pid")
 report mailsnare "$ms_out"
 
 [ -z "${BENCH_NO_DOVECOT:-}" ] || exit 0
@@ -316,5 +346,5 @@ if ! wait_port "$dc_port" "$dc_pid"; then
 	exit 1
 fi
 say "dovecot $("$dovecot_bin" --version) (pid $dc_pid): $runs runs of each FETCH"
-dc_out=$("$python" "$tmp/client.py" bench "$dc_port" bench dev "$messages" "$runs")
+dc_out=$("$python" "$tmp/client.py" bench "$dc_port" bench dev "$messages" "$runs" "$dc_pid")
 report dovecot "$dc_out"

@@ -10,8 +10,8 @@
 #include "mailsnare/imap_envelope.h"
 #include "mailsnare/mime.h"
 
-#define STR(out, s) imap_envelope_write_cstring(out, s)
-#define LIT(out, s) evbuffer_add(out, s, sizeof(s) - 1)
+#define STR(b, s) imap_buf_cstring(b, s)
+#define LIT(b, s) IMAP_BUF_LIT(b, s)
 
 static bool is_attr_char(unsigned char c)
 {
@@ -20,29 +20,35 @@ static bool is_attr_char(unsigned char c)
 }
 
 /* An RFC 2231 parameter as Dovecot sends it: "name*" "cs'lang'%XX..". */
-static int write_ext_param(struct evbuffer *out, const struct mime_param *p)
+static void write_ext_param(struct imap_buf *b, const struct mime_param *p)
 {
-	struct evbuffer *v = evbuffer_new();
-	int rc;
+	static const char hex[] = "0123456789ABCDEF";
+	struct imap_buf v = { 0 };
 
-	if (v == NULL)
-		return -1;
-	rc = evbuffer_add_printf(v, "%s*", p->name) < 0 ? -1 : 0;
-	rc |= imap_envelope_write_nstring(out, (const char *)evbuffer_pullup(v, -1),
-	    evbuffer_get_length(v));
-	rc |= LIT(out, " ");
-	rc |= evbuffer_drain(v, evbuffer_get_length(v));
-	rc |= evbuffer_add_printf(v, "%s'%s'", p->charset, p->lang ? p->lang : "") < 0;
+	imap_buf_add(&v, p->name, strlen(p->name));
+	imap_buf_addc(&v, '*');
+	imap_buf_nstring(b, v.p, v.len);
+	LIT(b, " ");
+	v.len = 0;
+	imap_buf_add(&v, p->charset, strlen(p->charset));
+	imap_buf_addc(&v, '\'');
+	if (p->lang != NULL)
+		imap_buf_add(&v, p->lang, strlen(p->lang));
+	imap_buf_addc(&v, '\'');
 	for (const unsigned char *c = (const unsigned char *)p->value; *c != '\0'; c++) {
-		if (is_attr_char(*c))
-			rc |= evbuffer_add(v, c, 1);
-		else
-			rc |= evbuffer_add_printf(v, "%%%02X", *c) < 0;
+		if (is_attr_char(*c)) {
+			imap_buf_addc(&v, (char)*c);
+		} else {
+			imap_buf_addc(&v, '%');
+			imap_buf_addc(&v, hex[*c >> 4]);
+			imap_buf_addc(&v, hex[*c & 15]);
+		}
 	}
-	rc |= imap_envelope_write_nstring(out, (const char *)evbuffer_pullup(v, -1),
-	    evbuffer_get_length(v));
-	evbuffer_free(v);
-	return rc ? -1 : 0;
+	if (v.failed)
+		b->failed = true;
+	else
+		imap_buf_nstring(b, v.p, v.len);
+	imap_buf_free(&v);
 }
 
 static bool has_param(const struct mime_param *p, uint32_t n, const char *name)
@@ -55,149 +61,162 @@ static bool has_param(const struct mime_param *p, uint32_t n, const char *name)
 }
 
 /* body-fld-param; text parts get "charset" "us-ascii" when they lack one. */
-static int write_params(struct evbuffer *out, const struct mime_param *p, uint32_t n, bool text)
+static void write_params(struct imap_buf *b, const struct mime_param *p, uint32_t n, bool text)
 {
 	bool add_charset = text && !has_param(p, n, "charset");
-	int rc = 0;
 
-	if (n == 0 && !add_charset)
-		return LIT(out, "NIL");
-	rc |= LIT(out, "(");
+	if (n == 0 && !add_charset) {
+		LIT(b, "NIL");
+		return;
+	}
+	LIT(b, "(");
 	if (add_charset)
-		rc |= LIT(out, "\"charset\" \"us-ascii\"");
+		LIT(b, "\"charset\" \"us-ascii\"");
 	for (uint32_t i = 0; i < n; i++) {
 		if (i > 0 || add_charset)
-			rc |= LIT(out, " ");
+			LIT(b, " ");
 		if (p[i].charset != NULL) {
-			rc |= write_ext_param(out, &p[i]);
+			write_ext_param(b, &p[i]);
 		} else {
-			rc |= STR(out, p[i].name);
-			rc |= LIT(out, " ");
-			rc |= STR(out, p[i].value);
+			STR(b, p[i].name);
+			LIT(b, " ");
+			STR(b, p[i].value);
 		}
 	}
-	rc |= LIT(out, ")");
-	return rc ? -1 : 0;
+	LIT(b, ")");
 }
 
-static int write_disposition(struct evbuffer *out, const struct mime_part *p)
+static void write_disposition(struct imap_buf *b, const struct mime_part *p)
 {
-	int rc = 0;
-
-	if (p->disposition == NULL)
-		return LIT(out, "NIL");
-	rc |= LIT(out, "(");
-	rc |= STR(out, p->disposition);
-	rc |= LIT(out, " ");
-	rc |= write_params(out, p->disp_params, p->ndisp_params, false);
-	rc |= LIT(out, ")");
-	return rc ? -1 : 0;
+	if (p->disposition == NULL) {
+		LIT(b, "NIL");
+		return;
+	}
+	LIT(b, "(");
+	STR(b, p->disposition);
+	LIT(b, " ");
+	write_params(b, p->disp_params, p->ndisp_params, false);
+	LIT(b, ")");
 }
 
 /* body-fld-lang: Content-Language split at commas and white space. */
-static int write_language(struct evbuffer *out, const char *lang)
+static void write_language(struct imap_buf *b, const char *lang)
 {
 	const char *sep = ", \t";
-	int rc = 0, n = 0;
+	int n = 0;
 
-	if (lang == NULL || lang[strspn(lang, sep)] == '\0')
-		return LIT(out, "NIL");
-	rc |= LIT(out, "(");
+	if (lang == NULL || lang[strspn(lang, sep)] == '\0') {
+		LIT(b, "NIL");
+		return;
+	}
+	LIT(b, "(");
 	while (*(lang += strspn(lang, sep)) != '\0') {
 		size_t len = strcspn(lang, sep);
 		if (n++ > 0)
-			rc |= LIT(out, " ");
-		rc |= imap_envelope_write_nstring(out, lang, len);
+			LIT(b, " ");
+		imap_buf_nstring(b, lang, len);
 		lang += len;
 	}
-	rc |= LIT(out, ")");
-	return rc ? -1 : 0;
+	LIT(b, ")");
 }
 
 /* body-ext-1part / body-ext-mpart after the MD5 or parameters. */
-static int write_ext_tail(struct evbuffer *out, const struct mime_part *p)
+static void write_ext_tail(struct imap_buf *b, const struct mime_part *p)
 {
-	int rc = LIT(out, " ");
-
-	rc |= write_disposition(out, p);
-	rc |= LIT(out, " ");
-	rc |= write_language(out, p->language);
-	rc |= LIT(out, " ");
-	rc |= STR(out, p->location);
-	return rc ? -1 : 0;
+	LIT(b, " ");
+	write_disposition(b, p);
+	LIT(b, " ");
+	write_language(b, p->language);
+	LIT(b, " ");
+	STR(b, p->location);
 }
 
-static int write_part(const struct mime_part *p, bool ext, struct evbuffer *out);
+static void write_part(const struct mime_part *p, bool ext, struct imap_buf *b);
 
-static int write_rfc822_tail(const struct mime_part *p, bool ext, struct evbuffer *out)
+static void write_rfc822_tail(const struct mime_part *p, bool ext, struct imap_buf *b)
 {
-	int rc = LIT(out, " ");
-
-	rc |= imap_envelope_write(p->children, out);
-	rc |= LIT(out, " ");
-	rc |= write_part(p->children, ext, out);
-	rc |= evbuffer_add_printf(out, " %llu", (unsigned long long)p->body_lines) < 0;
-	return rc ? -1 : 0;
+	LIT(b, " ");
+	imap_envelope_format(p->children, b);
+	LIT(b, " ");
+	write_part(p->children, ext, b);
+	LIT(b, " ");
+	imap_buf_num(b, p->body_lines);
 }
 
-static int write_single(const struct mime_part *p, bool ext, struct evbuffer *out)
+static void write_single(const struct mime_part *p, bool ext, struct imap_buf *b)
 {
 	bool text = strcmp(p->type, "text") == 0;
-	int rc = LIT(out, "(");
 
-	rc |= STR(out, p->type);
-	rc |= LIT(out, " ");
-	rc |= STR(out, p->subtype);
-	rc |= LIT(out, " ");
-	rc |= write_params(out, p->params, p->nparams, text);
-	rc |= LIT(out, " ");
-	rc |= STR(out, p->id);
-	rc |= LIT(out, " ");
-	rc |= STR(out, p->description);
-	rc |= LIT(out, " ");
-	rc |= STR(out, p->encoding != NULL ? p->encoding : "7bit");
-	rc |= evbuffer_add_printf(out, " %llu", (unsigned long long)p->body_size) < 0;
-	if (text)
-		rc |= evbuffer_add_printf(out, " %llu", (unsigned long long)p->body_lines) < 0;
-	else if ((p->flags & MIME_PART_RFC822) && p->children != NULL)
-		rc |= write_rfc822_tail(p, ext, out);
-	if (ext) {
-		rc |= LIT(out, " ");
-		rc |= STR(out, p->md5);
-		rc |= write_ext_tail(out, p);
+	LIT(b, "(");
+	STR(b, p->type);
+	LIT(b, " ");
+	STR(b, p->subtype);
+	LIT(b, " ");
+	write_params(b, p->params, p->nparams, text);
+	LIT(b, " ");
+	STR(b, p->id);
+	LIT(b, " ");
+	STR(b, p->description);
+	LIT(b, " ");
+	STR(b, p->encoding != NULL ? p->encoding : "7bit");
+	LIT(b, " ");
+	imap_buf_num(b, p->body_size);
+	if (text) {
+		LIT(b, " ");
+		imap_buf_num(b, p->body_lines);
+	} else if ((p->flags & MIME_PART_RFC822) && p->children != NULL) {
+		write_rfc822_tail(p, ext, b);
 	}
-	rc |= LIT(out, ")");
-	return rc ? -1 : 0;
+	if (ext) {
+		LIT(b, " ");
+		STR(b, p->md5);
+		write_ext_tail(b, p);
+	}
+	LIT(b, ")");
 }
 
-static int write_multipart(const struct mime_part *p, bool ext, struct evbuffer *out)
+static void write_multipart(const struct mime_part *p, bool ext, struct imap_buf *b)
 {
-	int rc = LIT(out, "(");
-
-	if (p->children == NULL) /* no body part found: one empty text part */
-		rc |= ext ? LIT(out, "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0 NIL NIL NIL NIL)")
-			  : LIT(out, "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0)");
-	for (const struct mime_part *c = p->children; c != NULL; c = c->next)
-		rc |= write_part(c, ext, out);
-	rc |= LIT(out, " ");
-	rc |= STR(out, p->subtype);
-	if (ext) {
-		rc |= LIT(out, " ");
-		rc |= write_params(out, p->params, p->nparams, false);
-		rc |= write_ext_tail(out, p);
+	LIT(b, "(");
+	if (p->children == NULL) { /* no body part found: one empty text part */
+		if (ext)
+			LIT(b, "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0 NIL NIL NIL NIL)");
+		else
+			LIT(b, "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0)");
 	}
-	rc |= LIT(out, ")");
-	return rc ? -1 : 0;
+	for (const struct mime_part *c = p->children; c != NULL; c = c->next)
+		write_part(c, ext, b);
+	LIT(b, " ");
+	STR(b, p->subtype);
+	if (ext) {
+		LIT(b, " ");
+		write_params(b, p->params, p->nparams, false);
+		write_ext_tail(b, p);
+	}
+	LIT(b, ")");
 }
 
-static int write_part(const struct mime_part *p, bool ext, struct evbuffer *out)
+static void write_part(const struct mime_part *p, bool ext, struct imap_buf *b)
 {
 	if (p->flags & MIME_PART_MULTIPART)
-		return write_multipart(p, ext, out);
-	return write_single(p, ext, out);
+		write_multipart(p, ext, b);
+	else
+		write_single(p, ext, b);
+}
+
+bool imap_bodystructure_format(const struct mime_part *part, bool extended, struct imap_buf *b)
+{
+	write_part(part, extended, b);
+	return !b->failed;
 }
 
 int imap_bodystructure_write(const struct mime_part *part, bool extended, struct evbuffer *out)
 {
-	return write_part(part, extended, out);
+	struct imap_buf b = { 0 };
+	int rc;
+
+	imap_bodystructure_format(part, extended, &b);
+	rc = b.failed ? -1 : b.len == 0 ? 0 : evbuffer_add(out, b.p, b.len);
+	imap_buf_free(&b);
+	return rc;
 }

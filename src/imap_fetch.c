@@ -44,7 +44,67 @@ struct imap_fetch_job {
 	bool expunged;               /* the set named a message expunged elsewhere */
 	const char *error;           /* the NO text when failed */
 	uint64_t stream_off, stream_left;
+	struct imap_buf out;         /* responses not yet handed to the conn */
 };
+
+/* Responses are built in job->out and written in pieces of about this
+ * size (and before a body is streamed, and before the tagged reply). */
+#define FETCH_FLUSH (16 * 1024)
+
+static void out_flush(struct imap_session *s, struct imap_fetch_job *job)
+{
+	if (job->out.len > 0)
+		conn_write(s->conn, job->out.p, job->out.len);
+	job->out.len = 0;
+}
+
+static void out_str(struct imap_fetch_job *job, const char *str)
+{
+	imap_buf_add(&job->out, str, strlen(str));
+}
+
+/* The same flag list as imap_write_flags() writes, into the buffer. */
+static void out_flags(struct imap_session *s, struct imap_fetch_job *job, unsigned flags,
+    const char *keywords)
+{
+	static const struct { unsigned bit; const char *name; } names[] = {
+		{ STORE_FLAG_ANSWERED, "\\Answered" }, { STORE_FLAG_FLAGGED, "\\Flagged" },
+		{ STORE_FLAG_DELETED, "\\Deleted" }, { STORE_FLAG_SEEN, "\\Seen" },
+		{ STORE_FLAG_DRAFT, "\\Draft" }, { IMAP_FLAG_RECENT, "\\Recent" },
+	};
+	bool first = true;
+
+	imap_buf_addc(&job->out, '(');
+	/* IMAP4rev2 has no \Recent (RFC 9051 Appendix E). */
+	if (s->rev2)
+		flags &= ~IMAP_FLAG_RECENT;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (flags & names[i].bit) {
+			if (!first)
+				imap_buf_addc(&job->out, ' ');
+			out_str(job, names[i].name);
+			first = false;
+		}
+	}
+	if (keywords && keywords[0]) {
+		if (!first)
+			imap_buf_addc(&job->out, ' ');
+		out_str(job, keywords);
+	}
+	imap_buf_addc(&job->out, ')');
+}
+
+/* "echo {len}\r\n", a literal's announcement. */
+static void out_literal(struct imap_fetch_job *job, const char *echo, const char *prefix,
+    uint64_t len)
+{
+	out_str(job, echo);
+	imap_buf_addc(&job->out, ' ');
+	out_str(job, prefix);
+	imap_buf_addc(&job->out, '{');
+	imap_buf_num(&job->out, len);
+	IMAP_BUF_LIT(&job->out, "}\r\n");
+}
 
 static const struct mime_part *fetch_tree(struct imap_session *s, struct fetch_msg *fm)
 {
@@ -55,36 +115,23 @@ static const struct mime_part *fetch_tree(struct imap_session *s, struct fetch_m
 	return fm->tree;
 }
 
-static void send_evbuffer(struct imap_session *s, struct evbuffer *b)
-{
-	size_t len = evbuffer_get_length(b);
-	char *p = (char *)evbuffer_pullup(b, -1);
-
-	if (p != NULL)
-		conn_write(s->conn, p, len);
-}
-
-static bool fetch_structure(struct imap_session *s, struct fetch_msg *fm,
+static bool fetch_structure(struct imap_session *s, struct imap_fetch_job *job,
     enum imap_fetch_item item)
 {
-	const struct mime_part *root = fetch_tree(s, fm);
-	struct evbuffer *b;
-	int rc;
+	const struct mime_part *root = fetch_tree(s, &job->fm);
+	struct imap_buf *b = &job->out;
 
-	if (root == NULL || (b = evbuffer_new()) == NULL)
+	if (root == NULL)
 		return false;
 	if (item == IMAP_FETCH_ENVELOPE) {
-		evbuffer_add(b, "ENVELOPE ", 9);
-		rc = imap_envelope_write(root, b);
-	} else {
-		bool ext = item == IMAP_FETCH_BODYSTRUCTURE;
-		evbuffer_add_printf(b, "%s ", ext ? "BODYSTRUCTURE" : "BODY");
-		rc = imap_bodystructure_write(root, ext, b);
+		IMAP_BUF_LIT(b, "ENVELOPE ");
+		return imap_envelope_format(root, b);
 	}
-	if (rc >= 0)
-		send_evbuffer(s, b);
-	evbuffer_free(b);
-	return rc >= 0;
+	if (item == IMAP_FETCH_BODYSTRUCTURE)
+		IMAP_BUF_LIT(b, "BODYSTRUCTURE ");
+	else
+		IMAP_BUF_LIT(b, "BODY ");
+	return imap_bodystructure_format(root, item == IMAP_FETCH_BODYSTRUCTURE, b);
 }
 
 /* The part a section names. HEADER, HEADER.FIELDS[.NOT] and TEXT after a
@@ -137,8 +184,8 @@ static bool section_range(const struct mime_part *p, const struct imap_section *
 	}
 }
 
-static void send_partial(struct imap_session *s, const struct imap_fetch_att *a,
-    uint64_t total, uint64_t *off, uint64_t *len)
+static void send_partial(const struct imap_fetch_att *a, uint64_t total, uint64_t *off,
+    uint64_t *len)
 {
 	uint64_t start = a->partial ? a->offset : 0;
 
@@ -151,9 +198,10 @@ static void send_partial(struct imap_session *s, const struct imap_fetch_att *a,
 }
 
 /* HEADER.FIELDS[.NOT]: the filtered header, from memory. */
-static bool fetch_fields(struct imap_session *s, struct fetch_msg *fm,
+static bool fetch_fields(struct imap_session *s, struct imap_fetch_job *job,
     const struct mime_part *p, const struct imap_fetch_att *a)
 {
+	struct fetch_msg *fm = &job->fm;
 	bool exclude = a->section.text == IMAP_SECTION_HEADER_FIELDS_NOT;
 	struct evbuffer *b = evbuffer_new();
 	char *hdr = imap_msg_read(s, fm->m, p->hdr_off, p->hdr_size);
@@ -164,9 +212,9 @@ static bool fetch_fields(struct imap_session *s, struct fetch_msg *fm,
 	    mime_header_filter(hdr, (size_t)p->hdr_size, a->section.fields, a->section.nfields,
 	    exclude, b) >= 0) {
 		char *text = (char *)evbuffer_pullup(b, -1);
-		send_partial(s, a, evbuffer_get_length(b), &off, &len);
-		imap_printf(s, "%s {%llu}\r\n", a->echo, (unsigned long long)len);
-		conn_write(s->conn, text + off, (size_t)len);
+		send_partial(a, evbuffer_get_length(b), &off, &len);
+		out_literal(job, a->echo, "", len);
+		imap_buf_add(&job->out, text + off, (size_t)len);
 		ok = true;
 	}
 	free(hdr);
@@ -201,17 +249,17 @@ static bool fetch_section(struct imap_session *s, struct imap_fetch_job *job,
 			/* A part that does not exist, or HEADER/TEXT of one that
 			 * is not message/rfc822, is empty: "{0}" (as Dovecot 2.3
 			 * answers). */
-			imap_printf(s, "%s {0}\r\n", a->echo);
+			out_literal(job, a->echo, "", 0);
 			return true;
 		}
 		if (sec->text == IMAP_SECTION_HEADER_FIELDS ||
 		    sec->text == IMAP_SECTION_HEADER_FIELDS_NOT)
-			return fetch_fields(s, fm, p, a);
+			return fetch_fields(s, job, p, a);
 		if (!section_range(p, sec, &roff, &rlen))
 			return false;
 	}
-	send_partial(s, a, rlen, &off, &len);
-	imap_printf(s, "%s {%llu}\r\n", a->echo, (unsigned long long)len);
+	send_partial(a, rlen, &off, &len);
+	out_literal(job, a->echo, "", len);
 	job->stream_off = roff + off;
 	job->stream_left = len;
 	return true;
@@ -320,13 +368,14 @@ static bool fetch_binary(struct imap_session *s, struct imap_fetch_job *job,
 	total = evbuffer_get_length(b);
 	data = (char *)evbuffer_pullup(b, -1);
 	if (a->item == IMAP_FETCH_BINARY_SIZE) {
-		imap_printf(s, "%s %llu", a->echo, (unsigned long long)total);
+		out_str(job, a->echo);
+		imap_buf_addc(&job->out, ' ');
+		imap_buf_num(&job->out, total);
 	} else {
-		send_partial(s, a, total, &off, &len);
+		send_partial(a, total, &off, &len);
 		/* A literal8 only when there is a NUL to carry (RFC 3516 §4.2). */
-		imap_printf(s, "%s %s{%llu}\r\n", a->echo,
-		    len && memchr(data + off, '\0', len) ? "~" : "", (unsigned long long)len);
-		conn_write(s->conn, data + off, len);
+		out_literal(job, a->echo, len && memchr(data + off, '\0', len) ? "~" : "", len);
+		imap_buf_add(&job->out, data + off, len);
 	}
 	evbuffer_free(b);
 	return true;
@@ -336,31 +385,37 @@ static bool fetch_att(struct imap_session *s, struct imap_fetch_job *job,
     const struct imap_fetch_att *a)
 {
 	char date[IMAP_DATETIME_SIZE + 1];
-	struct fetch_msg *fm = &job->fm;
-	struct imap_msg *m = fm->m;
+	struct imap_msg *m = job->fm.m;
+	struct imap_buf *b = &job->out;
 
 	switch (a->item) {
 	case IMAP_FETCH_FLAGS:
-		imap_printf(s, "FLAGS ");
-		imap_write_flags(s, m->flags, m->keywords);
+		IMAP_BUF_LIT(b, "FLAGS ");
+		out_flags(s, job, m->flags, m->keywords);
 		return true;
 	case IMAP_FETCH_UID:
-		imap_printf(s, "UID %u", m->uid);
+		IMAP_BUF_LIT(b, "UID ");
+		imap_buf_num(b, m->uid);
 		return true;
 	case IMAP_FETCH_INTERNALDATE:
 		imap_datetime_format(m->internal_date, 0, date, sizeof(date));
-		imap_printf(s, "INTERNALDATE \"%s\"", date);
+		IMAP_BUF_LIT(b, "INTERNALDATE \"");
+		out_str(job, date);
+		imap_buf_addc(b, '"');
 		return true;
 	case IMAP_FETCH_RFC822_SIZE:
-		imap_printf(s, "RFC822.SIZE %llu", (unsigned long long)m->size);
+		IMAP_BUF_LIT(b, "RFC822.SIZE ");
+		imap_buf_num(b, m->size);
 		return true;
 	case IMAP_FETCH_MODSEQ:
-		imap_printf(s, "MODSEQ (%llu)", (unsigned long long)m->modseq);
+		IMAP_BUF_LIT(b, "MODSEQ (");
+		imap_buf_num(b, m->modseq);
+		imap_buf_addc(b, ')');
 		return true;
 	case IMAP_FETCH_ENVELOPE:
 	case IMAP_FETCH_BODY:
 	case IMAP_FETCH_BODYSTRUCTURE:
-		return fetch_structure(s, fm, a->item);
+		return fetch_structure(s, job, a->item);
 	case IMAP_FETCH_RFC822:
 	case IMAP_FETCH_RFC822_HEADER:
 	case IMAP_FETCH_RFC822_TEXT:
@@ -395,6 +450,7 @@ static bool fetch_set_seen(struct imap_session *s, struct imap_msg *m)
  * the job must wait for the client to read. */
 static bool fetch_stream(struct imap_session *s, struct imap_fetch_job *job)
 {
+	out_flush(s, job);
 	while (job->stream_left > 0) {
 		uint64_t n = job->stream_left < FETCH_CHUNK ? job->stream_left : FETCH_CHUNK;
 		if (conn_output_pending(s->conn) >= FETCH_OUT_HIGH)
@@ -419,17 +475,21 @@ static void fetch_msg_begin(struct imap_session *s, struct imap_fetch_job *job, 
 	job->att = 0;
 	job->has_flags = false;
 	job->seen_changed = job->f.sets_seen && fetch_set_seen(s, job->fm.m);
-	imap_printf(s, "* %zu FETCH (", job->fm.seq);
+	IMAP_BUF_LIT(&job->out, "* ");
+	imap_buf_num(&job->out, job->fm.seq);
+	IMAP_BUF_LIT(&job->out, " FETCH (");
 }
 
 static void fetch_msg_end(struct imap_session *s, struct imap_fetch_job *job)
 {
 	/* RFC 3501 §6.4.5: a \Seen set by this fetch is reported. */
 	if (!job->failed && job->seen_changed && !job->has_flags) {
-		imap_printf(s, " FLAGS ");
-		imap_write_flags(s, job->fm.m->flags, job->fm.m->keywords);
+		IMAP_BUF_LIT(&job->out, " FLAGS ");
+		out_flags(s, job, job->fm.m->flags, job->fm.m->keywords);
 	}
-	imap_printf(s, ")\r\n");
+	IMAP_BUF_LIT(&job->out, ")\r\n");
+	if (job->out.len >= FETCH_FLUSH)
+		out_flush(s, job);
 	mime_part_free(job->fm.tree);
 	job->fm.tree = NULL;
 	job->in_msg = false;
@@ -447,7 +507,7 @@ static bool fetch_run(struct imap_session *s, struct imap_fetch_job *job)
 		if (job->in_msg && job->att < job->f.count && !job->failed) {
 			const struct imap_fetch_att *a = &job->f.atts[job->att++];
 			if (job->att > 1)
-				imap_printf(s, " ");
+				imap_buf_addc(&job->out, ' ');
 			job->has_flags |= a->item == IMAP_FETCH_FLAGS;
 			job->failed = !fetch_att(s, job, a);
 			continue;
@@ -469,6 +529,11 @@ static bool fetch_run(struct imap_session *s, struct imap_fetch_job *job)
 			continue;
 		fetch_msg_begin(s, job, (size_t)i);
 	}
+	if (job->out.failed) {
+		job->failed = true;
+		job->error = "[SERVERBUG] Out of memory";
+	}
+	out_flush(s, job);
 	if (job->failed)
 		imap_tagged(s, cmd->tag, "NO", "%s", job->error ? job->error :
 		    "[SERVERBUG] Cannot read a message");
@@ -485,6 +550,7 @@ static void fetch_job_free(struct imap_fetch_job *job)
 	if (job == NULL)
 		return;
 	mime_part_free(job->fm.tree);
+	imap_buf_free(&job->out);
 	imap_seqset_free(&job->set);
 	imap_fetch_free(&job->f);
 	free(job);

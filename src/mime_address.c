@@ -27,16 +27,26 @@ struct tok {
 	size_t comment_len;
 };
 
+struct raddr;
+
 struct aparse {
 	struct tok *t;
 	size_t nt, i;
-	struct mime_address *out;
+	struct raddr *out;
 	size_t n, cap, max;
+	struct mstr pool;     /* the strings of the result */
+	size_t cur;           /* where the string being built starts */
 };
 
 static bool is_addr_special(char c)
 {
-	return strchr("()<>[]:;@\\,.\"", c) != NULL;
+	switch (c) {
+	case '(': case ')': case '<': case '>': case '[': case ']': case ':': case ';':
+	case '@': case '\\': case ',': case '.': case '"': case '\0':
+		return true;
+	default:
+		return false;
+	}
 }
 
 /* Skips white space and comments from *p; records the last comment. */
@@ -123,58 +133,104 @@ static bool is_sp(const struct tok *t, char c)
 	return t->type == T_SPECIAL && t->c == c;
 }
 
+/*
+ * The strings of the result are built in one pool (offsets, not pointers,
+ * while it grows) and the result is one block: the address array followed
+ * by the strings. A parse costs two allocations, not four per address
+ * (ENVELOPE parses up to seven address fields per message).
+ */
+#define SREF_NULL SIZE_MAX
+
+struct raddr {
+	size_t name, adl, mailbox, host;   /* pool offsets or SREF_NULL */
+};
+
+/* Starts a string in the pool. */
+static void str_begin(struct aparse *a)
+{
+	a->cur = a->pool.len;
+}
+
+/* Appends to the current string, which stays within ADDR_STR_MAX. */
+static void str_add(struct aparse *a, const char *s, size_t n)
+{
+	size_t used = a->pool.len - a->cur;
+
+	if (n > ADDR_STR_MAX - used)
+		n = ADDR_STR_MAX - used;
+	mstr_add(&a->pool, s, n);
+}
+
+/* Ends the current string; its offset, or SREF_NULL (and nothing kept)
+ * if it is empty and allow_empty is false. */
+static size_t str_end(struct aparse *a, bool allow_empty)
+{
+	if (a->pool.len == a->cur && !allow_empty)
+		return SREF_NULL;
+	mstr_addc(&a->pool, '\0');
+	return a->cur;
+}
+
+static size_t str_const(struct aparse *a, const char *s)
+{
+	str_begin(a);
+	str_add(a, s, strlen(s));
+	return str_end(a, true);
+}
+
 /* Appends a token's text; quoted strings and comments lose their escapes
  * and folding. */
-static void add_unescaped(struct mstr *m, const char *s, size_t len)
+static void add_unescaped(struct aparse *a, const char *s, size_t len)
 {
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '\\' && i + 1 < len)
-			i++;
-		else if (s[i] == '\r' || s[i] == '\n')
-			continue;
-		mstr_addc(m, s[i]);
+	size_t i = 0;
+
+	while (i < len) {
+		size_t run = i;
+		while (run < len && s[run] != '\\' && s[run] != '\r' && s[run] != '\n')
+			run++;
+		str_add(a, s + i, run - i);   /* runs, not bytes: this is hot */
+		if (run >= len)
+			break;
+		if (s[run] == '\\') {
+			/* an escape; a lone backslash at the end stays */
+			str_add(a, s + run + (run + 1 < len), 1);
+			i = run + 2;
+		} else {
+			i = run + 1;   /* folding: CR and LF go */
+		}
 	}
 }
 
 /* Words t[from..to) as a display name: one space where the source had
  * white space between words. NULL if empty. */
-static char *phrase(const struct aparse *a, size_t from, size_t to)
+static size_t phrase(struct aparse *a, size_t from, size_t to)
 {
-	struct mstr m;
-
-	mstr_init(&m, ADDR_STR_MAX);
+	str_begin(a);
 	for (size_t i = from; i < to; i++) {
 		if (i > from && a->t[i].ws_before)
-			mstr_addc(&m, ' ');
-		add_unescaped(&m, a->t[i].s, a->t[i].len);
+			str_add(a, " ", 1);
+		add_unescaped(a, a->t[i].s, a->t[i].len);
 	}
-	if (m.len == 0 && !m.failed) {
-		mstr_free(&m);
-		return NULL;
-	}
-	return mstr_take(&m);
+	return str_end(a, false);
 }
 
 /* Words, dots and domain literals t[from..to) joined without spaces. */
-static char *joined(const struct aparse *a, size_t from, size_t to, const char *missing)
+static size_t joined(struct aparse *a, size_t from, size_t to, const char *missing)
 {
-	struct mstr m;
+	size_t r;
 
-	mstr_init(&m, ADDR_STR_MAX);
+	str_begin(a);
 	for (size_t i = from; i < to; i++)
-		add_unescaped(&m, a->t[i].s, a->t[i].len);
-	if (m.len == 0 && !m.failed) {
-		mstr_free(&m);
-		return strdup(missing);
-	}
-	return mstr_take(&m);
+		add_unescaped(a, a->t[i].s, a->t[i].len);
+	r = str_end(a, false);
+	return r != SREF_NULL ? r : str_const(a, missing);
 }
 
 /* The array grows as addresses come: a caller's max (ENVELOPE allows
  * 1,000) must not cost a zeroed array of that size per header field. */
 static bool out_room(struct aparse *a)
 {
-	struct mime_address *n;
+	struct raddr *n;
 	size_t cap;
 
 	if (a->n < a->cap)
@@ -191,20 +247,15 @@ static bool out_room(struct aparse *a)
 	return true;
 }
 
-static void emit(struct aparse *a, char *name, char *adl, char *mailbox, char *host)
+static void emit(struct aparse *a, size_t name, size_t adl, size_t mailbox, size_t host)
 {
 	if (out_room(a)) {
-		struct mime_address *e = &a->out[a->n++];
+		struct raddr *e = &a->out[a->n++];
 		e->name = name;
 		e->adl = adl;
 		e->mailbox = mailbox;
 		e->host = host;
-		return;
 	}
-	free(name);
-	free(adl);
-	free(mailbox);
-	free(host);
 }
 
 /* The end of a domain: words separated by dots (white space allowed). */
@@ -224,29 +275,27 @@ static size_t domain_end(const struct aparse *a, size_t i)
 }
 
 /* Obsolete route "@a,@b:" inside angle brackets; returns it or NULL. */
-static char *route(struct aparse *a)
+static size_t route(struct aparse *a)
 {
 	size_t start = a->i, j = a->i;
-	struct mstr m;
 
 	while (is_sp(&a->t[j], '@') || is_sp(&a->t[j], ',')) {
 		j = is_sp(&a->t[j], '@') ? domain_end(a, j + 1) : j + 1;
 	}
 	if (!is_sp(&a->t[j], ':'))
-		return NULL;
-	mstr_init(&m, ADDR_STR_MAX);
+		return SREF_NULL;
+	str_begin(a);
 	for (size_t i = start; i < j; i++)
-		mstr_add(&m, a->t[i].s, a->t[i].len);
+		str_add(a, a->t[i].s, a->t[i].len);
 	a->i = j + 1;
-	return mstr_take(&m);
+	return str_end(a, true);
 }
 
 /* "<" [route] local "@" domain ">" with a->i after the '<'. */
-static void angle_addr(struct aparse *a, char *name)
+static void angle_addr(struct aparse *a, size_t name)
 {
-	char *adl = is_sp(&a->t[a->i], '@') ? route(a) : NULL;
-	size_t ls = a->i, le, de;
-	char *host;
+	size_t adl = is_sp(&a->t[a->i], '@') ? route(a) : SREF_NULL;
+	size_t ls = a->i, le, de, host;
 
 	while (is_word(&a->t[a->i]))
 		a->i++;
@@ -256,7 +305,7 @@ static void angle_addr(struct aparse *a, char *name)
 		host = joined(a, a->i + 1, de, "MISSING_DOMAIN");
 		a->i = de;
 	} else {
-		host = strdup("MISSING_DOMAIN");
+		host = str_const(a, "MISSING_DOMAIN");
 	}
 	if (is_sp(&a->t[a->i], '>'))
 		a->i++;
@@ -264,15 +313,13 @@ static void angle_addr(struct aparse *a, char *name)
 }
 
 /* The comment that stands in for a missing display name. */
-static char *comment_name(const struct tok *t)
+static size_t comment_name(struct aparse *a, const struct tok *t)
 {
-	struct mstr m;
-
 	if (t->comment == NULL || t->comment_len == 0)
-		return NULL;
-	mstr_init(&m, ADDR_STR_MAX);
-	add_unescaped(&m, t->comment, t->comment_len);
-	return mstr_take(&m);
+		return SREF_NULL;
+	str_begin(a);
+	add_unescaped(a, t->comment, t->comment_len);
+	return str_end(a, true);
 }
 
 /* One mailbox (name-addr or addr-spec) at a->i; skips junk up to the
@@ -284,23 +331,23 @@ static void mailbox(struct aparse *a)
 	while (is_word(&a->t[j]))
 		j++;
 	if (is_sp(&a->t[j], '<')) {
-		char *name = phrase(a, start, j);
+		size_t name = phrase(a, start, j);
 		size_t n_before = a->n;
 		a->i = j + 1;
 		angle_addr(a, name);
-		if (name == NULL && a->n > n_before)
-			a->out[a->n - 1].name = comment_name(&a->t[a->i]);
+		if (name == SREF_NULL && a->n > n_before)
+			a->out[a->n - 1].name = comment_name(a, &a->t[a->i]);
 	} else if (j > start || is_sp(&a->t[j], '@')) {
-		char *local = joined(a, start, j, "MISSING_MAILBOX"), *host;
+		size_t local = joined(a, start, j, "MISSING_MAILBOX"), host;
 		size_t de = j;
 		if (is_sp(&a->t[j], '@')) {
 			de = domain_end(a, j + 1);
 			host = joined(a, j + 1, de, "MISSING_DOMAIN");
 		} else {
-			host = strdup("MISSING_DOMAIN");
+			host = str_const(a, "MISSING_DOMAIN");
 		}
 		a->i = de;
-		emit(a, comment_name(&a->t[de]), NULL, local, host);
+		emit(a, comment_name(a, &a->t[de]), SREF_NULL, local, host);
 	}
 	while (a->t[a->i].type != T_END && !is_sp(&a->t[a->i], ',') && !is_sp(&a->t[a->i], ';'))
 		a->i++;
@@ -309,9 +356,9 @@ static void mailbox(struct aparse *a)
 /* phrase ":" [mailbox-list] ";" with a->i on the ':'. */
 static void group(struct aparse *a, size_t name_start)
 {
-	char *name = phrase(a, name_start, a->i);
+	size_t name = phrase(a, name_start, a->i);
 
-	emit(a, NULL, NULL, name ? name : strdup(""), NULL);
+	emit(a, SREF_NULL, SREF_NULL, name != SREF_NULL ? name : str_const(a, ""), SREF_NULL);
 	a->i++;
 	while (a->t[a->i].type != T_END && !is_sp(&a->t[a->i], ';')) {
 		if (is_sp(&a->t[a->i], ',') || is_sp(&a->t[a->i], ':'))
@@ -321,7 +368,7 @@ static void group(struct aparse *a, size_t name_start)
 	}
 	if (is_sp(&a->t[a->i], ';'))
 		a->i++;
-	emit(a, NULL, NULL, NULL, NULL);
+	emit(a, SREF_NULL, SREF_NULL, SREF_NULL, SREF_NULL);
 }
 
 static void address_list(struct aparse *a)
@@ -344,33 +391,66 @@ static void address_list(struct aparse *a)
 	}
 }
 
+static char *sref(char *strings, size_t off)
+{
+	return off == SREF_NULL ? NULL : strings + off;
+}
+
+/* One block: the array, then the pool with its strings. */
+static struct mime_address *result_block(const struct aparse *a)
+{
+	size_t head = a->n * sizeof(struct mime_address);
+	struct mime_address *out;
+	char *strings;
+
+	if (a->n == 0 || a->pool.failed || (out = malloc(head + a->pool.len + 1)) == NULL)
+		return NULL;
+	strings = (char *)out + head;
+	if (a->pool.len > 0)
+		memcpy(strings, a->pool.p, a->pool.len);
+	for (size_t i = 0; i < a->n; i++) {
+		out[i].name = sref(strings, a->out[i].name);
+		out[i].adl = sref(strings, a->out[i].adl);
+		out[i].mailbox = sref(strings, a->out[i].mailbox);
+		out[i].host = sref(strings, a->out[i].host);
+	}
+	return out;
+}
+
+/* Short values (nearly every header) tokenize into the stack. */
+#define ADDR_TOKENS_STACK 128
+
 size_t mime_address_parse(const char *value, size_t len, size_t max, struct mime_address **out)
 {
+	struct tok stack[ADDR_TOKENS_STACK];
 	struct aparse a = { 0 };
-	size_t p = 0;
+	size_t p = 0, ntok;
 
 	*out = NULL;
-	if ((a.t = calloc(ADDR_TOKENS_MAX + 1, sizeof(*a.t))) == NULL)
+	/* Each token but the last takes at least one octet. */
+	ntok = len < ADDR_TOKENS_MAX ? len + 1 : ADDR_TOKENS_MAX;
+	if (ntok < ADDR_TOKENS_STACK)
+		a.t = stack;
+	else if ((a.t = malloc((ntok + 1) * sizeof(*a.t))) == NULL)
 		return 0;
 	do
 		next_token(value, len, &p, &a.t[a.nt]);
-	while (a.t[a.nt++].type != T_END && a.nt < ADDR_TOKENS_MAX);
+	while (a.t[a.nt++].type != T_END && a.nt < ntok);
 	a.t[a.nt].type = T_END;
 	a.max = max;
+	mstr_init(&a.pool, SIZE_MAX / 2);
 	address_list(&a);
-	free(a.t);
-	*out = a.out;
-	return a.n;
+	if (a.t != stack)
+		free(a.t);
+	*out = result_block(&a);
+	mstr_free(&a.pool);
+	free(a.out);
+	return *out != NULL ? a.n : 0;
 }
 
 void mime_addresses_free(struct mime_address *a, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		free(a[i].name);
-		free(a[i].adl);
-		free(a[i].mailbox);
-		free(a[i].host);
-	}
+	(void)n;   /* one block (see result_block) */
 	free(a);
 }
 

@@ -25,4 +25,8 @@ struct mime_part;
  */
 int imap_bodystructure_write(const struct mime_part *part, bool extended, struct evbuffer *out);
 
+/* The same into a buffer (what FETCH uses); false if memory ran out. */
+struct imap_buf;
+bool imap_bodystructure_format(const struct mime_part *part, bool extended, struct imap_buf *b);
+
 #endif

@@ -9,10 +9,52 @@
 #ifndef MAILSNARE_IMAP_ENVELOPE_H
 #define MAILSNARE_IMAP_ENVELOPE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 struct evbuffer;
 struct mime_part;
+
+/*
+ * A growing byte buffer. FETCH builds each response in one and hands it
+ * to the connection in one write: an evbuffer append costs a lock and a
+ * callback each, and ENVELOPE/BODYSTRUCTURE are hundreds of small pieces.
+ * An allocation failure sets `failed`; later appends are ignored.
+ */
+struct imap_buf {
+	char *p;
+	size_t len, cap;
+	bool failed;
+};
+
+/* Room for n more bytes; false (and failed set) if memory ran out. */
+bool imap_buf_grow(struct imap_buf *b, size_t n);
+void imap_buf_free(struct imap_buf *b);
+
+static inline void imap_buf_add(struct imap_buf *b, const void *d, size_t n)
+{
+	if (n == 0 || (n > b->cap - b->len && !imap_buf_grow(b, n)))
+		return;
+	memcpy(b->p + b->len, d, n);
+	b->len += n;
+}
+
+static inline void imap_buf_addc(struct imap_buf *b, char c)
+{
+	if (b->len == b->cap && !imap_buf_grow(b, 1))
+		return;
+	b->p[b->len++] = c;
+}
+
+#define IMAP_BUF_LIT(b, s) imap_buf_add(b, s, sizeof(s) - 1)
+
+/* A decimal number. */
+void imap_buf_num(struct imap_buf *b, uint64_t v);
+/* An nstring (see imap_envelope_write_nstring); a NUL-terminated one. */
+void imap_buf_nstring(struct imap_buf *b, const char *s, size_t len);
+void imap_buf_cstring(struct imap_buf *b, const char *s);
 
 /* Strings longer than this are sent as literals. */
 #define IMAP_QUOTED_MAX 1024
@@ -35,6 +77,8 @@ int imap_envelope_write_cstring(struct evbuffer *out, const char *s);
  * Strings are as they stand in the header (not RFC 2047 decoded).
  */
 int imap_envelope_write(const struct mime_part *msg, struct evbuffer *out);
+/* The same into a buffer (what FETCH uses); false if memory ran out. */
+bool imap_envelope_format(const struct mime_part *msg, struct imap_buf *b);
 
 /* Just one address list, "((...)(...))" or NIL (for tests and SEARCH). */
 int imap_envelope_write_addresses(const char *value, struct evbuffer *out);

@@ -55,6 +55,9 @@ Test(envelope, addresses)
 	check_addr("\"Caf\xC3\xA9\" <c@x.test>", "(({5}\r\nCaf\xC3\xA9 NIL \"c\" \"x.test\"))");
 	check_addr("broken <a@b.test", "((\"broken\" NIL \"a\" \"b.test\"))");
 	check_addr("a@b.test junk junk, c@d.test", "((NIL NIL \"a\" \"b.test\")(NIL NIL \"c\" \"d.test\"))");
+	/* a backslash that escapes nothing stays */
+	check_addr("u@h.test (trailing\\", "((\"trailing\\\\\" NIL \"u\" \"h.test\"))");
+	check_addr("\"a\\\\b\\\"c\" <q@h.test>", "((\"a\\\\b\\\"c\" NIL \"q\" \"h.test\"))");
 }
 
 Test(envelope, nstring_quoting)
