@@ -183,7 +183,7 @@ def server_pid(pid):
             best = int(d)
     return best or pid
 
-def bench(port, user, password, n, runs, hold, pid):
+def bench(port, user, password, n, runs, hold, pid, save):
     c = Client(port)
     c.command("LOGIN %s %s" % (user, password))
     sel = c.command("SELECT INBOX")
@@ -213,6 +213,8 @@ def bench(port, user, password, n, runs, hold, pid):
               "  reply %d bytes" % (name, max(rates), statistics.median(rates),
                                     cpu * 1e6 / (n * runs), n * runs / cpu if cpu else 0,
                                     len(first)))
+    with open(save, "wb") as f:
+        f.write(c.command("FETCH 1:* (ENVELOPE BODYSTRUCTURE BODY)"))
     c.command("LOGOUT")
 
 if __name__ == "__main__":
@@ -223,7 +225,7 @@ if __name__ == "__main__":
         load_maildir(sys.argv[2], int(sys.argv[3]))
     else:
         bench(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]),
-              what == "hold", int(sys.argv[7]))
+              what == "hold", int(sys.argv[7]), sys.argv[8] if len(sys.argv) > 8 else os.devnull)
 EOF
 
 free_port() {
@@ -277,7 +279,8 @@ if [ -n "${BENCH_HOLD:-}" ]; then
 	exit 0
 fi
 say "mailsnare: $runs runs of each FETCH"
-ms_out=$("$python" "$tmp/client.py" bench "$imap_port" dev dev "$messages" "$runs" "$ms_pid")
+ms_out=$("$python" "$tmp/client.py" bench "$imap_port" dev dev "$messages" "$runs" "$ms_pid" \
+    "$tmp/mailsnare.structure")
 report mailsnare "$ms_out"
 
 [ -z "${BENCH_NO_DOVECOT:-}" ] || exit 0
@@ -346,5 +349,12 @@ if ! wait_port "$dc_port" "$dc_pid"; then
 	exit 1
 fi
 say "dovecot $("$dovecot_bin" --version) (pid $dc_pid): $runs runs of each FETCH"
-dc_out=$("$python" "$tmp/client.py" bench "$dc_port" bench dev "$messages" "$runs" "$dc_pid")
+dc_out=$("$python" "$tmp/client.py" bench "$dc_port" bench dev "$messages" "$runs" "$dc_pid" \
+    "$tmp/dovecot.structure")
 report dovecot "$dc_out"
+# The same messages: the same ENVELOPE, BODYSTRUCTURE and BODY, byte for byte.
+if cmp -s "$tmp/mailsnare.structure" "$tmp/dovecot.structure"; then
+	echo "ENVELOPE, BODYSTRUCTURE and BODY of all $messages messages: identical to Dovecot's"
+else
+	echo "ENVELOPE, BODYSTRUCTURE and BODY differ from Dovecot's (BENCH_KEEP=1 keeps both in $tmp)"
+fi
