@@ -1,8 +1,9 @@
 /*
  * SEARCH programs into an AST (RFC 3501 §6.4.4 and §9, RFC 9051, RFC 4731
  * ESEARCH RETURN, RFC 5182 SEARCHRES "$" and SAVE, RFC 7162 MODSEQ), SORT
- * criteria (RFC 5256, RFC 5267 ESORT) and THREAD algorithms. Parsing only:
- * evaluation belongs to the session and the store.
+ * criteria (RFC 5256, RFC 5267 ESORT) and THREAD algorithms. Parsing only
+ * (and the text an address key matches, a pure function): evaluation
+ * belongs to the session and the store.
  */
 #ifndef MAILSNARE_IMAP_SEARCH_H
 #define MAILSNARE_IMAP_SEARCH_H
