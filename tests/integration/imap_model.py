@@ -8,7 +8,8 @@ mailboxes of one or two inboxes: SELECT/EXAMINE, FETCH of flags, envelope,
 bodystructure, bodies and partials, UID FETCH, STORE (system flags and
 keywords, +/-/replace, .SILENT), SEARCH, COPY, MOVE, EXPUNGE, UID EXPUNGE,
 APPEND, IDLE/DONE, CLOSE, UNSELECT, CREATE/DELETE/RENAME of scratch
-mailboxes, LOGOUT and connections dropped mid-command; beside them SMTP
+mailboxes, LOGOUT and connections dropped mid-command (every fourth session
+with QRESYNC enabled: VANISHED, MODSEQ, [CLOSED]); beside them SMTP
 deliveries (smtplib) and POP3 RETR/DELE/QUIT (poplib).
 
 Each session checks every response against its model (message number ->
@@ -250,6 +251,10 @@ class Session:
         self.move_src = None    # source UIDs of the COPYUID of a MOVE
         self.storing = set()    # keys whose own keywords a STORE in progress changes
         self.suspects = {}      # UID -> (time, UIDVALIDITY): flagged deleted, left by EXPUNGE
+        # Every fourth session enables QRESYNC (RFC 7162): VANISHED instead
+        # of EXPUNGE, MODSEQ in flag FETCHes, [CLOSED] at SELECT.
+        self.qresync = idx >= 0 and idx % 4 == 3
+        self.modseq = {}        # (user, uidvalidity, uid) -> highest MODSEQ seen
 
     # -- plumbing
 
@@ -285,6 +290,10 @@ class Session:
         if not greeting.startswith(b"* OK"):
             self.fail("greeting %r" % greeting)
         self.cmd('LOGIN "%s" "%s"' % (self.user, self.password), want=("OK",))
+        if self.qresync:
+            untagged, _ = self.cmd("ENABLE QRESYNC", want=("OK",))
+            if not any(l.startswith(b"* ENABLED") and b"QRESYNC" in l for l in untagged):
+                self.fail("ENABLE QRESYNC without * ENABLED QRESYNC: %r" % untagged)
 
     def close(self):
         if self.imap is not None:
@@ -357,7 +366,7 @@ class Session:
         if m:
             return self.on_fetch(line)
         if VANISHED_RE.match(line):
-            self.fail("VANISHED without QRESYNC enabled: %r" % line)
+            return self.on_vanished(line)
         m = FLAGS_RE.match(line)
         if m:
             if self.mb is None:
@@ -404,10 +413,53 @@ class Session:
         if self.current and not self.current[1] and self.current[0] in NO_EXPUNGE_VERBS:
             self.check("expunge-during", False, "EXPUNGE %d during %s (RFC 3501 §7.4.1)"
                        % (n, self.current[0]))
+        if self.qresync:
+            self.fail("EXPUNGE after ENABLE QRESYNC (RFC 7162 §3.2.10: VANISHED instead)")
         if not 1 <= n <= len(self.mb.msgs):
             self.fail("EXPUNGE %d of %d messages" % (n, len(self.mb.msgs)))
         m = self.mb.msgs.pop(n - 1)
         self.expunged.append(m.uid)
+
+    def on_vanished(self, line):
+        """RFC 7162 §3.2.10: with QRESYNC, VANISHED replaces EXPUNGE; the
+        UIDs must be messages the session has."""
+        if not self.qresync:
+            self.fail("VANISHED without QRESYNC enabled: %r" % line)
+        if line.startswith(b"* VANISHED (EARLIER)"):
+            self.fail("VANISHED (EARLIER) where no command asked for it: %r" % line)
+        if self.mb is None:
+            self.fail("VANISHED with no mailbox selected")
+        if self.current and not self.current[1] and self.current[0] in NO_EXPUNGE_VERBS:
+            self.check("expunge-during", False, "%r during %s (RFC 3501 §7.4.1, RFC 7162 "
+                       "§3.2.10)" % (line, self.current[0]))
+        for uid in seqset_values(line[len(b"* VANISHED "):].strip()):
+            msgs = self.mb.msgs
+            at = None
+            for i, m in enumerate(msgs):
+                if m.uid == uid:
+                    at = i
+                    break
+            if at is None:
+                # Not known by UID: then one of the messages with an unknown
+                # UID between the known neighbours of this UID (those are
+                # interchangeable: removing any of them is the same model).
+                lo, hi = -1, len(msgs)
+                for i, m in enumerate(msgs):
+                    if m.uid is not None and m.uid < uid:
+                        lo = i
+                    elif m.uid is not None and m.uid > uid:
+                        hi = i
+                        break
+                for i in range(lo + 1, hi):
+                    if msgs[i].floor < uid:
+                        at = i
+                        break
+            if at is None:
+                self.fail("VANISHED UID %d, which the session does not have (UIDs %s)"
+                          % (uid, [m.uid for m in msgs][:60]))
+            msgs.pop(at)
+            self.expunged.append(uid)
+            self.mb.max_uid = max(self.mb.max_uid, uid)
 
     def place_uid(self, n, uid):
         """Message n has UID uid: consistent with what the model knows?"""
@@ -465,6 +517,13 @@ class Session:
                 self.check_own(m.uid, kws)
         if m.uid is None:
             return
+        if "MODSEQ" in fi:
+            # RFC 7162 §3.1.1: a message's mod-sequence only grows.
+            ms = int(fi["MODSEQ"][0])
+            key = self.key(m.uid)
+            if ms < self.modseq.get(key, 0):
+                self.fail("MODSEQ of UID %d went down from %d to %d" % (m.uid, self.modseq[key], ms))
+            self.modseq[key] = ms
         for name, value in fi.items.items():
             if name in ("ENVELOPE", "BODYSTRUCTURE", "RFC822.SIZE", "INTERNALDATE"):
                 self.immutable(m.uid, name, fi.raw[name])
@@ -576,9 +635,18 @@ class Session:
         # closes the old mailbox without reporting on it.
         starts = [i for i, l in enumerate(untagged) if FLAGS_RE.match(l)]
         first = starts[-1] if starts else len(untagged)
-        leftover = [l for l in untagged[:first]
+        closed = [i for i, l in enumerate(untagged) if l.startswith(b"* OK [CLOSED]")]
+        if self.qresync and self.mb is not None:
+            # With QRESYNC, [CLOSED] divides the two mailboxes' responses.
+            if not closed:
+                self.fail("%s with a mailbox selected, QRESYNC on, and no [CLOSED] "
+                          "(RFC 7162 §3.2.11)" % verb)
+        elif closed:
+            self.fail("[CLOSED] without QRESYNC or with no mailbox selected: %r" % untagged)
+        edge = closed[0] + 1 if closed else 0
+        leftover = [l for l in untagged[edge:first]
                     if EXISTS_RE.match(l) or EXPUNGE_RE.match(l) or FETCH_RE.match(l)
-                    or FLAGS_RE.match(l) or RECENT_RE.match(l)]
+                    or FLAGS_RE.match(l) or RECENT_RE.match(l) or VANISHED_RE.match(l)]
         self.check("select-leftover", not leftover,
                    "%s answered with responses about the mailbox it leaves, before its "
                    "FLAGS: %r" % (verb, leftover))
