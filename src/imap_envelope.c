@@ -60,13 +60,34 @@ enum { Q_PLAIN, Q_ESCAPE, Q_LITERAL };
 
 /* The worst class of the bytes of s, in one pass (this runs for every
  * string of every ENVELOPE and BODYSTRUCTURE). */
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+/* Eight bytes at once: all of them in ' '..0x7f and none a quote or a
+ * backslash (the bit tricks "hasless" and "haszero": a borrow can only
+ * start at a byte below the bound, so a zero result is exact). */
+static bool word_plain(uint64_t w)
+{
+	uint64_t bs = w ^ (ONES * '\\'), dq = w ^ (ONES * '"');
+
+	return ((w & HIGHS) | ((w - ONES * ' ') & ~w & HIGHS) | ((bs - ONES) & ~bs & HIGHS) |
+	    ((dq - ONES) & ~dq & HIGHS)) == 0;
+}
+
 static unsigned char string_class(const char *s, size_t len)
 {
 	unsigned char worst = Q_PLAIN;
+	size_t i = 0;
 
-	for (size_t i = 0; i < len; i++) {
+	for (; i + 8 <= len; i += 8) {
+		uint64_t w;
+		memcpy(&w, s + i, 8);
+		if (!word_plain(w))
+			break;
+	}
+	for (; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if (c >= '#' && c < 0x80 && c != '\\')
+		if (c >= ' ' && c < 0x80 && c != '"' && c != '\\')
 			continue;   /* the common case: plain */
 		if (c == '"' || c == '\\')
 			worst = Q_ESCAPE;

@@ -507,6 +507,10 @@ static void part_free_fields(struct mime_part *p)
 
 void mime_part_free(struct mime_part *p)
 {
+	if (p != NULL && (p->flags & MIME_PART_ARENA)) {
+		mime_arena_free(p);
+		return;
+	}
 	while (p != NULL) {
 		struct mime_part *next = p->next;
 		mime_part_free(p->children);

@@ -12,6 +12,10 @@
  *
  * The parser trusts nothing: every read is bounds-checked, and the tree it
  * returns satisfies what the scanner guarantees (see check_part).
+ *
+ * The parsed tree lives in one arena (a few chunks: FETCH parses a tree
+ * per message, and a part has a dozen strings): the root carries
+ * MIME_PART_ARENA and mime_part_free() releases the chunks.
  */
 #include "mailsnare/mime.h"
 
@@ -54,7 +58,7 @@ static void put_params(struct mstr *m, const struct mime_param *p, uint32_t n)
 
 static void put_part(struct mstr *m, const struct mime_part *p)
 {
-	put_num(m, p->flags);
+	put_num(m, p->flags & ~MIME_PART_ARENA);
 	put_num(m, p->hdr_off);
 	put_num(m, p->hdr_size);
 	put_num(m, p->body_size);
@@ -92,13 +96,85 @@ bool mime_tree_serialize(const struct mime_part *root, unsigned char **buf, size
 	return *buf != NULL;
 }
 
+/* ---- the arena ---- */
+
+struct arena_chunk {
+	struct arena_chunk *next;   /* the first chunk lists the others */
+	size_t used, cap;
+};
+
+/* Chunk headers keep what follows aligned for any type. */
+#define ARENA_HDR ((sizeof(struct arena_chunk) + 15) & ~(size_t)15)
+#define ARENA_CHUNK 4096
+
+struct arena {
+	struct arena_chunk *first, *cur;
+};
+
+static void *arena_alloc(struct arena *a, size_t n)
+{
+	struct arena_chunk *c = a->cur;
+	void *p;
+
+	n = (n + 15) & ~(size_t)15;
+	if (c == NULL || c->cap - c->used < n) {
+		size_t cap = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+		if ((c = malloc(ARENA_HDR + cap)) == NULL)
+			return NULL;
+		c->used = 0;
+		c->cap = cap;
+		c->next = NULL;
+		if (a->first == NULL) {
+			a->first = c;
+		} else {
+			c->next = a->first->next;
+			a->first->next = c;
+		}
+		a->cur = c;
+	}
+	p = (char *)c + ARENA_HDR + c->used;
+	c->used += n;
+	return p;
+}
+
+static void arena_release(struct arena_chunk *first)
+{
+	struct arena_chunk *c, *next;
+
+	if (first == NULL)
+		return;
+	for (c = first->next; c != NULL; c = next) {
+		next = c->next;
+		free(c);
+	}
+	free(first);
+}
+
+/* The root is the first thing in the first chunk. */
+void mime_arena_free(struct mime_part *root)
+{
+	arena_release((struct arena_chunk *)(void *)((char *)root - ARENA_HDR));
+}
+
 /* ---- parsing ---- */
 
 struct rd {
 	const unsigned char *p, *end;
 	unsigned parts;
 	bool bad;
+	struct arena arena;
 };
+
+static void *rd_zalloc(struct rd *r, size_t n)
+{
+	void *p = arena_alloc(&r->arena, n);
+
+	if (p == NULL)
+		r->bad = true;
+	else
+		memset(p, 0, n);
+	return p;
+}
 
 static uint64_t get_num(struct rd *r)
 {
@@ -128,8 +204,12 @@ static void get_str(struct rd *r, char **dst)
 		r->bad = true;
 		return;
 	}
-	if ((*dst = strndup((const char *)r->p, n)) == NULL)
+	if ((*dst = arena_alloc(&r->arena, n + 1)) == NULL) {
 		r->bad = true;
+		return;
+	}
+	memcpy(*dst, r->p, n);
+	(*dst)[n] = '\0';
 	r->p += n;
 }
 
@@ -139,7 +219,8 @@ static void get_params(struct rd *r, struct mime_param **out, uint32_t *count)
 
 	if (r->bad || n == 0)
 		return;
-	if (n > BLOB_PARAMS_MAX || n > (uint64_t)(r->end - r->p) || (*out = calloc(n, sizeof(**out))) == NULL) {
+	if (n > BLOB_PARAMS_MAX || n > (uint64_t)(r->end - r->p) ||
+	    (*out = rd_zalloc(r, n * sizeof(**out))) == NULL) {
 		r->bad = true;
 		return;
 	}
@@ -243,7 +324,7 @@ static struct mime_part *get_part(struct rd *r, struct mime_part *parent, uint64
 	struct mime_part *p;
 	uint64_t n;
 
-	if (depth > BLOB_DEPTH_MAX || ++r->parts > MIME_MAX_PARTS || (p = calloc(1, sizeof(*p))) == NULL) {
+	if (depth > BLOB_DEPTH_MAX || ++r->parts > MIME_MAX_PARTS || (p = rd_zalloc(r, sizeof(*p))) == NULL) {
 		r->bad = true;
 		return NULL;
 	}
@@ -251,33 +332,30 @@ static struct mime_part *get_part(struct rd *r, struct mime_part *parent, uint64
 	get_fields(r, p);
 	p->body_off = p->hdr_off + p->hdr_size;
 	n = get_num(r);
+	/* On failure nothing is freed here: the arena goes as a whole. */
 	if (r->bad || !check_part(p, parent, n) || !check_place(p, parent, min_off)) {
 		r->bad = true;
-		mime_part_free(p);
 		return NULL;
 	}
 	get_children(r, p, n, depth);
 	if (!r->bad && p->nchildren != n)
 		r->bad = true;
-	if (r->bad) {
-		mime_part_free(p);
-		return NULL;
-	}
-	return p;
+	return r->bad ? NULL : p;
 }
 
 struct mime_part *mime_tree_parse(const void *blob, size_t len)
 {
-	struct rd r = { blob, (const unsigned char *)blob + len, 0, false };
+	struct rd r = { blob, (const unsigned char *)blob + len, 0, false, { NULL, NULL } };
 	struct mime_part *root;
 
 	if (blob == NULL || len < 5 || memcmp(blob, "MSMT", 4) != 0 || r.p[4] != BLOB_VERSION)
 		return NULL;
 	r.p += 5;
 	root = get_part(&r, NULL, 0, 0);
-	if (root != NULL && r.p != r.end) {
-		mime_part_free(root);
-		root = NULL;
+	if (root == NULL || r.bad || r.p != r.end) {
+		arena_release(r.arena.first);
+		return NULL;
 	}
+	root->flags |= MIME_PART_ARENA;
 	return root;
 }

@@ -89,6 +89,12 @@ static inline void mstr_free(struct mstr *s)
 	mstr_init(s, s->max);
 }
 
+/* The root of a tree from mime_tree_parse: the tree lives in one arena
+ * that mime_arena_free (mime_blob.c) releases. Never stored. */
+#define MIME_PART_ARENA (1u << 31)
+struct mime_part;
+void mime_arena_free(struct mime_part *root);
+
 static inline char mime_lower(char c)
 {
 	return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
