@@ -1129,6 +1129,15 @@ class Driver:
                 self.failure = text
         self.stop.set()
 
+    def server_cpu(self):
+        """CPU seconds the server process has used (user + system)."""
+        try:
+            with open("/proc/%d/stat" % self.server.proc.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return 0.0
+
     def server_dead(self):
         rc = self.server.proc.poll()
         return None if rc is None else "the server exited with status %s" % rc
@@ -1224,6 +1233,7 @@ class Driver:
                                         args=(random.Random(master.random()),), daemon=True))
         threads.append(threading.Thread(target=self.pop3_thread,
                                         args=(random.Random(master.random()),), daemon=True))
+        cpu0 = self.server_cpu()
         start = self.t0 = time.monotonic()
         for t in threads:
             t.start()
@@ -1263,7 +1273,9 @@ class Driver:
                 self.failure = "server log has %s:\n%s" % (
                     marker.decode(), log[max(0, i - 200):i + 3000].decode("utf-8", "replace"))
         commands = sum(self.reg.verbs.values())
+        cpu = self.server_cpu() - cpu0
         figures = {
+            "server_cpu_s": cpu,
             "seed": self.seed, "sessions": self.n_sessions, "seconds": elapsed,
             "commands": commands, "commands_per_s": commands / elapsed if elapsed else 0,
             "verbs": dict(self.reg.verbs), "smtp": self.extra["smtp"],
@@ -1279,6 +1291,10 @@ def report(fig, out=sys.stdout):
               "%d SMTP deliveries, %d POP3 DELE\n"
               % (fig["seed"], fig["sessions"], fig["seconds"], fig["commands"],
                  fig["commands_per_s"], fig["smtp"], fig["pop3_dele"]))
+    out.write("server CPU: %.1f s in %.1f s (%.0f%% of one core: the Python clients set "
+              "the pace)\n"
+              % (fig["server_cpu_s"], fig["seconds"],
+                 100.0 * fig["server_cpu_s"] / fig["seconds"] if fig["seconds"] else 0))
     out.write("per verb: %s\n" % ", ".join("%s %d" % kv for kv in
                                            sorted(fig["verbs"].items(), key=lambda kv: -kv[1])))
     out.write("final check: %s\n" % (fig["final"] or "-"))
