@@ -104,12 +104,17 @@ class CondstoreTest(ExtTest):
 class ListExtendedTest(ExtTest):
     def test_subscribed_recursivematch(self):
         imap = self.session(0)
+        # CREATE does not subscribe (RFC 3501 §6.3.6; issue 9 §2).
         self.ok(imap, "CREATE Projects/Alpha")
-        self.ok(imap, "UNSUBSCRIBE Projects")
+        self.ok(imap, "SUBSCRIBE Projects/Alpha")
         self.ok(imap, "SUBSCRIBE Gone")
-        untagged, _ = self.ok(imap, 'LIST (SUBSCRIBED RECURSIVEMATCH) "" "*"')
+        untagged, _ = self.ok(imap, 'LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"')
         lines = {re.search(rb'"/" ("[^"]*")', l).group(1): l for l in untagged}
         self.assertIn(b'("CHILDINFO" ("SUBSCRIBED"))', lines[b'"Projects"'])
+        # Under "*" the subscribed child is listed itself, so the parent's
+        # CHILDINFO is redundant and suppressed (RFC 5258 §3.5).
+        untagged, _ = self.ok(imap, 'LIST (SUBSCRIBED RECURSIVEMATCH) "" "*"')
+        lines = {re.search(rb'"/" ("[^"]*")', l).group(1): l for l in untagged}
         self.assertIn(b"\\Subscribed", lines[b'"Projects/Alpha"'])
         self.assertIn(b"\\NonExistent", lines[b'"Gone"'])
         self.assertIn(b"\\Sent", lines[b'"Sent"'])
