@@ -440,6 +440,63 @@ Test(mime, blob_round_trip_and_truncations)
 	mime_part_free(back);
 }
 
+static char *structure_text(const struct mime_part *root)
+{
+	struct evbuffer *o = evbuffer_new();
+	size_t n;
+	char *s;
+
+	cr_assert_eq(imap_envelope_write(root, o), 0);
+	cr_assert_eq(imap_bodystructure_write(root, true, o), 0);
+	n = evbuffer_get_length(o);
+	s = malloc(n + 1);
+	evbuffer_remove(o, s, n);
+	s[n] = '\0';
+	evbuffer_free(o);
+	return s;
+}
+
+/* A parsed tree lives in an arena of 4 KB chunks: 400 parts and a 9,000
+ * byte parameter need many chunks and one of their own; the tree reads
+ * and writes back exactly as the scanned one, and its arena flag is not
+ * stored. */
+Test(mime, blob_of_a_large_tree)
+{
+	size_t cap = 400 * 128 + 20000, n = 0, len, l2;
+	char *m = malloc(cap), *a, *b;
+	struct mime_part *root, *back;
+	unsigned char *blob, *b2;
+
+	n += (size_t)snprintf(m + n, cap - n, "Subject: many\r\nFrom: A <a@b.test>\r\n"
+	    "Content-Type: multipart/mixed; boundary=B; x-long=\"");
+	for (int i = 0; i < 9000; i++)
+		m[n++] = (char)('a' + i % 26);
+	n += (size_t)snprintf(m + n, cap - n, "\"\r\n\r\n");
+	for (int i = 0; i < 400; i++)
+		n += (size_t)snprintf(m + n, cap - n, "--B\r\nContent-Type: text/plain; name=p%d\r\n"
+		    "Content-Description: part %d\r\n\r\nbody %d\r\n", i, i, i);
+	n += (size_t)snprintf(m + n, cap - n, "--B--\r\n");
+	root = mime_scan_buffer(m, n);
+	cr_assert_eq(root->nchildren, 400);
+	cr_assert(mime_tree_serialize(root, &blob, &len));
+	back = mime_tree_parse(blob, len);
+	cr_assert_not_null(back);
+	check_invariants(back, n);
+	cr_assert_eq(strlen(mime_part_param(back, "x-long")->value), 9000);
+	a = structure_text(root);
+	b = structure_text(back);
+	cr_assert_str_eq(a, b);
+	cr_assert(mime_tree_serialize(back, &b2, &l2));
+	cr_assert(l2 == len && memcmp(blob, b2, len) == 0, "the arena flag is not stored");
+	free(a);
+	free(b);
+	free(blob);
+	free(b2);
+	free(m);
+	mime_part_free(root);
+	mime_part_free(back);
+}
+
 static struct mime_part *scan_chunked_rand(const char *m, size_t len, unsigned *seed)
 {
 	struct mime_scan *sc = mime_scan_new();
