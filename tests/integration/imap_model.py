@@ -441,8 +441,9 @@ class Session:
                     break
             if at is None:
                 # Not known by UID: then one of the messages with an unknown
-                # UID between the known neighbours of this UID (those are
-                # interchangeable: removing any of them is the same model).
+                # UID between the known neighbours of this UID. They differ
+                # only in their floors: take away the one with the highest
+                # floor below the UID, so that the most permissive remain.
                 lo, hi = -1, len(msgs)
                 for i, m in enumerate(msgs):
                     if m.uid is not None and m.uid < uid:
@@ -451,9 +452,8 @@ class Session:
                         hi = i
                         break
                 for i in range(lo + 1, hi):
-                    if msgs[i].floor < uid:
+                    if msgs[i].floor < uid and (at is None or msgs[i].floor >= msgs[at].floor):
                         at = i
-                        break
             if at is None:
                 self.fail("VANISHED UID %d, which the session does not have (UIDs %s)"
                           % (uid, [m.uid for m in msgs][:60]))
