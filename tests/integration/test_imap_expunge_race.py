@@ -463,6 +463,87 @@ class ExpungeRaceTest(RaceBase):
         self.assert_alive()
         self.assertEqual(a.noop_until_expunged([]), uids[:1])
 
+    # -- commands that may report the pending expunge, and what they act on
+
+    def test_copy_after_expunge_elsewhere_copies_the_message_meant(self):
+        """COPY may announce the pending EXPUNGE, but "2" is the message the
+        client called 2 when it sent the command (Dovecot reads the set
+        before it reports expunges; RFC 3501 §7.4.1)."""
+        self.deliver(3, "meant")
+        a = self.session()
+        uids = list(a.uids)
+        a.ok("CREATE Work")
+        self.expunge_imap(seq=1)
+        untagged, tagged = a.imap.command("COPY 2 Work")
+        self.assertEqual(status_of(tagged), "OK", (untagged, tagged))
+        self.assertRegex(tagged, rb"\[COPYUID \d+ %d \d+\]" % uids[1])
+        a.apply_expunges(untagged)
+        self.assertEqual(a.noop_until_expunged([] if uids[0] not in a.uids else [uids[0]]),
+                         uids[1:])
+        w = self.session("Work")
+        untagged, _ = w.ok("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        self.assertEqual(len(untagged), 1, untagged)
+        self.assertIn(b"Subject: meant 1\r\n", untagged[0])
+
+    def test_move_into_the_selected_mailbox(self):
+        """MOVE into the mailbox itself gives the message a new UID: the
+        old one must be expunged from the session (RFC 6851 §3.3)."""
+        self.deliver(1)
+        a = self.session()
+        old = a.uids[0]
+        untagged, tagged = a.ok("MOVE 1 INBOX")
+        m = re.search(rb"\[COPYUID \d+ (\d+) (\d+)\]", b" ".join(untagged + [tagged]))
+        self.assertTrue(m, (untagged, tagged))
+        self.assertEqual(int(m.group(1)), old)
+        new = int(m.group(2))
+        self.assertGreater(new, old)
+        a.apply_expunges(untagged)
+        self.assertEqual(a.noop_until_expunged([] if old not in a.uids else [old]), [new])
+        self.assertEqual(self.session().uids, [new])
+
+    def test_select_does_not_report_on_the_mailbox_it_leaves(self):
+        """Changes to the mailbox A leaves are not reported in SELECT's
+        reply, where a client without QRESYNC takes them for the new
+        mailbox (RFC 7162 §3.2.11 added [CLOSED] for this). Dovecot closes
+        the old mailbox without a word."""
+        self.deliver(2)
+        a = self.session()
+        b = self.session()
+        b.ok("CREATE Empty")
+        b.ok("STORE 1 +FLAGS (\\Flagged newkeyword)")
+        b.ok("STORE 2 +FLAGS (\\Deleted)")
+        b.ok("EXPUNGE")
+        untagged, tagged = a.ok("SELECT Empty")
+        self.assertEqual(untagged[0][:9], b"* FLAGS (", untagged)
+        self.assertIn(b"* 0 EXISTS", untagged)
+        for line in untagged:
+            self.assertFalse(EXPUNGE_RE.match(line) or FETCH_RE.match(line), untagged)
+        self.assertEqual(len([l for l in untagged if EXISTS_RE.match(l)]), 1, untagged)
+
+    def test_deleted_and_recreated_mailbox_stays_deleted_for_the_session(self):
+        """A has "x" selected; B deletes it and creates a new "x". A's view
+        loses every message and never sees the new ones: UIDs are never
+        reused under one UIDVALIDITY (RFC 3501 §2.3.1.1)."""
+        b = self.session()
+        b.ok("CREATE x")
+        msg = simple_message("old x")
+        for _ in range(2):
+            b.ok("APPEND x {%d+}\r\n" % len(msg) + msg.decode())
+        a = self.session("x")
+        self.assertEqual(len(a.uids), 2)
+        b.ok("DELETE x")
+        b.ok("CREATE x")
+        for _ in range(3):
+            b.ok("APPEND x {%d+}\r\n" % len(msg) + msg.decode())
+        untagged, tagged = a.imap.command("NOOP")
+        if status_of(tagged) == "OK" and not any(l.startswith(b"* BYE") for l in untagged):
+            a.apply_expunges(untagged)
+            self.assertEqual(a.uids, [], "the deleted mailbox's session sees messages: %r"
+                             % untagged)
+            untagged, tagged = a.imap.command("FETCH 1:* (UID)")
+            self.assertEqual([l for l in untagged if FETCH_RE.match(l)], [], untagged)
+        self.assert_alive()
+
 
 class PruneRaceTest(RaceBase):
     """max-messages 1: delivering a second message prunes the first while
