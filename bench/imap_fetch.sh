@@ -15,6 +15,11 @@
 #   BENCH_MESSAGES=5000 BENCH_RUNS=50 bench/imap_fetch.sh
 #   MAILSNARE_BIN=/path/to/mailsnare bench/imap_fetch.sh
 #   BENCH_NO_DOVECOT=1 bench/imap_fetch.sh   mailsnare only
+#   BENCH_CORPUS=tests/data/mime bench/imap_fetch.sh
+#                                            its *.eml files instead (line ends
+#                                            made CRLF): compares ENVELOPE,
+#                                            BODYSTRUCTURE and BODY with
+#                                            Dovecot's message by message
 #   BENCH_HOLD=1 bench/imap_fetch.sh         mailsnare only, FETCH in a loop
 #                                            until killed (for perf record -p)
 #   BENCH_KEEP=1 bench/imap_fetch.sh         keep the temporary directory
@@ -26,6 +31,12 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 mailsnare=${MAILSNARE_BIN:-$top/build/default/src/mailsnare}
 messages=${BENCH_MESSAGES:-2000}
+if [ -n "${BENCH_CORPUS:-}" ]; then
+	BENCH_CORPUS=$(cd "$BENCH_CORPUS" && pwd)
+	export BENCH_CORPUS
+	messages=$(find "$BENCH_CORPUS" -maxdepth 1 -name '*.eml' | wc -l)
+	[ "$messages" -gt 0 ] || { echo "imap_fetch.sh: no .eml files in $BENCH_CORPUS" >&2; exit 1; }
+fi
 runs=${BENCH_RUNS:-20}
 python=/usr/bin/python3
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mailsnare-fetch.XXXXXX")
@@ -73,7 +84,18 @@ dovecot_bin=$(command -v dovecot || echo /usr/sbin/dovecot)
 cat >"$tmp/client.py" <<'EOF'
 import os, socket, smtplib, statistics, sys, time
 
+CORPUS = None
+if os.environ.get("BENCH_CORPUS"):
+    d = os.environ["BENCH_CORPUS"]
+    CORPUS = [open(os.path.join(d, f), "rb").read().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+              for f in sorted(os.listdir(d)) if f.endswith(".eml")]
+
 def message(i):
+    if CORPUS is not None:
+        return CORPUS[i % len(CORPUS)]
+    return generated(i)
+
+def generated(i):
     """A small MIME message: multipart/alternative, text and HTML, with
     the fields ENVELOPE shows; about 1 KB."""
     b = "alt-%06d" % i
@@ -356,5 +378,16 @@ report dovecot "$dc_out"
 if cmp -s "$tmp/mailsnare.structure" "$tmp/dovecot.structure"; then
 	echo "ENVELOPE, BODYSTRUCTURE and BODY of all $messages messages: identical to Dovecot's"
 else
-	echo "ENVELOPE, BODYSTRUCTURE and BODY differ from Dovecot's (BENCH_KEEP=1 keeps both in $tmp)"
+	echo "ENVELOPE, BODYSTRUCTURE and BODY differ from Dovecot's (BENCH_KEEP=1 keeps both in $tmp):"
+	"$python" - "$tmp/mailsnare.structure" "$tmp/dovecot.structure" <<'EOF'
+import sys
+a = open(sys.argv[1], "rb").read().split(b"\r\n* ")
+b = open(sys.argv[2], "rb").read().split(b"\r\n* ")
+for x, y in zip(a, b):
+    if x != y:
+        k = next((i for i in range(min(len(x), len(y))) if x[i] != y[i]), min(len(x), len(y)))
+        print("  message %s" % x.lstrip(b"* ").split(b" ", 1)[0].decode())
+        print("    mailsnare: ...%r..." % x[max(0, k - 60):k + 60])
+        print("    dovecot:   ...%r..." % y[max(0, k - 60):k + 60])
+EOF
 fi
