@@ -648,18 +648,28 @@ void imap_view_sync(struct imap_session *s, bool expunges)
 {
 	struct imap_view *v = s->view;
 	struct snapshot sn = { 0 };
+	struct store_mailbox_state now = { 0 };
 	uint64_t highest = 0;
 	uint32_t recent_mark = 0;
 	const char **kws;
 	size_t from, j, n;
-	int rc;
+	int rc = STORE_NOTFOUND;
 
 	if (v == NULL)
 		return;
 	s->dirty = false;
-	rc = store_mailbox_state(s->srv->store, v->mb.id, &highest, &recent_mark);
+	if (!v->deleted)
+		rc = store_mailbox_state(s->srv->store, v->mb.id, &now);
+	highest = now.highestmodseq;
+	recent_mark = now.recent_above;
+	/* Deleted by another session (and maybe created again: a new
+	 * UIDVALIDITY, perhaps the same id): every message is gone, and the
+	 * view stays on the mailbox it had; nothing of a new one reaches it. */
+	if (rc == STORE_OK && now.uidvalidity != v->mb.uidvalidity)
+		rc = STORE_NOTFOUND;
 	if (rc == STORE_NOTFOUND) {
-		/* Deleted by another session: every message is gone. */
+		v->deleted = true;
+		highest = v->synced_modseq;
 		for (j = 0; j < v->n; j++)
 			mark_gone(v, j);
 	} else if (rc != STORE_OK || highest == v->synced_modseq) {
@@ -745,8 +755,8 @@ static const struct imap_cmd imap_commands[] = {
 	{ "NAMESPACE", AUTHED, 0, imap_cmd_namespace },
 	{ "IDLE", AUTHED, 0, imap_cmd_idle },
 	{ "COMPRESS", AUTHED, 0, imap_cmd_compress },
-	{ "SELECT", AUTHED, 0, imap_cmd_select },
-	{ "EXAMINE", AUTHED, 0, imap_cmd_select },
+	{ "SELECT", AUTHED, IMAP_CMD_NO_SYNC, imap_cmd_select },
+	{ "EXAMINE", AUTHED, IMAP_CMD_NO_SYNC, imap_cmd_select },
 	{ "CREATE", AUTHED, 0, imap_cmd_create },
 	{ "DELETE", AUTHED, 0, imap_cmd_delete },
 	{ "RENAME", AUTHED, 0, imap_cmd_rename },
@@ -807,7 +817,8 @@ static void imap_dispatch(struct imap_session *s, const struct imap_command *cmd
 	 * replies; expunges not while the client may rely on numbers. The
 	 * sync costs one row when nothing changed, and also catches what
 	 * another process (the CLI) did since the last poll. */
-	imap_view_sync(s, !(c->flags & IMAP_CMD_NO_EXPUNGE));
+	if (!(c->flags & IMAP_CMD_NO_SYNC))
+		imap_view_sync(s, !(c->flags & IMAP_CMD_NO_EXPUNGE));
 	c->run(s, cmd);
 }
 

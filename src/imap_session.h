@@ -52,6 +52,7 @@ struct imap_view {
 	uint64_t synced_modseq; /* the mailbox's HIGHESTMODSEQ when last synced */
 	size_t gone;            /* messages marked gone, not yet announced */
 	size_t recent;          /* messages with IMAP_FLAG_RECENT */
+	bool deleted;           /* the mailbox is gone: no more syncing from the store */
 	char *flags_sent;       /* keywords named in the last FLAGS response */
 };
 
@@ -82,6 +83,7 @@ struct imap_session {
 
 /* A command: verb, the states where it runs, and what it does. */
 #define IMAP_CMD_NO_EXPUNGE 0x1u   /* FETCH/STORE/SEARCH: no EXPUNGE before the reply */
+#define IMAP_CMD_NO_SYNC 0x2u      /* SELECT/EXAMINE: nothing of the mailbox they leave */
 struct imap_cmd {
 	const char *verb;
 	unsigned states;

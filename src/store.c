@@ -220,7 +220,7 @@ static const char *const query_sql[Q_COUNT] = {
 	    " WHERE m.mailbox_id = ?1 ORDER BY m.uid",
 	[Q_MAILBOX_CHANGES] = "SELECT m.id, m.uid, m.flags, m.size, m.internal_date, m.modseq,"
 	    " m.keywords FROM message m WHERE m.mailbox_id = ?1 AND m.modseq > ?2 ORDER BY m.uid",
-	[Q_MAILBOX_STATE] = "SELECT highestmodseq, recent_uid FROM mailbox WHERE id = ?1",
+	[Q_MAILBOX_STATE] = "SELECT highestmodseq, recent_uid, uidvalidity FROM mailbox WHERE id = ?1",
 	/* A flag change takes the mailbox's next modseq (RFC 7162). */
 	[Q_MSG_FLAGS] = "UPDATE message SET flags = (flags & ~?3) | ?2,"
 	    " modseq = (SELECT highestmodseq + 1 FROM mailbox WHERE id = message.mailbox_id)"
@@ -375,6 +375,7 @@ int store_wtx_begin(struct store *st, struct wtx *w)
 
 static void wtx_undo(struct store *st, struct wtx *w, int rc)
 {
+	store_cache_drop(st);
 	if (sqlite3_get_autocommit(st->db)) {
 		/* SQLite already rolled everything back (I/O error, disk
 		 * full, ...): store_begin's transaction is gone with it, and
@@ -562,6 +563,11 @@ struct store *store_open(const char *path, enum durability durability,
 		return NULL;
 	}
 	(void)pragma_int(st, "PRAGMA data_version", &st->data_version);
+	if (store_cache_init(st) != STORE_OK) {
+		snprintf(err, errlen, "out of memory");
+		store_close(st);
+		return NULL;
+	}
 	return st;
 }
 
@@ -576,6 +582,8 @@ void store_close(struct store *st)
 	for (i = 0; i < STORE_NQUERIES; i++)
 		sqlite3_finalize(st->stmts[i]);
 	sqlite3_close(st->db);
+	store_cache_drop(st);
+	free(st->cache);
 	free(st->chunk);
 	free(st->pending);
 	free(st->subs);
@@ -607,6 +615,7 @@ int store_queue_event(struct store *st, enum store_change what, int64_t mailbox_
 
 static void drop_events(struct store *st)
 {
+	store_cache_drop(st);
 	st->n_pending = 0;
 }
 

@@ -429,7 +429,7 @@ static int msg_rows(struct store *st, int q, int64_t mailbox_id, uint64_t since,
 	return rc;
 }
 
-int store_mailbox_foreach(struct store *st, int64_t mailbox_id, store_msg_cb cb, void *arg)
+int store_mailbox_read_all(struct store *st, int64_t mailbox_id, store_msg_cb cb, void *arg)
 {
 	return msg_rows(st, Q_MAILBOX_MSGS, mailbox_id, 0, cb, arg);
 }
@@ -440,17 +440,16 @@ int store_mailbox_changes(struct store *st, int64_t mailbox_id, uint64_t since,
 	return msg_rows(st, Q_MAILBOX_CHANGES, mailbox_id, since, cb, arg);
 }
 
-int store_mailbox_state(struct store *st, int64_t mailbox_id, uint64_t *highestmodseq,
-    uint32_t *recent_above)
+int store_mailbox_state(struct store *st, int64_t mailbox_id, struct store_mailbox_state *out)
 {
-	int64_t v[2] = { 0 };
-	int rc = row_q(st, Q_MAILBOX_STATE, mailbox_id, v, 2);
+	int64_t v[3] = { 0 };
+	int rc = row_q(st, Q_MAILBOX_STATE, mailbox_id, v, 3);
 
 	if (rc != STORE_OK)
 		return rc;
-	*highestmodseq = (uint64_t)v[0];
-	if (recent_above != NULL)
-		*recent_above = (uint32_t)v[1];
+	out->highestmodseq = (uint64_t)v[0];
+	out->recent_above = (uint32_t)v[1];
+	out->uidvalidity = (uint32_t)v[2];
 	return STORE_OK;
 }
 

@@ -59,6 +59,11 @@ struct store_event {
 	int64_t message_id;
 };
 
+/* store_cache.c: the last few mailboxes read whole, in memory. */
+#define STORE_CACHE_SLOTS 4
+#define STORE_CACHE_MAX_ROWS (1u << 20)   /* larger: read from SQLite each time */
+struct store_cache_entry;
+
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmts[STORE_NQUERIES];
@@ -70,6 +75,8 @@ struct store {
 	size_t n_subs, cap_subs;
 	unsigned dispatching;
 	int64_t data_version;       /* PRAGMA data_version when last polled */
+	struct store_cache_entry *cache;   /* STORE_CACHE_SLOTS entries */
+	uint64_t cache_tick;
 	uint32_t last_uidvalidity;
 	unsigned char *chunk;      /* STORE_CHUNK bytes for writing bodies */
 	char err[STORE_ERR_MAX];
@@ -103,5 +110,12 @@ int store_insert_mailbox(struct store *st, int64_t inbox, const char *name,
 int store_inbox_mailboxes(struct store *st, int64_t inbox);
 int store_mailbox_take_uid(struct store *st, int64_t mailbox, int64_t *uid, int64_t *modseq);
 int store_keywords_add(struct store *st, int64_t id, const char *keywords);
+/* The mailbox's rows from SQLite, by UID (store_mailbox_foreach serves
+ * them from the cache). */
+int store_mailbox_read_all(struct store *st, int64_t mailbox_id, store_msg_cb cb, void *arg);
+/* store_cache.c: allocate the slots, and forget every cached list (after
+ * an undone write; at close). */
+int store_cache_init(struct store *st);
+void store_cache_drop(struct store *st);
 
 #endif

@@ -220,12 +220,17 @@ int store_mailbox_foreach(struct store *st, int64_t mailbox_id, store_msg_cb cb,
  * to catch up, at the cost of what changed (indexed by modseq). */
 int store_mailbox_changes(struct store *st, int64_t mailbox_id, uint64_t since,
     store_msg_cb cb, void *arg);
-/* The mailbox's HIGHESTMODSEQ (every change raises it) and its \Recent
- * watermark (UIDs above it are recent, not yet claimed); recent_above may
- * be NULL. STORE_NOTFOUND once the mailbox is deleted. */
-int store_mailbox_state(struct store *st, int64_t mailbox_id, uint64_t *highestmodseq,
-    uint32_t *recent_above);
-
+/* What says whether a copy of a mailbox's list is current: its
+ * HIGHESTMODSEQ (every change raises it), its \Recent watermark (UIDs
+ * above it are recent, not yet claimed) and its UIDVALIDITY (a mailbox
+ * deleted and created again may get the same id, never the same
+ * UIDVALIDITY). STORE_NOTFOUND once the mailbox is deleted. */
+struct store_mailbox_state {
+	uint64_t highestmodseq;
+	uint32_t recent_above;
+	uint32_t uidvalidity;
+};
+int store_mailbox_state(struct store *st, int64_t mailbox_id, struct store_mailbox_state *out);
 /* flags = (flags & ~remove) | add; a change takes a new modseq and is
  * notified (STORE_CHANGE_FLAGS). STORE_OK also when nothing changed or
  * the message is gone (another session expunged it). */

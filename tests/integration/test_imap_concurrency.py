@@ -70,7 +70,11 @@ class Watcher:
         while True:
             line = self.readline()
             if line.startswith(tag + b" "):
-                if not line.startswith(tag + b" OK"):
+                # A FETCH naming a message expunged elsewhere and not yet
+                # announced answers NO [EXPUNGEISSUED] (RFC 2180 §4.1.2).
+                expunged = line.startswith(tag + b" NO [EXPUNGEISSUED]") and \
+                    text.startswith("FETCH")
+                if not line.startswith(tag + b" OK") and not expunged:
                     self.errors.append("%s: %s -> %r" % (self.name, text, line))
                 return lines
             # Literals (FETCH bodies) are not asked for here.

@@ -1383,14 +1383,18 @@ Test(store, changes_since_modseq)
 	struct store_inbox in = make_inbox(st, "dev");
 	struct store_mailbox mb;
 	struct msgs l = { .n = 0 };
+	struct store_mailbox_state state;
 	uint64_t mark, now;
 	uint32_t recent;
 	int64_t a = add_text(st, in.id, "a\r\n");
 
 	add_text(st, in.id, "b\r\n");
 	cr_assert_eq(store_mailbox_get(st, in.id, "INBOX", &mb), STORE_OK);
-	cr_assert_eq(store_mailbox_state(st, mb.id, &mark, &recent), STORE_OK);
+	cr_assert_eq(store_mailbox_state(st, mb.id, &state), STORE_OK);
+	mark = state.highestmodseq;
+	recent = state.recent_above;
 	cr_assert_eq(mark, mb.highestmodseq);
+	cr_assert_eq(state.uidvalidity, mb.uidvalidity);
 	cr_assert_eq(recent, 0, "nobody claimed \\Recent yet");
 	cr_assert_eq(store_mailbox_changes(st, mb.id, mark, collect_msg, &l), STORE_OK);
 	cr_assert_eq(l.n, 0, "nothing since the mark");
@@ -1402,16 +1406,17 @@ Test(store, changes_since_modseq)
 	cr_assert_eq(l.m[0].flags, STORE_FLAG_SEEN);
 	cr_assert_eq(l.m[1].id, c);
 	cr_assert_eq(l.m[1].uid, 3);
-	cr_assert_eq(store_mailbox_state(st, mb.id, &now, NULL), STORE_OK);
+	cr_assert_eq(store_mailbox_state(st, mb.id, &state), STORE_OK);
+	now = state.highestmodseq;
 	cr_assert_eq(now, mark + 2);
 	cr_assert_eq(store_mailbox_claim_recent(st, mb.id, &recent), STORE_OK);
-	cr_assert_eq(store_mailbox_state(st, mb.id, &now, &recent), STORE_OK);
-	cr_assert_eq(recent, 3, "the watermark moved to the last UID");
+	cr_assert_eq(store_mailbox_state(st, mb.id, &state), STORE_OK);
+	cr_assert_eq(state.recent_above, 3, "the watermark moved to the last UID");
 	struct store_mailbox scratch;
 	cr_assert_eq(store_mailbox_create(st, in.id, "Scratch", &scratch), STORE_OK);
-	cr_assert_eq(store_mailbox_state(st, scratch.id, &now, NULL), STORE_OK);
+	cr_assert_eq(store_mailbox_state(st, scratch.id, &state), STORE_OK);
 	cr_assert_eq(store_mailbox_delete(st, scratch.id), STORE_OK);
-	cr_assert_eq(store_mailbox_state(st, scratch.id, &now, NULL), STORE_NOTFOUND,
+	cr_assert_eq(store_mailbox_state(st, scratch.id, &state), STORE_NOTFOUND,
 	    "a deleted mailbox: the view must drop everything");
 	store_close(st);
 }
@@ -1432,5 +1437,67 @@ Test(store, poll_sees_other_connections_only)
 	cr_assert_eq(k.n, 1);
 	cr_assert_eq(k.what[0], STORE_CHANGE_EXTERNAL);
 	cr_assert_eq(store_poll_external(st), false, "once per change");
+	store_close(st);
+}
+
+/* store_mailbox_foreach answers from a cached copy after the first read:
+ * it must follow every kind of change, also another process's. */
+Test(store, cached_list_follows_changes)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct store_mailbox mb;
+	struct msgs l = { .n = 0 };
+	const char *kw[] = { "$Label1" };
+	int64_t a = add_text(st, in.id, "a\r\n"), b = add_text(st, in.id, "b\r\n");
+	int64_t c = add_text(st, in.id, "c\r\n"), d;
+	char sql[128];
+
+	cr_assert_eq(store_mailbox_get(st, in.id, "INBOX", &mb), STORE_OK);
+	cr_assert_eq(store_mailbox_foreach(st, mb.id, collect_msg, &l), STORE_OK);
+	cr_assert_eq(l.n, 3);
+	cr_assert_eq(store_message_store(st, c, STORE_FLAGS_ADD, STORE_FLAG_FLAGGED, kw, 1, 0, NULL),
+	    STORE_OK);
+	cr_assert_eq(store_message_del(st, a), STORE_OK);
+	snprintf(sql, sizeof(sql), "DELETE FROM message WHERE id = %lld", (long long)b);
+	raw_exec(sql);   /* the CLI, from its own process */
+	d = add_text(st, in.id, "d\r\n");
+	l.n = 0;
+	cr_assert_eq(store_mailbox_foreach(st, mb.id, collect_msg, &l), STORE_OK);
+	cr_assert_eq(l.n, 2);
+	cr_assert_eq(l.m[0].id, c);
+	cr_assert_eq(l.m[0].flags, STORE_FLAG_FLAGGED);
+	cr_assert_str_eq(l.m[0].keywords, "$Label1");
+	cr_assert_eq(l.m[1].id, d);
+	cr_assert_eq(l.m[1].uid, 4);
+	/* A write undone: its row must not stay in the copy. */
+	cr_assert_eq(store_begin(st), STORE_OK);
+	add_text(st, in.id, "rolled back\r\n");
+	l.n = 0;
+	cr_assert_eq(store_mailbox_foreach(st, mb.id, collect_msg, &l), STORE_OK);
+	cr_assert_eq(l.n, 3, "the open transaction's row is visible to its connection");
+	store_rollback(st);
+	l.n = 0;
+	cr_assert_eq(store_mailbox_foreach(st, mb.id, collect_msg, &l), STORE_OK);
+	cr_assert_eq(l.n, 2);
+	/* A deleted mailbox lists nothing. */
+	struct store_mailbox scratch;
+	cr_assert_eq(store_mailbox_create(st, in.id, "Scratch", &scratch), STORE_OK);
+	cr_assert_eq(store_message_copy(st, c, scratch.id, NULL, NULL), STORE_OK);
+	l.n = 0;
+	cr_assert_eq(store_mailbox_foreach(st, scratch.id, collect_msg, &l), STORE_OK);
+	cr_assert_eq(l.n, 1);
+	cr_assert_str_eq(l.m[0].keywords, "$Label1", "keywords are copied");
+	cr_assert_eq(store_mailbox_delete(st, scratch.id), STORE_OK);
+	l.n = 0;
+	cr_assert_eq(store_mailbox_foreach(st, scratch.id, collect_msg, &l), STORE_OK);
+	cr_assert_eq(l.n, 0);
+	/* Created again, perhaps under the same id: a list of its own. */
+	struct store_mailbox again;
+	cr_assert_eq(store_mailbox_create(st, in.id, "Scratch", &again), STORE_OK);
+	cr_assert_neq(again.uidvalidity, scratch.uidvalidity);
+	l.n = 0;
+	cr_assert_eq(store_mailbox_foreach(st, again.id, collect_msg, &l), STORE_OK);
+	cr_assert_eq(l.n, 0, "nothing of the deleted mailbox");
 	store_close(st);
 }
