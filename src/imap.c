@@ -189,7 +189,9 @@ bool imap_arg_mailbox(struct imap_session *s, const struct imap_arg *a, char *ou
 	if (!imap_arg_list_mailbox(a, &str, &len) || len == 0 || memchr(str, '\0', len))
 		return false;
 	if (s->utf8 || (a->flags & IMAP_AF_8BIT)) {
-		if (len >= outsize)
+		/* 8-bit names without UTF8=ACCEPT are taken if they are UTF-8
+		 * (some clients send them so); anything else names nothing. */
+		if (len >= outsize || !imap_utf8_valid(str, len))
 			return false;
 		memcpy(out, str, len);
 		out[len] = '\0';

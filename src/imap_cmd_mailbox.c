@@ -323,94 +323,6 @@ void imap_cmd_delete(struct imap_session *s, const struct imap_command *cmd)
 	imap_tagged(s, cmd->tag, "OK", "DELETE completed");
 }
 
-/* The subscribed names, to put back after a RENAME. */
-struct names {
-	char **v;
-	size_t n, cap;
-};
-
-static int names_add(const char *name, void *arg)
-{
-	struct names *l = arg;
-	char **v;
-
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		if ((v = realloc(l->v, cap * sizeof(*v))) == NULL)
-			return STORE_FULL;
-		l->v = v;
-		l->cap = cap;
-	}
-	if ((l->v[l->n] = strdup(name)) == NULL)
-		return STORE_FULL;
-	l->n++;
-	return 0;
-}
-
-static bool names_has(const struct names *l, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < l->n; i++)
-		if (strcmp(l->v[i], name) == 0)
-			return true;
-	return false;
-}
-
-static void names_free(struct names *l)
-{
-	size_t i;
-
-	for (i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-}
-
-/* Makes the subscriptions `before` again, whatever `after` they became. */
-static int subscriptions_restore(struct imap_session *s, const struct names *before)
-{
-	struct store *st = s->srv->store;
-	struct names after = { 0 };
-	size_t i;
-	int rc = store_subscription_list(st, s->inbox.id, names_add, &after);
-
-	for (i = 0; rc == STORE_OK && i < after.n; i++)
-		if (!names_has(before, after.v[i]))
-			rc = store_subscription_set(st, s->inbox.id, after.v[i], false);
-	for (i = 0; rc == STORE_OK && i < before->n; i++)
-		if (!names_has(&after, before->v[i]))
-			rc = store_subscription_set(st, s->inbox.id, before->v[i], true);
-	names_free(&after);
-	return rc;
-}
-
-/* RENAME moves the mailbox and its children; subscriptions are left as
- * they were, as Dovecot does: they are names the client keeps (RFC 3501
- * §6.3.6), and the old name stays subscribed (LIST (SUBSCRIBED) shows it
- * \NonExistent). The store moves them with the mailbox, so they are put
- * back in the same transaction. */
-static int rename_keep_subscriptions(struct imap_session *s, const char *from, const char *to)
-{
-	struct store *st = s->srv->store;
-	struct names before = { 0 };
-	int rc = store_subscription_list(st, s->inbox.id, names_add, &before);
-
-	if (rc == STORE_OK)
-		rc = store_begin(st);
-	if (rc != STORE_OK) {
-		names_free(&before);
-		return rc;
-	}
-	rc = store_mailbox_rename(st, s->inbox.id, from, to);
-	if (rc == STORE_OK)
-		rc = subscriptions_restore(s, &before);
-	names_free(&before);
-	if (rc == STORE_OK && (rc = store_commit(st)) == STORE_OK)
-		return STORE_OK;
-	store_rollback(st);
-	return rc;
-}
-
 void imap_cmd_rename(struct imap_session *s, const struct imap_command *cmd)
 {
 	char from[NAME_MAX_], to[NAME_MAX_];
@@ -422,7 +334,10 @@ void imap_cmd_rename(struct imap_session *s, const struct imap_command *cmd)
 		imap_tagged(s, cmd->tag, "NO", "[CANNOT] Invalid mailbox name");
 		return;
 	}
-	if ((rc = rename_keep_subscriptions(s, from, to)) != STORE_OK) {
+	/* Subscriptions stay as they were, as Dovecot does: they are names
+	 * the client keeps (RFC 3501 §6.3.6); the old name stays subscribed
+	 * (LIST (SUBSCRIBED) shows it \NonExistent). */
+	if ((rc = store_mailbox_rename(s->srv->store, s->inbox.id, from, to)) != STORE_OK) {
 		reply_store_error(s, cmd->tag, rc);
 		return;
 	}

@@ -323,7 +323,7 @@ void imap_cmd_copy(struct imap_session *s, const struct imap_command *cmd)
 	}
 	/* A valid astring that names no mailbox (not modified UTF-7): NO. */
 	if (!imap_arg_mailbox(s, &cmd->args[1], name, sizeof(name))) {
-		imap_tagged(s, cmd->tag, "NO", "[CANNOT] Invalid mailbox name");
+		imap_tagged(s, cmd->tag, "NO", "[CANNOT] Mailbox name is not valid mUTF-7");
 		return;
 	}
 	if (move && s->view->readonly) {

@@ -20,9 +20,6 @@ const char *const store_imap_sql[QI_END - QI_FIRST] = {
 	    " RETURNING mailbox_id, id",
 	Q(QI_MAILBOX_RENAME) = "UPDATE mailbox SET name = ?3 || substr(name, length(?2) + 1)"
 	    " WHERE inbox_id = ?1 AND (name = ?2 OR substr(name, 1, length(?2) + 1) = ?2 || '/')",
-	Q(QI_SUB_RENAME) = "UPDATE OR REPLACE subscription"
-	    " SET name = ?3 || substr(name, length(?2) + 1)"
-	    " WHERE inbox_id = ?1 AND (name = ?2 OR substr(name, 1, length(?2) + 1) = ?2 || '/')",
 	Q(QI_MSG_REHOME) = "UPDATE message SET mailbox_id = ?2 WHERE mailbox_id = ?1 RETURNING id",
 	Q(QI_MAILBOX_COPY_COUNTERS) = "UPDATE mailbox SET"
 	    " uidnext = (SELECT uidnext FROM mailbox WHERE id = ?1),"
@@ -301,7 +298,7 @@ static int rename_tree(struct store *st, int64_t inbox_id, const char *from, con
 		return store_set_err(st, STORE_EXISTS, "mailbox '%s' exists", to);
 	if (rc == STORE_OK && n == 0)
 		return store_set_err(st, STORE_NOTFOUND, "no mailbox '%s'", from);
-	return rc == STORE_OK ? exec_q(st, QI_SUB_RENAME, &a, NULL) : rc;
+	return rc;
 }
 
 int store_mailbox_rename(struct store *st, int64_t inbox_id, const char *from, const char *to)

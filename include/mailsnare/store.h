@@ -173,7 +173,8 @@ int store_mailbox_create(struct store *st, int64_t inbox_id, const char *name,
     struct store_mailbox *out);
 /* Removes the mailbox and its messages (notified as expunged). */
 int store_mailbox_delete(struct store *st, int64_t mailbox_id);
-/* Renames `from` and its children ("from/..."). Renaming INBOX moves its
+/* Renames `from` and its children ("from/..."); subscriptions are names
+ * of their own and stay as they are. Renaming INBOX moves its
  * messages into a new mailbox `to` and leaves INBOX empty (RFC 3501
  * §6.3.5). STORE_NOTFOUND / STORE_EXISTS. */
 int store_mailbox_rename(struct store *st, int64_t inbox_id, const char *from, const char *to);

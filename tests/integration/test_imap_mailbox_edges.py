@@ -155,6 +155,21 @@ class Mutf7Test(EdgeTest):
         # Still a session in good standing: these were NO, not BAD.
         self.ok(imap, "SELECT Box")
 
+    def test_eight_bit_names_without_utf8_accept(self):
+        imap = self.session()
+        # Not UTF-8 at all: names nothing.
+        self.assertCannot(imap, b'CREATE "\xff\xfe"')
+        self.assertCannot(imap, b'SELECT "caf\xe9"')
+        # UTF-8 sent raw (as some clients do without ENABLE): taken, and
+        # listed back in modified UTF-7.
+        self.ok(imap, b'CREATE "caf\xc3\xa9"')
+        untagged, _ = self.ok(imap, 'LIST "" "caf*"')
+        self.assertEqual(untagged, [b'* LIST (\\HasNoChildren) "/" "caf&AOk-"'])
+        # COPY and MOVE to such a name: NO [CANNOT] too.
+        self.ok(imap, "SELECT INBOX")
+        self.assertCannot(imap, b'COPY 1:* "\xff"')
+        self.assertCannot(imap, 'MOVE 1:* "a&b"')
+
     def test_not_an_astring_is_still_bad(self):
         imap = self.session()
         _, tagged = imap.command("SELECT")
