@@ -58,7 +58,9 @@ const char *const store_imap_sql[QI_END - QI_FIRST] = {
 	Q(QI_MSG_SET_FLAGS) = "UPDATE message SET flags = ?2, modseq = ?3 WHERE id = ?1",
 	Q(QI_MSG_STRUCTURE) = "SELECT structure FROM message WHERE id = ?1",
 	Q(QI_MSG_SET_STRUCTURE) = "UPDATE message SET structure = ?2 WHERE id = ?1",
-	Q(QI_VANISHED) = "SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2"
+	/* By modseq, as Q_MAILBOX_CHANGES: tombstones only grow. */
+	Q(QI_VANISHED) = "SELECT uid FROM expunged INDEXED BY expunged_modseq"
+	    " WHERE mailbox_id = ?1 AND modseq > ?2"
 	    " ORDER BY uid",
 #undef Q
 };
