@@ -509,8 +509,10 @@ class Session:
             kws = set(f.lower() for f in flags if not f.startswith("\\"))
             unknown = kws - self.mb.announced
             self.check("keywords-announced", not unknown,
-                       "keywords %s in FETCH FLAGS were not in this session's FLAGS %s "
-                       "(RFC 3501 §7.2.6)" % (sorted(unknown), sorted(self.mb.announced)))
+                       "keywords %s in `* %d FETCH (... FLAGS %s ...)` were not in this "
+                       "session's latest FLAGS (%d keywords: %s) (RFC 3501 §7.2.6)"
+                       % (sorted(unknown), n, fi.raw["FLAGS"].decode("utf-8", "replace"),
+                          len(self.mb.announced), " ".join(sorted(self.mb.announced))[:3000]))
             m.flags = flags
             if m.uid is not None:
                 self.suspects.pop(m.uid, None)
