@@ -163,11 +163,14 @@ void imap_capability_string(struct imap_session *s, char *buf, size_t size)
 {
 	bool tls = conn_is_tls(s->conn);
 	bool plain_ok = tls || s->srv->cfg->allow_plaintext_auth;
+	char mechs[128] = "";
 
-	snprintf(buf, size, "%s%s%s", IMAP_CAPS_COMMON,
+	if (s->state == IMAP_NOTAUTH)
+		auth_mechanisms(plain_ok, "AUTH=", mechs, sizeof(mechs));
+	snprintf(buf, size, "%s%s%s%s%s", IMAP_CAPS_COMMON,
 	    s->state == IMAP_NOTAUTH && !tls && conn_tls_available(s->conn) ? " STARTTLS" : "",
-	    s->state != IMAP_NOTAUTH ? "" : plain_ok ? " AUTH=PLAIN AUTH=LOGIN AUTH=CRAM-MD5" :
-	    " LOGINDISABLED AUTH=CRAM-MD5");
+	    s->state != IMAP_NOTAUTH || plain_ok ? "" : " LOGINDISABLED",
+	    mechs[0] ? " " : "", mechs);
 }
 
 void imap_send_capability(struct imap_session *s)

@@ -78,19 +78,18 @@ void imap_cmd_starttls(struct imap_session *s, const struct imap_command *cmd)
 	}
 }
 
-static bool imap_plaintext_ok(struct imap_session *s)
+/* The session's share of the auth flow, set up on first use (imap_open
+ * does not know it yet). */
+static struct auth_session *imap_auth(struct imap_session *s)
 {
-	return conn_is_tls(s->conn) || s->srv->cfg->allow_plaintext_auth;
-}
-
-static void imap_logged_in(struct imap_session *s, const char *tag)
-{
-	char caps[512];
-
-	s->state = IMAP_AUTH;
-	log_info("imap: %s: logged in as %s", conn_peer(s->conn), s->inbox.name);
-	imap_capability_string(s, caps, sizeof(caps));
-	imap_tagged(s, tag, "OK", "[CAPABILITY %s] Logged in", caps);
+	if (s->auth.p.store == NULL)
+		auth_session_init(&s->auth, &(struct auth_session_params){
+		    .proto = "imap", .store = s->srv->store, .policy = &s->srv->auth,
+		    .host = s->srv->cfg->hostname,
+		    .allow_plaintext = s->srv->cfg->allow_plaintext_auth,
+		    .step_ms = IMAP_AUTH_DELAY_STEP_MS, .max_ms = IMAP_AUTH_DELAY_MAX_MS,
+		    .ev_delay = s->ev_delay }, conn_peer(s->conn), &s->inbox);
+	return &s->auth;
 }
 
 void imap_auth_delay_cb(evutil_socket_t fd, short what, void *arg)
@@ -99,7 +98,7 @@ void imap_auth_delay_cb(evutil_socket_t fd, short what, void *arg)
 
 	s->mode = IMAP_M_COMMAND;
 	imap_tagged(s, s->pending_tag, "NO", "[AUTHENTICATIONFAILED] Invalid credentials");
-	if (s->auth_failures >= IMAP_MAX_AUTH_FAILURES) {
+	if (s->auth.failures >= IMAP_MAX_AUTH_FAILURES) {
 		imap_printf(s, "* BYE Too many failed logins\r\n");
 		s->mode = IMAP_M_DONE;
 		conn_close(s->conn);
@@ -107,34 +106,46 @@ void imap_auth_delay_cb(evutil_socket_t fd, short what, void *arg)
 	conn_resume(s->conn);
 }
 
-/* Answers a failed login after a delay that grows per failure. */
-static void imap_auth_failed(struct imap_session *s, const char *tag)
-{
-	struct timeval tv;
+/* IMAP's tagged response to each outcome of the shared flow (auth.h)
+ * that is one line; a failure is answered by imap_auth_delay_cb. */
+static const struct { const char *status, *text; } imap_auth_replies[] = {
+	[AUTH_NOMECH] = { "NO", "Unsupported authentication mechanism" },
+	[AUTH_CANCELLED] = { "BAD", "Authentication cancelled" },
+	[AUTH_MALFORMED] = { "BAD", "Invalid SASL response" },
+	[AUTH_TEMPFAIL] = { "NO", "[UNAVAILABLE] Temporary authentication failure" },
+};
 
-	auth_failure_delay(++s->auth_failures, IMAP_AUTH_DELAY_STEP_MS,
-	    IMAP_AUTH_DELAY_MAX_MS, &tv);
-	/* AUTHENTICATE already keeps its tag there. */
+/* mech is the mechanism as the client named it, or "LOGIN" for the command. */
+static void imap_auth_reply(struct imap_session *s, const char *tag, const char *mech,
+    enum auth_rc rc)
+{
+	char caps[512];
+
+	s->mode = IMAP_M_COMMAND;
+	/* AUTHENTICATE keeps its tag there already. */
 	if (tag != s->pending_tag)
 		snprintf(s->pending_tag, sizeof(s->pending_tag), "%s", tag);
-	log_info("imap: %s: authentication failed", conn_peer(s->conn));
-	s->mode = IMAP_M_WAIT;
-	conn_pause(s->conn);
-	evtimer_add(s->ev_delay, &tv);
-}
-
-static void imap_auth_result(struct imap_session *s, const char *tag, int rc)
-{
-	if (rc == STORE_OK)
-		imap_logged_in(s, tag);
-	else if (rc == STORE_NOTFOUND)
-		imap_auth_failed(s, tag);
-	else
-		imap_tagged(s, tag, "NO", "[UNAVAILABLE] Temporary authentication failure");
+	if (rc == AUTH_CHALLENGE) {
+		s->mode = IMAP_M_AUTHENTICATE;
+		imap_printf(s, "+ %s\r\n", s->auth.out);
+	} else if (rc == AUTH_FAILED) {
+		s->mode = IMAP_M_WAIT;
+		conn_pause(s->conn);
+	} else if (rc == AUTH_OK) {
+		s->state = IMAP_AUTH;
+		log_info("imap: %s: logged in as %s", conn_peer(s->conn), s->inbox.name);
+		imap_capability_string(s, caps, sizeof(caps));
+		imap_tagged(s, tag, "OK", "[CAPABILITY %s] Logged in", caps);
+	} else if (rc == AUTH_NEED_TLS) {
+		imap_tagged(s, tag, "NO", "[PRIVACYREQUIRED] %s needs TLS first", mech);
+	} else {
+		imap_tagged(s, tag, imap_auth_replies[rc].status, "%s", imap_auth_replies[rc].text);
+	}
 }
 
 void imap_cmd_login(struct imap_session *s, const struct imap_command *cmd)
 {
+	struct auth_session *as = imap_auth(s);
 	char user[SASL_USER_MAX], pass[SASL_PASS_MAX];
 	const char *u, *p;
 	size_t ul, pl;
@@ -144,96 +155,42 @@ void imap_cmd_login(struct imap_session *s, const struct imap_command *cmd)
 		imap_tagged(s, cmd->tag, "BAD", "Syntax: LOGIN user password");
 		return;
 	}
-	if (!imap_plaintext_ok(s)) {
-		imap_tagged(s, cmd->tag, "NO", "[PRIVACYREQUIRED] LOGIN needs TLS first");
+	if (!auth_plaintext_ok(as, conn_is_tls(s->conn))) {
+		imap_auth_reply(s, cmd->tag, "LOGIN", AUTH_NEED_TLS);
 		return;
 	}
 	if (ul >= sizeof(user) || pl >= sizeof(pass)) {
-		imap_auth_failed(s, cmd->tag);
+		imap_auth_reply(s, cmd->tag, "LOGIN", auth_fail(as));
 		return;
 	}
 	memcpy(user, u, ul);
 	user[ul] = '\0';
 	memcpy(pass, p, pl);
 	pass[pl] = '\0';
-	imap_auth_result(s, cmd->tag,
-	    auth_check_password(s->srv->store, &s->srv->auth, user, pass, &s->inbox));
+	imap_auth_reply(s, cmd->tag, "LOGIN", auth_password(as, user, pass));
 	memset(pass, 0, sizeof(pass));
-}
-
-static void imap_sasl_end(struct imap_session *s)
-{
-	if (s->sasl) {
-		sasl_reset(s->sasl);
-		free(s->sasl);
-		s->sasl = NULL;
-	}
-	if (s->mode == IMAP_M_AUTHENTICATE)
-		s->mode = IMAP_M_COMMAND;
-}
-
-static void imap_sasl_result(struct imap_session *s, enum sasl_rc rc, const char *out)
-{
-	int arc;
-
-	switch (rc) {
-	case SASL_CONTINUE:
-		s->mode = IMAP_M_AUTHENTICATE;
-		imap_printf(s, "+ %s\r\n", out);
-		return;
-	case SASL_DONE:
-		arc = auth_check_sasl(s->srv->store, &s->srv->auth, s->sasl, &s->inbox);
-		imap_sasl_end(s);
-		imap_auth_result(s, s->pending_tag, arc);
-		return;
-	case SASL_CANCELLED:
-		imap_sasl_end(s);
-		imap_tagged(s, s->pending_tag, "BAD", "Authentication cancelled");
-		return;
-	default:
-		imap_sasl_end(s);
-		imap_tagged(s, s->pending_tag, "BAD", "Invalid SASL response");
-		return;
-	}
 }
 
 void imap_cmd_authenticate(struct imap_session *s, const struct imap_command *cmd)
 {
-	char out[SASL_OUT_MAX], initial[SASL_OUT_MAX * 4];
+	char initial[SASL_OUT_MAX * 4];
 	const char *ir = NULL;
-	enum sasl_mech mech;
 
 	if (cmd->nargs < 1 || cmd->nargs > 2 || cmd->args[0].type != IMAP_ARG_ATOM) {
 		imap_tagged(s, cmd->tag, "BAD", "Syntax: AUTHENTICATE mechanism [initial]");
-		return;
-	}
-	if ((mech = sasl_mech_parse(cmd->args[0].str)) == SASL_MECH_NONE) {
-		imap_tagged(s, cmd->tag, "NO", "Unsupported authentication mechanism");
-		return;
-	}
-	if (mech != SASL_MECH_CRAM_MD5 && !imap_plaintext_ok(s)) {
-		imap_tagged(s, cmd->tag, "NO", "[PRIVACYREQUIRED] %s needs TLS first",
-		    cmd->args[0].str);
 		return;
 	}
 	if (cmd->nargs == 2) {   /* SASL-IR (RFC 4959) */
 		snprintf(initial, sizeof(initial), "%.*s", (int)cmd->args[1].len, cmd->args[1].str);
 		ir = initial;
 	}
-	if ((s->sasl = calloc(1, sizeof(*s->sasl))) == NULL) {
-		imap_tagged(s, cmd->tag, "NO", "[UNAVAILABLE] Out of memory");
-		return;
-	}
-	snprintf(s->pending_tag, sizeof(s->pending_tag), "%s", cmd->tag);
-	imap_sasl_result(s, sasl_start(s->sasl, mech, ir, s->srv->cfg->hostname, out, sizeof(out)),
-	    out);
+	imap_auth_reply(s, cmd->tag, cmd->args[0].str,
+	    auth_start(imap_auth(s), conn_is_tls(s->conn), cmd->args[0].str, ir));
 }
 
 void imap_auth_line(struct imap_session *s, const char *line)
 {
-	char out[SASL_OUT_MAX];
-
-	imap_sasl_result(s, sasl_step(s->sasl, line, out, sizeof(out)), out);
+	imap_auth_reply(s, s->pending_tag, NULL, auth_step(&s->auth, line));
 }
 
 /* RFC 5161: the reply names what this command newly enabled. */

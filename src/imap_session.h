@@ -70,11 +70,13 @@ struct imap_session {
 	bool condstore;          /* CONDSTORE enabled: MODSEQ in flag reports */
 	bool qresync;            /* QRESYNC enabled: VANISHED instead of EXPUNGE */
 	bool rev2;               /* ENABLE IMAP4rev2: RFC 9051 rules */
+	/* Always NULL: imap_free still frees it; goes once imap_open and
+	 * imap_free call auth_session_init/auth_session_end. */
 	struct sasl *sasl;
-	char pending_tag[IMAP_TAG_MAX + 1];  /* AUTHENTICATE or IDLE */
+	char pending_tag[IMAP_TAG_MAX + 1];  /* AUTHENTICATE, a failed login, or IDLE */
 	unsigned bad_commands;
-	unsigned auth_failures;
-	struct event *ev_delay;
+	struct auth_session auth;            /* LOGIN, AUTHENTICATE (imap_cmd_auth.c) */
+	struct event *ev_delay;              /* armed by auth.c after a failure */
 	struct event *ev_sync;   /* reports changes to an idling client */
 	struct timeval idle_synced;  /* when it last did */
 	struct imap_fetch_job *fetch;  /* a FETCH waiting for the output to drain */

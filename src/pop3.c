@@ -89,14 +89,13 @@ struct pop3_session {
 	char timestamp[POP3_TIMESTAMP_MAX];  /* the greeting's APOP msg-id */
 	char user[SASL_USER_MAX];            /* from USER, "" if none */
 	struct store_inbox inbox;            /* valid in TRANSACTION */
-	struct sasl *sasl;                   /* during an AUTH exchange */
+	struct auth_session auth;            /* AUTH, APOP, USER/PASS, failure delay */
 	struct pop3_maildrop *drop;          /* in TRANSACTION */
 	struct pop3_lock lock;               /* linked while in TRANSACTION */
 	bool locked;
 	struct pop3_stream *stream;
 	unsigned errors;
-	unsigned auth_failures;
-	struct event *ev_delay;              /* auth-failure delay */
+	struct event *ev_delay;              /* armed by auth.c after a failure */
 	struct event *ev_pump;               /* re-checks a stream after a flush */
 };
 
@@ -272,7 +271,7 @@ static void pop3_auth_delay_done(evutil_socket_t fd, short what, void *arg)
 
 	s->mode = M_COMMAND;
 	pop3_reply(s, "-ERR [AUTH] Authentication failed");
-	if (s->auth_failures >= POP3_MAX_AUTH_FAILURES && s->mode != M_DONE) {
+	if (s->auth.failures >= POP3_MAX_AUTH_FAILURES && s->mode != M_DONE) {
 		conn_printf(s->conn, "-ERR Too many failed logins, closing connection\r\n");
 		s->mode = M_DONE;
 		conn_close(s->conn);
@@ -281,44 +280,42 @@ static void pop3_auth_delay_done(evutil_socket_t fd, short what, void *arg)
 	conn_resume(s->conn);
 }
 
-/* A failed login is answered after a delay that grows with each failure
- * on the connection, without blocking anyone else. */
-static void pop3_auth_failed(struct pop3_session *s)
-{
-	struct timeval tv;
+/* POP3's reply to each outcome of the shared flow (auth.h) that is one
+ * line; success enters TRANSACTION, a failure is answered by
+ * pop3_auth_delay_done. RFC 2595 §4 / RFC 3206: clear-text passwords need
+ * TLS here. */
+static const char *const pop3_auth_replies[] = {
+	[AUTH_CANCELLED] = "-ERR Authentication cancelled",
+	[AUTH_MALFORMED] = "-ERR Cannot decode the authentication response",
+	[AUTH_TEMPFAIL] = "-ERR [SYS/TEMP] Temporary authentication failure",
+	[AUTH_NOMECH] = "-ERR Unsupported authentication mechanism",
+	[AUTH_NEED_TLS] = "-ERR [AUTH] Plaintext authentication disallowed on non-secure "
+	    "connections (use STLS, APOP or AUTH CRAM-MD5)",
+};
 
-	auth_failure_delay(++s->auth_failures, POP3_AUTH_DELAY_STEP_MS,
-	    POP3_AUTH_DELAY_MAX_MS, &tv);
-	log_info("pop3: %s: authentication failed", conn_peer(s->conn));
-	s->user[0] = '\0';
-	s->mode = M_WAIT;
-	conn_pause(s->conn);
-	evtimer_add(s->ev_delay, &tv);
-}
-
-/* Acts on the result of a credential check (auth.h). */
-static void pop3_auth_result(struct pop3_session *s, int rc)
+static void pop3_auth_reply(struct pop3_session *s, enum auth_rc rc)
 {
-	if (rc == STORE_OK)
+	s->mode = M_COMMAND;
+	if (rc == AUTH_OK) {
 		pop3_enter_transaction(s);
-	else if (rc == STORE_NOTFOUND)
-		pop3_auth_failed(s);
-	else
-		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication failure");
+	} else if (rc == AUTH_CHALLENGE) {
+		/* RFC 5034 §4: "+" SP base64 challenge (empty for PLAIN). */
+		s->mode = M_SASL;
+		conn_printf(s->conn, "+ %s\r\n", s->auth.out);
+	} else if (rc == AUTH_FAILED) {
+		s->user[0] = '\0';
+		s->mode = M_WAIT;
+		conn_pause(s->conn);
+	} else {
+		pop3_reply(s, "%s", pop3_auth_replies[rc]);
+	}
 }
 
-static bool pop3_plaintext_ok(struct pop3_session *s)
-{
-	return conn_is_tls(s->conn) || s->srv->cfg->allow_plaintext_auth;
-}
-
-/* RFC 2595 §4 / RFC 3206: clear-text passwords need TLS here. */
 static bool pop3_check_plaintext(struct pop3_session *s)
 {
-	if (pop3_plaintext_ok(s))
+	if (auth_plaintext_ok(&s->auth, conn_is_tls(s->conn)))
 		return true;
-	pop3_reply(s, "-ERR [AUTH] Plaintext authentication disallowed on non-secure "
-	    "connections (use STLS, APOP or AUTH CRAM-MD5)");
+	pop3_auth_reply(s, AUTH_NEED_TLS);
 	return false;
 }
 
@@ -345,25 +342,7 @@ static void cmd_pass(struct pop3_session *s, const char *args)
 		return;
 	}
 	/* RFC 1939 §7: the password is the rest of the line, spaces and all. */
-	pop3_auth_result(s, auth_check_password(s->srv->store, &s->srv->auth, s->user, args,
-	    &s->inbox));
-}
-
-/* APOP against the stored password. With auth-accept-any, any digest is
- * accepted and a new inbox's password is its name (as for CRAM-MD5). */
-static int pop3_apop_check(struct pop3_session *s, const char *user, const char *digest)
-{
-	struct store *st = s->srv->store;
-	int rc;
-
-	if (s->srv->auth.accept_any) {
-		if (!store_inbox_name_valid(user))
-			return STORE_NOTFOUND;
-		return store_inbox_ensure(st, user, user, &s->inbox);
-	}
-	if ((rc = store_inbox_get(st, user, &s->inbox)) != STORE_OK)
-		return rc;
-	return apop_verify(s->timestamp, s->inbox.password, digest) ? STORE_OK : STORE_NOTFOUND;
+	pop3_auth_reply(s, auth_password(&s->auth, s->user, args));
 }
 
 static void cmd_apop(struct pop3_session *s, const char *args)
@@ -375,61 +354,24 @@ static void cmd_apop(struct pop3_session *s, const char *args)
 		pop3_reply(s, "-ERR Syntax: APOP name digest");
 		return;
 	}
-	pop3_auth_result(s, pop3_apop_check(s, user, digest));
-}
-
-static void pop3_sasl_end(struct pop3_session *s)
-{
-	if (s->sasl) {
-		sasl_reset(s->sasl);
-		free(s->sasl);
-		s->sasl = NULL;
-	}
-	if (s->mode == M_SASL)
-		s->mode = M_COMMAND;
-}
-
-static void pop3_sasl_result(struct pop3_session *s, enum sasl_rc rc, const char *out)
-{
-	int arc;
-
-	switch (rc) {
-	case SASL_CONTINUE:
-		s->mode = M_SASL;
-		/* RFC 5034 §4: "+" SP base64 challenge (empty for PLAIN). */
-		conn_printf(s->conn, "+ %s\r\n", out);
-		break;
-	case SASL_DONE:
-		arc = auth_check_sasl(s->srv->store, &s->srv->auth, s->sasl, &s->inbox);
-		pop3_sasl_end(s);
-		pop3_auth_result(s, arc);
-		break;
-	case SASL_CANCELLED:
-		pop3_sasl_end(s);
-		pop3_reply(s, "-ERR Authentication cancelled");
-		break;
-	default:
-		pop3_sasl_end(s);
-		pop3_reply(s, "-ERR Cannot decode the authentication response");
-		break;
-	}
+	pop3_auth_reply(s, auth_apop(&s->auth, s->timestamp, user, digest));
 }
 
 /* The mechanisms this connection may use, for CAPA and a bare AUTH. */
-static const char *pop3_mechs(struct pop3_session *s)
+static void pop3_mechs(struct pop3_session *s, char *buf, size_t size)
 {
-	return pop3_plaintext_ok(s) ? "PLAIN LOGIN CRAM-MD5" : "CRAM-MD5";
+	auth_mechanisms(auth_plaintext_ok(&s->auth, conn_is_tls(s->conn)), "", buf, size);
 }
 
 static void cmd_auth(struct pop3_session *s, const char *args)
 {
-	char mechname[32], initial[POP3_AUTH_LINE_MAX], out[SASL_OUT_MAX];
-	enum sasl_mech mech;
+	char mechname[32], initial[POP3_AUTH_LINE_MAX], mechs[128];
 
 	if (*args == '\0') {
 		/* RFC 1734's listing, which clients still probe with. */
+		pop3_mechs(s, mechs, sizeof(mechs));
 		conn_printf(s->conn, "+OK Mechanisms follow\r\n");
-		for (const char *m = pop3_mechs(s); *m; ) {
+		for (const char *m = mechs; *m; ) {
 			size_t n = strcspn(m, " ");
 			conn_printf(s->conn, "%.*s\r\n", (int)n, m);
 			m += n + (m[n] == ' ');
@@ -442,25 +384,8 @@ static void cmd_auth(struct pop3_session *s, const char *args)
 		pop3_reply(s, "-ERR Syntax: AUTH mechanism [initial-response]");
 		return;
 	}
-	if ((mech = sasl_mech_parse(mechname)) == SASL_MECH_NONE) {
-		pop3_reply(s, "-ERR Unsupported authentication mechanism");
-		return;
-	}
-	if (mech != SASL_MECH_CRAM_MD5 && !pop3_check_plaintext(s))
-		return;
-	if ((s->sasl = calloc(1, sizeof(*s->sasl))) == NULL) {
-		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication failure");
-		return;
-	}
-	pop3_sasl_result(s, sasl_start(s->sasl, mech, initial[0] ? initial : NULL,
-	    s->srv->cfg->hostname, out, sizeof(out)), out);
-}
-
-static void pop3_sasl_line(struct pop3_session *s, const char *line)
-{
-	char out[SASL_OUT_MAX];
-
-	pop3_sasl_result(s, sasl_step(s->sasl, line, out, sizeof(out)), out);
+	pop3_auth_reply(s, auth_start(&s->auth, conn_is_tls(s->conn), mechname,
+	    initial[0] ? initial : NULL));
 }
 
 static void cmd_stls(struct pop3_session *s, const char *args)
@@ -495,9 +420,12 @@ static void cmd_capa(struct pop3_session *s, const char *args)
 
 	conn_printf(c, "+OK Capability list follows\r\n");
 	conn_printf(c, "TOP\r\nUIDL\r\n");
-	if (pop3_plaintext_ok(s))
+	char mechs[128];
+
+	pop3_mechs(s, mechs, sizeof(mechs));
+	if (auth_plaintext_ok(&s->auth, conn_is_tls(c)))
 		conn_printf(c, "USER\r\n");
-	conn_printf(c, "SASL %s\r\n", pop3_mechs(s));
+	conn_printf(c, "SASL %s\r\n", mechs);
 	conn_printf(c, "RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n");
 	if (s->state == P_AUTHORIZATION && !conn_is_tls(c) && conn_tls_available(c))
 		conn_printf(c, "STLS\r\n");
@@ -909,7 +837,8 @@ static bool pop3_input_line(struct pop3_session *s)
 		return false;
 	case CONN_LINE_TOOLONG:
 		if (s->mode == M_SASL) {
-			pop3_sasl_end(s);
+			auth_session_end(&s->auth);
+			s->mode = M_COMMAND;
 			pop3_reply(s, "-ERR Authentication exchange line is too long");
 		} else {
 			pop3_reply(s, "-ERR Line too long");
@@ -917,7 +846,7 @@ static bool pop3_input_line(struct pop3_session *s)
 		return true;
 	default:
 		if (s->mode == M_SASL)
-			pop3_sasl_line(s, line);
+			pop3_auth_reply(s, auth_step(&s->auth, line));
 		else
 			pop3_command(s, line, len);
 		return true;
@@ -967,6 +896,11 @@ static void *pop3_open(struct conn *c)
 		free(s);
 		return NULL;
 	}
+	auth_session_init(&s->auth, &(struct auth_session_params){
+	    .proto = "pop3", .store = s->srv->store, .policy = &s->srv->auth,
+	    .host = s->srv->cfg->hostname, .allow_plaintext = s->srv->cfg->allow_plaintext_auth,
+	    .step_ms = POP3_AUTH_DELAY_STEP_MS, .max_ms = POP3_AUTH_DELAY_MAX_MS,
+	    .ev_delay = s->ev_delay }, conn_peer(c), &s->inbox);
 	pop3_make_timestamp(s);
 	conn_set_timeout(c, s->srv->cfg->pop3_timeout);
 	conn_printf(c, "+OK mailsnare POP3 ready %s\r\n", s->timestamp);
@@ -997,7 +931,7 @@ static void pop3_free(void *arg)
 	struct pop3_session *s = arg;
 
 	pop3_unlock(s);
-	pop3_sasl_end(s);
+	auth_session_end(&s->auth);
 	free(s->stream);
 	pop3_drop_free(s->drop);
 	event_free(s->ev_delay);

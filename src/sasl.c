@@ -40,13 +40,16 @@ enum {
 
 #define CRAM_DIGEST_LEN 32
 
+/* Every mechanism, in the order they are advertised. A new mechanism is
+ * a row here and its steps below. */
 static const struct {
 	enum sasl_mech mech;
 	const char *name;
+	bool plaintext;     /* the password crosses the wire as it is */
 } mech_names[] = {
-	{ SASL_MECH_PLAIN, "PLAIN" },
-	{ SASL_MECH_LOGIN, "LOGIN" },
-	{ SASL_MECH_CRAM_MD5, "CRAM-MD5" },
+	{ SASL_MECH_PLAIN, "PLAIN", true },
+	{ SASL_MECH_LOGIN, "LOGIN", true },
+	{ SASL_MECH_CRAM_MD5, "CRAM-MD5", false },
 };
 
 #define N_MECHS (sizeof(mech_names) / sizeof(mech_names[0]))
@@ -67,6 +70,35 @@ const char *sasl_mech_name(enum sasl_mech mech)
 		if (mech_names[i].mech == mech)
 			return mech_names[i].name;
 	return "NONE";
+}
+
+bool sasl_mech_plaintext(enum sasl_mech mech)
+{
+	for (size_t i = 0; i < N_MECHS; i++)
+		if (mech_names[i].mech == mech)
+			return mech_names[i].plaintext;
+	return false;
+}
+
+void sasl_mech_list(bool plaintext_ok, const char *prefix, char *buf, size_t size)
+{
+	size_t len = 0;
+	int n;
+
+	if (size == 0)
+		return;
+	buf[0] = '\0';
+	for (size_t i = 0; i < N_MECHS; i++) {
+		if (mech_names[i].plaintext && !plaintext_ok)
+			continue;
+		n = snprintf(buf + len, size - len, "%s%s%s", len ? " " : "", prefix,
+		    mech_names[i].name);
+		if (n < 0 || (size_t)n >= size - len) {
+			buf[len] = '\0';   /* only whole names */
+			return;
+		}
+		len += (size_t)n;
+	}
 }
 
 void sasl_reset(struct sasl *s)

@@ -79,10 +79,9 @@ struct smtp_session {
 	bool authed;
 	struct store_inbox inbox;        /* valid when authed */
 	int64_t default_inbox;           /* id of "dev", looked up once */
-	struct sasl *sasl;               /* during an AUTH exchange */
+	struct auth_session auth;        /* AUTH, and the failure delay */
 	unsigned errors;
-	unsigned auth_failures;
-	struct event *ev_delay;
+	struct event *ev_delay;          /* armed by auth.c after a failure */
 	uint64_t bdat_size;              /* size of the current chunk */
 	uint64_t bdat_left;              /* chunk bytes still to read */
 	bool bdat_discard;               /* ... and drop (rejected BDAT) */
@@ -455,11 +454,6 @@ static void cmd_helo(struct smtp_session *s, const char *args)
 	smtp_reply(s, "250 %s", s->srv->cfg->hostname);
 }
 
-static bool smtp_plaintext_ok(struct smtp_session *s)
-{
-	return conn_is_tls(s->conn) || s->srv->cfg->allow_plaintext_auth;
-}
-
 static void cmd_ehlo(struct smtp_session *s, const char *args)
 {
 	struct conn *c = s->conn;
@@ -475,9 +469,13 @@ static void cmd_ehlo(struct smtp_session *s, const char *args)
 	    "250-CHUNKING\r\n");
 	if (!conn_is_tls(c) && conn_tls_available(c))
 		conn_printf(c, "250-STARTTLS\r\n");
-	if (!s->authed)
-		conn_printf(c, "250-AUTH %s\r\n",
-		    smtp_plaintext_ok(s) ? "PLAIN LOGIN CRAM-MD5" : "CRAM-MD5");
+	if (!s->authed) {
+		char mechs[128];
+
+		auth_mechanisms(auth_plaintext_ok(&s->auth, conn_is_tls(c)), "", mechs,
+		    sizeof(mechs));
+		conn_printf(c, "250-AUTH %s\r\n", mechs);
+	}
 	conn_printf(c, "250 HELP\r\n");
 }
 
@@ -729,17 +727,6 @@ static void cmd_starttls(struct smtp_session *s, const char *args)
 
 /* --- AUTH ----------------------------------------------------------- */
 
-static void smtp_sasl_end(struct smtp_session *s)
-{
-	if (s->sasl) {
-		sasl_reset(s->sasl);
-		free(s->sasl);
-		s->sasl = NULL;
-	}
-	if (s->mode == M_SASL)
-		s->mode = M_COMMAND;
-}
-
 static void smtp_auth_delay_done(evutil_socket_t fd, short what, void *arg)
 {
 	struct smtp_session *s = arg;
@@ -749,92 +736,47 @@ static void smtp_auth_delay_done(evutil_socket_t fd, short what, void *arg)
 	conn_resume(s->conn);
 }
 
-/* A failed login is answered after a delay that grows with each failure
- * on the connection, without blocking anyone else. */
-static void smtp_auth_failed(struct smtp_session *s)
+/* SMTP's reply to each outcome of the shared flow (auth.h); a failure is
+ * answered (535) by smtp_auth_delay_done. */
+static const char *const smtp_auth_replies[] = {
+	[AUTH_CHALLENGE] = "334 ",
+	[AUTH_OK] = "235 2.7.0 Authentication successful",
+	[AUTH_CANCELLED] = "501 5.0.0 Authentication cancelled",
+	[AUTH_MALFORMED] = "501 5.5.2 Cannot decode response",
+	[AUTH_TEMPFAIL] = "454 4.7.0 Temporary authentication failure",
+	[AUTH_NOMECH] = "504 5.5.4 Unrecognized authentication type",
+	[AUTH_NEED_TLS] = "538 5.7.11 Encryption required for requested authentication mechanism",
+};
+
+static void smtp_auth_reply(struct smtp_session *s, enum auth_rc rc)
 {
-	struct timeval tv;
-
-	auth_failure_delay(++s->auth_failures, SMTP_AUTH_DELAY_STEP_MS,
-	    SMTP_AUTH_DELAY_MAX_MS, &tv);
-	log_info("smtp: %s: authentication failed", conn_peer(s->conn));
-	s->mode = M_WAIT;
-	conn_pause(s->conn);
-	evtimer_add(s->ev_delay, &tv);
-}
-
-static void smtp_auth_verify(struct smtp_session *s)
-{
-	int rc = auth_check_sasl(s->srv->store, &s->srv->auth, s->sasl, &s->inbox);
-
-	smtp_sasl_end(s);
-	if (rc == STORE_OK) {
+	s->mode = rc == AUTH_CHALLENGE ? M_SASL : rc == AUTH_FAILED ? M_WAIT : M_COMMAND;
+	if (rc == AUTH_FAILED) {
+		conn_pause(s->conn);
+		return;
+	}
+	if (rc == AUTH_OK) {
 		s->authed = true;
 		log_info("smtp: %s: authenticated as %s", conn_peer(s->conn), s->inbox.name);
-		smtp_reply(s, "235 2.7.0 Authentication successful");
-	} else if (rc == STORE_NOTFOUND) {
-		smtp_auth_failed(s);
-	} else {
-		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
 	}
-}
-
-static void smtp_sasl_result(struct smtp_session *s, enum sasl_rc rc, const char *out)
-{
-	switch (rc) {
-	case SASL_CONTINUE:
-		s->mode = M_SASL;
-		smtp_reply(s, "334 %s", out);
-		break;
-	case SASL_DONE:
-		smtp_auth_verify(s);
-		break;
-	case SASL_CANCELLED:
-		smtp_sasl_end(s);
-		smtp_reply(s, "501 5.0.0 Authentication cancelled");
-		break;
-	default:
-		smtp_sasl_end(s);
-		smtp_reply(s, "501 5.5.2 Cannot decode response");
-		break;
-	}
+	smtp_reply(s, "%s%s", smtp_auth_replies[rc], rc == AUTH_CHALLENGE ? s->auth.out : "");
 }
 
 static void cmd_auth(struct smtp_session *s, const char *args)
 {
-	char mechname[32], out[SASL_OUT_MAX];
+	char mechname[32];
 	size_t n = strcspn(args, " ");
 	const char *initial = args + n;
-	enum sasl_mech mech;
 
 	if (s->authed) {
 		smtp_reply(s, "503 5.5.1 Already authenticated");
 		return;
 	}
 	snprintf(mechname, sizeof(mechname), "%.*s", (int)n, args);
-	if ((mech = sasl_mech_parse(mechname)) == SASL_MECH_NONE) {
-		smtp_reply(s, "504 5.5.4 Unrecognized authentication type");
-		return;
-	}
-	if (mech != SASL_MECH_CRAM_MD5 && !smtp_plaintext_ok(s)) {
-		smtp_reply(s, "538 5.7.11 Encryption required for requested authentication mechanism");
-		return;
-	}
 	while (*initial == ' ')
 		initial++;
-	if ((s->sasl = calloc(1, sizeof(*s->sasl))) == NULL) {
-		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
-		return;
-	}
-	smtp_sasl_result(s, sasl_start(s->sasl, mech, *initial ? initial : NULL,
-	    s->srv->cfg->hostname, out, sizeof(out)), out);
-}
-
-static void smtp_sasl_line(struct smtp_session *s, const char *line)
-{
-	char out[SASL_OUT_MAX];
-
-	smtp_sasl_result(s, sasl_step(s->sasl, line, out, sizeof(out)), out);
+	smtp_auth_reply(s, auth_start(&s->auth, conn_is_tls(s->conn), mechname,
+	    *initial ? initial : NULL));
 }
 
 /* --- dispatch ------------------------------------------------------- */
@@ -907,7 +849,8 @@ static bool smtp_input_line(struct smtp_session *s)
 		return false;
 	case CONN_LINE_TOOLONG:
 		if (s->mode == M_SASL) {
-			smtp_sasl_end(s);
+			auth_session_end(&s->auth);
+			s->mode = M_COMMAND;
 			smtp_reply(s, "500 5.5.6 Authentication exchange line is too long");
 		} else {
 			smtp_reply(s, "500 5.5.2 Line too long");
@@ -915,7 +858,7 @@ static bool smtp_input_line(struct smtp_session *s)
 		return true;
 	default:
 		if (s->mode == M_SASL)
-			smtp_sasl_line(s, line);
+			smtp_auth_reply(s, auth_step(&s->auth, line));
 		else
 			smtp_command(s, line, len);
 		return true;
@@ -964,6 +907,11 @@ static void *smtp_open(struct conn *c)
 		free(s);
 		return NULL;
 	}
+	auth_session_init(&s->auth, &(struct auth_session_params){
+	    .proto = "smtp", .store = s->srv->store, .policy = &s->srv->auth,
+	    .host = s->srv->cfg->hostname, .allow_plaintext = s->srv->cfg->allow_plaintext_auth,
+	    .step_ms = SMTP_AUTH_DELAY_STEP_MS, .max_ms = SMTP_AUTH_DELAY_MAX_MS,
+	    .ev_delay = s->ev_delay }, conn_peer(c), &s->inbox);
 	conn_set_timeout(c, s->srv->cfg->smtp_timeout);
 	conn_printf(c, "220 %s ESMTP mailsnare\r\n", s->srv->cfg->hostname);
 	return s;
@@ -991,7 +939,7 @@ static void smtp_free(void *arg)
 	struct smtp_session *s = arg;
 
 	smtp_tx_free(s);
-	smtp_sasl_end(s);
+	auth_session_end(&s->auth);
 	event_free(s->ev_delay);
 	free(s);
 }

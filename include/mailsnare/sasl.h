@@ -38,6 +38,12 @@ struct sasl {
 /* "PLAIN", "LOGIN", "CRAM-MD5" (case-insensitive); SASL_MECH_NONE if unknown. */
 enum sasl_mech sasl_mech_parse(const char *name);
 const char *sasl_mech_name(enum sasl_mech mech);
+/* true if the mechanism sends the password as it is (needs TLS unless
+ * allow-plaintext-auth). */
+bool sasl_mech_plaintext(enum sasl_mech mech);
+/* The mechanisms, each as prefix + name, separated by one space, in the
+ * order they are advertised; the plaintext ones only if plaintext_ok. */
+void sasl_mech_list(bool plaintext_ok, const char *prefix, char *buf, size_t size);
 
 /*
  * Starts an exchange. `initial` is the client's initial response as sent
