@@ -755,5 +755,138 @@ class TestInboxes(ServerCase):
         self.assertEqual(d.inbox_rows()["dev"], ("dev", 1))
 
 
+class TestAuthBudget(unittest.TestCase):
+    """Failed logins are counted per client address across connections and
+    protocols (auth.c): 30 parallel connections from 127.0.0.1 guessing
+    passwords on SMTP, POP3 and IMAP for 5 s get at most the budget (20)
+    plus one answer per 250 ms between them, while a right password from
+    the same address logs in at once. Before the budget they got 100-490
+    answers a second."""
+
+    GUESS_SECONDS = 5.0
+    CONNECTIONS = 30
+    # 20 within the budget, 20 slots of 250 ms in 5 s, and some slack for
+    # the drain of the budget during the run (20 a minute).
+    MAX_ANSWERS = 50
+
+    # One wrong-password attempt per protocol: what to send, and the
+    # first bytes of the failure reply.
+    ATTEMPTS = {
+        "smtp": (b"AUTH PLAIN " + harness.auth_plain("dev", "wrong").encode() + CRLF,
+                 b"535 5.7.8 "),
+        "pop3": (b"USER dev\r\nPASS wrong\r\n", b"-ERR [AUTH] "),
+        "imap": (b"a LOGIN dev wrong\r\n", b"a NO [AUTHENTICATIONFAILED] "),
+    }
+
+    def setUp(self):
+        self.srv = harness.Server().start()
+        self.addCleanup(self.srv.stop)
+
+    def _guess(self, proto, deadline, counts, errors):
+        """Guesses on one connection after another until the deadline;
+        counts the failure replies that arrive before it."""
+        send, fail = self.ATTEMPTS[proto]
+        while time.monotonic() < deadline:
+            try:
+                sock = socket.create_connection(self.srv.addr(proto), timeout=2.0)
+            except OSError as e:
+                errors.append("%s connect: %r" % (proto, e))
+                return
+            buf = b""
+            try:
+                sock.settimeout(1.0)
+                buf = sock.recv(4096)                  # greeting
+                if proto == "smtp":
+                    sock.sendall(b"EHLO guesser\r\n")
+                buf = b""
+                while time.monotonic() < deadline:
+                    sock.sendall(send)
+                    while fail not in buf and time.monotonic() < deadline:
+                        try:
+                            chunk = sock.recv(4096)
+                        except socket.timeout:
+                            continue
+                        if not chunk:
+                            raise EOFError
+                        buf += chunk
+                    if fail in buf:
+                        counts[proto] += 1
+                        buf = buf[buf.index(fail) + len(fail):]
+            except (EOFError, ConnectionError):
+                pass                                   # cut off after N failures: go again
+            finally:
+                sock.close()
+
+    def _login_time(self, proto):
+        """Seconds a right password takes on a fresh connection."""
+        addr = self.srv.addr(proto)
+        with socket.create_connection(addr, timeout=IO_TIMEOUT) as sock:
+            f = sock.makefile("rb")
+            f.readline()
+            if proto == "smtp":
+                sock.sendall(b"EHLO fixture\r\n")
+                while not f.readline().startswith(b"250 "):
+                    pass
+            t0 = time.monotonic()
+            if proto == "smtp":
+                sock.sendall(b"AUTH PLAIN " + harness.auth_plain("dev", "dev").encode() + CRLF)
+                self.assertEqual(f.readline(), b"235 2.7.0 Authentication successful\r\n")
+            elif proto == "pop3":
+                sock.sendall(b"USER dev\r\n")
+                self.assertEqual(f.readline(), b"+OK Send your password\r\n")
+                sock.sendall(b"PASS dev\r\n")
+                self.assertTrue(f.readline().startswith(b"+OK Logged in, "))
+                sock.sendall(b"QUIT\r\n")
+            else:
+                sock.sendall(b"b LOGIN dev dev\r\n")
+                self.assertTrue(f.readline().startswith(b"b OK [CAPABILITY "))
+            return time.monotonic() - t0
+
+    def test_parallel_wrong_passwords_share_one_budget(self):
+        import threading
+        counts = {p: 0 for p in self.ATTEMPTS}
+        errors = []
+        deadline = time.monotonic() + self.GUESS_SECONDS
+        protos = list(self.ATTEMPTS)
+        threads = [threading.Thread(target=self._guess,
+                                    args=(protos[i % 3], deadline, counts, errors))
+                   for i in range(self.CONNECTIONS)]
+        for t in threads:
+            t.start()
+        time.sleep(2.0)          # the budget is spent by now
+        # A right password from the same address, meanwhile: at once.
+        waits = {p: self._login_time(p) for p in protos}
+        for t in threads:
+            t.join(self.GUESS_SECONDS + 10)
+            self.assertFalse(t.is_alive(), "a guessing thread is stuck")
+        self.assertEqual(errors, [])
+        total = sum(counts.values())
+        print("\n%d failed logins answered in %.0f s over %d connections (%s); "
+              "right password: %s" % (total, self.GUESS_SECONDS, self.CONNECTIONS, counts,
+                                      {p: "%.3f s" % w for p, w in waits.items()}))
+        self.assertGreaterEqual(total, 20, "failures are answered at all (%s)" % counts)
+        self.assertLessEqual(total, self.MAX_ANSWERS, "answers in %.0f s: %s"
+                             % (self.GUESS_SECONDS, counts))
+        for p, w in waits.items():
+            self.assertLess(w, 0.5, "%s login with the right password took %.3f s" % (p, w))
+        # Every protocol was answered, each in its own words.
+        for p in protos:
+            self.assertGreater(counts[p], 0, "no %s failure answered: %s" % (p, counts))
+
+    def test_a_few_mistakes_are_answered_as_before(self):
+        # Under the budget only the connection's own delay applies: the
+        # first failure on SMTP is answered after 200 ms, not more.
+        with RawSMTP(self.srv.addr("smtp")) as c:
+            c.greeting()
+            c.cmd("EHLO fixture")
+            for _ in range(3):
+                t0 = time.monotonic()
+                r = c.cmd("AUTH PLAIN " + harness.auth_plain("dev", "typo"))
+                self.assertEqual(r.code, 535)
+            self.assertLess(time.monotonic() - t0, 1.0)
+            r = c.cmd("AUTH PLAIN " + harness.auth_plain("dev", "dev"))
+            self.assertEqual(r.code, 235)
+
+
 if __name__ == "__main__":
     harness.main()
