@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mailsnare/imap_match.h"
 #include "imap_session.h"
 
 #define LIST_MAX_PATTERNS 16
@@ -48,41 +49,12 @@ struct entries {
 	size_t n, cap;
 };
 
-/* '*' matches anything, '%' anything but the delimiter; INBOX matches
- * case-insensitively. */
-static bool wild_match(const char *pat, const char *name, bool inbox_ci)
-{
-	for (; *pat; pat++, name++) {
-		if (*pat == '*' || *pat == '%') {
-			for (;; name++) {
-				if (wild_match(pat + 1, name, false))
-					return true;
-				if (*name == '\0' || (*pat == '%' && *name == '/'))
-					return false;
-			}
-		}
-		if (inbox_ci ? (tolower((unsigned char)*pat) != tolower((unsigned char)*name))
-		    : *pat != *name)
-			return false;
-		if (inbox_ci && *pat == '/')
-			inbox_ci = false;
-	}
-	return *name == '\0';
-}
-
-static bool name_match(const char *pat, const char *name)
-{
-	bool inbox = strncmp(name, "INBOX", 5) == 0 && (name[5] == '\0' || name[5] == '/');
-
-	return wild_match(pat, name, inbox);
-}
-
 static bool any_match(const struct list_req *r, const char *name)
 {
 	size_t i;
 
 	for (i = 0; i < r->npat; i++)
-		if (name_match(r->pat[i], name))
+		if (imap_list_match(r->pat[i], name))
 			return true;
 	return false;
 }

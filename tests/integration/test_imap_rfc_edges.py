@@ -250,5 +250,30 @@ class CharsetTest(EdgesTest):
         self.assertEqual(status_of(tagged), "BAD", tagged)
 
 
+
+# ---------------------------------------------------------------------------
+# LIST patterns that made the old backtracking matcher take exponential time
+
+
+class ListPatternTest(EdgesTest):
+    def test_hostile_pattern_answers_and_others_are_served(self):
+        imap = self.session()
+        name = "a" * 250
+        self.exact(imap, "CREATE %s" % name, [], b"OK CREATE completed")
+        self.exact(imap, 'SUBSCRIBE %s' % ("a" * 200 + "/x"), [], b"OK SUBSCRIBE completed")
+        other = self.session()
+        # Eight "*a" made the old matcher run for practically forever;
+        # now both patterns answer at once (the timeout is a hang bound).
+        for verb in ("LIST", "LSUB"):
+            tag = imap.next_tag()
+            imap.send(('%s %s "" "%sb"\r\n' % (tag, verb, "*a" * 60)).encode())
+            untagged, tagged = imap.until_tagged(tag, timeout=10)
+            self.assertEqual(untagged, [], verb)
+            self.assertEqual(tagged, tag.encode() + b" OK " + verb.encode() + b" completed")
+            self.exact(other, "NOOP", [], b"OK NOOP completed")
+        # And a pattern that does match still does.
+        untagged, tagged = imap.command('LIST "" "%sa"' % ("*a" * 60))
+        self.assertEqual(untagged, [b'* LIST (\\HasNoChildren) "/" "' + name.encode() + b'"'])
+
 if __name__ == "__main__":
     harness.main()
