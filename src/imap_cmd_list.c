@@ -41,6 +41,9 @@ struct entry {
 	char name[STORE_MAILBOX_NAME_MAX];
 	char special_use[16];
 	bool exists, subscribed;
+	/* Below it: an existing mailbox, a subscribed name, a subscribed name
+	 * no pattern lists (set per command: see mark_unlisted). */
+	bool child_exists, child_subscribed, child_unlisted;
 	struct store_mailbox mb;
 };
 
@@ -59,14 +62,35 @@ static bool any_match(const struct list_req *r, const char *name)
 	return false;
 }
 
-static struct entry *entry_get(struct entries *l, const char *name)
+/* Names in hierarchy order: '/' sorts below every other octet, so the
+ * names under "a" follow "a" in one run ("a", "a/b", "a-b", not "a",
+ * "a-b", "a/b"). */
+static int name_cmp(const char *x, const char *y)
+{
+	const unsigned char *a = (const unsigned char *)x, *b = (const unsigned char *)y;
+
+	for (; *a && *a == *b; a++, b++)
+		;
+	if (*a == *b)
+		return 0;
+	if (*a == '/')
+		return *b == '\0' ? 1 : -1;
+	if (*b == '/')
+		return *a == '\0' ? -1 : 1;
+	return *a < *b ? -1 : 1;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	return name_cmp(((const struct entry *)a)->name, ((const struct entry *)b)->name);
+}
+
+/* Appends; duplicates are merged once everything is in (entries_sorted):
+ * looking each name up as it came made LIST quadratic. */
+static struct entry *entry_add(struct entries *l, const char *name)
 {
 	struct entry *p;
-	size_t i;
 
-	for (i = 0; i < l->n; i++)
-		if (strcmp(l->e[i].name, name) == 0)
-			return &l->e[i];
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 16;
 		if ((p = realloc(l->e, cap * sizeof(*p))) == NULL)
@@ -80,9 +104,26 @@ static struct entry *entry_get(struct entries *l, const char *name)
 	return p;
 }
 
+static struct entry *entry_find(const struct entries *l, const char *name)
+{
+	size_t lo = 0, hi = l->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = name_cmp(l->e[mid].name, name);
+		if (c == 0)
+			return &l->e[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
 static int entry_mailbox(const struct store_mailbox *mb, void *arg)
 {
-	struct entry *e = entry_get(arg, mb->name);
+	struct entry *e = entry_add(arg, mb->name);
 
 	if (e == NULL)
 		return STORE_FULL;
@@ -94,81 +135,116 @@ static int entry_mailbox(const struct store_mailbox *mb, void *arg)
 
 static int entry_subscribed(const char *name, void *arg)
 {
-	struct entry *e = entry_get(arg, name);
+	struct entries *l = arg;
+	char parent[STORE_MAILBOX_NAME_MAX];
+	struct entry *e = entry_add(l, name);
+	char *p;
 
 	if (e == NULL)
 		return STORE_FULL;
 	e->subscribed = true;
+	/* Every superior of a subscribed name, so that LSUB and
+	 * RECURSIVEMATCH can report a parent that is neither subscribed nor
+	 * a mailbox. */
+	snprintf(parent, sizeof(parent), "%s", name);
+	while ((p = strrchr(parent, '/')) != NULL) {
+		*p = '\0';
+		if (parent[0] != '\0' && entry_add(l, parent) == NULL)
+			return STORE_FULL;
+	}
 	return 0;
 }
 
-static int entries_load(struct imap_session *s, struct entries *l)
+/* Calls mark(e) for every superior of name that is an entry. */
+static void mark_superiors(struct entries *l, const char *name, void (*mark)(struct entry *))
+{
+	char parent[STORE_MAILBOX_NAME_MAX];
+	struct entry *e;
+	char *p;
+
+	snprintf(parent, sizeof(parent), "%s", name);
+	while ((p = strrchr(parent, '/')) != NULL) {
+		*p = '\0';
+		if ((e = entry_find(l, parent)) != NULL)
+			mark(e);
+	}
+}
+
+static void mark_exists(struct entry *e)
+{
+	e->child_exists = true;
+}
+
+static void mark_subscribed(struct entry *e)
+{
+	e->child_subscribed = true;
+}
+
+static void mark_unlisted_one(struct entry *e)
+{
+	e->child_unlisted = true;
+}
+
+/* Sorted, each name once, with what lies below each. */
+static int entries_sorted(struct imap_session *s, struct entries *l)
 {
 	int rc = store_mailbox_list(s->srv->store, s->inbox.id, entry_mailbox, l);
+	size_t i, n = 0;
 
 	if (rc == STORE_OK)
 		rc = store_subscription_list(s->srv->store, s->inbox.id, entry_subscribed, l);
-	return rc;
-}
-
-/* Adds every superior of a subscribed name, so that LSUB and RECURSIVEMATCH
- * can report a parent that is neither subscribed nor a mailbox. */
-static int entries_add_parents(struct entries *l)
-{
-	char name[STORE_MAILBOX_NAME_MAX];
-	size_t i, n = l->n;
-	char *p;
-
-	for (i = 0; i < n; i++) {
-		if (!l->e[i].subscribed)
+	if (rc != STORE_OK)
+		return rc;
+	qsort(l->e, l->n, sizeof(l->e[0]), entry_cmp);
+	for (i = 0; i < l->n; i++) {
+		struct entry *e = &l->e[i];
+		if (n > 0 && strcmp(l->e[n - 1].name, e->name) == 0) {
+			struct entry *keep = &l->e[n - 1];
+			keep->subscribed |= e->subscribed;
+			if (e->exists) {
+				keep->exists = true;
+				keep->mb = e->mb;
+				memcpy(keep->special_use, e->special_use, sizeof(keep->special_use));
+			}
 			continue;
-		snprintf(name, sizeof(name), "%s", l->e[i].name);
-		while ((p = strrchr(name, '/')) != NULL) {
-			*p = '\0';
-			if (name[0] != '\0' && entry_get(l, name) == NULL)
-				return STORE_FULL;
 		}
+		if (n != i)
+			l->e[n] = *e;
+		n++;
+	}
+	l->n = n;
+	for (i = 0; i < l->n; i++) {
+		if (l->e[i].exists)
+			mark_superiors(l, l->e[i].name, mark_exists);
+		if (l->e[i].subscribed)
+			mark_superiors(l, l->e[i].name, mark_subscribed);
 	}
 	return STORE_OK;
 }
 
-/* Does some other entry below `name` have the property? */
-static bool below(const struct entries *l, const char *name, bool subscribed_only)
+/* Marks the superiors of every subscribed name that no pattern matches:
+ * the reason to list a superior for it (RFC 3501 §6.3.9 for LSUB, RFC
+ * 5258 §3.5 for RECURSIVEMATCH, which lists such a parent only when the
+ * child is not listed too). */
+static void mark_unlisted(const struct list_req *r, struct entries *l)
 {
-	size_t i, n = strlen(name);
+	size_t i;
 
 	for (i = 0; i < l->n; i++)
-		if (strncmp(l->e[i].name, name, n) == 0 && l->e[i].name[n] == '/' &&
-		    (subscribed_only ? l->e[i].subscribed : l->e[i].exists))
-			return true;
-	return false;
-}
-
-/* A subscribed name below `name` that no pattern matches: the reason to
- * list `name` itself for it (RFC 3501 §6.3.9 for LSUB, RFC 5258 §3.5 for
- * RECURSIVEMATCH, which lists such a parent only when the child is not
- * listed too). */
-static bool subscribed_below_unlisted(const struct list_req *r, const struct entries *l,
-    const char *name)
-{
-	size_t i, n = strlen(name);
-
-	for (i = 0; i < l->n; i++)
-		if (l->e[i].subscribed && strncmp(l->e[i].name, name, n) == 0 &&
-		    l->e[i].name[n] == '/' && !any_match(r, l->e[i].name))
-			return true;
-	return false;
+		if (l->e[i].subscribed && !any_match(r, l->e[i].name))
+			mark_superiors(l, l->e[i].name, mark_unlisted_one);
 }
 
 bool imap_mailbox_has_children(struct imap_session *s, const char *name)
 {
 	struct entries l = { 0 };
-	bool r = entries_load(s, &l) == STORE_OK && below(&l, name, false);
+	const struct entry *e;
+	bool r = entries_sorted(s, &l) == STORE_OK && (e = entry_find(&l, name)) != NULL &&
+	    e->child_exists;
 
 	free(l.e);
 	return r;
 }
-
 /* ---- parsing -------------------------------------------------------------- */
 
 static bool opt_word(const struct imap_arg *a, const char *const *words, const unsigned *bits,
@@ -280,7 +356,7 @@ static void list_attrs(const struct list_req *r, const struct entries *l, const 
 	/* In the order of RFC 5258's examples: (\Subscribed \NonExistent). */
 	ATTR(e->subscribed && (r->opts & (SEL_SUBSCRIBED | RET_SUBSCRIBED)), "\\Subscribed");
 	ATTR(!e->exists, "\\NonExistent");
-	ATTR(e->exists, below(l, e->name, false) ? "\\HasChildren" : "\\HasNoChildren");
+	ATTR(e->exists, e->child_exists ? "\\HasChildren" : "\\HasNoChildren");
 	ATTR(e->special_use[0], e->special_use);
 #undef ATTR
 }
@@ -301,11 +377,6 @@ static void list_entry(struct imap_session *s, const struct list_req *r,
 		(void)imap_status_write(s, &e->mb, r->status);
 }
 
-static int entry_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct entry *)a)->name, ((const struct entry *)b)->name);
-}
-
 /* RFC 5258 §3 (SUBSCRIBED, RECURSIVEMATCH) and RFC 9051 §6.3.9's table:
  * a subscribed name is listed whether or not it exists, with CHILDINFO if
  * it has subscribed children; a parent that is not subscribed only for a
@@ -316,22 +387,11 @@ static bool list_subscribed(const struct list_req *r, const struct entries *l,
 	bool recursive = (r->opts & SEL_RECURSIVE) != 0;
 
 	if (e->subscribed) {
-		*childinfo = recursive && below(l, e->name, true);
+		*childinfo = recursive && e->child_subscribed;
 		return true;
 	}
-	*childinfo = recursive && subscribed_below_unlisted(r, l, e->name);
+	*childinfo = recursive && e->child_unlisted;
 	return *childinfo;
-}
-
-static int entries_sorted(struct imap_session *s, struct entries *l)
-{
-	int rc = entries_load(s, l);
-
-	if (rc == STORE_OK)
-		rc = entries_add_parents(l);
-	if (rc == STORE_OK)
-		qsort(l->e, l->n, sizeof(l->e[0]), entry_cmp);
-	return rc;
 }
 
 static void list_run(struct imap_session *s, const struct list_req *r)
@@ -340,6 +400,8 @@ static void list_run(struct imap_session *s, const struct list_req *r)
 	size_t i;
 
 	if (entries_sorted(s, &l) == STORE_OK) {
+		if (r->opts & SEL_RECURSIVE)
+			mark_unlisted(r, &l);
 		for (i = 0; i < l.n; i++) {
 			const struct entry *e = &l.e[i];
 			bool childinfo = false;
@@ -369,13 +431,15 @@ static void lsub_run(struct imap_session *s, const struct list_req *r)
 	bool parents = n > 0 && r->pat[0][n - 1] == '%';
 
 	if (entries_sorted(s, &l) == STORE_OK) {
+		if (parents)
+			mark_unlisted(r, &l);
 		for (i = 0; i < l.n; i++) {
 			const struct entry *e = &l.e[i];
 			if (!any_match(r, e->name))
 				continue;
 			if (e->subscribed)
 				imap_printf(s, "* LSUB () \"/\" ");
-			else if (parents && subscribed_below_unlisted(r, &l, e->name))
+			else if (parents && e->child_unlisted)
 				imap_printf(s, "* LSUB (\\Noselect) \"/\" ");
 			else
 				continue;
