@@ -10,7 +10,6 @@
 void apop_digest_hex(const char *timestamp, const char *password,
     char hex[APOP_DIGEST_HEX])
 {
-	static const char digits[] = "0123456789abcdef";
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -27,11 +26,7 @@ void apop_digest_hex(const char *timestamp, const char *password,
 	EVP_MD_CTX_free(ctx);
 	if (!ok)
 		return;  /* "" never equals a 32-digit response */
-	for (unsigned int i = 0; i < mdlen; i++) {
-		hex[i * 2] = digits[md[i] >> 4];
-		hex[i * 2 + 1] = digits[md[i] & 0x0f];
-	}
-	hex[32] = '\0';
+	sasl_md5_hex(md, hex);
 	OPENSSL_cleanse(md, sizeof(md));
 }
 

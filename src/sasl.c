@@ -119,9 +119,19 @@ bool sasl_streq_ct(const char *a, const char *b)
 	return la == lb && diff == 0;
 }
 
-void sasl_hmac_md5_hex(const char *key, const char *msg, char hex[33])
+void sasl_md5_hex(const unsigned char md[16], char hex[33])
 {
 	static const char digits[] = "0123456789abcdef";
+
+	for (unsigned int i = 0; i < 16; i++) {
+		hex[i * 2] = digits[md[i] >> 4];
+		hex[i * 2 + 1] = digits[md[i] & 0x0f];
+	}
+	hex[32] = '\0';
+}
+
+void sasl_hmac_md5_hex(const char *key, const char *msg, char hex[33])
+{
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 
@@ -129,11 +139,7 @@ void sasl_hmac_md5_hex(const char *key, const char *msg, char hex[33])
 	if (HMAC(EVP_md5(), key, (int)strlen(key), (const unsigned char *)msg,
 	        strlen(msg), md, &mdlen) == NULL || mdlen != 16)
 		return; /* "" never equals a 32-digit response */
-	for (unsigned int i = 0; i < mdlen; i++) {
-		hex[i * 2] = digits[md[i] >> 4];
-		hex[i * 2 + 1] = digits[md[i] & 0x0f];
-	}
-	hex[32] = '\0';
+	sasl_md5_hex(md, hex);
 	OPENSSL_cleanse(md, sizeof(md));
 }
 

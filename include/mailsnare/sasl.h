@@ -65,6 +65,8 @@ bool sasl_verify(const struct sasl *s, const char *password);
 /* Wipes credentials. */
 void sasl_reset(struct sasl *s);
 
+/* A 16-byte MD5 digest as 32 lowercase hex chars + NUL (CRAM-MD5, APOP). */
+void sasl_md5_hex(const unsigned char md[16], char hex[33]);
 /* HMAC-MD5(key, msg) as 32 lowercase hex chars + NUL into hex[33]. */
 void sasl_hmac_md5_hex(const char *key, const char *msg, char hex[33]);
 
