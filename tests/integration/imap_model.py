@@ -155,6 +155,9 @@ class Registry:
     def count(self, verb):
         with self.lock:
             self.verbs[verb] += 1
+            self.last_reply = time.monotonic()
+
+    last_reply = 0.0
 
 
 _TEXT_LINES = [b"The quick brown fox jumps over the lazy dog.",
@@ -250,6 +253,7 @@ class Session:
         self.partial = None     # (origin, length) of the partial FETCH asked for
         self.move_src = None    # source UIDs of the COPYUID of a MOVE
         self.storing = set()    # keys whose own keywords a STORE in progress changes
+        self.last_command = None
         self.suspects = {}      # UID -> (time, UIDVALIDITY): flagged deleted, left by EXPUNGE
         # Every fourth session enables QRESYNC (RFC 7162): VANISHED instead
         # of EXPUNGE, MODSEQ in flag FETCHes, [CLOSED] at SELECT.
@@ -301,6 +305,7 @@ class Session:
             self.imap = None
 
     def send(self, data):
+        self.last_command = data[:200]
         self.log("C:", data.rstrip(b"\r\n"))
         self.imap.send(data)
 
@@ -1154,9 +1159,13 @@ class Driver:
                                 % (e, TRANSCRIPT_LINES, s.idx, "\n".join(s.transcript)))
         except (OSError, EOFError) as e:
             dead = self.server_dead()
-            self.record_failure("session %d: %s: %r%s\n--- last lines ---\n%s"
-                                % (s.idx, type(e).__name__, e, " (%s)" % dead if dead else "",
-                                   "\n".join(s.transcript)))
+            if isinstance(e, socket.timeout):
+                # Was the whole server stuck, or this session only?
+                dead = dead or ("other sessions' last reply %.1f s ago"
+                                % (time.monotonic() - self.reg.last_reply))
+            self.record_failure("session %d: %s: %r (%s) during %r\n--- last lines ---\n%s"
+                                % (s.idx, type(e).__name__, e, dead or "server up",
+                                   s.last_command, "\n".join(s.transcript)))
         except Exception:   # a bug of this driver: say so, with context
             import traceback
             self.record_failure("session %d: driver error %s\n--- last lines ---\n%s"
