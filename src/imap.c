@@ -855,7 +855,8 @@ static bool imap_input_command(struct imap_session *s)
 	size_t used = 0;
 	enum imap_read_rc rc;
 
-	if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+	if (conn_output_full(s->conn) ||
+	    evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
 		return false;
 	rc = imap_reader_feed(s->reader, v.iov_base, v.iov_len, &used);
 	evbuffer_drain(in, used);
@@ -921,8 +922,8 @@ static void imap_input(void *arg)
 
 /* ---- notifications ----------------------------------------------------- */
 
-static void imap_on_change(void *arg, enum store_change what, int64_t mailbox_id,
-    int64_t message_id)
+static void imap_on_change(void *arg, enum store_change what, int64_t inbox_id,
+    int64_t mailbox_id, int64_t message_id)
 {
 	struct imap_session *s = arg;
 

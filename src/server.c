@@ -81,6 +81,8 @@ struct conn {
 	bool eof;                     /* the client shut down its side */
 	bool skipping;                /* discarding the rest of a too-long line */
 	bool want_drain;              /* call proto->drained at the low-water mark */
+	bool throttled;               /* input stopped: too much output queued */
+	struct evbuffer_cb_entry *bottom_cb;  /* drains of the socket-level output */
 	char peer[INET6_ADDRSTRLEN];
 	struct timeval close_started;
 };
@@ -90,6 +92,7 @@ static void conn_writecb(struct bufferevent *bev, void *arg);
 static void conn_eventcb(struct bufferevent *bev, short what, void *arg);
 static void conn_zlib_flush(struct conn *c);
 static bool conn_zlib_pull(struct conn *c);
+static struct bufferevent *conn_bottom(struct conn *c);
 
 /* Output passes through a filter (TLS, deflate) before the socket. */
 static bool conn_layered(const struct conn *c)
@@ -146,6 +149,8 @@ static void conn_free(struct conn *c)
 
 	if (c->sess)
 		c->proto->free(c->sess);
+	if (c->bottom_cb)
+		evbuffer_remove_cb_entry(bufferevent_get_output(conn_bottom(c)), c->bottom_cb);
 	if (c->z) {
 		/* The filter frees the zlib state, perhaps later. */
 		if (c->z->sent_cb)
@@ -178,6 +183,48 @@ size_t conn_output_pending(struct conn *c)
 	for (b = c->bev; b != NULL; b = bufferevent_get_underlying(b))
 		n += evbuffer_get_length(bufferevent_get_output(b));
 	return n;
+}
+
+/*
+ * Output back-pressure. A session stops taking commands while more than
+ * CONN_OUTPUT_MAX is queued on all layers (conn_readline says there is no
+ * line; the IMAP reader asks conn_output_full), so a client that pipelines
+ * and never reads costs that much and no more: its input waits in the
+ * input buffer, bounded by the read watermark, and then in the kernel.
+ * When the socket-level output is down to CONN_WRITE_LOWWATER the input
+ * goes on, from the event loop.
+ */
+static struct bufferevent *conn_bottom(struct conn *c)
+{
+	struct bufferevent *b = c->bev, *under;
+
+	while ((under = bufferevent_get_underlying(b)) != NULL)
+		b = under;
+	return b;
+}
+
+static void conn_unthrottle(struct conn *c)
+{
+	if (!c->throttled || c->closing || conn_output_pending(c) > CONN_WRITE_LOWWATER)
+		return;
+	c->throttled = false;
+	event_active(c->ev_wake, EV_TIMEOUT, 0);
+}
+
+static void conn_bottom_sent(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	(void)buf;
+	if (info->n_deleted > 0)
+		conn_unthrottle(arg);
+}
+
+bool conn_output_full(struct conn *c)
+{
+	if (conn_output_pending(c) < CONN_OUTPUT_MAX)
+		return false;
+	c->throttled = true;
+	return true;
 }
 
 /* Whether a session waiting for the drain may queue more: with deflate,
@@ -219,10 +266,12 @@ static void conn_run_input(struct conn *c)
 		while (conn_zlib_pull(c));
 		/* A client that half-closed after pipelining its last commands
 		 * gets its replies; then the connection ends. */
-		if (c->eof && !c->paused && !c->closing)
+		if (c->eof && !c->paused && !c->closing && !c->throttled)
 			conn_close(c);
 	}
 	conn_flush(c);
+	/* The kernel may have taken it all at once. */
+	conn_unthrottle(c);
 }
 
 static void conn_wakecb(evutil_socket_t fd, short what, void *arg)
@@ -338,6 +387,8 @@ enum conn_line conn_readline(struct conn *c, char *buf, size_t bufsize, size_t *
 	size_t eol_len = 0, avail;
 	struct evbuffer_ptr eol;
 
+	if (conn_output_full(c))
+		return CONN_LINE_NONE;
 	for (;;) {
 		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
 		avail = evbuffer_get_length(in);
@@ -743,6 +794,9 @@ static void listener_acceptcb(struct evconnlistener *evl, evutil_socket_t fd,
 	srv->conns = c;
 	srv->nconns++;
 	conn_setup_bev(c);
+	/* The socket-level layer stays the bottom whatever is stacked on it
+	 * later (STARTTLS, COMPRESS). */
+	c->bottom_cb = evbuffer_add_cb(bufferevent_get_output(c->bev), conn_bottom_sent, c);
 	log_info("%s: %s: connection from port %u%s", c->proto->name, c->peer, port,
 	    c->tls ? " (TLS)" : "");
 	if ((c->sess = c->proto->open(c)) == NULL)

@@ -85,6 +85,12 @@ size_t conn_output_pending(struct conn *c);
  * when the handler returns; output made from a timer or a store
  * notification needs this. */
 void conn_flush(struct conn *c);
+/* True while more than CONN_OUTPUT_MAX is queued: the session must stop
+ * taking commands (conn_readline returns CONN_LINE_NONE then by itself);
+ * proto->input is called again once the output is down to
+ * CONN_WRITE_LOWWATER. Bounds what a client that never reads costs. */
+#define CONN_OUTPUT_MAX (256 * 1024)
+bool conn_output_full(struct conn *c);
 /* Calls proto->drained once the output is down to CONN_WRITE_LOWWATER:
  * a session streaming a large body queues a bounded amount, then waits. */
 void conn_wait_drain(struct conn *c);
