@@ -607,7 +607,8 @@ static int open_store(struct cli *c)
 {
 	char err[256] = "";
 
-	c->st = store_open(c->cfg.db, c->cfg.durability, err, sizeof(err));
+	c->st = store_open(&(struct store_options){ .path = c->cfg.db,
+	    .durability = c->cfg.durability, .err = err, .errlen = sizeof(err) });
 	if (c->st == NULL)
 		return fail("%s: %s", c->cfg.db, err[0] != '\0' ? err : "cannot open");
 	return EXIT_OK;

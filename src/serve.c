@@ -260,7 +260,8 @@ int serve_run(const struct config *cfg)
 	 * top twice (brk). Keeping 2 MiB of free heap avoids that. */
 	mallopt(M_TRIM_THRESHOLD, 2 * 1024 * 1024);
 	srv.auth.accept_any = cfg->auth_accept_any;
-	if ((srv.store = store_open(cfg->db, cfg->durability, err, sizeof(err))) == NULL) {
+	if ((srv.store = store_open(&(struct store_options){ .path = cfg->db,
+	    .durability = cfg->durability, .err = err, .errlen = sizeof(err) })) == NULL) {
 		fprintf(stderr, "mailsnare: %s: %s\n", cfg->db, err);
 		return 1;
 	}

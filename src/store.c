@@ -1,5 +1,19 @@
 /*
- * The SQLite mailstore (see include/mailsnare/store.h for the schema).
+ * The SQLite backend of the mailstore (the API: include/mailsnare/store.h;
+ * the table of operations: store_sqlite_backend at the end), in one
+ * database file in WAL mode.
+ *
+ * Schema (PRAGMA user_version, migrated step by step; the base tables):
+ *   inbox(id, name UNIQUE, password, created)
+ *   mailbox(id, inbox_id, name, uidvalidity, uidnext, highestmodseq)
+ *   body(id, data BLOB)                 raw bytes as stored
+ *   message(id, mailbox_id, body_id, uid, flags, modseq, internal_date,
+ *           size, mail_from, auth_user, client_addr,
+ *           hdr_from, hdr_to, hdr_subject, hdr_date)
+ *   message_rcpt(message_id, seq, addr) the SMTP envelope's RCPT TO list
+ * and what the migrations add (IMAP state, tombstones, the listing's
+ * columns). Deleting an inbox deletes its mailboxes and messages; a body
+ * goes with the last message that refers to it.
  *
  * Every statement is prepared once and kept in st->stmts; a statement that
  * is still stepping when a callback re-enters the store is not touched, a
@@ -153,6 +167,12 @@ static const char *const migrations[] = {
 	"  INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq)"
 	"    SELECT OLD.mailbox_id, OLD.uid, highestmodseq FROM mailbox WHERE id = OLD.mailbox_id;"
 	"END;",
+	/* 4 -> 5: the message listing of the HTTP API (store_message_query)
+	 * pages an inbox's messages newest first by id, and filters on
+	 * whether a message has an attachment (the delivering side's MIME
+	 * scan says so; messages stored before are taken as without). */
+	"ALTER TABLE message ADD COLUMN has_attachment INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX message_mailbox_id ON message(mailbox_id, id);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -167,7 +187,8 @@ static const char *const migrations[] = {
 #define MSG_COLS \
 	"SELECT m.id, i.name, b.name, m.uid, m.flags, m.internal_date, m.size," \
 	" m.mail_from, m.auth_user, m.client_addr," \
-	" m.hdr_from, m.hdr_to, m.hdr_subject, m.hdr_date" \
+	" m.hdr_from, m.hdr_to, m.hdr_subject, m.hdr_date," \
+	" b.inbox_id, m.mailbox_id, m.has_attachment" \
 	" FROM message m JOIN mailbox b ON b.id = m.mailbox_id" \
 	" JOIN inbox i ON i.id = b.inbox_id "
 
@@ -196,8 +217,8 @@ static const char *const query_sql[Q_COUNT] = {
 	[Q_BODY_ADD_DATA] = "INSERT INTO body (data) VALUES (?1)",
 	[Q_MSG_ADD] = "INSERT INTO message (mailbox_id, body_id, uid, flags, modseq,"
 	    " internal_date, size, mail_from, auth_user, client_addr,"
-	    " hdr_from, hdr_to, hdr_subject, hdr_date, structure)"
-	    " VALUES (?1, ?2, ?3, ?14, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?15)",
+	    " hdr_from, hdr_to, hdr_subject, hdr_date, structure, has_attachment)"
+	    " VALUES (?1, ?2, ?3, ?14, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?15, ?16)",
 	[Q_RCPT_ADD] = "INSERT INTO message_rcpt (message_id, seq, addr) VALUES (?1, ?2, ?3)",
 	[Q_MSG_LIST_ALL] = MSG_COLS "ORDER BY m.id",
 	[Q_MSG_LIST_INBOX] = MSG_COLS "WHERE b.inbox_id = ?1 ORDER BY m.id",
@@ -205,14 +226,15 @@ static const char *const query_sql[Q_COUNT] = {
 	[Q_RCPT_LIST] = "SELECT addr FROM message_rcpt WHERE message_id = ?1 ORDER BY seq",
 	[Q_MSG_BODY] = "SELECT body_id, size FROM message WHERE id = ?1",
 	/* Deletes return what they removed, for the change notifications. */
-	[Q_MSG_DEL] = "DELETE FROM message WHERE id = ?1 RETURNING mailbox_id, id",
+	[Q_MSG_DEL] = "DELETE FROM message WHERE id = ?1 RETURNING mailbox_id, id,"
+	    " (SELECT inbox_id FROM mailbox b WHERE b.id = message.mailbox_id)",
 	[Q_MSG_DEL_INBOX] = "DELETE FROM message WHERE mailbox_id IN"
-	    " (SELECT id FROM mailbox WHERE inbox_id = ?1) RETURNING mailbox_id, id",
+	    " (SELECT id FROM mailbox WHERE inbox_id = ?1) RETURNING mailbox_id, id, ?1",
 	/* LIMIT -1 OFFSET keep: every message but the newest `keep`. */
 	[Q_PRUNE] = "DELETE FROM message WHERE id IN (SELECT id FROM message"
 	    " WHERE mailbox_id = (SELECT id FROM mailbox"
 	    "  WHERE inbox_id = ?1 AND name = 'INBOX')"
-	    " ORDER BY uid DESC LIMIT -1 OFFSET ?2) RETURNING mailbox_id, id",
+	    " ORDER BY uid DESC LIMIT -1 OFFSET ?2) RETURNING mailbox_id, id, ?1",
 	[Q_INTEGRITY] = "PRAGMA integrity_check",
 	[Q_MAILBOX_GET] = MAILBOX_COLS "WHERE b.inbox_id = ?1 AND b.name = ?2",
 	[Q_MAILBOX_MSGS] = "SELECT m.id, m.uid, m.flags, m.size, m.internal_date, m.modseq,"
@@ -228,7 +250,8 @@ static const char *const query_sql[Q_COUNT] = {
 	[Q_MSG_FLAGS] = "UPDATE message SET flags = (flags & ~?3) | ?2,"
 	    " modseq = (SELECT highestmodseq + 1 FROM mailbox WHERE id = message.mailbox_id)"
 	    " WHERE id = ?1 AND flags != ((flags & ~?3) | ?2)"
-	    " RETURNING mailbox_id, flags, modseq",
+	    " RETURNING mailbox_id, flags, modseq,"
+	    " (SELECT inbox_id FROM mailbox b WHERE b.id = message.mailbox_id)",
 	[Q_MAILBOX_MODSEQ] = "UPDATE mailbox SET highestmodseq = ?2 WHERE id = ?1",
 };
 
@@ -259,13 +282,13 @@ static int map_rc(int rc)
 }
 
 /* Keeps a copy: a later rollback would replace sqlite3_errmsg. */
-int store_sql_fail(struct store *st, int rc)
+int store_sql_fail(struct sqlite_store *st, int rc)
 {
 	snprintf(st->err, sizeof(st->err), "%s", sqlite3_errmsg(st->db));
 	return map_rc(rc);
 }
 
-int store_set_err(struct store *st, int code, const char *fmt, ...)
+int store_set_err(struct sqlite_store *st, int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -275,16 +298,16 @@ int store_set_err(struct store *st, int code, const char *fmt, ...)
 	return code;
 }
 
-const char *store_errmsg(struct store *st)
+const char *sq_errmsg(struct store *base)
 {
-	if (st == NULL)
-		return "no store";
+	struct sqlite_store *st = sqlite_store_of(base);
+
 	return st->err[0] != '\0' ? st->err : sqlite3_errmsg(st->db);
 }
 
 /* ---- statements -------------------------------------------------------- */
 
-sqlite3_stmt *store_stmt_get(struct store *st, int q, int *rc)
+sqlite3_stmt *store_stmt_get(struct sqlite_store *st, int q, int *rc)
 {
 	sqlite3_stmt *s = st->stmts[q];
 	int r;
@@ -307,7 +330,7 @@ sqlite3_stmt *store_stmt_get(struct store *st, int q, int *rc)
 	return s;
 }
 
-void store_stmt_put(struct store *st, int q, sqlite3_stmt *s)
+void store_stmt_put(struct sqlite_store *st, int q, sqlite3_stmt *s)
 {
 	if (s == NULL)
 		return;
@@ -320,7 +343,7 @@ void store_stmt_put(struct store *st, int q, sqlite3_stmt *s)
 }
 
 /* Steps s to completion (a statement without result rows). */
-int store_stmt_done(struct store *st, sqlite3_stmt *s)
+int store_stmt_done(struct sqlite_store *st, sqlite3_stmt *s)
 {
 	int r = sqlite3_step(s);
 
@@ -330,7 +353,7 @@ int store_stmt_done(struct store *st, sqlite3_stmt *s)
 }
 
 /* Runs a statement without parameters or rows (transaction control). */
-int store_run(struct store *st, int q)
+int store_run(struct sqlite_store *st, int q)
 {
 	int rc = STORE_OK;
 	sqlite3_stmt *s = store_stmt_get(st, q, &rc);
@@ -365,7 +388,7 @@ const char *store_col_str(sqlite3_stmt *s, int i)
  * upgrade (SQLITE_BUSY_SNAPSHOT) when another process wrote meanwhile.
  * Inside store_begin's transaction it is a savepoint.
  */
-int store_wtx_begin(struct store *st, struct wtx *w)
+int store_wtx_begin(struct sqlite_store *st, struct wtx *w)
 {
 	w->savepoint = st->in_tx;
 	if (!st->in_tx)
@@ -376,7 +399,7 @@ int store_wtx_begin(struct store *st, struct wtx *w)
 	return store_run(st, Q_SAVEPOINT);
 }
 
-static void wtx_undo(struct store *st, struct wtx *w, int rc)
+static void wtx_undo(struct sqlite_store *st, struct wtx *w, int rc)
 {
 	store_cache_drop(st);
 	if (sqlite3_get_autocommit(st->db)) {
@@ -396,7 +419,7 @@ static void wtx_undo(struct store *st, struct wtx *w, int rc)
 }
 
 /* Ends the write: keeps it if rc is STORE_OK, else undoes it. */
-int store_wtx_end(struct store *st, struct wtx *w, int rc)
+int store_wtx_end(struct sqlite_store *st, struct wtx *w, int rc)
 {
 	if (rc == STORE_OK) {
 		rc = store_run(st, w->savepoint ? Q_RELEASE : Q_COMMIT);
@@ -452,14 +475,14 @@ static int create_db_file(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-static int exec(struct store *st, const char *sql)
+static int exec(struct sqlite_store *st, const char *sql)
 {
 	int r = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
 
 	return r == SQLITE_OK ? STORE_OK : store_sql_fail(st, r);
 }
 
-static int pragma_int(struct store *st, const char *sql, int64_t *v)
+static int pragma_int(struct sqlite_store *st, const char *sql, int64_t *v)
 {
 	sqlite3_stmt *s;
 	int r = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
@@ -473,7 +496,7 @@ static int pragma_int(struct store *st, const char *sql, int64_t *v)
 	return r == SQLITE_ROW ? STORE_OK : store_sql_fail(st, r);
 }
 
-static int configure(struct store *st, enum durability durability)
+static int configure(struct sqlite_store *st, enum durability durability)
 {
 	sqlite3_stmt *s;
 	int r, wal;
@@ -499,7 +522,7 @@ static int configure(struct store *st, enum durability durability)
 	    "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
 }
 
-static int migrate_steps(struct store *st)
+static int migrate_steps(struct sqlite_store *st)
 {
 	char sql[64];
 	int64_t v = 0;
@@ -524,7 +547,7 @@ static int migrate_steps(struct store *st)
 
 /* One transaction, so a second process opening the same new file waits
  * instead of creating the tables twice. */
-static int migrate(struct store *st)
+static int migrate(struct sqlite_store *st)
 {
 	struct wtx w;
 	int rc = store_wtx_begin(st, &w);
@@ -534,10 +557,13 @@ static int migrate(struct store *st)
 	return store_wtx_end(st, &w, migrate_steps(st));
 }
 
-struct store *store_open(const char *path, enum durability durability,
-    char *err, size_t errlen)
+struct store *sq_open(const struct store_options *opts)
 {
-	struct store *st;
+	const char *path = opts->path;
+	char scratch[STORE_ERR_MAX];
+	char *err = opts->err != NULL ? opts->err : scratch;
+	size_t errlen = opts->err != NULL ? opts->errlen : sizeof(scratch);
+	struct sqlite_store *st;
 	int r;
 
 	if (path == NULL || path[0] == '\0') {
@@ -551,35 +577,35 @@ struct store *store_open(const char *path, enum durability durability,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	st->base.be = &store_sqlite_backend;
 	/* One thread uses the connection: SQLite's own mutexes only cost. */
 	r = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 	    SQLITE_OPEN_NOMUTEX, NULL);
 	if (r != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path,
 		    st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(r));
-		store_close(st);
+		sq_close(&st->base);
 		return NULL;
 	}
-	if (configure(st, durability) != STORE_OK || migrate(st) != STORE_OK) {
-		snprintf(err, errlen, "%s: %s", path, store_errmsg(st));
-		store_close(st);
+	if (configure(st, opts->durability) != STORE_OK || migrate(st) != STORE_OK) {
+		snprintf(err, errlen, "%s: %s", path, sq_errmsg(&st->base));
+		sq_close(&st->base);
 		return NULL;
 	}
 	(void)pragma_int(st, "PRAGMA data_version", &st->data_version);
 	if (store_cache_init(st) != STORE_OK) {
 		snprintf(err, errlen, "out of memory");
-		store_close(st);
+		sq_close(&st->base);
 		return NULL;
 	}
-	return st;
+	return &st->base;
 }
 
-void store_close(struct store *st)
+void sq_close(struct store *base)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	size_t i;
 
-	if (st == NULL)
-		return;
 	if (st->db != NULL && !sqlite3_get_autocommit(st->db))
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 	for (i = 0; i < STORE_NQUERIES; i++)
@@ -589,14 +615,14 @@ void store_close(struct store *st)
 	free(st->cache);
 	free(st->chunk);
 	free(st->pending);
-	free(st->subs);
+	free(st->base.subs);
 	free(st);
 }
 
 /* ---- notifications ----------------------------------------------------- */
 
-int store_queue_event(struct store *st, enum store_change what, int64_t mailbox_id,
-    int64_t message_id)
+int store_queue_event(struct sqlite_store *st, enum store_change what, int64_t inbox_id,
+    int64_t mailbox_id, int64_t message_id)
 {
 	struct store_event *p;
 	size_t cap;
@@ -609,105 +635,55 @@ int store_queue_event(struct store *st, enum store_change what, int64_t mailbox_
 		st->pending = p;
 		st->cap_pending = cap;
 	}
-	st->pending[st->n_pending].what = what;
-	st->pending[st->n_pending].mailbox_id = mailbox_id;
-	st->pending[st->n_pending].message_id = message_id;
-	st->n_pending++;
+	p = &st->pending[st->n_pending++];
+	p->what = what;
+	p->inbox_id = inbox_id;
+	p->mailbox_id = mailbox_id;
+	p->message_id = message_id;
 	return STORE_OK;
 }
 
-static void drop_events(struct store *st)
+static void drop_events(struct sqlite_store *st)
 {
 	store_cache_drop(st);
 	st->n_pending = 0;
 }
 
-static void compact_subs(struct store *st)
-{
-	size_t i, n = 0;
-
-	for (i = 0; i < st->n_subs; i++)
-		if (st->subs[i].cb != NULL)
-			st->subs[n++] = st->subs[i];
-	st->n_subs = n;
-}
-
-/* Takes the queue first: a subscriber may add messages itself, or
- * (un)subscribe; st->subs is indexed afresh on each call for that. */
-void store_notify_pending(struct store *st)
+/* Takes the queue first: a subscriber may add messages itself. */
+void store_notify_pending(struct sqlite_store *st)
 {
 	struct store_event *ev = st->pending;
-	size_t n = st->n_pending, i, j;
+	size_t n = st->n_pending;
 
 	if (n == 0)
 		return;
 	st->pending = NULL;
 	st->n_pending = st->cap_pending = 0;
-	st->dispatching++;
-	for (i = 0; i < n; i++)
-		for (j = 0; j < st->n_subs; j++)
-			if (st->subs[j].cb != NULL)
-				st->subs[j].cb(st->subs[j].arg, ev[i].what,
-				    ev[i].mailbox_id, ev[i].message_id);
-	if (--st->dispatching == 0)
-		compact_subs(st);
+	store_dispatch(&st->base, ev, n);
 	free(ev);
 }
 
-bool store_poll_external(struct store *st)
+bool sq_poll_external(struct store *base)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	int64_t v = 0;
 
 	/* data_version moves only for commits of other connections. */
 	if (pragma_int(st, "PRAGMA data_version", &v) != STORE_OK || v == st->data_version)
 		return false;
 	st->data_version = v;
-	if (store_queue_event(st, STORE_CHANGE_EXTERNAL, 0, 0) != STORE_OK)
+	if (store_queue_event(st, STORE_CHANGE_EXTERNAL, 0, 0, 0) != STORE_OK)
 		return false;
 	if (!st->in_tx)
 		store_notify_pending(st);
 	return true;
 }
 
-int store_subscribe(struct store *st, store_change_cb cb, void *arg)
-{
-	struct store_sub *p;
-	size_t cap;
-
-	if (cb == NULL)
-		return store_set_err(st, STORE_ERR, "no callback");
-	if (st->n_subs == st->cap_subs) {
-		cap = st->cap_subs ? st->cap_subs * 2 : 4;
-		p = realloc(st->subs, cap * sizeof(*p));
-		if (p == NULL)
-			return store_set_err(st, STORE_FULL, "out of memory");
-		st->subs = p;
-		st->cap_subs = cap;
-	}
-	st->subs[st->n_subs].cb = cb;
-	st->subs[st->n_subs].arg = arg;
-	st->n_subs++;
-	return STORE_OK;
-}
-
-void store_unsubscribe(struct store *st, store_change_cb cb, void *arg)
-{
-	size_t i;
-
-	for (i = 0; i < st->n_subs; i++) {
-		if (st->subs[i].cb == cb && st->subs[i].arg == arg) {
-			st->subs[i].cb = NULL;
-			break;
-		}
-	}
-	if (st->dispatching == 0)
-		compact_subs(st);
-}
-
 /* ---- transactions ------------------------------------------------------ */
 
-int store_begin(struct store *st)
+int sq_begin(struct store *base)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	int rc;
 
 	if (st->in_tx)
@@ -721,8 +697,9 @@ int store_begin(struct store *st)
 	return STORE_OK;
 }
 
-int store_commit(struct store *st)
+int sq_commit(struct store *base)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	int rc;
 
 	if (!st->in_tx)
@@ -744,8 +721,10 @@ int store_commit(struct store *st)
 	return STORE_OK;
 }
 
-void store_rollback(struct store *st)
+void sq_rollback(struct store *base)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
+
 	if (!st->in_tx)
 		return;
 	st->in_tx = false;
@@ -757,24 +736,6 @@ void store_rollback(struct store *st)
 
 /* ---- inboxes ----------------------------------------------------------- */
 
-bool store_inbox_name_valid(const char *name)
-{
-	size_t i, len;
-
-	if (name == NULL)
-		return false;
-	len = strlen(name);
-	if (len == 0 || len >= STORE_NAME_MAX || name[0] == '.')
-		return false;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)name[i];
-
-		if (c < 0x20 || c == 0x7f || c == '/')
-			return false;
-	}
-	return true;
-}
-
 static void inbox_from_row(sqlite3_stmt *s, struct store_inbox *out)
 {
 	out->id = sqlite3_column_int64(s, 0);
@@ -784,8 +745,9 @@ static void inbox_from_row(sqlite3_stmt *s, struct store_inbox *out)
 	out->messages = sqlite3_column_int64(s, 4);
 }
 
-int store_inbox_get(struct store *st, const char *name, struct store_inbox *out)
+int sq_inbox_get(struct store *base, const char *name, struct store_inbox *out)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	int rc = STORE_OK, r;
 	sqlite3_stmt *s = store_stmt_get(st, Q_INBOX_GET, &rc);
 
@@ -806,7 +768,7 @@ int store_inbox_get(struct store *st, const char *name, struct store_inbox *out)
 }
 
 /* The id of inbox `name`, or STORE_NOTFOUND. */
-static int inbox_id(struct store *st, const char *name, int64_t *id)
+static int inbox_id(struct sqlite_store *st, const char *name, int64_t *id)
 {
 	int rc = STORE_OK, r;
 	sqlite3_stmt *s = store_stmt_get(st, Q_INBOX_ID, &rc);
@@ -828,7 +790,7 @@ static int inbox_id(struct store *st, const char *name, int64_t *id)
 /* Time-based and increasing within this process, so an inbox deleted and
  * made again in the same second still gets a new UIDVALIDITY (RFC 3501
  * 2.3.1.1: clients must drop UIDs cached under the old one). */
-uint32_t store_next_uidvalidity(struct store *st)
+uint32_t store_next_uidvalidity(struct sqlite_store *st)
 {
 	uint32_t v = (uint32_t)time(NULL);
 
@@ -840,7 +802,7 @@ uint32_t store_next_uidvalidity(struct store *st)
 	return v;
 }
 
-static int insert_inbox(struct store *st, const char *name, const char *password,
+static int insert_inbox(struct sqlite_store *st, const char *name, const char *password,
     int64_t created, int64_t *id)
 {
 	int rc = STORE_OK, r;
@@ -862,7 +824,7 @@ static int insert_inbox(struct store *st, const char *name, const char *password
 	return rc;
 }
 
-int store_insert_mailbox(struct store *st, int64_t inbox, const char *name,
+int store_insert_mailbox(struct sqlite_store *st, int64_t inbox, const char *name,
     const char *special_use, int64_t *id)
 {
 	int rc = STORE_OK, r;
@@ -887,7 +849,7 @@ int store_insert_mailbox(struct store *st, int64_t inbox, const char *name,
 	return rc;
 }
 
-static int check_password(struct store *st, const char *password)
+static int check_password(struct sqlite_store *st, const char *password)
 {
 	if (strlen(password) >= STORE_PASS_MAX)
 		return store_set_err(st, STORE_ERR, "password longer than %d bytes",
@@ -895,9 +857,10 @@ static int check_password(struct store *st, const char *password)
 	return STORE_OK;
 }
 
-int store_inbox_add(struct store *st, const char *name, const char *password,
+int sq_inbox_add(struct store *base, const char *name, const char *password,
     struct store_inbox *out)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	int64_t id = 0, now = (int64_t)time(NULL);
 	struct wtx w;
 	int rc;
@@ -924,23 +887,24 @@ int store_inbox_add(struct store *st, const char *name, const char *password,
 	return rc;
 }
 
-int store_inbox_ensure(struct store *st, const char *name, const char *password,
+int sq_inbox_ensure(struct store *base, const char *name, const char *password,
     struct store_inbox *out)
 {
-	int rc = store_inbox_get(st, name, out);
+	struct sqlite_store *st = sqlite_store_of(base);
+	int rc = sq_inbox_get(&st->base, name, out);
 
 	if (rc != STORE_NOTFOUND)
 		return rc;
-	rc = store_inbox_add(st, name, password, out);
+	rc = sq_inbox_add(&st->base, name, password, out);
 	/* Another process (the CLI) made it between the two calls. */
 	if (rc == STORE_EXISTS)
-		rc = store_inbox_get(st, name, out);
+		rc = sq_inbox_get(&st->base, name, out);
 	return rc;
 }
 
 /* Runs a one-statement write bound to a name; STORE_NOTFOUND if it
  * changed no row. */
-static int write_by_name(struct store *st, enum query q, const char *name,
+static int write_by_name(struct sqlite_store *st, enum query q, const char *name,
     const char *value)
 {
 	int rc = STORE_OK;
@@ -962,8 +926,9 @@ static int write_by_name(struct store *st, enum query q, const char *name,
 	return store_wtx_end(st, &w, rc);
 }
 
-int store_inbox_set_password(struct store *st, const char *name, const char *password)
+int sq_inbox_set_password(struct store *base, const char *name, const char *password)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	int rc;
 
 	if (password == NULL)
@@ -975,13 +940,16 @@ int store_inbox_set_password(struct store *st, const char *name, const char *pas
 
 /* Mailboxes, messages, recipients and bodies follow by the schema's
  * cascades and trigger. */
-int store_inbox_del(struct store *st, const char *name)
+int sq_inbox_del(struct store *base, const char *name)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
+
 	return write_by_name(st, Q_INBOX_DEL, name, NULL);
 }
 
-int store_inbox_foreach(struct store *st, store_inbox_cb cb, void *arg)
+int sq_inbox_foreach(struct store *base, store_inbox_cb cb, void *arg)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	struct store_inbox in;
 	int rc = STORE_OK, r;
 	sqlite3_stmt *s = store_stmt_get(st, Q_INBOX_LIST, &rc);
@@ -1003,7 +971,7 @@ int store_inbox_foreach(struct store *st, store_inbox_cb cb, void *arg)
 /* ---- adding messages --------------------------------------------------- */
 
 /* Takes the next UID and modseq of the inbox's INBOX. */
-static int mailbox_next(struct store *st, int64_t inbox, int64_t *mailbox,
+static int mailbox_next(struct sqlite_store *st, int64_t inbox, int64_t *mailbox,
     int64_t *uid, int64_t *modseq)
 {
 	int rc = STORE_OK, r;
@@ -1030,7 +998,7 @@ static int mailbox_next(struct store *st, int64_t inbox, int64_t *mailbox,
 }
 
 /* Fills buf with exactly want bytes from src; fewer only at its end. */
-static int read_full(struct store *st, const struct store_source *src,
+static int read_full(struct sqlite_store *st, const struct store_source *src,
     unsigned char *buf, size_t want, size_t *got)
 {
 	ssize_t n;
@@ -1051,7 +1019,7 @@ static int read_full(struct store *st, const struct store_source *src,
 
 /* Copies src into the zero-filled blob, chunk by chunk, then makes sure
  * the source has nothing beyond its announced size. */
-static int blob_fill(struct store *st, sqlite3_blob *blob,
+static int blob_fill(struct sqlite_store *st, sqlite3_blob *blob,
     const struct store_source *src, unsigned char *buf)
 {
 	uint64_t off = 0;
@@ -1080,7 +1048,7 @@ static int blob_fill(struct store *st, sqlite3_blob *blob,
 
 /* A body that fits one chunk is bound as a value: one statement, no
  * incremental-blob handle (which compiles a statement of its own). */
-static int insert_small_body(struct store *st, const struct store_source *src, int64_t *body)
+static int insert_small_body(struct sqlite_store *st, const struct store_source *src, int64_t *body)
 {
 	size_t got;
 	int rc = read_full(st, src, st->chunk, (size_t)src->size + 1, &got);
@@ -1101,7 +1069,7 @@ static int insert_small_body(struct store *st, const struct store_source *src, i
 	return rc;
 }
 
-static int insert_body(struct store *st, const struct store_source *src, int64_t *body)
+static int insert_body(struct sqlite_store *st, const struct store_source *src, int64_t *body)
 {
 	sqlite3_blob *blob = NULL;
 	int rc = STORE_OK, r;
@@ -1131,7 +1099,7 @@ static int insert_body(struct store *st, const struct store_source *src, int64_t
 	return rc;
 }
 
-static int insert_message(struct store *st, const struct store_new_message *msg,
+static int insert_message(struct sqlite_store *st, const struct store_new_message *msg,
     int64_t mailbox, int64_t body, int64_t uid, int64_t modseq, int64_t *id)
 {
 	int rc = STORE_OK;
@@ -1155,6 +1123,7 @@ static int insert_message(struct store *st, const struct store_new_message *msg,
 	sqlite3_bind_int64(s, 14, msg->flags);
 	if (msg->structure != NULL)
 		sqlite3_bind_blob(s, 15, msg->structure, (int)msg->structure_len, SQLITE_STATIC);
+	sqlite3_bind_int(s, 16, msg->has_attachment);
 	rc = store_stmt_done(st, s);
 	if (rc == STORE_OK)
 		*id = sqlite3_last_insert_rowid(st->db);
@@ -1162,7 +1131,7 @@ static int insert_message(struct store *st, const struct store_new_message *msg,
 	return rc;
 }
 
-static int insert_rcpts(struct store *st, int64_t id, const char *const *rcpts, size_t n)
+static int insert_rcpts(struct sqlite_store *st, int64_t id, const char *const *rcpts, size_t n)
 {
 	size_t i;
 	int rc = STORE_OK;
@@ -1181,16 +1150,17 @@ static int insert_rcpts(struct store *st, int64_t id, const char *const *rcpts, 
 	return rc;
 }
 
-static int add_rows(struct store *st, const struct store_new_message *msg,
-    int64_t *mailbox, int64_t *id)
+static int add_rows(struct sqlite_store *st, const struct store_new_message *msg,
+    int64_t *inbox, int64_t *mailbox, int64_t *id)
 {
 	int64_t uid = 0, modseq = 0, body = 0;
 	int rc;
 
 	if (msg->mailbox_id != 0) {
 		*mailbox = msg->mailbox_id;
-		rc = store_mailbox_take_uid(st, *mailbox, &uid, &modseq);
+		rc = store_mailbox_take_uid(st, *mailbox, &uid, &modseq, inbox);
 	} else {
+		*inbox = msg->inbox_id;
 		rc = mailbox_next(st, msg->inbox_id, mailbox, &uid, &modseq);
 	}
 	if (rc == STORE_OK)
@@ -1204,9 +1174,10 @@ static int add_rows(struct store *st, const struct store_new_message *msg,
 	return rc;
 }
 
-int store_message_add(struct store *st, const struct store_new_message *msg, int64_t *id)
+int sq_message_add(struct store *base, const struct store_new_message *msg, int64_t *id)
 {
-	int64_t mailbox = 0, mid = 0;
+	struct sqlite_store *st = sqlite_store_of(base);
+	int64_t inbox = 0, mailbox = 0, mid = 0;
 	struct wtx w;
 	int rc;
 
@@ -1218,10 +1189,10 @@ int store_message_add(struct store *st, const struct store_new_message *msg, int
 		return store_set_err(st, STORE_ERR, "recipient list missing");
 	if ((rc = store_wtx_begin(st, &w)) != STORE_OK)
 		return rc;
-	rc = add_rows(st, msg, &mailbox, &mid);
+	rc = add_rows(st, msg, &inbox, &mailbox, &mid);
 	/* Queued inside the write, so running out of memory undoes it. */
 	if (rc == STORE_OK)
-		rc = store_queue_event(st, STORE_CHANGE_NEW, mailbox, mid);
+		rc = store_queue_event(st, STORE_CHANGE_NEW, inbox, mailbox, mid);
 	if ((rc = store_wtx_end(st, &w, rc)) != STORE_OK) {
 		if (mid != 0 && st->n_pending > 0 &&
 		    st->pending[st->n_pending - 1].message_id == mid)
@@ -1237,24 +1208,24 @@ int store_message_add(struct store *st, const struct store_new_message *msg, int
 
 /* ---- deleting messages ------------------------------------------------- */
 
-/* Runs a message DELETE ... RETURNING mailbox_id, id, queueing an
+/* Runs a message DELETE ... RETURNING mailbox_id, id, inbox, queueing an
  * expunge notification for each row. */
-static int delete_rows(struct store *st, sqlite3_stmt *s, int64_t *changes)
+static int delete_rows(struct sqlite_store *st, sqlite3_stmt *s, int64_t *changes)
 {
 	int rc = STORE_OK, r;
 
 	*changes = 0;
 	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
 		(*changes)++;
-		rc = store_queue_event(st, STORE_CHANGE_EXPUNGE, sqlite3_column_int64(s, 0),
-		    sqlite3_column_int64(s, 1));
+		rc = store_queue_event(st, STORE_CHANGE_EXPUNGE, sqlite3_column_int64(s, 2),
+		    sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1));
 		if (rc != STORE_OK)
 			return rc;
 	}
 	return r == SQLITE_DONE ? STORE_OK : store_sql_fail(st, r);
 }
 
-static int delete_by_id(struct store *st, enum query q, int64_t id, int64_t arg2,
+static int delete_by_id(struct sqlite_store *st, enum query q, int64_t id, int64_t arg2,
     int64_t *changes)
 {
 	size_t queued = st->n_pending;
@@ -1281,16 +1252,18 @@ static int delete_by_id(struct store *st, enum query q, int64_t id, int64_t arg2
 	return STORE_OK;
 }
 
-int store_inbox_prune(struct store *st, int64_t inbox_id, uint64_t keep)
+int sq_inbox_prune(struct store *base, int64_t inbox_id, uint64_t keep)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	int64_t n;
 
 	return delete_by_id(st, Q_PRUNE, inbox_id,
 	    keep > INT64_MAX ? INT64_MAX : (int64_t)keep, &n);
 }
 
-int store_message_del(struct store *st, int64_t id)
+int sq_message_del(struct store *base, int64_t id)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	int64_t n = 0;
 	int rc = delete_by_id(st, Q_MSG_DEL, id, 0, &n);
 
@@ -1299,8 +1272,9 @@ int store_message_del(struct store *st, int64_t id)
 	return rc;
 }
 
-int store_message_del_inbox(struct store *st, const char *inbox, int64_t *count)
+int sq_message_del_inbox(struct store *base, const char *inbox, int64_t *count)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	int64_t iid = 0, n = 0;
 	int rc = inbox_id(st, inbox, &iid);
 
@@ -1339,7 +1313,7 @@ static int strbuf_add(struct strbuf *b, const char *s)
 }
 
 /* The envelope recipients of message id, joined with ", ", into b. */
-static int join_rcpts(struct store *st, int64_t id, struct strbuf *b)
+static int join_rcpts(struct sqlite_store *st, int64_t id, struct strbuf *b)
 {
 	int rc = STORE_OK, r = SQLITE_DONE;
 	sqlite3_stmt *s = store_stmt_get(st, Q_RCPT_LIST, &rc);
@@ -1378,12 +1352,15 @@ static void info_from_row(sqlite3_stmt *s, const char *rcpts,
 	m->hdr_to = store_col_str(s, 11);
 	m->hdr_subject = store_col_str(s, 12);
 	m->hdr_date = store_col_str(s, 13);
+	m->inbox_id = sqlite3_column_int64(s, 14);
+	m->mailbox_id = sqlite3_column_int64(s, 15);
+	m->has_attachment = sqlite3_column_int(s, 16) != 0;
 	m->rcpts = rcpts;
 }
 
 /* Steps a message query (parameter 1 already bound), calling cb per row.
  * *rows counts the rows seen. */
-static int message_rows(struct store *st, sqlite3_stmt *s, store_message_cb cb,
+static int message_rows(struct sqlite_store *st, sqlite3_stmt *s, store_message_cb cb,
     void *arg, int *rows)
 {
 	struct store_message_info m;
@@ -1406,8 +1383,9 @@ static int message_rows(struct store *st, sqlite3_stmt *s, store_message_cb cb,
 	return rc;
 }
 
-int store_message_foreach(struct store *st, const char *inbox, store_message_cb cb, void *arg)
+int sq_message_foreach(struct store *base, const char *inbox, store_message_cb cb, void *arg)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	enum query q = inbox != NULL ? Q_MSG_LIST_INBOX : Q_MSG_LIST_ALL;
 	int64_t iid = 0;
 	int rc = STORE_OK, rows;
@@ -1424,8 +1402,9 @@ int store_message_foreach(struct store *st, const char *inbox, store_message_cb 
 	return rc;
 }
 
-int store_message_get_info(struct store *st, int64_t id, store_message_cb cb, void *arg)
+int sq_message_get_info(struct store *base, int64_t id, store_message_cb cb, void *arg)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	int rc = STORE_OK, rows;
 	sqlite3_stmt *s = store_stmt_get(st, Q_MSG_INFO, &rc);
 
@@ -1439,7 +1418,150 @@ int store_message_get_info(struct store *st, int64_t id, store_message_cb cb, vo
 	return rc;
 }
 
-int store_message_body_id(struct store *st, int64_t id, int64_t *body)
+/* ---- the message listing ------------------------------------------------ */
+
+/*
+ * Built per call from the filters that are set. Each filter has its own
+ * parameter number, so binding does not depend on which are present (a
+ * number the text does not use is refused by SQLite, and ignored here).
+ */
+enum {
+	QP_INBOX = 1, QP_BEFORE, QP_AFTER, QP_FLAGS_SET, QP_FLAGS_CLEAR, QP_FROM, QP_TO,
+	QP_SUBJECT, QP_SIZE_MIN, QP_SIZE_MAX, QP_DATE_MIN, QP_DATE_MAX, QP_ATTACHMENT,
+	QP_LIMIT
+};
+
+#define QUERY_SQL_MAX 2048
+
+struct sqlbuf {
+	char s[QUERY_SQL_MAX];
+	size_t len;
+	bool where;
+};
+
+static void sql_add(struct sqlbuf *b, const char *text)
+{
+	size_t n = strlen(text);
+
+	if (b->len + n < sizeof(b->s)) {
+		memcpy(b->s + b->len, text, n + 1);
+		b->len += n;
+	}
+}
+
+static void sql_cond(struct sqlbuf *b, bool on, const char *cond)
+{
+	if (!on)
+		return;
+	sql_add(b, b->where ? " AND " : " WHERE ");
+	sql_add(b, cond);
+	b->where = true;
+}
+
+static bool set(const char *text)
+{
+	return text != NULL && text[0] != '\0';
+}
+
+/* The filters (not the paging): the same for the page and its total. */
+static void query_filters(struct sqlbuf *b, const struct store_query *q)
+{
+	sql_cond(b, q->inbox_id != 0,
+	    "m.mailbox_id IN (SELECT id FROM mailbox WHERE inbox_id = ?1)");
+	sql_cond(b, q->flags_set != 0, "(m.flags & ?4) = ?4");
+	sql_cond(b, q->flags_clear != 0, "(m.flags & ?5) = 0");
+	sql_cond(b, set(q->from), "(instr(lower(m.hdr_from), lower(?6)) > 0"
+	    " OR instr(lower(m.mail_from), lower(?6)) > 0)");
+	sql_cond(b, set(q->to), "(instr(lower(m.hdr_to), lower(?7)) > 0"
+	    " OR EXISTS (SELECT 1 FROM message_rcpt r WHERE r.message_id = m.id"
+	    "  AND instr(lower(r.addr), lower(?7)) > 0))");
+	sql_cond(b, set(q->subject), "instr(lower(m.hdr_subject), lower(?8)) > 0");
+	sql_cond(b, q->size_min != 0, "m.size >= ?9");
+	sql_cond(b, q->size_max != 0, "m.size <= ?10");
+	sql_cond(b, q->date_min != 0, "m.internal_date >= ?11");
+	sql_cond(b, q->date_max != 0, "m.internal_date <= ?12");
+	sql_cond(b, q->has_attachment != 0, "m.has_attachment = ?13");
+}
+
+static int64_t clamp_u64(uint64_t v)
+{
+	return v > INT64_MAX ? INT64_MAX : (int64_t)v;
+}
+
+static void query_bind(sqlite3_stmt *s, const struct store_query *q)
+{
+	sqlite3_bind_int64(s, QP_INBOX, q->inbox_id);
+	sqlite3_bind_int64(s, QP_BEFORE, q->before_id);
+	sqlite3_bind_int64(s, QP_AFTER, q->after_id);
+	sqlite3_bind_int64(s, QP_FLAGS_SET, q->flags_set);
+	sqlite3_bind_int64(s, QP_FLAGS_CLEAR, q->flags_clear);
+	store_bind_str(s, QP_FROM, q->from);
+	store_bind_str(s, QP_TO, q->to);
+	store_bind_str(s, QP_SUBJECT, q->subject);
+	sqlite3_bind_int64(s, QP_SIZE_MIN, clamp_u64(q->size_min));
+	sqlite3_bind_int64(s, QP_SIZE_MAX, clamp_u64(q->size_max));
+	sqlite3_bind_int64(s, QP_DATE_MIN, q->date_min);
+	sqlite3_bind_int64(s, QP_DATE_MAX, q->date_max);
+	sqlite3_bind_int(s, QP_ATTACHMENT, q->has_attachment > 0);
+	sqlite3_bind_int64(s, QP_LIMIT, q->limit != 0 ? (int64_t)q->limit : -1);
+}
+
+static int query_total(struct sqlite_store *st, const struct store_query *q, uint64_t *total)
+{
+	struct sqlbuf b = { .len = 0 };
+	sqlite3_stmt *s;
+	int r;
+
+	sql_add(&b, "SELECT count(*) FROM message m");
+	query_filters(&b, q);
+	if ((r = sqlite3_prepare_v2(st->db, b.s, -1, &s, NULL)) != SQLITE_OK)
+		return store_sql_fail(st, r);
+	query_bind(s, q);
+	r = sqlite3_step(s);
+	if (r == SQLITE_ROW)
+		*total = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return r == SQLITE_ROW ? STORE_OK : store_sql_fail(st, r);
+}
+
+/* Only after_id: the `limit` ids just above it, so taken ascending and
+ * turned round. */
+static void query_page_sql(struct sqlbuf *b, const struct store_query *q)
+{
+	bool up = q->after_id != 0 && q->before_id == 0;
+
+	if (up)
+		sql_add(b, "SELECT * FROM (");
+	sql_add(b, MSG_COLS);
+	query_filters(b, q);
+	sql_cond(b, q->before_id != 0, "m.id < ?2");
+	sql_cond(b, q->after_id != 0, "m.id > ?3");
+	sql_add(b, up ? " ORDER BY m.id LIMIT ?14) ORDER BY 1 DESC" :
+	    " ORDER BY m.id DESC LIMIT ?14");
+}
+
+int sq_message_query(struct store *base, const struct store_query *q,
+    store_message_cb cb, void *arg, uint64_t *total)
+{
+	struct sqlite_store *st = sqlite_store_of(base);
+	struct sqlbuf b = { .len = 0 };
+	sqlite3_stmt *s;
+	int rc, r, rows;
+
+	if (total != NULL && (rc = query_total(st, q, total)) != STORE_OK)
+		return rc;
+	query_page_sql(&b, q);
+	if (b.len + 1 >= sizeof(b.s))
+		return store_set_err(st, STORE_ERR, "message query too long");
+	if ((r = sqlite3_prepare_v2(st->db, b.s, -1, &s, NULL)) != SQLITE_OK)
+		return store_sql_fail(st, r);
+	query_bind(s, q);
+	rc = message_rows(st, s, cb, arg, &rows);
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int store_message_body_id(struct sqlite_store *st, int64_t id, int64_t *body)
 {
 	int rc = STORE_OK, r;
 	sqlite3_stmt *s = store_stmt_get(st, Q_MSG_BODY, &rc);
@@ -1458,7 +1580,7 @@ int store_message_body_id(struct store *st, int64_t id, int64_t *body)
 	return rc;
 }
 
-static int blob_drain(struct store *st, sqlite3_blob *blob, store_sink sink,
+static int blob_drain(struct sqlite_store *st, sqlite3_blob *blob, store_sink sink,
     void *arg, unsigned char *buf)
 {
 	int size = sqlite3_blob_bytes(blob), off, n, r, rc;
@@ -1474,8 +1596,9 @@ static int blob_drain(struct store *st, sqlite3_blob *blob, store_sink sink,
 	return STORE_OK;
 }
 
-int store_message_read(struct store *st, int64_t id, store_sink sink, void *arg)
+int sq_message_read(struct store *base, int64_t id, store_sink sink, void *arg)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	sqlite3_blob *blob = NULL;
 	unsigned char *buf;
 	int64_t body = 0;
@@ -1502,8 +1625,8 @@ int store_message_read(struct store *st, int64_t id, store_sink sink, void *arg)
 /* ---- mailboxes and message state (POP3, IMAP) -------------------------- */
 
 /* Applies the UPDATE; *changed is false when the flags were already so. */
-static int flags_update(struct store *st, int64_t id, unsigned add, unsigned remove,
-    int64_t *mailbox, int64_t *modseq, bool *changed)
+static int flags_update(struct sqlite_store *st, int64_t id, unsigned add, unsigned remove,
+    int64_t *inbox, int64_t *mailbox, int64_t *modseq, bool *changed)
 {
 	int rc = STORE_OK, r;
 	sqlite3_stmt *s = store_stmt_get(st, Q_MSG_FLAGS, &rc);
@@ -1518,6 +1641,7 @@ static int flags_update(struct store *st, int64_t id, unsigned add, unsigned rem
 		*changed = true;
 		*mailbox = sqlite3_column_int64(s, 0);
 		*modseq = sqlite3_column_int64(s, 2);
+		*inbox = sqlite3_column_int64(s, 3);
 		r = sqlite3_step(s);
 	}
 	if (r != SQLITE_DONE)
@@ -1534,9 +1658,10 @@ static int flags_update(struct store *st, int64_t id, unsigned add, unsigned rem
 	return rc;
 }
 
-int store_message_set_flags(struct store *st, int64_t id, unsigned add, unsigned remove)
+int sq_message_set_flags(struct store *base, int64_t id, unsigned add, unsigned remove)
 {
-	int64_t mailbox = 0, modseq = 0;
+	struct sqlite_store *st = sqlite_store_of(base);
+	int64_t inbox = 0, mailbox = 0, modseq = 0;
 	size_t queued = st->n_pending;
 	bool changed = false;
 	struct wtx w;
@@ -1544,9 +1669,9 @@ int store_message_set_flags(struct store *st, int64_t id, unsigned add, unsigned
 
 	if ((rc = store_wtx_begin(st, &w)) != STORE_OK)
 		return rc;
-	rc = flags_update(st, id, add, remove, &mailbox, &modseq, &changed);
+	rc = flags_update(st, id, add, remove, &inbox, &mailbox, &modseq, &changed);
 	if (rc == STORE_OK && changed)
-		rc = store_queue_event(st, STORE_CHANGE_FLAGS, mailbox, id);
+		rc = store_queue_event(st, STORE_CHANGE_FLAGS, inbox, mailbox, id);
 	if ((rc = store_wtx_end(st, &w, rc)) != STORE_OK) {
 		st->n_pending = queued;
 		return rc;
@@ -1557,9 +1682,10 @@ int store_message_set_flags(struct store *st, int64_t id, unsigned add, unsigned
 }
 
 /* Streams bytes [offset, offset+len) of a message (clipped to its size). */
-int store_message_read_range(struct store *st, int64_t id, uint64_t offset, uint64_t len,
+int sq_message_read_range(struct store *base, int64_t id, uint64_t offset, uint64_t len,
     store_sink sink, void *arg)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	unsigned char buf[STORE_CHUNK / 4];
 	sqlite3_blob *blob = NULL;
 	int64_t body = 0;
@@ -1589,8 +1715,9 @@ int store_message_read_range(struct store *st, int64_t id, uint64_t offset, uint
 
 /* ---- maintenance ------------------------------------------------------- */
 
-int store_integrity_check(struct store *st)
+int sq_integrity_check(struct store *base)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	int rc = STORE_OK, r;
 	sqlite3_stmt *s = store_stmt_get(st, Q_INTEGRITY, &rc);
 
@@ -1604,3 +1731,54 @@ int store_integrity_check(struct store *st)
 	store_stmt_put(st, Q_INTEGRITY, s);
 	return rc;
 }
+
+/* ---- the backend ------------------------------------------------------- */
+
+const struct store_backend store_sqlite_backend = {
+	.name = "sqlite",
+	.open = sq_open,
+	.close = sq_close,
+	.errmsg = sq_errmsg,
+	.inbox_add = sq_inbox_add,
+	.inbox_get = sq_inbox_get,
+	.inbox_ensure = sq_inbox_ensure,
+	.inbox_set_password = sq_inbox_set_password,
+	.inbox_del = sq_inbox_del,
+	.inbox_foreach = sq_inbox_foreach,
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
+	.message_add = sq_message_add,
+	.inbox_prune = sq_inbox_prune,
+	.message_foreach = sq_message_foreach,
+	.message_get_info = sq_message_get_info,
+	.message_query = sq_message_query,
+	.message_read = sq_message_read,
+	.message_del = sq_message_del,
+	.message_del_inbox = sq_message_del_inbox,
+	.mailbox_get = sq_mailbox_get,
+	.mailbox_get_by_id = sq_mailbox_get_by_id,
+	.mailbox_list = sq_mailbox_list,
+	.mailbox_create = sq_mailbox_create,
+	.mailbox_delete = sq_mailbox_delete,
+	.mailbox_rename = sq_mailbox_rename,
+	.mailbox_status = sq_mailbox_status,
+	.mailbox_claim_recent = sq_mailbox_claim_recent,
+	.mailbox_keywords = sq_mailbox_keywords,
+	.mailbox_vanished = sq_mailbox_vanished,
+	.subscription_set = sq_subscription_set,
+	.subscription_list = sq_subscription_list,
+	.mailbox_foreach = sq_mailbox_foreach,
+	.mailbox_changes = sq_mailbox_changes,
+	.mailbox_state = sq_mailbox_state,
+	.message_set_flags = sq_message_set_flags,
+	.message_copy = sq_message_copy,
+	.message_move = sq_message_move,
+	.message_store = sq_message_store,
+	.message_state = sq_message_state,
+	.message_structure = sq_message_structure,
+	.message_set_structure = sq_message_set_structure,
+	.message_read_range = sq_message_read_range,
+	.poll_external = sq_poll_external,
+	.integrity_check = sq_integrity_check,
+};

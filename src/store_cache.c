@@ -42,13 +42,13 @@ static void entry_clear(struct store_cache_entry *e)
 	memset(e, 0, sizeof(*e));
 }
 
-int store_cache_init(struct store *st)
+int store_cache_init(struct sqlite_store *st)
 {
 	st->cache = calloc(STORE_CACHE_SLOTS, sizeof(*st->cache));
 	return st->cache ? STORE_OK : STORE_FULL;
 }
 
-void store_cache_drop(struct store *st)
+void store_cache_drop(struct sqlite_store *st)
 {
 	size_t i;
 
@@ -137,7 +137,7 @@ static void compact(struct store_cache_entry *e)
 	e->n = kept;
 }
 
-static struct store_cache_entry *slot_for(struct store *st, int64_t mailbox_id)
+static struct store_cache_entry *slot_for(struct sqlite_store *st, int64_t mailbox_id)
 {
 	struct store_cache_entry *e, *lru = &st->cache[0];
 	size_t i;
@@ -156,13 +156,13 @@ static struct store_cache_entry *slot_for(struct store *st, int64_t mailbox_id)
 /* The cached list of the mailbox, current; NULL when it cannot be had
  * (then the caller reads the store directly). *rc is STORE_NOTFOUND for a
  * mailbox that is gone. */
-static struct store_cache_entry *cache_get(struct store *st, int64_t mailbox_id, int *rc)
+static struct store_cache_entry *cache_get(struct sqlite_store *st, int64_t mailbox_id, int *rc)
 {
 	struct store_cache_entry *e;
 	struct store_mailbox_state now;
 
 	e = slot_for(st, mailbox_id);
-	if ((*rc = store_mailbox_state(st, mailbox_id, &now)) != STORE_OK) {
+	if ((*rc = sq_mailbox_state(&st->base, mailbox_id, &now)) != STORE_OK) {
 		if (e->mailbox_id == mailbox_id)
 			entry_clear(e);
 		return NULL;
@@ -170,10 +170,10 @@ static struct store_cache_entry *cache_get(struct store *st, int64_t mailbox_id,
 	if (e->mailbox_id == mailbox_id && e->uidvalidity != now.uidvalidity)
 		entry_clear(e);
 	if (e->mailbox_id == mailbox_id && e->modseq != now.highestmodseq) {
-		*rc = store_mailbox_vanished(st, mailbox_id, e->modseq, cache_vanished, e);
+		*rc = sq_mailbox_vanished(&st->base, mailbox_id, e->modseq, cache_vanished, e);
 		compact(e);
 		if (*rc == STORE_OK)
-			*rc = store_mailbox_changes(st, mailbox_id, e->modseq, cache_row, e);
+			*rc = sq_mailbox_changes(&st->base, mailbox_id, e->modseq, cache_row, e);
 	} else if (e->mailbox_id != mailbox_id) {
 		entry_clear(e);
 		e->mailbox_id = mailbox_id;
@@ -189,8 +189,9 @@ static struct store_cache_entry *cache_get(struct store *st, int64_t mailbox_id,
 	return e;
 }
 
-int store_mailbox_foreach(struct store *st, int64_t mailbox_id, store_msg_cb cb, void *arg)
+int sq_mailbox_foreach(struct store *base, int64_t mailbox_id, store_msg_cb cb, void *arg)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	struct store_cache_entry *e;
 	struct store_msg m;
 	size_t i;

@@ -17,7 +17,7 @@ const char *const store_imap_sql[QI_END - QI_FIRST] = {
 	Q(QI_MAILBOX_BY_ID) = MAILBOX_COLS "WHERE b.id = ?1",
 	Q(QI_MAILBOX_DEL) = "DELETE FROM mailbox WHERE id = ?1",
 	Q(QI_MSG_DEL_MAILBOX) = "DELETE FROM message WHERE mailbox_id = ?1"
-	    " RETURNING mailbox_id, id",
+	    " RETURNING mailbox_id, id, (SELECT inbox_id FROM mailbox WHERE id = ?1)",
 	Q(QI_MAILBOX_RENAME) = "UPDATE mailbox SET name = ?3 || substr(name, length(?2) + 1)"
 	    " WHERE inbox_id = ?1 AND (name = ?2 OR substr(name, 1, length(?2) + 1) = ?2 || '/')",
 	Q(QI_MSG_REHOME) = "UPDATE message SET mailbox_id = ?2 WHERE mailbox_id = ?1 RETURNING id",
@@ -32,9 +32,10 @@ const char *const store_imap_sql[QI_END - QI_FIRST] = {
 	Q(QI_MAILBOX_RECENT_SET) = "UPDATE mailbox SET recent_uid = ?2 WHERE id = ?1",
 	Q(QI_MAILBOX_UIDNEXT) = "UPDATE mailbox SET uidnext = uidnext + 1,"
 	    " highestmodseq = highestmodseq + 1 WHERE id = ?1"
-	    " RETURNING uidnext - 1, highestmodseq",
+	    " RETURNING uidnext - 1, highestmodseq, inbox_id",
 	Q(QI_MAILBOX_MODSEQ_NEXT) = "UPDATE mailbox SET highestmodseq = highestmodseq + 1"
-	    " WHERE id = ?1 RETURNING highestmodseq",
+	    " WHERE id = ?1 RETURNING highestmodseq, inbox_id",
+	Q(QI_MAILBOX_INBOX) = "SELECT inbox_id FROM mailbox WHERE id = ?1",
 	Q(QI_MAILBOX_KEYWORDS) = "SELECT DISTINCT k.keyword FROM message_keyword k"
 	    " JOIN message m ON m.id = k.message_id WHERE m.mailbox_id = ?1 ORDER BY 1",
 	Q(QI_SUB_ADD) = "INSERT OR IGNORE INTO subscription (inbox_id, name) VALUES (?1, ?2)",
@@ -42,9 +43,9 @@ const char *const store_imap_sql[QI_END - QI_FIRST] = {
 	Q(QI_SUB_LIST) = "SELECT name FROM subscription WHERE inbox_id = ?1 ORDER BY name",
 	Q(QI_MSG_COPY) = "INSERT INTO message (mailbox_id, body_id, uid, flags, modseq,"
 	    " internal_date, size, mail_from, auth_user, client_addr,"
-	    " hdr_from, hdr_to, hdr_subject, hdr_date, structure)"
+	    " hdr_from, hdr_to, hdr_subject, hdr_date, structure, has_attachment)"
 	    " SELECT ?2, body_id, ?3, flags, ?4, internal_date, size, mail_from, auth_user,"
-	    " client_addr, hdr_from, hdr_to, hdr_subject, hdr_date, structure"
+	    " client_addr, hdr_from, hdr_to, hdr_subject, hdr_date, structure, has_attachment"
 	    " FROM message WHERE id = ?1",
 	Q(QI_RCPT_COPY) = "INSERT INTO message_rcpt (message_id, seq, addr)"
 	    " SELECT ?2, seq, addr FROM message_rcpt WHERE message_id = ?1",
@@ -81,7 +82,7 @@ struct qargs {
 	int n;
 };
 
-static int exec_q(struct store *st, int q, const struct qargs *a, int64_t *changes)
+static int exec_q(struct sqlite_store *st, int q, const struct qargs *a, int64_t *changes)
 {
 	int rc = STORE_OK, k;
 	sqlite3_stmt *s = store_stmt_get(st, q, &rc);
@@ -103,7 +104,7 @@ static int exec_q(struct store *st, int q, const struct qargs *a, int64_t *chang
 
 /* A one-row query returning integers into out[0..n). STORE_NOTFOUND if
  * no row. */
-static int row_q(struct store *st, int q, int64_t id, int64_t *out, int n)
+static int row_q(struct sqlite_store *st, int q, int64_t id, int64_t *out, int n)
 {
 	int rc = STORE_OK, r, k;
 	sqlite3_stmt *s = store_stmt_get(st, q, &rc);
@@ -124,7 +125,7 @@ static int row_q(struct store *st, int q, int64_t id, int64_t *out, int n)
 }
 
 /* Ends a write: on success delivers notifications outside store_begin. */
-static int finish(struct store *st, struct wtx *w, int rc, size_t queued)
+static int finish(struct sqlite_store *st, struct wtx *w, int rc, size_t queued)
 {
 	if ((rc = store_wtx_end(st, w, rc)) != STORE_OK) {
 		st->n_pending = queued;
@@ -149,7 +150,7 @@ static void mailbox_from_row(sqlite3_stmt *s, struct store_mailbox *out)
 	snprintf(out->special_use, sizeof(out->special_use), "%s", store_col_str(s, 7));
 }
 
-static int mailbox_query(struct store *st, int q, int64_t id, const char *name,
+static int mailbox_query(struct sqlite_store *st, int q, int64_t id, const char *name,
     store_mailbox_cb cb, void *arg, struct store_mailbox *one)
 {
 	struct store_mailbox mb;
@@ -175,23 +176,29 @@ static int mailbox_query(struct store *st, int q, int64_t id, const char *name,
 	return rc;
 }
 
-int store_mailbox_get(struct store *st, int64_t inbox_id, const char *name,
+int sq_mailbox_get(struct store *base, int64_t inbox_id, const char *name,
     struct store_mailbox *out)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
+
 	return mailbox_query(st, Q_MAILBOX_GET, inbox_id, name, NULL, NULL, out);
 }
 
-int store_mailbox_get_by_id(struct store *st, int64_t id, struct store_mailbox *out)
+int sq_mailbox_get_by_id(struct store *base, int64_t id, struct store_mailbox *out)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
+
 	return mailbox_query(st, QI_MAILBOX_BY_ID, id, NULL, NULL, NULL, out);
 }
 
-int store_mailbox_list(struct store *st, int64_t inbox_id, store_mailbox_cb cb, void *arg)
+int sq_mailbox_list(struct store *base, int64_t inbox_id, store_mailbox_cb cb, void *arg)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
+
 	return mailbox_query(st, QI_MAILBOX_LIST, inbox_id, NULL, cb, arg, NULL);
 }
 
-int store_inbox_mailboxes(struct store *st, int64_t inbox)
+int store_inbox_mailboxes(struct sqlite_store *st, int64_t inbox)
 {
 	size_t i;
 	int rc = STORE_OK;
@@ -208,9 +215,10 @@ int store_inbox_mailboxes(struct store *st, int64_t inbox)
 	return rc;
 }
 
-int store_mailbox_create(struct store *st, int64_t inbox_id, const char *name,
+int sq_mailbox_create(struct store *base, int64_t inbox_id, const char *name,
     struct store_mailbox *out)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	struct wtx w;
 	int64_t id = 0;
 	int rc;
@@ -222,11 +230,11 @@ int store_mailbox_create(struct store *st, int64_t inbox_id, const char *name,
 	rc = store_insert_mailbox(st, inbox_id, name, NULL, &id);
 	if ((rc = store_wtx_end(st, &w, rc)) != STORE_OK)
 		return rc;
-	return out != NULL ? store_mailbox_get_by_id(st, id, out) : STORE_OK;
+	return out != NULL ? sq_mailbox_get_by_id(&st->base, id, out) : STORE_OK;
 }
 
-/* Runs a DELETE ... RETURNING mailbox_id, id, queueing expunges. */
-static int delete_messages(struct store *st, int64_t mailbox_id)
+/* Runs a DELETE ... RETURNING mailbox_id, id, inbox, queueing expunges. */
+static int delete_messages(struct sqlite_store *st, int64_t mailbox_id)
 {
 	int rc = STORE_OK, r;
 	sqlite3_stmt *s = store_stmt_get(st, QI_MSG_DEL_MAILBOX, &rc);
@@ -235,16 +243,17 @@ static int delete_messages(struct store *st, int64_t mailbox_id)
 		return rc;
 	sqlite3_bind_int64(s, 1, mailbox_id);
 	while ((r = sqlite3_step(s)) == SQLITE_ROW && rc == STORE_OK)
-		rc = store_queue_event(st, STORE_CHANGE_EXPUNGE, sqlite3_column_int64(s, 0),
-		    sqlite3_column_int64(s, 1));
+		rc = store_queue_event(st, STORE_CHANGE_EXPUNGE, sqlite3_column_int64(s, 2),
+		    sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1));
 	if (rc == STORE_OK && r != SQLITE_DONE)
 		rc = store_sql_fail(st, r);
 	store_stmt_put(st, QI_MSG_DEL_MAILBOX, s);
 	return rc;
 }
 
-int store_mailbox_delete(struct store *st, int64_t mailbox_id)
+int sq_mailbox_delete(struct store *base, int64_t mailbox_id)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	size_t queued = st->n_pending;
 	int64_t n = 0;
 	struct wtx w;
@@ -261,14 +270,14 @@ int store_mailbox_delete(struct store *st, int64_t mailbox_id)
 }
 
 /* RENAME INBOX: a new mailbox takes INBOX's messages and counters. */
-static int rename_inbox(struct store *st, int64_t inbox_id, const char *to)
+static int rename_inbox(struct sqlite_store *st, int64_t inbox_id, const char *to)
 {
 	struct store_mailbox from;
 	int64_t to_id = 0;
 	int rc, r;
 	sqlite3_stmt *s;
 
-	if ((rc = store_mailbox_get(st, inbox_id, "INBOX", &from)) != STORE_OK)
+	if ((rc = sq_mailbox_get(&st->base, inbox_id, "INBOX", &from)) != STORE_OK)
 		return rc;
 	if ((rc = store_insert_mailbox(st, inbox_id, to, NULL, &to_id)) != STORE_OK)
 		return rc;
@@ -280,9 +289,9 @@ static int rename_inbox(struct store *st, int64_t inbox_id, const char *to)
 	sqlite3_bind_int64(s, 2, to_id);
 	while ((r = sqlite3_step(s)) == SQLITE_ROW && rc == STORE_OK) {
 		int64_t id = sqlite3_column_int64(s, 0);
-		rc = store_queue_event(st, STORE_CHANGE_EXPUNGE, from.id, id);
+		rc = store_queue_event(st, STORE_CHANGE_EXPUNGE, inbox_id, from.id, id);
 		if (rc == STORE_OK)
-			rc = store_queue_event(st, STORE_CHANGE_NEW, to_id, id);
+			rc = store_queue_event(st, STORE_CHANGE_NEW, inbox_id, to_id, id);
 	}
 	if (rc == STORE_OK && r != SQLITE_DONE)
 		rc = store_sql_fail(st, r);
@@ -290,7 +299,7 @@ static int rename_inbox(struct store *st, int64_t inbox_id, const char *to)
 	return rc;
 }
 
-static int rename_tree(struct store *st, int64_t inbox_id, const char *from, const char *to)
+static int rename_tree(struct sqlite_store *st, int64_t inbox_id, const char *from, const char *to)
 {
 	struct qargs a = { .i = { inbox_id }, .t = { NULL, from, to }, .n = 3 };
 	int64_t n = 0;
@@ -303,8 +312,9 @@ static int rename_tree(struct store *st, int64_t inbox_id, const char *from, con
 	return rc;
 }
 
-int store_mailbox_rename(struct store *st, int64_t inbox_id, const char *from, const char *to)
+int sq_mailbox_rename(struct store *base, int64_t inbox_id, const char *from, const char *to)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	struct store_mailbox exists;
 	size_t queued = st->n_pending;
 	struct wtx w;
@@ -312,7 +322,7 @@ int store_mailbox_rename(struct store *st, int64_t inbox_id, const char *from, c
 
 	if (to == NULL || to[0] == '\0' || strlen(to) >= STORE_MAILBOX_NAME_MAX)
 		return store_set_err(st, STORE_ERR, "invalid mailbox name");
-	if (store_mailbox_get(st, inbox_id, to, &exists) == STORE_OK)
+	if (sq_mailbox_get(&st->base, inbox_id, to, &exists) == STORE_OK)
 		return store_set_err(st, STORE_EXISTS, "mailbox '%s' exists", to);
 	if ((rc = store_wtx_begin(st, &w)) != STORE_OK)
 		return rc;
@@ -323,11 +333,12 @@ int store_mailbox_rename(struct store *st, int64_t inbox_id, const char *from, c
 	return finish(st, &w, rc, queued);
 }
 
-int store_mailbox_status(struct store *st, int64_t mailbox_id, struct store_mailbox_status *out)
+int sq_mailbox_status(struct store *base, int64_t mailbox_id, struct store_mailbox_status *out)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	struct store_mailbox mb;
 	int64_t v[5] = { 0 };
-	int rc = store_mailbox_get_by_id(st, mailbox_id, &mb);
+	int rc = sq_mailbox_get_by_id(&st->base, mailbox_id, &mb);
 
 	if (rc == STORE_OK)
 		rc = row_q(st, QI_MAILBOX_STATUS, mailbox_id, v, 5);
@@ -344,8 +355,9 @@ int store_mailbox_status(struct store *st, int64_t mailbox_id, struct store_mail
 	return STORE_OK;
 }
 
-int store_mailbox_claim_recent(struct store *st, int64_t mailbox_id, uint32_t *above)
+int sq_mailbox_claim_recent(struct store *base, int64_t mailbox_id, uint32_t *above)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	int64_t v[2] = { 0 };
 	struct wtx w;
 	int rc;
@@ -363,7 +375,7 @@ int store_mailbox_claim_recent(struct store *st, int64_t mailbox_id, uint32_t *a
 	return STORE_OK;
 }
 
-static int name_rows(struct store *st, int q, int64_t id, store_name_cb cb, void *arg)
+static int name_rows(struct sqlite_store *st, int q, int64_t id, store_name_cb cb, void *arg)
 {
 	int rc = STORE_OK, r;
 	sqlite3_stmt *s = store_stmt_get(st, q, &rc);
@@ -380,18 +392,23 @@ static int name_rows(struct store *st, int q, int64_t id, store_name_cb cb, void
 	return rc;
 }
 
-int store_mailbox_keywords(struct store *st, int64_t mailbox_id, store_name_cb cb, void *arg)
+int sq_mailbox_keywords(struct store *base, int64_t mailbox_id, store_name_cb cb, void *arg)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
+
 	return name_rows(st, QI_MAILBOX_KEYWORDS, mailbox_id, cb, arg);
 }
 
-int store_subscription_list(struct store *st, int64_t inbox_id, store_name_cb cb, void *arg)
+int sq_subscription_list(struct store *base, int64_t inbox_id, store_name_cb cb, void *arg)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
+
 	return name_rows(st, QI_SUB_LIST, inbox_id, cb, arg);
 }
 
-int store_subscription_set(struct store *st, int64_t inbox_id, const char *name, bool on)
+int sq_subscription_set(struct store *base, int64_t inbox_id, const char *name, bool on)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	struct qargs a = { .i = { inbox_id }, .t = { NULL, name }, .n = 2 };
 
 	return exec_q(st, on ? QI_SUB_ADD : QI_SUB_DEL, &a, NULL);
@@ -399,7 +416,7 @@ int store_subscription_set(struct store *st, int64_t inbox_id, const char *name,
 
 /* ---- messages ---------------------------------------------------------- */
 
-static int msg_rows(struct store *st, int q, int64_t mailbox_id, uint64_t since,
+static int msg_rows(struct sqlite_store *st, int q, int64_t mailbox_id, uint64_t since,
     store_msg_cb cb, void *arg)
 {
 	struct store_msg m;
@@ -428,19 +445,22 @@ static int msg_rows(struct store *st, int q, int64_t mailbox_id, uint64_t since,
 	return rc;
 }
 
-int store_mailbox_read_all(struct store *st, int64_t mailbox_id, store_msg_cb cb, void *arg)
+int store_mailbox_read_all(struct sqlite_store *st, int64_t mailbox_id, store_msg_cb cb, void *arg)
 {
 	return msg_rows(st, Q_MAILBOX_MSGS, mailbox_id, 0, cb, arg);
 }
 
-int store_mailbox_changes(struct store *st, int64_t mailbox_id, uint64_t since,
+int sq_mailbox_changes(struct store *base, int64_t mailbox_id, uint64_t since,
     store_msg_cb cb, void *arg)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
+
 	return msg_rows(st, Q_MAILBOX_CHANGES, mailbox_id, since, cb, arg);
 }
 
-int store_mailbox_state(struct store *st, int64_t mailbox_id, struct store_mailbox_state *out)
+int sq_mailbox_state(struct store *base, int64_t mailbox_id, struct store_mailbox_state *out)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	int64_t v[3] = { 0 };
 	int rc = row_q(st, Q_MAILBOX_STATE, mailbox_id, v, 3);
 
@@ -452,10 +472,11 @@ int store_mailbox_state(struct store *st, int64_t mailbox_id, struct store_mailb
 	return STORE_OK;
 }
 
-int store_mailbox_take_uid(struct store *st, int64_t mailbox, int64_t *uid, int64_t *modseq)
+int store_mailbox_take_uid(struct sqlite_store *st, int64_t mailbox, int64_t *uid,
+    int64_t *modseq, int64_t *inbox)
 {
-	int64_t v[2] = { 0 };
-	int rc = row_q(st, QI_MAILBOX_UIDNEXT, mailbox, v, 2);
+	int64_t v[3] = { 0 };
+	int rc = row_q(st, QI_MAILBOX_UIDNEXT, mailbox, v, 3);
 
 	if (rc == STORE_NOTFOUND)
 		return store_set_err(st, STORE_NOTFOUND, "no mailbox %" PRId64, mailbox);
@@ -463,11 +484,12 @@ int store_mailbox_take_uid(struct store *st, int64_t mailbox, int64_t *uid, int6
 		return store_set_err(st, STORE_ERR, "UIDs of mailbox %" PRId64 " exhausted", mailbox);
 	*uid = v[0];
 	*modseq = v[1];
+	*inbox = v[2];
 	return rc;
 }
 
 /* Adds space-separated keywords. */
-int store_keywords_add(struct store *st, int64_t id, const char *keywords)
+int store_keywords_add(struct sqlite_store *st, int64_t id, const char *keywords)
 {
 	char kw[256];
 	const char *p = keywords;
@@ -488,17 +510,18 @@ int store_keywords_add(struct store *st, int64_t id, const char *keywords)
 	return rc;
 }
 
-int store_message_copy(struct store *st, int64_t id, int64_t dest_mailbox,
+int sq_message_copy(struct store *base, int64_t id, int64_t dest_mailbox,
     int64_t *new_id, uint32_t *new_uid)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	size_t queued = st->n_pending;
-	int64_t uid = 0, modseq = 0, nid = 0, n = 0;
+	int64_t uid = 0, modseq = 0, nid = 0, n = 0, inbox = 0;
 	struct wtx w;
 	int rc;
 
 	if ((rc = store_wtx_begin(st, &w)) != STORE_OK)
 		return rc;
-	rc = store_mailbox_take_uid(st, dest_mailbox, &uid, &modseq);
+	rc = store_mailbox_take_uid(st, dest_mailbox, &uid, &modseq, &inbox);
 	if (rc == STORE_OK)
 		rc = exec_q(st, QI_MSG_COPY, &(struct qargs){ .i = { id, dest_mailbox, uid, modseq },
 		    .n = 4 }, &n);
@@ -512,7 +535,7 @@ int store_message_copy(struct store *st, int64_t id, int64_t dest_mailbox,
 			rc = exec_q(st, QI_KW_COPY, &a, NULL);
 	}
 	if (rc == STORE_OK)
-		rc = store_queue_event(st, STORE_CHANGE_NEW, dest_mailbox, nid);
+		rc = store_queue_event(st, STORE_CHANGE_NEW, inbox, dest_mailbox, nid);
 	if ((rc = finish(st, &w, rc, queued)) != STORE_OK)
 		return rc;
 	if (new_id != NULL)
@@ -522,10 +545,11 @@ int store_message_copy(struct store *st, int64_t id, int64_t dest_mailbox,
 	return STORE_OK;
 }
 
-int store_message_move(struct store *st, int64_t id, int64_t dest_mailbox, uint32_t *new_uid)
+int sq_message_move(struct store *base, int64_t id, int64_t dest_mailbox, uint32_t *new_uid)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	size_t queued = st->n_pending;
-	int64_t state[3] = { 0 }, uid = 0, modseq = 0;
+	int64_t state[3] = { 0 }, uid = 0, modseq = 0, from_inbox = 0, inbox = 0;
 	struct wtx w;
 	int rc;
 
@@ -533,14 +557,16 @@ int store_message_move(struct store *st, int64_t id, int64_t dest_mailbox, uint3
 		return rc;
 	rc = row_q(st, QI_MSG_STATE, id, state, 3);
 	if (rc == STORE_OK)
-		rc = store_mailbox_take_uid(st, dest_mailbox, &uid, &modseq);
+		rc = row_q(st, QI_MAILBOX_INBOX, state[0], &from_inbox, 1);
+	if (rc == STORE_OK)
+		rc = store_mailbox_take_uid(st, dest_mailbox, &uid, &modseq, &inbox);
 	if (rc == STORE_OK)
 		rc = exec_q(st, QI_MSG_MOVE, &(struct qargs){ .i = { id, dest_mailbox, uid, modseq },
 		    .n = 4 }, NULL);
 	if (rc == STORE_OK)
-		rc = store_queue_event(st, STORE_CHANGE_EXPUNGE, state[0], id);
+		rc = store_queue_event(st, STORE_CHANGE_EXPUNGE, from_inbox, state[0], id);
 	if (rc == STORE_OK)
-		rc = store_queue_event(st, STORE_CHANGE_NEW, dest_mailbox, id);
+		rc = store_queue_event(st, STORE_CHANGE_NEW, inbox, dest_mailbox, id);
 	if ((rc = finish(st, &w, rc, queued)) != STORE_OK)
 		return rc;
 	if (new_uid != NULL)
@@ -548,9 +574,10 @@ int store_message_move(struct store *st, int64_t id, int64_t dest_mailbox, uint3
 	return STORE_OK;
 }
 
-int store_message_state(struct store *st, int64_t id, unsigned *flags, char *kw, size_t kwsize,
+int sq_message_state(struct store *base, int64_t id, unsigned *flags, char *kw, size_t kwsize,
     uint64_t *modseq)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	int rc = STORE_OK, r;
 	sqlite3_stmt *s = store_stmt_get(st, QI_MSG_STATE, &rc);
 
@@ -574,7 +601,7 @@ int store_message_state(struct store *st, int64_t id, unsigned *flags, char *kw,
 }
 
 /* Applies the keyword part of a STORE; *changed counts rows touched. */
-static int store_keywords(struct store *st, int64_t id, enum store_flags_op op,
+static int store_keywords(struct sqlite_store *st, int64_t id, enum store_flags_op op,
     const char *const *kw, size_t n, int64_t *changed)
 {
 	int64_t c = 0;
@@ -599,12 +626,13 @@ static unsigned apply_flags(enum store_flags_op op, unsigned old, unsigned flags
 	return op == STORE_FLAGS_ADD ? old | flags : old & ~flags;
 }
 
-int store_message_store(struct store *st, int64_t id, enum store_flags_op op, unsigned flags,
+int sq_message_store(struct store *base, int64_t id, enum store_flags_op op, unsigned flags,
     const char *const *keywords, size_t n_keywords, uint64_t unchangedsince,
     uint64_t *modseq)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	size_t queued = st->n_pending;
-	int64_t state[3] = { 0 }, changed = 0, next = 0;
+	int64_t state[3] = { 0 }, changed = 0, next[2] = { 0 };
 	unsigned newflags;
 	struct wtx w;
 	int rc;
@@ -618,13 +646,14 @@ int store_message_store(struct store *st, int64_t id, enum store_flags_op op, un
 	if (rc == STORE_OK)
 		rc = store_keywords(st, id, op, keywords, n_keywords, &changed);
 	if (rc == STORE_OK && (changed > 0 || newflags != (unsigned)state[1])) {
-		rc = row_q(st, QI_MAILBOX_MODSEQ_NEXT, state[0], &next, 1);
+		/* next: the new modseq and the mailbox's inbox */
+		rc = row_q(st, QI_MAILBOX_MODSEQ_NEXT, state[0], next, 2);
 		if (rc == STORE_OK)
-			rc = exec_q(st, QI_MSG_SET_FLAGS, &(struct qargs){ .i = { id, newflags, next },
-			    .n = 3 }, NULL);
+			rc = exec_q(st, QI_MSG_SET_FLAGS, &(struct qargs){ .i = { id, newflags,
+			    next[0] }, .n = 3 }, NULL);
 		if (rc == STORE_OK)
-			rc = store_queue_event(st, STORE_CHANGE_FLAGS, state[0], id);
-		state[2] = next;
+			rc = store_queue_event(st, STORE_CHANGE_FLAGS, next[1], state[0], id);
+		state[2] = next[0];
 	}
 	if (modseq != NULL)
 		*modseq = (uint64_t)state[2];
@@ -636,8 +665,9 @@ int store_message_store(struct store *st, int64_t id, enum store_flags_op op, un
 	return finish(st, &w, rc, queued);
 }
 
-int store_message_structure(struct store *st, int64_t id, void **blob, size_t *len)
+int sq_message_structure(struct store *base, int64_t id, void **blob, size_t *len)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	int rc = STORE_OK, r;
 	sqlite3_stmt *s = store_stmt_get(st, QI_MSG_STRUCTURE, &rc);
 
@@ -662,8 +692,9 @@ int store_message_structure(struct store *st, int64_t id, void **blob, size_t *l
 	return rc;
 }
 
-int store_message_set_structure(struct store *st, int64_t id, const void *blob, size_t len)
+int sq_message_set_structure(struct store *base, int64_t id, const void *blob, size_t len)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	int rc = STORE_OK;
 	sqlite3_stmt *s = store_stmt_get(st, QI_MSG_SET_STRUCTURE, &rc);
 
@@ -676,9 +707,10 @@ int store_message_set_structure(struct store *st, int64_t id, const void *blob, 
 	return rc;
 }
 
-int store_mailbox_vanished(struct store *st, int64_t mailbox_id, uint64_t since,
+int sq_mailbox_vanished(struct store *base, int64_t mailbox_id, uint64_t since,
     store_uid_cb cb, void *arg)
 {
+	struct sqlite_store *st = sqlite_store_of(base);
 	int rc = STORE_OK, r;
 	sqlite3_stmt *s = store_stmt_get(st, QI_VANISHED, &rc);
 

@@ -1,6 +1,10 @@
 /*
- * What store.c and store_imap.c share: the store struct, the statement
- * cache and the write-transaction helpers. Not a public API.
+ * Behind the store API: the table of operations every backend fills
+ * (struct store_backend), what every backend's store begins with (struct
+ * store: its table and the change subscribers), and what the SQLite
+ * backend's files (store.c, store_imap.c, store_cache.c) share: its store
+ * struct, the statement cache and the write-transaction helpers. Not a
+ * public API.
  */
 #ifndef MAILSNARE_STORE_INTERNAL_H
 #define MAILSNARE_STORE_INTERNAL_H
@@ -40,7 +44,7 @@ enum query_imap {
 	QI_MAILBOX_MODSEQ_NEXT, QI_MAILBOX_KEYWORDS, QI_SUB_ADD, QI_SUB_DEL, QI_SUB_LIST,
 	QI_MSG_COPY, QI_RCPT_COPY, QI_KW_COPY, QI_MSG_MOVE, QI_MSG_STATE,
 	QI_KW_ADD, QI_KW_DEL, QI_KW_CLEAR, QI_MSG_SET_FLAGS, QI_MSG_STRUCTURE,
-	QI_MSG_SET_STRUCTURE, QI_VANISHED,
+	QI_MSG_SET_STRUCTURE, QI_VANISHED, QI_MAILBOX_INBOX,
 	QI_END
 };
 #define STORE_NQUERIES QI_END
@@ -48,32 +52,131 @@ enum query_imap {
 extern const char *const store_imap_sql[QI_END - QI_FIRST];
 const char *store_query_sql(int q);
 
+/* ---- every backend ------------------------------------------------------ */
+
+/*
+ * A backend's operations: one per public store_* function that takes a
+ * store, with the same arguments and meaning (include/mailsnare/store.h),
+ * as OpenSMTPD's queue_backend. store_api.c dispatches to them. open
+ * returns the backend's own struct, which begins with a struct store.
+ */
+struct store_backend {
+	const char *name;
+	struct store *(*open)(const struct store_options *opts);
+	void (*close)(struct store *st);
+	const char *(*errmsg)(struct store *st);
+	int (*inbox_add)(struct store *st, const char *name, const char *password,
+	    struct store_inbox *out);
+	int (*inbox_get)(struct store *st, const char *name, struct store_inbox *out);
+	int (*inbox_ensure)(struct store *st, const char *name, const char *password,
+	    struct store_inbox *out);
+	int (*inbox_set_password)(struct store *st, const char *name, const char *password);
+	int (*inbox_del)(struct store *st, const char *name);
+	int (*inbox_foreach)(struct store *st, store_inbox_cb cb, void *arg);
+	int (*begin)(struct store *st);
+	int (*commit)(struct store *st);
+	void (*rollback)(struct store *st);
+	int (*message_add)(struct store *st, const struct store_new_message *msg,
+	    int64_t *id);
+	int (*inbox_prune)(struct store *st, int64_t inbox_id, uint64_t keep);
+	int (*message_foreach)(struct store *st, const char *inbox, store_message_cb cb,
+	    void *arg);
+	int (*message_get_info)(struct store *st, int64_t id, store_message_cb cb,
+	    void *arg);
+	int (*message_query)(struct store *st, const struct store_query *q,
+	    store_message_cb cb, void *arg, uint64_t *total);
+	int (*message_read)(struct store *st, int64_t id, store_sink sink, void *arg);
+	int (*message_del)(struct store *st, int64_t id);
+	int (*message_del_inbox)(struct store *st, const char *inbox, int64_t *count);
+	int (*mailbox_get)(struct store *st, int64_t inbox_id, const char *name,
+	    struct store_mailbox *out);
+	int (*mailbox_get_by_id)(struct store *st, int64_t id, struct store_mailbox *out);
+	int (*mailbox_list)(struct store *st, int64_t inbox_id, store_mailbox_cb cb,
+	    void *arg);
+	int (*mailbox_create)(struct store *st, int64_t inbox_id, const char *name,
+	    struct store_mailbox *out);
+	int (*mailbox_delete)(struct store *st, int64_t mailbox_id);
+	int (*mailbox_rename)(struct store *st, int64_t inbox_id, const char *from,
+	    const char *to);
+	int (*mailbox_status)(struct store *st, int64_t mailbox_id,
+	    struct store_mailbox_status *out);
+	int (*mailbox_claim_recent)(struct store *st, int64_t mailbox_id, uint32_t *above);
+	int (*mailbox_keywords)(struct store *st, int64_t mailbox_id, store_name_cb cb,
+	    void *arg);
+	int (*mailbox_vanished)(struct store *st, int64_t mailbox_id, uint64_t since,
+	    store_uid_cb cb, void *arg);
+	int (*subscription_set)(struct store *st, int64_t inbox_id, const char *name,
+	    bool on);
+	int (*subscription_list)(struct store *st, int64_t inbox_id, store_name_cb cb,
+	    void *arg);
+	int (*mailbox_foreach)(struct store *st, int64_t mailbox_id, store_msg_cb cb,
+	    void *arg);
+	int (*mailbox_changes)(struct store *st, int64_t mailbox_id, uint64_t since,
+	    store_msg_cb cb, void *arg);
+	int (*mailbox_state)(struct store *st, int64_t mailbox_id,
+	    struct store_mailbox_state *out);
+	int (*message_set_flags)(struct store *st, int64_t id, unsigned add,
+	    unsigned remove);
+	int (*message_copy)(struct store *st, int64_t id, int64_t dest_mailbox,
+	    int64_t *new_id, uint32_t *new_uid);
+	int (*message_move)(struct store *st, int64_t id, int64_t dest_mailbox,
+	    uint32_t *new_uid);
+	int (*message_store)(struct store *st, int64_t id, enum store_flags_op op,
+	    unsigned flags, const char *const *keywords, size_t n_keywords,
+	    uint64_t unchangedsince, uint64_t *modseq);
+	int (*message_state)(struct store *st, int64_t id, unsigned *flags, char *kw,
+	    size_t kwsize, uint64_t *modseq);
+	int (*message_structure)(struct store *st, int64_t id, void **blob, size_t *len);
+	int (*message_set_structure)(struct store *st, int64_t id, const void *blob,
+	    size_t len);
+	int (*message_read_range)(struct store *st, int64_t id, uint64_t offset,
+	    uint64_t len, store_sink sink, void *arg);
+	bool (*poll_external)(struct store *st);
+	int (*integrity_check)(struct store *st);
+};
+
 struct store_sub {
 	store_change_cb cb;        /* NULL: unsubscribed while dispatching */
 	void *arg;
+	int64_t inbox_id;          /* 0: every inbox */
+};
+
+/* What every backend's store begins with. */
+struct store {
+	const struct store_backend *be;
+	struct store_sub *subs;
+	size_t n_subs, cap_subs;
+	unsigned dispatching;
 };
 
 struct store_event {
 	enum store_change what;
+	int64_t inbox_id;
 	int64_t mailbox_id;
 	int64_t message_id;
 };
+
+/* store_api.c: hands committed events to the subscribers, in order. A
+ * subscriber may call the store, subscribe or unsubscribe meanwhile. */
+void store_dispatch(struct store *st, const struct store_event *ev, size_t n);
+
+/* ---- the SQLite backend ------------------------------------------------- */
+
+extern const struct store_backend store_sqlite_backend;
 
 /* store_cache.c: the last few mailboxes read whole, in memory. */
 #define STORE_CACHE_SLOTS 4
 #define STORE_CACHE_MAX_ROWS (1u << 20)   /* larger: read from SQLite each time */
 struct store_cache_entry;
 
-struct store {
+struct sqlite_store {
+	struct store base;         /* first: a struct store * points here too */
 	sqlite3 *db;
 	sqlite3_stmt *stmts[STORE_NQUERIES];
 	bool in_tx;                /* between store_begin and commit/rollback */
 	int tx_rc;                 /* SQLite rolled the open transaction back */
 	struct store_event *pending;   /* new messages not yet committed */
 	size_t n_pending, cap_pending;
-	struct store_sub *subs;
-	size_t n_subs, cap_subs;
-	unsigned dispatching;
 	int64_t data_version;       /* PRAGMA data_version when last polled */
 	struct store_cache_entry *cache;   /* STORE_CACHE_SLOTS entries */
 	uint64_t cache_tick;
@@ -82,40 +185,108 @@ struct store {
 	char err[STORE_ERR_MAX];
 };
 
+static inline struct sqlite_store *sqlite_store_of(struct store *st)
+{
+	return (struct sqlite_store *)st;
+}
+
+/* The operations (store_backend's fields), named sq_ and the field. */
+struct store *sq_open(const struct store_options *opts);
+void sq_close(struct store *st);
+const char *sq_errmsg(struct store *st);
+int sq_inbox_add(struct store *st, const char *name, const char *password,
+    struct store_inbox *out);
+int sq_inbox_get(struct store *st, const char *name, struct store_inbox *out);
+int sq_inbox_ensure(struct store *st, const char *name, const char *password,
+    struct store_inbox *out);
+int sq_inbox_set_password(struct store *st, const char *name, const char *password);
+int sq_inbox_del(struct store *st, const char *name);
+int sq_inbox_foreach(struct store *st, store_inbox_cb cb, void *arg);
+int sq_begin(struct store *st);
+int sq_commit(struct store *st);
+void sq_rollback(struct store *st);
+int sq_message_add(struct store *st, const struct store_new_message *msg, int64_t *id);
+int sq_inbox_prune(struct store *st, int64_t inbox_id, uint64_t keep);
+int sq_message_foreach(struct store *st, const char *inbox, store_message_cb cb, void *arg);
+int sq_message_get_info(struct store *st, int64_t id, store_message_cb cb, void *arg);
+int sq_message_query(struct store *st, const struct store_query *q, store_message_cb cb,
+    void *arg, uint64_t *total);
+int sq_message_read(struct store *st, int64_t id, store_sink sink, void *arg);
+int sq_message_del(struct store *st, int64_t id);
+int sq_message_del_inbox(struct store *st, const char *inbox, int64_t *count);
+int sq_mailbox_get(struct store *st, int64_t inbox_id, const char *name,
+    struct store_mailbox *out);
+int sq_mailbox_get_by_id(struct store *st, int64_t id, struct store_mailbox *out);
+int sq_mailbox_list(struct store *st, int64_t inbox_id, store_mailbox_cb cb, void *arg);
+int sq_mailbox_create(struct store *st, int64_t inbox_id, const char *name,
+    struct store_mailbox *out);
+int sq_mailbox_delete(struct store *st, int64_t mailbox_id);
+int sq_mailbox_rename(struct store *st, int64_t inbox_id, const char *from, const char *to);
+int sq_mailbox_status(struct store *st, int64_t mailbox_id,
+    struct store_mailbox_status *out);
+int sq_mailbox_claim_recent(struct store *st, int64_t mailbox_id, uint32_t *above);
+int sq_mailbox_keywords(struct store *st, int64_t mailbox_id, store_name_cb cb, void *arg);
+int sq_mailbox_vanished(struct store *st, int64_t mailbox_id, uint64_t since,
+    store_uid_cb cb, void *arg);
+int sq_subscription_set(struct store *st, int64_t inbox_id, const char *name, bool on);
+int sq_subscription_list(struct store *st, int64_t inbox_id, store_name_cb cb, void *arg);
+int sq_mailbox_foreach(struct store *st, int64_t mailbox_id, store_msg_cb cb, void *arg);
+int sq_mailbox_changes(struct store *st, int64_t mailbox_id, uint64_t since,
+    store_msg_cb cb, void *arg);
+int sq_mailbox_state(struct store *st, int64_t mailbox_id, struct store_mailbox_state *out);
+int sq_message_set_flags(struct store *st, int64_t id, unsigned add, unsigned remove);
+int sq_message_copy(struct store *st, int64_t id, int64_t dest_mailbox, int64_t *new_id,
+    uint32_t *new_uid);
+int sq_message_move(struct store *st, int64_t id, int64_t dest_mailbox, uint32_t *new_uid);
+int sq_message_store(struct store *st, int64_t id, enum store_flags_op op, unsigned flags,
+    const char *const *keywords, size_t n_keywords, uint64_t unchangedsince,
+    uint64_t *modseq);
+int sq_message_state(struct store *st, int64_t id, unsigned *flags, char *kw, size_t kwsize,
+    uint64_t *modseq);
+int sq_message_structure(struct store *st, int64_t id, void **blob, size_t *len);
+int sq_message_set_structure(struct store *st, int64_t id, const void *blob, size_t len);
+int sq_message_read_range(struct store *st, int64_t id, uint64_t offset, uint64_t len,
+    store_sink sink, void *arg);
+bool sq_poll_external(struct store *st);
+int sq_integrity_check(struct store *st);
+
 /* A write: its own transaction in autocommit mode, a savepoint inside
  * store_begin's transaction. */
 struct wtx {
 	bool savepoint;
 };
 
-int store_sql_fail(struct store *st, int rc);
-int store_set_err(struct store *st, int code, const char *fmt, ...)
+int store_sql_fail(struct sqlite_store *st, int rc);
+int store_set_err(struct sqlite_store *st, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-sqlite3_stmt *store_stmt_get(struct store *st, int q, int *rc);
-void store_stmt_put(struct store *st, int q, sqlite3_stmt *s);
-int store_stmt_done(struct store *st, sqlite3_stmt *s);
-int store_run(struct store *st, int q);
+sqlite3_stmt *store_stmt_get(struct sqlite_store *st, int q, int *rc);
+void store_stmt_put(struct sqlite_store *st, int q, sqlite3_stmt *s);
+int store_stmt_done(struct sqlite_store *st, sqlite3_stmt *s);
+int store_run(struct sqlite_store *st, int q);
 void store_bind_str(sqlite3_stmt *s, int i, const char *v);
 const char *store_col_str(sqlite3_stmt *s, int i);
-int store_wtx_begin(struct store *st, struct wtx *w);
-int store_wtx_end(struct store *st, struct wtx *w, int rc);
-int store_queue_event(struct store *st, enum store_change what, int64_t mailbox_id,
-    int64_t message_id);
-void store_notify_pending(struct store *st);
-uint32_t store_next_uidvalidity(struct store *st);
-int store_message_body_id(struct store *st, int64_t id, int64_t *body);
+int store_wtx_begin(struct sqlite_store *st, struct wtx *w);
+int store_wtx_end(struct sqlite_store *st, struct wtx *w, int rc);
+int store_queue_event(struct sqlite_store *st, enum store_change what, int64_t inbox_id,
+    int64_t mailbox_id, int64_t message_id);
+void store_notify_pending(struct sqlite_store *st);
+uint32_t store_next_uidvalidity(struct sqlite_store *st);
+int store_message_body_id(struct sqlite_store *st, int64_t id, int64_t *body);
 /* store_imap.c, for store.c: */
-int store_insert_mailbox(struct store *st, int64_t inbox, const char *name,
+int store_insert_mailbox(struct sqlite_store *st, int64_t inbox, const char *name,
     const char *special_use, int64_t *id);
-int store_inbox_mailboxes(struct store *st, int64_t inbox);
-int store_mailbox_take_uid(struct store *st, int64_t mailbox, int64_t *uid, int64_t *modseq);
-int store_keywords_add(struct store *st, int64_t id, const char *keywords);
+int store_inbox_mailboxes(struct sqlite_store *st, int64_t inbox);
+/* A new UID and modseq in the mailbox; *inbox is the mailbox's. */
+int store_mailbox_take_uid(struct sqlite_store *st, int64_t mailbox, int64_t *uid,
+    int64_t *modseq, int64_t *inbox);
+int store_keywords_add(struct sqlite_store *st, int64_t id, const char *keywords);
 /* The mailbox's rows from SQLite, by UID (store_mailbox_foreach serves
  * them from the cache). */
-int store_mailbox_read_all(struct store *st, int64_t mailbox_id, store_msg_cb cb, void *arg);
+int store_mailbox_read_all(struct sqlite_store *st, int64_t mailbox_id, store_msg_cb cb,
+    void *arg);
 /* store_cache.c: allocate the slots, and forget every cached list (after
  * an undone write; at close). */
-int store_cache_init(struct store *st);
-void store_cache_drop(struct store *st);
+int store_cache_init(struct sqlite_store *st);
+void store_cache_drop(struct sqlite_store *st);
 
 #endif

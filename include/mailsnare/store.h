@@ -1,18 +1,30 @@
 /*
- * The mailstore: inboxes, their IMAP mailboxes and the trapped messages in
- * SQLite (WAL). No SQL leaves store.c: protocols and the CLI see only this
- * API, so another backend could take its place.
+ * The mailstore: inboxes, their IMAP mailboxes and the trapped messages.
+ * Protocols, the CLI and (next) the HTTP API see only this API; what keeps
+ * the data is a backend behind it (see "Backends" below), so another one
+ * can take the first one's place. The first backend keeps everything in
+ * one local database file; its schema is described in src/store.c.
  *
- * Schema (PRAGMA user_version, migrated step by step; the base tables):
- *   inbox(id, name UNIQUE, password, created)
- *   mailbox(id, inbox_id, name, uidvalidity, uidnext, highestmodseq)
- *   body(id, data BLOB)                 raw bytes as stored
- *   message(id, mailbox_id, body_id, uid, flags, modseq, internal_date,
- *           size, mail_from, auth_user, client_addr,
- *           hdr_from, hdr_to, hdr_subject, hdr_date)
- *   message_rcpt(message_id, seq, addr) the SMTP envelope's RCPT TO list
- * Deleting an inbox deletes its mailboxes and messages; a body goes with
- * the last message that refers to it.
+ * Deleting an inbox deletes its mailboxes and messages; the bytes of a
+ * message go with the last message that refers to them (COPY shares them).
+ *
+ * Backends. Every store_* function that takes a store dispatches through
+ * the store's table of operations (struct store_backend, as OpenSMTPD's
+ * queue_backend; src/store_internal.h); store_open picks the table by
+ * name. The API is synchronous, which suits an embedded database on a
+ * local disk: a call costs microseconds and the reactor waits for it.
+ * A networked backend (PostgreSQL) must not make the reactor wait for a
+ * round trip. Either it runs its connection on a worker thread fed by a
+ * queue (requests in, results posted back to the event loop through a
+ * pipe or event_active), or it uses the client library's asynchronous API
+ * (libpq's PQsendQuery/PQconsumeInput/PQisBusy) with the connection's
+ * socket registered on the event loop. Either way an answer arrives on a
+ * later loop pass, so callers that must not wait (deliveries, IMAP
+ * commands, HTTP requests) get a variant of each call that takes a
+ * completion callback, as deliver_submit already is for deliveries; the
+ * synchronous calls stay for the CLI and for start-up. Change
+ * notifications come from the backend too (PostgreSQL's LISTEN/NOTIFY
+ * replaces store_poll_external).
  */
 #ifndef MAILSNARE_STORE_H
 #define MAILSNARE_STORE_H
@@ -58,12 +70,24 @@ struct store_inbox {
 	int64_t messages;      /* messages in all its mailboxes (filled by foreach only) */
 };
 
+/* What store_open needs. */
+struct store_options {
+	const char *backend;         /* a name from store_backends(); NULL: the first */
+	const char *path;            /* the database: a file, created if needed */
+	enum durability durability;  /* what a commit waits for (config.h) */
+	char *err;                   /* NULL, or where to say why open failed */
+	size_t errlen;
+};
+
 /* Opens (creating if needed, file mode 0600, parent directories 0700)
- * and migrates the schema. NULL with a message in err on failure. */
-struct store *store_open(const char *path, enum durability durability,
-    char *err, size_t errlen);
+ * and brings the data's layout up to this program's version. NULL with a
+ * message in opts->err on failure. */
+struct store *store_open(const struct store_options *opts);
 void store_close(struct store *st);
-/* The last SQLite error message, for logs. */
+/* The names of the backends built in, NULL-terminated; the first is the
+ * default. */
+const char *const *store_backends(void);
+/* The last error message, for logs. */
 const char *store_errmsg(struct store *st);
 
 /* Inboxes. Names: 1..63 chars, no control chars, no '/'. */
@@ -110,6 +134,7 @@ struct store_new_message {
 	const char *client_addr;     /* "127.0.0.1" */
 	int64_t internal_date;       /* unix time of arrival */
 	const char *hdr_from, *hdr_to, *hdr_subject, *hdr_date; /* NULL if absent */
+	bool has_attachment;         /* the caller's MIME scan found one */
 	struct store_source src;
 };
 
@@ -133,12 +158,43 @@ struct store_message_info {
 	const char *auth_user;       /* "" if none */
 	const char *client_addr;
 	const char *hdr_from, *hdr_to, *hdr_subject, *hdr_date; /* "" if absent */
+	int64_t inbox_id, mailbox_id;
+	bool has_attachment;
 };
 typedef int (*store_message_cb)(const struct store_message_info *m, void *arg);
 /* All messages (inbox NULL) or those of one inbox, by id ascending.
  * STORE_NOTFOUND if the inbox does not exist. */
 int store_message_foreach(struct store *st, const char *inbox, store_message_cb cb, void *arg);
 int store_message_get_info(struct store *st, int64_t id, store_message_cb cb, void *arg);
+
+/*
+ * A page of a message listing (the HTTP API), newest (highest id) first.
+ * Every filter that is set must hold; text filters (NULL or "": not set)
+ * are substrings, ASCII case-insensitive, without wildcards. Paging:
+ * before_id gives the page after one that ended at before_id; after_id
+ * the `limit` messages just above after_id (the page before one that
+ * began there, or what is new since), still newest first. An inbox's
+ * messages are those of all its mailboxes.
+ */
+struct store_query {
+	int64_t inbox_id;            /* 0: every inbox */
+	int64_t before_id;           /* only ids below this; 0: no bound */
+	int64_t after_id;            /* only ids above this; 0: no bound */
+	uint32_t limit;              /* rows at most; 0: all */
+	unsigned flags_set;          /* STORE_FLAG_*s that must all be set ... */
+	unsigned flags_clear;        /* ... and all clear (unread: STORE_FLAG_SEEN) */
+	const char *from;            /* in the From header or the envelope sender */
+	const char *to;              /* in the To header or an envelope recipient */
+	const char *subject;
+	uint64_t size_min, size_max; /* bytes, inclusive; size_max 0: no bound */
+	int64_t date_min, date_max;  /* arrival, unix time, inclusive; 0: no bound */
+	int has_attachment;          /* 0: either, 1: with, -1: without */
+};
+/* Calls cb for each row of the page; sets *total (may be NULL) to the
+ * number of messages the filters match, without paging. A non-zero return
+ * from cb stops and is returned. */
+int store_message_query(struct store *st, const struct store_query *q,
+    store_message_cb cb, void *arg, uint64_t *total);
 
 /* Streams the stored bytes of message id to sink in chunks; a non-zero
  * return from sink stops and is returned. */
@@ -269,21 +325,26 @@ int store_message_read_range(struct store *st, int64_t id, uint64_t offset, uint
 
 /* Change notifications, delivered after the commit that made them (at
  * once in autocommit mode): a new message (delivery), new flags, or a
- * message removed (delete, prune, expunge), with its mailbox and id. */
+ * message removed (delete, prune, expunge), with its inbox, mailbox and
+ * id. */
 enum store_change { STORE_CHANGE_NEW, STORE_CHANGE_FLAGS, STORE_CHANGE_EXPUNGE,
 	STORE_CHANGE_EXTERNAL };
-typedef void (*store_change_cb)(void *arg, enum store_change what, int64_t mailbox_id,
-    int64_t message_id);
+typedef void (*store_change_cb)(void *arg, enum store_change what, int64_t inbox_id,
+    int64_t mailbox_id, int64_t message_id);
 int store_subscribe(struct store *st, store_change_cb cb, void *arg);
+/* The changes of one inbox only, and every STORE_CHANGE_EXTERNAL.
+ * store_unsubscribe ends either kind. */
+int store_subscribe_inbox(struct store *st, int64_t inbox_id, store_change_cb cb, void *arg);
 /* Another process (the CLI) may change the store while the server runs;
  * it has no way to notify. The server calls this now and then: if anyone
  * else committed since the last call, subscribers get one
- * STORE_CHANGE_EXTERNAL with mailbox and message 0 ("anything may have
- * changed"). Returns true if so. */
+ * STORE_CHANGE_EXTERNAL with inbox, mailbox and message 0 ("anything may
+ * have changed"). Returns true if so. */
 bool store_poll_external(struct store *st);
 void store_unsubscribe(struct store *st, store_change_cb cb, void *arg);
 
-/* PRAGMA integrity_check: 0 if "ok". */
+/* Checks that the stored data is consistent (the backend's own check of
+ * its files): STORE_OK if so, STORE_ERR with the finding in store_errmsg. */
 int store_integrity_check(struct store *st);
 
 #endif
