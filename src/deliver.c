@@ -5,9 +5,12 @@
  * Only after COMMIT are the submitters called back (and send their 250).
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "mailsnare/deliver.h"
 #include "mailsnare/log.h"
+#include "mailsnare/mime.h"
+#include "mailsnare/mime_header.h"
 
 /* serve.c initialises the base with this many priorities; the commit runs
  * at the lowest, after every connection callback of the pass. */
@@ -105,6 +108,47 @@ void deliver_flush(struct deliver *d)
 	deliver_run(d);
 }
 
+/* A part sent as an attachment (Content-Disposition: attachment) or named
+ * as a file (filename=, or Content-Type's older name=): what a mail client
+ * shows a paper clip for. */
+static bool part_is_attachment(const struct mime_part *p)
+{
+	uint32_t i;
+
+	if (p->disposition != NULL && strcmp(p->disposition, "attachment") == 0)
+		return true;
+	for (i = 0; i < p->ndisp_params; i++)
+		if (strcmp(p->disp_params[i].name, "filename") == 0)
+			return true;
+	return !(p->flags & MIME_PART_MULTIPART) && mime_part_param(p, "name") != NULL;
+}
+
+static bool tree_has_attachment(const struct mime_part *p)
+{
+	const struct mime_part *c;
+
+	for (c = p->children; c != NULL; c = c->next)
+		if (part_is_attachment(c) || tree_has_attachment(c))
+			return true;
+	return false;
+}
+
+/* The store's listing filters on it; the structure the session scanned
+ * says (no structure: taken as without). */
+static bool has_attachment(const struct store_new_message *msg)
+{
+	struct mime_part *root;
+	bool yes;
+
+	if (msg->has_attachment || msg->structure == NULL)
+		return msg->has_attachment;
+	if ((root = mime_tree_parse(msg->structure, msg->structure_len)) == NULL)
+		return false;
+	yes = tree_has_attachment(root);
+	mime_part_free(root);
+	return yes;
+}
+
 /* Writes the batch; sets each request's rc. A message whose own write
  * fails does not spoil the others (store_message_add uses a savepoint);
  * a failed COMMIT fails them all. */
@@ -118,7 +162,10 @@ static void deliver_write(struct deliver *d, struct deliver_req *batch)
 	if (rc != STORE_OK)
 		return;
 	for (r = batch; r; r = r->next) {
-		r->rc = store_message_add(d->st, r->msg, &r->id);
+		struct store_new_message m = *r->msg;
+
+		m.has_attachment = has_attachment(r->msg);
+		r->rc = store_message_add(d->st, &m, &r->id);
 		if (r->rc == STORE_OK && d->max_messages > 0)
 			(void)store_inbox_prune(d->st, r->msg->inbox_id, d->max_messages);
 	}
