@@ -137,6 +137,14 @@ static const struct key_def config_keys[] = {
 	 * shorter values are allowed for tests. */
 	{ .name = "pop3-timeout", .type = KT_UINT, FIELD(pop3_timeout), .def = "600",
 	  .min = 1, .max = 86400 },
+	/* RFC 3501 §5.4: an autologout timer of at least 30 minutes; shorter
+	 * values are allowed for tests. */
+	{ .name = "imap-timeout", .type = KT_UINT, FIELD(imap_timeout), .def = "1800",
+	  .min = 1, .max = 86400 },
+	/* Before a POP3 or IMAP client has logged in, and while any TLS
+	 * handshake runs, a slot of max-clients is held for this long at most. */
+	{ .name = "login-timeout", .type = KT_UINT, FIELD(login_timeout), .def = "60",
+	  .min = 1, .max = 86400 },
 	{ .name = "durability", .type = KT_ENUM, .def = "normal", .words = durability_words,
 	  .set_enum = set_durability },
 	{ .name = "log-level", .type = KT_ENUM, .def = "info", .words = log_level_words,

@@ -900,6 +900,21 @@ static bool imap_input_line(struct imap_session *s)
 	return true;
 }
 
+/* What changes once a client is logged in: literals up to the message
+ * size, and the idle timeout. */
+static void imap_session_authed(struct imap_session *s)
+{
+	if (s->state == IMAP_NOTAUTH || s->authed_limits)
+		return;
+	s->authed_limits = true;
+	s->limits.max_literal = s->srv->cfg->max_message_size;
+	s->limits.max_command = s->srv->cfg->max_message_size + 64 * 1024;
+	imap_reader_set_limits(s->reader, &s->limits);
+	/* Also ends an IDLE (RFC 2177 asks clients to re-issue it every 29
+	 * minutes). */
+	conn_set_timeout(s->conn, s->srv->cfg->imap_timeout);
+}
+
 static void imap_input(void *arg)
 {
 	struct imap_session *s = arg;
@@ -915,15 +930,17 @@ static void imap_input(void *arg)
 			progress = imap_input_line(s);
 			break;
 		default:
-			return;
+			progress = false;
+			break;
 		}
+		imap_session_authed(s);
 	}
 }
 
 /* ---- notifications ----------------------------------------------------- */
 
-static void imap_on_change(void *arg, enum store_change what, int64_t inbox_id,
-    int64_t mailbox_id, int64_t message_id)
+static void imap_on_change(void *arg, enum store_change what, int64_t mailbox_id,
+    int64_t message_id)
 {
 	struct imap_session *s = arg;
 
@@ -987,8 +1004,10 @@ static void *imap_open(struct conn *c)
 	s->conn = c;
 	s->srv = conn_server(c);
 	imap_limits_default(&s->limits);
-	s->limits.max_literal = s->srv->cfg->max_message_size;
-	s->limits.max_command = s->srv->cfg->max_message_size + 64 * 1024;
+	/* Before login a command needs a few KiB (LOGIN's literals, an ID);
+	 * the message size only once authenticated (imap_session_authed). */
+	s->limits.max_literal = IMAP_PREAUTH_LITERAL_MAX;
+	s->limits.max_command = IMAP_PREAUTH_COMMAND_MAX;
 	s->limits.utf8_quoted = &s->utf8;   /* RFC 6855 §3, once enabled */
 	s->reader = imap_reader_new(&s->limits);
 	s->ev_delay = evtimer_new(s->srv->base, imap_auth_delay_cb, s);
@@ -998,9 +1017,9 @@ static void *imap_open(struct conn *c)
 		imap_proto.free(s);
 		return NULL;
 	}
-	/* Also ends an IDLE after 30 minutes (RFC 2177 asks clients to
-	 * re-issue it every 29). */
-	conn_set_timeout(c, IMAP_IDLE_TIMEOUT_SEC);
+	/* login-timeout until the client has logged in; imap-timeout (at
+	 * least 30 minutes, RFC 3501 §5.4) after. */
+	conn_set_timeout(c, s->srv->cfg->login_timeout);
 	imap_capability_string(s, caps, sizeof(caps));
 	imap_printf(s, "* OK [CAPABILITY %s] mailsnare IMAP ready\r\n", caps);
 	return s;

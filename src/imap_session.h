@@ -70,6 +70,7 @@ struct imap_session {
 	bool condstore;          /* CONDSTORE enabled: MODSEQ in flag reports */
 	bool qresync;            /* QRESYNC enabled: VANISHED instead of EXPUNGE */
 	bool rev2;               /* ENABLE IMAP4rev2: RFC 9051 rules */
+	bool authed_limits;      /* the limits and timeout of a logged-in client */
 	/* Always NULL: imap_free still frees it; goes once imap_open and
 	 * imap_free call auth_session_init/auth_session_end. */
 	struct sasl *sasl;

@@ -257,6 +257,7 @@ static void pop3_enter_transaction(struct pop3_session *s)
 	}
 	pop3_lock(s);
 	s->state = P_TRANSACTION;
+	conn_set_timeout(s->conn, s->srv->cfg->pop3_timeout);
 	pop3_drop_totals(s->drop, &count, &octets);
 	log_info("pop3: %s: logged in as %s (%" PRIu32 " messages)", conn_peer(s->conn),
 	    s->inbox.name, count);
@@ -902,7 +903,8 @@ static void *pop3_open(struct conn *c)
 	    .step_ms = POP3_AUTH_DELAY_STEP_MS, .max_ms = POP3_AUTH_DELAY_MAX_MS,
 	    .ev_delay = s->ev_delay }, conn_peer(c), &s->inbox);
 	pop3_make_timestamp(s);
-	conn_set_timeout(c, s->srv->cfg->pop3_timeout);
+	/* login-timeout until logged in; pop3-timeout after (pop3_login). */
+	conn_set_timeout(c, s->srv->cfg->login_timeout);
 	conn_printf(c, "+OK mailsnare POP3 ready %s\r\n", s->timestamp);
 	return s;
 }

@@ -82,6 +82,7 @@ struct conn {
 	bool skipping;                /* discarding the rest of a too-long line */
 	bool want_drain;              /* call proto->drained at the low-water mark */
 	bool throttled;               /* input stopped: too much output queued */
+	bool handshaking;             /* a TLS handshake is running: login-timeout */
 	struct evbuffer_cb_entry *bottom_cb;  /* drains of the socket-level output */
 	char peer[INET6_ADDRSTRLEN];
 	struct timeval close_started;
@@ -109,12 +110,14 @@ static bool conn_layered(const struct conn *c)
  */
 static void conn_setup_bev(struct conn *c)
 {
-	struct timeval tv = { c->timeout, 0 };
+	unsigned login = c->srv->cfg->login_timeout;
+	struct timeval tv = { c->handshaking && (c->timeout == 0 || login < c->timeout) ?
+	    login : c->timeout, 0 };
 
 	bufferevent_setcb(c->bev, conn_readcb, conn_writecb, conn_eventcb, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_READ_HIGHWATER);
 	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_WRITE_LOWWATER, 0);
-	bufferevent_set_timeouts(c->bev, c->timeout ? &tv : NULL, NULL);
+	bufferevent_set_timeouts(c->bev, tv.tv_sec ? &tv : NULL, NULL);
 	if (!c->closing)
 		bufferevent_enable(c->bev, EV_READ);
 	if (conn_layered(c) || c->closing)
@@ -326,9 +329,19 @@ static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 
-	if (what & BEV_EVENT_CONNECTED)
-		return;  /* TLS handshake done */
+	if (what & BEV_EVENT_CONNECTED) {
+		/* TLS handshake done: the protocol's own timeout from now on. */
+		c->handshaking = false;
+		conn_set_timeout(c, c->timeout);
+		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
+		if (c->handshaking) {
+			/* Nothing was said over it: nothing to flush. */
+			log_info("%s: %s: TLS handshake timeout", c->proto->name, c->peer);
+			conn_free(c);
+			return;
+		}
 		if (!c->closing) {
 			log_info("%s: %s: idle timeout", c->proto->name, c->peer);
 			c->proto->timeout(c->sess);
@@ -355,10 +368,13 @@ struct evbuffer *conn_input(struct conn *c) { return bufferevent_get_input(c->be
 
 void conn_set_timeout(struct conn *c, unsigned seconds)
 {
+	unsigned login = c->srv->cfg->login_timeout;
 	struct timeval tv = { seconds, 0 };
 
 	c->timeout = seconds;
-	bufferevent_set_timeouts(c->bev, seconds ? &tv : NULL, NULL);
+	if (c->handshaking && (seconds == 0 || login < seconds))
+		tv.tv_sec = login;
+	bufferevent_set_timeouts(c->bev, tv.tv_sec ? &tv : NULL, NULL);
 }
 
 void conn_write(struct conn *c, const void *buf, size_t len)
@@ -480,6 +496,7 @@ int conn_starttls(struct conn *c)
 	bufferevent_openssl_set_allow_dirty_shutdown(filter, 1);
 	c->bev = filter;
 	c->tls = true;
+	c->handshaking = true;
 	conn_setup_bev(c);
 	return 0;
 }
@@ -778,6 +795,7 @@ static void listener_acceptcb(struct evconnlistener *evl, evutil_socket_t fd,
 	c->srv = srv;
 	c->proto = l->proto;
 	c->tls = l->implicit_tls;
+	c->handshaking = c->tls;
 	sockaddr_to_text(sa, c->peer, sizeof(c->peer), &port);
 	c->ev_wake = event_new(srv->base, -1, 0, conn_wakecb, c);
 	c->bev = c->ev_wake ? conn_make_bev(srv, fd, c->tls, c) : NULL;

@@ -44,6 +44,8 @@ struct config {
 	unsigned max_clients;
 	unsigned smtp_timeout;               /* seconds idle before 421 */
 	unsigned pop3_timeout;               /* seconds idle before a POP3 session ends */
+	unsigned imap_timeout;               /* seconds idle before an IMAP autologout */
+	unsigned login_timeout;              /* seconds before login, and for a TLS handshake */
 	enum durability durability;
 	enum log_level log_level;
 	char ready_file[PATH_MAX];           /* "" = none */

@@ -4,8 +4,10 @@
 
 #include "mailsnare/server.h"
 
-/* RFC 3501 §5.4: an autologout timer of at least 30 minutes. */
-#define IMAP_IDLE_TIMEOUT_SEC (30 * 60)
+/* Before login: a literal or a whole command of at most this (LOGIN,
+ * AUTHENTICATE, ID need no more); the command line bound is the same. */
+#define IMAP_PREAUTH_LITERAL_MAX (8 * 1024)
+#define IMAP_PREAUTH_COMMAND_MAX (128 * 1024)
 #define IMAP_MAX_BAD_COMMANDS 20
 #define IMAP_MAX_AUTH_FAILURES 10
 /* Failed login: 200 ms more per failure on the connection, at most 5 s. */

@@ -859,7 +859,9 @@ class TestPOP3AcceptAny(POP3Case):
 
 
 class TestPOP3Timeouts(POP3Case):
-    server_args = ("--pop3-timeout", "1")
+    # login-timeout before login, pop3-timeout after (test_limits.py has
+    # the two apart).
+    server_args = ("--pop3-timeout", "1", "--login-timeout", "1")
 
     def test_idle_timeout(self):
         r, _ = self.raw()
