@@ -939,8 +939,8 @@ static void imap_input(void *arg)
 
 /* ---- notifications ----------------------------------------------------- */
 
-static void imap_on_change(void *arg, enum store_change what, int64_t mailbox_id,
-    int64_t message_id)
+static void imap_on_change(void *arg, enum store_change what, int64_t inbox_id,
+    int64_t mailbox_id, int64_t message_id)
 {
 	struct imap_session *s = arg;
 
