@@ -43,6 +43,9 @@ that session's last 50 transcript lines:
   expunges the UIDs its COPYUID names; COPY/MOVE copy the messages the
   session meant by its numbers, whatever EXPUNGEs the reply starts with.
 
+A reply slower than 15 s is counted and reported (a loaded machine does
+that); none at all within 120 s fails the run as a hang.
+
 At the end every session sends NOOP and its model must equal a fresh
 EXAMINE + FETCH 1:* (UID FLAGS) of its mailbox; the server must be alive,
 answer a new connection, and its log must hold no sanitizer report.
@@ -66,10 +69,14 @@ import threading
 import time
 
 import harness
-from harness import CRLF, SOCK_TIMEOUT
+from harness import CRLF
 from imap_helpers import RawIMAP, parse_fetch_responses, parse_value, status_of
 
 TRANSCRIPT_LINES = 50
+# A reply that takes longer than REPLY_SLOW is counted (a loaded machine
+# can do that); one that has not come after REPLY_HANG seconds fails the run.
+REPLY_SLOW = 15.0
+REPLY_HANG = 120.0
 SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
 NO_EXPUNGE_VERBS = ("FETCH", "STORE", "SEARCH")     # RFC 3501 §7.4.1, non-UID
 SHARED_MAILBOXES = ("INBOX", "Work", "Archive")
@@ -152,12 +159,17 @@ class Registry:
         with self.lock:
             return self.immutable.setdefault(key, (value, who))
 
-    def count(self, verb):
+    def count(self, verb, took=0.0):
         with self.lock:
             self.verbs[verb] += 1
             self.last_reply = time.monotonic()
+            if took > REPLY_SLOW:
+                self.slow += 1
+            self.slowest = max(self.slowest, took)
 
     last_reply = 0.0
+    slow = 0
+    slowest = 0.0
 
 
 _TEXT_LINES = [b"The quick brown fox jumps over the lazy dog.",
@@ -289,7 +301,7 @@ class Session:
         self.close()
         self.mb = None
         self.imap = RawIMAP(self.drv.server.addr("imap"))
-        greeting = self.imap.greeting()
+        greeting = self.imap.line(REPLY_HANG)
         self.log("S:", greeting)
         if not greeting.startswith(b"* OK"):
             self.fail("greeting %r" % greeting)
@@ -326,6 +338,7 @@ class Session:
         data = ("%s %s\r\n" % (tag, text)).encode()
         if literal is not None:
             data += literal + CRLF
+        t0 = time.monotonic()
         self.send(data)
         try:
             untagged, tagged = self.read_until(tag, defer=defer)
@@ -333,7 +346,7 @@ class Session:
             self.current = None
             self.partial = None
         self.commands += 1
-        self.reg.count(("UID " if uid else "") + verb.upper())
+        self.reg.count(("UID " if uid else "") + verb.upper(), time.monotonic() - t0)
         st = status_of(tagged)
         if st not in want:
             self.fail("%s: tagged %r, want %s" % (text[:80], tagged, "/".join(want)))
@@ -342,7 +355,7 @@ class Session:
             self.codes.append((m.group(1), m.group(2)))
         return untagged, tagged
 
-    def read_until(self, tag, timeout=None, defer=False):
+    def read_until(self, tag, timeout=REPLY_HANG, defer=False):
         """Reads up to the tagged reply; untagged responses are checked as
         they come unless `defer` (the caller does it)."""
         untagged = []
@@ -964,7 +977,7 @@ class Session:
         self.send(("%s IDLE\r\n" % tag).encode())
         try:
             while True:
-                line = self.imap.line()
+                line = self.imap.line(REPLY_HANG)
                 self.log("S:", line)
                 if line.startswith(b"+"):
                     break
@@ -1176,7 +1189,7 @@ class Driver:
         try:
             while not self.stop.is_set():
                 user, pw = rng.choice(self.inboxes)
-                with smtplib.SMTP(host, port, timeout=SOCK_TIMEOUT) as smtp:
+                with smtplib.SMTP(host, port, timeout=REPLY_HANG) as smtp:
                     smtp.login(user, pw)
                     for _ in range(rng.randint(1, 5)):
                         sid = self.reg.new_id("m")
@@ -1194,7 +1207,7 @@ class Driver:
         try:
             while not self.stop.wait(rng.uniform(0.1, 0.5)):
                 user, pw = rng.choice(self.inboxes)
-                p = poplib.POP3(host, port, timeout=SOCK_TIMEOUT)
+                p = poplib.POP3(host, port, timeout=REPLY_HANG)
                 try:
                     p.user(user)
                     try:
@@ -1251,11 +1264,11 @@ class Driver:
         self.stop.wait(self.seconds)
         self.stop.set()
         for t in threads:
-            t.join(SOCK_TIMEOUT * 2)
+            t.join(REPLY_HANG + 30)
         elapsed = time.monotonic() - start
         hung = [t for t in threads if t.is_alive()]
         if hung and self.failure is None:
-            self.failure = "%d threads did not stop within %d s" % (len(hung), SOCK_TIMEOUT * 2)
+            self.failure = "%d threads did not stop within %d s" % (len(hung), REPLY_HANG + 30)
         results = collections.Counter()
         if self.failure is None:
             try:
@@ -1286,7 +1299,7 @@ class Driver:
         commands = sum(self.reg.verbs.values())
         cpu = self.server_cpu() - cpu0
         figures = {
-            "server_cpu_s": cpu,
+            "server_cpu_s": cpu, "slow": self.reg.slow, "slowest": self.reg.slowest,
             "seed": self.seed, "sessions": self.n_sessions, "seconds": elapsed,
             "commands": commands, "commands_per_s": commands / elapsed if elapsed else 0,
             "verbs": dict(self.reg.verbs), "smtp": self.extra["smtp"],
@@ -1309,6 +1322,8 @@ def report(fig, out=sys.stdout):
     out.write("per verb: %s\n" % ", ".join("%s %d" % kv for kv in
                                            sorted(fig["verbs"].items(), key=lambda kv: -kv[1])))
     out.write("final check: %s\n" % (fig["final"] or "-"))
+    out.write("slowest reply %.1f s; %d replies took over %.0f s (a hang of %.0f s fails)\n"
+              % (fig["slowest"], fig["slow"], REPLY_SLOW, REPLY_HANG))
     for name, n in sorted(fig["warnings"].items()):
         out.write("lax check %s failed %d times; first:\n%s\n" % (name, n, fig["first_warning"][name]))
     out.write("errors: %s\n" % ("none" if not fig["failure"] else "1 (run stopped)\n" + fig["failure"]))
