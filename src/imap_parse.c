@@ -507,7 +507,9 @@ static bool parse_all(struct pctx *c, struct imap_command *cmd)
 	if (!close_level(c, cmd->nargs, &idx))
 		return false;
 	fixup(c->nodes, c->nnodes, c->nodes);
-	cmd->args = c->nodes + idx;
+	/* A command without arguments has no nodes at all: NULL + 0 is
+	 * undefined behaviour (UBSan), so leave args NULL then. */
+	cmd->args = c->nodes != NULL ? c->nodes + idx : NULL;
 	return true;
 }
 
