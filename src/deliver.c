@@ -15,6 +15,11 @@
 /* serve.c initialises the base with this many priorities; the commit runs
  * at the lowest, after every connection callback of the pass. */
 #define DELIVER_PRIORITY 2
+/* One pass writes messages of at most this many bytes together (at least
+ * one message): the rest wait for the next pass, so that 20 large messages
+ * finishing at once do not hold every other client up while all their
+ * bodies are copied into the store. */
+#define DELIVER_BATCH_BYTES (8u * 1024 * 1024)
 
 struct deliver_req {
 	struct deliver *d;
@@ -64,7 +69,7 @@ void deliver_free(struct deliver *d)
 {
 	if (d == NULL)
 		return;
-	deliver_run(d);
+	deliver_flush(d);
 	event_free(d->ev);
 	free(d);
 }
@@ -105,7 +110,8 @@ void deliver_cancel(struct deliver_req *req)
 
 void deliver_flush(struct deliver *d)
 {
-	deliver_run(d);
+	while (d->head != NULL)
+		deliver_run(d);
 }
 
 /* A part sent as an attachment (Content-Disposition: attachment) or named
@@ -176,14 +182,33 @@ static void deliver_write(struct deliver *d, struct deliver_req *batch)
 	}
 }
 
+/* Takes the next batch off the queue: requests up to DELIVER_BATCH_BYTES,
+ * at least one; what is left runs in a later pass. */
+static struct deliver_req *deliver_take(struct deliver *d)
+{
+	struct deliver_req *batch = d->head, **pp = &d->head;
+	uint64_t bytes = 0;
+
+	while (*pp != NULL && (bytes == 0 || bytes + (*pp)->msg->src.size <= DELIVER_BATCH_BYTES)) {
+		bytes += (*pp)->msg->src.size + 1;
+		pp = &(*pp)->next;
+	}
+	d->head = *pp;
+	*pp = NULL;
+	if (d->head == NULL)
+		d->tail = &d->head;
+	else
+		event_active(d->ev, EV_TIMEOUT, 0);
+	return batch;
+}
+
 static void deliver_run(struct deliver *d)
 {
-	struct deliver_req *batch = d->head, *r;
+	struct deliver_req *batch, *r;
 
-	if (batch == NULL)
+	if (d->head == NULL)
 		return;
-	d->head = NULL;
-	d->tail = &d->head;
+	batch = deliver_take(d);
 	deliver_write(d, batch);
 	while ((r = batch) != NULL) {
 		batch = r->next;

@@ -22,7 +22,7 @@ import tempfile
 import time
 import unittest
 
-READY_TIMEOUT = 10.0     # seconds to wait for the ready file
+READY_TIMEOUT = 30.0     # seconds to wait for the ready file (a loaded 2-core CI machine)
 STOP_TIMEOUT = 10.0      # seconds to wait for exit after SIGTERM
 CLI_TIMEOUT = 30.0       # seconds for one CLI call
 SOCK_TIMEOUT = 15.0      # seconds for one socket operation
