@@ -23,6 +23,8 @@ static void reply_store_error(struct imap_session *s, const char *tag, int rc)
 		imap_tagged(s, tag, "NO", "[NONEXISTENT] Mailbox does not exist");
 	else if (rc == STORE_EXISTS)
 		imap_tagged(s, tag, "NO", "[ALREADYEXISTS] Mailbox already exists");
+	else if (rc == STORE_LIMIT)
+		imap_tagged(s, tag, "NO", "[LIMIT] %s", store_errmsg(s->srv->store));
 	else
 		imap_tagged(s, tag, "NO", "[SERVERBUG] %s", store_errmsg(s->srv->store));
 }

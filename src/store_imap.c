@@ -41,6 +41,8 @@ const char *const store_imap_sql[QI_END - QI_FIRST] = {
 	Q(QI_SUB_ADD) = "INSERT OR IGNORE INTO subscription (inbox_id, name) VALUES (?1, ?2)",
 	Q(QI_SUB_DEL) = "DELETE FROM subscription WHERE inbox_id = ?1 AND name = ?2",
 	Q(QI_SUB_LIST) = "SELECT name FROM subscription WHERE inbox_id = ?1 ORDER BY name",
+	Q(QI_SUB_COUNT) = "SELECT count(*) FROM subscription WHERE inbox_id = ?1",
+	Q(QI_MAILBOX_COUNT) = "SELECT count(*) FROM mailbox WHERE inbox_id = ?1",
 	Q(QI_MSG_COPY) = "INSERT INTO message (mailbox_id, body_id, uid, flags, modseq,"
 	    " internal_date, size, mail_from, auth_user, client_addr,"
 	    " hdr_from, hdr_to, hdr_subject, hdr_date, structure, has_attachment)"
@@ -223,8 +225,14 @@ int sq_mailbox_create(struct store *base, int64_t inbox_id, const char *name,
 	int64_t id = 0;
 	int rc;
 
+	int64_t n = 0;
+
 	if (name == NULL || name[0] == '\0' || strlen(name) >= STORE_MAILBOX_NAME_MAX)
 		return store_set_err(st, STORE_ERR, "invalid mailbox name");
+	if ((rc = row_q(st, QI_MAILBOX_COUNT, inbox_id, &n, 1)) != STORE_OK)
+		return rc;
+	if (n >= STORE_MAX_MAILBOXES)
+		return store_set_err(st, STORE_LIMIT, "more than %d mailboxes", STORE_MAX_MAILBOXES);
 	if ((rc = store_wtx_begin(st, &w)) != STORE_OK)
 		return rc;
 	rc = store_insert_mailbox(st, inbox_id, name, NULL, &id);
@@ -410,7 +418,14 @@ int sq_subscription_set(struct store *base, int64_t inbox_id, const char *name, 
 {
 	struct sqlite_store *st = sqlite_store_of(base);
 	struct qargs a = { .i = { inbox_id }, .t = { NULL, name }, .n = 2 };
+	int64_t n = 0;
+	int rc;
 
+	if (on && (rc = row_q(st, QI_SUB_COUNT, inbox_id, &n, 1)) != STORE_OK)
+		return rc;
+	if (on && n >= STORE_MAX_SUBSCRIPTIONS)
+		return store_set_err(st, STORE_LIMIT, "more than %d subscriptions",
+		    STORE_MAX_SUBSCRIPTIONS);
 	return exec_q(st, on ? QI_SUB_ADD : QI_SUB_DEL, &a, NULL);
 }
 

@@ -47,6 +47,12 @@ enum {
 };
 /* A conditional store found the message changed since (RFC 7162). */
 #define STORE_MODIFIED 3
+/* A per-inbox bound was reached (STORE_MAX_MAILBOXES, _SUBSCRIPTIONS):
+ * each is far beyond what a mail trap's client makes, and keeps what one
+ * client can make every LIST cost bounded. */
+#define STORE_LIMIT 4
+#define STORE_MAX_MAILBOXES 10000
+#define STORE_MAX_SUBSCRIPTIONS 10000
 
 /* Message flags (IMAP system flags). */
 enum {

@@ -300,5 +300,17 @@ class ListPatternTest(EdgesTest):
         untagged, _ = imap.command('LSUB "" "z%"', timeout=30)
         self.assertEqual(sorted(untagged), [b'* LSUB (\\Noselect) "/" "z%d"' % i for i in range(7)])
 
+    def test_subscriptions_are_bounded_per_inbox(self):
+        imap = self.session()
+        # 5 default mailboxes are subscribed; 9,995 more fit.
+        n = 9995
+        imap.send(b"".join(b"s%d SUBSCRIBE k%d\r\n" % (i, i) for i in range(n + 1)))
+        untagged, tagged = imap.until_tagged("s%d" % (n - 1), timeout=120)
+        self.assertEqual(tagged, b"s%d OK SUBSCRIBE completed" % (n - 1))
+        _, tagged = imap.until_tagged("s%d" % n, timeout=30)
+        self.assertEqual(tagged, b"s%d NO [LIMIT] more than 10000 subscriptions" % n)
+        self.exact(imap, "UNSUBSCRIBE k0", [], b"OK UNSUBSCRIBE completed")
+        self.exact(imap, "SUBSCRIBE extra", [], b"OK SUBSCRIBE completed")
+
 if __name__ == "__main__":
     harness.main()

@@ -1823,6 +1823,37 @@ CONFORMANCE(backend_is_listed)
 	cr_assert_str_eq(err, "no store backend 'nope'");
 }
 
+/* What one client can make is bounded per inbox: LIST over them stays cheap. */
+CONFORMANCE(mailbox_and_subscription_limits, .timeout = 60)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev"), other = make_inbox(st, "other");
+	char name[32];
+	uint32_t i;
+
+	cr_assert_eq(store_begin(st), STORE_OK);
+	/* An inbox starts with INBOX and four special-use mailboxes, each
+	 * subscribed. */
+	for (i = 5; i < STORE_MAX_MAILBOXES; i++) {
+		snprintf(name, sizeof(name), "m%u", i);
+		cr_assert_eq(store_mailbox_create(st, in.id, name, NULL), STORE_OK, "%s", name);
+	}
+	for (i = 5; i < STORE_MAX_SUBSCRIPTIONS; i++) {
+		snprintf(name, sizeof(name), "s%u", i);
+		cr_assert_eq(store_subscription_set(st, in.id, name, true), STORE_OK, "%s", name);
+	}
+	cr_assert_eq(store_commit(st), STORE_OK);
+	cr_assert_eq(store_mailbox_create(st, in.id, "one-more", NULL), STORE_LIMIT);
+	cr_assert_eq(store_subscription_set(st, in.id, "one-more", true), STORE_LIMIT);
+	/* Unsubscribing still works at the limit, and makes room. */
+	cr_assert_eq(store_subscription_set(st, in.id, "s5", false), STORE_OK);
+	cr_assert_eq(store_subscription_set(st, in.id, "one-more", true), STORE_OK);
+	/* The bound is per inbox. */
+	cr_assert_eq(store_mailbox_create(st, other.id, "fine", NULL), STORE_OK);
+	cr_assert_eq(store_subscription_set(st, other.id, "fine", true), STORE_OK);
+	store_close(st);
+}
+
 /* ==== the SQLite backend's own tests ==================================== */
 
 /* The schema's version, and WAL (readers never wait for the writer). */
