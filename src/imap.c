@@ -870,10 +870,10 @@ static bool imap_input_command(struct imap_session *s)
 	case IMAP_READ_COMMAND:
 		if ((cmd = imap_reader_take(s->reader)) != NULL) {
 			imap_dispatch(s, cmd);
-			if (s->fetch == NULL)
+			if (s->pending.cmd == NULL)
 				imap_command_free(cmd);
 		}
-		return s->fetch == NULL;
+		return s->pending.cmd == NULL;
 	default:
 		return used > 0;
 	}
@@ -935,6 +935,63 @@ static void imap_input(void *arg)
 		}
 		imap_session_authed(s);
 	}
+}
+
+/* ---- commands that are not finished yet ---------------------------------- */
+
+static void pending_wait(struct imap_session *s, enum imap_cont how)
+{
+	static const struct timeval now = { 0, 0 };
+
+	s->pending.waiting = how;
+	if (how == IMAP_CONT_OUTPUT)
+		conn_wait_drain(s->conn);
+	else   /* a timer, not event_active: the loop polls the sockets first */
+		evtimer_add(s->ev_resume, &now);
+}
+
+void imap_pending_start(struct imap_session *s, const struct imap_command *cmd,
+    enum imap_cont how, enum imap_cont (*run)(struct imap_session *, void *),
+    void (*free_state)(void *), void *state)
+{
+	s->pending.cmd = (struct imap_command *)cmd;
+	s->pending.run = run;
+	s->pending.free = free_state;
+	s->pending.state = state;
+	conn_pause(s->conn);
+	pending_wait(s, how);
+}
+
+static void pending_end(struct imap_session *s)
+{
+	struct imap_pending p = s->pending;
+
+	memset(&s->pending, 0, sizeof(s->pending));
+	if (p.free)
+		p.free(p.state);
+	imap_command_free(p.cmd);
+}
+
+static void pending_resume(struct imap_session *s, enum imap_cont woken_by)
+{
+	enum imap_cont rc;
+
+	if (s->pending.cmd == NULL || s->pending.waiting != woken_by)
+		return;
+	if ((rc = s->pending.run(s, s->pending.state)) != IMAP_CONT_DONE) {
+		pending_wait(s, rc);
+		conn_flush(s->conn);
+		return;
+	}
+	pending_end(s);
+	conn_resume(s->conn);
+}
+
+static void imap_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pending_resume(arg, IMAP_CONT_YIELD);
 }
 
 /* ---- notifications ----------------------------------------------------- */
@@ -1012,7 +1069,8 @@ static void *imap_open(struct conn *c)
 	s->reader = imap_reader_new(&s->limits);
 	s->ev_delay = evtimer_new(s->srv->base, imap_auth_delay_cb, s);
 	s->ev_sync = evtimer_new(s->srv->base, imap_sync_cb, s);
-	if (s->reader == NULL || s->ev_delay == NULL || s->ev_sync == NULL ||
+	s->ev_resume = evtimer_new(s->srv->base, imap_resume_cb, s);
+	if (s->reader == NULL || s->ev_delay == NULL || s->ev_sync == NULL || s->ev_resume == NULL ||
 	    store_subscribe(s->srv->store, imap_on_change, s) != STORE_OK) {
 		imap_proto.free(s);
 		return NULL;
@@ -1044,7 +1102,7 @@ static void imap_shutdown(void *arg)
 
 static void imap_drained(void *arg)
 {
-	imap_fetch_resume(arg);
+	pending_resume(arg, IMAP_CONT_OUTPUT);
 }
 
 static void imap_free(void *arg)
@@ -1052,7 +1110,10 @@ static void imap_free(void *arg)
 	struct imap_session *s = arg;
 
 	store_unsubscribe(s->srv->store, imap_on_change, s);
-	imap_fetch_abort(s);
+	if (s->pending.cmd != NULL)
+		pending_end(s);
+	if (s->ev_resume)
+		event_free(s->ev_resume);
 	imap_view_free(s->view);
 	imap_search_saved_reset(s);
 	imap_reader_free(s->reader);

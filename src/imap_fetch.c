@@ -556,30 +556,15 @@ static void fetch_job_free(struct imap_fetch_job *job)
 	free(job);
 }
 
-void imap_fetch_abort(struct imap_session *s)
+static void fetch_job_free_state(void *job)
 {
-	if (s->fetch == NULL)
-		return;
-	imap_command_free(s->fetch->cmd);
-	fetch_job_free(s->fetch);
-	s->fetch = NULL;
+	fetch_job_free(job);
 }
 
-/* Called when the output drained: continue, or finish and read on. */
-void imap_fetch_resume(struct imap_session *s)
+/* Called again once the output drained: goes on, or finishes. */
+static enum imap_cont fetch_cont(struct imap_session *s, void *job)
 {
-	struct imap_fetch_job *job = s->fetch;
-
-	if (job == NULL)
-		return;
-	if (!fetch_run(s, job)) {
-		conn_wait_drain(s->conn);
-		return;
-	}
-	s->fetch = NULL;
-	imap_command_free(job->cmd);
-	fetch_job_free(job);
-	conn_resume(s->conn);
+	return fetch_run(s, job) ? IMAP_CONT_DONE : IMAP_CONT_OUTPUT;
 }
 
 static bool fetch_prepare(struct imap_session *s, const struct imap_command *cmd,
@@ -666,10 +651,9 @@ void imap_cmd_fetch(struct imap_session *s, const struct imap_command *cmd)
 			fetch_vanished(s, cmd, job);
 		imap_seq_iter_init(&job->it, &job->set);
 		if (!fetch_run(s, job)) {
-			/* The job keeps the command (its strings) until done. */
-			s->fetch = job;
-			conn_pause(s->conn);
-			conn_wait_drain(s->conn);
+			/* The job uses the command (its strings) until done. */
+			imap_pending_start(s, cmd, IMAP_CONT_OUTPUT, fetch_cont,
+			    fetch_job_free_state, job);
 			return;
 		}
 	}

@@ -56,6 +56,26 @@ struct imap_view {
 	char *flags_sent;       /* keywords named in the last FLAGS response */
 };
 
+/*
+ * A command that is not finished when its handler returns (as Dovecot's
+ * command functions that return "not yet"): it waits for the client to
+ * read its output (IMAP_CONT_OUTPUT: FETCH streaming bodies) or gives the
+ * other clients a turn between slices of its work (IMAP_CONT_YIELD: SEARCH
+ * over large bodies). run is called again then, until it returns
+ * IMAP_CONT_DONE with its tagged reply sent; meanwhile the session reads no
+ * input, so the view stays as the command found it. The pending command
+ * owns its command and state.
+ */
+enum imap_cont { IMAP_CONT_DONE, IMAP_CONT_OUTPUT, IMAP_CONT_YIELD };
+struct imap_session;
+struct imap_pending {
+	struct imap_command *cmd;
+	enum imap_cont (*run)(struct imap_session *s, void *state);
+	void (*free)(void *state);
+	void *state;
+	enum imap_cont waiting;
+};
+
 struct imap_session {
 	struct conn *conn;
 	struct server *srv;
@@ -80,7 +100,8 @@ struct imap_session {
 	struct event *ev_delay;              /* armed by auth.c after a failure */
 	struct event *ev_sync;   /* reports changes to an idling client */
 	struct timeval idle_synced;  /* when it last did */
-	struct imap_fetch_job *fetch;  /* a FETCH waiting for the output to drain */
+	struct imap_pending pending;   /* a command not finished yet (cmd != NULL) */
+	struct event *ev_resume;       /* its next slice (IMAP_CONT_YIELD) */
 	struct imap_seqset search_saved; /* SEARCHRES "$": UIDs (imap_cmd_search.c) */
 };
 
@@ -195,9 +216,10 @@ void imap_cmd_expunge(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_copy(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_fetch(struct imap_session *s, const struct imap_command *cmd);
-/* A suspended FETCH owns its command; these go on with it or drop it. */
-void imap_fetch_resume(struct imap_session *s);
-void imap_fetch_abort(struct imap_session *s);
+/* Suspends cmd (see struct imap_pending); how is OUTPUT or YIELD. */
+void imap_pending_start(struct imap_session *s, const struct imap_command *cmd,
+    enum imap_cont how, enum imap_cont (*run)(struct imap_session *, void *),
+    void (*free_state)(void *), void *state);
 void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd);
 /* Evaluates a parsed program over the view: the matching messages as view
  * indexes in ascending order (*idx malloc'd). Resolves its sets in place.
