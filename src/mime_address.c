@@ -427,6 +427,10 @@ size_t mime_address_parse(const char *value, size_t len, size_t max, struct mime
 	size_t p = 0, ntok;
 
 	*out = NULL;
+	/* A NUL ends a header value (mime_header.h): past it, strings the
+	 * pool keeps would read shorter than parsed ("\"\0x" gave an empty
+	 * mailbox instead of MISSING_MAILBOX; found by fuzz_mime_address). */
+	len = strnlen(value, len);
 	/* Each token but the last takes at least one octet. */
 	ntok = len < ADDR_TOKENS_MAX ? len + 1 : ADDR_TOKENS_MAX;
 	if (ntok < ADDR_TOKENS_STACK)

@@ -32,6 +32,25 @@ static void check_addr(const char *value, const char *want)
 	free(got);
 }
 
+/* A NUL ends the value: what follows is not parsed, and a local part cut
+ * by it to nothing is MISSING_MAILBOX (fuzz_mime_address found "" here). */
+Test(envelope, nul_ends_address_value)
+{
+	static const char v[] = "\"\0\0Gi\0)x@y.test";
+	struct mime_address *a;
+	size_t n = mime_address_parse(v, sizeof(v) - 1, 10, &a);
+
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(a[0].mailbox, "MISSING_MAILBOX");
+	cr_assert_str_eq(a[0].host, "MISSING_DOMAIN");
+	mime_addresses_free(a, n);
+	n = mime_address_parse("a@b.test\0, c@d.test", 19, 10, &a);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(a[0].mailbox, "a");
+	cr_assert_str_eq(a[0].host, "b.test");
+	mime_addresses_free(a, n);
+}
+
 Test(envelope, addresses)
 {
 	check_addr("John Doe <jdoe@machine.example>", "((\"John Doe\" NIL \"jdoe\" \"machine.example\"))");
