@@ -390,32 +390,57 @@ static bool resolve_sets(struct imap_session *s, struct imap_search_node *n)
 	return true;
 }
 
+/* Where a search is in the view, and what matched so far. */
+struct search_iter {
+	size_t next;
+	size_t *idx, n, cap;
+};
+
+/* A slice of SEARCH's work: when the bodies and headers it read come to
+ * this much, the other clients get their turn (the rest in the next pass). */
+#define SEARCH_SLICE_BYTES (4u * 1024 * 1024)
+
+/* Evaluates from it->next on until the view ends (1) or the slice is
+ * spent (0); -1 on no memory. */
+static int search_step(struct imap_session *s, struct imap_search *q, struct search_iter *it,
+    uint64_t budget)
+{
+	uint64_t cost = 0;
+
+	while (it->next < s->view->n) {
+		size_t i = it->next++;
+		struct search_msg sm = { .s = s, .m = &s->view->msgs[i], .seq = i + 1 };
+		bool hit = !sm.m->gone && eval(&sm, &q->root);
+		cost += 256 + sm.hdr_len + sm.text_len;
+		search_msg_free(&sm);
+		if (hit) {
+			if (it->n == it->cap) {
+				size_t cap = it->cap ? it->cap * 2 : 64, *p;
+				if ((p = realloc(it->idx, cap * sizeof(*p))) == NULL)
+					return -1;
+				it->idx = p;
+				it->cap = cap;
+			}
+			it->idx[it->n++] = i;
+		}
+		if (cost >= budget)
+			return it->next >= s->view->n;
+	}
+	return 1;
+}
+
 bool imap_search_run(struct imap_session *s, struct imap_search *q, size_t **idx, size_t *n)
 {
-	size_t cap = 0;
+	struct search_iter it = { 0 };
 
 	*idx = NULL;
 	*n = 0;
-	if (!resolve_sets(s, &q->root))
+	if (!resolve_sets(s, &q->root) || search_step(s, q, &it, UINT64_MAX) < 0) {
+		free(it.idx);
 		return false;
-	for (size_t i = 0; i < s->view->n; i++) {
-		struct search_msg sm = { .s = s, .m = &s->view->msgs[i], .seq = i + 1 };
-		bool hit = !sm.m->gone && eval(&sm, &q->root);
-		search_msg_free(&sm);
-		if (!hit)
-			continue;
-		if (*n == cap) {
-			size_t *p = realloc(*idx, (cap = cap ? cap * 2 : 64) * sizeof(*p));
-			if (p == NULL) {
-				free(*idx);
-				*idx = NULL;
-				*n = 0;
-				return false;
-			}
-			*idx = p;
-		}
-		(*idx)[(*n)++] = i;
 	}
+	*idx = it.idx;
+	*n = it.n;
 	return true;
 }
 
@@ -540,48 +565,99 @@ void imap_search_reply_error(struct imap_session *s, const char *tag,
 	    err->msg[0] ? err->msg : what);
 }
 
-void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd)
+/* The replies of a finished search. */
+static void search_reply(struct imap_session *s, const struct imap_command *cmd,
+    struct imap_search *q, const size_t *idx, size_t n)
 {
-	struct imap_search_limits lim = { 32, 10000, 0 };
-	struct imap_search q = { 0 };
-	struct imap_error err = { 0 };
-	size_t *idx = NULL, n = 0, i;
+	size_t i;
 
-	if (!imap_search_parse(cmd->args, cmd->nargs, &lim, &q, &err)) {
-		/* RFC 5182: a NO empties the saved result, a BAD leaves it. */
-		if (imap_err_is_no(err.code) && wanted_save(cmd))
-			imap_search_saved_reset(s);
-		imap_search_reply_error(s, cmd->tag, &err, "Invalid search");
-		return;
-	}
-	if (!imap_search_run(s, &q, &idx, &n)) {
-		if (q.ret & IMAP_SEARCH_RET_SAVE)
-			imap_search_saved_reset(s);
-		imap_search_free(&q);
-		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Search failed");
-		return;
-	}
-	if (q.ret & IMAP_SEARCH_RET_SAVE)
-		save_result(s, q.ret, idx, n);
+	if (q->ret & IMAP_SEARCH_RET_SAVE)
+		save_result(s, q->ret, idx, n);
 	/* IMAP4rev2 (RFC 9051 §6.4.4) answers every SEARCH with ESEARCH. */
-	if (s->rev2 && !q.esearch) {
-		q.esearch = true;
-		q.ret = IMAP_SEARCH_RET_ALL;
+	if (s->rev2 && !q->esearch) {
+		q->esearch = true;
+		q->ret = IMAP_SEARCH_RET_ALL;
 	}
-	if (!q.esearch) {
+	if (!q->esearch) {
 		imap_printf(s, "* SEARCH");
 		for (i = 0; i < n; i++)
 			imap_printf(s, " %u", cmd->uid ? s->view->msgs[idx[i]].uid :
 			    (unsigned)(idx[i] + 1));
-		if (n > 0 && q.modseq)
+		if (n > 0 && q->modseq)
 			imap_printf(s, " (MODSEQ %llu)",
 			    (unsigned long long)highest_modseq(s, 0, idx, n));
 		imap_printf(s, "\r\n");
-	} else if (q.ret != IMAP_SEARCH_RET_SAVE) {
+	} else if (q->ret != IMAP_SEARCH_RET_SAVE) {
 		/* SAVE alone suppresses the ESEARCH response. */
-		send_esearch(s, cmd->tag, cmd->uid, q.ret, q.modseq, idx, n);
+		send_esearch(s, cmd->tag, cmd->uid, q->ret, q->modseq, idx, n);
 	}
-	free(idx);
-	imap_search_free(&q);
 	imap_tagged(s, cmd->tag, "OK", "SEARCH completed");
+}
+
+/* A SEARCH going on in slices (struct imap_pending). */
+struct search_job {
+	const struct imap_command *cmd;
+	struct imap_search q;
+	struct search_iter it;
+};
+
+static void search_job_free(void *arg)
+{
+	struct search_job *job = arg;
+
+	free(job->it.idx);
+	imap_search_free(&job->q);
+	free(job);
+}
+
+/* One slice; the replies once the view is done. */
+static enum imap_cont search_cont(struct imap_session *s, void *arg)
+{
+	struct search_job *job = arg;
+	int rc = search_step(s, &job->q, &job->it, SEARCH_SLICE_BYTES);
+
+	if (rc == 0)
+		return IMAP_CONT_YIELD;
+	if (rc < 0) {
+		if (job->q.ret & IMAP_SEARCH_RET_SAVE)
+			imap_search_saved_reset(s);
+		imap_tagged(s, job->cmd->tag, "NO", "[SERVERBUG] Search failed");
+	} else {
+		search_reply(s, job->cmd, &job->q, job->it.idx, job->it.n);
+	}
+	return IMAP_CONT_DONE;
+}
+
+void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd)
+{
+	struct imap_search_limits lim = { 32, 10000, 0 };
+	struct imap_error err = { 0 };
+	struct search_job *job = calloc(1, sizeof(*job));
+
+	if (job == NULL) {
+		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Out of memory");
+		return;
+	}
+	job->cmd = cmd;
+	if (!imap_search_parse(cmd->args, cmd->nargs, &lim, &job->q, &err)) {
+		/* RFC 5182: a NO empties the saved result, a BAD leaves it. */
+		if (imap_err_is_no(err.code) && wanted_save(cmd))
+			imap_search_saved_reset(s);
+		imap_search_reply_error(s, cmd->tag, &err, "Invalid search");
+		free(job);
+		return;
+	}
+	if (!resolve_sets(s, &job->q.root)) {
+		if (job->q.ret & IMAP_SEARCH_RET_SAVE)
+			imap_search_saved_reset(s);
+		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Search failed");
+		search_job_free(job);
+		return;
+	}
+	/* Small mailboxes finish in the first slice, as before. */
+	if (search_cont(s, job) == IMAP_CONT_DONE) {
+		search_job_free(job);
+		return;
+	}
+	imap_pending_start(s, cmd, IMAP_CONT_YIELD, search_cont, search_job_free, job);
 }

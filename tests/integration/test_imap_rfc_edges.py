@@ -6,6 +6,9 @@ BAD [TOOBIG] beyond; SEARCH FROM/TO/CC/BCC on the parsed addresses
 quoted string that is not UTF-8 after ENABLE UTF8=ACCEPT is BAD (RFC 6855
 §3); SEARCH CHARSET with an unknown charset is NO [BADCHARSET (...)]."""
 
+import socket
+import time
+
 import harness
 from harness import CRLF
 from imap_helpers import RawIMAP, new_inbox, smtp_send, status_of
@@ -311,6 +314,57 @@ class ListPatternTest(EdgesTest):
         self.assertEqual(tagged, b"s%d NO [LIMIT] more than 10000 subscriptions" % n)
         self.exact(imap, "UNSUBSCRIBE k0", [], b"OK UNSUBSCRIBE completed")
         self.exact(imap, "SUBSCRIBE extra", [], b"OK SUBSCRIBE completed")
+
+
+# ---------------------------------------------------------------------------
+# SEARCH over large bodies goes in slices: other clients are served between
+
+
+class SearchSliceTest(EdgesTest):
+    def test_body_search_lets_others_in_and_is_right(self):
+        line = b"lorem ipsum dolor sit amet consectetur adipiscing elit sed do\r\n"
+        big = line * (1024 * 1024 // len(line))
+        msgs = []
+        for i in range(40):
+            extra = b"the needle is here\r\n" if i in (7, 33) else b""
+            msgs.append(b"From: a@example.test\r\nSubject: big %d\r\n\r\n" % i + big + extra)
+        imap = self.session(*msgs)
+        imap.command("SELECT INBOX")
+        other = self.session()
+        # 20 pipelined searches over 40 MB each: 800 MB of work.
+        imap.send(b"".join(b"q%d SEARCH BODY needle\r\n" % i for i in range(20)))
+        time.sleep(0.05)
+        # Sent while they run: answered between their slices (before, it
+        # waited until all 20 were done).
+        _, tagged = other.command("NOOP", timeout=60)
+        self.assertTrue(tagged.endswith(b"OK NOOP completed"))
+        seen = imap.buf
+        imap.sock.setblocking(False)
+        try:
+            while True:
+                chunk = imap.sock.recv(1 << 20)
+                if not chunk:
+                    break
+                seen += chunk
+        except BlockingIOError:
+            pass
+        finally:
+            imap.sock.setblocking(True)
+            imap.sock.settimeout(60)
+        imap.buf = seen
+        self.assertLess(seen.count(b"OK SEARCH completed"), 20,
+                        "every SEARCH was done before another client got in")
+        for i in range(20):
+            untagged, tagged = imap.until_tagged("q%d" % i, timeout=60)
+            self.assertEqual(untagged, [b"* SEARCH 8 34"])
+            self.assertEqual(tagged, b"q%d OK SEARCH completed" % i)
+        # The session goes on as usual: pipelined commands after a sliced
+        # SEARCH wait for it, in order.
+        imap.send(b"p1 SEARCH BODY needle\r\np2 NOOP\r\n")
+        untagged, tagged = imap.until_tagged("p1", timeout=60)
+        self.assertEqual(untagged, [b"* SEARCH 8 34"])
+        _, tagged = imap.until_tagged("p2", timeout=60)
+        self.assertEqual(tagged, b"p2 OK NOOP completed")
 
 if __name__ == "__main__":
     harness.main()
