@@ -161,6 +161,8 @@ static int store_one(struct imap_session *s, size_t i, struct store_req *r, bool
 		rc = store_message_state(s->srv->store, m->id, &flags, kw, sizeof(kw), &modseq);
 	if (rc != STORE_OK)
 		return rc;
+	/* Its keywords may include one another session just introduced. */
+	imap_view_announce_keywords(s, (const char *const[]){ kw }, 1);
 	imap_view_set_state(m, flags, kw, modseq);
 	if (!r->silent)
 		imap_report_flags(s, i, uid);

@@ -430,8 +430,10 @@ static bool fetch_att(struct imap_session *s, struct imap_fetch_job *job,
 }
 
 /* Sets \Seen for a body fetch without PEEK; true if it changed. */
-static bool fetch_set_seen(struct imap_session *s, struct imap_msg *m)
+static bool fetch_set_seen(struct imap_session *s, struct imap_fetch_job *job,
+    struct imap_msg *m)
 {
+	const char *kws[1];
 	char kw[2048];
 	unsigned flags;
 	uint64_t modseq;
@@ -442,6 +444,11 @@ static bool fetch_set_seen(struct imap_session *s, struct imap_msg *m)
 	    NULL) != STORE_OK ||
 	    store_message_state(s->srv->store, m->id, &flags, kw, sizeof(kw), &modseq) != STORE_OK)
 		return false;
+	/* Another session may have given it a keyword this one was not told
+	 * of yet: FLAGS first (RFC 3501 §7.2.6), after what is buffered. */
+	out_flush(s, job);
+	kws[0] = kw;
+	imap_view_announce_keywords(s, kws, 1);
 	imap_view_set_state(m, flags, kw, modseq);
 	return true;
 }
@@ -474,7 +481,7 @@ static void fetch_msg_begin(struct imap_session *s, struct imap_fetch_job *job, 
 	job->in_msg = true;
 	job->att = 0;
 	job->has_flags = false;
-	job->seen_changed = job->f.sets_seen && fetch_set_seen(s, job->fm.m);
+	job->seen_changed = job->f.sets_seen && fetch_set_seen(s, job, job->fm.m);
 	IMAP_BUF_LIT(&job->out, "* ");
 	imap_buf_num(&job->out, job->fm.seq);
 	IMAP_BUF_LIT(&job->out, " FETCH (");
