@@ -14,11 +14,12 @@ if ! command -v "$CC" >/dev/null 2>&1; then
 fi
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 cflags="-g -O1 -fno-omit-frame-pointer $san -I$top/include -I$top/src -I$here -D_GNU_SOURCE
-    $(pkg-config --cflags libevent 2>/dev/null || true) -Wall -Wextra -Werror -Wno-unused-parameter -Wno-unused-function"
-libs="$(pkg-config --libs libevent 2>/dev/null || echo -levent)"
+    $(pkg-config --cflags libevent libcrypto 2>/dev/null || true) -Wall -Wextra -Werror -Wno-unused-parameter -Wno-unused-function"
+libs="$(pkg-config --libs libevent libcrypto 2>/dev/null || echo -levent -lcrypto)"
 # The pure modules: no sockets, no store (DESIGN.md).
 srcs="imap_parse imap_seqset imap_fetchattr imap_search imap_date imap_mutf7 imap_match
-    smtp_parse smtp_data pop3_parse mime mime_header mime_address mime_decode mime_blob base64"
+    smtp_parse smtp_data pop3_parse mime mime_header mime_address mime_decode mime_blob base64
+    sasl"
 
 mkdir -p "$out/obj"
 objs=

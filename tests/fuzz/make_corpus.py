@@ -138,3 +138,9 @@ write("fuzz_mime_decode", [SEED8 + d.encode("latin-1") for d in dec])
 
 # fuzz_mime_blob's seeds are the blobs of tests/data/mime: gen_blob_seeds.c
 # (built by build.sh) writes them; run "OUT/gen_blob_seeds DIR FILE.eml...".
+
+write("fuzz_sasl", ["PLAIN\nAGFsaWNlAHNlY3JldA==", "PLAIN\n-\nYWRtaW4AYWxpY2UAc2VjcmV0",
+                    "PLAIN\n=", "PLAIN\n-\n*", "LOGIN\n-\nYWxpY2U=\nc2VjcmV0",
+                    "LOGIN\nYWxpY2U=\nc2VjcmV0", "login\n-\n=\n=",
+                    "CRAM-MD5\n-\ndGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw",
+                    "CRAM-MD5\nabc", "PLAIN\nAGFsaWNlAHNlY3JldA"])
