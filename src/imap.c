@@ -1117,10 +1117,7 @@ static void imap_free(void *arg)
 	imap_view_free(s->view);
 	imap_search_saved_reset(s);
 	imap_reader_free(s->reader);
-	if (s->sasl) {
-		sasl_reset(s->sasl);
-		free(s->sasl);
-	}
+	auth_session_end(&s->auth);
 	if (s->ev_delay)
 		event_free(s->ev_delay);
 	if (s->ev_sync)

@@ -91,9 +91,6 @@ struct imap_session {
 	bool qresync;            /* QRESYNC enabled: VANISHED instead of EXPUNGE */
 	bool rev2;               /* ENABLE IMAP4rev2: RFC 9051 rules */
 	bool authed_limits;      /* the limits and timeout of a logged-in client */
-	/* Always NULL: imap_free still frees it; goes once imap_open and
-	 * imap_free call auth_session_init/auth_session_end. */
-	struct sasl *sasl;
 	char pending_tag[IMAP_TAG_MAX + 1];  /* AUTHENTICATE, a failed login, or IDLE */
 	unsigned bad_commands;
 	struct auth_session auth;            /* LOGIN, AUTHENTICATE (imap_cmd_auth.c) */
