@@ -55,34 +55,6 @@ void imap_tagged(struct imap_session *s, const char *tag, const char *status,
 	}
 }
 
-/* Valid UTF-8 (no overlongs, no surrogates)? */
-static bool utf8_valid(const unsigned char *p, size_t len)
-{
-	size_t i = 0, n, k;
-	uint32_t cp;
-
-	while (i < len) {
-		if (p[i] < 0x80) {
-			i++;
-			continue;
-		}
-		n = (p[i] & 0xe0) == 0xc0 ? 2 : (p[i] & 0xf0) == 0xe0 ? 3 : (p[i] & 0xf8) == 0xf0 ? 4 : 0;
-		if (n == 0 || i + n > len)
-			return false;
-		cp = p[i] & (0x7f >> n);
-		for (k = 1; k < n; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x80) || (n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000)))
-		    || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-			return false;
-		i += n;
-	}
-	return true;
-}
-
 /* Quoted strings may not hold CR, LF, NUL, or 8-bit octets unless the
  * client enabled UTF8=ACCEPT (and then only valid UTF-8); everything else
  * goes out as a literal. */
@@ -101,7 +73,7 @@ void imap_write_string(struct imap_session *s, const char *str, size_t len)
 			break;
 		eight |= c >= 0x80;
 	}
-	if (i == len && eight && !utf8_valid((const unsigned char *)str, len))
+	if (i == len && eight && !imap_utf8_valid(str, len))
 		i = 0;
 	if (i < len || len > 1024) {
 		conn_printf(s->conn, "{%zu}\r\n", len);

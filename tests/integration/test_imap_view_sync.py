@@ -10,7 +10,6 @@ interleaved) ending equal to a fresh SELECT. Raw IMAP, exact replies."""
 import re
 import socket
 import time
-import unittest
 
 import harness
 from imap_helpers import RawIMAP, new_inbox, simple_message, smtp_send, status_of
@@ -18,15 +17,7 @@ from imap_helpers import RawIMAP, new_inbox, simple_message, smtp_send, status_o
 SYS = b"\\Answered \\Flagged \\Deleted \\Seen \\Draft"
 
 
-class ViewTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = harness.Server()
-        cls.server.__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
+class ViewTest(harness.TestCase):
 
     def inbox(self, n_messages):
         user, pw = new_inbox(self.server)
