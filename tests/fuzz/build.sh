@@ -2,6 +2,7 @@
 # Builds every libFuzzer target of tests/fuzz/ with clang against the
 # project's pure parser sources (compiled here, not libmailsnare.a from gcc).
 #   tests/fuzz/build.sh [OUTDIR]     (default: build/fuzz-targets in the tree)
+# Prints OUTDIR; exits 77 without clang.
 # Needs clang (Debian: apt-get install -y clang) and libevent's headers.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,20 +23,33 @@ srcs="imap_parse imap_seqset imap_fetchattr imap_search imap_date imap_mutf7 ima
     sasl"
 
 mkdir -p "$out/obj"
+# An object is rebuilt when its source, any header or this script is newer.
+newest=$(ls -t "$top"/include/mailsnare/*.h "$top"/src/*.h "$0" | head -1)
+# Compiles run in parallel (make check has a time budget); any failure fails.
+pids=
 objs=
 for s in $srcs; do
 	o="$out/obj/$s.o"
-	if [ ! -f "$o" ] || [ "$top/src/$s.c" -nt "$o" ] || [ "$0" -nt "$o" ]; then
+	if [ ! -f "$o" ] || [ "$top/src/$s.c" -nt "$o" ] || [ "$newest" -nt "$o" ]; then
 		# shellcheck disable=SC2086
-		$CC $cflags -fsanitize=fuzzer-no-link -c "$top/src/$s.c" -o "$o"
+		$CC $cflags -fsanitize=fuzzer-no-link -c "$top/src/$s.c" -o "$o" &
+		pids="$pids $!"
 	fi
 	objs="$objs $o"
 done
+rc=0
+for p in $pids; do wait "$p" || rc=1; done
+[ "$rc" -eq 0 ] || { echo "build.sh: compiling failed" >&2; exit 1; }
+pids=
 for t in "$here"/fuzz_*.c; do
 	name=$(basename "$t" .c)
 	# shellcheck disable=SC2086
-	$CC $cflags -fsanitize=fuzzer "$t" $objs $libs -o "$out/$name"
+	$CC $cflags -fsanitize=fuzzer "$t" $objs $libs -o "$out/$name" &
+	pids="$pids $!"
 done
 # shellcheck disable=SC2086
-$CC $cflags "$here/gen_blob_seeds.c" $objs $libs -o "$out/gen_blob_seeds"
+$CC $cflags "$here/gen_blob_seeds.c" $objs $libs -o "$out/gen_blob_seeds" &
+pids="$pids $!"
+for p in $pids; do wait "$p" || rc=1; done
+[ "$rc" -eq 0 ] || { echo "build.sh: linking failed" >&2; exit 1; }
 echo "$out"
