@@ -821,17 +821,15 @@ static void imap_reader_failed(struct imap_session *s)
  * input is needed. Returns false when nothing more can be done now. */
 static bool imap_input_command(struct imap_session *s)
 {
-	struct evbuffer *in = conn_input(s->conn);
-	struct evbuffer_iovec v;
 	struct imap_command *cmd;
-	size_t used = 0;
+	const char *p;
+	size_t used = 0, len;
 	enum imap_read_rc rc;
 
-	if (conn_output_full(s->conn) ||
-	    evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+	if (conn_output_full(s->conn) || (len = conn_peek(s->conn, &p)) == 0)
 		return false;
-	rc = imap_reader_feed(s->reader, v.iov_base, v.iov_len, &used);
-	evbuffer_drain(in, used);
+	rc = imap_reader_feed(s->reader, p, len, &used);
+	conn_consume(s->conn, used);
 	switch (rc) {
 	case IMAP_READ_CONTINUE:
 		imap_printf(s, "+ Ready for literal data\r\n");

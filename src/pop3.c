@@ -13,13 +13,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <openssl/rand.h>
 
 #include "mailsnare/apop.h"
+#include "mailsnare/config.h"
 #include "mailsnare/log.h"
 #include "mailsnare/pop3.h"
 #include "mailsnare/pop3_parse.h"
 #include "mailsnare/sasl.h"
+#include "mailsnare/store.h"
 
 /* A RETR/TOP queues this much, then waits for the output to drain to
  * CONN_WRITE_LOWWATER: a large message is never held whole in memory. */
@@ -46,12 +49,18 @@ enum pop3_mode {
 	M_DONE      /* QUIT or fatal: nothing more is read */
 };
 
-/* The set of inboxes with a session in TRANSACTION (srv->pop3_locks):
- * RFC 1939 §8 lets one session at a time own a maildrop. */
+/* The set of inboxes with a session in TRANSACTION (pop3_locks):
+ * RFC 1939 §8 lets one session at a time own a maildrop. POP3's own
+ * state, not the server's: all sessions run on one thread, and an inbox
+ * is named by its store as well, so two servers in one process (unit
+ * tests) do not see each other's locks. */
 struct pop3_lock {
+	const struct store *store;
 	int64_t inbox_id;
 	struct pop3_lock *next;
 };
+
+static struct pop3_lock *pop3_locks;
 
 /* One message of the snapshot; its number is its index + 1. */
 struct pop3_msg {
@@ -143,17 +152,18 @@ static void pop3_reply(struct pop3_session *s, const char *fmt, ...)
 
 static bool pop3_locked_by_other(struct pop3_session *s, int64_t inbox_id)
 {
-	for (struct pop3_lock *l = s->srv->pop3_locks; l; l = l->next)
-		if (l->inbox_id == inbox_id && l != &s->lock)
+	for (struct pop3_lock *l = pop3_locks; l; l = l->next)
+		if (l->store == s->srv->store && l->inbox_id == inbox_id && l != &s->lock)
 			return true;
 	return false;
 }
 
 static void pop3_lock(struct pop3_session *s)
 {
+	s->lock.store = s->srv->store;
 	s->lock.inbox_id = s->inbox.id;
-	s->lock.next = s->srv->pop3_locks;
-	s->srv->pop3_locks = &s->lock;
+	s->lock.next = pop3_locks;
+	pop3_locks = &s->lock;
 	s->locked = true;
 }
 
@@ -163,7 +173,7 @@ static void pop3_unlock(struct pop3_session *s)
 
 	if (!s->locked)
 		return;
-	for (pp = &s->srv->pop3_locks; *pp; pp = &(*pp)->next) {
+	for (pp = &pop3_locks; *pp; pp = &(*pp)->next) {
 		if (*pp == &s->lock) {
 			*pp = s->lock.next;
 			break;

@@ -14,6 +14,8 @@
 
 #include <event2/event.h>
 
+#include "mailsnare/config.h"
+#include "mailsnare/deliver.h"
 #include "mailsnare/imap.h"
 #include "mailsnare/log.h"
 #include "mailsnare/pop3.h"

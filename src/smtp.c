@@ -11,6 +11,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/event.h>
+
+#include "mailsnare/config.h"
+#include "mailsnare/deliver.h"
 #include "mailsnare/header.h"
 #include "mailsnare/log.h"
 #include "mailsnare/mime.h"
@@ -366,32 +370,29 @@ static void smtp_tx_finish(struct smtp_session *s)
  * the bytes consumed. */
 static size_t smtp_feed(struct smtp_session *s, uint64_t limit)
 {
-	struct evbuffer *in = conn_input(s->conn);
-	struct evbuffer_iovec v[8];
-	size_t used = 0;
-	int i, n;
+	const char *p;
+	size_t used = 0, len;
 	ssize_t r;
 
-	n = evbuffer_peek(in, -1, NULL, v, 8);
-	for (i = 0; i < n && i < 8 && used < limit; i++) {
-		size_t len = v[i].iov_len;
+	while (used < limit && (len = conn_peek(s->conn, &p)) > 0) {
 		if (len > limit - used)
 			len = (size_t)(limit - used);
 		if (s->bdat_discard)
 			r = (ssize_t)len;
 		else
-			r = smtp_data_feed(&s->tx->dec, v[i].iov_base, len, smtp_tx_sink, s);
+			r = smtp_data_feed(&s->tx->dec, p, len, smtp_tx_sink, s);
+		conn_consume(s->conn, (size_t)r);
 		used += (size_t)r;
-		if (s->tx && s->tx->dec.done)
+		/* The decoder stops short only at the end of the data. */
+		if ((s->tx && s->tx->dec.done) || (size_t)r < len)
 			break;
 	}
-	evbuffer_drain(in, used);
 	return used;
 }
 
 static void smtp_input_data(struct smtp_session *s)
 {
-	while (evbuffer_get_length(conn_input(s->conn)) > 0) {
+	while (conn_input_length(s->conn) > 0) {
 		smtp_feed(s, UINT64_MAX);
 		if (s->tx->dec.done) {
 			smtp_tx_finish(s);
@@ -425,7 +426,7 @@ static void smtp_bdat_chunk_done(struct smtp_session *s, uint64_t size)
 
 static void smtp_input_bdat(struct smtp_session *s)
 {
-	while (s->bdat_left > 0 && evbuffer_get_length(conn_input(s->conn)) > 0)
+	while (s->bdat_left > 0 && conn_input_length(s->conn) > 0)
 		s->bdat_left -= smtp_feed(s, s->bdat_left);
 	if (s->bdat_left == 0)
 		smtp_bdat_chunk_done(s, s->bdat_size);
