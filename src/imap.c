@@ -916,8 +916,11 @@ static void pending_wait(struct imap_session *s, enum imap_cont how)
 	s->pending.waiting = how;
 	if (how == IMAP_CONT_OUTPUT)
 		conn_wait_drain(s->conn);
-	else   /* a timer, not event_active: the loop polls the sockets first */
-		evtimer_add(s->ev_resume, &now);
+	/* A timer, not event_active: the loop polls the sockets first. For
+	 * OUTPUT too: the kernel may take all that is queued on the way out
+	 * of this pass, and then no write is left whose completion would
+	 * call us (the stress test found FETCHes stuck so). */
+	evtimer_add(s->ev_resume, &now);
 }
 
 void imap_pending_start(struct imap_session *s, const struct imap_command *cmd,
@@ -959,9 +962,14 @@ static void pending_resume(struct imap_session *s, enum imap_cont woken_by)
 
 static void imap_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct imap_session *s = arg;
+
 	(void)fd;
 	(void)what;
-	pending_resume(arg, IMAP_CONT_YIELD);
+	if (s->pending.waiting == IMAP_CONT_YIELD)
+		pending_resume(s, IMAP_CONT_YIELD);
+	else if (conn_output_pending(s->conn) <= CONN_WRITE_LOWWATER)
+		pending_resume(s, IMAP_CONT_OUTPUT);
 }
 
 /* ---- notifications ----------------------------------------------------- */
