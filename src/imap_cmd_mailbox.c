@@ -56,30 +56,43 @@ static bool mailbox_arg(struct imap_session *s, const struct imap_command *cmd, 
 
 /* ---- SELECT / EXAMINE --------------------------------------------------- */
 
+/* The mailbox's keywords, space-separated, as long as they come. */
 struct kwlist {
-	char buf[2048];
-	size_t len;
+	char *buf;
+	size_t len, cap;
 };
 
 static int kw_collect(const char *name, void *arg)
 {
 	struct kwlist *k = arg;
-	int n = snprintf(k->buf + k->len, sizeof(k->buf) - k->len, " %s", name);
+	size_t n = strlen(name);
+	char *p;
 
-	if (n > 0 && (size_t)n < sizeof(k->buf) - k->len)
-		k->len += (size_t)n;
+	if (k->len + n + 2 > k->cap) {
+		size_t cap = k->cap ? k->cap * 2 : 256;
+		while (cap < k->len + n + 2)
+			cap *= 2;
+		if ((p = realloc(k->buf, cap)) == NULL)
+			return STORE_FULL;
+		k->buf = p;
+		k->cap = cap;
+	}
+	if (k->len)
+		k->buf[k->len++] = ' ';
+	memcpy(k->buf + k->len, name, n + 1);
+	k->len += n;
 	return 0;
 }
 
 static void select_report(struct imap_session *s)
 {
 	struct imap_view *v = s->view;
-	struct kwlist kw = { .len = 0 };
+	struct kwlist kw = { 0 };
 	size_t i;
 
-	kw.buf[0] = '\0';
 	(void)store_mailbox_keywords(s->srv->store, v->mb.id, kw_collect, &kw);
-	imap_view_send_flags(s, kw.len ? kw.buf + 1 : "");
+	imap_view_send_flags(s, kw.len ? kw.buf : "");
+	free(kw.buf);
 	imap_view_sync(s, true);
 	if (v->n == 0)
 		imap_printf(s, s->rev2 ? "* 0 EXISTS\r\n" : "* 0 EXISTS\r\n* 0 RECENT\r\n");

@@ -110,6 +110,25 @@ class KeywordAnnouncementTest(ViewTest):
             b"* 1 FETCH (UID 1 FLAGS (Seenby))"])
 
 
+class ManyKeywordsTest(ViewTest):
+    def test_select_lists_every_keyword(self):
+        user, pw, _ = self.inbox(1)
+        a = self.client(user, pw)
+        self.ok(a, "SELECT INBOX")
+        names = ["keyword_number_%04d" % i for i in range(400)]
+        for i in range(0, 400, 50):
+            self.ok(a, "STORE 1 +FLAGS.SILENT (%s)" % " ".join(names[i:i + 50]))
+        b = self.client(user, pw)
+        sel = self.ok(b, "SELECT INBOX")
+        flags = [l for l in sel if l.startswith(b"* FLAGS ")]
+        self.assertEqual(len(flags), 1)
+        got = flags[0][len(b"* FLAGS ("):-1].split()
+        self.assertEqual(got[:5], SYS.split())
+        self.assertEqual(sorted(got[5:]), [n.encode() for n in names])
+        perm = [l for l in sel if b"PERMANENTFLAGS" in l][0]
+        self.assertTrue(perm.endswith(b" keyword_number_0399 \\*)] Flags permitted"), perm[-80:])
+
+
 class RecentTest(ViewTest):
     def test_examine_counts_recent_without_claiming(self):
         user, pw, _ = self.inbox(2)
