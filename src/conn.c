@@ -421,7 +421,7 @@ void conn_close(struct conn *c)
 
 static SSL *conn_new_ssl(struct conn *c)
 {
-	SSL *ssl = SSL_new((SSL_CTX *)c->srv->ssl_ctx);
+	SSL *ssl = SSL_new(c->srv->ssl_ctx);
 
 	if (ssl == NULL)
 		log_warn("%s: %s: SSL_new failed", c->proto->name, c->peer);
