@@ -647,6 +647,8 @@ void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd)
 		free(job);
 		return;
 	}
+	if (job->q.modseq)
+		imap_condstore_enable(s);   /* RFC 7162 §3.1: SEARCH MODSEQ */
 	if (!resolve_sets(s, &job->q.root)) {
 		if (job->q.ret & IMAP_SEARCH_RET_SAVE)
 			imap_search_saved_reset(s);

@@ -598,7 +598,7 @@ static bool fetch_prepare(struct imap_session *s, const struct imap_command *cmd
 	}
 	for (i = 0; i < job->f.count; i++)
 		if (job->f.atts[i].item == IMAP_FETCH_MODSEQ)
-			s->condstore = true;   /* a CONDSTORE enabling command */
+			imap_condstore_enable(s);   /* MODSEQ, CHANGEDSINCE */
 	return imap_view_select(s, cmd->tag, cmd->args[0].str, cmd->uid, &job->set);
 }
 

@@ -161,6 +161,20 @@ class CondstoreEnableTest(ViewTest):
         again = self.ok(a, "STORE 2 (UNCHANGEDSINCE %d) +FLAGS (\\Seen)" % (highest + 5))
         self.assertFalse([l for l in again if b"HIGHESTMODSEQ" in l], again)
 
+    def test_fetch_modseq_changedsince_and_search_modseq(self):
+        user, pw, _ = self.inbox(2)
+        probe = self.client(user, pw)
+        for command in ("FETCH 1 (FLAGS MODSEQ)", "FETCH 1:* (FLAGS) (CHANGEDSINCE 1)",
+                        "SEARCH MODSEQ 1"):
+            a = self.client(user, pw)
+            self.ok(a, "SELECT INBOX")
+            highest = self.highest(probe)
+            untagged = self.ok(a, command)
+            self.assertEqual(untagged[0], b"* OK [HIGHESTMODSEQ %d] Highest" % highest, command)
+            self.assertFalse([l for l in untagged[1:] if b"HIGHESTMODSEQ" in l], command)
+            again = self.ok(a, command)
+            self.assertFalse([l for l in again if b"HIGHESTMODSEQ" in l], command)
+
     def test_not_sent_without_a_selected_mailbox_or_when_on(self):
         user, pw, _ = self.inbox(1)
         a = self.client(user, pw)
