@@ -66,6 +66,18 @@ Test(smtp_session, pipelined_commands)
 	cr_assert_eq(cd_input_left(c), 0);
 }
 
+/* While the client does not read its replies, commands wait unread. */
+Test(smtp_session, output_full_holds_commands)
+{
+	cd_output(c);
+	cd_set_output_full(c, true);
+	expect("NOOP\r\nNOOP\r\n", "");
+	cr_assert_eq(cd_input_left(c), 12);
+	cd_set_output_full(c, false);
+	cd_run(c);
+	cr_assert_str_eq(cd_output(c), "250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n");
+}
+
 /* A command split across reads is taken once its line is complete. */
 Test(smtp_session, command_in_pieces)
 {
