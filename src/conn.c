@@ -85,6 +85,12 @@ void conn_flush(struct conn *c)
 	evbuffer_freeze(out, 1);
 	if (evbuffer_get_length(out) > 0)
 		bufferevent_enable(c->bev, EV_WRITE);
+	/* This write may have taken what the bufferevent's own would have
+	 * written: then its completion, the drain callback, must come all the
+	 * same (a FETCH waiting for it hung; the IMAP stress test). */
+	if (c->want_drain && evbuffer_get_length(out) <= CONN_WRITE_LOWWATER)
+		bufferevent_trigger(c->bev, EV_WRITE,
+		    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
 void conn_free(struct conn *c)
