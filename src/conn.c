@@ -228,8 +228,28 @@ static void conn_wakecb(evutil_socket_t fd, short what, void *arg)
 		conn_run_input(c);
 }
 
+/* Linux delays its ACKs, and a client that writes a command or a message
+ * in several small writes with Nagle on (Ruby's net-smtp and net-imap,
+ * Perl's Net::SMTP, PHPMailer) holds each later write until the first is
+ * ACKed: about 40 ms per command. Dovecot re-arms TCP_QUICKACK after every
+ * read (the kernel clears it again); so do we, under TLS and deflate too. */
+static void conn_quickack(struct conn *c)
+{
+#ifdef TCP_QUICKACK
+	evutil_socket_t fd = bufferevent_getfd(conn_bottom(c));
+	int one = 1;
+
+	if (fd >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+#else
+	(void)c;
+#endif
+}
+
 static void conn_readcb(struct bufferevent *bev, void *arg)
 {
+	(void)bev;
+	conn_quickack(arg);
 	conn_run_input(arg);
 }
 
