@@ -1824,7 +1824,7 @@ CONFORMANCE(backend_is_listed)
 }
 
 /* What one client can make is bounded per inbox: LIST over them stays cheap. */
-CONFORMANCE(mailbox_and_subscription_limits, .timeout = 60)
+CONFORMANCE(mailbox_and_subscription_limits)
 {
 	struct store *st = open_store();
 	struct store_inbox in = make_inbox(st, "dev"), other = make_inbox(st, "other");
