@@ -9,7 +9,8 @@ set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 DEPS="build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
-libsqlite3-dev libcriterion-dev zlib1g-dev python3 swaks curl openssl sqlite3 fetchmail mutt isync"
+libsqlite3-dev libcriterion-dev zlib1g-dev python3 swaks curl openssl sqlite3 fetchmail mutt isync
+clang"
 # The imapflow test needs Node.js and npm; one installed from elsewhere
 # (NodeSource, nvm) will do, and Debian's npm would conflict with it.
 command -v node >/dev/null 2>&1 || DEPS="$DEPS nodejs"
