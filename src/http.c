@@ -3,11 +3,11 @@
  * (plain and TLS), the route table, who the client is (HTTP Basic,
  * http-admin, http-require-auth) and CORS.
  *
- * max-clients: evhttp (libevent 2.1) has no hook for a new or a closed
- * connection. Every connection's bufferevent comes from our bevcb,
- * though, and it is a pass-through filter over the socket (or TLS)
- * bufferevent, whose free_context callback is the one place that learns
- * the connection is gone: there it leaves srv->nconns.
+ * max-clients: evhttp (libevent 2.1) has no hook for a new connection,
+ * but every connection's bufferevent comes from our bevcb, and each one
+ * gets a close callback right after (struct http_conn). A pass-through
+ * bufferevent filter (whose free hook would have done the same) lost
+ * replies on libevent 2.1.12.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -76,18 +76,45 @@ static const struct http_route http_routes[] = {
 
 /* --- connections ------------------------------------------------------ */
 
-/* Holds the server, not the http_server: a connection's filter may be
- * finalized after the HTTP side is freed. */
+/*
+ * One accepted connection, from our bevcb to evhttp's close callback. The
+ * evhttp_connection does not exist yet when bevcb runs; it is the
+ * bufferevent's callback argument right after. An event of the highest
+ * priority, made active in bevcb, runs before any I/O callback of the new
+ * connection, and sets the close callback there.
+ */
 struct http_conn {
 	struct server *srv;
-	bool counted;
+	struct http_server *hs;
+	struct bufferevent *bev;
+	struct evhttp_connection *evcon;   /* NULL until adopted */
+	struct http_req *pending;          /* a reply that comes later */
+	bool counted, refused;
+	struct http_conn *prev, *next;     /* hs->conns */
 };
 
-static void http_conn_gone(void *arg)
+static void http_conn_unlink(struct http_conn *hc)
+{
+	struct http_server *hs = hc->hs;
+
+	if (hc->prev)
+		hc->prev->next = hc->next;
+	else
+		hs->conns = hc->next;
+	if (hc->next)
+		hc->next->prev = hc->prev;
+}
+
+static void http_pending_gone(struct http_req *r);
+
+static void http_conn_closecb(struct evhttp_connection *evcon, void *arg)
 {
 	struct http_conn *hc = arg;
 	struct server *srv = hc->srv;
 
+	if (hc->pending != NULL)
+		http_pending_gone(hc->pending);
+	http_conn_unlink(hc);
 	if (hc->counted) {
 		srv->nconns--;
 		if (srv->stopping && srv->nconns == 0)
@@ -96,56 +123,78 @@ static void http_conn_gone(void *arg)
 	free(hc);
 }
 
-/* A full server: the connection is closed with a 503, as the other
- * listeners send their busy reply. */
-static enum bufferevent_filter_result http_refuse_filter(struct evbuffer *src,
-    struct evbuffer *dst, ev_ssize_t lim, enum bufferevent_flush_mode mode, void *ctx)
+/* Adopts every connection accepted since the last call. */
+static void http_conn_adopt(evutil_socket_t fd, short what, void *arg)
 {
-	evbuffer_drain(src, evbuffer_get_length(src));
-	return BEV_ERROR;
+	struct http_server *hs = arg;
+	struct http_conn *hc, *next;
+	void *cbarg = NULL;
+
+	for (hc = hs->conns; hc != NULL; hc = next) {
+		next = hc->next;
+		if (hc->evcon != NULL)
+			continue;
+		bufferevent_getcb(hc->bev, NULL, NULL, NULL, &cbarg);
+		hc->evcon = cbarg;
+		if (hc->evcon == NULL) {    /* cannot happen with evhttp 2.1 */
+			http_conn_unlink(hc);
+			free(hc);
+			continue;
+		}
+		evhttp_connection_set_closecb(hc->evcon, http_conn_closecb, hc);
+		if (hc->refused)
+			evhttp_connection_free(hc->evcon);
+	}
+}
+
+static struct http_conn *http_conn_of(struct http_server *hs, struct evhttp_connection *evcon)
+{
+	struct http_conn *hc;
+
+	for (hc = hs->conns; hc != NULL; hc = hc->next)
+		if (hc->evcon == evcon)
+			return hc;
+	return NULL;
 }
 
 static struct bufferevent *http_bevcb(struct event_base *base, void *arg, bool tls)
 {
 	struct http_server *hs = arg;
 	struct server *srv = hs->srv;
-	struct bufferevent *under, *bev;
+	struct bufferevent *bev;
 	struct http_conn *hc;
-	bool full = srv->stopping || srv->nconns >= srv->cfg->max_clients;
 	SSL *ssl;
 
 	if ((hc = calloc(1, sizeof(*hc))) == NULL)
 		return NULL;
 	hc->srv = srv;
+	hc->hs = hs;
 	if (tls) {
 		if ((ssl = SSL_new(srv->ssl_ctx)) == NULL) {
 			free(hc);
 			return NULL;
 		}
-		under = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+		bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 		    BEV_OPT_CLOSE_ON_FREE);
 	} else
-		under = bufferevent_socket_new(base, -1,
-		    BEV_OPT_CLOSE_ON_FREE);
-	/* Not deferred: evhttp's own bufferevents are not, and a pass-through
-	 * filter over deferred ones never saw a request (libevent 2.1.12). */
-	if (under == NULL) {
-		free(hc);
-		return NULL;
-	}
-	bev = bufferevent_filter_new(under, full ? http_refuse_filter : NULL, NULL,
-	    BEV_OPT_CLOSE_ON_FREE, http_conn_gone, hc);
+		bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL) {
-		bufferevent_free(under);
 		free(hc);
 		return NULL;
 	}
-	if (full)
+	hc->bev = bev;
+	if (srv->stopping || srv->nconns >= srv->cfg->max_clients) {
 		log_warn("http: refusing connection: %u clients (max-clients)", srv->nconns);
-	else {
+		hc->refused = true;
+	} else {
 		hc->counted = true;
 		srv->nconns++;
 	}
+	hc->next = hs->conns;
+	if (hs->conns)
+		hs->conns->prev = hc;
+	hs->conns = hc;
+	event_active(hs->ev_adopt, EV_TIMEOUT, 0);
 	return bev;
 }
 
@@ -209,13 +258,12 @@ void http_req_free(struct http_req *r)
 /* The connection goes while a reply is pending: libevent frees a request
  * still on it right after this; one it detached (the client closed) is
  * ours to free. Either way nothing of r is left. */
-static void http_conn_closed(struct evhttp_connection *evcon, void *arg)
+static void http_pending_gone(struct http_req *r)
 {
-	struct http_req *r = arg;
-
 	if (r->req != NULL && evhttp_request_get_connection(r->req) == NULL)
 		evhttp_request_free(r->req);
 	r->req = NULL;
+	r->hc = NULL;
 	http_req_free(r);
 }
 
@@ -224,18 +272,16 @@ void http_req_defer(struct http_req *r)
 	struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
 
 	r->deferred = true;
-	if (evcon != NULL)
-		evhttp_connection_set_closecb(evcon, http_conn_closed, r);
+	if (evcon != NULL && (r->hc = http_conn_of(r->hs, evcon)) != NULL)
+		r->hc->pending = r;
 }
 
 /* Called before the last reply call: that call may free the connection. */
 void http_req_done(struct http_req *r)
 {
-	struct evhttp_connection *evcon;
-
-	if (r->deferred && r->req != NULL &&
-	    (evcon = evhttp_request_get_connection(r->req)) != NULL)
-		evhttp_connection_set_closecb(evcon, NULL, NULL);
+	if (r->hc != NULL)
+		r->hc->pending = NULL;
+	r->hc = NULL;
 }
 
 static void http_req_finish(struct http_req *r, enum http_rc rc)
@@ -547,16 +593,26 @@ struct http_server *http_server_new(struct server *srv, char *err, size_t errlen
 	}
 	hs->srv = srv;
 	hs->started = time(NULL);
+	if ((hs->ev_adopt = event_new(srv->base, -1, 0, http_conn_adopt, hs)) == NULL ||
+	    event_priority_set(hs->ev_adopt, 0) < 0) {
+		snprintf(err, errlen, "out of memory");
+		if (hs->ev_adopt)
+			event_free(hs->ev_adopt);
+		free(hs);
+		return NULL;
+	}
 	if (cfg->http_admin[0] != '\0') {
 		if (http_auth_split(cfg->http_admin, strlen(cfg->http_admin), hs->admin_user,
 		    sizeof(hs->admin_user), hs->admin_pass, sizeof(hs->admin_pass)) < 0) {
 			snprintf(err, errlen, "http-admin: invalid value (want user:password)");
+			event_free(hs->ev_adopt);
 			free(hs);
 			return NULL;
 		}
 		hs->admin_set = true;
 	}
 	if (http_parse_cors(hs, cfg->http_cors, err, errlen) < 0) {
+		event_free(hs->ev_adopt);
 		free(hs);
 		return NULL;
 	}
@@ -635,13 +691,14 @@ void http_server_ready(struct http_server *hs)
 		hs->ready = true;
 }
 
-/* Freeing an evhttp closes its connections; their filters' free_context
- * (http_conn_gone) runs from the loop and ends it with the last one. */
+/* Freeing an evhttp closes its connections: each one's close callback
+ * leaves srv->nconns (and ends the loop with the last one). */
 void http_server_stop(struct http_server *hs)
 {
 	if (hs == NULL || hs->stopping)
 		return;
 	hs->stopping = true;
+	http_conn_adopt(-1, 0, hs);
 	if (hs->plain)
 		evhttp_free(hs->plain);
 	if (hs->tls)
@@ -654,5 +711,6 @@ void http_server_free(struct http_server *hs)
 	if (hs == NULL)
 		return;
 	http_server_stop(hs);
+	event_free(hs->ev_adopt);
 	free(hs);
 }

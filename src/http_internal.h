@@ -20,6 +20,7 @@
 struct evbuffer;
 struct event;
 struct mime_part;
+struct http_conn;
 
 #define HTTP_CORS_MAX 16
 #define HTTP_ORIGIN_MAX 256
@@ -27,6 +28,8 @@ struct mime_part;
 struct http_server {
 	struct server *srv;
 	struct evhttp *plain, *tls;        /* NULL: that listener is off */
+	struct http_conn *conns;           /* every open connection */
+	struct event *ev_adopt;            /* sets up the ones just accepted */
 	bool ready, stopping;
 	bool admin_set;
 	char admin_user[HTTP_AUTH_USER_MAX], admin_pass[HTTP_AUTH_PASS_MAX];
@@ -59,6 +62,7 @@ struct http_req {
 	bool deferred;                     /* replied to from a later loop pass */
 	struct event *ev_timer;            /* the failure delay */
 	void *stream;                      /* http_stream.c's state */
+	struct http_conn *hc;              /* its connection while deferred */
 };
 
 /* What a handler returns. */
