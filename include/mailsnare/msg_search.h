@@ -93,4 +93,11 @@ size_t msg_search_fold(const char *in, size_t len, char *out, size_t outlen);
  * (no allocation). An empty needle is contained in anything. */
 bool msg_search_contains(const char *hay, size_t haylen, const char *needle, size_t nlen);
 
+/* src/msg_search_tz.c, for the parser: a local time (its fields counted
+ * as seconds since 1970 as if it were UTC) in the IANA zone tz ("" or
+ * "UTC": UTC) to unix time, with that zone's offset at that time (DST
+ * included); -1 if tz names no zone. The one part that reads files (the
+ * zone database), kept out of the pure parser. */
+int msg_search_tz_utc(const char *tz, int64_t local, int64_t *utc);
+
 #endif
