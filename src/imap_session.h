@@ -100,6 +100,14 @@ struct imap_session {
 	struct imap_pending pending;   /* a command not finished yet (cmd != NULL) */
 	struct event *ev_resume;       /* its next slice (IMAP_CONT_YIELD) */
 	struct imap_seqset search_saved; /* SEARCHRES "$": UIDs (imap_cmd_search.c) */
+	/* "*" as the client knew the view when the command came, before the
+	 * sync that precedes the command announced new messages: its set
+	 * refers to that view (RFC 9051 §6.4.7, as Dovecot, which announces
+	 * them after the command). Set by imap_dispatch. */
+	struct {
+		const struct imap_view *view;
+		uint32_t msn, uid;
+	} star;
 };
 
 /* A command: verb, the states where it runs, and what it does. */
@@ -152,6 +160,9 @@ void imap_view_announce_keywords(struct imap_session *s, const char *const *kw, 
 /* A CONDSTORE enabling command (RFC 7162 §3.1) turns CONDSTORE on; with a
  * mailbox selected the first one also reports "* OK [HIGHESTMODSEQ n]". */
 void imap_condstore_enable(struct imap_session *s);
+/* The value of "*" in a message set (MSN or UID) of the command running:
+ * the last message of the view as the client knew it at its start. */
+uint32_t imap_view_star(struct imap_session *s, bool uid);
 /* Evaluates a sequence set (MSN or UID) into view indexes; false after a
  * tagged BAD/NO was sent. */
 bool imap_view_select(struct imap_session *s, const char *tag, const char *set, bool uid,
