@@ -178,20 +178,23 @@ int imap_msg_send(struct imap_session *s, const struct imap_msg *m, uint64_t off
     uint64_t len);
 
 /* Command handlers, by file. */
+/* imap_cmd_session.c */
 void imap_cmd_capability(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_noop(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_logout(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_id(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_namespace(struct imap_session *s, const struct imap_command *cmd);
+/* imap_cmd_auth.c */
 void imap_cmd_starttls(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_login(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_authenticate(struct imap_session *s, const struct imap_command *cmd);
-void imap_cmd_id(struct imap_session *s, const struct imap_command *cmd);
-void imap_cmd_enable(struct imap_session *s, const struct imap_command *cmd);
-void imap_cmd_namespace(struct imap_session *s, const struct imap_command *cmd);
-void imap_cmd_idle(struct imap_session *s, const struct imap_command *cmd);
-void imap_cmd_compress(struct imap_session *s, const struct imap_command *cmd);
 void imap_auth_line(struct imap_session *s, const char *line);
 void imap_auth_delay_cb(evutil_socket_t fd, short what, void *arg);
+/* imap_cmd_enable.c, imap_cmd_idle.c, imap_cmd_compress.c */
+void imap_cmd_enable(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_idle(struct imap_session *s, const struct imap_command *cmd);
 void imap_idle_line(struct imap_session *s, const char *line);
+void imap_cmd_compress(struct imap_session *s, const struct imap_command *cmd);
 
 void imap_cmd_select(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_create(struct imap_session *s, const struct imap_command *cmd);
@@ -207,9 +210,11 @@ int imap_status_write(struct imap_session *s, const struct store_mailbox *mb,
 void imap_cmd_status(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_append(struct imap_session *s, const struct imap_command *cmd);
 
+/* imap_cmd_expunge.c */
 void imap_cmd_check(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_close(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_expunge(struct imap_session *s, const struct imap_command *cmd);
+/* imap_cmd_message.c, imap_fetch.c */
 void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_copy(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_fetch(struct imap_session *s, const struct imap_command *cmd);
