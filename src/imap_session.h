@@ -157,6 +157,9 @@ void imap_view_send_flags(struct imap_session *s, const char *keywords);
 /* The same again with any of kw[] the client does not know yet, before a
  * FETCH shows them (RFC 3501 §7.2.6); nothing if it knows them all. */
 void imap_view_announce_keywords(struct imap_session *s, const char *const *kw, size_t n);
+/* true if every keyword of kw was in the last FLAGS sent (so none is new
+ * to the mailbox, as far as this session knows). */
+bool imap_view_keywords_known(const struct imap_session *s, const char *const *kw, size_t n);
 /* A CONDSTORE enabling command (RFC 7162 §3.1) turns CONDSTORE on; with a
  * mailbox selected the first one also reports "* OK [HIGHESTMODSEQ n]". */
 void imap_condstore_enable(struct imap_session *s);

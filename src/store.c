@@ -525,6 +525,38 @@ static int configure(struct sqlite_store *st, enum durability durability)
 	    "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
 }
 
+/* The database header's application_id (SQLite's file format, offset 68):
+ * "MSNR". Files made before it was set have 0 and our tables. */
+#define STORE_APPLICATION_ID 0x4d534e52
+
+/* Refuses a database some other program made (a wrong --db would
+ * otherwise get our tables added to it): ours has our application_id, or
+ * is empty (new), or is one of ours from before the id (0, a
+ * user_version and an inbox table). Marks it as ours. */
+static int check_ours(struct sqlite_store *st, int64_t version)
+{
+	int64_t app = 0, tables = 0, inbox = 0;
+	char sql[64];
+	int rc;
+
+	if ((rc = pragma_int(st, "PRAGMA application_id", &app)) != STORE_OK)
+		return rc;
+	if (app == STORE_APPLICATION_ID)
+		return STORE_OK;
+	if (app != 0)
+		return store_set_err(st, STORE_ERR, "not a mailsnare database"
+		    " (application_id %" PRId64 ")", app);
+	if ((rc = pragma_int(st, "SELECT count(*) FROM sqlite_master", &tables)) != STORE_OK ||
+	    (rc = pragma_int(st, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+	    " AND name = 'inbox'", &inbox)) != STORE_OK)
+		return rc;
+	if (tables > 0 && (version == 0 || inbox == 0))
+		return store_set_err(st, STORE_ERR, "not a mailsnare database"
+		    " (it has tables of another program)");
+	snprintf(sql, sizeof(sql), "PRAGMA application_id = %d", STORE_APPLICATION_ID);
+	return exec(st, sql);
+}
+
 static int migrate_steps(struct sqlite_store *st)
 {
 	char sql[64];
@@ -532,6 +564,8 @@ static int migrate_steps(struct sqlite_store *st)
 	int rc;
 
 	rc = pragma_int(st, "PRAGMA user_version", &v);
+	if (rc == STORE_OK)
+		rc = check_ours(st, v);
 	if (rc != STORE_OK)
 		return rc;
 	if (v > SCHEMA_VERSION)
@@ -865,11 +899,12 @@ int sq_inbox_add(struct store *base, const char *name, const char *password,
 {
 	struct sqlite_store *st = sqlite_store_of(base);
 	int64_t id = 0, now = (int64_t)time(NULL);
+	const char *why = name != NULL ? store_inbox_name_check(name, strlen(name)) : "empty";
 	struct wtx w;
 	int rc;
 
-	if (!store_inbox_name_valid(name))
-		return store_set_err(st, STORE_ERR, "invalid inbox name");
+	if (why != NULL)
+		return store_set_err(st, STORE_ERR, "invalid inbox name: %s", why);
 	if (password == NULL)
 		password = "";
 	if ((rc = check_password(st, password)) != STORE_OK)
