@@ -706,13 +706,37 @@ void imap_condstore_enable(struct imap_session *s)
 		    (unsigned long long)s->view->synced_modseq);
 }
 
+static void view_star_mark(struct imap_session *s)
+{
+	struct imap_view *v = s->view;
+
+	s->star.view = v;
+	s->star.msn = v ? (uint32_t)v->n : 0;
+	s->star.uid = v && v->n ? v->msgs[v->n - 1].uid : 0;
+}
+
+uint32_t imap_view_star(struct imap_session *s, bool uid)
+{
+	struct imap_view *v = s->view;
+
+	/* A command that did not come through imap_dispatch's sync (or a
+	 * view selected since) sees the view as it is. */
+	if (v == NULL)
+		return 0;
+	if (s->star.view != v)
+		return uid ? (v->n ? v->msgs[v->n - 1].uid : 0) : (uint32_t)v->n;
+	/* Expunges reported by the sync (UID commands) only lower it. */
+	if (uid)
+		return s->star.uid;
+	return s->star.msn < v->n ? s->star.msn : (uint32_t)v->n;
+}
+
 bool imap_view_select(struct imap_session *s, const char *tag, const char *set, bool uid,
     struct imap_seqset *out)
 {
-	struct imap_view *v = s->view;
 	struct imap_seqset parsed;
 	enum imap_seq_rc rc;
-	uint32_t max = uid ? (v->n ? v->msgs[v->n - 1].uid : 0) : (uint32_t)v->n;
+	uint32_t max = imap_view_star(s, uid);
 
 	imap_seqset_init(&parsed);
 	rc = imap_seqset_parse(set, strlen(set), 10000, &parsed);
@@ -817,6 +841,7 @@ static void imap_dispatch(struct imap_session *s, const struct imap_command *cmd
 	 * replies; expunges not while the client may rely on numbers. The
 	 * sync costs one row when nothing changed, and also catches what
 	 * another process (the CLI) did since the last poll. */
+	view_star_mark(s);
 	if (!(c->flags & IMAP_CMD_NO_SYNC))
 		imap_view_sync(s, !(c->flags & IMAP_CMD_NO_EXPUNGE));
 	c->run(s, cmd);

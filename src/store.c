@@ -230,11 +230,14 @@ static const char *const query_sql[Q_COUNT] = {
 	    " (SELECT inbox_id FROM mailbox b WHERE b.id = message.mailbox_id)",
 	[Q_MSG_DEL_INBOX] = "DELETE FROM message WHERE mailbox_id IN"
 	    " (SELECT id FROM mailbox WHERE inbox_id = ?1) RETURNING mailbox_id, id, ?1",
-	/* LIMIT -1 OFFSET keep: every message but the newest `keep`. */
+	/* The oldest ?3 of those at or below the newest UID beyond `keep`
+	 * (LIMIT 1 OFFSET keep from the top): a bounded step. */
 	[Q_PRUNE] = "DELETE FROM message WHERE id IN (SELECT id FROM message"
-	    " WHERE mailbox_id = (SELECT id FROM mailbox"
-	    "  WHERE inbox_id = ?1 AND name = 'INBOX')"
-	    " ORDER BY uid DESC LIMIT -1 OFFSET ?2) RETURNING mailbox_id, id, ?1",
+	    " WHERE mailbox_id = (SELECT id FROM mailbox WHERE inbox_id = ?1 AND name = 'INBOX')"
+	    " AND uid <= (SELECT uid FROM message WHERE mailbox_id ="
+	    "  (SELECT id FROM mailbox WHERE inbox_id = ?1 AND name = 'INBOX')"
+	    "  ORDER BY uid DESC LIMIT 1 OFFSET ?2)"
+	    " ORDER BY uid LIMIT ?3) RETURNING mailbox_id, id, ?1",
 	[Q_INTEGRITY] = "PRAGMA integrity_check",
 	[Q_MAILBOX_GET] = MAILBOX_COLS "WHERE b.inbox_id = ?1 AND b.name = ?2",
 	[Q_MAILBOX_MSGS] = "SELECT m.id, m.uid, m.flags, m.size, m.internal_date, m.modseq,"
@@ -1281,8 +1284,10 @@ static int delete_by_id(struct sqlite_store *st, enum query q, int64_t id, int64
 	s = store_stmt_get(st, q, &rc);
 	if (s != NULL) {
 		sqlite3_bind_int64(s, 1, id);
-		if (q == Q_PRUNE)
+		if (q == Q_PRUNE) {
 			sqlite3_bind_int64(s, 2, arg2);
+			sqlite3_bind_int64(s, 3, STORE_PRUNE_STEP);
+		}
 		rc = delete_rows(st, s, changes);
 		store_stmt_put(st, q, s);
 	}
@@ -1298,10 +1303,11 @@ static int delete_by_id(struct sqlite_store *st, enum query q, int64_t id, int64
 int sq_inbox_prune(struct store *base, int64_t inbox_id, uint64_t keep)
 {
 	struct sqlite_store *st = sqlite_store_of(base);
-	int64_t n;
-
-	return delete_by_id(st, Q_PRUNE, inbox_id,
+	int64_t n = 0;
+	int rc = delete_by_id(st, Q_PRUNE, inbox_id,
 	    keep > INT64_MAX ? INT64_MAX : (int64_t)keep, &n);
+
+	return rc == STORE_OK && n >= STORE_PRUNE_STEP ? STORE_MORE : rc;
 }
 
 int sq_message_del(struct store *base, int64_t id)

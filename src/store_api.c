@@ -285,6 +285,28 @@ int store_message_query(struct store *st, const struct store_query *q,
 	return st->be->message_query(st, q, cb, arg, total);
 }
 
+static int count_row(const struct store_message_info *m, void *arg)
+{
+	(void)m;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* The backend's own query, on the one id: what matches a listing matches
+ * here, with no second evaluator to keep in step. */
+int store_message_matches(struct store *st, int64_t id, const struct msg_search *s)
+{
+	struct store_query q = { .before_id = id + 1, .after_id = id - 1, .limit = 1,
+	    .search = s };
+	int rows = 0, rc;
+
+	if (id <= 0 || id == INT64_MAX)
+		return 0;
+	if ((rc = st->be->message_query(st, &q, count_row, &rows, NULL)) != STORE_OK)
+		return rc < 0 ? rc : 0;
+	return rows > 0;
+}
+
 int store_message_read(struct store *st, int64_t id, store_sink sink, void *arg)
 {
 	return st->be->message_read(st, id, sink, arg);

@@ -36,6 +36,8 @@
 
 #include "mailsnare/config.h"
 
+struct msg_search;                      /* mailsnare/msg_search.h */
+
 /* Results. Negative values are failures. */
 enum {
 	STORE_OK = 0,
@@ -170,7 +172,12 @@ struct store_new_message {
  * The body is copied in chunks (incremental blob I/O). Sets *id. */
 int store_message_add(struct store *st, const struct store_new_message *msg, int64_t *id);
 
-/* Deletes the oldest messages of the inbox's INBOX beyond `keep`. */
+/* Deletes the oldest messages of the inbox's INBOX beyond `keep`, at most
+ * STORE_PRUNE_STEP of them in one call (a few milliseconds, whatever the
+ * excess after max-messages was lowered): STORE_MORE when it removed that
+ * many, and another call may find more; STORE_OK when it is done. */
+#define STORE_PRUNE_STEP 256
+#define STORE_MORE 5
 int store_inbox_prune(struct store *st, int64_t inbox_id, uint64_t keep);
 
 struct store_message_info {
@@ -217,12 +224,17 @@ struct store_query {
 	uint64_t size_min, size_max; /* bytes, inclusive; size_max 0: no bound */
 	int64_t date_min, date_max;  /* arrival, unix time, inclusive; 0: no bound */
 	int has_attachment;          /* 0: either, 1: with, -1: without */
+	const struct msg_search *search;        /* NULL: no search terms */
 };
 /* Calls cb for each row of the page; sets *total (may be NULL) to the
  * number of messages the filters match, without paging. A non-zero return
  * from cb stops and is returned. */
 int store_message_query(struct store *st, const struct store_query *q,
     store_message_cb cb, void *arg, uint64_t *total);
+/* Whether message id matches every term of s (the wait endpoint's test of
+ * one new message): 1 or 0, or a negative STORE_* error (STORE_NOTFOUND
+ * is not an error: 0). */
+int store_message_matches(struct store *st, int64_t id, const struct msg_search *s);
 
 /* Streams the stored bytes of message id to sink in chunks; a non-zero
  * return from sink stops and is returned. */
