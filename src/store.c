@@ -631,6 +631,10 @@ struct store *sq_open(const struct store_options *opts)
 		sq_close(&st->base);
 		return NULL;
 	}
+	/* Other processes may hold the file (a server recovering its WAL
+	 * after kill -9, CLI calls in parallel): wait for them from the first
+	 * read on, check_ours's included. */
+	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
 	if (check_ours(st) != STORE_OK || configure(st, opts->durability) != STORE_OK ||
 	    migrate(st) != STORE_OK) {
 		snprintf(err, errlen, "%s: %s", path, sq_errmsg(&st->base));
