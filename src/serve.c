@@ -220,6 +220,11 @@ static void serve_poll_external(evutil_socket_t fd, short what, void *arg)
 	(void)store_poll_external(srv->store);
 }
 
+static int serve_start(struct server *srv);
+
+/* The signal events go in before the listeners (and the ready file):
+ * a SIGTERM right after the ready file appears is a clean stop, not a
+ * kill by the default action. */
 static int serve_loop(struct server *srv)
 {
 	struct event *sigint, *sigterm, *poll;
@@ -234,6 +239,8 @@ static int serve_loop(struct server *srv)
 		fprintf(stderr, "mailsnare: cannot install signal handlers\n");
 		goto out;
 	}
+	if (serve_start(srv) < 0)
+		goto out;
 	event_base_dispatch(srv->base);
 	rc = 0;
 out:
@@ -244,6 +251,16 @@ out:
 	if (poll)
 		event_free(poll);
 	return rc;
+}
+
+/* Listeners up, ready file written, credentials shown. */
+static int serve_start(struct server *srv)
+{
+	if (serve_listen_all(srv) < 0)
+		return -1;
+	serve_print_credentials(srv->cfg);
+	log_info("ready");
+	return 0;
 }
 
 int serve_run(const struct config *cfg)
@@ -278,10 +295,6 @@ int serve_run(const struct config *cfg)
 	if ((srv.deliver = deliver_new(srv.base, srv.store, cfg->max_messages)) == NULL)
 		goto out;
 	printf("mailsnare %s: trapping mail in %s\n", PACKAGE_VERSION, cfg->db);
-	if (serve_listen_all(&srv) < 0)
-		goto out;
-	serve_print_credentials(cfg);
-	log_info("ready");
 	if (serve_loop(&srv) == 0)
 		status = 0;
 out:
