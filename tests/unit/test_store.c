@@ -1880,7 +1880,8 @@ Test(store_sqlite, migration_4_to_5)
 	int64_t id = add_text(st, in.id, "old\r\n");
 
 	store_close(st);
-	raw_exec("DROP INDEX message_mailbox_id; ALTER TABLE message DROP COLUMN has_attachment;"
+	raw_exec("DROP TRIGGER body_search_gc; DROP TABLE body_fts; DROP TABLE body_search;"
+	    " DROP INDEX message_mailbox_id; ALTER TABLE message DROP COLUMN has_attachment;"
 	    " PRAGMA user_version = 4");
 	st = open_store();
 	cr_assert_eq(raw_int("PRAGMA user_version"), 6);
