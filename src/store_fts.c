@@ -533,9 +533,11 @@ static const char *const fts_sql[FTS_NSTMTS] = {
 	[FTS_WORDS_ADD] = "INSERT INTO body_fts (rowid, subject, addrs, text)"
 	    " VALUES (?1, ?2, ?3, ?4)",
 	[FTS_BODY] = "SELECT body_id FROM message WHERE id = ?1",
-	/* Oldest first; the body's primary key answers each probe. */
-	[FTS_PENDING] = "SELECT m.id FROM message m WHERE NOT EXISTS"
-	    " (SELECT 1 FROM body_search s WHERE s.body_id = m.body_id) ORDER BY m.id LIMIT ?1",
+	/* The next messages after the cursor, and whether each is indexed
+	 * (the body's primary key answers each probe). */
+	[FTS_PENDING] = "SELECT m.id, EXISTS (SELECT 1 FROM body_search s"
+	    " WHERE s.body_id = m.body_id) FROM message m WHERE m.id > ?1"
+	    " ORDER BY m.id LIMIT ?2",
 };
 
 static sqlite3_stmt *fts_stmt(struct sqlite_store *st, int q, int *rc)
@@ -656,27 +658,39 @@ int store_message_index(struct store *base, int64_t id)
 	return rc;
 }
 
-int store_index_pending(struct store *base, unsigned max, unsigned *done)
+/* How many messages one call looks at, indexed or not: a slice's cost is
+ * bounded by this, not by the size of the store. */
+#define STORE_FTS_SCAN 512
+
+int store_index_pending(struct store *base, unsigned max, unsigned *done, bool *more)
 {
 	struct sqlite_store *st = sqlite_store_of(base);
-	int64_t ids[64];
-	unsigned n = 0, i;
+	int64_t ids[64], last = st->fts_cursor;
+	unsigned n = 0, seen = 0, i;
 	int rc = STORE_OK, r;
 	sqlite3_stmt *s;
 
 	*done = 0;
+	*more = false;
 	if (base->be != &store_sqlite_backend)
 		return STORE_OK;
 	if (max > sizeof(ids) / sizeof(ids[0]))
 		max = sizeof(ids) / sizeof(ids[0]);
 	if ((s = fts_stmt(st, FTS_PENDING, &rc)) == NULL)
 		return rc;
-	sqlite3_bind_int(s, 1, (int)max);
-	while ((r = sqlite3_step(s)) == SQLITE_ROW && n < max)
-		ids[n++] = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
+	sqlite3_bind_int64(s, 1, st->fts_cursor);
+	sqlite3_bind_int(s, 2, STORE_FTS_SCAN);
+	while (n < max && (r = sqlite3_step(s)) == SQLITE_ROW) {
+		seen++;
+		last = sqlite3_column_int64(s, 0);
+		if (sqlite3_column_int(s, 1) == 0)
+			ids[n++] = last;
+	}
+	if (n < max && r != SQLITE_DONE) {
+		sqlite3_reset(s);
 		return store_sql_fail(st, r);
+	}
+	sqlite3_reset(s);
 	for (i = 0; i < n && rc == STORE_OK; i++) {
 		rc = store_message_index(base, ids[i]);
 		/* Deleted meanwhile (a callback of the caller's): nothing to do. */
@@ -684,6 +698,10 @@ int store_index_pending(struct store *base, unsigned max, unsigned *done)
 			rc = STORE_OK;
 		if (rc == STORE_OK)
 			(*done)++;
+	}
+	if (rc == STORE_OK) {
+		st->fts_cursor = last;
+		*more = n == max || seen == STORE_FTS_SCAN;
 	}
 	return rc;
 }

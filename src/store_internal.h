@@ -183,6 +183,7 @@ struct sqlite_store {
 	uint32_t last_uidvalidity;
 	unsigned char *chunk;      /* STORE_CHUNK bytes for writing bodies */
 	sqlite3_stmt *fts_stmts[5];    /* store_fts.c's own statements */
+	int64_t fts_cursor;        /* store_index_pending looked at ids up to this */
 	char err[STORE_ERR_MAX];
 };
 

@@ -215,11 +215,13 @@ int store_message_matches(struct store *st, int64_t id, const struct msg_search 
  * message is searchable from its commit on; a body already indexed (a
  * COPY) costs one lookup. */
 int store_message_index(struct store *st, int64_t id);
-/* Indexes up to max (at most 64) messages stored before the index
- * existed (or by a path that does not index), oldest first; *done says
- * how many (0: none left). A message not yet indexed matches no term
+/* The back-fill, a slice at a time: looks at the next few hundred
+ * messages, oldest first, and indexes up to max (at most 64) of them that
+ * were stored before the index existed (or whose indexing failed); *done
+ * says how many, *more whether to call again. The server runs it in the
+ * background from start-up; a message not yet indexed matches no term
  * that reads the index (bare words, to:, cc:, subject:, has:inline, ...). */
-int store_index_pending(struct store *st, unsigned max, unsigned *done);
+int store_index_pending(struct store *st, unsigned max, unsigned *done, bool *more);
 
 /* Streams the stored bytes of message id to sink in chunks; a non-zero
  * return from sink stops and is returned. */
