@@ -26,6 +26,7 @@
 #include "mailsnare/log.h"
 #include "mailsnare/mime_header.h"
 #include "mailsnare/serve.h"
+#include "mailsnare/msg_search.h"
 #include "mailsnare/store.h"
 
 #ifndef PACKAGE_VERSION
@@ -46,6 +47,7 @@ enum {
 	OPT_PASSWORD = 1 << 0,
 	OPT_INBOX = 1 << 1,
 	OPT_ALL = 1 << 2,
+	OPT_QUERY = 1 << 3,
 };
 
 /* What a command needs before it runs. */
@@ -85,7 +87,7 @@ struct cli {
 	size_t nargs;
 	struct config_flag flags[CLI_MAX_OPTS];
 	size_t nflags;
-	const char *password, *inbox;
+	const char *password, *inbox, *query;
 	bool all;
 	int64_t id;
 
@@ -143,8 +145,8 @@ static const struct command commands[] = {
 	  "mailsnare inbox list" },
 	{ "inbox", "del", 1, 1, 0, NEED_STORE, NULL, run_inbox_del,
 	  "mailsnare inbox del NAME" },
-	{ "message", "list", 0, 0, OPT_INBOX, NEED_STORE, NULL, run_message_list,
-	  "mailsnare message list [--inbox NAME]" },
+	{ "message", "list", 0, 0, OPT_INBOX | OPT_QUERY, NEED_STORE, NULL, run_message_list,
+	  "mailsnare message list [--inbox NAME] [--query SEARCH]" },
 	{ "message", "get", 1, 1, 0, NEED_STORE, check_message_get, run_message_get,
 	  "mailsnare message get ID" },
 	{ "message", "del", 0, 1, OPT_INBOX | OPT_ALL, NEED_STORE, check_message_del,
@@ -163,7 +165,9 @@ static const char help_text[] =
     "  mailsnare inbox add NAME [--password P]  create an inbox, print its credentials\n"
     "  mailsnare inbox list                     list inboxes, credentials, message counts\n"
     "  mailsnare inbox del NAME                 delete an inbox and all its mail\n"
-    "  mailsnare message list [--inbox NAME]    one line per message\n"
+    "  mailsnare message list [--inbox NAME] [--query SEARCH]\n"
+    "                                           one line per message (a search:\n"
+    "                                           Mailpit's syntax, newest first)\n"
     "  mailsnare message get ID                 the stored message, byte for byte\n"
     "  mailsnare message del ID | --inbox NAME --all\n"
     "  mailsnare version\n"
@@ -329,6 +333,24 @@ static int print_message(const struct store_message_info *m, void *arg)
 	return 0;
 }
 
+/* --query: the messages a search finds (as the HTTP API's search),
+ * newest first. */
+static int list_search(struct cli *c, int64_t inbox_id)
+{
+	struct msg_search *s = NULL;
+	struct store_query q = { .inbox_id = inbox_id };
+	char err[256];
+	int rc;
+
+	if (msg_search_parse(c->query, "", &s, err, sizeof(err)) != 0)
+		return fail("--query: %s", err);
+	q.search = s;
+	printf("ID\tINBOX\tDATE\tFROM\tTO\tSUBJECT\n");
+	rc = store_message_query(c->st, &q, print_message, NULL, NULL);
+	msg_search_free(s);
+	return rc != STORE_OK ? store_fail(c) : EXIT_OK;
+}
+
 static int run_message_list(struct cli *c)
 {
 	struct store_inbox ib;
@@ -342,6 +364,8 @@ static int run_message_list(struct cli *c)
 		if (rc != STORE_OK)
 			return store_fail(c);
 	}
+	if (c->query != NULL)
+		return list_search(c, c->inbox != NULL ? ib.id : 0);
 	printf("ID\tINBOX\tDATE\tFROM\tTO\tSUBJECT\n");
 	rc = store_message_foreach(c->st, c->inbox, print_message, NULL);
 	if (rc == STORE_NOTFOUND)
@@ -441,6 +465,7 @@ static const struct {
 	{ "password", OPT_PASSWORD, true },
 	{ "inbox", OPT_INBOX, true },
 	{ "all", OPT_ALL, false },
+	{ "query", OPT_QUERY, true },
 	{ "help", 0, false },
 };
 
@@ -586,6 +611,8 @@ static int sort_options(struct cli *c)
 				c->password = o->value;
 			else if (sub_options[sub].opt == OPT_INBOX)
 				c->inbox = o->value;
+			else if (sub_options[sub].opt == OPT_QUERY)
+				c->query = o->value;
 			else
 				c->all = true;
 			continue;

@@ -220,6 +220,30 @@ static void serve_poll_external(evutil_socket_t fd, short what, void *arg)
 	(void)store_poll_external(srv->store);
 }
 
+/* The search index's back-fill of messages stored before it existed
+ * (store_index_pending): a slice per loop pass at the lowest priority,
+ * after every connection's callbacks, until none is left. */
+#define SERVE_INDEX_SLICE 32
+
+struct serve_index {
+	struct server *srv;
+	struct event *ev;
+};
+
+static void serve_index_slice(evutil_socket_t fd, short what, void *arg)
+{
+	struct serve_index *ix = arg;
+	unsigned done = 0;
+	bool more = false;
+
+	(void)fd;
+	(void)what;
+	if (store_index_pending(ix->srv->store, SERVE_INDEX_SLICE, &done, &more) != STORE_OK)
+		log_warn("store: search index back-fill: %s", store_errmsg(ix->srv->store));
+	else if (more)
+		event_active(ix->ev, EV_TIMEOUT, 0);
+}
+
 static int serve_start(struct server *srv);
 
 /* The signal events go in before the listeners (and the ready file):
@@ -229,6 +253,7 @@ static int serve_loop(struct server *srv)
 {
 	struct event *sigint, *sigterm, *poll;
 	struct timeval tv = { 0, SERVE_EXTERNAL_POLL_MS * 1000 };
+	struct serve_index ix = { srv, NULL };
 	int rc = -1;
 
 	sigint = evsignal_new(srv->base, SIGINT, serve_signal, srv);
@@ -241,6 +266,10 @@ static int serve_loop(struct server *srv)
 	}
 	if (serve_start(srv) < 0)
 		goto out;
+	if ((ix.ev = event_new(srv->base, -1, 0, serve_index_slice, &ix)) != NULL) {
+		(void)event_priority_set(ix.ev, SERVE_PRIORITIES - 1);
+		event_active(ix.ev, EV_TIMEOUT, 0);
+	}
 	event_base_dispatch(srv->base);
 	rc = 0;
 out:
@@ -250,6 +279,8 @@ out:
 		event_free(sigterm);
 	if (poll)
 		event_free(poll);
+	if (ix.ev)
+		event_free(ix.ev);
 	return rc;
 }
 

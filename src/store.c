@@ -24,6 +24,7 @@
  */
 #include "mailsnare/store.h"
 #include "store_internal.h"
+#include "mailsnare/msg_search.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -173,6 +174,27 @@ static const char *const migrations[] = {
 	 * scan says so; messages stored before are taken as without). */
 	"ALTER TABLE message ADD COLUMN has_attachment INTEGER NOT NULL DEFAULT 0;"
 	"CREATE INDEX message_mailbox_id ON message(mailbox_id, id);",
+	/* 5 -> 6: search (include/mailsnare/msg_search.h). What a search
+	 * tests beyond the listing's columns, kept per body (a COPY shares
+	 * it): the header fields decoded and case-folded (store_fts.c), so
+	 * that a substring test is a plain instr() that is right for all of
+	 * Unicode, and the words of subject, addresses and decoded text in a
+	 * full-text index. Messages stored before have no row until
+	 * store_index_pending reaches them (indexed lazily, oldest first). */
+	"CREATE TABLE body_search ("
+	"  body_id INTEGER PRIMARY KEY,"
+	"  subject TEXT NOT NULL, hdr_from TEXT NOT NULL, hdr_to TEXT NOT NULL,"
+	"  cc TEXT NOT NULL, bcc TEXT NOT NULL, reply_to TEXT NOT NULL,"
+	"  message_id TEXT NOT NULL, has_inline INTEGER NOT NULL);"
+	/* remove_diacritics 2: "cafe" finds "café", as Mailpit's users
+	 * expect of a search box (Mailpit folds case only; a word typed
+	 * without its accent finding nothing is the worse surprise). */
+	"CREATE VIRTUAL TABLE body_fts USING fts5(subject, addrs, text,"
+	"  tokenize = 'unicode61 remove_diacritics 2');"
+	"CREATE TRIGGER body_search_gc AFTER DELETE ON body BEGIN"
+	"  DELETE FROM body_search WHERE body_id = OLD.id;"
+	"  DELETE FROM body_fts WHERE rowid = OLD.id;"
+	"END;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -642,6 +664,11 @@ struct store *sq_open(const struct store_options *opts)
 		return NULL;
 	}
 	(void)pragma_int(st, "PRAGMA data_version", &st->data_version);
+	if (store_fts_init(st) != STORE_OK) {
+		snprintf(err, errlen, "%s: %s", path, sq_errmsg(&st->base));
+		sq_close(&st->base);
+		return NULL;
+	}
 	if (store_cache_init(st) != STORE_OK) {
 		snprintf(err, errlen, "out of memory");
 		sq_close(&st->base);
@@ -659,6 +686,7 @@ void sq_close(struct store *base)
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 	for (i = 0; i < STORE_NQUERIES; i++)
 		sqlite3_finalize(st->stmts[i]);
+	store_fts_close(st);
 	sqlite3_close(st->db);
 	store_cache_drop(st);
 	free(st->cache);
@@ -1251,6 +1279,14 @@ int sq_message_add(struct store *base, const struct store_new_message *msg, int6
 	}
 	if (id != NULL)
 		*id = mid;
+#ifndef MAILSNARE_NO_SEARCH_INDEX
+	/* Here, so every path that adds a message (SMTP, APPEND, the API's
+	 * send, the CLI) indexes it, in the same transaction; a failure
+	 * leaves the message stored and store_index_pending retries it.
+	 * (Built with -DMAILSNARE_NO_SEARCH_INDEX only by bench/search.sh, to
+	 * measure what the index costs an SMTP delivery.) */
+	(void)store_message_index(base, mid);
+#endif
 	if (!st->in_tx)
 		store_notify_pending(st);
 	return STORE_OK;
@@ -1481,10 +1517,12 @@ int sq_message_get_info(struct store *base, int64_t id, store_message_cb cb, voi
 enum {
 	QP_INBOX = 1, QP_BEFORE, QP_AFTER, QP_FLAGS_SET, QP_FLAGS_CLEAR, QP_FROM, QP_TO,
 	QP_SUBJECT, QP_SIZE_MIN, QP_SIZE_MAX, QP_DATE_MIN, QP_DATE_MAX, QP_ATTACHMENT,
-	QP_LIMIT
+	QP_LIMIT,
+	QP_SEARCH = 16              /* the search's terms: one each from here on */
 };
 
-#define QUERY_SQL_MAX 2048
+/* The filters and up to MSG_SEARCH_MAX_TERMS search terms. */
+#define QUERY_SQL_MAX 8192
 
 struct sqlbuf {
 	char s[QUERY_SQL_MAX];
@@ -1516,6 +1554,19 @@ static bool set(const char *text)
 	return text != NULL && text[0] != '\0';
 }
 
+/* Each term of the search, ANDed (store_fts.c writes the conditions). */
+static void query_search(struct sqlbuf *b, const struct msg_search *search)
+{
+	char cond[STORE_SEARCH_COND_MAX];
+	size_t i, n = msg_search_nterms(search);
+
+	for (i = 0; i < n; i++) {
+		store_search_cond(msg_search_term(search, i), QP_SEARCH + (int)i, cond,
+		    sizeof(cond));
+		sql_cond(b, true, cond);
+	}
+}
+
 /* The filters (not the paging): the same for the page and its total. */
 static void query_filters(struct sqlbuf *b, const struct store_query *q)
 {
@@ -1534,6 +1585,7 @@ static void query_filters(struct sqlbuf *b, const struct store_query *q)
 	sql_cond(b, q->date_min != 0, "m.internal_date >= ?11");
 	sql_cond(b, q->date_max != 0, "m.internal_date <= ?12");
 	sql_cond(b, q->has_attachment != 0, "m.has_attachment = ?13");
+	query_search(b, q->search);
 }
 
 static int64_t clamp_u64(uint64_t v)
@@ -1541,7 +1593,7 @@ static int64_t clamp_u64(uint64_t v)
 	return v > INT64_MAX ? INT64_MAX : (int64_t)v;
 }
 
-static void query_bind(sqlite3_stmt *s, const struct store_query *q)
+static int query_bind(sqlite3_stmt *s, const struct store_query *q)
 {
 	sqlite3_bind_int64(s, QP_INBOX, q->inbox_id);
 	sqlite3_bind_int64(s, QP_BEFORE, q->before_id);
@@ -1557,6 +1609,7 @@ static void query_bind(sqlite3_stmt *s, const struct store_query *q)
 	sqlite3_bind_int64(s, QP_DATE_MAX, q->date_max);
 	sqlite3_bind_int(s, QP_ATTACHMENT, q->has_attachment > 0);
 	sqlite3_bind_int64(s, QP_LIMIT, q->limit != 0 ? (int64_t)q->limit : -1);
+	return store_search_bind(s, q->search, QP_SEARCH);
 }
 
 static int query_total(struct sqlite_store *st, const struct store_query *q, uint64_t *total)
@@ -1567,9 +1620,14 @@ static int query_total(struct sqlite_store *st, const struct store_query *q, uin
 
 	sql_add(&b, "SELECT count(*) FROM message m");
 	query_filters(&b, q);
+	if (b.len + 1 >= sizeof(b.s))
+		return store_set_err(st, STORE_ERR, "message query too long");
 	if ((r = sqlite3_prepare_v2(st->db, b.s, -1, &s, NULL)) != SQLITE_OK)
 		return store_sql_fail(st, r);
-	query_bind(s, q);
+	if ((r = query_bind(s, q)) != SQLITE_OK) {
+		sqlite3_finalize(s);
+		return store_sql_fail(st, r);
+	}
 	r = sqlite3_step(s);
 	if (r == SQLITE_ROW)
 		*total = (uint64_t)sqlite3_column_int64(s, 0);
@@ -1608,7 +1666,10 @@ int sq_message_query(struct store *base, const struct store_query *q,
 		return store_set_err(st, STORE_ERR, "message query too long");
 	if ((r = sqlite3_prepare_v2(st->db, b.s, -1, &s, NULL)) != SQLITE_OK)
 		return store_sql_fail(st, r);
-	query_bind(s, q);
+	if ((r = query_bind(s, q)) != SQLITE_OK) {
+		sqlite3_finalize(s);
+		return store_sql_fail(st, r);
+	}
 	rc = message_rows(st, s, cb, arg, &rows);
 	sqlite3_finalize(s);
 	return rc;
