@@ -91,7 +91,8 @@ static SSL_CTX *serve_tls(const struct config *cfg)
 
 	if (cfg->tls_cert[0] != '\0') {
 		snprintf(cert, sizeof(cert), "%s", cfg->tls_cert);
-		snprintf(key, sizeof(key), "%s", cfg->tls_key[0] ? cfg->tls_key : cfg->tls_cert);
+		/* config_load makes sure the key comes with the certificate. */
+		snprintf(key, sizeof(key), "%s", cfg->tls_key);
 	} else {
 		/* dirname() may return a static "." rather than edit dir. */
 		snprintf(dir, sizeof(dir), "%s", cfg->db);
@@ -253,10 +254,40 @@ static void serve_poll_external(evutil_socket_t fd, short what, void *arg)
 	(void)store_poll_external(srv->store);
 }
 
+/* The search index's back-fill of messages stored before it existed
+ * (store_index_pending): a slice per loop pass at the lowest priority,
+ * after every connection's callbacks, until none is left. */
+#define SERVE_INDEX_SLICE 32
+
+struct serve_index {
+	struct server *srv;
+	struct event *ev;
+};
+
+static void serve_index_slice(evutil_socket_t fd, short what, void *arg)
+{
+	struct serve_index *ix = arg;
+	unsigned done = 0;
+	bool more = false;
+
+	(void)fd;
+	(void)what;
+	if (store_index_pending(ix->srv->store, SERVE_INDEX_SLICE, &done, &more) != STORE_OK)
+		log_warn("store: search index back-fill: %s", store_errmsg(ix->srv->store));
+	else if (more)
+		event_active(ix->ev, EV_TIMEOUT, 0);
+}
+
+static int serve_start(struct server *srv);
+
+/* The signal events go in before the listeners (and the ready file):
+ * a SIGTERM right after the ready file appears is a clean stop, not a
+ * kill by the default action. */
 static int serve_loop(struct server *srv)
 {
 	struct event *sigint, *sigterm, *poll;
 	struct timeval tv = { 0, SERVE_EXTERNAL_POLL_MS * 1000 };
+	struct serve_index ix = { srv, NULL };
 	int rc = -1;
 
 	sigint = evsignal_new(srv->base, SIGINT, serve_signal, srv);
@@ -267,6 +298,12 @@ static int serve_loop(struct server *srv)
 		fprintf(stderr, "mailsnare: cannot install signal handlers\n");
 		goto out;
 	}
+	if (serve_start(srv) < 0)
+		goto out;
+	if ((ix.ev = event_new(srv->base, -1, 0, serve_index_slice, &ix)) != NULL) {
+		(void)event_priority_set(ix.ev, SERVE_PRIORITIES - 1);
+		event_active(ix.ev, EV_TIMEOUT, 0);
+	}
 	event_base_dispatch(srv->base);
 	rc = 0;
 out:
@@ -276,7 +313,20 @@ out:
 		event_free(sigterm);
 	if (poll)
 		event_free(poll);
+	if (ix.ev)
+		event_free(ix.ev);
 	return rc;
+}
+
+/* Listeners up, ready file written, credentials shown. */
+static int serve_start(struct server *srv)
+{
+	if (serve_listen_all(srv) < 0)
+		return -1;
+	serve_print_credentials(srv->cfg);
+	http_server_ready(srv->http);
+	log_info("ready");
+	return 0;
 }
 
 int serve_run(const struct config *cfg)
@@ -296,8 +346,10 @@ int serve_run(const struct config *cfg)
 	 * top twice (brk). Keeping 2 MiB of free heap avoids that. */
 	mallopt(M_TRIM_THRESHOLD, 2 * 1024 * 1024);
 	srv.auth.accept_any = cfg->auth_accept_any;
+	srv.auth.budget.failures = cfg->auth_fail_limit;
 	if ((srv.store = store_open(&(struct store_options){ .path = cfg->db,
-	    .durability = cfg->durability, .err = err, .errlen = sizeof(err) })) == NULL) {
+	    .durability = cfg->durability, .err = err, .errlen = sizeof(err),
+	    .limits = { cfg->max_mailboxes, cfg->max_subscriptions, cfg->max_keywords } })) == NULL) {
 		fprintf(stderr, "mailsnare: %s: %s\n", cfg->db, err);
 		return 1;
 	}
@@ -309,11 +361,6 @@ int serve_run(const struct config *cfg)
 	if ((srv.deliver = deliver_new(srv.base, srv.store, cfg->max_messages)) == NULL)
 		goto out;
 	printf("mailsnare %s: trapping mail in %s\n", PACKAGE_VERSION, cfg->db);
-	if (serve_listen_all(&srv) < 0)
-		goto out;
-	serve_print_credentials(cfg);
-	http_server_ready(srv.http);
-	log_info("ready");
 	if (serve_loop(&srv) == 0)
 		status = 0;
 out:
