@@ -124,12 +124,15 @@ class AcceptAnyTest(harness.TestCase):
 
     def test_username_names_the_inbox(self):
         user = ih.unique_name("hx")
-        mid = hh.smtp_deliver(self.server, ih.simple_message("accept any"), auth=(user, "p1"))
-        d = hh.get_json(self, self.server, "/api/v1/messages", auth=(user, "whatever"))
-        self.assertEqual([m["ID"] for m in d["messages"]], [mid])
-        fresh = ih.unique_name("hy")
-        d = hh.get_json(self, self.server, "/api/v1/messages", auth=(fresh, "x"))
+        # the first request with a new name makes the inbox, with that password
+        d = hh.get_json(self, self.server, "/api/v1/messages", auth=(user, "p1"))
         self.assertEqual(d["messages"], [])
+        mid = hh.smtp_deliver(self.server, ih.simple_message("accept any"), auth=(user, "p1"))
+        d = hh.get_json(self, self.server, "/api/v1/messages", auth=(user, "p1"))
+        self.assertEqual([m["ID"] for m in d["messages"]], [mid])
+        # an inbox that exists keeps its password (auth.c)
+        r = hh.request(self.server, "GET", "/api/v1/messages", auth=(user, "other"))
+        self.assertEqual(r.status, 401)
 
 
 if __name__ == "__main__":
