@@ -59,6 +59,8 @@ static const struct http_route http_routes[] = {
 	{ M_GET, "/api/v1/messages", http_api_messages_get, 0 },
 	{ M_PUT, "/api/v1/messages", http_api_messages_put, 0 },
 	{ M_DELETE, "/api/v1/messages", http_api_messages_delete, 0 },
+	{ M_GET, "/api/v1/search", http_api_search_get, 0 },
+	{ M_DELETE, "/api/v1/search", http_api_search_delete, 0 },
 	{ M_GET, "/api/v1/message/{}", http_api_message_get, 0 },
 	{ M_GET, "/api/v1/message/{}/headers", http_api_message_headers, 0 },
 	{ M_GET, "/api/v1/message/{}/raw", http_api_message_raw, 0 },

@@ -9,6 +9,7 @@
 
 #include <event2/http.h>
 
+#include "mailsnare/msg_search.h"
 #include "mailsnare/server.h"
 #include "http_internal.h"
 
@@ -170,11 +171,29 @@ static int page_cb(const struct store_message_info *i, void *arg)
 	return 0;
 }
 
-enum http_rc http_api_messages_get(struct http_req *r)
+/* The query's search (Mailpit's syntax), or NULL for an empty one; -1
+ * with a 400 sent if it does not parse. */
+static int parse_search(struct http_req *r, const char *text, struct msg_search **out)
 {
-	struct store_query q = { .inbox_id = r->inbox_id };
+	char err[256], msg[300];
+
+	*out = NULL;
+	if (text == NULL || text[strspn(text, " \t")] == '\0')
+		return 0;
+	if (msg_search_parse(text, http_query(r, "tz"), out, err, sizeof(err)) < 0) {
+		snprintf(msg, sizeof(msg), "Error: %s", err);
+		http_reply_error(r, msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* The listing envelope of GET /api/v1/messages and /api/v1/search. */
+static void list_reply(struct http_req *r, const struct msg_search *search)
+{
+	struct store_query q = { .inbox_id = r->inbox_id, .search = search };
 	struct page_ctx p = { .r = r };
-	uint64_t total = 0, unread = 0, matching = 0;
+	uint64_t total = 0, unread = 0, matching = 0, matching_unread = 0;
 	const char *before = http_query(r, "before");
 	unsigned start, limit;
 	int64_t t;
@@ -182,12 +201,12 @@ enum http_rc http_api_messages_get(struct http_req *r)
 	if (query_uint(r, "start", 0, LIST_START_MAX, &start) < 0 ||
 	    query_uint(r, "limit", LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, &limit) < 0) {
 		http_reply_error(r, "invalid start or limit");
-		return HTTP_DONE;
+		return;
 	}
 	if (before != NULL && before[0] != '\0') {
 		if (parse_time(before, &t) < 0) {
 			http_reply_error(r, "invalid before: want an RFC 3339 time");
-			return HTTP_DONE;
+			return;
 		}
 		q.date_max = t - 1;
 	}
@@ -198,13 +217,45 @@ enum http_rc http_api_messages_get(struct http_req *r)
 	    scope_count(r, 0, &total) < 0 || scope_count(r, STORE_FLAG_SEEN, &unread) < 0) {
 		json_decref(p.messages);
 		http_reply_text(r, 500, "store error");
-		return HTTP_DONE;
+		return;
+	}
+	matching_unread = unread;
+	if (search != NULL || q.date_max != 0) {
+		q.limit = 1;
+		q.flags_clear = STORE_FLAG_SEEN;
+		if (store_message_query(r->srv->store, &q, count_cb, NULL, &matching_unread) < 0) {
+			json_decref(p.messages);
+			http_reply_text(r, 500, "store error");
+			return;
+		}
 	}
 	http_reply_json(r, 200, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
 	    "total", (json_int_t)total, "unread", (json_int_t)unread,
 	    "count", (json_int_t)json_array_size(p.messages),
-	    "messages_count", (json_int_t)matching, "messages_unread", (json_int_t)unread,
+	    "messages_count", (json_int_t)matching,
+	    "messages_unread", (json_int_t)matching_unread,
 	    "start", (json_int_t)start, "tags", http_scope_tags(r), "messages", p.messages));
+}
+
+enum http_rc http_api_messages_get(struct http_req *r)
+{
+	list_reply(r, NULL);
+	return HTTP_DONE;
+}
+
+enum http_rc http_api_search_get(struct http_req *r)
+{
+	const char *text = http_query(r, "query");
+	struct msg_search *s;
+
+	if (text == NULL || text[strspn(text, " \t")] == '\0') {
+		http_reply_error(r, "Error: no search query");
+		return HTTP_DONE;
+	}
+	if (parse_search(r, text, &s) < 0)
+		return HTTP_DONE;
+	list_reply(r, s);
+	msg_search_free(s);
 	return HTTP_DONE;
 }
 
@@ -313,6 +364,7 @@ enum http_rc http_api_messages_put(struct http_req *r)
 	json_t *body = json_body(r), *ids, *v, *jread, *search;
 	struct store_query q = { .inbox_id = r->inbox_id };
 	struct id_list l = { NULL, 0, 0 };
+	struct msg_search *ms = NULL;
 	bool read;
 	int64_t id;
 	size_t i;
@@ -328,21 +380,28 @@ enum http_rc http_api_messages_put(struct http_req *r)
 		goto out;
 	}
 	read = json_is_true(jread);
-	if (search != NULL && json_is_string(search) && json_string_length(search) > 0) {
-		if (ids != NULL && json_array_size(ids) > 0)
-			http_reply_error(r, "You may specify either IDs or a search query, not both");
-		else
-			http_reply_error(r, "Search: not available in this version");
+	if (search != NULL && !json_is_string(search) && !json_is_null(search)) {
+		http_reply_error(r, "Search: want a string");
 		goto out;
 	}
-	if (ids != NULL && json_array_size(ids) > 0) {
+	if (json_is_string(search) && json_string_length(search) > 0) {
+		if (ids != NULL && json_array_size(ids) > 0) {
+			http_reply_error(r, "You may specify either IDs or a search query, not both");
+			goto out;
+		}
+		if (parse_search(r, json_string_value(search), &ms) < 0)
+			goto out;
+		q.search = ms;
+	}
+	if (q.search == NULL && ids != NULL && json_array_size(ids) > 0) {
 		json_array_foreach(ids, i, v)
 			if (id_in_scope(r, json_string_value(v), &id))
 				(void)set_read(r, id, read);
 		http_reply_ok(r);
 		goto out;
 	}
-	/* Neither: every message of the scope that is not so already. */
+	/* A search, or neither: every message of it (of the scope) that is
+	 * not so already. */
 	if (read)
 		q.flags_clear = STORE_FLAG_SEEN;
 	else
@@ -355,6 +414,7 @@ enum http_rc http_api_messages_put(struct http_req *r)
 		(void)set_read(r, l.v[i], read);
 	http_reply_ok(r);
 out:
+	msg_search_free(ms);
 	free(l.v);
 	json_decref(body);
 	return HTTP_DONE;
@@ -424,5 +484,32 @@ enum http_rc http_api_messages_delete(struct http_req *r)
 	http_reply_ok(r);
 out:
 	json_decref(body);
+	return HTTP_DONE;
+}
+
+enum http_rc http_api_search_delete(struct http_req *r)
+{
+	const char *text = http_query(r, "query");
+	struct store_query q = { .inbox_id = r->inbox_id };
+	struct id_list l = { NULL, 0, 0 };
+	struct msg_search *s;
+	size_t i;
+
+	if (text == NULL || text[strspn(text, " \t")] == '\0') {
+		http_reply_error(r, "Error: no search query");
+		return HTTP_DONE;
+	}
+	if (parse_search(r, text, &s) < 0)
+		return HTTP_DONE;
+	q.search = s;
+	if (store_message_query(r->srv->store, &q, id_list_cb, &l, NULL) < 0)
+		http_reply_text(r, 500, "store error");
+	else {
+		for (i = 0; i < l.n; i++)
+			(void)store_message_del(r->srv->store, l.v[i]);
+		http_reply_ok(r);
+	}
+	msg_search_free(s);
+	free(l.v);
 	return HTTP_DONE;
 }

@@ -108,6 +108,8 @@ void http_stream_free(struct http_req *r);
 enum http_rc http_api_messages_get(struct http_req *r);
 enum http_rc http_api_messages_put(struct http_req *r);
 enum http_rc http_api_messages_delete(struct http_req *r);
+enum http_rc http_api_search_get(struct http_req *r);
+enum http_rc http_api_search_delete(struct http_req *r);
 enum http_rc http_api_message_get(struct http_req *r);
 enum http_rc http_api_message_headers(struct http_req *r);
 enum http_rc http_api_message_raw(struct http_req *r);

@@ -15,6 +15,7 @@
 #include "mailsnare/mime.h"
 #include "mailsnare/mime_decode.h"
 #include "mailsnare/mime_header.h"
+#include "mailsnare/msg_search.h"
 #include "http_internal.h"
 
 /* Attachments and inline parts listed for one message at most. */
@@ -288,9 +289,21 @@ int http_resolve_id(struct http_req *r, const char *arg, int64_t *id)
 	char *end;
 	long long v;
 
+	const char *text = http_query(r, "query");
+	struct msg_search *s = NULL;
+	char err[256];
+	int rc;
+
 	if (strcmp(arg, "latest") == 0) {
+		/* latest?query=: the newest message that matches. */
+		if (text != NULL && text[0] != '\0' &&
+		    msg_search_parse(text, http_query(r, "tz"), &s, err, sizeof(err)) < 0)
+			return STORE_NOTFOUND;
+		q.search = s;
 		*id = 0;
-		if (store_message_query(r->srv->store, &q, latest_cb, id, NULL) < 0)
+		rc = store_message_query(r->srv->store, &q, latest_cb, id, NULL);
+		msg_search_free(s);
+		if (rc < 0)
 			return STORE_ERR;
 		return *id > 0 ? STORE_OK : STORE_NOTFOUND;
 	}

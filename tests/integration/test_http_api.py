@@ -322,6 +322,46 @@ class HTTPAPITest(harness.TestCase):
                        headers={"Content-Type": "application/json"})
         self.assertEqual(r.status, 413)
 
+    # -- search
+
+    def test_search(self):
+        auth = self.inbox()
+        inv = self.deliver(auth, ih.simple_message("Invoice 42", body=b"Total due: 12 EUR\r\n"))
+        other = self.deliver(auth, ih.simple_message("Weekly news",
+                                                     to=b"Dana <dana@example.test>"))
+        d = hh.get_json(self, self.server, "/api/v1/search?query=subject:invoice", auth=auth)
+        self.assertEqual(set(d), ENVELOPE_KEYS)
+        self.assertEqual([m["ID"] for m in d["messages"]], [inv])
+        self.assertEqual((d["total"], d["messages_count"], d["messages_unread"]), (2, 1, 1))
+        d = hh.get_json(self, self.server, "/api/v1/search?query=to:dana", auth=auth)
+        self.assertEqual([m["ID"] for m in d["messages"]], [other])
+        d = hh.get_json(self, self.server, "/api/v1/search?query=due", auth=auth)
+        self.assertEqual([m["ID"] for m in d["messages"]], [inv])
+        d = hh.get_json(self, self.server, "/api/v1/search?query=-subject:invoice", auth=auth)
+        self.assertEqual([m["ID"] for m in d["messages"]], [other])
+        m = hh.get_json(self, self.server, "/api/v1/message/latest?query=subject:invoice",
+                        auth=auth)
+        self.assertEqual(m["ID"], inv)
+        r = hh.request(self.server, "GET", "/api/v1/search?query=", auth=auth)
+        self.assertEqual((r.status, r.body), (400, b"Error: no search query"))
+        r = hh.request(self.server, "GET", "/api/v1/search?query=larger:lots", auth=auth)
+        self.assertEqual(r.status, 400)
+        self.assertTrue(r.body.startswith(b"Error: "), r.body)
+        # read state by search
+        r = hh.request(self.server, "PUT", "/api/v1/messages",
+                       {"Search": "subject:invoice", "Read": True}, auth=auth)
+        self.assertEqual(r.body, b"ok")
+        d = hh.get_json(self, self.server, "/api/v1/messages", auth=auth)
+        self.assertEqual({m["ID"]: m["Read"] for m in d["messages"]}, {inv: True, other: False})
+        d = hh.get_json(self, self.server, "/api/v1/search?query=is:unread", auth=auth)
+        self.assertEqual([m["ID"] for m in d["messages"]], [other])
+        # delete by search
+        r = hh.request(self.server, "DELETE", "/api/v1/search?query=subject:weekly", auth=auth)
+        self.assertEqual((r.status, r.body), (200, b"ok"))
+        self.assertEqual(self.server.message_ids(auth[0]), [inv])
+        r = hh.request(self.server, "DELETE", "/api/v1/search", auth=auth)
+        self.assertEqual((r.status, r.body), (400, b"Error: no search query"))
+
     # -- server information
 
     def test_info_webui_health(self):
