@@ -117,6 +117,10 @@ enum http_rc http_api_message_part(struct http_req *r);
 enum http_rc http_api_message_thumb(struct http_req *r);
 enum http_rc http_api_view_html(struct http_req *r);
 enum http_rc http_api_view_txt(struct http_req *r);
+enum http_rc http_api_tags_get(struct http_req *r);
+enum http_rc http_api_tags_put(struct http_req *r);
+enum http_rc http_api_tag_rename(struct http_req *r);
+enum http_rc http_api_tag_delete(struct http_req *r);
 enum http_rc http_api_info(struct http_req *r);
 enum http_rc http_api_webui(struct http_req *r);
 enum http_rc http_api_livez(struct http_req *r);
@@ -132,7 +136,7 @@ struct http_part {
 };
 
 struct http_msg {
-	int64_t id, inbox_id;
+	int64_t id, inbox_id, mailbox_id;
 	char inbox[STORE_NAME_MAX];
 	unsigned flags;
 	char *keywords;                    /* space-separated, "" if none */

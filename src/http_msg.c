@@ -32,6 +32,7 @@ static int info_cb(const struct store_message_info *i, void *arg)
 
 	m->id = i->id;
 	m->inbox_id = i->inbox_id;
+	m->mailbox_id = i->mailbox_id;
 	snprintf(m->inbox, sizeof(m->inbox), "%s", i->inbox ? i->inbox : "");
 	m->flags = i->flags;
 	m->size = i->size;

@@ -362,6 +362,53 @@ class HTTPAPITest(harness.TestCase):
         r = hh.request(self.server, "DELETE", "/api/v1/search", auth=auth)
         self.assertEqual((r.status, r.body), (400, b"Error: no search query"))
 
+    # -- tags (IMAP keywords)
+
+    def test_tags(self):
+        auth = self.inbox()
+        a = self.deliver(auth, ih.simple_message("tag a"))
+        b = self.deliver(auth, ih.simple_message("tag b"))
+        r = hh.request(self.server, "PUT", "/api/v1/tags", {"IDs": [a, b], "Tags": ["red", "blue"]},
+                       auth=auth)
+        self.assertEqual((r.status, r.body), (200, b"ok"))
+        self.assertEqual(hh.get_json(self, self.server, "/api/v1/tags", auth=auth),
+                         ["blue", "red"])
+        r = hh.request(self.server, "PUT", "/api/v1/tags", {"IDs": [b], "Tags": ["green"]},
+                       auth=auth)
+        d = hh.get_json(self, self.server, "/api/v1/messages", auth=auth)
+        self.assertEqual({m["ID"]: sorted(m["Tags"]) for m in d["messages"]},
+                         {a: ["blue", "red"], b: ["green"]})
+        self.assertEqual(d["tags"], ["blue", "green", "red"])
+        # IMAP sees them as keywords
+        m = ih.imap_login(self.server, *auth)
+        try:
+            m.select("INBOX")
+            typ, data = m.fetch("1", "(FLAGS)")
+            self.assertIn(b"red", data[0])
+            self.assertIn(b"blue", data[0])
+            m.store("2", "+FLAGS", "(imapset)")
+        finally:
+            ih.imap_logout(m)
+        d = hh.get_json(self, self.server, "/api/v1/message/" + b, auth=auth)
+        self.assertEqual(sorted(d["Tags"]), ["green", "imapset"])
+        d = hh.get_json(self, self.server, "/api/v1/search?query=tag:red", auth=auth)
+        self.assertEqual([x["ID"] for x in d["messages"]], [a])
+        # rename and delete
+        r = hh.request(self.server, "PUT", "/api/v1/tags/red", {"Name": "crimson"}, auth=auth)
+        self.assertEqual(r.body, b"ok")
+        r = hh.request(self.server, "DELETE", "/api/v1/tags/blue", auth=auth)
+        self.assertEqual(r.body, b"ok")
+        d = hh.get_json(self, self.server, "/api/v1/message/" + a, auth=auth)
+        self.assertEqual(d["Tags"], ["crimson"])
+        # clearing
+        r = hh.request(self.server, "PUT", "/api/v1/tags", {"IDs": [a], "Tags": []}, auth=auth)
+        d = hh.get_json(self, self.server, "/api/v1/message/" + a, auth=auth)
+        self.assertEqual(d["Tags"], [])
+        for body in ({"IDs": [a], "Tags": ["two words"]}, {"Tags": ["x"]},
+                     {"IDs": [a], "Tags": "x"}):
+            r = hh.request(self.server, "PUT", "/api/v1/tags", body, auth=auth)
+            self.assertEqual(r.status, 400, body)
+
     # -- server information
 
     def test_info_webui_health(self):
