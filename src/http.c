@@ -75,6 +75,9 @@ static const struct http_route http_routes[] = {
 	{ M_GET, "/view/{}.html", http_api_view_html, 0 },
 	{ M_GET, "/view/{}.txt", http_api_view_txt, 0 },
 	{ M_GET, "/view/latest", http_api_view_html, 0 },
+	{ M_GET, "/api/v1/inboxes", http_api_inboxes_get, 0 },
+	{ M_POST, "/api/v1/inboxes", http_api_inboxes_post, 0 },
+	{ M_DELETE, "/api/v1/inboxes/{}", http_api_inboxes_delete, 0 },
 	{ M_GET, "/livez", http_api_livez, ROUTE_OPEN },
 	{ M_GET, "/readyz", http_api_readyz, ROUTE_OPEN },
 };
@@ -472,6 +475,7 @@ static enum http_rc http_authenticate(struct http_req *r, const struct http_rout
 		return http_auth_fail(r, peer ? peer : "?");
 	if (r->hs->admin_set && strcmp(user, r->hs->admin_user) == 0 &&
 	    sasl_streq_ct(pass, r->hs->admin_pass)) {
+		r->who = HTTP_WHO_ADMIN;
 		*go = true;
 		return HTTP_DONE;
 	}
@@ -482,6 +486,7 @@ static enum http_rc http_authenticate(struct http_req *r, const struct http_rout
 		http_reply_text(r, 503, "store unavailable");
 		return HTTP_DONE;
 	}
+	r->who = HTTP_WHO_INBOX;
 	r->inbox_id = in.id;
 	snprintf(r->inbox, sizeof(r->inbox), "%s", in.name);
 	*go = true;
@@ -540,6 +545,11 @@ static void http_gencb(struct evhttp_request *req, void *arg)
 		http_req_free(r);
 		return;
 	}
+	if (http_inbox_prefix(r) < 0) {
+		http_reply_404(r);
+		http_req_free(r);
+		return;
+	}
 	rt = route_find(r, &known);
 	if (r->method == M_OPTIONS && known) {
 		cors_preflight(r);
@@ -557,7 +567,7 @@ static void http_gencb(struct evhttp_request *req, void *arg)
 		return;
 	}
 	rc = http_authenticate(r, rt, &go);
-	if (go)
+	if (go && http_inbox_scope(r))
 		rc = rt->fn(r);
 	http_req_finish(r, rc);
 }

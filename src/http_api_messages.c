@@ -262,7 +262,7 @@ enum http_rc http_api_search_get(struct http_req *r)
 /* --- request bodies ------------------------------------------------------------- */
 
 /* The JSON body (an object), or NULL with a 400 sent. Empty body: {}. */
-static json_t *json_body(struct http_req *r)
+json_t *http_json_body(struct http_req *r)
 {
 	json_error_t e;
 	size_t len;
@@ -361,7 +361,7 @@ static int set_read(struct http_req *r, int64_t id, bool read)
 
 enum http_rc http_api_messages_put(struct http_req *r)
 {
-	json_t *body = json_body(r), *ids, *v, *jread, *search;
+	json_t *body = http_json_body(r), *ids, *v, *jread, *search;
 	struct store_query q = { .inbox_id = r->inbox_id };
 	struct id_list l = { NULL, 0, 0 };
 	struct msg_search *ms = NULL;
@@ -463,7 +463,7 @@ static int delete_all(struct http_req *r)
 
 enum http_rc http_api_messages_delete(struct http_req *r)
 {
-	json_t *body = json_body(r), *ids, *v;
+	json_t *body = http_json_body(r), *ids, *v;
 	int64_t id;
 	size_t i;
 

@@ -55,8 +55,10 @@ struct http_req {
 	char args[HTTP_ARGS_MAX][HTTP_ARG_MAX];  /* the route's {} segments */
 	size_t nargs;
 	/* Who asks: inbox_id 0 sees every inbox. */
+	enum http_who { HTTP_WHO_ANON, HTTP_WHO_ADMIN, HTTP_WHO_INBOX } who;
 	int64_t inbox_id;
 	char inbox[STORE_NAME_MAX];
+	char scope[STORE_NAME_MAX];        /* from /api/v1/inboxes/{Name}/..., or "" */
 	bool gzip;                         /* the client accepts gzip */
 	const char *origin;                /* an allowed CORS origin, or NULL */
 	bool deferred;                     /* replied to from a later loop pass */
@@ -88,6 +90,9 @@ void http_reply_data(struct http_req *r, int code, const char *ctype, const void
     size_t len);
 void http_reply_json(struct http_req *r, int code, json_t *json);   /* steals json */
 void http_reply_text(struct http_req *r, int code, const char *text);
+/* The request body as a JSON object (empty: {}); NULL with a 400/413
+ * reply sent when it is not one (http_api_messages.c). */
+json_t *http_json_body(struct http_req *r);
 /* Mailpit's plain-text 400, and its "404 page not found". */
 void http_reply_error(struct http_req *r, const char *msg);
 void http_reply_404(struct http_req *r);
@@ -124,6 +129,16 @@ enum http_rc http_api_tag_delete(struct http_req *r);
 enum http_rc http_api_info(struct http_req *r);
 enum http_rc http_api_webui(struct http_req *r);
 enum http_rc http_api_livez(struct http_req *r);
+enum http_rc http_api_inboxes_get(struct http_req *r);
+enum http_rc http_api_inboxes_post(struct http_req *r);
+enum http_rc http_api_inboxes_delete(struct http_req *r);
+
+/* http_api_inboxes.c: the /api/v1/inboxes/{Name}/ prefix. Before routing,
+ * moves the name into r->scope and leaves the rest as the path (-1: a
+ * malformed prefix, answered 404); after authentication, scopes r to that
+ * inbox (false with a 404 sent when the caller may not see it). */
+int http_inbox_prefix(struct http_req *r);
+bool http_inbox_scope(struct http_req *r);
 enum http_rc http_api_readyz(struct http_req *r);
 
 /* A message as the API shows it (http_msg.c): its row, keywords, MIME
