@@ -75,6 +75,9 @@ static const struct http_route http_routes[] = {
 	{ M_GET, "/view/{}.html", http_api_view_html, 0 },
 	{ M_GET, "/view/{}.txt", http_api_view_txt, 0 },
 	{ M_GET, "/view/latest", http_api_view_html, 0 },
+	{ M_GET, "/api/v1/events", http_api_events_sse, 0 },
+	{ M_GET, "/api/events", http_api_events_ws, 0 },
+	{ M_GET, "/api/v1/wait", http_api_wait, 0 },
 	{ M_GET, "/api/v1/inboxes", http_api_inboxes_get, 0 },
 	{ M_POST, "/api/v1/inboxes", http_api_inboxes_post, 0 },
 	{ M_DELETE, "/api/v1/inboxes/{}", http_api_inboxes_delete, 0 },
@@ -256,6 +259,7 @@ char *http_body(struct http_req *r, size_t *len)
 
 void http_req_free(struct http_req *r)
 {
+	http_events_req_gone(r);
 	http_stream_free(r);
 	if (r->ev_timer)
 		event_free(r->ev_timer);
@@ -632,6 +636,12 @@ struct http_server *http_server_new(struct server *srv, char *err, size_t errlen
 		free(hs);
 		return NULL;
 	}
+	if ((hs->events = http_events_new(hs)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		event_free(hs->ev_adopt);
+		free(hs);
+		return NULL;
+	}
 	return hs;
 }
 
@@ -727,6 +737,7 @@ void http_server_free(struct http_server *hs)
 	if (hs == NULL)
 		return;
 	http_server_stop(hs);
+	http_events_free(hs->events);
 	event_free(hs->ev_adopt);
 	free(hs);
 }

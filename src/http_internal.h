@@ -37,6 +37,7 @@ struct http_server {
 	size_t ncors;
 	bool cors_any;                     /* "*" */
 	time_t started;
+	struct http_events *events;        /* http_events.c */
 };
 
 #define HTTP_ARGS_MAX 2
@@ -65,6 +66,7 @@ struct http_req {
 	struct event *ev_timer;            /* the failure delay */
 	void *stream;                      /* http_stream.c's state */
 	struct http_conn *hc;              /* its connection while deferred */
+	struct http_sub *sub;              /* http_events.c's, or NULL */
 };
 
 /* What a handler returns. */
@@ -129,9 +131,18 @@ enum http_rc http_api_tag_delete(struct http_req *r);
 enum http_rc http_api_info(struct http_req *r);
 enum http_rc http_api_webui(struct http_req *r);
 enum http_rc http_api_livez(struct http_req *r);
+enum http_rc http_api_events_sse(struct http_req *r);
+enum http_rc http_api_events_ws(struct http_req *r);
+enum http_rc http_api_wait(struct http_req *r);
 enum http_rc http_api_inboxes_get(struct http_req *r);
 enum http_rc http_api_inboxes_post(struct http_req *r);
 enum http_rc http_api_inboxes_delete(struct http_req *r);
+
+/* http_events.c: the hub behind the event endpoints and wait. */
+struct http_events *http_events_new(struct http_server *hs);
+void http_events_free(struct http_events *ev);
+/* r is being freed: ends its subscription if it has one. */
+void http_events_req_gone(struct http_req *r);
 
 /* http_api_inboxes.c: the /api/v1/inboxes/{Name}/ prefix. Before routing,
  * moves the name into r->scope and leaves the rest as the path (-1: a
