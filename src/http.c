@@ -70,6 +70,7 @@ static const struct http_route http_routes[] = {
 	{ M_PUT, "/api/v1/tags", http_api_tags_put, 0 },
 	{ M_PUT, "/api/v1/tags/{}", http_api_tag_rename, 0 },
 	{ M_DELETE, "/api/v1/tags/{}", http_api_tag_delete, 0 },
+	{ M_POST, "/api/v1/send", http_api_send, 0 },
 	{ M_GET, "/api/v1/info", http_api_info, 0 },
 	{ M_GET, "/api/v1/webui", http_api_webui, 0 },
 	{ M_GET, "/view/{}.html", http_api_view_html, 0 },
@@ -259,6 +260,8 @@ char *http_body(struct http_req *r, size_t *len)
 
 void http_req_free(struct http_req *r)
 {
+	if (r->cleanup != NULL)
+		r->cleanup(r);
 	http_events_req_gone(r);
 	http_stream_free(r);
 	if (r->ev_timer)

@@ -19,7 +19,7 @@
 
 /* An IMAP keyword is an atom (RFC 3501 §9): no space, no controls, none
  * of ( ) { % * " \ ]. */
-static bool tag_valid(const char *t)
+bool http_tag_valid(const char *t)
 {
 	size_t n = strlen(t), i;
 
@@ -130,7 +130,7 @@ enum http_rc http_api_tags_put(struct http_req *r)
 		goto out;
 	}
 	json_array_foreach(tags, i, v) {
-		if (!json_is_string(v) || !tag_valid(json_string_value(v))) {
+		if (!json_is_string(v) || !http_tag_valid(json_string_value(v))) {
 			bad_tag(r, json_is_string(v) ? json_string_value(v) : "");
 			goto out;
 		}
@@ -221,8 +221,8 @@ enum http_rc http_api_tag_rename(struct http_req *r)
 		goto out;
 	}
 	to = json_string_value(name);
-	if (!tag_valid(r->args[0]) || !tag_valid(to)) {
-		bad_tag(r, tag_valid(to) ? r->args[0] : to);
+	if (!http_tag_valid(r->args[0]) || !http_tag_valid(to)) {
+		bad_tag(r, http_tag_valid(to) ? r->args[0] : to);
 		goto out;
 	}
 	if ((ids = tagged_ids(r, r->args[0])) == NULL || retag(r, ids, r->args[0], to) < 0)
@@ -239,7 +239,7 @@ enum http_rc http_api_tag_delete(struct http_req *r)
 {
 	json_t *ids;
 
-	if (!tag_valid(r->args[0]))
+	if (!http_tag_valid(r->args[0]))
 		return bad_tag(r, r->args[0]);
 	if ((ids = tagged_ids(r, r->args[0])) == NULL || retag(r, ids, r->args[0], NULL) < 0)
 		http_reply_text(r, 500, "store error");

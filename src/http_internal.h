@@ -66,6 +66,9 @@ struct http_req {
 	struct event *ev_timer;            /* the failure delay */
 	void *stream;                      /* http_stream.c's state */
 	struct http_conn *hc;              /* its connection while deferred */
+	/* Frees what a deferred handler holds (http_req_free calls it). */
+	void (*cleanup)(struct http_req *r);
+	void *cleanup_arg;
 	struct http_sub *sub;              /* http_events.c's, or NULL */
 };
 
@@ -129,6 +132,9 @@ enum http_rc http_api_tags_put(struct http_req *r);
 enum http_rc http_api_tag_rename(struct http_req *r);
 enum http_rc http_api_tag_delete(struct http_req *r);
 enum http_rc http_api_info(struct http_req *r);
+enum http_rc http_api_send(struct http_req *r);
+/* An IMAP keyword (atom) that can be a tag. */
+bool http_tag_valid(const char *t);
 enum http_rc http_api_webui(struct http_req *r);
 enum http_rc http_api_livez(struct http_req *r);
 enum http_rc http_api_events_sse(struct http_req *r);

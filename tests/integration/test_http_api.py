@@ -409,6 +409,90 @@ class HTTPAPITest(harness.TestCase):
             r = hh.request(self.server, "PUT", "/api/v1/tags", body, auth=auth)
             self.assertEqual(r.status, 400, body)
 
+    # -- send
+
+    def test_send(self):
+        import base64
+        auth = self.inbox()
+        req = {"From": {"Email": "john@example.test", "Name": "John D\u00f6e"},
+               "To": [{"Email": "jane@example.test", "Name": "Jane"}],
+               "Cc": [{"Email": "cc@example.test"}],
+               "Bcc": ["hidden@example.test"],
+               "ReplyTo": [{"Email": "reply@example.test"}],
+               "Subject": "Sent via the API \u2713",
+               "Text": "Plain text body", "HTML": '<p>HTML <img src="cid:pic"></p>',
+               "Headers": {"X-Custom": "yes"}, "Tags": ["api", "sent"],
+               "Attachments": [
+                   {"Content": base64.b64encode(PDF).decode(), "Filename": "doc.pdf",
+                    "ContentType": "application/pdf"},
+                   {"Content": base64.b64encode(PNG).decode(), "Filename": "pic.png",
+                    "ContentType": "image/png", "ContentID": "pic"}]}
+        r = hh.request(self.server, "POST", "/api/v1/send", req, auth=auth)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.header("Content-Type"), "application/json")
+        sid = r.json()["ID"]
+        self.assertEqual(set(r.json()), {"ID"})
+        self.assertIn(sid, self.server.message_ids(auth[0]), "not stored in the inbox")
+        m = hh.get_json(self, self.server, "/api/v1/message/" + sid, auth=auth)
+        self.assertEqual(m["From"], {"Name": "John D\u00f6e", "Address": "john@example.test"})
+        self.assertEqual(m["To"], [{"Name": "Jane", "Address": "jane@example.test"}])
+        self.assertEqual(m["Cc"], [{"Name": "", "Address": "cc@example.test"}])
+        self.assertEqual(m["Bcc"], [])
+        self.assertEqual(m["ReplyTo"], [{"Name": "", "Address": "reply@example.test"}])
+        self.assertEqual(m["Subject"], "Sent via the API \u2713")
+        self.assertEqual(m["Text"], "Plain text body")
+        self.assertEqual(m["HTML"], '<p>HTML <img src="cid:pic"></p>')
+        self.assertEqual(sorted(m["Tags"]), ["api", "sent"])
+        self.assertEqual(m["MailFrom"], "john@example.test")
+        self.assertEqual(m["RcptTo"], ["jane@example.test", "cc@example.test",
+                                       "hidden@example.test"])
+        self.assertEqual([(a["FileName"], a["Size"], a["Checksums"]["SHA256"])
+                          for a in m["Attachments"]],
+                         [("doc.pdf", len(PDF), hashlib.sha256(PDF).hexdigest())])
+        self.assertEqual([(a["ContentID"], a["Size"]) for a in m["Inline"]], [("pic", len(PNG))])
+        h = hh.get_json(self, self.server, "/api/v1/message/%s/headers" % sid, auth=auth)
+        self.assertEqual(h["X-Custom"], ["yes"])
+        self.assertNotIn("Bcc", h)
+        raw = self.server.message_bytes(sid)
+        self.assertTrue(raw.startswith(b"Received: from 127.0.0.1"), raw[:100])
+        # IMAP sees it, with the tags as keywords
+        im = ih.imap_login(self.server, *auth)
+        try:
+            im.select("INBOX")
+            typ, data = im.fetch("1", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            self.assertIn(b"api", data[0][0])
+        finally:
+            ih.imap_logout(im)
+
+    def test_send_errors(self):
+        auth = self.inbox()
+        for body, want in (
+                ({"To": [{"Email": "a@example.test"}]}, "No valid sender address found"),
+                ({"From": {"Email": "bad"}, "To": [{"Email": "a@example.test"}]},
+                 "Invalid sender email address: bad"),
+                ({"From": {"Email": "f@example.test"}}, "No valid recipient addresses found"),
+                ({"From": {"Email": "f@example.test"}, "To": [{"Email": "x"}]},
+                 "Invalid 'To' email address: x"),
+                ({"From": {"Email": "f@example.test"}, "To": [{"Email": "a@example.test"}],
+                  "Headers": {"X-A": "1\r\nBcc: evil@example.test"}}, "invalid header value"),
+                ({"From": {"Email": "f@example.test"}, "To": [{"Email": "a@example.test"}],
+                  "Attachments": [{"Content": "***", "Filename": "x"}]},
+                 "Attachments[0]: Content is not base64")):
+            r = hh.request(self.server, "POST", "/api/v1/send", body, auth=auth)
+            self.assertEqual(r.status, 400, body)
+            self.assertTrue(r.text().startswith(want), (body, r.text()))
+        r = hh.request(self.server, "POST", "/api/v1/send", b"{oops", auth=auth,
+                       headers={"Content-Type": "application/json"})
+        self.assertEqual(r.status, 400)
+        self.assertEqual(self.server.message_ids(auth[0]), [])
+
+    def test_send_anonymous_goes_to_dev(self):
+        r = hh.request(self.server, "POST", "/api/v1/send",
+                       {"From": {"Email": "f@example.test"}, "To": [{"Email": "t@example.test"}],
+                        "Subject": "to dev"})
+        self.assertEqual(r.status, 200)
+        self.assertIn(r.json()["ID"], self.server.message_ids("dev"))
+
     # -- server information
 
     def test_info_webui_health(self):
