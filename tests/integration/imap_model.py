@@ -1216,9 +1216,14 @@ class Driver:
             if isinstance(e, socket.timeout):
                 # Was the whole server stuck, or this session only? And
                 # where do the bytes wait?
-                dead = dead or ("other sessions' last reply %.1f s ago; %s"
+                # (A reply the client holds in part, e.g. a literal cut
+                # short, shows in its buffer.)
+                dead = dead or ("other sessions' last reply %.1f s ago; %s; the client "
+                                "holds %d octets of an unfinished response: %r"
                                 % (time.monotonic() - self.reg.last_reply,
-                                   tcp_diagnosis(s.imap.sock) if s.imap else "no socket"))
+                                   tcp_diagnosis(s.imap.sock) if s.imap else "no socket",
+                                   len(s.imap.buf) if s.imap else 0,
+                                   s.imap.buf[:200] if s.imap else b""))
             self.record_failure("session %d: %s: %r (%s) during %r\n--- last lines ---\n%s"
                                 % (s.idx, type(e).__name__, e, dead or "server up",
                                    s.last_command, "\n".join(s.transcript)))
