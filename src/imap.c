@@ -369,6 +369,26 @@ static bool word_in(const char *list, const char *w, size_t len)
 	return false;
 }
 
+bool imap_view_keywords_known(const struct imap_session *s, const char *const *kw, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (s->view == NULL || !word_in(s->view->flags_sent, kw[i], strlen(kw[i])))
+			return false;
+	return true;
+}
+
+static unsigned count_words(const char *p)
+{
+	unsigned n = 0;
+
+	for (; *p != '\0'; p++)
+		if (*p != ' ' && (p[1] == ' ' || p[1] == '\0'))
+			n++;
+	return n;
+}
+
 void imap_view_send_flags(struct imap_session *s, const char *keywords)
 {
 	struct imap_view *v = s->view;
@@ -383,8 +403,11 @@ void imap_view_send_flags(struct imap_session *s, const char *keywords)
 	if (v->readonly)
 		imap_printf(s, "* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
 	else
-		imap_printf(s, "* OK [PERMANENTFLAGS (" IMAP_SYSTEM_FLAGS "%s%s \\*)] Flags permitted\r\n",
-		    kw[0] ? " " : "", kw);
+		/* No \* once the mailbox has as many keywords as it may
+		 * (max-keywords): new ones cannot be made (RFC 3501 §7.1). */
+		imap_printf(s, "* OK [PERMANENTFLAGS (" IMAP_SYSTEM_FLAGS "%s%s%s)] Flags permitted\r\n",
+		    kw[0] ? " " : "", kw, count_words(kw) >= store_get_limits(s->srv->store)->keywords ?
+		    "" : " \\*");
 }
 
 /* Adds to *acc (space-separated, malloc'd) the words of kw that neither

@@ -157,6 +157,9 @@ void imap_view_send_flags(struct imap_session *s, const char *keywords);
 /* The same again with any of kw[] the client does not know yet, before a
  * FETCH shows them (RFC 3501 §7.2.6); nothing if it knows them all. */
 void imap_view_announce_keywords(struct imap_session *s, const char *const *kw, size_t n);
+/* true if every keyword of kw was in the last FLAGS sent (so none is new
+ * to the mailbox, as far as this session knows). */
+bool imap_view_keywords_known(const struct imap_session *s, const char *const *kw, size_t n);
 /* A CONDSTORE enabling command (RFC 7162 §3.1) turns CONDSTORE on; with a
  * mailbox selected the first one also reports "* OK [HIGHESTMODSEQ n]". */
 void imap_condstore_enable(struct imap_session *s);
@@ -193,20 +196,23 @@ int imap_msg_copy(struct imap_session *s, const struct imap_msg *m, uint64_t off
     uint64_t len, struct imap_buf *b);
 
 /* Command handlers, by file. */
+/* imap_cmd_session.c */
 void imap_cmd_capability(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_noop(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_logout(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_id(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_namespace(struct imap_session *s, const struct imap_command *cmd);
+/* imap_cmd_auth.c */
 void imap_cmd_starttls(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_login(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_authenticate(struct imap_session *s, const struct imap_command *cmd);
-void imap_cmd_id(struct imap_session *s, const struct imap_command *cmd);
-void imap_cmd_enable(struct imap_session *s, const struct imap_command *cmd);
-void imap_cmd_namespace(struct imap_session *s, const struct imap_command *cmd);
-void imap_cmd_idle(struct imap_session *s, const struct imap_command *cmd);
-void imap_cmd_compress(struct imap_session *s, const struct imap_command *cmd);
 void imap_auth_line(struct imap_session *s, const char *line);
 void imap_auth_delay_cb(evutil_socket_t fd, short what, void *arg);
+/* imap_cmd_enable.c, imap_cmd_idle.c, imap_cmd_compress.c */
+void imap_cmd_enable(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_idle(struct imap_session *s, const struct imap_command *cmd);
 void imap_idle_line(struct imap_session *s, const char *line);
+void imap_cmd_compress(struct imap_session *s, const struct imap_command *cmd);
 
 void imap_cmd_select(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_create(struct imap_session *s, const struct imap_command *cmd);
@@ -222,9 +228,11 @@ int imap_status_write(struct imap_session *s, const struct store_mailbox *mb,
 void imap_cmd_status(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_append(struct imap_session *s, const struct imap_command *cmd);
 
+/* imap_cmd_expunge.c */
 void imap_cmd_check(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_close(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_expunge(struct imap_session *s, const struct imap_command *cmd);
+/* imap_cmd_message.c, imap_fetch.c */
 void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_copy(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_fetch(struct imap_session *s, const struct imap_command *cmd);
@@ -233,11 +241,33 @@ void imap_pending_start(struct imap_session *s, const struct imap_command *cmd,
     enum imap_cont how, enum imap_cont (*run)(struct imap_session *, void *),
     void (*free_state)(void *), void *state);
 void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd);
-/* Evaluates a parsed program over the view: the matching messages as view
- * indexes in ascending order (*idx malloc'd). Resolves its sets in place.
- * false on an invalid set or no memory. */
+/*
+ * Long commands work in slices (struct imap_pending, IMAP_CONT_YIELD):
+ * one slice reads about IMAP_SLICE_BYTES of headers and bodies, counting
+ * each message as IMAP_SLICE_MSG_COST bytes more, and one whose MIME
+ * structure had to be loaded as IMAP_SLICE_TREE_COST more (what loading it
+ * costs against reading bytes: a few microseconds). A slice is then a few
+ * milliseconds at most; output goes out in pieces of IMAP_SLICE_OUTPUT,
+ * waiting (IMAP_CONT_OUTPUT) while more than that is queued.
+ */
+#define IMAP_SLICE_BYTES (4u * 1024 * 1024)
+#define IMAP_SLICE_MSG_COST 256u
+#define IMAP_SLICE_TREE_COST 8192u
+#define IMAP_SLICE_OUTPUT (64u * 1024)
+
+/* A parsed program evaluated over the view in slices: the matching
+ * messages as view indexes in ascending order. imap_search_resolve first
+ * (resolves its sets in place; false on an invalid set or no memory), then
+ * imap_search_step until it returns 1 (0: the budget is spent, call again
+ * in a later pass; -1: no memory). Free it->idx. */
 struct imap_search;
-bool imap_search_run(struct imap_session *s, struct imap_search *q, size_t **idx, size_t *n);
+struct imap_search_iter {
+	size_t next;
+	size_t *idx, n, cap;
+};
+bool imap_search_resolve(struct imap_session *s, struct imap_search *q);
+int imap_search_step(struct imap_session *s, struct imap_search *q, struct imap_search_iter *it,
+    uint64_t budget);
 /* The tagged NO/BAD for a program that failed to parse. */
 void imap_search_reply_error(struct imap_session *s, const char *tag,
     const struct imap_error *err, const char *what);

@@ -144,6 +144,7 @@ struct store_sub {
 /* What every backend's store begins with. */
 struct store {
 	const struct store_backend *be;
+	struct store_limits limits;    /* set by store_open, defaults filled in */
 	struct store_sub *subs;
 	size_t n_subs, cap_subs;
 	unsigned dispatching;
@@ -182,6 +183,8 @@ struct sqlite_store {
 	uint64_t cache_tick;
 	uint32_t last_uidvalidity;
 	unsigned char *chunk;      /* STORE_CHUNK bytes for writing bodies */
+	sqlite3_stmt *fts_stmts[5];    /* store_fts.c's own statements */
+	int64_t fts_cursor;        /* store_index_pending looked at ids up to this */
 	char err[STORE_ERR_MAX];
 };
 
@@ -284,6 +287,16 @@ int store_keywords_add(struct sqlite_store *st, int64_t id, const char *keywords
  * them from the cache). */
 int store_mailbox_read_all(struct sqlite_store *st, int64_t mailbox_id, store_msg_cb cb,
     void *arg);
+/* store_fts.c: the search's side of the SQLite backend. init registers
+ * the SQL function ms_fold(text) (msg_search_fold) on the connection;
+ * cond writes the SQL condition of one term, its value in parameter
+ * `param`; bind binds every term's value from `first` on. */
+#define STORE_SEARCH_COND_MAX 256
+int store_fts_init(struct sqlite_store *st);
+void store_fts_close(struct sqlite_store *st);
+struct msg_search_term;
+void store_search_cond(const struct msg_search_term *t, int param, char *out, size_t outlen);
+int store_search_bind(sqlite3_stmt *s, const struct msg_search *search, int first);
 /* store_cache.c: allocate the slots, and forget every cached list (after
  * an undone write; at close). */
 int store_cache_init(struct sqlite_store *st);
