@@ -187,6 +187,7 @@ class Registry:
         self.sent = {}          # stress id -> (kind "smtp"/"append", bytes)
         self.immutable = {}     # (user, uidvalidity, uid, item) -> value
         self.replaced = set()   # (user, uidvalidity, uid) whose keywords a replace STORE set
+        self.interned = {}      # one copy of each body seen
         self.ids = 0
         self.verbs = collections.Counter()
         self.warnings = collections.Counter()
@@ -203,21 +204,26 @@ class Registry:
 
     def same(self, key, value, who):
         """Stores the first value for key (and who saw it); returns the
-        first (value, who)."""
+        first (value, who). Equal bodies (copies) are kept once."""
         with self.lock:
+            if len(value) > 256:
+                value = self.interned.setdefault(value, value)
             return self.immutable.setdefault(key, (value, who))
 
-    def count(self, verb, took=0.0):
+    def count(self, verb, took=0.0, what=None):
         with self.lock:
             self.verbs[verb] += 1
             self.last_reply = time.monotonic()
             if took > REPLY_SLOW:
                 self.slow += 1
-            self.slowest = max(self.slowest, took)
+            if took > self.slowest:
+                self.slowest = took
+                self.slowest_what = what
 
     last_reply = 0.0
     slow = 0
     slowest = 0.0
+    slowest_what = None
 
 
 _TEXT_LINES = [b"The quick brown fox jumps over the lazy dog.",
@@ -394,7 +400,8 @@ class Session:
             self.current = None
             self.partial = None
         self.commands += 1
-        self.reg.count(("UID " if uid else "") + verb.upper(), time.monotonic() - t0)
+        self.reg.count(("UID " if uid else "") + verb.upper(), time.monotonic() - t0,
+                       "%r: %d responses" % (text[:60], len(untagged)))
         st = status_of(tagged)
         if st not in want:
             self.fail("%s: tagged %r, want %s" % (text[:80], tagged, "/".join(want)))
@@ -1199,6 +1206,20 @@ class Driver:
         except (OSError, ValueError, IndexError):
             return 0.0
 
+    def server_memory(self):
+        """The server's resident set now and at its peak, in KiB
+        (/proc: VmRSS, VmHWM)."""
+        out = {}
+        try:
+            with open("/proc/%d/status" % self.server.proc.pid) as f:
+                for line in f:
+                    name, _, value = line.partition(":")
+                    if name in ("VmRSS", "VmHWM"):
+                        out[name] = int(value.split()[0])
+        except (OSError, ValueError):
+            pass
+        return out
+
     def server_dead(self):
         rc = self.server.proc.poll()
         return None if rc is None else "the server exited with status %s" % rc
@@ -1339,6 +1360,7 @@ class Driver:
                         self.failure = "greeting after the run: %r" % g
             except (OSError, EOFError) as e:
                 self.failure = "no greeting after the run: %r" % e
+        memory = self.server_memory()
         log = self.server.read_log()
         for marker in (b"AddressSanitizer", b"runtime error", b"LeakSanitizer"):
             if marker in log and self.failure is None:
@@ -1355,7 +1377,8 @@ class Driver:
             "verbs": dict(self.reg.verbs), "smtp": self.extra["smtp"],
             "pop3_dele": self.extra["pop3 dele"], "final": dict(results),
             "warnings": dict(self.reg.warnings), "first_warning": dict(self.reg.first_warning),
-            "failure": self.failure, "tcp": tcp,
+            "failure": self.failure, "tcp": tcp, "memory": memory,
+            "slowest_what": self.reg.slowest_what,
         }
         return figures
 
@@ -1374,8 +1397,12 @@ def report(fig, out=sys.stdout):
     out.write("final check: %s\n" % (fig["final"] or "-"))
     out.write("kernel TCP counters during the run (whole machine): %s\n"
               % (", ".join("%s %d" % kv for kv in sorted(fig["tcp"].items())) or "-"))
-    out.write("slowest reply %.1f s; %d replies took over %.0f s (a hang of %.0f s fails)\n"
-              % (fig["slowest"], fig["slow"], REPLY_SLOW, REPLY_HANG))
+    out.write("slowest reply %.1f s (%s); %d replies took over %.0f s (a hang, %.0f s "
+              "without a line, fails)\n"
+              % (fig["slowest"], fig["slowest_what"] or "-", fig["slow"], REPLY_SLOW, REPLY_HANG))
+    mem = fig.get("memory") or {}
+    out.write("server memory at the end: RSS %s KiB, peak %s KiB\n"
+              % (mem.get("VmRSS", "?"), mem.get("VmHWM", "?")))
     for name, n in sorted(fig["warnings"].items()):
         out.write("lax check %s failed %d times; first:\n%s\n" % (name, n, fig["first_warning"][name]))
     out.write("errors: %s\n" % ("none" if not fig["failure"] else "1 (run stopped)\n" + fig["failure"]))
