@@ -588,3 +588,42 @@ Test(store_search, migration_and_backfill)
 	cr_assert_not(more);
 	cr_assert_eq(store_integrity_check(st), STORE_OK);
 }
+
+/* Index rows wait for the commit: a rollback leaves none, a message
+ * deleted before they are written gets none, and a search sees every
+ * committed message at once. */
+Test(store_search, deferred_rows)
+{
+	int64_t a, b;
+
+	cr_assert_eq(store_begin(st), STORE_OK);
+	a = deliver(inbox_dev, msg_plain, one_rcpt, 1, 1714000000);
+	store_rollback(st);
+	EXPECT("quarterly", 0);
+	EXPECT("", 0);
+	cr_assert_eq(store_begin(st), STORE_OK);
+	a = deliver(inbox_dev, msg_plain, one_rcpt, 1, 1714000000);
+	b = deliver(inbox_dev, msg_cyrillic, one_rcpt, 1, 1714000000);
+	cr_assert_eq(store_commit(st), STORE_OK);
+	cr_assert_eq(store_message_del(st, a), STORE_OK);
+	EXPECT("quarterly", 0);
+	EXPECT("zebra", 0, b);
+	store_close(st);
+	st = NULL;
+	cr_assert_eq(raw_int("SELECT count(*) FROM body_fts"), 1);
+	cr_assert_eq(raw_int("SELECT count(*) FROM body_search"), 1);
+	st = open_db();
+}
+
+/* What the fuzzer found: a needle after a stray continuation byte, and
+ * control characters echoed into the one-line error. */
+Test(msg_search, fuzz_findings)
+{
+	char f[16];
+	size_t n = msg_search_fold("\x9e" "Ab", 3, f, sizeof(f));
+
+	cr_assert(msg_search_contains("\x9e" "Ab", 3, f, n));
+	cr_assert(msg_search_contains("x\x9e" "AB", 4, "\x9e" "ab", 3));
+	parse_fails("before:\"2024\n01\"", "",
+	    "bad date \"2024?01\" (use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS)");
+}
