@@ -22,14 +22,6 @@ RSS_GROWTH_MAX_KB = 8 * 1024
 TIMEOUT = 180   # a loaded machine, or the sanitizer build
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
-
-
 def big_message(size, tag):
     """A text message of exactly `size` octets with CRLF lines, so that
     the stored bytes equal the sent ones."""
@@ -46,19 +38,19 @@ class RssSampler:
 
     def __init__(self, pid):
         self.pid = pid
-        self.peak = rss_kb(pid)
+        self.peak = harness.rss_kb(pid)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
     def run(self):
         while not self.stop.wait(0.02):
-            self.peak = max(self.peak, rss_kb(self.pid))
+            self.peak = max(self.peak, harness.rss_kb(self.pid))
 
     def max(self):
         self.stop.set()
         self.thread.join(timeout=5)
-        return max(self.peak, rss_kb(self.pid))
+        return max(self.peak, harness.rss_kb(self.pid))
 
 
 class AppendStreamTest(harness.TestCase):
@@ -103,7 +95,7 @@ class AppendStreamTest(harness.TestCase):
         pid = self.server.proc.pid
         # Settle first: a first APPEND sizes the server's buffers.
         self.append(c, big_message(64 * 1024, "warm-up"), literal8)
-        before = rss_kb(pid)
+        before = harness.rss_kb(pid)
         sampler = RssSampler(pid)
         uid = self.append(c, msg, literal8)
         grown = sampler.max() - before
