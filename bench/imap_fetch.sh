@@ -40,30 +40,8 @@ fi
 runs=${BENCH_RUNS:-20}
 python=/usr/bin/python3
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mailsnare-fetch.XXXXXX")
-pids=()
-
-say() { printf 'imap_fetch.sh: %s\n' "$*" >&2; }
-
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do
-		kill "$p" 2>/dev/null || true
-	done
-	for p in "${pids[@]}"; do
-		wait "$p" 2>/dev/null || true
-	done
-	if [ -n "${BENCH_KEEP:-}" ]; then
-		say "kept $tmp"
-	else
-		rm -rf "$tmp"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-as_root() {
-	if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
+bench_name=imap_fetch.sh
+. "$top/bench/lib.sh"
 
 case $mailsnare in /*) ;; *) mailsnare=$PWD/$mailsnare ;; esac
 [ -x "$mailsnare" ] || { say "no mailsnare binary at $mailsnare (set MAILSNARE_BIN)"; exit 1; }

@@ -19,42 +19,12 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${MAILSNARE_BUILD:-$top/build/bench}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mailsnare-bench.XXXXXX")
-pids=()             # every background process this script started
+bench_name=run.sh
+. "$top/bench/lib.sh"
 failures=0
-
-say() { printf 'run.sh: %s\n' "$*" >&2; }
 fail() { say "FAIL: $*"; failures=$((failures + 1)); }
 
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do
-		kill "$p" 2>/dev/null || true
-	done
-	for p in "${pids[@]}"; do
-		wait "$p" 2>/dev/null || true
-	done
-	if [ -n "${BENCH_KEEP:-}" ]; then
-		say "kept $tmp"
-	else
-		rm -rf "$tmp"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-forget_pid() {
-	local p keep=()
-	for p in "${pids[@]}"; do
-		[ "$p" = "$1" ] || keep+=("$p")
-	done
-	pids=("${keep[@]}")
-}
-
 # ---- set-up ---------------------------------------------------------------
-
-as_root() {
-	if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
 
 install_missing() {
 	local want=() p

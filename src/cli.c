@@ -55,6 +55,7 @@ struct raw_opt {
 	char name[CLI_OPT_NAME_MAX];  /* without dashes; "c" for -c */
 	const char *value;            /* NULL: given bare */
 	const char *arg;              /* as written, for messages */
+	const char *next;             /* a bare bool: the word after it, if any */
 };
 
 struct cli;
@@ -230,9 +231,12 @@ static bool password_valid(const char *pw)
 
 static int check_inbox_add(struct cli *c)
 {
-	if (!store_inbox_name_valid(c->args[0])) {
-		fail("invalid inbox name '%s' (1..%d characters, no '/' or control characters)",
-		    c->args[0], STORE_NAME_MAX - 1);
+	const char *why = store_inbox_name_check(c->args[0], strlen(c->args[0]));
+
+	if (why != NULL) {
+		fail("invalid inbox name '%s': %s (want 1..%d bytes of UTF-8 without '/',"
+		    " control characters or spaces at either end)", c->args[0], why,
+		    STORE_NAME_MAX - 1);
 		return EXIT_USAGE;
 	}
 	if (c->password != NULL && !password_valid(c->password)) {
@@ -497,6 +501,8 @@ static int parse_option(struct cli *c, int argc, char **argv, int *i)
 		if (config_key_is_bool(o->name) ? config_bool_parse(argv[*i + 1], &b) == 0
 		    : sub < 0 || sub_options[sub].takes_value)
 			o->value = argv[++*i];
+		else
+			o->next = argv[*i + 1];
 	}
 	if (o->value == NULL && !config_key_is_bool(o->name) &&
 	    (sub < 0 || sub_options[sub].takes_value)) {
@@ -608,10 +614,27 @@ static int open_store(struct cli *c)
 	char err[256] = "";
 
 	c->st = store_open(&(struct store_options){ .path = c->cfg.db,
-	    .durability = c->cfg.durability, .err = err, .errlen = sizeof(err) });
+	    .durability = c->cfg.durability, .err = err, .errlen = sizeof(err),
+	    .limits = { c->cfg.max_mailboxes, c->cfg.max_subscriptions, c->cfg.max_keywords } });
 	if (c->st == NULL)
 		return fail("%s: %s", c->cfg.db, err[0] != '\0' ? err : "cannot open");
 	return EXIT_OK;
+}
+
+/* One word too many right after a bare yes/no option is most likely its
+ * value mistyped ("--auth-accept-any maybe"): say so, naming the key,
+ * rather than only showing the usage. */
+static int extra_word(struct cli *c)
+{
+	const char *extra = c->args[c->cmd->max_args];
+
+	for (size_t i = 0; i < c->nopts; i++) {
+		if (c->opts[i].next == extra) {
+			fail("%s: invalid boolean '%s' (want yes or no)", c->opts[i].arg, extra);
+			return EXIT_USAGE;
+		}
+	}
+	return usage(c->cmd);
 }
 
 static int prepare(struct cli *c)
@@ -619,7 +642,9 @@ static int prepare(struct cli *c)
 	const struct command *cmd = c->cmd;
 	int rc;
 
-	if (c->nargs < cmd->min_args || c->nargs > cmd->max_args)
+	if (c->nargs > cmd->max_args)
+		return extra_word(c);
+	if (c->nargs < cmd->min_args)
 		return usage(cmd);
 	if (cmd->check != NULL && (rc = cmd->check(c)) != EXIT_OK)
 		return rc;

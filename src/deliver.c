@@ -36,11 +36,19 @@ struct deliver_req {
 	struct deliver_req *next;
 };
 
+/* Inboxes with more to prune than one step removes (max-messages lowered
+ * below what they hold): the rest goes a step per loop pass. Beyond this
+ * many, the next delivery to an inbox goes on with it. */
+#define DELIVER_PRUNE_PENDING 64
+
 struct deliver {
 	struct store *st;
 	uint64_t max_messages;
 	struct event *ev;
 	struct deliver_req *head, **tail;
+	struct event *ev_prune;
+	int64_t prune[DELIVER_PRUNE_PENDING];
+	size_t nprune;
 };
 
 static void deliver_run(struct deliver *d);
@@ -48,6 +56,41 @@ static void deliver_run(struct deliver *d);
 static void deliver_evcb(evutil_socket_t fd, short what, void *arg)
 {
 	deliver_run(arg);
+}
+
+static const struct timeval prune_now = { 0, 0 };
+
+static void prune_later(struct deliver *d, int64_t inbox_id)
+{
+	for (size_t i = 0; i < d->nprune; i++)
+		if (d->prune[i] == inbox_id)
+			return;
+	if (d->nprune == DELIVER_PRUNE_PENDING)
+		return;
+	d->prune[d->nprune++] = inbox_id;
+	/* A timer, not event_active: the sockets get their turn first. */
+	evtimer_add(d->ev_prune, &prune_now);
+}
+
+static void prune(struct deliver *d, int64_t inbox_id)
+{
+	if (store_inbox_prune(d->st, inbox_id, d->max_messages) == STORE_MORE)
+		prune_later(d, inbox_id);
+}
+
+/* One step of the first inbox waiting; it goes to the back if more is left. */
+static void prune_evcb(evutil_socket_t fd, short what, void *arg)
+{
+	struct deliver *d = arg;
+	int64_t inbox_id;
+
+	if (d->nprune == 0)
+		return;
+	inbox_id = d->prune[0];
+	memmove(d->prune, d->prune + 1, --d->nprune * sizeof(d->prune[0]));
+	prune(d, inbox_id);
+	if (d->nprune > 0)
+		evtimer_add(d->ev_prune, &prune_now);
 }
 
 struct deliver *deliver_new(struct event_base *base, struct store *st, uint64_t max_messages)
@@ -60,13 +103,17 @@ struct deliver *deliver_new(struct event_base *base, struct store *st, uint64_t 
 	d->max_messages = max_messages;
 	d->tail = &d->head;
 	d->ev = event_new(base, -1, 0, deliver_evcb, d);
-	if (d->ev == NULL) {
+	d->ev_prune = evtimer_new(base, prune_evcb, d);
+	if (d->ev == NULL || d->ev_prune == NULL) {
+		if (d->ev != NULL)
+			event_free(d->ev);
 		free(d);
 		return NULL;
 	}
 	/* Fails only if the base has fewer priorities; then it runs at the
 	 * default one, which is still correct, only batches less. */
 	(void)event_priority_set(d->ev, DELIVER_PRIORITY);
+	(void)event_priority_set(d->ev_prune, DELIVER_PRIORITY);
 	return d;
 }
 
@@ -76,6 +123,7 @@ void deliver_free(struct deliver *d)
 		return;
 	deliver_flush(d);
 	event_free(d->ev);
+	event_free(d->ev_prune);
 	free(d);
 }
 
@@ -175,7 +223,7 @@ static int req_write(struct deliver *d, struct deliver_req *r)
 		if (rc == STORE_OK && r->group_cb != NULL)
 			rc = store_message_get_info(d->st, r->res[i].id, uid_of, &r->res[i].uid);
 		if (rc == STORE_OK && m->mailbox_id == 0 && d->max_messages > 0)
-			(void)store_inbox_prune(d->st, m->inbox_id, d->max_messages);
+			prune(d, m->inbox_id);
 	}
 	return rc;
 }

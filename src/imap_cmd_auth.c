@@ -1,7 +1,7 @@
 /*
- * IMAP commands of any state and of the not-authenticated state:
- * CAPABILITY, NOOP, LOGOUT, ID, STARTTLS, LOGIN, AUTHENTICATE, and the
- * session-wide ENABLE, NAMESPACE and IDLE.
+ * IMAP commands of the not-authenticated state: STARTTLS, LOGIN and
+ * AUTHENTICATE (with SASL-IR), mapping the shared auth flow (auth.c) to
+ * IMAP's replies.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,59 +11,6 @@
 #include "mailsnare/auth.h"
 #include "mailsnare/log.h"
 #include "imap_session.h"
-
-void imap_cmd_capability(struct imap_session *s, const struct imap_command *cmd)
-{
-	imap_send_capability(s);
-	imap_tagged(s, cmd->tag, "OK", "CAPABILITY completed");
-}
-
-void imap_cmd_noop(struct imap_session *s, const struct imap_command *cmd)
-{
-	/* Also picks up changes made by other processes (the CLI). */
-	imap_view_sync(s, true);
-	imap_tagged(s, cmd->tag, "OK", "NOOP completed");
-}
-
-void imap_cmd_logout(struct imap_session *s, const struct imap_command *cmd)
-{
-	imap_printf(s, "* BYE mailsnare logging out\r\n");
-	imap_tagged(s, cmd->tag, "OK", "LOGOUT completed");
-	s->state = IMAP_LOGOUT;
-	s->mode = IMAP_M_DONE;
-	conn_close(s->conn);
-}
-
-/* RFC 2971: id_params_list ::= "(" #(string SPACE nstring) ")" / nil. */
-static bool id_params_valid(const struct imap_arg *a)
-{
-	const struct imap_arg *items;
-	const char *str;
-	size_t n, i;
-
-	if (imap_arg_is_nil(a))
-		return true;
-	if (!imap_arg_list(a, &items, &n) || n % 2 != 0)
-		return false;
-	for (i = 0; i < n; i += 2)
-		if (!imap_arg_string(&items[i], &str, NULL) ||
-		    !imap_arg_nstring(&items[i + 1], &str, NULL))
-			return false;
-	return true;
-}
-
-/* RFC 2971's bounds (30 pairs, 30-octet fields, 1,024-octet values) bind
- * the client; like Dovecot, a client that goes over them is answered all
- * the same: the line bound (64 KiB) is what protects the server. */
-void imap_cmd_id(struct imap_session *s, const struct imap_command *cmd)
-{
-	if (cmd->nargs != 1 || !id_params_valid(&cmd->args[0])) {
-		imap_tagged(s, cmd->tag, "BAD", "Syntax: ID (\"field\" \"value\" ...) or ID NIL");
-		return;
-	}
-	imap_printf(s, "* ID (\"name\" \"mailsnare\" \"vendor\" \"mailsnare\")\r\n");
-	imap_tagged(s, cmd->tag, "OK", "ID completed");
-}
 
 void imap_cmd_starttls(struct imap_session *s, const struct imap_command *cmd)
 {
@@ -191,63 +138,4 @@ void imap_cmd_authenticate(struct imap_session *s, const struct imap_command *cm
 void imap_auth_line(struct imap_session *s, const char *line)
 {
 	imap_auth_reply(s, s->pending_tag, NULL, auth_step(&s->auth, line));
-}
-
-/* RFC 5161: the reply names what this command newly enabled. */
-void imap_cmd_enable(struct imap_session *s, const struct imap_command *cmd)
-{
-	char enabled[160] = "";
-	size_t i;
-
-	if (cmd->nargs == 0) {
-		imap_tagged(s, cmd->tag, "BAD", "Syntax: ENABLE capability...");
-		return;
-	}
-	for (i = 0; i < cmd->nargs; i++) {
-		bool qresync = imap_arg_equals(&cmd->args[i], "QRESYNC");
-		if (imap_arg_equals(&cmd->args[i], "IMAP4rev2") && !s->rev2) {
-			/* RFC 9051: no \Recent, ESEARCH for SEARCH, UTF-8 names. */
-			s->rev2 = s->utf8 = true;
-			strcat(enabled, " IMAP4rev2");
-		} else if (imap_arg_equals(&cmd->args[i], "UTF8=ACCEPT") && !s->utf8) {
-			/* RFC 6855: UTF-8 mailbox names and quoted strings from now on. */
-			s->utf8 = true;
-			strcat(enabled, " UTF8=ACCEPT");
-		} else if (imap_arg_equals(&cmd->args[i], "CONDSTORE") && !s->condstore) {
-			s->condstore = true;
-			strcat(enabled, " CONDSTORE");
-		} else if (qresync && !s->qresync) {
-			/* QRESYNC implies CONDSTORE (RFC 7162 §3.2.3). */
-			if (!s->condstore)
-				strcat(enabled, " CONDSTORE");
-			s->condstore = s->qresync = true;
-			strcat(enabled, " QRESYNC");
-		}
-	}
-	imap_printf(s, "* ENABLED%s\r\n", enabled);
-	imap_tagged(s, cmd->tag, "OK", "ENABLE completed");
-}
-
-void imap_cmd_namespace(struct imap_session *s, const struct imap_command *cmd)
-{
-	imap_printf(s, "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
-	imap_tagged(s, cmd->tag, "OK", "NAMESPACE completed");
-}
-
-void imap_cmd_idle(struct imap_session *s, const struct imap_command *cmd)
-{
-	snprintf(s->pending_tag, sizeof(s->pending_tag), "%s", cmd->tag);
-	s->mode = IMAP_M_IDLE;
-	imap_printf(s, "+ idling\r\n");
-	imap_view_sync(s, true);
-}
-
-void imap_idle_line(struct imap_session *s, const char *line)
-{
-	s->mode = IMAP_M_COMMAND;
-	if (strcasecmp(line, "DONE") != 0) {
-		imap_tagged(s, s->pending_tag, "BAD", "Expected DONE");
-		return;
-	}
-	imap_tagged(s, s->pending_tag, "OK", "IDLE terminated");
 }

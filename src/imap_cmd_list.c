@@ -2,6 +2,13 @@
  * LIST and LSUB: RFC 3501 §6.3.8-9, extended by LIST-EXTENDED (RFC 5258:
  * selection and return options, several patterns), LIST-STATUS (RFC
  * 5819), SPECIAL-USE (RFC 6154) and CHILDREN (RFC 3348).
+ *
+ * A LIST reads the inbox's mailboxes and subscriptions in one go (at most
+ * STORE_MAX_MAILBOXES and STORE_MAX_SUBSCRIPTIONS, sorted in memory), then
+ * matches and answers in slices across loop passes (struct imap_pending):
+ * each slice matches names worth LIST_SLICE_STEPS matcher steps (and a
+ * STATUS costs LIST_STATUS_STEPS), and waits while the client has not
+ * read what was sent.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -13,6 +20,13 @@
 #include "imap_session.h"
 
 #define LIST_MAX_PATTERNS 16
+/* A slice: this many steps of the matcher (an octet of a name against a
+ * position of a pattern), a few milliseconds; an entry costs
+ * LIST_ENTRY_STEPS besides, a STATUS reply LIST_STATUS_STEPS (a store
+ * query). */
+#define LIST_SLICE_STEPS (1u << 20)
+#define LIST_ENTRY_STEPS 256u
+#define LIST_STATUS_STEPS 16384u
 
 enum {
 	SEL_SUBSCRIBED = 1 << 0,
@@ -38,13 +52,13 @@ struct list_req {
 /* What LIST reports on: existing mailboxes, subscribed names, and the
  * parents of subscribed names (which may be neither). */
 struct entry {
-	char name[STORE_MAILBOX_NAME_MAX];
+	char *name;          /* malloc'd: small entries sort fast */
 	char special_use[16];
+	int64_t mb_id;       /* if it exists */
 	bool exists, subscribed;
 	/* Below it: an existing mailbox, a subscribed name, a subscribed name
 	 * no pattern lists (set per command: see mark_unlisted). */
 	bool child_exists, child_subscribed, child_unlisted;
-	struct store_mailbox mb;
 };
 
 struct entries {
@@ -52,14 +66,26 @@ struct entries {
 	size_t n, cap;
 };
 
-static bool any_match(const struct list_req *r, const char *name)
+/* Adds to *steps what the matcher may take (name length by pattern
+ * length, for each pattern tried). */
+static bool any_match(const struct list_req *r, const char *name, uint64_t *steps)
 {
-	size_t i;
+	size_t i, n = strlen(name);
 
-	for (i = 0; i < r->npat; i++)
+	for (i = 0; i < r->npat; i++) {
+		*steps += (uint64_t)n * (strlen(r->pat[i]) + 1);
 		if (imap_list_match(r->pat[i], name))
 			return true;
+	}
 	return false;
+}
+
+static void entries_free(struct entries *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->e[i].name);
+	free(l->e);
+	memset(l, 0, sizeof(*l));
 }
 
 /* Names in hierarchy order: '/' sorts below every other octet, so the
@@ -98,9 +124,11 @@ static struct entry *entry_add(struct entries *l, const char *name)
 		l->e = p;
 		l->cap = cap;
 	}
-	p = &l->e[l->n++];
+	p = &l->e[l->n];
 	memset(p, 0, sizeof(*p));
-	snprintf(p->name, sizeof(p->name), "%s", name);
+	if ((p->name = strdup(name)) == NULL)
+		return NULL;
+	l->n++;
 	return p;
 }
 
@@ -128,7 +156,7 @@ static int entry_mailbox(const struct store_mailbox *mb, void *arg)
 	if (e == NULL)
 		return STORE_FULL;
 	e->exists = true;
-	e->mb = *mb;
+	e->mb_id = mb->id;
 	snprintf(e->special_use, sizeof(e->special_use), "%s", mb->special_use);
 	return 0;
 }
@@ -203,9 +231,10 @@ static int entries_sorted(struct imap_session *s, struct entries *l)
 			keep->subscribed |= e->subscribed;
 			if (e->exists) {
 				keep->exists = true;
-				keep->mb = e->mb;
+				keep->mb_id = e->mb_id;
 				memcpy(keep->special_use, e->special_use, sizeof(keep->special_use));
 			}
+			free(e->name);
 			continue;
 		}
 		if (n != i)
@@ -222,19 +251,6 @@ static int entries_sorted(struct imap_session *s, struct entries *l)
 	return STORE_OK;
 }
 
-/* Marks the superiors of every subscribed name that no pattern matches:
- * the reason to list a superior for it (RFC 3501 §6.3.9 for LSUB, RFC
- * 5258 §3.5 for RECURSIVEMATCH, which lists such a parent only when the
- * child is not listed too). */
-static void mark_unlisted(const struct list_req *r, struct entries *l)
-{
-	size_t i;
-
-	for (i = 0; i < l->n; i++)
-		if (l->e[i].subscribed && !any_match(r, l->e[i].name))
-			mark_superiors(l, l->e[i].name, mark_unlisted_one);
-}
-
 bool imap_mailbox_has_children(struct imap_session *s, const char *name)
 {
 	struct entries l = { 0 };
@@ -242,7 +258,7 @@ bool imap_mailbox_has_children(struct imap_session *s, const char *name)
 	bool r = entries_sorted(s, &l) == STORE_OK && (e = entry_find(&l, name)) != NULL &&
 	    e->child_exists;
 
-	free(l.e);
+	entries_free(&l);
 	return r;
 }
 /* ---- parsing -------------------------------------------------------------- */
@@ -373,8 +389,11 @@ static void list_entry(struct imap_session *s, const struct list_req *r,
 	if (childinfo)
 		imap_printf(s, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
 	imap_printf(s, "\r\n");
-	if ((r->opts & RET_STATUS) && e->exists)
-		(void)imap_status_write(s, &e->mb, r->status);
+	if ((r->opts & RET_STATUS) && e->exists) {
+		struct store_mailbox mb = { .id = e->mb_id, .inbox_id = s->inbox.id };
+		snprintf(mb.name, sizeof(mb.name), "%s", e->name);
+		(void)imap_status_write(s, &mb, r->status);
+	}
 }
 
 /* RFC 5258 §3 (SUBSCRIBED, RECURSIVEMATCH) and RFC 9051 §6.3.9's table:
@@ -394,60 +413,134 @@ static bool list_subscribed(const struct list_req *r, const struct entries *l,
 	return *childinfo;
 }
 
-static void list_run(struct imap_session *s, const struct list_req *r)
+/* One entry of a LIST, if it is to be listed. */
+static void list_one(struct imap_session *s, const struct list_req *r, const struct entries *l,
+    const struct entry *e, uint64_t *steps)
 {
-	struct entries l = { 0 };
-	size_t i;
+	bool childinfo = false;
 
-	if (entries_sorted(s, &l) == STORE_OK) {
-		if (r->opts & SEL_RECURSIVE)
-			mark_unlisted(r, &l);
-		for (i = 0; i < l.n; i++) {
-			const struct entry *e = &l.e[i];
-			bool childinfo = false;
-			if (!any_match(r, e->name))
-				continue;
-			if ((r->opts & SEL_SPECIAL_USE) && !e->special_use[0])
-				continue;
-			if (r->opts & SEL_SUBSCRIBED) {
-				if (!list_subscribed(r, &l, e, &childinfo))
-					continue;
-			} else if (!e->exists) {
-				continue;
-			}
-			list_entry(s, r, &l, e, childinfo);
-		}
+	if (!any_match(r, e->name, steps))
+		return;
+	if ((r->opts & SEL_SPECIAL_USE) && !e->special_use[0])
+		return;
+	if (r->opts & SEL_SUBSCRIBED) {
+		if (!list_subscribed(r, l, e, &childinfo))
+			return;
+	} else if (!e->exists) {
+		return;
 	}
-	free(l.e);
+	list_entry(s, r, l, e, childinfo);
+	if ((r->opts & RET_STATUS) && e->exists)
+		*steps += LIST_STATUS_STEPS;
 }
 
 /* RFC 3501 §6.3.9: subscribed names, existing or not; a parent that is not
  * subscribed itself, when the pattern's final "%" stops at it above a
  * subscribed child, as \Noselect (as Dovecot: only for a final "%"). */
-static void lsub_run(struct imap_session *s, const struct list_req *r)
+static void lsub_one(struct imap_session *s, const struct list_req *r, bool parents,
+    const struct entry *e, uint64_t *steps)
 {
-	struct entries l = { 0 };
-	size_t i, n = strlen(r->pat[0]);
-	bool parents = n > 0 && r->pat[0][n - 1] == '%';
+	if (!any_match(r, e->name, steps))
+		return;
+	if (e->subscribed)
+		imap_printf(s, "* LSUB () \"/\" ");
+	else if (parents && e->child_unlisted)
+		imap_printf(s, "* LSUB (\\Noselect) \"/\" ");
+	else
+		return;
+	imap_write_mailbox(s, e->name);
+	imap_printf(s, "\r\n");
+}
 
-	if (entries_sorted(s, &l) == STORE_OK) {
-		if (parents)
-			mark_unlisted(r, &l);
-		for (i = 0; i < l.n; i++) {
-			const struct entry *e = &l.e[i];
-			if (!any_match(r, e->name))
-				continue;
-			if (e->subscribed)
-				imap_printf(s, "* LSUB () \"/\" ");
-			else if (parents && e->child_unlisted)
-				imap_printf(s, "* LSUB (\\Noselect) \"/\" ");
-			else
-				continue;
-			imap_write_mailbox(s, e->name);
-			imap_printf(s, "\r\n");
-		}
+/* A LIST or LSUB going on in slices: first the superiors of subscribed
+ * names no pattern matches are marked (the reason to list a superior for
+ * it: RFC 3501 §6.3.9 for LSUB, RFC 5258 §3.5 for RECURSIVEMATCH, which
+ * lists such a parent only when the child is not listed too), then the
+ * entries are answered. */
+struct list_job {
+	const struct imap_command *cmd;
+	struct list_req *r;
+	bool lsub, parents;       /* parents: marking needed */
+	bool marked;
+	struct entries l;
+	size_t next;
+};
+
+static void list_job_free(void *arg)
+{
+	struct list_job *job = arg;
+
+	entries_free(&job->l);
+	free(job->r);
+	free(job);
+}
+
+/* The marking, from job->next on; true when done. */
+static bool mark_step(struct list_job *job, uint64_t *steps)
+{
+	while (job->next < job->l.n && *steps < LIST_SLICE_STEPS) {
+		const struct entry *e = &job->l.e[job->next++];
+		*steps += LIST_ENTRY_STEPS;
+		if (e->subscribed && !any_match(job->r, e->name, steps))
+			mark_superiors(&job->l, e->name, mark_unlisted_one);
 	}
-	free(l.e);
+	return job->next >= job->l.n;
+}
+
+static enum imap_cont list_cont(struct imap_session *s, void *arg)
+{
+	struct list_job *job = arg;
+	uint64_t steps = 0;
+
+	if (!job->marked) {
+		if (!mark_step(job, &steps))
+			return IMAP_CONT_YIELD;
+		job->marked = true;
+		job->next = 0;
+	}
+	while (job->next < job->l.n) {
+		if (steps >= LIST_SLICE_STEPS)
+			return IMAP_CONT_YIELD;
+		if (conn_output_pending(s->conn) >= IMAP_SLICE_OUTPUT)
+			return IMAP_CONT_OUTPUT;
+		const struct entry *e = &job->l.e[job->next++];
+		steps += LIST_ENTRY_STEPS;
+		if (job->lsub)
+			lsub_one(s, job->r, job->parents, e, &steps);
+		else
+			list_one(s, job->r, &job->l, e, &steps);
+	}
+	imap_tagged(s, job->cmd->tag, "OK", "%s completed", job->cmd->verb);
+	return IMAP_CONT_DONE;
+}
+
+/* Reads the entries and answers what fits in this pass; the rest later.
+ * Takes r. */
+static void list_start(struct imap_session *s, const struct imap_command *cmd,
+    struct list_req *r, bool lsub)
+{
+	struct list_job *job = calloc(1, sizeof(*job));
+	size_t n = strlen(r->pat[0]);
+	enum imap_cont rc;
+
+	if (job == NULL) {
+		free(r);
+		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Out of memory");
+		return;
+	}
+	job->cmd = cmd;
+	job->r = r;
+	job->lsub = lsub;
+	job->parents = lsub ? n > 0 && r->pat[0][n - 1] == '%' : (r->opts & SEL_RECURSIVE) != 0;
+	job->marked = !job->parents;
+	/* As before: a store failure lists nothing, and says OK. */
+	if (entries_sorted(s, &job->l) != STORE_OK)
+		entries_free(&job->l);
+	rc = list_cont(s, job);
+	if (rc == IMAP_CONT_DONE)
+		list_job_free(job);
+	else
+		imap_pending_start(s, cmd, rc, list_cont, list_job_free, job);
 }
 
 void imap_cmd_list(struct imap_session *s, const struct imap_command *cmd)
@@ -468,11 +561,8 @@ void imap_cmd_list(struct imap_session *s, const struct imap_command *cmd)
 		imap_printf(s, "* LIST (\\Noselect) \"/\" \"\"\r\n");
 		imap_tagged(s, cmd->tag, "OK", "LIST completed");
 	} else {
-		if (lsub)
-			lsub_run(s, r);
-		else
-			list_run(s, r);
-		imap_tagged(s, cmd->tag, "OK", "%s completed", cmd->verb);
+		list_start(s, cmd, r, lsub);
+		return;
 	}
 	free(r);
 }

@@ -1,6 +1,7 @@
 /*
- * IMAP commands on messages of the selected mailbox: CHECK, CLOSE,
- * UNSELECT, EXPUNGE, UID EXPUNGE, STORE, COPY, MOVE (and their UID forms).
+ * IMAP commands that change messages of the selected mailbox: STORE, COPY
+ * and MOVE (and their UID forms). CHECK, CLOSE and EXPUNGE are in
+ * imap_cmd_expunge.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,76 +10,6 @@
 
 #include "mailsnare/log.h"
 #include "imap_session.h"
-
-void imap_cmd_check(struct imap_session *s, const struct imap_command *cmd)
-{
-	imap_view_sync(s, true);
-	imap_tagged(s, cmd->tag, "OK", "CHECK completed");
-}
-
-/* Removes \Deleted messages of the view (only those in `only`, if given)
- * from the store, in one transaction. */
-static int expunge_deleted(struct imap_session *s, const struct imap_seqset *only)
-{
-	struct imap_view *v = s->view;
-	struct store *st = s->srv->store;
-	size_t i;
-	int rc = store_begin(st);
-
-	for (i = 0; i < v->n && rc == STORE_OK; i++) {
-		struct imap_msg *m = &v->msgs[i];
-		if (!(m->flags & STORE_FLAG_DELETED) || m->gone ||
-		    (only && !imap_seqset_contains(only, m->uid)))
-			continue;
-		rc = store_message_del(st, m->id);
-		if (rc == STORE_NOTFOUND)
-			rc = STORE_OK;   /* another session was first */
-	}
-	if (rc == STORE_OK)
-		return store_commit(st);
-	store_rollback(st);
-	return rc;
-}
-
-void imap_cmd_close(struct imap_session *s, const struct imap_command *cmd)
-{
-	/* CLOSE expunges silently; UNSELECT does not expunge (RFC 3691). */
-	if (strcmp(cmd->verb, "CLOSE") == 0 && !s->view->readonly)
-		(void)expunge_deleted(s, NULL);
-	imap_view_free(s->view);
-	s->view = NULL;
-	imap_search_saved_reset(s);
-	s->dirty = false;
-	s->state = IMAP_AUTH;
-	imap_tagged(s, cmd->tag, "OK", "%s completed", cmd->verb);
-}
-
-void imap_cmd_expunge(struct imap_session *s, const struct imap_command *cmd)
-{
-	struct imap_seqset uids;
-	bool uid = cmd->uid;
-	int rc;
-
-	if (s->view->readonly) {
-		imap_tagged(s, cmd->tag, "NO", "[READ-ONLY] Mailbox is read-only");
-		return;
-	}
-	imap_seqset_init(&uids);
-	if (uid && (cmd->nargs != 1 || cmd->args[0].type != IMAP_ARG_ATOM ||
-	    !imap_view_select(s, cmd->tag, cmd->args[0].str, true, &uids))) {
-		if (cmd->nargs != 1)
-			imap_tagged(s, cmd->tag, "BAD", "Syntax: UID EXPUNGE sequence-set");
-		imap_seqset_free(&uids);
-		return;
-	}
-	rc = expunge_deleted(s, uid ? &uids : NULL);
-	imap_seqset_free(&uids);
-	imap_view_sync(s, true);
-	if (rc != STORE_OK)
-		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] %s", store_errmsg(s->srv->store));
-	else
-		imap_tagged(s, cmd->tag, "OK", "EXPUNGE completed");
-}
 
 /* ---- STORE ---------------------------------------------------------------- */
 
@@ -195,6 +126,21 @@ void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd)
 	imap_seqset_init(&set);
 	if (!imap_view_select(s, cmd->tag, cmd->args[0].str, cmd->uid, &set)) {
 		imap_seqset_free(&set);
+		return;
+	}
+	/* Beyond max-keywords no new keyword is made (as Dovecot, NO and
+	 * nothing stored). Keywords this session knows are not new: no
+	 * look-up for them. */
+	if (r.op != STORE_FLAGS_REMOVE && !imap_view_keywords_known(s, r.kw, r.nkw) &&
+	    (rc = store_mailbox_keywords_room(s->srv->store, s->view->mb.id, r.kw, r.nkw,
+	    NULL)) != STORE_OK) {
+		imap_seqset_free(&set);
+		imap_seqset_free(&r.modified);
+		if (rc == STORE_LIMIT)
+			imap_tagged(s, cmd->tag, "NO", "[LIMIT] Too many keywords in this mailbox"
+			    " (max %u)", store_get_limits(s->srv->store)->keywords);
+		else
+			imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] %s", store_errmsg(s->srv->store));
 		return;
 	}
 	/* New keywords go to FLAGS before any FETCH shows them; other

@@ -5,7 +5,7 @@
  * message's parts; both case-insensitively. ESEARCH result options (RFC
  * 4731) and the saved result "$" of SEARCHRES (RFC 5182), kept as UIDs so
  * that expunges drop out of it by themselves. SORT and THREAD
- * (imap_cmd_sort.c) evaluate their criteria with imap_search_run.
+ * (imap_cmd_sort.c) evaluate their criteria with imap_search_step too.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -364,13 +364,12 @@ static bool eval(struct search_msg *sm, const struct imap_search_node *n)
  * becomes the saved result: UIDs, whatever numbers the key used. */
 static bool resolve_sets(struct imap_session *s, struct imap_search_node *n)
 {
-	struct imap_view *v = s->view;
 	struct imap_seqset out;
 	size_t i;
 
 	if (n->key == IMAP_SK_SEQSET || n->key == IMAP_SK_UID) {
 		bool uid = n->key == IMAP_SK_UID || n->set.saved;
-		uint32_t max = uid ? (v->n ? v->msgs[v->n - 1].uid : 0) : (uint32_t)v->n;
+		uint32_t max = imap_view_star(s, uid);
 		enum imap_seq_rc rc;
 		imap_seqset_init(&out);
 		/* Numbers beyond the mailbox simply match nothing in SEARCH. */
@@ -390,19 +389,9 @@ static bool resolve_sets(struct imap_session *s, struct imap_search_node *n)
 	return true;
 }
 
-/* Where a search is in the view, and what matched so far. */
-struct search_iter {
-	size_t next;
-	size_t *idx, n, cap;
-};
-
-/* A slice of SEARCH's work: when the bodies and headers it read come to
- * this much, the other clients get their turn (the rest in the next pass). */
-#define SEARCH_SLICE_BYTES (4u * 1024 * 1024)
-
 /* Evaluates from it->next on until the view ends (1) or the slice is
  * spent (0); -1 on no memory. */
-static int search_step(struct imap_session *s, struct imap_search *q, struct search_iter *it,
+int imap_search_step(struct imap_session *s, struct imap_search *q, struct imap_search_iter *it,
     uint64_t budget)
 {
 	uint64_t cost = 0;
@@ -411,7 +400,8 @@ static int search_step(struct imap_session *s, struct imap_search *q, struct sea
 		size_t i = it->next++;
 		struct search_msg sm = { .s = s, .m = &s->view->msgs[i], .seq = i + 1 };
 		bool hit = !sm.m->gone && eval(&sm, &q->root);
-		cost += 256 + sm.hdr_len + sm.text_len;
+		cost += IMAP_SLICE_MSG_COST + sm.hdr_len + sm.text_len +
+		    (sm.tree ? IMAP_SLICE_TREE_COST : 0);
 		search_msg_free(&sm);
 		if (hit) {
 			if (it->n == it->cap) {
@@ -429,19 +419,9 @@ static int search_step(struct imap_session *s, struct imap_search *q, struct sea
 	return 1;
 }
 
-bool imap_search_run(struct imap_session *s, struct imap_search *q, size_t **idx, size_t *n)
+bool imap_search_resolve(struct imap_session *s, struct imap_search *q)
 {
-	struct search_iter it = { 0 };
-
-	*idx = NULL;
-	*n = 0;
-	if (!resolve_sets(s, &q->root) || search_step(s, q, &it, UINT64_MAX) < 0) {
-		free(it.idx);
-		return false;
-	}
-	*idx = it.idx;
-	*n = it.n;
-	return true;
+	return resolve_sets(s, &q->root);
 }
 
 /* ---- SEARCHRES: the saved result, as UIDs (RFC 5182) -------------------- */
@@ -598,7 +578,7 @@ static void search_reply(struct imap_session *s, const struct imap_command *cmd,
 struct search_job {
 	const struct imap_command *cmd;
 	struct imap_search q;
-	struct search_iter it;
+	struct imap_search_iter it;
 };
 
 static void search_job_free(void *arg)
@@ -614,7 +594,7 @@ static void search_job_free(void *arg)
 static enum imap_cont search_cont(struct imap_session *s, void *arg)
 {
 	struct search_job *job = arg;
-	int rc = search_step(s, &job->q, &job->it, SEARCH_SLICE_BYTES);
+	int rc = imap_search_step(s, &job->q, &job->it, IMAP_SLICE_BYTES);
 
 	if (rc == 0)
 		return IMAP_CONT_YIELD;

@@ -1,8 +1,14 @@
 /*
  * SORT, UID SORT, THREAD and UID THREAD (RFC 5256, RFC 5957 DISPLAYFROM
- * and DISPLAYTO): the search criteria evaluated by imap_search_run, the
+ * and DISPLAYTO): the search criteria evaluated by imap_search_step, the
  * keys read from the stored MIME structure's envelope fields (References
  * from the header itself), and the ordering and threading of imap_sort.c.
+ *
+ * Both work in slices across loop passes (struct imap_pending): the
+ * search, then the keys of the messages found (each costs a MIME
+ * structure, THREAD's References a header read), as SEARCH does by bytes
+ * read; then the sort or the threading in one go, in memory (O(n log n));
+ * then the response, in pieces that wait for the client to read.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,10 +61,10 @@ static char *env_dup(const struct mime_part *tree, enum mime_env_field f)
 	return v ? strdup(v) : NULL;
 }
 
-/* ---- SORT --------------------------------------------------------------- */
+/* ---- keys --------------------------------------------------------------- */
 
 static bool sort_keys(struct imap_session *s, size_t i, const struct imap_sort_crit *crit,
-    size_t ncrit, bool uid, struct imap_sort_msg *out)
+    size_t ncrit, bool uid, struct imap_sort_msg *out, uint64_t *cost)
 {
 	const struct imap_msg *m = &s->view->msgs[i];
 	struct mime_part *tree = NULL;
@@ -72,8 +78,10 @@ static bool sort_keys(struct imap_session *s, size_t i, const struct imap_sort_c
 	out->size = m->size;
 	for (size_t c = 0; c < ncrit; c++)
 		need_tree |= crit[c].key != IMAP_SORT_ARRIVAL && crit[c].key != IMAP_SORT_SIZE;
-	if (need_tree)
+	if (need_tree) {
 		tree = imap_msg_tree(s, m);
+		*cost += IMAP_SLICE_TREE_COST;
+	}
 	for (size_t c = 0; ok && c < ncrit; c++) {
 		enum imap_sort_key k = crit[c].key;
 		const char *v;
@@ -109,65 +117,14 @@ static bool sort_keys(struct imap_session *s, size_t i, const struct imap_sort_c
 	return ok;
 }
 
-static void sort_msgs_free(struct imap_sort_msg *msgs, size_t n)
-{
-	for (size_t i = 0; msgs && i < n; i++)
-		for (size_t k = 0; k <= IMAP_SORT_DISPLAYTO; k++)
-			free((char *)msgs[i].keys[k]);
-	free(msgs);
-}
-
-void imap_cmd_sort(struct imap_session *s, const struct imap_command *cmd)
-{
-	struct imap_sort_crit crit[SORT_MAX_CRIT];
-	struct imap_sort_msg *msgs = NULL;
-	struct imap_search q = { 0 };
-	struct imap_error err = { 0 };
-	size_t ncrit, *idx = NULL, n = 0, i;
-	bool ok;
-
-	if (cmd->nargs < 3 || cmd->args[0].type != IMAP_ARG_LIST) {
-		imap_tagged(s, cmd->tag, "BAD", "Syntax: SORT (criteria) charset search-keys");
-		return;
-	}
-	if (!imap_sort_parse(&cmd->args[0], crit, SORT_MAX_CRIT, &ncrit, &err)) {
-		imap_search_reply_error(s, cmd->tag, &err, "Bad sort criteria");
-		return;
-	}
-	if (!imap_search_parse(cmd->args + 1, cmd->nargs - 1, &sort_limits, &q, &err)) {
-		imap_search_reply_error(s, cmd->tag, &err, "Invalid search");
-		return;
-	}
-	ok = imap_search_run(s, &q, &idx, &n);
-	imap_search_free(&q);
-	if (ok && n > 0)
-		ok = (msgs = calloc(n, sizeof(*msgs))) != NULL;
-	for (i = 0; ok && i < n; i++)
-		ok = sort_keys(s, idx[i], crit, ncrit, cmd->uid, &msgs[i]);
-	free(idx);
-	if (!ok) {
-		sort_msgs_free(msgs, n);
-		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Sort failed");
-		return;
-	}
-	imap_sort_msgs(msgs, n, crit, ncrit);
-	imap_printf(s, "* SORT");
-	for (i = 0; i < n; i++)
-		imap_printf(s, " %u", msgs[i].id);
-	imap_printf(s, "\r\n");
-	sort_msgs_free(msgs, n);
-	imap_tagged(s, cmd->tag, "OK", "SORT completed");
-}
-
-/* ---- THREAD ------------------------------------------------------------- */
-
 static bool thread_msg(struct imap_session *s, size_t i, enum imap_thread_alg alg, bool uid,
-    struct imap_thread_msg *out)
+    struct imap_thread_msg *out, uint64_t *cost)
 {
 	const struct imap_msg *m = &s->view->msgs[i];
 	struct mime_part *tree = imap_msg_tree(s, m);
 	const char *subject = tree ? mime_part_env(tree, MIME_ENV_SUBJECT) : NULL;
 
+	*cost += IMAP_SLICE_TREE_COST;
 	memset(out, 0, sizeof(*out));
 	out->id = uid ? m->uid : (uint32_t)(i + 1);
 	out->date = sent_date(tree, m);
@@ -176,64 +133,236 @@ static bool thread_msg(struct imap_session *s, size_t i, enum imap_thread_alg al
 		out->message_id = env_dup(tree, MIME_ENV_MESSAGE_ID);
 		out->in_reply_to = env_dup(tree, MIME_ENV_IN_REPLY_TO);
 		out->references = references(s, m, tree);
+		*cost += tree ? tree->hdr_size : 0;
 	}
 	mime_part_free(tree);
 	return out->subject != NULL;
 }
 
-static void thread_msgs_free(struct imap_thread_msg *msgs, size_t n)
+/* ---- a SORT or THREAD in slices ---------------------------------------- */
+
+enum sort_phase { PHASE_SEARCH, PHASE_KEYS, PHASE_OUTPUT };
+
+struct sort_job {
+	const struct imap_command *cmd;
+	bool thread;
+	struct imap_sort_crit crit[SORT_MAX_CRIT];
+	size_t ncrit;
+	enum imap_thread_alg alg;
+	struct imap_search q;
+	struct imap_search_iter it;     /* the messages found: it.idx[0..it.n) */
+	enum sort_phase phase;
+	size_t next;                    /* keys: of it.idx; output: of ids or text */
+	struct imap_sort_msg *smsgs;    /* SORT */
+	struct imap_thread_msg *tmsgs;  /* THREAD */
+	char *text;                     /* THREAD: the response data */
+	size_t text_len;
+	bool started;                   /* the response line is begun */
+};
+
+static void sort_job_free(void *arg)
 {
-	for (size_t i = 0; msgs && i < n; i++) {
-		free((char *)msgs[i].subject);
-		free((char *)msgs[i].message_id);
-		free((char *)msgs[i].in_reply_to);
-		free((char *)msgs[i].references);
+	struct sort_job *job = arg;
+	size_t n = job->it.n, i;
+
+	for (i = 0; job->smsgs && i < n; i++)
+		for (size_t k = 0; k <= IMAP_SORT_DISPLAYTO; k++)
+			free((char *)job->smsgs[i].keys[k]);
+	for (i = 0; job->tmsgs && i < n; i++) {
+		free((char *)job->tmsgs[i].subject);
+		free((char *)job->tmsgs[i].message_id);
+		free((char *)job->tmsgs[i].in_reply_to);
+		free((char *)job->tmsgs[i].references);
 	}
-	free(msgs);
+	free(job->smsgs);
+	free(job->tmsgs);
+	free(job->text);
+	free(job->it.idx);
+	imap_search_free(&job->q);
+	free(job);
+}
+
+/* The keys of the messages found, from job->next on, within the budget;
+ * true when all are in. *ok false on no memory. */
+static bool keys_step(struct imap_session *s, struct sort_job *job, bool *ok)
+{
+	uint64_t cost = 0;
+
+	while (*ok && job->next < job->it.n && cost < IMAP_SLICE_BYTES) {
+		size_t i = job->next, at = job->it.idx[i];
+
+		cost += IMAP_SLICE_MSG_COST;
+		if (job->thread)
+			*ok = thread_msg(s, at, job->alg, job->cmd->uid, &job->tmsgs[i], &cost);
+		else
+			*ok = sort_keys(s, at, job->crit, job->ncrit, job->cmd->uid, &job->smsgs[i],
+			    &cost);
+		job->next++;
+	}
+	return job->next >= job->it.n;
+}
+
+/* Orders (or threads) what the keys give, in memory; false on no memory. */
+static bool sort_finish(struct sort_job *job)
+{
+	struct imap_thread t = { 0 };
+	bool ok;
+
+	job->next = 0;
+	if (!job->thread) {
+		imap_sort_msgs(job->smsgs, job->it.n, job->crit, job->ncrit);
+		return true;
+	}
+	ok = imap_thread_build(job->tmsgs, job->it.n, job->alg, &t);
+	if (ok)
+		ok = (job->text = imap_thread_format(&t, job->tmsgs)) != NULL;
+	imap_thread_free(&t);
+	job->text_len = ok ? strlen(job->text) : 0;
+	return ok;
+}
+
+/* "* SORT 3 1 2" or "* THREAD (1)(2 3)", a piece at a time while the
+ * client reads; true once the line is complete. */
+static bool output_step(struct imap_session *s, struct sort_job *job)
+{
+	char buf[4096];
+	size_t len = 0, n = job->thread ? job->text_len : job->it.n;
+
+	if (!job->started) {
+		job->started = true;
+		imap_printf(s, "* %s", job->thread ? (n > 0 ? "THREAD " : "THREAD") : "SORT");
+	}
+	while (job->next < n) {
+		if (conn_output_pending(s->conn) >= IMAP_SLICE_OUTPUT)
+			return false;
+		if (job->thread) {
+			len = n - job->next < sizeof(buf) ? n - job->next : sizeof(buf);
+			conn_write(s->conn, job->text + job->next, len);
+			job->next += len;
+			continue;
+		}
+		for (len = 0; job->next < n && len + 16 < sizeof(buf); job->next++)
+			len += (size_t)snprintf(buf + len, sizeof(buf) - len, " %u",
+			    job->smsgs[job->next].id);
+		conn_write(s->conn, buf, len);
+	}
+	imap_printf(s, "\r\n");
+	return true;
+}
+
+static enum imap_cont sort_cont(struct imap_session *s, void *arg)
+{
+	struct sort_job *job = arg;
+	const char *what = job->thread ? "THREAD" : "SORT";
+	bool ok = true;
+	int rc;
+
+	switch (job->phase) {
+	case PHASE_SEARCH:
+		if ((rc = imap_search_step(s, &job->q, &job->it, IMAP_SLICE_BYTES)) == 0)
+			return IMAP_CONT_YIELD;
+		if (rc < 0)
+			break;
+		job->phase = PHASE_KEYS;
+		job->next = 0;
+		if (job->thread)
+			ok = (job->tmsgs = calloc(job->it.n ? job->it.n : 1,
+			    sizeof(*job->tmsgs))) != NULL;
+		else
+			ok = (job->smsgs = calloc(job->it.n ? job->it.n : 1,
+			    sizeof(*job->smsgs))) != NULL;
+		if (!ok)
+			break;
+		/* fall through */
+	case PHASE_KEYS:
+		if (!keys_step(s, job, &ok) && ok)
+			return IMAP_CONT_YIELD;
+		if (!ok || !sort_finish(job))
+			break;
+		job->phase = PHASE_OUTPUT;
+		/* fall through */
+	case PHASE_OUTPUT:
+		if (!output_step(s, job))
+			return IMAP_CONT_OUTPUT;
+		imap_tagged(s, job->cmd->tag, "OK", "%s completed", what);
+		return IMAP_CONT_DONE;
+	}
+	imap_tagged(s, job->cmd->tag, "NO", "[SERVERBUG] %s failed",
+	    job->thread ? "Thread" : "Sort");
+	return IMAP_CONT_DONE;
+}
+
+/* Parses the search program, resolves it, and runs the first slice; the
+ * rest in later passes. The job is freed here unless it goes on. */
+static void sort_start(struct imap_session *s, const struct imap_command *cmd,
+    struct sort_job *job)
+{
+	struct imap_error err = { 0 };
+
+	job->cmd = cmd;
+	if (!imap_search_parse(cmd->args + 1, cmd->nargs - 1, &sort_limits, &job->q, &err)) {
+		imap_search_reply_error(s, cmd->tag, &err, "Invalid search");
+		free(job);
+		return;
+	}
+	if (!imap_search_resolve(s, &job->q)) {
+		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] %s failed",
+		    job->thread ? "Thread" : "Sort");
+		sort_job_free(job);
+		return;
+	}
+	switch (sort_cont(s, job)) {
+	case IMAP_CONT_DONE:
+		sort_job_free(job);
+		break;
+	case IMAP_CONT_YIELD:
+		imap_pending_start(s, cmd, IMAP_CONT_YIELD, sort_cont, sort_job_free, job);
+		break;
+	default:   /* IMAP_CONT_OUTPUT (sort never waits for anything else) */
+		imap_pending_start(s, cmd, IMAP_CONT_OUTPUT, sort_cont, sort_job_free, job);
+		break;
+	}
+}
+
+void imap_cmd_sort(struct imap_session *s, const struct imap_command *cmd)
+{
+	struct imap_error err = { 0 };
+	struct sort_job *job;
+
+	if (cmd->nargs < 3 || cmd->args[0].type != IMAP_ARG_LIST) {
+		imap_tagged(s, cmd->tag, "BAD", "Syntax: SORT (criteria) charset search-keys");
+		return;
+	}
+	if ((job = calloc(1, sizeof(*job))) == NULL) {
+		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Out of memory");
+		return;
+	}
+	if (!imap_sort_parse(&cmd->args[0], job->crit, SORT_MAX_CRIT, &job->ncrit, &err)) {
+		imap_search_reply_error(s, cmd->tag, &err, "Bad sort criteria");
+		free(job);
+		return;
+	}
+	sort_start(s, cmd, job);
 }
 
 void imap_cmd_thread(struct imap_session *s, const struct imap_command *cmd)
 {
-	enum imap_thread_alg alg;
-	struct imap_thread_msg *msgs = NULL;
-	struct imap_thread t = { 0 };
-	struct imap_search q = { 0 };
 	struct imap_error err = { 0 };
-	size_t *idx = NULL, n = 0, i;
-	char *text = NULL;
-	bool ok;
+	struct sort_job *job;
 
 	if (cmd->nargs < 3) {
 		imap_tagged(s, cmd->tag, "BAD", "Syntax: THREAD algorithm charset search-keys");
 		return;
 	}
-	if (!imap_thread_parse(&cmd->args[0], &alg, &err)) {
+	if ((job = calloc(1, sizeof(*job))) == NULL) {
+		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Out of memory");
+		return;
+	}
+	job->thread = true;
+	if (!imap_thread_parse(&cmd->args[0], &job->alg, &err)) {
 		imap_search_reply_error(s, cmd->tag, &err, "Unknown threading algorithm");
+		free(job);
 		return;
 	}
-	if (!imap_search_parse(cmd->args + 1, cmd->nargs - 1, &sort_limits, &q, &err)) {
-		imap_search_reply_error(s, cmd->tag, &err, "Invalid search");
-		return;
-	}
-	ok = imap_search_run(s, &q, &idx, &n);
-	imap_search_free(&q);
-	if (ok)
-		ok = (msgs = calloc(n ? n : 1, sizeof(*msgs))) != NULL;
-	for (i = 0; ok && i < n; i++)
-		ok = thread_msg(s, idx[i], alg, cmd->uid, &msgs[i]);
-	free(idx);
-	if (ok)
-		ok = imap_thread_build(msgs, n, alg, &t);
-	if (ok)
-		ok = (text = imap_thread_format(&t, msgs)) != NULL;
-	imap_thread_free(&t);
-	thread_msgs_free(msgs, n);
-	if (!ok) {
-		free(text);
-		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Thread failed");
-		return;
-	}
-	imap_printf(s, "* THREAD%s%s\r\n", text[0] ? " " : "", text);
-	free(text);
-	imap_tagged(s, cmd->tag, "OK", "THREAD completed");
+	sort_start(s, cmd, job);
 }

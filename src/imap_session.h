@@ -110,6 +110,14 @@ struct imap_session {
 	struct imap_pending pending;   /* a command not finished yet (cmd != NULL) */
 	struct event *ev_resume;       /* its next slice (IMAP_CONT_YIELD) */
 	struct imap_seqset search_saved; /* SEARCHRES "$": UIDs (imap_cmd_search.c) */
+	/* "*" as the client knew the view when the command came, before the
+	 * sync that precedes the command announced new messages: its set
+	 * refers to that view (RFC 9051 §6.4.7, as Dovecot, which announces
+	 * them after the command). Set by imap_dispatch. */
+	struct {
+		const struct imap_view *view;
+		uint32_t msn, uid;
+	} star;
 	struct imap_append_spool append_spool;
 };
 
@@ -160,9 +168,15 @@ void imap_view_send_flags(struct imap_session *s, const char *keywords);
 /* The same again with any of kw[] the client does not know yet, before a
  * FETCH shows them (RFC 3501 §7.2.6); nothing if it knows them all. */
 void imap_view_announce_keywords(struct imap_session *s, const char *const *kw, size_t n);
+/* true if every keyword of kw was in the last FLAGS sent (so none is new
+ * to the mailbox, as far as this session knows). */
+bool imap_view_keywords_known(const struct imap_session *s, const char *const *kw, size_t n);
 /* A CONDSTORE enabling command (RFC 7162 §3.1) turns CONDSTORE on; with a
  * mailbox selected the first one also reports "* OK [HIGHESTMODSEQ n]". */
 void imap_condstore_enable(struct imap_session *s);
+/* The value of "*" in a message set (MSN or UID) of the command running:
+ * the last message of the view as the client knew it at its start. */
+uint32_t imap_view_star(struct imap_session *s, bool uid);
 /* Evaluates a sequence set (MSN or UID) into view indexes; false after a
  * tagged BAD/NO was sent. */
 bool imap_view_select(struct imap_session *s, const char *tag, const char *set, bool uid,
@@ -189,20 +203,23 @@ int imap_msg_send(struct imap_session *s, const struct imap_msg *m, uint64_t off
     uint64_t len);
 
 /* Command handlers, by file. */
+/* imap_cmd_session.c */
 void imap_cmd_capability(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_noop(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_logout(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_id(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_namespace(struct imap_session *s, const struct imap_command *cmd);
+/* imap_cmd_auth.c */
 void imap_cmd_starttls(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_login(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_authenticate(struct imap_session *s, const struct imap_command *cmd);
-void imap_cmd_id(struct imap_session *s, const struct imap_command *cmd);
-void imap_cmd_enable(struct imap_session *s, const struct imap_command *cmd);
-void imap_cmd_namespace(struct imap_session *s, const struct imap_command *cmd);
-void imap_cmd_idle(struct imap_session *s, const struct imap_command *cmd);
-void imap_cmd_compress(struct imap_session *s, const struct imap_command *cmd);
 void imap_auth_line(struct imap_session *s, const char *line);
 void imap_auth_delay_cb(evutil_socket_t fd, short what, void *arg);
+/* imap_cmd_enable.c, imap_cmd_idle.c, imap_cmd_compress.c */
+void imap_cmd_enable(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_idle(struct imap_session *s, const struct imap_command *cmd);
 void imap_idle_line(struct imap_session *s, const char *line);
+void imap_cmd_compress(struct imap_session *s, const struct imap_command *cmd);
 
 void imap_cmd_select(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_create(struct imap_session *s, const struct imap_command *cmd);
@@ -225,9 +242,11 @@ void imap_append_spool_drop(struct imap_session *s);
 bool imap_mailbox_arg(struct imap_session *s, const struct imap_command *cmd, size_t i,
     char *out);
 
+/* imap_cmd_expunge.c */
 void imap_cmd_check(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_close(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_expunge(struct imap_session *s, const struct imap_command *cmd);
+/* imap_cmd_message.c, imap_fetch.c */
 void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_copy(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_fetch(struct imap_session *s, const struct imap_command *cmd);
@@ -239,11 +258,33 @@ void imap_pending_start(struct imap_session *s, const struct imap_command *cmd,
  * the loop (never from inside this call). */
 void imap_pending_wake(struct imap_session *s);
 void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd);
-/* Evaluates a parsed program over the view: the matching messages as view
- * indexes in ascending order (*idx malloc'd). Resolves its sets in place.
- * false on an invalid set or no memory. */
+/*
+ * Long commands work in slices (struct imap_pending, IMAP_CONT_YIELD):
+ * one slice reads about IMAP_SLICE_BYTES of headers and bodies, counting
+ * each message as IMAP_SLICE_MSG_COST bytes more, and one whose MIME
+ * structure had to be loaded as IMAP_SLICE_TREE_COST more (what loading it
+ * costs against reading bytes: a few microseconds). A slice is then a few
+ * milliseconds at most; output goes out in pieces of IMAP_SLICE_OUTPUT,
+ * waiting (IMAP_CONT_OUTPUT) while more than that is queued.
+ */
+#define IMAP_SLICE_BYTES (4u * 1024 * 1024)
+#define IMAP_SLICE_MSG_COST 256u
+#define IMAP_SLICE_TREE_COST 8192u
+#define IMAP_SLICE_OUTPUT (64u * 1024)
+
+/* A parsed program evaluated over the view in slices: the matching
+ * messages as view indexes in ascending order. imap_search_resolve first
+ * (resolves its sets in place; false on an invalid set or no memory), then
+ * imap_search_step until it returns 1 (0: the budget is spent, call again
+ * in a later pass; -1: no memory). Free it->idx. */
 struct imap_search;
-bool imap_search_run(struct imap_session *s, struct imap_search *q, size_t **idx, size_t *n);
+struct imap_search_iter {
+	size_t next;
+	size_t *idx, n, cap;
+};
+bool imap_search_resolve(struct imap_session *s, struct imap_search *q);
+int imap_search_step(struct imap_session *s, struct imap_search *q, struct imap_search_iter *it,
+    uint64_t budget);
 /* The tagged NO/BAD for a program that failed to parse. */
 void imap_search_reply_error(struct imap_session *s, const char *tag,
     const struct imap_error *err, const char *what);

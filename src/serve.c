@@ -90,7 +90,8 @@ static SSL_CTX *serve_tls(const struct config *cfg)
 
 	if (cfg->tls_cert[0] != '\0') {
 		snprintf(cert, sizeof(cert), "%s", cfg->tls_cert);
-		snprintf(key, sizeof(key), "%s", cfg->tls_key[0] ? cfg->tls_key : cfg->tls_cert);
+		/* config_load makes sure the key comes with the certificate. */
+		snprintf(key, sizeof(key), "%s", cfg->tls_key);
 	} else {
 		/* dirname() may return a static "." rather than edit dir. */
 		snprintf(dir, sizeof(dir), "%s", cfg->db);
@@ -262,8 +263,10 @@ int serve_run(const struct config *cfg)
 	 * top twice (brk). Keeping 2 MiB of free heap avoids that. */
 	mallopt(M_TRIM_THRESHOLD, 2 * 1024 * 1024);
 	srv.auth.accept_any = cfg->auth_accept_any;
+	srv.auth.budget.failures = cfg->auth_fail_limit;
 	if ((srv.store = store_open(&(struct store_options){ .path = cfg->db,
-	    .durability = cfg->durability, .err = err, .errlen = sizeof(err) })) == NULL) {
+	    .durability = cfg->durability, .err = err, .errlen = sizeof(err),
+	    .limits = { cfg->max_mailboxes, cfg->max_subscriptions, cfg->max_keywords } })) == NULL) {
 		fprintf(stderr, "mailsnare: %s: %s\n", cfg->db, err);
 		return 1;
 	}

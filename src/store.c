@@ -230,11 +230,14 @@ static const char *const query_sql[Q_COUNT] = {
 	    " (SELECT inbox_id FROM mailbox b WHERE b.id = message.mailbox_id)",
 	[Q_MSG_DEL_INBOX] = "DELETE FROM message WHERE mailbox_id IN"
 	    " (SELECT id FROM mailbox WHERE inbox_id = ?1) RETURNING mailbox_id, id, ?1",
-	/* LIMIT -1 OFFSET keep: every message but the newest `keep`. */
+	/* The oldest ?3 of those at or below the newest UID beyond `keep`
+	 * (LIMIT 1 OFFSET keep from the top): a bounded step. */
 	[Q_PRUNE] = "DELETE FROM message WHERE id IN (SELECT id FROM message"
-	    " WHERE mailbox_id = (SELECT id FROM mailbox"
-	    "  WHERE inbox_id = ?1 AND name = 'INBOX')"
-	    " ORDER BY uid DESC LIMIT -1 OFFSET ?2) RETURNING mailbox_id, id, ?1",
+	    " WHERE mailbox_id = (SELECT id FROM mailbox WHERE inbox_id = ?1 AND name = 'INBOX')"
+	    " AND uid <= (SELECT uid FROM message WHERE mailbox_id ="
+	    "  (SELECT id FROM mailbox WHERE inbox_id = ?1 AND name = 'INBOX')"
+	    "  ORDER BY uid DESC LIMIT 1 OFFSET ?2)"
+	    " ORDER BY uid LIMIT ?3) RETURNING mailbox_id, id, ?1",
 	[Q_INTEGRITY] = "PRAGMA integrity_check",
 	[Q_MAILBOX_GET] = MAILBOX_COLS "WHERE b.inbox_id = ?1 AND b.name = ?2",
 	[Q_MAILBOX_MSGS] = "SELECT m.id, m.uid, m.flags, m.size, m.internal_date, m.modseq,"
@@ -522,6 +525,38 @@ static int configure(struct sqlite_store *st, enum durability durability)
 	    "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
 }
 
+/* The database header's application_id (SQLite's file format, offset 68):
+ * "MSNR". Files made before it was set have 0 and our tables. */
+#define STORE_APPLICATION_ID 0x4d534e52
+
+/* Refuses a database some other program made (a wrong --db would
+ * otherwise get our tables added to it): ours has our application_id, or
+ * is empty (new), or is one of ours from before the id (0, a
+ * user_version and an inbox table). Marks it as ours. */
+static int check_ours(struct sqlite_store *st, int64_t version)
+{
+	int64_t app = 0, tables = 0, inbox = 0;
+	char sql[64];
+	int rc;
+
+	if ((rc = pragma_int(st, "PRAGMA application_id", &app)) != STORE_OK)
+		return rc;
+	if (app == STORE_APPLICATION_ID)
+		return STORE_OK;
+	if (app != 0)
+		return store_set_err(st, STORE_ERR, "not a mailsnare database"
+		    " (application_id %" PRId64 ")", app);
+	if ((rc = pragma_int(st, "SELECT count(*) FROM sqlite_master", &tables)) != STORE_OK ||
+	    (rc = pragma_int(st, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+	    " AND name = 'inbox'", &inbox)) != STORE_OK)
+		return rc;
+	if (tables > 0 && (version == 0 || inbox == 0))
+		return store_set_err(st, STORE_ERR, "not a mailsnare database"
+		    " (it has tables of another program)");
+	snprintf(sql, sizeof(sql), "PRAGMA application_id = %d", STORE_APPLICATION_ID);
+	return exec(st, sql);
+}
+
 static int migrate_steps(struct sqlite_store *st)
 {
 	char sql[64];
@@ -529,6 +564,8 @@ static int migrate_steps(struct sqlite_store *st)
 	int rc;
 
 	rc = pragma_int(st, "PRAGMA user_version", &v);
+	if (rc == STORE_OK)
+		rc = check_ours(st, v);
 	if (rc != STORE_OK)
 		return rc;
 	if (v > SCHEMA_VERSION)
@@ -862,11 +899,12 @@ int sq_inbox_add(struct store *base, const char *name, const char *password,
 {
 	struct sqlite_store *st = sqlite_store_of(base);
 	int64_t id = 0, now = (int64_t)time(NULL);
+	const char *why = name != NULL ? store_inbox_name_check(name, strlen(name)) : "empty";
 	struct wtx w;
 	int rc;
 
-	if (!store_inbox_name_valid(name))
-		return store_set_err(st, STORE_ERR, "invalid inbox name");
+	if (why != NULL)
+		return store_set_err(st, STORE_ERR, "invalid inbox name: %s", why);
 	if (password == NULL)
 		password = "";
 	if ((rc = check_password(st, password)) != STORE_OK)
@@ -1238,8 +1276,10 @@ static int delete_by_id(struct sqlite_store *st, enum query q, int64_t id, int64
 	s = store_stmt_get(st, q, &rc);
 	if (s != NULL) {
 		sqlite3_bind_int64(s, 1, id);
-		if (q == Q_PRUNE)
+		if (q == Q_PRUNE) {
 			sqlite3_bind_int64(s, 2, arg2);
+			sqlite3_bind_int64(s, 3, STORE_PRUNE_STEP);
+		}
 		rc = delete_rows(st, s, changes);
 		store_stmt_put(st, q, s);
 	}
@@ -1255,10 +1295,11 @@ static int delete_by_id(struct sqlite_store *st, enum query q, int64_t id, int64
 int sq_inbox_prune(struct store *base, int64_t inbox_id, uint64_t keep)
 {
 	struct sqlite_store *st = sqlite_store_of(base);
-	int64_t n;
-
-	return delete_by_id(st, Q_PRUNE, inbox_id,
+	int64_t n = 0;
+	int rc = delete_by_id(st, Q_PRUNE, inbox_id,
 	    keep > INT64_MAX ? INT64_MAX : (int64_t)keep, &n);
+
+	return rc == STORE_OK && n >= STORE_PRUNE_STEP ? STORE_MORE : rc;
 }
 
 int sq_message_del(struct store *base, int64_t id)

@@ -144,6 +144,7 @@ struct store_sub {
 /* What every backend's store begins with. */
 struct store {
 	const struct store_backend *be;
+	struct store_limits limits;    /* set by store_open, defaults filled in */
 	struct store_sub *subs;
 	size_t n_subs, cap_subs;
 	unsigned dispatching;

@@ -21,8 +21,8 @@ struct event;
 /*
  * Failed logins counted per client address, across every connection and
  * protocol, as a leaky bucket: each failure adds one, and the level drains
- * by AUTH_BUDGET_FAILURES a minute. While the level is under
- * AUTH_BUDGET_FAILURES (a fixture that mistyped a few times, the test
+ * by the budget (key auth-fail-limit, default AUTH_BUDGET_FAILURES) a
+ * minute. While the level is under the budget (a fixture that mistyped a few times, the test
  * suite's deliberate failures), only the connection's own delay applies.
  * Beyond it, the failures of that address are answered one at a time,
  * AUTH_BUDGET_SPACING_MS apart, whatever connection they come on: 20-50
@@ -47,6 +47,7 @@ struct auth_budget_entry {
 };
 
 struct auth_budget {
+	unsigned failures;           /* a minute; 0: AUTH_BUDGET_FAILURES */
 	struct auth_budget_entry e[AUTH_BUDGET_ADDRS];
 };
 

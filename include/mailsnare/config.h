@@ -46,6 +46,10 @@ struct config {
 	unsigned pop3_timeout;               /* seconds idle before a POP3 session ends */
 	unsigned imap_timeout;               /* seconds idle before an IMAP autologout */
 	unsigned login_timeout;              /* seconds before login, and for a TLS handshake */
+	unsigned max_mailboxes;              /* per inbox */
+	unsigned max_subscriptions;          /* per inbox */
+	unsigned max_keywords;               /* distinct keywords per mailbox */
+	unsigned auth_fail_limit;            /* failed logins a minute per client address */
 	enum durability durability;
 	enum log_level log_level;
 	char ready_file[PATH_MAX];           /* "" = none */
@@ -81,6 +85,9 @@ void config_free(struct config *cfg);
 
 /* true if `key` is a known serve key (also "c" and "inbox"). */
 bool config_key_known(const char *key);
+/* The i-th key of the table ("config", "db", ...), NULL past the last:
+ * for tests that go over every key. */
+const char *config_key_name(size_t i);
 /* true if `key` takes a yes/no value (a bare flag then means yes). */
 bool config_key_is_bool(const char *key);
 

@@ -31,6 +31,7 @@ import unittest
 import harness
 from harness import SOCK_TIMEOUT
 from imap_helpers import RawIMAP, new_inbox, simple_message, smtp_send, status_of
+from imap_model import seqset_values
 
 EXPUNGE_RE = re.compile(rb"^\* (\d+) EXPUNGE$")
 VANISHED_RE = re.compile(rb"^\* VANISHED (?!\(EARLIER\))(\S+)$")
@@ -41,17 +42,6 @@ UID_RE = re.compile(rb"\bUID (\d+)\b")
 # The CLI writes from another process; the server polls for that every
 # 0.5 s (SERVE_EXTERNAL_POLL_MS): wait up to this long for it to show.
 EXTERNAL_WAIT = 5.0
-
-
-def uid_set(text):
-    """UIDs of a sequence set such as b"3:5,7"."""
-    out = []
-    for part in text.split(b","):
-        lo, _, hi = part.partition(b":")
-        lo = int(lo)
-        hi = int(hi) if hi else lo
-        out += range(min(lo, hi), max(lo, hi) + 1)
-    return out
 
 
 class Session:
@@ -141,7 +131,7 @@ class Session:
             m = VANISHED_RE.match(line)
             if m:
                 self.test.assertTrue(self.qresync, "VANISHED without QRESYNC: %r" % untagged)
-                for uid in uid_set(m.group(1)):
+                for uid in seqset_values(m.group(1)):
                     self.test.assertIn(uid, self.uids, "VANISHED of a UID the session "
                                        "does not have: %r" % untagged)
                     self.uids.remove(uid)

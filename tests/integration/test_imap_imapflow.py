@@ -13,17 +13,15 @@ import base64
 import json
 import os
 import select
-import shutil
 import smtplib
 import subprocess
 import tempfile
 import time
-import unittest
 
 import harness
+import node_helpers
 from harness import SOCK_TIMEOUT
 
-NPM_TIMEOUT = 300
 SCRIPT_TIMEOUT = 60
 
 SCRIPT = r"""
@@ -105,40 +103,6 @@ const b64 = buf => Buffer.from(buf).toString('base64');
 """
 
 
-def node_prefix():
-    """Where imapflow is (or will be) installed: the source tree's
-    tests/integration when writable, else the build tree."""
-    src = os.environ.get("MAILSNARE_SRCDIR")
-    if src:
-        d = os.path.join(src, "tests", "integration")
-        if os.access(d, os.W_OK):
-            return d
-    return os.path.join(os.getcwd(), "tests", "integration")
-
-
-def ensure_imapflow():
-    """The NODE_PATH to use; raises SkipTest without node or npm."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        raise unittest.SkipTest("imapflow test skipped: %s not found (install Node.js and npm, "
-                                "e.g. apt-get install nodejs npm)"
-                                % " and ".join(n for n, p in (("node", node), ("npm", npm))
-                                               if not p))
-    prefix = node_prefix()
-    modules = os.path.join(prefix, "node_modules")
-    if not os.path.isfile(os.path.join(modules, "imapflow", "package.json")):
-        os.makedirs(prefix, exist_ok=True)
-        cp = subprocess.run([npm, "install", "--no-save", "--no-audit", "--no-fund",
-                             "--no-package-lock", "--loglevel=error", "--prefix", prefix,
-                             "imapflow"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, timeout=NPM_TIMEOUT)
-        if cp.returncode != 0:
-            raise AssertionError("npm install imapflow failed (status %d):\n%s"
-                                 % (cp.returncode, cp.stdout.decode("utf-8", "replace")[-3000:]))
-    return modules
-
-
 def new_inbox(server, tag):
     name = "flow-%s-%d" % (tag, os.getpid())
     server.inbox_add(name, "pw-" + name)
@@ -165,7 +129,7 @@ class ImapflowTest(harness.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.node_path = ensure_imapflow()
+        cls.node_path = node_helpers.ensure_package("imapflow")
         super().setUpClass()
         cls.tmpdir = tempfile.TemporaryDirectory(prefix="mailsnare-imapflow-")
         cls.script = os.path.join(cls.tmpdir.name, "flow.js")

@@ -11,7 +11,7 @@ import unittest
 
 import harness
 from harness import CRLF
-from imap_helpers import RawIMAP, new_inbox, status_of
+from imap_helpers import raw_login, new_inbox, status_of
 
 # The mailboxes every inbox starts with, subscribed, as LIST (SUBSCRIBED)
 # shows them, in the order LIST sends them.
@@ -41,11 +41,7 @@ class EdgeTest(unittest.TestCase):
         if user is None:
             user, pw = new_inbox(self.server)
             self.user, self.pw = user, pw
-        imap = RawIMAP(self.server.addr("imap"))
-        self.addCleanup(imap.close)
-        imap.greeting()
-        imap.login(user, pw)
-        return imap
+        return raw_login(self.server, user, pw, self.addCleanup)
 
     def ok(self, imap, text):
         untagged, tagged = imap.command(text)

@@ -384,14 +384,21 @@ class TestAcceptAny(SmtplibCase):
     def test_cram_md5_creates_inbox(self):
         self._check("CRAM-MD5", "fixture-cram")
 
-    def test_second_login_other_password(self):
-        for pw in ("first", "second"):
-            smtp = self.connect()
-            self.assertAuthOk(smtp, "PLAIN", "fixture-twice", pw)
-            data = message("twice " + pw, [pw.encode()])
-            msg_id = self.send(smtp, data)
-            self.assertStored(msg_id, normalize(data), inbox="fixture-twice")
-        self.assertEqual(len(self.server.message_ids("fixture-twice")), 2)
+    def test_existing_inbox_keeps_its_password(self):
+        # The first login creates the inbox with its password; another
+        # password is then wrong, as it would be without accept-any.
+        smtp = self.connect()
+        self.assertAuthOk(smtp, "PLAIN", "fixture-twice", "first")
+        data = message("twice first", [b"first"])
+        msg_id = self.send(smtp, data)
+        self.assertStored(msg_id, normalize(data), inbox="fixture-twice")
+        smtp = self.connect()
+        with self.assertRaises(smtplib.SMTPAuthenticationError) as cm:
+            self.auth(smtp, "PLAIN", "fixture-twice", "second")
+        self.assertEqual(cm.exception.smtp_code, 535)
+        smtp = self.connect()
+        self.assertAuthOk(smtp, "PLAIN", "fixture-twice", "first")
+        self.assertEqual(self.server.message_ids("fixture-twice"), [msg_id])
 
 
 class TestNoPlaintextAuth(SmtplibCase):

@@ -818,6 +818,29 @@ CONFORMANCE(prune_keeps_newest)
 	store_close(st);
 }
 
+/* A large excess goes STORE_PRUNE_STEP at a time, oldest first. */
+CONFORMANCE(prune_in_steps)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct seen s = { 0 };
+	int i;
+
+	cr_assert_eq(store_begin(st), STORE_OK);
+	for (i = 0; i < STORE_PRUNE_STEP + 12; i++)
+		add_text(st, in.id, "m");
+	cr_assert_eq(store_commit(st), STORE_OK);
+	cr_assert_eq(store_inbox_prune(st, in.id, 2), STORE_MORE);
+	cr_assert_eq(count_all(st, "dev"), 12);
+	cr_assert_eq(store_inbox_prune(st, in.id, 2), STORE_OK);
+	cr_assert_eq(store_inbox_prune(st, in.id, 2), STORE_OK);
+	cr_assert_eq(store_message_foreach(st, "dev", collect, &s), STORE_OK);
+	cr_assert_eq(s.n, 2);
+	cr_assert_eq(s.uid[0], STORE_PRUNE_STEP + 11);
+	cr_assert_eq(s.uid[1], STORE_PRUNE_STEP + 12);
+	store_close(st);
+}
+
 CONFORMANCE(del_inbox_messages)
 {
 	struct store *st = open_store();
