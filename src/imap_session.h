@@ -201,6 +201,10 @@ char *imap_msg_read(struct imap_session *s, const struct imap_msg *m, uint64_t o
 /* Streams bytes [off, off+len) of a message to the client. */
 int imap_msg_send(struct imap_session *s, const struct imap_msg *m, uint64_t off,
     uint64_t len);
+/* The same bytes appended to b instead; b is as before on failure. */
+struct imap_buf;
+int imap_msg_copy(struct imap_session *s, const struct imap_msg *m, uint64_t off,
+    uint64_t len, struct imap_buf *b);
 
 /* Command handlers, by file. */
 /* imap_cmd_session.c */

@@ -169,16 +169,16 @@ bool msg_search_contains(const char *hay, size_t haylen, const char *needle, siz
 {
 	const unsigned char *h = (const unsigned char *)hay, *nd = (const unsigned char *)needle;
 	size_t i;
+	uint32_t cp;
+	bool ok;
 
 	if (nlen == 0)
 		return true;
-	/* Only at character starts: a needle never matches half a character. */
-	for (i = 0; i < haylen; i++) {
-		if ((h[i] & 0xc0) == 0x80)
-			continue;
+	/* Only at character starts (an invalid byte is one of its own): a
+	 * needle never matches half a character. */
+	for (i = 0; i < haylen; i += utf8_get(h + i, haylen - i, &cp, &ok))
 		if (starts_folded(h + i, haylen - i, nd, nlen))
 			return true;
-	}
 	return false;
 }
 
@@ -387,32 +387,55 @@ static const char *trim(char *v)
 	return v;
 }
 
+/* A value for an error message: at most 40 bytes, never half a
+ * character, control characters as '?' (the message is one line). */
+static const char *shown(const char *v, char *buf, size_t len)
+{
+	size_t i = 0, n;
+	uint32_t cp;
+	bool ok;
+
+	while (v[i] != '\0') {
+		n = utf8_get((const unsigned char *)v + i, strlen(v + i), &cp, &ok);
+		if (i + n >= len || i + n > 40)
+			break;
+		memcpy(buf + i, v + i, n);
+		if (cp < 0x20 || cp == 0x7f)
+			buf[i] = '?';
+		i += n;
+	}
+	buf[i] = '\0';
+	return buf;
+}
+
 static int value_term(struct msg_search *s, struct msg_search_term *t, const char *v,
     const char *tz, char *err, size_t errlen)
 {
 	struct civil c;
 	int64_t local;
+	char sv[48];
 
 	switch (t->field) {
 	case MSG_SEARCH_LARGER:
 	case MSG_SEARCH_SMALLER:
 		if ((t->number = parse_size(v)) < 0) {
-			snprintf(err, errlen, "bad size \"%.40s\" (use 100, 10kb, 2mb)", v);
+			snprintf(err, errlen, "bad size \"%s\" (use 100, 10kb, 2mb)",
+			    shown(v, sv, sizeof(sv)));
 			return -1;
 		}
 		return 0;
 	case MSG_SEARCH_BEFORE:
 	case MSG_SEARCH_AFTER:
 		if (!parse_civil(v, &c)) {
-			snprintf(err, errlen, "bad date \"%.40s\" (use YYYY-MM-DD"
-			    " or YYYY-MM-DDTHH:MM:SS)", v);
+			snprintf(err, errlen, "bad date \"%s\" (use YYYY-MM-DD"
+			    " or YYYY-MM-DDTHH:MM:SS)", shown(v, sv, sizeof(sv)));
 			return -1;
 		}
 		local = civil_seconds(&c);
 		if (c.has_zone)
 			t->number = local - c.zone;
 		else if (msg_search_tz_utc(tz, local, &t->number) != 0) {
-			snprintf(err, errlen, "unknown time zone \"%.40s\"", tz);
+			snprintf(err, errlen, "unknown time zone \"%s\"", shown(tz, sv, sizeof(sv)));
 			return -1;
 		}
 		return 0;
@@ -505,6 +528,7 @@ int msg_search_parse(const char *query, const char *tz, struct msg_search **out,
 	const char *p = query;
 	bool quoted, skip;
 	int64_t probe;
+	char sv[48];
 
 	*out = NULL;
 	if (tz == NULL)
@@ -514,7 +538,7 @@ int msg_search_parse(const char *query, const char *tz, struct msg_search **out,
 		return -1;
 	}
 	if (msg_search_tz_utc(tz, 0, &probe) != 0) {
-		snprintf(err, errlen, "unknown time zone \"%.40s\"", tz);
+		snprintf(err, errlen, "unknown time zone \"%s\"", shown(tz, sv, sizeof(sv)));
 		return -1;
 	}
 	if ((s = calloc(1, sizeof(*s))) == NULL || (arg = malloc(qlen + 1)) == NULL) {

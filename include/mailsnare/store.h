@@ -236,6 +236,20 @@ int store_message_query(struct store *st, const struct store_query *q,
  * is not an error: 0). */
 int store_message_matches(struct store *st, int64_t id, const struct msg_search *s);
 
+/* The search index (src/store_fts.c): the decoded header fields and
+ * text of message id, from its stored MIME structure and bytes, for
+ * store_query.search. Delivery calls it inside its transaction, so a
+ * message is searchable from its commit on; a body already indexed (a
+ * COPY) costs one lookup. */
+int store_message_index(struct store *st, int64_t id);
+/* The back-fill, a slice at a time: looks at the next few hundred
+ * messages, oldest first, and indexes up to max (at most 64) of them that
+ * were stored before the index existed (or whose indexing failed); *done
+ * says how many, *more whether to call again. The server runs it in the
+ * background from start-up; a message not yet indexed matches no term
+ * that reads the index (bare words, to:, cc:, subject:, has:inline, ...). */
+int store_index_pending(struct store *st, unsigned max, unsigned *done, bool *more);
+
 /* Streams the stored bytes of message id to sink in chunks; a non-zero
  * return from sink stops and is returned. */
 typedef int (*store_sink)(void *arg, const void *buf, size_t len);

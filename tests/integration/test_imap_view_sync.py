@@ -107,7 +107,7 @@ class KeywordAnnouncementTest(ViewTest):
 
 
 class ManyKeywordsTest(ViewTest):
-    # Above the default max-keywords (200): lists longer than any buffer.
+    # Beyond the default max-keywords (200): FLAGS lines of any length.
     server_args = ("--max-keywords", "1000")
 
     def test_select_lists_every_keyword(self):
