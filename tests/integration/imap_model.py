@@ -100,6 +100,14 @@ class ModelError(AssertionError):
     pass
 
 
+def server_args(sessions):
+    """The server's options for a run: room for every session, and for
+    every keyword the sessions make up in one mailbox (max-keywords would
+    answer NO [LIMIT] beyond; test_limits.py checks that)."""
+    return ("--max-clients", str(sessions * 2 + 50), "--log-level", "info",
+            "--max-keywords", str(sessions * (4 + MAX_NEW_KEYWORDS) + 16))
+
+
 def seqset_values(text):
     """Numbers of a set such as b"3:5,7" (no "*")."""
     out = []
@@ -856,7 +864,7 @@ class Session:
         for fi in got:
             if "FLAGS" in fi:
                 last[fi.seq] = fi
-        for fi in last.values() if not silent else ():
+        for fi in last.values() if not silent and status_of(tagged) == "OK" else ():
             m = self.mb.msgs[fi.seq - 1]
             if uid and m.uid not in targets:
                 continue
@@ -1417,7 +1425,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     print("imap stress: seed %d (STRESS_SEED=%d replays the sessions' choices)"
           % (args.seed, args.seed), flush=True)
-    server = harness.Server("--max-clients", str(args.sessions * 2 + 50), "--log-level", "info")
+    server = harness.Server(*server_args(args.sessions))
     server.start()
     try:
         fig = Driver(server, args.seconds, args.sessions, args.seed).run()
