@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include <event2/event.h>
+#include <openssl/rand.h>
 
 #include "mailsnare/apop.h"
 #include "mailsnare/auth.h"
@@ -15,35 +16,71 @@
 
 /* --- credential checks ----------------------------------------------- */
 
+/*
+ * auth-accept-any: a name that is not an inbox yet becomes one, with the
+ * password given; an inbox that exists keeps its password, which must
+ * match as without auth-accept-any. Mechanisms that never reveal the
+ * password (CRAM-MD5, APOP) verify against an existing inbox the same
+ * way, and an inbox they create gets its own name as password.
+ *
+ * Returns STORE_OK with *inbox set and *created telling whether it is new,
+ * STORE_NOTFOUND for a name that cannot be an inbox, or an error.
+ */
+static int accept_any_inbox(struct store *st, const char *user, const char *password,
+    struct store_inbox *inbox, bool *created)
+{
+	int rc = store_inbox_get(st, user, inbox);
+
+	*created = false;
+	if (rc != STORE_NOTFOUND)
+		return rc;
+	if (!store_inbox_name_valid(user)) {
+		log_info("auth-accept-any: refused inbox name: %s",
+		    store_inbox_name_check(user, strlen(user)));
+		return STORE_NOTFOUND;
+	}
+	rc = store_inbox_add(st, user, password, inbox);
+	if (rc == STORE_EXISTS)   /* another process (the CLI) made it meanwhile */
+		return store_inbox_get(st, user, inbox);
+	*created = rc == STORE_OK;
+	return rc;
+}
+
 int auth_check_password(struct store *st, const struct auth_policy *pol,
     const char *user, const char *password, struct store_inbox *inbox)
 {
+	bool created;
 	int rc;
 
-	if (pol->accept_any) {
-		if (!store_inbox_name_valid(user))
-			return STORE_NOTFOUND;
-		return store_inbox_ensure(st, user, password, inbox);
-	}
-	rc = store_inbox_get(st, user, inbox);
+	if (pol->accept_any)
+		rc = accept_any_inbox(st, user, password, inbox, &created);
+	else
+		rc = store_inbox_get(st, user, inbox);
 	if (rc != STORE_OK)
 		return rc;
 	return sasl_streq_ct(inbox->password, password) ? STORE_OK : STORE_NOTFOUND;
 }
 
-/* auth-accept-any for a mechanism that never reveals the password
- * (CRAM-MD5, APOP): an inbox created here gets its own name as password
- * (documented in README). */
-static int auth_accept_digest(struct store *st, const char *user, struct store_inbox *inbox)
+/* The inbox for a digest mechanism: *verify says whether the digest must
+ * still be checked against inbox->password. */
+static int digest_inbox(struct store *st, const struct auth_policy *pol, const char *user,
+    struct store_inbox *inbox, bool *verify)
 {
-	if (!store_inbox_name_valid(user))
-		return STORE_NOTFOUND;
-	return store_inbox_ensure(st, user, user, inbox);
+	bool created = false;
+	int rc;
+
+	if (pol->accept_any)
+		rc = accept_any_inbox(st, user, user, inbox, &created);
+	else
+		rc = store_inbox_get(st, user, inbox);
+	*verify = !created;
+	return rc;
 }
 
 int auth_check_sasl(struct store *st, const struct auth_policy *pol,
     const struct sasl *s, struct store_inbox *inbox)
 {
+	bool verify;
 	int rc;
 
 	/* Acting for another identity (PLAIN authzid) is not offered. */
@@ -51,12 +88,10 @@ int auth_check_sasl(struct store *st, const struct auth_policy *pol,
 		return STORE_NOTFOUND;
 	if (s->mech != SASL_MECH_CRAM_MD5)
 		return auth_check_password(st, pol, s->user, s->pass, inbox);
-	if (pol->accept_any)
-		return auth_accept_digest(st, s->user, inbox);
-	rc = store_inbox_get(st, s->user, inbox);
+	rc = digest_inbox(st, pol, s->user, inbox, &verify);
 	if (rc != STORE_OK)
 		return rc;
-	return sasl_verify(s, inbox->password) ? STORE_OK : STORE_NOTFOUND;
+	return !verify || sasl_verify(s, inbox->password) ? STORE_OK : STORE_NOTFOUND;
 }
 
 unsigned auth_failure_delay_ms(unsigned failures, unsigned step_ms, unsigned max_ms)
@@ -69,18 +104,23 @@ unsigned auth_failure_delay_ms(unsigned failures, unsigned step_ms, unsigned max
 /* --- the failure budget per address ---------------------------------- */
 
 #define LEVEL_ONE 1000u
-#define LEVEL_BUDGET (AUTH_BUDGET_FAILURES * LEVEL_ONE)
-/* Past twice the budget more failures add nothing, so an address is back
- * under its budget about a minute after it stopped. */
-#define LEVEL_MAX (2 * LEVEL_BUDGET)
 
-static void budget_drain(struct auth_budget_entry *e, uint64_t now_ms)
+/* The budget in level units (1/1000 failure). Past twice the budget more
+ * failures add nothing, so an address is back under its budget about a
+ * minute after it stopped. */
+static uint64_t level_budget(const struct auth_budget *b)
+{
+	return (uint64_t)(b->failures ? b->failures : AUTH_BUDGET_FAILURES) * LEVEL_ONE;
+}
+
+static void budget_drain(const struct auth_budget *b, struct auth_budget_entry *e,
+    uint64_t now_ms)
 {
 	uint64_t drained;
 
 	if (now_ms <= e->level_at)
 		return;
-	drained = (now_ms - e->level_at) * LEVEL_BUDGET / AUTH_BUDGET_WINDOW_MS;
+	drained = (now_ms - e->level_at) * level_budget(b) / AUTH_BUDGET_WINDOW_MS;
 	e->level = drained >= e->level ? 0 : e->level - (uint32_t)drained;
 	e->level_at = now_ms;
 }
@@ -100,7 +140,7 @@ static struct auth_budget_entry *budget_find(struct auth_budget *b, const char *
 		if (victim != NULL && victim->addr[0] == '\0')
 			continue;
 		if (e->addr[0] != '\0') {
-			budget_drain(e, now_ms);
+			budget_drain(b, e, now_ms);
 			if (e->level == 0 && e->next_ms <= now_ms)
 				e->addr[0] = '\0';   /* expired */
 		}
@@ -119,11 +159,11 @@ unsigned auth_budget_charge(struct auth_budget *b, const char *addr, uint64_t no
 	struct auth_budget_entry *e = budget_find(b, addr, now_ms);
 	uint64_t at = now_ms + conn_delay_ms;
 
-	budget_drain(e, now_ms);
+	budget_drain(b, e, now_ms);
 	e->last_ms = now_ms;
-	if (e->level < LEVEL_MAX)
+	if (e->level < 2 * level_budget(b))
 		e->level += LEVEL_ONE;
-	if (e->level <= LEVEL_BUDGET)
+	if (e->level <= level_budget(b))
 		return conn_delay_ms;
 	/* Over the budget: one answer per slot for the whole address. */
 	if (e->next_ms > at)
@@ -240,17 +280,48 @@ enum auth_rc auth_password(struct auth_session *as, const char *user, const char
 	    as->inbox));
 }
 
-/* With auth-accept-any, any digest is accepted and a new inbox's password
- * is its name (as for CRAM-MD5). */
+/* With auth-accept-any, as CRAM-MD5: an existing inbox's password is
+ * verified, a new inbox gets its name as password. */
 enum auth_rc auth_apop(struct auth_session *as, const char *timestamp, const char *user,
     const char *digest)
 {
-	int rc;
+	bool verify;
+	int rc = digest_inbox(as->p.store, as->p.policy, user, as->inbox, &verify);
 
-	if (as->p.policy->accept_any)
-		return auth_result(as, auth_accept_digest(as->p.store, user, as->inbox));
-	rc = store_inbox_get(as->p.store, user, as->inbox);
-	if (rc == STORE_OK && !apop_verify(timestamp, as->inbox->password, digest))
+	if (rc == STORE_OK && verify && !apop_verify(timestamp, as->inbox->password, digest))
 		rc = STORE_NOTFOUND;
 	return auth_result(as, rc);
+}
+
+int auth_random_password(char *out, size_t len)
+{
+	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+	const size_t n = sizeof(alphabet) - 1;
+	size_t have = 0;
+
+	if (len <= AUTH_PASSWORD_GENERATED_LEN)
+		return -1;
+	while (have < AUTH_PASSWORD_GENERATED_LEN) {
+		unsigned char buf[32];
+
+		if (RAND_bytes(buf, sizeof(buf)) != 1)
+			return -1;
+		for (size_t i = 0; i < sizeof(buf) && have < AUTH_PASSWORD_GENERATED_LEN; i++)
+			if (buf[i] < 256 - 256 % n)
+				out[have++] = alphabet[buf[i] % n];
+	}
+	out[have] = '\0';
+	return 0;
+}
+
+bool auth_password_valid(const char *pw)
+{
+	size_t len = strlen(pw);
+
+	if (len == 0 || len >= STORE_PASS_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)pw[i] < 0x20 || pw[i] == 0x7f)
+			return false;
+	return true;
 }

@@ -20,12 +20,12 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/rand.h>
-
+#include "mailsnare/auth.h"
 #include "mailsnare/config.h"
 #include "mailsnare/log.h"
 #include "mailsnare/mime_header.h"
 #include "mailsnare/serve.h"
+#include "mailsnare/msg_search.h"
 #include "mailsnare/store.h"
 
 #ifndef PACKAGE_VERSION
@@ -37,7 +37,6 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 #define CLI_MAX_OPTS 256
 #define CLI_MAX_WORDS 8
 #define CLI_OPT_NAME_MAX 64
-#define GENERATED_PASSWORD_LEN 16
 /* A sink's own failure code, distinct from every STORE_* result. */
 #define SINK_WRITE_ERROR 100
 
@@ -46,6 +45,7 @@ enum {
 	OPT_PASSWORD = 1 << 0,
 	OPT_INBOX = 1 << 1,
 	OPT_ALL = 1 << 2,
+	OPT_QUERY = 1 << 3,
 };
 
 /* What a command needs before it runs. */
@@ -55,6 +55,7 @@ struct raw_opt {
 	char name[CLI_OPT_NAME_MAX];  /* without dashes; "c" for -c */
 	const char *value;            /* NULL: given bare */
 	const char *arg;              /* as written, for messages */
+	const char *next;             /* a bare bool: the word after it, if any */
 };
 
 struct cli;
@@ -84,7 +85,7 @@ struct cli {
 	size_t nargs;
 	struct config_flag flags[CLI_MAX_OPTS];
 	size_t nflags;
-	const char *password, *inbox;
+	const char *password, *inbox, *query;
 	bool all;
 	int64_t id;
 
@@ -142,8 +143,8 @@ static const struct command commands[] = {
 	  "mailsnare inbox list" },
 	{ "inbox", "del", 1, 1, 0, NEED_STORE, NULL, run_inbox_del,
 	  "mailsnare inbox del NAME" },
-	{ "message", "list", 0, 0, OPT_INBOX, NEED_STORE, NULL, run_message_list,
-	  "mailsnare message list [--inbox NAME]" },
+	{ "message", "list", 0, 0, OPT_INBOX | OPT_QUERY, NEED_STORE, NULL, run_message_list,
+	  "mailsnare message list [--inbox NAME] [--query SEARCH]" },
 	{ "message", "get", 1, 1, 0, NEED_STORE, check_message_get, run_message_get,
 	  "mailsnare message get ID" },
 	{ "message", "del", 0, 1, OPT_INBOX | OPT_ALL, NEED_STORE, check_message_del,
@@ -162,7 +163,9 @@ static const char help_text[] =
     "  mailsnare inbox add NAME [--password P]  create an inbox, print its credentials\n"
     "  mailsnare inbox list                     list inboxes, credentials, message counts\n"
     "  mailsnare inbox del NAME                 delete an inbox and all its mail\n"
-    "  mailsnare message list [--inbox NAME]    one line per message\n"
+    "  mailsnare message list [--inbox NAME] [--query SEARCH]\n"
+    "                                           one line per message (a search:\n"
+    "                                           Mailpit's syntax, newest first)\n"
     "  mailsnare message get ID                 the stored message, byte for byte\n"
     "  mailsnare message del ID | --inbox NAME --all\n"
     "  mailsnare version\n"
@@ -195,47 +198,17 @@ static int run_serve(struct cli *c)
 
 /* Sixteen characters of [a-z0-9]; rejection sampling keeps every character
  * equally likely (252 = 7 * 36). */
-static int random_password(char *out, size_t len)
-{
-	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-	const size_t n = sizeof(alphabet) - 1;
-	size_t have = 0;
-
-	if (len <= GENERATED_PASSWORD_LEN)
-		return -1;
-	while (have < GENERATED_PASSWORD_LEN) {
-		unsigned char buf[32];
-
-		if (RAND_bytes(buf, sizeof(buf)) != 1)
-			return -1;
-		for (size_t i = 0; i < sizeof(buf) && have < GENERATED_PASSWORD_LEN; i++)
-			if (buf[i] < 256 - 256 % n)
-				out[have++] = alphabet[buf[i] % n];
-	}
-	out[have] = '\0';
-	return 0;
-}
-
-static bool password_valid(const char *pw)
-{
-	size_t len = strlen(pw);
-
-	if (len == 0 || len >= STORE_PASS_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)pw[i] < 0x20 || pw[i] == 0x7f)
-			return false;
-	return true;
-}
-
 static int check_inbox_add(struct cli *c)
 {
-	if (!store_inbox_name_valid(c->args[0])) {
-		fail("invalid inbox name '%s' (1..%d characters, no '/' or control characters)",
-		    c->args[0], STORE_NAME_MAX - 1);
+	const char *why = store_inbox_name_check(c->args[0], strlen(c->args[0]));
+
+	if (why != NULL) {
+		fail("invalid inbox name '%s': %s (want 1..%d bytes of UTF-8 without '/',"
+		    " control characters or spaces at either end)", c->args[0], why,
+		    STORE_NAME_MAX - 1);
 		return EXIT_USAGE;
 	}
-	if (c->password != NULL && !password_valid(c->password)) {
+	if (c->password != NULL && !auth_password_valid(c->password)) {
 		fail("invalid password (1..%d characters, no control characters)",
 		    STORE_PASS_MAX - 1);
 		return EXIT_USAGE;
@@ -246,13 +219,13 @@ static int check_inbox_add(struct cli *c)
 static int run_inbox_add(struct cli *c)
 {
 	const char *name = c->args[0];
-	char generated[GENERATED_PASSWORD_LEN + 1];
+	char generated[AUTH_PASSWORD_GENERATED_LEN + 1];
 	struct store_inbox ib;
 	const char *pw = c->password;
 	int rc;
 
 	if (pw == NULL) {
-		if (random_password(generated, sizeof(generated)) < 0)
+		if (auth_random_password(generated, sizeof(generated)) < 0)
 			return fail("cannot generate a password: no randomness");
 		pw = generated;
 	}
@@ -325,6 +298,24 @@ static int print_message(const struct store_message_info *m, void *arg)
 	return 0;
 }
 
+/* --query: the messages a search finds (as the HTTP API's search),
+ * newest first. */
+static int list_search(struct cli *c, int64_t inbox_id)
+{
+	struct msg_search *s = NULL;
+	struct store_query q = { .inbox_id = inbox_id };
+	char err[256];
+	int rc;
+
+	if (msg_search_parse(c->query, "", &s, err, sizeof(err)) != 0)
+		return fail("--query: %s", err);
+	q.search = s;
+	printf("ID\tINBOX\tDATE\tFROM\tTO\tSUBJECT\n");
+	rc = store_message_query(c->st, &q, print_message, NULL, NULL);
+	msg_search_free(s);
+	return rc != STORE_OK ? store_fail(c) : EXIT_OK;
+}
+
 static int run_message_list(struct cli *c)
 {
 	struct store_inbox ib;
@@ -338,6 +329,8 @@ static int run_message_list(struct cli *c)
 		if (rc != STORE_OK)
 			return store_fail(c);
 	}
+	if (c->query != NULL)
+		return list_search(c, c->inbox != NULL ? ib.id : 0);
 	printf("ID\tINBOX\tDATE\tFROM\tTO\tSUBJECT\n");
 	rc = store_message_foreach(c->st, c->inbox, print_message, NULL);
 	if (rc == STORE_NOTFOUND)
@@ -437,6 +430,7 @@ static const struct {
 	{ "password", OPT_PASSWORD, true },
 	{ "inbox", OPT_INBOX, true },
 	{ "all", OPT_ALL, false },
+	{ "query", OPT_QUERY, true },
 	{ "help", 0, false },
 };
 
@@ -497,6 +491,8 @@ static int parse_option(struct cli *c, int argc, char **argv, int *i)
 		if (config_key_is_bool(o->name) ? config_bool_parse(argv[*i + 1], &b) == 0
 		    : sub < 0 || sub_options[sub].takes_value)
 			o->value = argv[++*i];
+		else
+			o->next = argv[*i + 1];
 	}
 	if (o->value == NULL && !config_key_is_bool(o->name) &&
 	    (sub < 0 || sub_options[sub].takes_value)) {
@@ -580,6 +576,8 @@ static int sort_options(struct cli *c)
 				c->password = o->value;
 			else if (sub_options[sub].opt == OPT_INBOX)
 				c->inbox = o->value;
+			else if (sub_options[sub].opt == OPT_QUERY)
+				c->query = o->value;
 			else
 				c->all = true;
 			continue;
@@ -608,10 +606,27 @@ static int open_store(struct cli *c)
 	char err[256] = "";
 
 	c->st = store_open(&(struct store_options){ .path = c->cfg.db,
-	    .durability = c->cfg.durability, .err = err, .errlen = sizeof(err) });
+	    .durability = c->cfg.durability, .err = err, .errlen = sizeof(err),
+	    .limits = { c->cfg.max_mailboxes, c->cfg.max_subscriptions, c->cfg.max_keywords } });
 	if (c->st == NULL)
 		return fail("%s: %s", c->cfg.db, err[0] != '\0' ? err : "cannot open");
 	return EXIT_OK;
+}
+
+/* One word too many right after a bare yes/no option is most likely its
+ * value mistyped ("--auth-accept-any maybe"): say so, naming the key,
+ * rather than only showing the usage. */
+static int extra_word(struct cli *c)
+{
+	const char *extra = c->args[c->cmd->max_args];
+
+	for (size_t i = 0; i < c->nopts; i++) {
+		if (c->opts[i].next == extra) {
+			fail("%s: invalid boolean '%s' (want yes or no)", c->opts[i].arg, extra);
+			return EXIT_USAGE;
+		}
+	}
+	return usage(c->cmd);
 }
 
 static int prepare(struct cli *c)
@@ -619,7 +634,9 @@ static int prepare(struct cli *c)
 	const struct command *cmd = c->cmd;
 	int rc;
 
-	if (c->nargs < cmd->min_args || c->nargs > cmd->max_args)
+	if (c->nargs > cmd->max_args)
+		return extra_word(c);
+	if (c->nargs < cmd->min_args)
 		return usage(cmd);
 	if (cmd->check != NULL && (rc = cmd->check(c)) != EXIT_OK)
 		return rc;

@@ -12,6 +12,7 @@
  * of an inbox with the same name.
  */
 #include "mailsnare/config.h"
+#include "mailsnare/store.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -26,6 +27,9 @@
 
 #define DEFAULT_CONFIG_FILE "conf/mailsnare.conf"
 #define CONFIG_LINE_MAX 4096
+/* A config file is a few hundred lines; this bounds reading the wrong file
+ * (a device, a log) before it is found to be no config file. */
+#define CONFIG_FILE_MAX (4 * 1024 * 1024)
 #define CONFIG_INBOXES_MAX 10000
 #define ENV_PREFIX "MAILSNARE_"
 /* Where a value came from, e.g. "conf/x.conf:12: smtp" or "--smtp". */
@@ -116,6 +120,11 @@ static const struct key_def config_keys[] = {
 	{ .name = "imap", .type = KT_ADDRESS, LISTENER(LISTEN_IMAP), .def = "127.0.0.1:1143" },
 	{ .name = "imaps", .type = KT_ADDRESS, LISTENER(LISTEN_IMAPS), .def = "127.0.0.1:1993" },
 	{ .name = "http", .type = KT_ADDRESS, LISTENER(LISTEN_HTTP), .def = "127.0.0.1:8025" },
+	{ .name = "https", .type = KT_ADDRESS, LISTENER(LISTEN_HTTPS), .def = "off" },
+	{ .name = "http-require-auth", .type = KT_BOOL, FIELD(http_require_auth), .def = "no" },
+	{ .name = "http-admin", .type = KT_STRING, FIELD(http_admin), .def = "",
+	  .flags = KF_EMPTY_OK },
+	{ .name = "http-cors", .type = KT_STRING, FIELD(http_cors), .def = "", .flags = KF_EMPTY_OK },
 	{ .name = "tls-cert", .type = KT_PATH, FIELD(tls_cert), .def = "", .flags = KF_EMPTY_OK },
 	{ .name = "tls-key", .type = KT_PATH, FIELD(tls_key), .def = "", .flags = KF_EMPTY_OK },
 	{ .name = "smtp-require-auth", .type = KT_BOOL, FIELD(smtp_require_auth), .def = "no" },
@@ -145,6 +154,18 @@ static const struct key_def config_keys[] = {
 	 * handshake runs, a slot of max-clients is held for this long at most. */
 	{ .name = "login-timeout", .type = KT_UINT, FIELD(login_timeout), .def = "60",
 	  .min = 1, .max = 86400 },
+	/* Bounds per inbox (passed to the store): every LIST, LSUB and FLAGS
+	 * line costs in proportion. */
+	{ .name = "max-mailboxes", .type = KT_UINT, FIELD(max_mailboxes), .def = "10000",
+	  .min = 1, .max = 1000000 },
+	{ .name = "max-subscriptions", .type = KT_UINT, FIELD(max_subscriptions),
+	  .def = "10000", .min = 1, .max = 1000000 },
+	{ .name = "max-keywords", .type = KT_UINT, FIELD(max_keywords), .def = "200",
+	  .min = 1, .max = 100000 },
+	/* Failed logins a minute from one client address, over all its
+	 * connections, before each further one waits its turn (auth.h). */
+	{ .name = "auth-fail-limit", .type = KT_UINT, FIELD(auth_fail_limit), .def = "20",
+	  .min = 1, .max = 1000000 },
 	{ .name = "durability", .type = KT_ENUM, .def = "normal", .words = durability_words,
 	  .set_enum = set_durability },
 	{ .name = "log-level", .type = KT_ENUM, .def = "info", .words = log_level_words,
@@ -161,7 +182,7 @@ static const char *const listener_names[LISTEN_COUNT] = {
 	[LISTEN_SMTP] = "smtp", [LISTEN_SMTPS] = "smtps",
 	[LISTEN_POP3] = "pop3", [LISTEN_POP3S] = "pop3s",
 	[LISTEN_IMAP] = "imap", [LISTEN_IMAPS] = "imaps",
-	[LISTEN_HTTP] = "http",
+	[LISTEN_HTTP] = "http", [LISTEN_HTTPS] = "https",
 };
 
 /* ---- lookup ---- */
@@ -179,6 +200,11 @@ static const struct key_def *key_find(const char *name)
 bool config_key_known(const char *key)
 {
 	return key_find(key) != NULL;
+}
+
+const char *config_key_name(size_t i)
+{
+	return i < N_CONFIG_KEYS ? config_keys[i].name : NULL;
 }
 
 bool config_key_is_bool(const char *key)
@@ -388,16 +414,13 @@ static bool token_valid(const char *v)
 	return true;
 }
 
-/* Inbox names follow the store's rule (1..63 chars, no control characters,
- * no '/'); config.c checks it itself so that it does not depend on the store. */
-static bool inbox_name_valid(const char *name, size_t len)
+/* Inbox names follow the store's one rule (store_inbox_name_check), so a
+ * name the config accepts is one the store takes at start-up. */
+static const char *inbox_name_problem(const char *name, size_t len)
 {
-	if (len == 0 || len >= CONFIG_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (iscntrl((unsigned char)name[i]) || name[i] == '/')
-			return false;
-	return true;
+	if (len >= CONFIG_NAME_MAX)
+		return "longer than 63 bytes";
+	return store_inbox_name_check(name, len);
 }
 
 static bool inbox_password_valid(const char *pw)
@@ -431,13 +454,14 @@ static int add_inbox(struct load_ctx *ctx, const char *where, const char *name,
 	struct config *cfg = ctx->cfg;
 	struct config_inbox *ib;
 	char shown[96], q[128];
+	const char *why;
 
 	/* The name for messages: the pair "NAME:PASSWORD" must not leak the
 	 * password into an error line. */
 	snprintf(shown, sizeof(shown), "%.*s", (int)(namelen < 90 ? namelen : 90), name);
 	quoted(shown, q, sizeof(q));
-	if (!inbox_name_valid(name, namelen))
-		return fail(ctx->err, "%s: invalid inbox name '%s'", where, q);
+	if ((why = inbox_name_problem(name, namelen)) != NULL)
+		return fail(ctx->err, "%s: invalid inbox name '%s' (%s)", where, q, why);
 	if (!inbox_password_valid(password))
 		return fail(ctx->err, "%s: invalid password for inbox '%s' (want 1..%d characters)",
 		    where, q, CONFIG_PASS_MAX - 1);
@@ -540,7 +564,8 @@ static int set_key(struct load_ctx *ctx, const struct key_def *k, const char *wh
 		return fail(ctx->err, "%s: empty value", where);
 	switch (k->type) {
 	case KT_STRING:
-		if (!token_valid(v) || strlen(v) >= k->size)
+		/* "" got here only for a KF_EMPTY_OK key. */
+		if ((v[0] != '\0' && !token_valid(v)) || strlen(v) >= k->size)
 			return fail(ctx->err, "%s: invalid value '%s' (want one word of at most %zu characters)",
 			    where, quoted(v, q, sizeof(q)), k->size - 1);
 		memcpy(field, v, strlen(v) + 1);
@@ -685,6 +710,7 @@ static int file_section(struct load_ctx *ctx, struct file_state *fs, char *s)
 {
 	size_t n = strlen(s);
 	char *name;
+	const char *why;
 	char q[128];
 
 	if (end_section(ctx, fs) < 0)
@@ -698,9 +724,9 @@ static int file_section(struct load_ctx *ctx, struct file_state *fs, char *s)
 		return fail(ctx->err, "%s:%u: unknown section '[%s]' (want [inbox NAME])",
 		    fs->path, fs->line, quoted(s, q, sizeof(q)));
 	name = unquote(trim(s + 5));
-	if (!inbox_name_valid(name, strlen(name)))
-		return fail(ctx->err, "%s:%u: invalid inbox name '%s'", fs->path, fs->line,
-		    quoted(name, q, sizeof(q)));
+	if ((why = inbox_name_problem(name, strlen(name))) != NULL)
+		return fail(ctx->err, "%s:%u: inbox: invalid inbox name '%s' (%s)", fs->path,
+		    fs->line, quoted(name, q, sizeof(q)), why);
 	memcpy(fs->section, name, strlen(name) + 1);
 	fs->in_section = true;
 	fs->section_has_password = false;
@@ -758,34 +784,51 @@ static int file_line(struct load_ctx *ctx, struct file_state *fs, char *line)
 	return file_key(ctx, fs, s);
 }
 
-/* A full buffer without a newline is a long line unless the file ends. */
-static bool at_eof(FILE *f)
+/* One line into buf (without its newline), at most CONFIG_LINE_MAX - 2
+ * bytes of text. 1 for a line, 0 at the end, -1 with the error set: a
+ * line too long, a NUL or another control character (not a text file:
+ * -c /dev/zero must not spin), or more than CONFIG_FILE_MAX bytes in all. */
+static int next_line(struct load_ctx *ctx, FILE *f, const char *path, unsigned line,
+    size_t *total, char *buf)
 {
-	int c = getc(f);
+	size_t n = 0;
+	int c;
 
-	if (c == EOF)
-		return true;
-	ungetc(c, f);
-	return false;
+	while ((c = getc(f)) != EOF && c != '\n') {
+		if (++*total > CONFIG_FILE_MAX)
+			return fail(ctx->err, "%s: more than %d bytes: not a config file", path,
+			    CONFIG_FILE_MAX);
+		if (c == '\0' || (iscntrl(c) && c != '\t' && c != '\r'))
+			return fail(ctx->err, "%s:%u: %s byte 0x%02x: not a text file", path, line,
+			    c == '\0' ? "NUL" : "control", (unsigned)c);
+		if (n == CONFIG_LINE_MAX - 2)
+			return fail(ctx->err, "%s:%u: line too long (max %d bytes)", path, line,
+			    CONFIG_LINE_MAX - 2);
+		buf[n++] = (char)c;
+	}
+	buf[n] = '\0';
+	if (c == '\n' && ++*total > CONFIG_FILE_MAX)
+		return fail(ctx->err, "%s: more than %d bytes: not a config file", path,
+		    CONFIG_FILE_MAX);
+	if (c == EOF && ferror(f))
+		return fail(ctx->err, "%s: read error: %s", path, strerror(errno));
+	return c == EOF && n == 0 ? 0 : 1;
 }
 
 static int read_file(struct load_ctx *ctx, FILE *f, const char *path)
 {
 	struct file_state fs = { .path = path };
 	char line[CONFIG_LINE_MAX];
+	size_t total = 0;
+	int r;
 
-	while (fgets(line, sizeof(line), f) != NULL) {
-		size_t n = strlen(line);
-
+	while ((r = next_line(ctx, f, path, fs.line + 1, &total, line)) > 0) {
 		fs.line++;
-		if (n == sizeof(line) - 1 && line[n - 1] != '\n' && !at_eof(f))
-			return fail(ctx->err, "%s:%u: line too long (max %d bytes)", path, fs.line,
-			    CONFIG_LINE_MAX - 2);
 		if (file_line(ctx, &fs, line) < 0)
 			return -1;
 	}
-	if (ferror(f))
-		return fail(ctx->err, "%s: read error: %s", path, strerror(errno));
+	if (r < 0)
+		return -1;
 	return end_section(ctx, &fs);
 }
 
@@ -906,6 +949,18 @@ static const char *config_file_name(struct load_ctx *ctx, const struct config_fl
 	return path;
 }
 
+/* Keys that only make sense together, once every source is applied. */
+static int check_pairs(struct load_ctx *ctx)
+{
+	const struct config *cfg = ctx->cfg;
+
+	if (cfg->tls_key[0] != '\0' && cfg->tls_cert[0] == '\0')
+		return fail(ctx->err, "tls-cert: missing (tls-key is set: give both or neither)");
+	if (cfg->tls_cert[0] != '\0' && cfg->tls_key[0] == '\0')
+		return fail(ctx->err, "tls-key: missing (tls-cert is set: give both or neither)");
+	return 0;
+}
+
 int config_load(struct config *cfg, const struct config_flag *flags, size_t nflags,
     char *const *envp, struct config_error *err)
 {
@@ -928,7 +983,9 @@ int config_load(struct config *cfg, const struct config_flag *flags, size_t nfla
 		return -1;
 	if (apply_env(&ctx) < 0)
 		return -1;
-	return apply_flags(&ctx, flags, nflags);
+	if (apply_flags(&ctx, flags, nflags) < 0)
+		return -1;
+	return check_pairs(&ctx);
 }
 
 void config_free(struct config *cfg)

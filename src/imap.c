@@ -369,6 +369,26 @@ static bool word_in(const char *list, const char *w, size_t len)
 	return false;
 }
 
+bool imap_view_keywords_known(const struct imap_session *s, const char *const *kw, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (s->view == NULL || !word_in(s->view->flags_sent, kw[i], strlen(kw[i])))
+			return false;
+	return true;
+}
+
+static unsigned count_words(const char *p)
+{
+	unsigned n = 0;
+
+	for (; *p != '\0'; p++)
+		if (*p != ' ' && (p[1] == ' ' || p[1] == '\0'))
+			n++;
+	return n;
+}
+
 void imap_view_send_flags(struct imap_session *s, const char *keywords)
 {
 	struct imap_view *v = s->view;
@@ -383,8 +403,11 @@ void imap_view_send_flags(struct imap_session *s, const char *keywords)
 	if (v->readonly)
 		imap_printf(s, "* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
 	else
-		imap_printf(s, "* OK [PERMANENTFLAGS (" IMAP_SYSTEM_FLAGS "%s%s \\*)] Flags permitted\r\n",
-		    kw[0] ? " " : "", kw);
+		/* No \* once the mailbox has as many keywords as it may
+		 * (max-keywords): new ones cannot be made (RFC 3501 §7.1). */
+		imap_printf(s, "* OK [PERMANENTFLAGS (" IMAP_SYSTEM_FLAGS "%s%s%s)] Flags permitted\r\n",
+		    kw[0] ? " " : "", kw, count_words(kw) >= store_get_limits(s->srv->store)->keywords ?
+		    "" : " \\*");
 }
 
 /* Adds to *acc (space-separated, malloc'd) the words of kw that neither
@@ -683,13 +706,37 @@ void imap_condstore_enable(struct imap_session *s)
 		    (unsigned long long)s->view->synced_modseq);
 }
 
+static void view_star_mark(struct imap_session *s)
+{
+	struct imap_view *v = s->view;
+
+	s->star.view = v;
+	s->star.msn = v ? (uint32_t)v->n : 0;
+	s->star.uid = v && v->n ? v->msgs[v->n - 1].uid : 0;
+}
+
+uint32_t imap_view_star(struct imap_session *s, bool uid)
+{
+	struct imap_view *v = s->view;
+
+	/* A command that did not come through imap_dispatch's sync (or a
+	 * view selected since) sees the view as it is. */
+	if (v == NULL)
+		return 0;
+	if (s->star.view != v)
+		return uid ? (v->n ? v->msgs[v->n - 1].uid : 0) : (uint32_t)v->n;
+	/* Expunges reported by the sync (UID commands) only lower it. */
+	if (uid)
+		return s->star.uid;
+	return s->star.msn < v->n ? s->star.msn : (uint32_t)v->n;
+}
+
 bool imap_view_select(struct imap_session *s, const char *tag, const char *set, bool uid,
     struct imap_seqset *out)
 {
-	struct imap_view *v = s->view;
 	struct imap_seqset parsed;
 	enum imap_seq_rc rc;
-	uint32_t max = uid ? (v->n ? v->msgs[v->n - 1].uid : 0) : (uint32_t)v->n;
+	uint32_t max = imap_view_star(s, uid);
 
 	imap_seqset_init(&parsed);
 	rc = imap_seqset_parse(set, strlen(set), 10000, &parsed);
@@ -794,6 +841,7 @@ static void imap_dispatch(struct imap_session *s, const struct imap_command *cmd
 	 * replies; expunges not while the client may rely on numbers. The
 	 * sync costs one row when nothing changed, and also catches what
 	 * another process (the CLI) did since the last poll. */
+	view_star_mark(s);
 	if (!(c->flags & IMAP_CMD_NO_SYNC))
 		imap_view_sync(s, !(c->flags & IMAP_CMD_NO_EXPUNGE));
 	c->run(s, cmd);
@@ -835,6 +883,7 @@ static bool imap_input_command(struct imap_session *s)
 		imap_printf(s, "+ Ready for literal data\r\n");
 		return true;
 	case IMAP_READ_ERROR:
+		imap_append_spool_drop(s);
 		imap_reader_failed(s);
 		return true;
 	case IMAP_READ_COMMAND:
@@ -843,6 +892,7 @@ static bool imap_input_command(struct imap_session *s)
 			if (s->pending.cmd == NULL)
 				imap_command_free(cmd);
 		}
+		imap_append_spool_drop(s);
 		return s->pending.cmd == NULL;
 	default:
 		return used > 0;
@@ -914,6 +964,8 @@ static void pending_wait(struct imap_session *s, enum imap_cont how)
 	static const struct timeval now = { 0, 0 };
 
 	s->pending.waiting = how;
+	if (how == IMAP_CONT_WAIT)
+		return;
 	if (how == IMAP_CONT_OUTPUT)
 		conn_wait_drain(s->conn);
 	/* A timer, not event_active: the loop polls the sockets first. For
@@ -933,6 +985,12 @@ void imap_pending_start(struct imap_session *s, const struct imap_command *cmd,
 	s->pending.state = state;
 	conn_pause(s->conn);
 	pending_wait(s, how);
+}
+
+void imap_pending_wake(struct imap_session *s)
+{
+	if (s->pending.cmd != NULL && s->pending.waiting == IMAP_CONT_WAIT)
+		pending_wait(s, IMAP_CONT_YIELD);
 }
 
 static void pending_end(struct imap_session *s)
@@ -1045,6 +1103,8 @@ static void *imap_open(struct conn *c)
 	s->limits.max_command = IMAP_PREAUTH_COMMAND_MAX;
 	s->limits.utf8_quoted = &s->utf8;   /* RFC 6855 §3, once enabled */
 	s->reader = imap_reader_new(&s->limits);
+	if (s->reader != NULL)
+		imap_append_sink_init(s);
 	s->ev_delay = evtimer_new(s->srv->base, imap_auth_delay_cb, s);
 	s->ev_sync = evtimer_new(s->srv->base, imap_sync_cb, s);
 	s->ev_resume = evtimer_new(s->srv->base, imap_resume_cb, s);
@@ -1095,6 +1155,7 @@ static void imap_free(void *arg)
 	imap_view_free(s->view);
 	imap_search_saved_reset(s);
 	imap_reader_free(s->reader);
+	imap_append_spool_drop(s);
 	auth_session_end(&s->auth);
 	if (s->ev_delay)
 		event_free(s->ev_delay);

@@ -128,6 +128,21 @@ void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd)
 		imap_seqset_free(&set);
 		return;
 	}
+	/* Beyond max-keywords no new keyword is made (as Dovecot, NO and
+	 * nothing stored). Keywords this session knows are not new: no
+	 * look-up for them. */
+	if (r.op != STORE_FLAGS_REMOVE && !imap_view_keywords_known(s, r.kw, r.nkw) &&
+	    (rc = store_mailbox_keywords_room(s->srv->store, s->view->mb.id, r.kw, r.nkw,
+	    NULL)) != STORE_OK) {
+		imap_seqset_free(&set);
+		imap_seqset_free(&r.modified);
+		if (rc == STORE_LIMIT)
+			imap_tagged(s, cmd->tag, "NO", "[LIMIT] Too many keywords in this mailbox"
+			    " (max %u)", store_get_limits(s->srv->store)->keywords);
+		else
+			imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] %s", store_errmsg(s->srv->store));
+		return;
+	}
 	/* New keywords go to FLAGS before any FETCH shows them; other
 	 * sessions hear of them at their next sync. */
 	if (r.op != STORE_FLAGS_REMOVE)

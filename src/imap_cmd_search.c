@@ -364,13 +364,12 @@ static bool eval(struct search_msg *sm, const struct imap_search_node *n)
  * becomes the saved result: UIDs, whatever numbers the key used. */
 static bool resolve_sets(struct imap_session *s, struct imap_search_node *n)
 {
-	struct imap_view *v = s->view;
 	struct imap_seqset out;
 	size_t i;
 
 	if (n->key == IMAP_SK_SEQSET || n->key == IMAP_SK_UID) {
 		bool uid = n->key == IMAP_SK_UID || n->set.saved;
-		uint32_t max = uid ? (v->n ? v->msgs[v->n - 1].uid : 0) : (uint32_t)v->n;
+		uint32_t max = imap_view_star(s, uid);
 		enum imap_seq_rc rc;
 		imap_seqset_init(&out);
 		/* Numbers beyond the mailbox simply match nothing in SEARCH. */

@@ -66,7 +66,9 @@ struct imap_view {
  * input, so the view stays as the command found it. The pending command
  * owns its command and state.
  */
-enum imap_cont { IMAP_CONT_DONE, IMAP_CONT_OUTPUT, IMAP_CONT_YIELD };
+/* IMAP_CONT_WAIT: for something outside the session (APPEND: the group
+ * commit), which calls imap_pending_wake when it is done. */
+enum imap_cont { IMAP_CONT_DONE, IMAP_CONT_OUTPUT, IMAP_CONT_YIELD, IMAP_CONT_WAIT };
 struct imap_session;
 struct imap_pending {
 	struct imap_command *cmd;
@@ -74,6 +76,14 @@ struct imap_pending {
 	void (*free)(void *state);
 	void *state;
 	enum imap_cont waiting;
+};
+
+/* The message literals of the APPEND being read, streamed to ingests by
+ * the reader's sink (imap_cmd_append.c), in order. */
+struct ingest;
+struct imap_append_spool {
+	struct ingest **in;
+	size_t n, cap;
 };
 
 struct imap_session {
@@ -100,6 +110,15 @@ struct imap_session {
 	struct imap_pending pending;   /* a command not finished yet (cmd != NULL) */
 	struct event *ev_resume;       /* its next slice (IMAP_CONT_YIELD) */
 	struct imap_seqset search_saved; /* SEARCHRES "$": UIDs (imap_cmd_search.c) */
+	/* "*" as the client knew the view when the command came, before the
+	 * sync that precedes the command announced new messages: its set
+	 * refers to that view (RFC 9051 §6.4.7, as Dovecot, which announces
+	 * them after the command). Set by imap_dispatch. */
+	struct {
+		const struct imap_view *view;
+		uint32_t msn, uid;
+	} star;
+	struct imap_append_spool append_spool;
 };
 
 /* A command: verb, the states where it runs, and what it does. */
@@ -149,9 +168,15 @@ void imap_view_send_flags(struct imap_session *s, const char *keywords);
 /* The same again with any of kw[] the client does not know yet, before a
  * FETCH shows them (RFC 3501 §7.2.6); nothing if it knows them all. */
 void imap_view_announce_keywords(struct imap_session *s, const char *const *kw, size_t n);
+/* true if every keyword of kw was in the last FLAGS sent (so none is new
+ * to the mailbox, as far as this session knows). */
+bool imap_view_keywords_known(const struct imap_session *s, const char *const *kw, size_t n);
 /* A CONDSTORE enabling command (RFC 7162 §3.1) turns CONDSTORE on; with a
  * mailbox selected the first one also reports "* OK [HIGHESTMODSEQ n]". */
 void imap_condstore_enable(struct imap_session *s);
+/* The value of "*" in a message set (MSN or UID) of the command running:
+ * the last message of the view as the client knew it at its start. */
+uint32_t imap_view_star(struct imap_session *s, bool uid);
 /* Evaluates a sequence set (MSN or UID) into view indexes; false after a
  * tagged BAD/NO was sent. */
 bool imap_view_select(struct imap_session *s, const char *tag, const char *set, bool uid,
@@ -176,6 +201,10 @@ char *imap_msg_read(struct imap_session *s, const struct imap_msg *m, uint64_t o
 /* Streams bytes [off, off+len) of a message to the client. */
 int imap_msg_send(struct imap_session *s, const struct imap_msg *m, uint64_t off,
     uint64_t len);
+/* The same bytes appended to b instead; b is as before on failure. */
+struct imap_buf;
+int imap_msg_copy(struct imap_session *s, const struct imap_msg *m, uint64_t off,
+    uint64_t len, struct imap_buf *b);
 
 /* Command handlers, by file. */
 /* imap_cmd_session.c */
@@ -209,6 +238,13 @@ int imap_status_write(struct imap_session *s, const struct store_mailbox *mb,
     const struct imap_arg *items);
 void imap_cmd_status(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_append(struct imap_session *s, const struct imap_command *cmd);
+/* APPEND's literals: the reader streams them (set once per session); what
+ * a command did not take is dropped after it (or its error). */
+void imap_append_sink_init(struct imap_session *s);
+void imap_append_spool_drop(struct imap_session *s);
+/* One mailbox-name argument; false after a BAD or NO was sent. */
+bool imap_mailbox_arg(struct imap_session *s, const struct imap_command *cmd, size_t i,
+    char *out);
 
 /* imap_cmd_expunge.c */
 void imap_cmd_check(struct imap_session *s, const struct imap_command *cmd);
@@ -218,10 +254,13 @@ void imap_cmd_expunge(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_copy(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_fetch(struct imap_session *s, const struct imap_command *cmd);
-/* Suspends cmd (see struct imap_pending); how is OUTPUT or YIELD. */
+/* Suspends cmd (see struct imap_pending); how is OUTPUT, YIELD or WAIT. */
 void imap_pending_start(struct imap_session *s, const struct imap_command *cmd,
     enum imap_cont how, enum imap_cont (*run)(struct imap_session *, void *),
     void (*free_state)(void *), void *state);
+/* What a command in IMAP_CONT_WAIT waited for is done: it runs again from
+ * the loop (never from inside this call). */
+void imap_pending_wake(struct imap_session *s);
 void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd);
 /*
  * Long commands work in slices (struct imap_pending, IMAP_CONT_YIELD):

@@ -24,6 +24,7 @@
  */
 #include "mailsnare/store.h"
 #include "store_internal.h"
+#include "mailsnare/msg_search.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -173,6 +174,27 @@ static const char *const migrations[] = {
 	 * scan says so; messages stored before are taken as without). */
 	"ALTER TABLE message ADD COLUMN has_attachment INTEGER NOT NULL DEFAULT 0;"
 	"CREATE INDEX message_mailbox_id ON message(mailbox_id, id);",
+	/* 5 -> 6: search (include/mailsnare/msg_search.h). What a search
+	 * tests beyond the listing's columns, kept per body (a COPY shares
+	 * it): the header fields decoded and case-folded (store_fts.c), so
+	 * that a substring test is a plain instr() that is right for all of
+	 * Unicode, and the words of subject, addresses and decoded text in a
+	 * full-text index. Messages stored before have no row until
+	 * store_index_pending reaches them (indexed lazily, oldest first). */
+	"CREATE TABLE body_search ("
+	"  body_id INTEGER PRIMARY KEY,"
+	"  subject TEXT NOT NULL, hdr_from TEXT NOT NULL, hdr_to TEXT NOT NULL,"
+	"  cc TEXT NOT NULL, bcc TEXT NOT NULL, reply_to TEXT NOT NULL,"
+	"  message_id TEXT NOT NULL, has_inline INTEGER NOT NULL);"
+	/* remove_diacritics 2: "cafe" finds "café", as Mailpit's users
+	 * expect of a search box (Mailpit folds case only; a word typed
+	 * without its accent finding nothing is the worse surprise). */
+	"CREATE VIRTUAL TABLE body_fts USING fts5(subject, addrs, text,"
+	"  tokenize = 'unicode61 remove_diacritics 2');"
+	"CREATE TRIGGER body_search_gc AFTER DELETE ON body BEGIN"
+	"  DELETE FROM body_search WHERE body_id = OLD.id;"
+	"  DELETE FROM body_fts WHERE rowid = OLD.id;"
+	"END;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -525,18 +547,59 @@ static int configure(struct sqlite_store *st, enum durability durability)
 	    "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
 }
 
+/* The database header's application_id (SQLite's file format, offset 68):
+ * "MSNR". Files made before it was set have 0 and our tables. */
+#define STORE_APPLICATION_ID 0x4d534e52
+
+/* Refuses a database some other program made (a wrong --db would
+ * otherwise get our tables added to it, and be switched to WAL): ours has
+ * our application_id, or is empty (new), or is one of ours from before
+ * the id (0, a user_version and an inbox table). Reads only: called
+ * before anything is written. */
+static int check_ours(struct sqlite_store *st)
+{
+	int64_t app = 0, version = 0, tables = 0, inbox = 0;
+	int rc;
+
+	if ((rc = pragma_int(st, "PRAGMA application_id", &app)) != STORE_OK)
+		return rc;
+	if (app == STORE_APPLICATION_ID)
+		return STORE_OK;
+	if (app != 0)
+		return store_set_err(st, STORE_ERR, "not a mailsnare database"
+		    " (application_id %" PRId64 ")", app);
+	if ((rc = pragma_int(st, "PRAGMA user_version", &version)) != STORE_OK ||
+	    (rc = pragma_int(st, "SELECT count(*) FROM sqlite_master", &tables)) != STORE_OK ||
+	    (rc = pragma_int(st, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+	    " AND name = 'inbox'", &inbox)) != STORE_OK)
+		return rc;
+	if (tables > 0 && (version == 0 || inbox == 0))
+		return store_set_err(st, STORE_ERR, "not a mailsnare database"
+		    " (it has tables of another program)");
+	return STORE_OK;
+}
+
 static int migrate_steps(struct sqlite_store *st)
 {
 	char sql[64];
-	int64_t v = 0;
+	int64_t v = 0, app = 0;
 	int rc;
 
 	rc = pragma_int(st, "PRAGMA user_version", &v);
+	if (rc == STORE_OK)
+		rc = pragma_int(st, "PRAGMA application_id", &app);
 	if (rc != STORE_OK)
 		return rc;
 	if (v > SCHEMA_VERSION)
 		return store_set_err(st, STORE_ERR, "database schema version %" PRId64
 		    " is newer than this program's (%d)", v, SCHEMA_VERSION);
+	/* Marks a new file, or one of ours from before the id, as ours
+	 * (check_ours has let it through). */
+	if (app != STORE_APPLICATION_ID) {
+		snprintf(sql, sizeof(sql), "PRAGMA application_id = %d", STORE_APPLICATION_ID);
+		if ((rc = exec(st, sql)) != STORE_OK)
+			return rc;
+	}
 	if (v == SCHEMA_VERSION)
 		return STORE_OK;
 	for (; v < SCHEMA_VERSION; v++) {
@@ -581,6 +644,8 @@ struct store *sq_open(const struct store_options *opts)
 		return NULL;
 	}
 	st->base.be = &store_sqlite_backend;
+	st->fts_tail = &st->fts_queue;
+	st->fts_txtail = &st->fts_txq;
 	/* One thread uses the connection: SQLite's own mutexes only cost. */
 	r = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 	    SQLITE_OPEN_NOMUTEX, NULL);
@@ -590,12 +655,22 @@ struct store *sq_open(const struct store_options *opts)
 		sq_close(&st->base);
 		return NULL;
 	}
-	if (configure(st, opts->durability) != STORE_OK || migrate(st) != STORE_OK) {
+	/* Other processes may hold the file (a server recovering its WAL
+	 * after kill -9, CLI calls in parallel): wait for them from the first
+	 * read on, check_ours's included. */
+	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	if (check_ours(st) != STORE_OK || configure(st, opts->durability) != STORE_OK ||
+	    migrate(st) != STORE_OK) {
 		snprintf(err, errlen, "%s: %s", path, sq_errmsg(&st->base));
 		sq_close(&st->base);
 		return NULL;
 	}
 	(void)pragma_int(st, "PRAGMA data_version", &st->data_version);
+	if (store_fts_init(st) != STORE_OK) {
+		snprintf(err, errlen, "%s: %s", path, sq_errmsg(&st->base));
+		sq_close(&st->base);
+		return NULL;
+	}
 	if (store_cache_init(st) != STORE_OK) {
 		snprintf(err, errlen, "out of memory");
 		sq_close(&st->base);
@@ -611,6 +686,7 @@ void sq_close(struct store *base)
 
 	if (st->db != NULL && !sqlite3_get_autocommit(st->db))
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	store_fts_close(st);
 	for (i = 0; i < STORE_NQUERIES; i++)
 		sqlite3_finalize(st->stmts[i]);
 	sqlite3_close(st->db);
@@ -671,6 +747,9 @@ bool sq_poll_external(struct store *base)
 	struct sqlite_store *st = sqlite_store_of(base);
 	int64_t v = 0;
 
+	/* The server calls this twice a second: the search index's words
+	 * wait no longer than that (store_fts.c). */
+	(void)store_fts_flush(st);
 	/* data_version moves only for commits of other connections. */
 	if (pragma_int(st, "PRAGMA data_version", &v) != STORE_OK || v == st->data_version)
 		return false;
@@ -711,6 +790,8 @@ int sq_commit(struct store *base)
 	rc = st->tx_rc;
 	st->tx_rc = STORE_OK;
 	if (rc == STORE_OK)
+		rc = store_fts_commit(st);
+	if (rc == STORE_OK)
 		rc = store_run(st, Q_COMMIT);
 	if (rc != STORE_OK) {
 		/* A failed COMMIT may leave the transaction open: end it, so
@@ -718,8 +799,10 @@ int sq_commit(struct store *base)
 		if (!sqlite3_get_autocommit(st->db))
 			store_run(st, Q_ROLLBACK);
 		drop_events(st);
+		store_fts_rollback(st);
 		return rc;
 	}
+	store_fts_committed(st);
 	store_notify_pending(st);
 	return STORE_OK;
 }
@@ -735,6 +818,7 @@ void sq_rollback(struct store *base)
 	if (!sqlite3_get_autocommit(st->db))
 		store_run(st, Q_ROLLBACK);
 	drop_events(st);
+	store_fts_rollback(st);
 }
 
 /* ---- inboxes ----------------------------------------------------------- */
@@ -865,11 +949,12 @@ int sq_inbox_add(struct store *base, const char *name, const char *password,
 {
 	struct sqlite_store *st = sqlite_store_of(base);
 	int64_t id = 0, now = (int64_t)time(NULL);
+	const char *why = name != NULL ? store_inbox_name_check(name, strlen(name)) : "empty";
 	struct wtx w;
 	int rc;
 
-	if (!store_inbox_name_valid(name))
-		return store_set_err(st, STORE_ERR, "invalid inbox name");
+	if (why != NULL)
+		return store_set_err(st, STORE_ERR, "invalid inbox name: %s", why);
 	if (password == NULL)
 		password = "";
 	if ((rc = check_password(st, password)) != STORE_OK)
@@ -1204,6 +1289,14 @@ int sq_message_add(struct store *base, const struct store_new_message *msg, int6
 	}
 	if (id != NULL)
 		*id = mid;
+#ifndef MAILSNARE_NO_SEARCH_INDEX
+	/* Here, so every path that adds a message (SMTP, APPEND, the API's
+	 * send, the CLI) indexes it, in the same transaction; a failure
+	 * leaves the message stored and store_index_pending retries it.
+	 * (Built with -DMAILSNARE_NO_SEARCH_INDEX only by bench/search.sh, to
+	 * measure what the index costs an SMTP delivery.) */
+	(void)store_fts_index_new(st, mid, msg);
+#endif
 	if (!st->in_tx)
 		store_notify_pending(st);
 	return STORE_OK;
@@ -1434,10 +1527,12 @@ int sq_message_get_info(struct store *base, int64_t id, store_message_cb cb, voi
 enum {
 	QP_INBOX = 1, QP_BEFORE, QP_AFTER, QP_FLAGS_SET, QP_FLAGS_CLEAR, QP_FROM, QP_TO,
 	QP_SUBJECT, QP_SIZE_MIN, QP_SIZE_MAX, QP_DATE_MIN, QP_DATE_MAX, QP_ATTACHMENT,
-	QP_LIMIT
+	QP_LIMIT,
+	QP_SEARCH = 16              /* the search's terms: one each from here on */
 };
 
-#define QUERY_SQL_MAX 2048
+/* The filters and up to MSG_SEARCH_MAX_TERMS search terms. */
+#define QUERY_SQL_MAX 8192
 
 struct sqlbuf {
 	char s[QUERY_SQL_MAX];
@@ -1469,6 +1564,19 @@ static bool set(const char *text)
 	return text != NULL && text[0] != '\0';
 }
 
+/* Each term of the search, ANDed (store_fts.c writes the conditions). */
+static void query_search(struct sqlbuf *b, const struct msg_search *search)
+{
+	char cond[STORE_SEARCH_COND_MAX];
+	size_t i, n = msg_search_nterms(search);
+
+	for (i = 0; i < n; i++) {
+		store_search_cond(msg_search_term(search, i), QP_SEARCH + (int)i, cond,
+		    sizeof(cond));
+		sql_cond(b, true, cond);
+	}
+}
+
 /* The filters (not the paging): the same for the page and its total. */
 static void query_filters(struct sqlbuf *b, const struct store_query *q)
 {
@@ -1487,6 +1595,7 @@ static void query_filters(struct sqlbuf *b, const struct store_query *q)
 	sql_cond(b, q->date_min != 0, "m.internal_date >= ?11");
 	sql_cond(b, q->date_max != 0, "m.internal_date <= ?12");
 	sql_cond(b, q->has_attachment != 0, "m.has_attachment = ?13");
+	query_search(b, q->search);
 }
 
 static int64_t clamp_u64(uint64_t v)
@@ -1494,7 +1603,7 @@ static int64_t clamp_u64(uint64_t v)
 	return v > INT64_MAX ? INT64_MAX : (int64_t)v;
 }
 
-static void query_bind(sqlite3_stmt *s, const struct store_query *q)
+static int query_bind(sqlite3_stmt *s, const struct store_query *q)
 {
 	sqlite3_bind_int64(s, QP_INBOX, q->inbox_id);
 	sqlite3_bind_int64(s, QP_BEFORE, q->before_id);
@@ -1510,6 +1619,7 @@ static void query_bind(sqlite3_stmt *s, const struct store_query *q)
 	sqlite3_bind_int64(s, QP_DATE_MAX, q->date_max);
 	sqlite3_bind_int(s, QP_ATTACHMENT, q->has_attachment > 0);
 	sqlite3_bind_int64(s, QP_LIMIT, q->limit != 0 ? (int64_t)q->limit : -1);
+	return store_search_bind(s, q->search, QP_SEARCH);
 }
 
 static int query_total(struct sqlite_store *st, const struct store_query *q, uint64_t *total)
@@ -1520,9 +1630,14 @@ static int query_total(struct sqlite_store *st, const struct store_query *q, uin
 
 	sql_add(&b, "SELECT count(*) FROM message m");
 	query_filters(&b, q);
+	if (b.len + 1 >= sizeof(b.s))
+		return store_set_err(st, STORE_ERR, "message query too long");
 	if ((r = sqlite3_prepare_v2(st->db, b.s, -1, &s, NULL)) != SQLITE_OK)
 		return store_sql_fail(st, r);
-	query_bind(s, q);
+	if ((r = query_bind(s, q)) != SQLITE_OK) {
+		sqlite3_finalize(s);
+		return store_sql_fail(st, r);
+	}
 	r = sqlite3_step(s);
 	if (r == SQLITE_ROW)
 		*total = (uint64_t)sqlite3_column_int64(s, 0);
@@ -1530,20 +1645,25 @@ static int query_total(struct sqlite_store *st, const struct store_query *q, uin
 	return r == SQLITE_ROW ? STORE_OK : store_sql_fail(st, r);
 }
 
-/* Only after_id: the `limit` ids just above it, so taken ascending and
- * turned round. */
+/*
+ * The page's ids first, then their rows: the inner query finds and orders
+ * ids from what answers the filters (the primary key, or the covering
+ * index on body_id for a search term: no message row is read for a match
+ * that is not on the page), and only the page's rows are read whole.
+ * Only after_id: the `limit` ids just above it, so taken ascending and
+ * turned round.
+ */
 static void query_page_sql(struct sqlbuf *b, const struct store_query *q)
 {
 	bool up = q->after_id != 0 && q->before_id == 0;
 
-	if (up)
-		sql_add(b, "SELECT * FROM (");
 	sql_add(b, MSG_COLS);
+	sql_add(b, "WHERE m.id IN (SELECT m.id FROM message m");
 	query_filters(b, q);
 	sql_cond(b, q->before_id != 0, "m.id < ?2");
 	sql_cond(b, q->after_id != 0, "m.id > ?3");
-	sql_add(b, up ? " ORDER BY m.id LIMIT ?14) ORDER BY 1 DESC" :
-	    " ORDER BY m.id DESC LIMIT ?14");
+	sql_add(b, up ? " ORDER BY m.id LIMIT ?14)" : " ORDER BY m.id DESC LIMIT ?14)");
+	sql_add(b, " ORDER BY m.id DESC");
 }
 
 int sq_message_query(struct store *base, const struct store_query *q,
@@ -1554,6 +1674,9 @@ int sq_message_query(struct store *base, const struct store_query *q,
 	sqlite3_stmt *s;
 	int rc, r, rows;
 
+	/* A search sees every committed message's words. */
+	if (msg_search_nterms(q->search) > 0 && (rc = store_fts_flush(st)) != STORE_OK)
+		return rc;
 	if (total != NULL && (rc = query_total(st, q, total)) != STORE_OK)
 		return rc;
 	query_page_sql(&b, q);
@@ -1561,7 +1684,10 @@ int sq_message_query(struct store *base, const struct store_query *q,
 		return store_set_err(st, STORE_ERR, "message query too long");
 	if ((r = sqlite3_prepare_v2(st->db, b.s, -1, &s, NULL)) != SQLITE_OK)
 		return store_sql_fail(st, r);
-	query_bind(s, q);
+	if ((r = query_bind(s, q)) != SQLITE_OK) {
+		sqlite3_finalize(s);
+		return store_sql_fail(st, r);
+	}
 	rc = message_rows(st, s, cb, arg, &rows);
 	sqlite3_finalize(s);
 	return rc;

@@ -27,36 +27,94 @@ const char *const *store_backends(void)
 	return backend_names;
 }
 
+static struct store *opened(struct store *st, const struct store_options *opts)
+{
+	if (st == NULL)
+		return NULL;
+	st->limits = opts->limits;
+	if (st->limits.mailboxes == 0)
+		st->limits.mailboxes = STORE_MAX_MAILBOXES;
+	if (st->limits.subscriptions == 0)
+		st->limits.subscriptions = STORE_MAX_SUBSCRIPTIONS;
+	if (st->limits.keywords == 0)
+		st->limits.keywords = STORE_MAX_KEYWORDS;
+	return st;
+}
+
 struct store *store_open(const struct store_options *opts)
 {
 	size_t i;
 
 	if (opts->backend == NULL)
-		return backends[0]->open(opts);
+		return opened(backends[0]->open(opts), opts);
 	for (i = 0; i < N_BACKENDS; i++)
 		if (strcmp(backends[i]->name, opts->backend) == 0)
-			return backends[i]->open(opts);
+			return opened(backends[i]->open(opts), opts);
 	if (opts->err != NULL)
 		snprintf(opts->err, opts->errlen, "no store backend '%s'", opts->backend);
 	return NULL;
 }
 
+const struct store_limits *store_get_limits(const struct store *st)
+{
+	return &st->limits;
+}
+
+/* The code point of the UTF-8 sequence at s[0..len), its length in *n;
+ * -1 if it is not the one shortest encoding of a scalar value. */
+static long utf8_next(const unsigned char *s, size_t len, size_t *n)
+{
+	static const long min[4] = { 0, 0x80, 0x800, 0x10000 };
+	size_t k, i;
+	long cp;
+
+	if (s[0] < 0x80) {
+		*n = 1;
+		return s[0];
+	}
+	k = s[0] >= 0xf0 ? 3 : s[0] >= 0xe0 ? 2 : s[0] >= 0xc0 ? 1 : 0;
+	if (k == 0 || s[0] >= 0xf8 || k >= len)
+		return -1;
+	cp = s[0] & (0x3f >> k);
+	for (i = 1; i <= k; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return -1;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if (cp < min[k] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return -1;
+	*n = k + 1;
+	return cp;
+}
+
+const char *store_inbox_name_check(const char *name, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)name;
+	size_t i, n;
+	long cp;
+
+	if (name == NULL || len == 0)
+		return "empty";
+	if (len >= STORE_NAME_MAX)
+		return "longer than 63 bytes";
+	if (s[0] == ' ' || s[len - 1] == ' ')
+		return "leading or trailing space";
+	if (s[0] == '.')
+		return "leading '.'";
+	for (i = 0; i < len; i += n) {
+		if ((cp = utf8_next(s + i, len - i, &n)) < 0)
+			return "not valid UTF-8";
+		if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+			return "a control character";
+		if (cp == '/')
+			return "a '/'";
+	}
+	return NULL;
+}
+
 bool store_inbox_name_valid(const char *name)
 {
-	size_t i, len;
-
-	if (name == NULL)
-		return false;
-	len = strlen(name);
-	if (len == 0 || len >= STORE_NAME_MAX || name[0] == '.')
-		return false;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)name[i];
-
-		if (c < 0x20 || c == 0x7f || c == '/')
-			return false;
-	}
-	return true;
+	return name != NULL && store_inbox_name_check(name, strlen(name)) == NULL;
 }
 
 /* ---- change notifications ---------------------------------------------- */
@@ -227,6 +285,28 @@ int store_message_query(struct store *st, const struct store_query *q,
 	return st->be->message_query(st, q, cb, arg, total);
 }
 
+static int count_row(const struct store_message_info *m, void *arg)
+{
+	(void)m;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* The backend's own query, on the one id: what matches a listing matches
+ * here, with no second evaluator to keep in step. */
+int store_message_matches(struct store *st, int64_t id, const struct msg_search *s)
+{
+	struct store_query q = { .before_id = id + 1, .after_id = id - 1, .limit = 1,
+	    .search = s };
+	int rows = 0, rc;
+
+	if (id <= 0 || id == INT64_MAX)
+		return 0;
+	if ((rc = st->be->message_query(st, &q, count_row, &rows, NULL)) != STORE_OK)
+		return rc < 0 ? rc : 0;
+	return rows > 0;
+}
+
 int store_message_read(struct store *st, int64_t id, store_sink sink, void *arg)
 {
 	return st->be->message_read(st, id, sink, arg);
@@ -287,6 +367,50 @@ int store_mailbox_claim_recent(struct store *st, int64_t mailbox_id, uint32_t *a
 int store_mailbox_keywords(struct store *st, int64_t mailbox_id, store_name_cb cb, void *arg)
 {
 	return st->be->mailbox_keywords(st, mailbox_id, cb, arg);
+}
+
+struct kw_room {
+	const char *const *kw;
+	size_t n;
+	bool *known;                 /* kw[i] is in use already */
+	unsigned in_use;
+};
+
+static int kw_room_cb(const char *name, void *arg)
+{
+	struct kw_room *r = arg;
+	size_t i;
+
+	r->in_use++;
+	for (i = 0; i < r->n; i++)
+		if (!r->known[i] && strcmp(r->kw[i], name) == 0)
+			r->known[i] = true;
+	return 0;
+}
+
+int store_mailbox_keywords_room(struct store *st, int64_t mailbox_id, const char *const *kw,
+    size_t n, unsigned *in_use)
+{
+	struct kw_room r = { .kw = kw, .n = n };
+	size_t i, j, fresh = 0;
+	int rc;
+
+	if ((r.known = calloc(n ? n : 1, sizeof(*r.known))) == NULL)
+		return STORE_FULL;
+	rc = store_mailbox_keywords(st, mailbox_id, kw_room_cb, &r);
+	/* Each new keyword once, however often the request names it. */
+	for (i = 0; i < n && rc == STORE_OK; i++) {
+		for (j = 0; j < i && (r.known[j] || strcmp(kw[j], kw[i]) != 0); j++)
+			;
+		if (!r.known[i] && j == i)
+			fresh++;
+	}
+	free(r.known);
+	if (in_use != NULL)
+		*in_use = r.in_use;
+	if (rc == STORE_OK && fresh > 0 && r.in_use + fresh > st->limits.keywords)
+		rc = STORE_LIMIT;
+	return rc;
 }
 
 int store_mailbox_vanished(struct store *st, int64_t mailbox_id, uint64_t since,

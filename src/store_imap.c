@@ -231,8 +231,9 @@ int sq_mailbox_create(struct store *base, int64_t inbox_id, const char *name,
 		return store_set_err(st, STORE_ERR, "invalid mailbox name");
 	if ((rc = row_q(st, QI_MAILBOX_COUNT, inbox_id, &n, 1)) != STORE_OK)
 		return rc;
-	if (n >= STORE_MAX_MAILBOXES)
-		return store_set_err(st, STORE_LIMIT, "more than %d mailboxes", STORE_MAX_MAILBOXES);
+	if (n >= st->base.limits.mailboxes)
+		return store_set_err(st, STORE_LIMIT, "more than %u mailboxes",
+		    st->base.limits.mailboxes);
 	if ((rc = store_wtx_begin(st, &w)) != STORE_OK)
 		return rc;
 	rc = store_insert_mailbox(st, inbox_id, name, NULL, &id);
@@ -423,9 +424,9 @@ int sq_subscription_set(struct store *base, int64_t inbox_id, const char *name, 
 
 	if (on && (rc = row_q(st, QI_SUB_COUNT, inbox_id, &n, 1)) != STORE_OK)
 		return rc;
-	if (on && n >= STORE_MAX_SUBSCRIPTIONS)
-		return store_set_err(st, STORE_LIMIT, "more than %d subscriptions",
-		    STORE_MAX_SUBSCRIPTIONS);
+	if (on && n >= st->base.limits.subscriptions)
+		return store_set_err(st, STORE_LIMIT, "more than %u subscriptions",
+		    st->base.limits.subscriptions);
 	return exec_q(st, on ? QI_SUB_ADD : QI_SUB_DEL, &a, NULL);
 }
 

@@ -144,6 +144,7 @@ struct store_sub {
 /* What every backend's store begins with. */
 struct store {
 	const struct store_backend *be;
+	struct store_limits limits;    /* set by store_open, defaults filled in */
 	struct store_sub *subs;
 	size_t n_subs, cap_subs;
 	unsigned dispatching;
@@ -182,6 +183,11 @@ struct sqlite_store {
 	uint64_t cache_tick;
 	uint32_t last_uidvalidity;
 	unsigned char *chunk;      /* STORE_CHUNK bytes for writing bodies */
+	sqlite3_stmt *fts_stmts[6];    /* store_fts.c's own statements */
+	int64_t fts_cursor;        /* store_index_pending looked at ids up to this */
+	struct fts_row *fts_queue, **fts_tail;   /* index rows to write */
+	struct fts_row *fts_txq, **fts_txtail;   /* ... once this transaction commits */
+	size_t fts_queued, fts_queued_docs;      /* fts_queue's bytes and rows */
 	char err[STORE_ERR_MAX];
 };
 
@@ -284,6 +290,26 @@ int store_keywords_add(struct sqlite_store *st, int64_t id, const char *keywords
  * them from the cache). */
 int store_mailbox_read_all(struct sqlite_store *st, int64_t mailbox_id, store_msg_cb cb,
     void *arg);
+/* store_fts.c: the search's side of the SQLite backend. init registers
+ * the SQL function ms_fold(text) (msg_search_fold) on the connection;
+ * cond writes the SQL condition of one term, its value in parameter
+ * `param`; bind binds every term's value from `first` on. */
+#define STORE_SEARCH_COND_MAX 256
+int store_fts_init(struct sqlite_store *st);
+void store_fts_close(struct sqlite_store *st);
+/* The index of a message just added (sq_message_add); its rows wait in
+ * memory and are written later, several messages' at once (store_fts.c):
+ * flush writes what is committed; commit (just before COMMIT) moves the
+ * transaction's rows to the queue, writing it if past its bounds;
+ * rollback forgets the transaction's rows. */
+int store_fts_index_new(struct sqlite_store *st, int64_t id, const struct store_new_message *msg);
+int store_fts_flush(struct sqlite_store *st);
+int store_fts_commit(struct sqlite_store *st);
+void store_fts_committed(struct sqlite_store *st);
+void store_fts_rollback(struct sqlite_store *st);
+struct msg_search_term;
+void store_search_cond(const struct msg_search_term *t, int param, char *out, size_t outlen);
+int store_search_bind(sqlite3_stmt *s, const struct msg_search *search, int first);
 /* store_cache.c: allocate the slots, and forget every cached list (after
  * an undone write; at close). */
 int store_cache_init(struct sqlite_store *st);

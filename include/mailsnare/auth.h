@@ -21,8 +21,8 @@ struct event;
 /*
  * Failed logins counted per client address, across every connection and
  * protocol, as a leaky bucket: each failure adds one, and the level drains
- * by AUTH_BUDGET_FAILURES a minute. While the level is under
- * AUTH_BUDGET_FAILURES (a fixture that mistyped a few times, the test
+ * by the budget (key auth-fail-limit, default AUTH_BUDGET_FAILURES) a
+ * minute. While the level is under the budget (a fixture that mistyped a few times, the test
  * suite's deliberate failures), only the connection's own delay applies.
  * Beyond it, the failures of that address are answered one at a time,
  * AUTH_BUDGET_SPACING_MS apart, whatever connection they come on: 20-50
@@ -47,6 +47,7 @@ struct auth_budget_entry {
 };
 
 struct auth_budget {
+	unsigned failures;           /* a minute; 0: AUTH_BUDGET_FAILURES */
 	struct auth_budget_entry e[AUTH_BUDGET_ADDRS];
 };
 
@@ -71,6 +72,15 @@ int auth_check_sasl(struct store *st, const struct auth_policy *pol,
  * HTTP Basic): no protocol in it. */
 int auth_check_password(struct store *st, const struct auth_policy *pol,
     const char *user, const char *password, struct store_inbox *inbox);
+
+/* Inbox passwords made by mailsnare (CLI `inbox add`, the HTTP API): 16
+ * characters of [a-z0-9] from OpenSSL's generator. 0, or -1 if len is too
+ * small or there is no randomness. */
+#define AUTH_PASSWORD_GENERATED_LEN 16
+int auth_random_password(char *out, size_t len);
+/* A password a user may set: 1..STORE_PASS_MAX - 1 characters, no
+ * control characters (it travels in SASL, LOGIN and config lines). */
+bool auth_password_valid(const char *password);
 
 /* How long to wait before answering the n-th failed login on a
  * connection: step_ms more per failure, at most max_ms. */

@@ -15,7 +15,7 @@
 
 enum listener_kind {
 	LISTEN_SMTP, LISTEN_SMTPS, LISTEN_POP3, LISTEN_POP3S,
-	LISTEN_IMAP, LISTEN_IMAPS, LISTEN_HTTP, LISTEN_COUNT
+	LISTEN_IMAP, LISTEN_IMAPS, LISTEN_HTTP, LISTEN_HTTPS, LISTEN_COUNT
 };
 
 enum durability { DURABILITY_NORMAL, DURABILITY_FULL };
@@ -46,9 +46,16 @@ struct config {
 	unsigned pop3_timeout;               /* seconds idle before a POP3 session ends */
 	unsigned imap_timeout;               /* seconds idle before an IMAP autologout */
 	unsigned login_timeout;              /* seconds before login, and for a TLS handshake */
+	unsigned max_mailboxes;              /* per inbox */
+	unsigned max_subscriptions;          /* per inbox */
+	unsigned max_keywords;               /* distinct keywords per mailbox */
+	unsigned auth_fail_limit;            /* failed logins a minute per client address */
 	enum durability durability;
 	enum log_level log_level;
 	char ready_file[PATH_MAX];           /* "" = none */
+	bool http_require_auth;              /* anonymous HTTP requests get 401 */
+	char http_admin[CONFIG_NAME_MAX + CONFIG_PASS_MAX]; /* "user:password" or "" */
+	char http_cors[1024];                /* allowed origins, comma-separated, or "" */
 	char hostname[256];                  /* name in greetings and Received */
 	struct config_inbox *inboxes;        /* [inbox NAME] sections, --inbox */
 	size_t n_inboxes;
@@ -81,6 +88,9 @@ void config_free(struct config *cfg);
 
 /* true if `key` is a known serve key (also "c" and "inbox"). */
 bool config_key_known(const char *key);
+/* The i-th key of the table ("config", "db", ...), NULL past the last:
+ * for tests that go over every key. */
+const char *config_key_name(size_t i);
 /* true if `key` takes a yes/no value (a bare flag then means yes). */
 bool config_key_is_bool(const char *key);
 

@@ -36,6 +36,8 @@
 
 #include "mailsnare/config.h"
 
+struct msg_search;                      /* mailsnare/msg_search.h */
+
 /* Results. Negative values are failures. */
 enum {
 	STORE_OK = 0,
@@ -47,12 +49,15 @@ enum {
 };
 /* A conditional store found the message changed since (RFC 7162). */
 #define STORE_MODIFIED 3
-/* A per-inbox bound was reached (STORE_MAX_MAILBOXES, _SUBSCRIPTIONS):
- * each is far beyond what a mail trap's client makes, and keeps what one
- * client can make every LIST cost bounded. */
+/* A bound of struct store_limits was reached. */
 #define STORE_LIMIT 4
+/* The defaults of struct store_limits (keys max-mailboxes,
+ * max-subscriptions, max-keywords): each is far beyond what a mail trap's
+ * client makes, and keeps what one client can make every LIST, SELECT and
+ * FLAGS line cost bounded. */
 #define STORE_MAX_MAILBOXES 10000
 #define STORE_MAX_SUBSCRIPTIONS 10000
+#define STORE_MAX_KEYWORDS 200
 
 /* Message flags (IMAP system flags). */
 enum {
@@ -76,11 +81,20 @@ struct store_inbox {
 	int64_t messages;      /* messages in all its mailboxes (filled by foreach only) */
 };
 
+/* Bounds on what one inbox may hold besides messages; 0 means the
+ * default (STORE_MAX_*). */
+struct store_limits {
+	unsigned mailboxes;          /* per inbox, INBOX and the special ones included */
+	unsigned subscriptions;      /* per inbox */
+	unsigned keywords;           /* distinct keywords in use per mailbox */
+};
+
 /* What store_open needs. */
 struct store_options {
 	const char *backend;         /* a name from store_backends(); NULL: the first */
 	const char *path;            /* the database: a file, created if needed */
 	enum durability durability;  /* what a commit waits for (config.h) */
+	struct store_limits limits;
 	char *err;                   /* NULL, or where to say why open failed */
 	size_t errlen;
 };
@@ -96,8 +110,18 @@ const char *const *store_backends(void);
 /* The last error message, for logs. */
 const char *store_errmsg(struct store *st);
 
-/* Inboxes. Names: 1..63 chars, no control chars, no '/'. */
+/* The limits in effect (the options' with defaults filled in). */
+const struct store_limits *store_get_limits(const struct store *st);
+
+/* Inboxes. Names: valid UTF-8 of 1..STORE_NAME_MAX - 1 bytes, without
+ * control characters (C0, DEL, C1), '/', a leading '.' or a leading or
+ * trailing space. Every way of making an inbox (config, CLI, logins with
+ * auth-accept-any, the HTTP API) goes through store_inbox_add, which
+ * refuses other names. */
 bool store_inbox_name_valid(const char *name);
+/* The same for len bytes (a name inside a longer string): NULL if valid,
+ * else what is wrong ("not valid UTF-8", ...), for an error message. */
+const char *store_inbox_name_check(const char *name, size_t len);
 int store_inbox_add(struct store *st, const char *name, const char *password,
     struct store_inbox *out);                 /* STORE_EXISTS if taken */
 int store_inbox_get(struct store *st, const char *name, struct store_inbox *out);
@@ -200,12 +224,31 @@ struct store_query {
 	uint64_t size_min, size_max; /* bytes, inclusive; size_max 0: no bound */
 	int64_t date_min, date_max;  /* arrival, unix time, inclusive; 0: no bound */
 	int has_attachment;          /* 0: either, 1: with, -1: without */
+	const struct msg_search *search;        /* NULL: no search terms */
 };
 /* Calls cb for each row of the page; sets *total (may be NULL) to the
  * number of messages the filters match, without paging. A non-zero return
  * from cb stops and is returned. */
 int store_message_query(struct store *st, const struct store_query *q,
     store_message_cb cb, void *arg, uint64_t *total);
+/* Whether message id matches every term of s (the wait endpoint's test of
+ * one new message): 1 or 0, or a negative STORE_* error (STORE_NOTFOUND
+ * is not an error: 0). */
+int store_message_matches(struct store *st, int64_t id, const struct msg_search *s);
+
+/* The search index (src/store_fts.c): the decoded header fields and
+ * text of message id, from its stored MIME structure and bytes, for
+ * store_query.search. Delivery calls it inside its transaction, so a
+ * message is searchable from its commit on; a body already indexed (a
+ * COPY) costs one lookup. */
+int store_message_index(struct store *st, int64_t id);
+/* The back-fill, a slice at a time: looks at the next few hundred
+ * messages, oldest first, and indexes up to max (at most 64) of them that
+ * were stored before the index existed (or whose indexing failed); *done
+ * says how many, *more whether to call again. The server runs it in the
+ * background from start-up; a message not yet indexed matches no term
+ * that reads the index (bare words, to:, cc:, subject:, has:inline, ...). */
+int store_index_pending(struct store *st, unsigned max, unsigned *done, bool *more);
 
 /* Streams the stored bytes of message id to sink in chunks; a non-zero
  * return from sink stops and is returned. */
@@ -258,6 +301,11 @@ int store_mailbox_claim_recent(struct store *st, int64_t mailbox_id, uint32_t *a
 /* Keywords in use by messages of the mailbox, each once. */
 typedef int (*store_name_cb)(const char *name, void *arg);
 int store_mailbox_keywords(struct store *st, int64_t mailbox_id, store_name_cb cb, void *arg);
+/* STORE_OK if adding the n keywords kw to messages of the mailbox keeps
+ * its distinct keywords within limits.keywords; STORE_LIMIT if not. *in_use
+ * (may be NULL) gets how many the mailbox has now. */
+int store_mailbox_keywords_room(struct store *st, int64_t mailbox_id, const char *const *kw,
+    size_t n, unsigned *in_use);
 
 /* UIDs removed from the mailbox (deleted, expunged, moved out) with a
  * modseq above `since`, ascending (QRESYNC VANISHED, RFC 7162). Removals

@@ -144,3 +144,13 @@ write("fuzz_sasl", ["PLAIN\nAGFsaWNlAHNlY3JldA==", "PLAIN\n-\nYWRtaW4AYWxpY2UAc2
                     "LOGIN\nYWxpY2U=\nc2VjcmV0", "login\n-\n=\n=",
                     "CRAM-MD5\n-\ndGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw",
                     "CRAM-MD5\nabc", "PLAIN\nAGFsaWNlAHNlY3JldA"])
+
+# Mailpit search queries (its docs' examples, our additions, bad values).
+write("fuzz_msg_search", [
+    'to:bob@example.test subject:"two words" -from:alice',
+    '!is:unread has:attachment larger:10kb smaller:"2 M"',
+    'before:2024-05-01 after:"2024-05-01 13:30" after:2024-05-01T13:30:15+02:00',
+    '"a phrase" \u041f\u0420\u0418\u0412\u0415\u0422 Stra\u00dfe tag:Urgent inbox:dev rcpt:x@y',
+    'addressed:q message-id:<id@x> reply-to:r cc:c bcc:d is:tagged has:inline',
+    'larger:abc', 'before:2024-02-30', '- ... "" to: \u023a\u1e9e\u212a',
+])

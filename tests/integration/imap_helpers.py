@@ -193,6 +193,19 @@ class RawIMAP(harness.RawSocket):
                 return lines
 
 
+def raw_login(server, user, password, cleanup=None, tls=False):
+    """A RawIMAP session logged in as `user` past the greeting. `cleanup`
+    is a unittest.TestCase's addCleanup (or any callable) that gets the
+    session's close, so a failing test does not leave it open."""
+    imap = RawIMAP(server.addr("imaps" if tls else "imap"),
+                   insecure_context() if tls else None)
+    if cleanup is not None:
+        cleanup(imap.close)
+    imap.greeting()
+    imap.login(user, password)
+    return imap
+
+
 def status_of(tagged):
     """'OK', 'NO' or 'BAD' of a tagged response line."""
     parts = tagged.split(b" ", 2)

@@ -8,7 +8,7 @@ import re
 import unittest
 
 import harness
-from imap_helpers import RawIMAP, new_inbox, simple_message, smtp_send, status_of
+from imap_helpers import raw_login, new_inbox, simple_message, smtp_send, status_of
 
 
 def modseq_of(line):
@@ -31,11 +31,7 @@ class ExtTest(unittest.TestCase):
         user, pw = new_inbox(self.server)
         for i in range(n_messages):
             smtp_send(self.server, user, pw, body or simple_message("msg %d" % i))
-        imap = RawIMAP(self.server.addr("imap"))
-        self.addCleanup(imap.close)
-        imap.greeting()
-        imap.login(user, pw)
-        return imap
+        return raw_login(self.server, user, pw, self.addCleanup)
 
     def ok(self, imap, text):
         untagged, tagged = imap.command(text)

@@ -12,7 +12,7 @@ import socket
 import time
 
 import harness
-from imap_helpers import RawIMAP, new_inbox, simple_message, smtp_send, status_of
+from imap_helpers import raw_login, new_inbox, simple_message, smtp_send, status_of
 
 SYS = b"\\Answered \\Flagged \\Deleted \\Seen \\Draft"
 
@@ -26,11 +26,7 @@ class ViewTest(harness.TestCase):
         return user, pw, ids
 
     def client(self, user, pw):
-        imap = RawIMAP(self.server.addr("imap"))
-        self.addCleanup(imap.close)
-        imap.greeting()
-        imap.login(user, pw)
-        return imap
+        return raw_login(self.server, user, pw, self.addCleanup)
 
     def ok(self, imap, text):
         untagged, tagged = imap.command(text)
@@ -111,6 +107,9 @@ class KeywordAnnouncementTest(ViewTest):
 
 
 class ManyKeywordsTest(ViewTest):
+    # Beyond the default max-keywords (200): FLAGS lines of any length.
+    server_args = ("--max-keywords", "1000")
+
     def test_select_lists_every_keyword(self):
         user, pw, _ = self.inbox(1)
         a = self.client(user, pw)

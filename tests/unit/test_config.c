@@ -105,6 +105,10 @@ Test(config, defaults)
 	cr_expect_eq(cfg.max_clients, 1024);
 	cr_expect_eq(cfg.smtp_timeout, 300);
 	cr_expect_eq(cfg.pop3_timeout, 600);
+	cr_expect_eq(cfg.max_mailboxes, 10000);
+	cr_expect_eq(cfg.max_subscriptions, 10000);
+	cr_expect_eq(cfg.max_keywords, 200);
+	cr_expect_eq(cfg.auth_fail_limit, 20);
 	cr_expect_eq(cfg.durability, DURABILITY_NORMAL);
 	cr_expect_eq(cfg.log_level, LOGL_INFO);
 	cr_expect_str_eq(cfg.ready_file, "");
@@ -268,7 +272,7 @@ Test(config, file_section_errors)
 	expect_error("[inbox ci\n", home_env, NULL, 0,
 	    "F:1: invalid section '[inbox ci' (want [inbox NAME])");
 	expect_error("[inbox a/b]\npassword = x\n", home_env, NULL, 0,
-	    "F:1: invalid inbox name 'a/b'");
+	    "F:1: inbox: invalid inbox name 'a/b' (a '/')");
 	expect_error("\n[inbox ci]\n# no password\n[inbox qa]\npassword = x\n", home_env, NULL, 0,
 	    "F:2: [inbox ci] has no password");
 	expect_error("[inbox ci]\n", home_env, NULL, 0, "F:1: [inbox ci] has no password");
@@ -445,7 +449,7 @@ Test(config, flag_errors)
 	    "--http: invalid address '127.0.0.1:65536' (want host:port or off)");
 	expect_error(NULL, home_env, unknown, 1, "unknown option '--smtp-port'");
 	expect_error(NULL, home_env, missing, 1, "--db: missing value");
-	expect_error(NULL, home_env, inbox, 1, "--inbox: invalid inbox name ''");
+	expect_error(NULL, home_env, inbox, 1, "--inbox: invalid inbox name '' (empty)");
 	expect_error(NULL, home_env, nopw, 1,
 	    "--inbox: invalid password for inbox 'ci' (want 1..127 characters)");
 	expect_error(NULL, home_env, host, 1,
@@ -623,4 +627,214 @@ Test(config, key_queries)
 	cr_expect_str_eq(config_listener_name(LISTEN_SMTP), "smtp");
 	cr_expect_str_eq(config_listener_name(LISTEN_IMAPS), "imaps");
 	cr_expect_str_eq(config_listener_name(LISTEN_HTTP), "http");
+}
+
+/* ---- every key's bad value names the key, from every source ---- */
+
+/* A value each key refuses. A key added to config.c's table without a row
+ * here is still checked, with a value far too long for any key (flags and
+ * environment; a file line that long is refused as such). */
+static const struct { const char *key, *bad; } bad_values[] = {
+	{ "config", "~/x" },   /* no $HOME in this test's environment */
+	{ "db", "~/x" },
+	{ "smtp", "localhost" }, { "smtps", "1.2.3.4:99999" }, { "pop3", "[::1]" },
+	{ "pop3s", "a:b" }, { "imap", ":143" }, { "imaps", "x y:1" }, { "http", "on" },
+	{ "https", "8443" }, { "http-require-auth", "sometimes" }, { "http-admin", "a b" },
+	{ "http-cors", "x y" },
+	{ "tls-cert", "~/c.pem" }, { "tls-key", "~/k.pem" },
+	{ "smtp-require-auth", "perhaps" }, { "auth-accept-any", "2" },
+	{ "allow-plaintext-auth", "yes please" },
+	{ "max-message-size", "2G" }, { "max-messages", "-1" }, { "max-clients", "0" },
+	{ "smtp-timeout", "5m" }, { "pop3-timeout", "0" }, { "imap-timeout", "86401" },
+	{ "login-timeout", "0x10" }, { "max-mailboxes", "0" }, { "max-subscriptions", "lots" },
+	{ "max-keywords", "100001" }, { "auth-fail-limit", "0" },
+	{ "durability", "paranoid" }, { "log-level", "loud" }, { "ready-file", "~/r" },
+	{ "hostname", "two words" }, { "inbox", "a/b:pw" },
+};
+
+static const char *bad_value_of(const char *key, char *longv, size_t len)
+{
+	for (size_t i = 0; i < NFLAGS(bad_values); i++)
+		if (strcmp(bad_values[i].key, key) == 0)
+			return bad_values[i].bad;
+	memset(longv, '9', len - 1);
+	longv[len - 1] = '\0';
+	return longv;
+}
+
+/* "max-clients" -> "MAILSNARE_MAX_CLIENTS=value" */
+static void env_pair(const char *key, const char *value, char *out, size_t len)
+{
+	size_t n = (size_t)snprintf(out, len, "MAILSNARE_");
+
+	for (; *key != '\0' && n + 1 < len; key++)
+		out[n++] = *key == '-' ? '_' : (char)(*key >= 'a' && *key <= 'z' ? *key - 32 : *key);
+	snprintf(out + n, len - n, "=%s", value);
+}
+
+static void expect_names(const char *msg, const char *name, const char *key, const char *src)
+{
+	cr_expect_not_null(strstr(msg, name), "%s of %s: '%s' does not name %s", src, key, msg,
+	    name);
+	cr_expect_null(strchr(msg, '\n'), "one line");
+}
+
+Test(config, every_bad_value_names_its_key)
+{
+	static char longv[5000];
+	char *const no_home[] = { NULL };
+	struct config cfg;
+	struct config_error err;
+	const char *key;
+
+	for (size_t i = 0; (key = config_key_name(i)) != NULL; i++) {
+		const char *bad = bad_value_of(key, longv, sizeof(longv));
+		struct config_flag f[] = { { key, bad } };
+		char name[96], env[5200], line[5100];
+		char *const envp[] = { env, NULL };
+
+		/* The flag: "--KEY: ..." */
+		cr_assert_eq(config_load(&cfg, f, 1, no_home, &err), -1, "--%s %s accepted", key, bad);
+		snprintf(name, sizeof(name), "--%s", key);
+		expect_names(err.msg, name, key, "flag");
+		config_free(&cfg);
+		if (strcmp(key, "config") == 0)
+			continue;   /* neither in the file nor as MAILSNARE_CONFIG's value check */
+		/* The environment: "MAILSNARE_KEY: ..." */
+		env_pair(key, bad, env, sizeof(env));
+		cr_assert_eq(load(&cfg, NULL, envp, NULL, 0, &err), -1, "%s accepted", env);
+		*strchr(env, '=') = '\0';
+		expect_names(err.msg, env, key, "environment");
+		config_free(&cfg);
+		/* The file: "F:1: KEY ..." */
+		if (bad == longv)
+			continue;
+		snprintf(line, sizeof(line), "%s = %s\n", key, bad);
+		cr_assert_eq(load(&cfg, line, no_home, NULL, 0, &err), -1, "file %s accepted", line);
+		snprintf(name, sizeof(name), ":1: %s", key);
+		expect_names(err.msg, name, key, "file");
+		config_free(&cfg);
+	}
+}
+
+Test(config, limits_keys)
+{
+	struct config_flag f[] = { { "max-mailboxes", "50" }, { "max-subscriptions", "60" },
+		{ "max-keywords", "3" }, { "auth-fail-limit", "5" } };
+	struct config cfg;
+	struct config_error err;
+
+	cr_assert_eq(load(&cfg, NULL, home_env, f, NFLAGS(f), &err), 0, "%s", err.msg);
+	cr_expect_eq(cfg.max_mailboxes, 50);
+	cr_expect_eq(cfg.max_subscriptions, 60);
+	cr_expect_eq(cfg.max_keywords, 3);
+	cr_expect_eq(cfg.auth_fail_limit, 5);
+	config_free(&cfg);
+	expect_error("max-keywords = 0\n", home_env, NULL, 0,
+	    "F:1: max-keywords: 0 out of range (want 1..100000)");
+}
+
+Test(config, tls_cert_and_key_come_together)
+{
+	struct config_flag key[] = { { "tls-key", "/k.pem" } };
+	struct config_flag cert[] = { { "tls-cert", "/c.pem" } };
+	struct config_flag both[] = { { "tls-cert", "/c.pem" }, { "tls-key", "/k.pem" } };
+	struct config cfg;
+	struct config_error err;
+
+	expect_error(NULL, home_env, key, 1,
+	    "tls-cert: missing (tls-key is set: give both or neither)");
+	expect_error(NULL, home_env, cert, 1,
+	    "tls-key: missing (tls-cert is set: give both or neither)");
+	expect_error("tls-cert = /c.pem\n", home_env, NULL, 0,
+	    "tls-key: missing (tls-cert is set: give both or neither)");
+	/* One from the file, one from a flag: a pair. */
+	cr_assert_eq(load(&cfg, "tls-cert = /c.pem\n", home_env, key, 1, &err), 0, "%s", err.msg);
+	config_free(&cfg);
+	cr_assert_eq(load(&cfg, NULL, home_env, both, 2, &err), 0, "%s", err.msg);
+	cr_expect_str_eq(cfg.tls_key, "/k.pem");
+	config_free(&cfg);
+}
+
+/* A file to write bytes (with NULs) to; removed by the caller. */
+static void write_bytes(char *path, size_t len, const void *data, size_t n)
+{
+	int fd;
+
+	snprintf(path, len, "/tmp/test_config_XXXXXX");
+	fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, data, n), (ssize_t)n);
+	close(fd);
+}
+
+static void expect_file_error(const void *data, size_t n, const char *want)
+{
+	char path[64], got[512];
+	struct config_flag f[1] = { { "config", path } };
+	struct config cfg;
+	struct config_error err;
+
+	write_bytes(path, sizeof(path), data, n);
+	cr_expect_eq(config_load(&cfg, f, 1, home_env, &err), -1, "accepted: %s", want);
+	cr_expect_str_eq(msg_without_path(err.msg, got, sizeof(got)), want);
+	config_free(&cfg);
+	unlink(path);
+}
+
+Test(config, not_a_text_file)
+{
+	static const char nul[] = "smtp = off\nhostname = a\0b\n";
+	static const char ctl[] = "# \x1b[31m\n";
+	struct config_flag zero[] = { { "config", "/dev/zero" } };
+	struct config cfg;
+	struct config_error err;
+
+	expect_file_error(nul, sizeof(nul) - 1, "F:2: NUL byte 0x00: not a text file");
+	expect_file_error(ctl, sizeof(ctl) - 1, "F:1: control byte 0x1b: not a text file");
+	/* Read until the first NUL, not forever. */
+	cr_assert_eq(config_load(&cfg, zero, 1, home_env, &err), -1);
+	cr_expect_str_eq(err.msg, "/dev/zero:1: NUL byte 0x00: not a text file");
+	config_free(&cfg);
+}
+
+Test(config, file_size_is_bounded)
+{
+	/* Empty lines only: no line is long, the whole is. */
+	size_t n = 4 * 1024 * 1024 + 2;
+	char *data = malloc(n);
+
+	cr_assert_not_null(data);
+	memset(data, '\n', n);
+	expect_file_error(data, n, "F: more than 4194304 bytes: not a config file");
+	free(data);
+}
+
+Test(config, inbox_names_follow_the_store_rule)
+{
+	static const struct { const char *flag, *want; } cases[] = {
+		{ " ci:pw", "--inbox: invalid inbox name ' ci' (leading or trailing space)" },
+		{ "ci :pw", "--inbox: invalid inbox name 'ci ' (leading or trailing space)" },
+		{ "\xff\xfe:pw", "--inbox: invalid inbox name '\xff\xfe' (not valid UTF-8)" },
+		{ "\xc0\xaf:pw", "--inbox: invalid inbox name '\xc0\xaf' (not valid UTF-8)" },
+		{ "a\xc2\x85" "b:pw", "--inbox: invalid inbox name 'a\xc2\x85" "b' (a control character)" },
+		{ "a\tb:pw", "--inbox: invalid inbox name 'a?b' (a control character)" },
+		{ ".hidden:pw", "--inbox: invalid inbox name '.hidden' (leading '.')" },
+		{ "0123456789012345678901234567890123456789012345678901234567890123:pw",
+		  "--inbox: invalid inbox name '0123456789012345678901234567890123456789"
+		  "012345678901234567890123' (longer than 63 bytes)" },
+	};
+	struct config cfg;
+	struct config_error err;
+	struct config_flag ok[] = { { "inbox", "caf\xc3\xa9 qa:pw" } };
+
+	for (size_t i = 0; i < NFLAGS(cases); i++) {
+		struct config_flag f[] = { { "inbox", cases[i].flag } };
+		expect_error(NULL, home_env, f, 1, cases[i].want);
+	}
+	expect_error("[inbox \" ci\"]\npassword = x\n", home_env, NULL, 0,
+	    "F:1: inbox: invalid inbox name ' ci' (leading or trailing space)");
+	cr_assert_eq(load(&cfg, NULL, home_env, ok, 1, &err), 0, "%s", err.msg);
+	cr_expect_str_eq(cfg.inboxes[0].name, "caf\xc3\xa9 qa");
+	config_free(&cfg);
 }

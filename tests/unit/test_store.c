@@ -1886,7 +1886,7 @@ Test(store_sqlite, schema_version_and_wal)
 
 	make_inbox(st, "dev");
 	store_close(st);
-	cr_assert_eq(raw_int("PRAGMA user_version"), 5);
+	cr_assert_eq(raw_int("PRAGMA user_version"), 6);
 	cr_assert_eq(raw_int("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
 	cr_assert_eq(raw_int("SELECT count(*) FROM sqlite_master WHERE type = 'index'"
 	    " AND name = 'message_mailbox_id'"), 1);
@@ -1903,10 +1903,11 @@ Test(store_sqlite, migration_4_to_5)
 	int64_t id = add_text(st, in.id, "old\r\n");
 
 	store_close(st);
-	raw_exec("DROP INDEX message_mailbox_id; ALTER TABLE message DROP COLUMN has_attachment;"
+	raw_exec("DROP TRIGGER body_search_gc; DROP TABLE body_fts; DROP TABLE body_search;"
+	    " DROP INDEX message_mailbox_id; ALTER TABLE message DROP COLUMN has_attachment;"
 	    " PRAGMA user_version = 4");
 	st = open_store();
-	cr_assert_eq(raw_int("PRAGMA user_version"), 5);
+	cr_assert_eq(raw_int("PRAGMA user_version"), 6);
 	cr_assert_eq(store_message_query(st, &q, count_rows, &(int){ 0 }, &total), STORE_OK);
 	cr_assert_eq(total, 1);
 	cr_assert_eq(uid_of(st, id), 1);
