@@ -16,7 +16,7 @@
 #include "mailsnare/base64.h"
 #include "mailsnare/config.h"
 #include "mailsnare/deliver.h"
-#include "mailsnare/header.h"
+#include "mailsnare/ingest.h"
 #include "mailsnare/mime.h"
 #include "mailsnare/msg_build.h"
 #include "mailsnare/server.h"
@@ -26,18 +26,15 @@
 #define SEND_ATTS_MAX 100
 #define SEND_HEADERS_MAX 100
 #define SEND_TAGS_MAX 100
-#define SEND_HDR_MAX 1024
+/* Bytes of a built message kept in memory before the spool file. */
+#define SEND_SPOOL_MEM (256 * 1024)
 
 /* A send in flight: everything the store_new_message points to. */
 struct http_send {
 	struct store_new_message msg;
-	char *raw;                       /* Received: + the built message */
-	size_t len, off;
+	struct ingest *in;               /* Received: + the built message */
 	char **rcpts;
 	size_t nrcpts;
-	unsigned char *structure;
-	char hdr_from[SEND_HDR_MAX], hdr_to[SEND_HDR_MAX];
-	char hdr_subject[SEND_HDR_MAX], hdr_date[SEND_HDR_MAX];
 	char from[256], client[64];
 	json_t *tags;
 	struct deliver_req *dreq;
@@ -52,8 +49,8 @@ static void send_free(struct http_send *s)
 	for (i = 0; i < s->nrcpts; i++)
 		free(s->rcpts[i]);
 	free(s->rcpts);
-	free(s->raw);
-	free(s->structure);
+	if (s->in != NULL)
+		ingest_free(s->in);
 	json_decref(s->tags);
 	free(s);
 }
@@ -67,16 +64,6 @@ static void send_cleanup(struct http_req *r)
 		deliver_cancel(s->dreq);
 	send_free(s);
 	r->cleanup = NULL;
-}
-
-static ssize_t send_read(void *arg, void *buf, size_t len)
-{
-	struct http_send *s = arg;
-	size_t n = s->len - s->off < len ? s->len - s->off : len;
-
-	memcpy(buf, s->raw + s->off, n);
-	s->off += n;
-	return (ssize_t)n;
 }
 
 /* --- the request ------------------------------------------------------ */
@@ -321,10 +308,9 @@ static void rfc5322_date(time_t t, char *buf, size_t len)
 static int prepare(struct http_req *r, struct http_send *s, struct send_input *in)
 {
 	const struct config *cfg = r->srv->cfg;
-	char date[64], mid[96], *built, *peer = NULL;
+	char date[64], mid[96], received[512], *built, *peer = NULL;
 	unsigned char rnd[16];
 	unsigned long long tail;
-	struct mime_part *root;
 	ev_uint16_t port;
 	size_t blen;
 	int n;
@@ -347,32 +333,19 @@ static int prepare(struct http_req *r, struct http_send *s, struct send_input *i
 		return 1;
 	}
 	evhttp_connection_get_peer(evhttp_request_get_connection(r->req), &peer, &port);
-	s->len = blen + 256 + strlen(cfg->hostname);
-	if ((s->raw = malloc(s->len)) == NULL) {
+	snprintf(s->client, sizeof(s->client), "%s", peer ? peer : "");
+	n = snprintf(received, sizeof(received),
+	    "Received: from %s\r\n\tby %s (mailsnare) with HTTP; %s\r\n",
+	    peer ? peer : "unknown", cfg->hostname, date);
+	/* The same preparation as SMTP's: spool, MIME scan, list columns. */
+	if ((s->in = ingest_new(&(struct ingest_options){ .mem_limit = SEND_SPOOL_MEM })) == NULL) {
 		free(built);
 		return -1;
 	}
-	snprintf(s->client, sizeof(s->client), "%s", peer ? peer : "");
-	n = snprintf(s->raw, s->len, "Received: from %s\r\n\tby %s (mailsnare) with HTTP; %s\r\n",
-	    peer ? peer : "unknown", cfg->hostname, date);
-	memcpy(s->raw + n, built, blen);
-	s->len = (size_t)n + blen;
+	ingest_write(s->in, received, n > 0 && (size_t)n < sizeof(received) ? (size_t)n : 0);
+	ingest_write(s->in, built, blen);
 	free(built);
-	root = mime_scan_buffer(s->raw, s->len);
-	if (root != NULL) {
-		(void)mime_tree_serialize(root, &s->structure, &s->msg.structure_len);
-		mime_part_free(root);
-	}
-	s->msg.structure = s->structure;
-	s->msg.hdr_from = header_get(s->raw, s->len, "From", s->hdr_from, SEND_HDR_MAX) ?
-	    s->hdr_from : NULL;
-	s->msg.hdr_to = header_get(s->raw, s->len, "To", s->hdr_to, SEND_HDR_MAX) ?
-	    s->hdr_to : NULL;
-	s->msg.hdr_subject = header_get(s->raw, s->len, "Subject", s->hdr_subject, SEND_HDR_MAX) ?
-	    s->hdr_subject : NULL;
-	s->msg.hdr_date = header_get(s->raw, s->len, "Date", s->hdr_date, SEND_HDR_MAX) ?
-	    s->hdr_date : NULL;
-	return 0;
+	return ingest_status(s->in) == INGEST_OK && ingest_finish(s->in, &s->msg) == 0 ? 0 : -1;
 }
 
 static int target_inbox(struct http_req *r, int64_t *id)
@@ -430,7 +403,6 @@ enum http_rc http_api_send(struct http_req *r)
 	s->msg.auth_user = r->inbox_id ? r->inbox : NULL;
 	s->msg.client_addr = s->client;
 	s->msg.internal_date = time(NULL);
-	s->msg.src = (struct store_source){ s->len, send_read, s };
 	r->cleanup = send_cleanup;
 	r->cleanup_arg = s;
 	http_req_defer(r);

@@ -1,6 +1,6 @@
 /*
  * Message contents for FETCH and SEARCH: byte ranges from the store, and
- * the MIME structure, which is computed once per message and kept.
+ * the MIME structure (msg_tree.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -8,53 +8,12 @@
 #include "mailsnare/imap_envelope.h"
 #include "mailsnare/log.h"
 #include "mailsnare/mime.h"
+#include "mailsnare/msg_tree.h"
 #include "imap_session.h"
-
-static int scan_sink(void *arg, const void *buf, size_t len)
-{
-	mime_scan_feed(arg, buf, len);
-	return 0;
-}
-
-/* Scans the stored bytes; messages stored before the structure was kept
- * (or through a path that did not scan) get it now. */
-static struct mime_part *compute_tree(struct imap_session *s, const struct imap_msg *m)
-{
-	struct mime_scan *sc = mime_scan_new();
-	struct mime_part *root;
-	unsigned char *blob;
-	size_t len;
-
-	if (sc == NULL)
-		return NULL;
-	if (store_message_read(s->srv->store, m->id, scan_sink, sc) != STORE_OK) {
-		mime_scan_abort(sc);
-		return NULL;
-	}
-	root = mime_scan_finish(sc);
-	if (root != NULL && mime_tree_serialize(root, &blob, &len)) {
-		(void)store_message_set_structure(s->srv->store, m->id, blob, len);
-		free(blob);
-	}
-	return root;
-}
 
 struct mime_part *imap_msg_tree(struct imap_session *s, const struct imap_msg *m)
 {
-	struct mime_part *root = NULL;
-	void *blob = NULL;
-	size_t len = 0;
-
-	if (store_message_structure(s->srv->store, m->id, &blob, &len) != STORE_OK)
-		return NULL;
-	if (blob != NULL) {
-		root = mime_tree_parse(blob, len);
-		free(blob);
-		if (root == NULL)
-			log_warn("imap: message %lld: stored structure unreadable; rescanning",
-			    (long long)m->id);
-	}
-	return root != NULL ? root : compute_tree(s, m);
+	return msg_tree_load(s->srv->store, m->id);
 }
 
 struct membuf {

@@ -313,6 +313,21 @@ int store_sql_fail(struct sqlite_store *st, int rc)
 	return map_rc(rc);
 }
 
+int store_step_row(struct sqlite_store *st, sqlite3_stmt *s, const char *fmt, ...)
+{
+	va_list ap;
+	int r = sqlite3_step(s);
+
+	if (r == SQLITE_ROW)
+		return STORE_OK;
+	if (r != SQLITE_DONE)
+		return store_sql_fail(st, r);
+	va_start(ap, fmt);
+	vsnprintf(st->err, sizeof(st->err), fmt, ap);
+	va_end(ap);
+	return STORE_NOTFOUND;
+}
+
 int store_set_err(struct sqlite_store *st, int code, const char *fmt, ...)
 {
 	va_list ap;
@@ -644,6 +659,8 @@ struct store *sq_open(const struct store_options *opts)
 		return NULL;
 	}
 	st->base.be = &store_sqlite_backend;
+	st->fts_tail = &st->fts_queue;
+	st->fts_txtail = &st->fts_txq;
 	/* One thread uses the connection: SQLite's own mutexes only cost. */
 	r = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 	    SQLITE_OPEN_NOMUTEX, NULL);
@@ -684,9 +701,9 @@ void sq_close(struct store *base)
 
 	if (st->db != NULL && !sqlite3_get_autocommit(st->db))
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	store_fts_close(st);
 	for (i = 0; i < STORE_NQUERIES; i++)
 		sqlite3_finalize(st->stmts[i]);
-	store_fts_close(st);
 	sqlite3_close(st->db);
 	store_cache_drop(st);
 	free(st->cache);
@@ -745,6 +762,9 @@ bool sq_poll_external(struct store *base)
 	struct sqlite_store *st = sqlite_store_of(base);
 	int64_t v = 0;
 
+	/* The server calls this twice a second: the search index's words
+	 * wait no longer than that (store_fts.c). */
+	(void)store_fts_flush(st);
 	/* data_version moves only for commits of other connections. */
 	if (pragma_int(st, "PRAGMA data_version", &v) != STORE_OK || v == st->data_version)
 		return false;
@@ -785,6 +805,8 @@ int sq_commit(struct store *base)
 	rc = st->tx_rc;
 	st->tx_rc = STORE_OK;
 	if (rc == STORE_OK)
+		rc = store_fts_commit(st);
+	if (rc == STORE_OK)
 		rc = store_run(st, Q_COMMIT);
 	if (rc != STORE_OK) {
 		/* A failed COMMIT may leave the transaction open: end it, so
@@ -792,8 +814,10 @@ int sq_commit(struct store *base)
 		if (!sqlite3_get_autocommit(st->db))
 			store_run(st, Q_ROLLBACK);
 		drop_events(st);
+		store_fts_rollback(st);
 		return rc;
 	}
+	store_fts_committed(st);
 	store_notify_pending(st);
 	return STORE_OK;
 }
@@ -809,6 +833,7 @@ void sq_rollback(struct store *base)
 	if (!sqlite3_get_autocommit(st->db))
 		store_run(st, Q_ROLLBACK);
 	drop_events(st);
+	store_fts_rollback(st);
 }
 
 /* ---- inboxes ----------------------------------------------------------- */
@@ -825,21 +850,14 @@ static void inbox_from_row(sqlite3_stmt *s, struct store_inbox *out)
 int sq_inbox_get(struct store *base, const char *name, struct store_inbox *out)
 {
 	struct sqlite_store *st = sqlite_store_of(base);
-	int rc = STORE_OK, r;
+	int rc = STORE_OK;
 	sqlite3_stmt *s = store_stmt_get(st, Q_INBOX_GET, &rc);
 
 	if (s == NULL)
 		return rc;
 	store_bind_str(s, 1, name);
-	r = sqlite3_step(s);
-	if (r == SQLITE_ROW) {
-		if (out != NULL)
-			inbox_from_row(s, out);
-	} else if (r == SQLITE_DONE) {
-		rc = store_set_err(st, STORE_NOTFOUND, "no inbox '%s'", name);
-	} else {
-		rc = store_sql_fail(st, r);
-	}
+	if ((rc = store_step_row(st, s, "no inbox '%s'", name)) == STORE_OK && out != NULL)
+		inbox_from_row(s, out);
 	store_stmt_put(st, Q_INBOX_GET, s);
 	return rc;
 }
@@ -847,19 +865,14 @@ int sq_inbox_get(struct store *base, const char *name, struct store_inbox *out)
 /* The id of inbox `name`, or STORE_NOTFOUND. */
 static int inbox_id(struct sqlite_store *st, const char *name, int64_t *id)
 {
-	int rc = STORE_OK, r;
+	int rc = STORE_OK;
 	sqlite3_stmt *s = store_stmt_get(st, Q_INBOX_ID, &rc);
 
 	if (s == NULL)
 		return rc;
 	store_bind_str(s, 1, name);
-	r = sqlite3_step(s);
-	if (r == SQLITE_ROW)
+	if ((rc = store_step_row(st, s, "no inbox '%s'", name)) == STORE_OK)
 		*id = sqlite3_column_int64(s, 0);
-	else if (r == SQLITE_DONE)
-		rc = store_set_err(st, STORE_NOTFOUND, "no inbox '%s'", name);
-	else
-		rc = store_sql_fail(st, r);
 	store_stmt_put(st, Q_INBOX_ID, s);
 	return rc;
 }
@@ -1285,7 +1298,7 @@ int sq_message_add(struct store *base, const struct store_new_message *msg, int6
 	 * leaves the message stored and store_index_pending retries it.
 	 * (Built with -DMAILSNARE_NO_SEARCH_INDEX only by bench/search.sh, to
 	 * measure what the index costs an SMTP delivery.) */
-	(void)store_message_index(base, mid);
+	(void)store_fts_index_new(st, mid, msg);
 #endif
 	if (!st->in_tx)
 		store_notify_pending(st);
@@ -1635,20 +1648,25 @@ static int query_total(struct sqlite_store *st, const struct store_query *q, uin
 	return r == SQLITE_ROW ? STORE_OK : store_sql_fail(st, r);
 }
 
-/* Only after_id: the `limit` ids just above it, so taken ascending and
- * turned round. */
+/*
+ * The page's ids first, then their rows: the inner query finds and orders
+ * ids from what answers the filters (the primary key, or the covering
+ * index on body_id for a search term: no message row is read for a match
+ * that is not on the page), and only the page's rows are read whole.
+ * Only after_id: the `limit` ids just above it, so taken ascending and
+ * turned round.
+ */
 static void query_page_sql(struct sqlbuf *b, const struct store_query *q)
 {
 	bool up = q->after_id != 0 && q->before_id == 0;
 
-	if (up)
-		sql_add(b, "SELECT * FROM (");
 	sql_add(b, MSG_COLS);
+	sql_add(b, "WHERE m.id IN (SELECT m.id FROM message m");
 	query_filters(b, q);
 	sql_cond(b, q->before_id != 0, "m.id < ?2");
 	sql_cond(b, q->after_id != 0, "m.id > ?3");
-	sql_add(b, up ? " ORDER BY m.id LIMIT ?14) ORDER BY 1 DESC" :
-	    " ORDER BY m.id DESC LIMIT ?14");
+	sql_add(b, up ? " ORDER BY m.id LIMIT ?14)" : " ORDER BY m.id DESC LIMIT ?14)");
+	sql_add(b, " ORDER BY m.id DESC");
 }
 
 int sq_message_query(struct store *base, const struct store_query *q,
@@ -1659,6 +1677,9 @@ int sq_message_query(struct store *base, const struct store_query *q,
 	sqlite3_stmt *s;
 	int rc, r, rows;
 
+	/* A search sees every committed message's words. */
+	if (msg_search_nterms(q->search) > 0 && (rc = store_fts_flush(st)) != STORE_OK)
+		return rc;
 	if (total != NULL && (rc = query_total(st, q, total)) != STORE_OK)
 		return rc;
 	query_page_sql(&b, q);
@@ -1677,19 +1698,14 @@ int sq_message_query(struct store *base, const struct store_query *q,
 
 int store_message_body_id(struct sqlite_store *st, int64_t id, int64_t *body)
 {
-	int rc = STORE_OK, r;
+	int rc = STORE_OK;
 	sqlite3_stmt *s = store_stmt_get(st, Q_MSG_BODY, &rc);
 
 	if (s == NULL)
 		return rc;
 	sqlite3_bind_int64(s, 1, id);
-	r = sqlite3_step(s);
-	if (r == SQLITE_ROW)
+	if ((rc = store_step_row(st, s, "no message %" PRId64, id)) == STORE_OK)
 		*body = sqlite3_column_int64(s, 0);
-	else if (r == SQLITE_DONE)
-		rc = store_set_err(st, STORE_NOTFOUND, "no message %" PRId64, id);
-	else
-		rc = store_sql_fail(st, r);
 	store_stmt_put(st, Q_MSG_BODY, s);
 	return rc;
 }

@@ -485,28 +485,54 @@ static const enum mime_env_field doc_fields[7] = {
 	MIME_ENV_REPLY_TO, MIME_ENV_MESSAGE_ID
 };
 
-static int doc_build(struct store *st, int64_t id, struct doc *doc)
+/* The envelope recipients joined with ", ", from the new message or the
+ * store. malloc'd. */
+static char *join_rcpts(struct store *st, int64_t id, const struct store_new_message *msg)
 {
 	struct info_copy info = { NULL, 0 };
-	struct mime_part *root;
+	struct text t = { NULL, 0, 0, STORE_FTS_FIELD_MAX };
+	size_t i;
+
+	if (msg == NULL) {
+		if (store_message_get_info(st, id, info_cb, &info) != STORE_OK)
+			return NULL;
+		return info.rcpts;
+	}
+	for (i = 0; i < msg->n_rcpts; i++) {
+		if (i > 0)
+			text_add(&t, ", ", 2);
+		if (msg->rcpts[i] != NULL)
+			text_add(&t, msg->rcpts[i], strlen(msg->rcpts[i]));
+	}
+	return t.p != NULL ? t.p : strdup("");
+}
+
+static int doc_build(struct store *st, int64_t id, const struct store_new_message *msg,
+    struct doc *doc)
+{
+	struct mime_part *root = NULL;
+	char *rcpts;
 	size_t i;
 	int rc;
 
 	for (i = 0; i < 7; i++)
 		doc->f[i].max = STORE_FTS_FIELD_MAX;
 	doc->words.max = STORE_FTS_TEXT_MAX;
-	if ((rc = store_message_get_info(st, id, info_cb, &info)) != STORE_OK)
-		return rc;
+	if ((rcpts = join_rcpts(st, id, msg)) == NULL)
+		return store_set_err(sqlite_store_of(st), STORE_FULL,
+		    "message %" PRId64 ": no recipients read", id);
+	if (msg != NULL && msg->structure != NULL)
+		root = mime_tree_parse(msg->structure, msg->structure_len);
 	/* The scanner fails only when memory runs out: worth a retry. */
-	if ((root = message_tree(st, id)) == NULL) {
-		free(info.rcpts);
+	if (root == NULL && (root = message_tree(st, id)) == NULL) {
+		free(rcpts);
 		return store_set_err(sqlite_store_of(st), STORE_FULL,
 		    "message %" PRId64 ": out of memory for its MIME structure", id);
 	}
 	for (i = 0; i < 7; i++)
 		add_field(&doc->f[i], root, doc_fields[i]);
-	add_bcc(doc, info.rcpts);
-	free(info.rcpts);
+	add_bcc(doc, rcpts);
+	free(rcpts);
 	rc = walk_parts(st, id, root, doc);
 	mime_part_free(root);
 	return rc;
@@ -523,13 +549,48 @@ static void doc_free(struct doc *doc)
 
 /* ---- writing ------------------------------------------------------------ */
 
-enum { FTS_HAS, FTS_SEARCH_ADD, FTS_WORDS_ADD, FTS_BODY, FTS_PENDING, FTS_NSTMTS };
+/*
+ * The index rows of a message are written after the commit that stored
+ * it, several messages' at a time, not with each message: FTS5 writes a
+ * new segment (and merges) at every commit and savepoint it takes part
+ * in, and a delivery is a savepoint in a group commit of a few messages;
+ * written with each message the index tripled SMTP ingest's CPU.
+ *
+ * So a message's rows wait in memory: in st->fts_txq while its
+ * transaction is open (a rollback drops them), then in st->fts_queue
+ * until a flush writes them in one transaction of their own. Flushes:
+ * before any search (store_message_query with terms, so a search always
+ * sees every committed message), twice a second from the server's poll
+ * (sq_poll_external), when the queue holds STORE_FTS_QUEUE_DOCS messages
+ * or STORE_FTS_QUEUE_MAX bytes (inside the commit that passes the bound),
+ * and at close. A row is written only if its message still has that
+ * body (a message deleted or pruned meanwhile has none to index; message
+ * ids are never reused). If a flush fails (disk full) its rows are
+ * dropped; those messages have no body_search row, which is what the
+ * back-fill (store_index_pending) looks for at the next start.
+ */
+#define STORE_FTS_QUEUE_DOCS 256
+#define STORE_FTS_QUEUE_MAX (4u * 1024 * 1024)
+
+struct fts_row {
+	int64_t id, body;
+	char *folded[7];            /* body_search's columns */
+	bool has_inline;
+	char *subject, *addrs, *words;
+	size_t bytes;
+	struct fts_row *next;
+};
+
+enum { FTS_HAS, FTS_SEARCH_ADD, FTS_WORDS_ADD, FTS_BODY, FTS_PENDING, FTS_LIVE,
+	FTS_NSTMTS };
 
 static const char *const fts_sql[FTS_NSTMTS] = {
 	[FTS_HAS] = "SELECT 1 FROM body_search WHERE body_id = ?1",
-	[FTS_SEARCH_ADD] = "INSERT OR REPLACE INTO body_search (body_id, subject, hdr_from,"
+	[FTS_SEARCH_ADD] = "INSERT INTO body_search (body_id, subject, hdr_from,"
 	    " hdr_to, cc, bcc, reply_to, message_id, has_inline)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	/* One row, VALUES: an INSERT ... SELECT takes a statement savepoint,
+	 * and FTS5 writes a segment at every savepoint. */
 	[FTS_WORDS_ADD] = "INSERT INTO body_fts (rowid, subject, addrs, text)"
 	    " VALUES (?1, ?2, ?3, ?4)",
 	[FTS_BODY] = "SELECT body_id FROM message WHERE id = ?1",
@@ -538,6 +599,10 @@ static const char *const fts_sql[FTS_NSTMTS] = {
 	[FTS_PENDING] = "SELECT m.id, EXISTS (SELECT 1 FROM body_search s"
 	    " WHERE s.body_id = m.body_id) FROM message m WHERE m.id > ?1"
 	    " ORDER BY m.id LIMIT ?2",
+	/* Still there with that body, and the body not indexed yet (a COPY
+	 * made before the flush shares it). */
+	[FTS_LIVE] = "SELECT 1 FROM message WHERE id = ?1 AND body_id = ?2"
+	    " AND NOT EXISTS (SELECT 1 FROM body_search WHERE body_id = ?2)",
 };
 
 static sqlite3_stmt *fts_stmt(struct sqlite_store *st, int q, int *rc)
@@ -557,10 +622,163 @@ static sqlite3_stmt *fts_stmt(struct sqlite_store *st, int q, int *rc)
 	return st->fts_stmts[q];
 }
 
+static int step_done(struct sqlite_store *st, sqlite3_stmt *s)
+{
+	int r = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	return r == SQLITE_DONE ? STORE_OK : store_sql_fail(st, r);
+}
+
+static void row_free(struct fts_row *r)
+{
+	size_t i;
+
+	for (i = 0; i < 7; i++)
+		free(r->folded[i]);
+	free(r->subject);
+	free(r->addrs);
+	free(r->words);
+	free(r);
+}
+
+static void rows_free(struct fts_row **head, struct fts_row ***tail)
+{
+	struct fts_row *r;
+
+	while ((r = *head) != NULL) {
+		*head = r->next;
+		row_free(r);
+	}
+	*tail = head;
+}
+
+/* 1: write it; 0: its message or body went, or the body is indexed. */
+static int row_live(struct sqlite_store *st, const struct fts_row *r)
+{
+	sqlite3_stmt *s;
+	int rc = STORE_OK, x;
+
+	if ((s = fts_stmt(st, FTS_LIVE, &rc)) == NULL)
+		return rc;
+	sqlite3_bind_int64(s, 1, r->id);
+	sqlite3_bind_int64(s, 2, r->body);
+	x = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (x == SQLITE_ROW || x == SQLITE_DONE)
+		return x == SQLITE_ROW;
+	return store_sql_fail(st, x);
+}
+
+static int row_write(struct sqlite_store *st, const struct fts_row *r)
+{
+	sqlite3_stmt *s;
+	size_t i;
+	int rc = row_live(st, r);
+
+	if (rc <= 0)
+		return rc;
+	if ((s = fts_stmt(st, FTS_SEARCH_ADD, &rc)) == NULL)
+		return rc;
+	sqlite3_bind_int64(s, 1, r->body);
+	for (i = 0; i < 7; i++)
+		sqlite3_bind_text(s, 2 + (int)i, r->folded[i], -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 9, r->has_inline);
+	if ((rc = step_done(st, s)) != STORE_OK)
+		return rc;
+	if ((s = fts_stmt(st, FTS_WORDS_ADD, &rc)) == NULL)
+		return rc;
+	sqlite3_bind_int64(s, 1, r->body);
+	sqlite3_bind_text(s, 2, r->subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, r->addrs, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, r->words, -1, SQLITE_STATIC);
+	return step_done(st, s);
+}
+
+/* Writes the queue in the open transaction. */
+static int write_queue(struct sqlite_store *st)
+{
+	struct fts_row *r;
+	int rc = STORE_OK;
+
+	for (r = st->fts_queue; r != NULL && rc == STORE_OK; r = r->next)
+		rc = row_write(st, r);
+	rows_free(&st->fts_queue, &st->fts_tail);
+	st->fts_queued = st->fts_queued_docs = 0;
+	return rc;
+}
+
+int store_fts_flush(struct sqlite_store *st)
+{
+	int rc;
+
+	if (st->fts_queue == NULL)
+		return STORE_OK;
+	if (st->in_tx)
+		return write_queue(st);
+	if ((rc = store_run(st, Q_BEGIN)) != STORE_OK) {
+		rows_free(&st->fts_queue, &st->fts_tail);
+		st->fts_queued = st->fts_queued_docs = 0;
+		return rc;
+	}
+	rc = write_queue(st);
+	if (rc == STORE_OK)
+		rc = store_run(st, Q_COMMIT);
+	if (rc != STORE_OK && !sqlite3_get_autocommit(st->db))
+		store_run(st, Q_ROLLBACK);
+	return rc;
+}
+
+/* Just before COMMIT: past the bounds, the queue and this transaction's
+ * rows are written in it (and go with it if the COMMIT fails). */
+int store_fts_commit(struct sqlite_store *st)
+{
+	struct fts_row *r;
+	size_t bytes = st->fts_queued, docs = st->fts_queued_docs;
+	int rc;
+
+	for (r = st->fts_txq; r != NULL; r = r->next) {
+		bytes += r->bytes;
+		docs++;
+	}
+	if (docs < STORE_FTS_QUEUE_DOCS && bytes < STORE_FTS_QUEUE_MAX)
+		return STORE_OK;
+	rc = write_queue(st);
+	for (r = st->fts_txq; r != NULL && rc == STORE_OK; r = r->next)
+		rc = row_write(st, r);
+	rows_free(&st->fts_txq, &st->fts_txtail);
+	return rc;
+}
+
+/* After COMMIT: the transaction's rows join the queue. */
+void store_fts_committed(struct sqlite_store *st)
+{
+	struct fts_row *r;
+
+	for (r = st->fts_txq; r != NULL; r = r->next) {
+		st->fts_queued += r->bytes;
+		st->fts_queued_docs++;
+	}
+	*st->fts_tail = st->fts_txq;
+	if (st->fts_txq != NULL)
+		st->fts_tail = st->fts_txtail;
+	st->fts_txq = NULL;
+	st->fts_txtail = &st->fts_txq;
+}
+
+void store_fts_rollback(struct sqlite_store *st)
+{
+	rows_free(&st->fts_txq, &st->fts_txtail);
+}
+
 void store_fts_close(struct sqlite_store *st)
 {
 	size_t i;
 
+	store_fts_rollback(st);
+	if (st->db != NULL)
+		(void)store_fts_flush(st);
+	rows_free(&st->fts_queue, &st->fts_tail);
 	for (i = 0; i < FTS_NSTMTS; i++) {
 		sqlite3_finalize(st->fts_stmts[i]);
 		st->fts_stmts[i] = NULL;
@@ -592,70 +810,87 @@ static int body_state(struct sqlite_store *st, int64_t id, int64_t *body, bool *
 	return r == SQLITE_ROW || r == SQLITE_DONE ? STORE_OK : store_sql_fail(st, r);
 }
 
-static int step_done(struct sqlite_store *st, sqlite3_stmt *s)
+static char *take(struct text *t)
 {
-	int r = sqlite3_step(s);
+	char *p = t->p != NULL ? t->p : strdup("");
 
-	sqlite3_reset(s);
-	return r == SQLITE_DONE ? STORE_OK : store_sql_fail(st, r);
+	t->p = NULL;
+	t->len = t->cap = 0;
+	return p;
 }
 
-static int doc_write(struct sqlite_store *st, int64_t body, struct doc *doc)
+/* The doc as a queued row: in the transaction's list, or (autocommit:
+ * the message is committed already) the queue. */
+static int queue_doc(struct sqlite_store *st, int64_t id, int64_t body, struct doc *doc)
 {
+	struct fts_row *r = calloc(1, sizeof(*r));
 	struct text addrs = { NULL, 0, 0, STORE_FTS_FIELD_MAX * 5 };
-	sqlite3_stmt *s;
-	char *folded[7];
+	bool ok = r != NULL;
 	size_t i;
-	int rc = STORE_OK;
 
-	for (i = 1; i < 6; i++) {
+	for (i = 1; ok && i < 6; i++) {
 		text_add(&addrs, text_str(&doc->f[i]), doc->f[i].len);
 		text_add(&addrs, " ", 1);
 	}
-	for (i = 0; i < 7; i++)
-		if ((folded[i] = fold_dup(text_str(&doc->f[i]))) == NULL)
-			rc = store_set_err(st, STORE_FULL, "out of memory");
-	if (rc == STORE_OK && (s = fts_stmt(st, FTS_SEARCH_ADD, &rc)) != NULL) {
-		sqlite3_bind_int64(s, 1, body);
-		for (i = 0; i < 7; i++)
-			sqlite3_bind_text(s, 2 + (int)i, folded[i], -1, SQLITE_STATIC);
-		sqlite3_bind_int(s, 9, doc->has_inline);
-		rc = step_done(st, s);
+	for (i = 0; ok && i < 7; i++)
+		ok = (r->folded[i] = fold_dup(text_str(&doc->f[i]))) != NULL;
+	if (ok) {
+		r->id = id;
+		r->body = body;
+		r->has_inline = doc->has_inline;
+		r->subject = take(&doc->f[0]);
+		r->addrs = take(&addrs);
+		r->words = take(&doc->words);
+		ok = r->subject != NULL && r->addrs != NULL && r->words != NULL;
 	}
-	if (rc == STORE_OK && (s = fts_stmt(st, FTS_WORDS_ADD, &rc)) != NULL) {
-		sqlite3_bind_int64(s, 1, body);
-		sqlite3_bind_text(s, 2, text_str(&doc->f[0]), -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 3, text_str(&addrs), -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 4, text_str(&doc->words), -1, SQLITE_STATIC);
-		rc = step_done(st, s);
-	}
-	for (i = 0; i < 7; i++)
-		free(folded[i]);
 	free(addrs.p);
-	return rc;
+	if (!ok) {
+		if (r != NULL)
+			row_free(r);
+		return store_set_err(st, STORE_FULL, "out of memory");
+	}
+	r->bytes = strlen(r->subject) + strlen(r->addrs) + strlen(r->words);
+	if (st->in_tx) {
+		*st->fts_txtail = r;
+		st->fts_txtail = &r->next;
+		return STORE_OK;
+	}
+	*st->fts_tail = r;
+	st->fts_tail = &r->next;
+	st->fts_queued += r->bytes;
+	st->fts_queued_docs++;
+	if (st->fts_queued_docs < STORE_FTS_QUEUE_DOCS && st->fts_queued < STORE_FTS_QUEUE_MAX)
+		return STORE_OK;
+	return store_fts_flush(st);
 }
 
-/* Also the backfill's step: it has no transaction of its own, so each
- * message is one savepoint (or its own transaction). */
-int store_message_index(struct store *base, int64_t id)
+static int index_message(struct sqlite_store *st, int64_t id, const struct store_new_message *msg)
 {
-	struct sqlite_store *st = sqlite_store_of(base);
 	struct doc doc;
-	struct wtx w;
 	int64_t body = 0;
 	bool has = false;
 	int rc;
 
-	if (base->be != &store_sqlite_backend)
-		return STORE_OK;
 	if ((rc = body_state(st, id, &body, &has)) != STORE_OK || has)
 		return rc;
 	memset(&doc, 0, sizeof(doc));
-	rc = doc_build(base, id, &doc);
-	if (rc == STORE_OK && (rc = store_wtx_begin(st, &w)) == STORE_OK)
-		rc = store_wtx_end(st, &w, doc_write(st, body, &doc));
+	rc = doc_build(&st->base, id, msg, &doc);
+	if (rc == STORE_OK)
+		rc = queue_doc(st, id, body, &doc);
 	doc_free(&doc);
 	return rc;
+}
+
+int store_message_index(struct store *base, int64_t id)
+{
+	if (base->be != &store_sqlite_backend)
+		return STORE_OK;
+	return index_message(sqlite_store_of(base), id, NULL);
+}
+
+int store_fts_index_new(struct sqlite_store *st, int64_t id, const struct store_new_message *msg)
+{
+	return index_message(st, id, msg);
 }
 
 /* How many messages one call looks at, indexed or not: a slice's cost is
@@ -699,6 +934,8 @@ int store_index_pending(struct store *base, unsigned max, unsigned *done, bool *
 		if (rc == STORE_OK)
 			(*done)++;
 	}
+	if (rc == STORE_OK)
+		rc = store_fts_flush(st);
 	if (rc == STORE_OK) {
 		st->fts_cursor = last;
 		*more = n == max || seen == STORE_FTS_SCAN;

@@ -183,8 +183,11 @@ struct sqlite_store {
 	uint64_t cache_tick;
 	uint32_t last_uidvalidity;
 	unsigned char *chunk;      /* STORE_CHUNK bytes for writing bodies */
-	sqlite3_stmt *fts_stmts[5];    /* store_fts.c's own statements */
+	sqlite3_stmt *fts_stmts[6];    /* store_fts.c's own statements */
 	int64_t fts_cursor;        /* store_index_pending looked at ids up to this */
+	struct fts_row *fts_queue, **fts_tail;   /* index rows to write */
+	struct fts_row *fts_txq, **fts_txtail;   /* ... once this transaction commits */
+	size_t fts_queued, fts_queued_docs;      /* fts_queue's bytes and rows */
 	char err[STORE_ERR_MAX];
 };
 
@@ -260,6 +263,10 @@ struct wtx {
 };
 
 int store_sql_fail(struct sqlite_store *st, int rc);
+/* Steps s for its one row: STORE_OK with the row to read, STORE_NOTFOUND
+ * with fmt's message when there is none, or the SQL error. */
+int store_step_row(struct sqlite_store *st, sqlite3_stmt *s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 int store_set_err(struct sqlite_store *st, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 sqlite3_stmt *store_stmt_get(struct sqlite_store *st, int q, int *rc);
@@ -294,6 +301,16 @@ int store_mailbox_read_all(struct sqlite_store *st, int64_t mailbox_id, store_ms
 #define STORE_SEARCH_COND_MAX 256
 int store_fts_init(struct sqlite_store *st);
 void store_fts_close(struct sqlite_store *st);
+/* The index of a message just added (sq_message_add); its rows wait in
+ * memory and are written later, several messages' at once (store_fts.c):
+ * flush writes what is committed; commit (just before COMMIT) moves the
+ * transaction's rows to the queue, writing it if past its bounds;
+ * rollback forgets the transaction's rows. */
+int store_fts_index_new(struct sqlite_store *st, int64_t id, const struct store_new_message *msg);
+int store_fts_flush(struct sqlite_store *st);
+int store_fts_commit(struct sqlite_store *st);
+void store_fts_committed(struct sqlite_store *st);
+void store_fts_rollback(struct sqlite_store *st);
 struct msg_search_term;
 void store_search_cond(const struct msg_search_term *t, int param, char *out, size_t outlen);
 int store_search_bind(sqlite3_stmt *s, const struct msg_search *search, int first);

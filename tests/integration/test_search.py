@@ -85,6 +85,12 @@ def send(server, data, rcpts, login=None):
         smtp.quit()
 
 
+def wait_for(server, query, want, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while search(server, query) != want and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def search(server, query, inbox=None):
     args = ["message", "list", "--query", query]
     if inbox is not None:
@@ -105,6 +111,9 @@ class SearchCase(harness.TestCase):
         cls.a = send(s, PLAIN, ["bob@example.test", "hidden@bcc.test"])
         cls.b = send(s, CYRILLIC, ["bob@example.test"])
         cls.c = send(s, MIXED, ["bob@example.test"], login=("qa", "qa-pw"))
+        # The server writes index rows after the commit, in batches; another
+        # process (the CLI) sees them within half a second (its poll).
+        wait_for(s, "subject:nightly", [cls.c])
 
     def check(self, query, want, inbox=None):
         self.assertEqual(search(self.server, query, inbox), want, "query %r" % query)
@@ -162,11 +171,13 @@ class BackfillCase(harness.TestCase):
     def test_backfill(self):
         first = send(self.server, PLAIN, ["bob@example.test"])
         second = send(self.server, CYRILLIC, ["bob@example.test"])
+        wait_for(self.server, "quarterly", [first])
         self.assertEqual(search(self.server, "quarterly"), [first])
         tmp = tempfile.TemporaryDirectory(prefix="mailsnare-it-old-")
         self.addCleanup(tmp.cleanup)
         old = os.path.join(tmp.name, "old.db")
         src = sqlite3.connect(self.server.db, timeout=TIMEOUT)
+        self.assertEqual(src.execute("SELECT count(*) FROM body_fts").fetchone()[0], 2)
         dst = sqlite3.connect(old)
         src.backup(dst)
         src.close()
