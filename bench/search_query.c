@@ -26,7 +26,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "mailsnare/header.h"
+#include "mailsnare/ingest.h"
 #include "mailsnare/mime.h"
 #include "mailsnare/msg_search.h"
 #include "mailsnare/store.h"
@@ -117,21 +117,6 @@ static void make_message(long n, struct buf *b)
 	}
 }
 
-struct src {
-	const char *p;
-	size_t len, off;
-};
-
-static ssize_t src_read(void *arg, void *buf, size_t len)
-{
-	struct src *s = arg;
-	size_t n = s->len - s->off < len ? s->len - s->off : len;
-
-	memcpy(buf, s->p + s->off, n);
-	s->off += n;
-	return (ssize_t)n;
-}
-
 static struct store *open_db(const char *path)
 {
 	char err[256] = "";
@@ -152,45 +137,35 @@ static int fill(const char *path, long count)
 	struct store_inbox in;
 	struct buf b = { NULL, 0, 0 };
 	static const char *const rcpt[] = { "user@example.test" };
-	char from[512], to[512], subject[512];
 	long n;
 
 	if (store_inbox_ensure(st, "dev", "dev", &in) != STORE_OK)
 		return 1;
 	for (n = 0; n < count; n++) {
-		struct src s;
-		struct mime_part *root;
-		unsigned char *blob = NULL;
-		size_t bl = 0, hl;
+		struct ingest *ing;
 		int64_t id;
-		struct store_new_message m = {
-			.inbox_id = in.id, .mail_from = "shop@sender.test", .rcpts = rcpt,
-			.n_rcpts = 1, .client_addr = "127.0.0.1",
-			.internal_date = 1700000000 + n * 60,
-		};
+		struct store_new_message m = { 0 };
 
 		if (n % 500 == 0 && store_begin(st) != STORE_OK)
 			return 1;
 		make_message(n, &b);
-		s = (struct src){ b.p, b.len, 0 };
-		if ((root = mime_scan_buffer(b.p, b.len)) == NULL ||
-		    !mime_tree_serialize(root, &blob, &bl))
+		/* The server's own preparation (ingest.h): structure and columns. */
+		if ((ing = ingest_new(&(struct ingest_options){ .mem_limit = 1 << 20 })) == NULL)
 			return 1;
-		mime_part_free(root);
-		hl = header_section_len(b.p, b.len, NULL);
-		m.hdr_from = header_get(b.p, hl, "From", from, sizeof(from)) ? from : NULL;
-		m.hdr_to = header_get(b.p, hl, "To", to, sizeof(to)) ? to : NULL;
-		m.hdr_subject = header_get(b.p, hl, "Subject", subject, sizeof(subject)) ?
-		    subject : NULL;
-		m.has_attachment = n % 20 == 19;
-		m.structure = blob;
-		m.structure_len = bl;
-		m.src = (struct store_source){ b.len, src_read, &s };
+		ingest_write(ing, b.p, b.len);
+		if (ingest_finish(ing, &m) < 0)
+			return 1;
+		m.inbox_id = in.id;
+		m.mail_from = "shop@sender.test";
+		m.rcpts = rcpt;
+		m.n_rcpts = 1;
+		m.client_addr = "127.0.0.1";
+		m.internal_date = 1700000000 + n * 60;
 		if (store_message_add(st, &m, &id) != STORE_OK) {
 			fprintf(stderr, "search_query: add: %s\n", store_errmsg(st));
 			return 1;
 		}
-		free(blob);
+		ingest_free(ing);
 		if ((n % 500 == 499 || n == count - 1) && store_commit(st) != STORE_OK)
 			return 1;
 	}

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include <event2/event.h>
+#include <openssl/rand.h>
 
 #include "mailsnare/apop.h"
 #include "mailsnare/auth.h"
@@ -290,4 +291,37 @@ enum auth_rc auth_apop(struct auth_session *as, const char *timestamp, const cha
 	if (rc == STORE_OK && verify && !apop_verify(timestamp, as->inbox->password, digest))
 		rc = STORE_NOTFOUND;
 	return auth_result(as, rc);
+}
+
+int auth_random_password(char *out, size_t len)
+{
+	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+	const size_t n = sizeof(alphabet) - 1;
+	size_t have = 0;
+
+	if (len <= AUTH_PASSWORD_GENERATED_LEN)
+		return -1;
+	while (have < AUTH_PASSWORD_GENERATED_LEN) {
+		unsigned char buf[32];
+
+		if (RAND_bytes(buf, sizeof(buf)) != 1)
+			return -1;
+		for (size_t i = 0; i < sizeof(buf) && have < AUTH_PASSWORD_GENERATED_LEN; i++)
+			if (buf[i] < 256 - 256 % n)
+				out[have++] = alphabet[buf[i] % n];
+	}
+	out[have] = '\0';
+	return 0;
+}
+
+bool auth_password_valid(const char *pw)
+{
+	size_t len = strlen(pw);
+
+	if (len == 0 || len >= STORE_PASS_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)pw[i] < 0x20 || pw[i] == 0x7f)
+			return false;
+	return true;
 }

@@ -20,8 +20,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/rand.h>
-
+#include "mailsnare/auth.h"
 #include "mailsnare/config.h"
 #include "mailsnare/log.h"
 #include "mailsnare/mime_header.h"
@@ -38,7 +37,6 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 #define CLI_MAX_OPTS 256
 #define CLI_MAX_WORDS 8
 #define CLI_OPT_NAME_MAX 64
-#define GENERATED_PASSWORD_LEN 16
 /* A sink's own failure code, distinct from every STORE_* result. */
 #define SINK_WRITE_ERROR 100
 
@@ -200,39 +198,6 @@ static int run_serve(struct cli *c)
 
 /* Sixteen characters of [a-z0-9]; rejection sampling keeps every character
  * equally likely (252 = 7 * 36). */
-static int random_password(char *out, size_t len)
-{
-	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-	const size_t n = sizeof(alphabet) - 1;
-	size_t have = 0;
-
-	if (len <= GENERATED_PASSWORD_LEN)
-		return -1;
-	while (have < GENERATED_PASSWORD_LEN) {
-		unsigned char buf[32];
-
-		if (RAND_bytes(buf, sizeof(buf)) != 1)
-			return -1;
-		for (size_t i = 0; i < sizeof(buf) && have < GENERATED_PASSWORD_LEN; i++)
-			if (buf[i] < 256 - 256 % n)
-				out[have++] = alphabet[buf[i] % n];
-	}
-	out[have] = '\0';
-	return 0;
-}
-
-static bool password_valid(const char *pw)
-{
-	size_t len = strlen(pw);
-
-	if (len == 0 || len >= STORE_PASS_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)pw[i] < 0x20 || pw[i] == 0x7f)
-			return false;
-	return true;
-}
-
 static int check_inbox_add(struct cli *c)
 {
 	const char *why = store_inbox_name_check(c->args[0], strlen(c->args[0]));
@@ -243,7 +208,7 @@ static int check_inbox_add(struct cli *c)
 		    STORE_NAME_MAX - 1);
 		return EXIT_USAGE;
 	}
-	if (c->password != NULL && !password_valid(c->password)) {
+	if (c->password != NULL && !auth_password_valid(c->password)) {
 		fail("invalid password (1..%d characters, no control characters)",
 		    STORE_PASS_MAX - 1);
 		return EXIT_USAGE;
@@ -254,13 +219,13 @@ static int check_inbox_add(struct cli *c)
 static int run_inbox_add(struct cli *c)
 {
 	const char *name = c->args[0];
-	char generated[GENERATED_PASSWORD_LEN + 1];
+	char generated[AUTH_PASSWORD_GENERATED_LEN + 1];
 	struct store_inbox ib;
 	const char *pw = c->password;
 	int rc;
 
 	if (pw == NULL) {
-		if (random_password(generated, sizeof(generated)) < 0)
+		if (auth_random_password(generated, sizeof(generated)) < 0)
 			return fail("cannot generate a password: no randomness");
 		pw = generated;
 	}

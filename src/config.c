@@ -120,6 +120,11 @@ static const struct key_def config_keys[] = {
 	{ .name = "imap", .type = KT_ADDRESS, LISTENER(LISTEN_IMAP), .def = "127.0.0.1:1143" },
 	{ .name = "imaps", .type = KT_ADDRESS, LISTENER(LISTEN_IMAPS), .def = "127.0.0.1:1993" },
 	{ .name = "http", .type = KT_ADDRESS, LISTENER(LISTEN_HTTP), .def = "127.0.0.1:8025" },
+	{ .name = "https", .type = KT_ADDRESS, LISTENER(LISTEN_HTTPS), .def = "off" },
+	{ .name = "http-require-auth", .type = KT_BOOL, FIELD(http_require_auth), .def = "no" },
+	{ .name = "http-admin", .type = KT_STRING, FIELD(http_admin), .def = "",
+	  .flags = KF_EMPTY_OK },
+	{ .name = "http-cors", .type = KT_STRING, FIELD(http_cors), .def = "", .flags = KF_EMPTY_OK },
 	{ .name = "tls-cert", .type = KT_PATH, FIELD(tls_cert), .def = "", .flags = KF_EMPTY_OK },
 	{ .name = "tls-key", .type = KT_PATH, FIELD(tls_key), .def = "", .flags = KF_EMPTY_OK },
 	{ .name = "smtp-require-auth", .type = KT_BOOL, FIELD(smtp_require_auth), .def = "no" },
@@ -177,7 +182,7 @@ static const char *const listener_names[LISTEN_COUNT] = {
 	[LISTEN_SMTP] = "smtp", [LISTEN_SMTPS] = "smtps",
 	[LISTEN_POP3] = "pop3", [LISTEN_POP3S] = "pop3s",
 	[LISTEN_IMAP] = "imap", [LISTEN_IMAPS] = "imaps",
-	[LISTEN_HTTP] = "http",
+	[LISTEN_HTTP] = "http", [LISTEN_HTTPS] = "https",
 };
 
 /* ---- lookup ---- */
@@ -559,7 +564,8 @@ static int set_key(struct load_ctx *ctx, const struct key_def *k, const char *wh
 		return fail(ctx->err, "%s: empty value", where);
 	switch (k->type) {
 	case KT_STRING:
-		if (!token_valid(v) || strlen(v) >= k->size)
+		/* "" got here only for a KF_EMPTY_OK key. */
+		if ((v[0] != '\0' && !token_valid(v)) || strlen(v) >= k->size)
 			return fail(ctx->err, "%s: invalid value '%s' (want one word of at most %zu characters)",
 			    where, quoted(v, q, sizeof(q)), k->size - 1);
 		memcpy(field, v, strlen(v) + 1);

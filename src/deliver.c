@@ -9,8 +9,6 @@
 
 #include "mailsnare/deliver.h"
 #include "mailsnare/log.h"
-#include "mailsnare/mime.h"
-#include "mailsnare/mime_header.h"
 
 /* serve.c initialises the base with this many priorities; the commit runs
  * at the lowest, after every connection callback of the pass. */
@@ -21,13 +19,20 @@
  * bodies are copied into the store. */
 #define DELIVER_BATCH_BYTES (8u * 1024 * 1024)
 
+/* One submission: a single message (cb) or a group (group_cb, all or
+ * nothing, with UIDs). */
 struct deliver_req {
 	struct deliver *d;
-	const struct store_new_message *msg;
+	const struct store_new_message *const *msgs;
+	size_t n;
+	uint64_t bytes;
+	const struct store_new_message *one;    /* msgs of a single message */
 	deliver_done_cb cb;
+	deliver_group_cb group_cb;
 	void *arg;
 	int rc;
-	int64_t id;
+	struct deliver_result *res;             /* n results */
+	struct deliver_result res_one;
 	struct deliver_req *next;
 };
 
@@ -122,6 +127,20 @@ void deliver_free(struct deliver *d)
 	free(d);
 }
 
+static struct deliver_req *req_queue(struct deliver *d, struct deliver_req *r)
+{
+	size_t i;
+
+	r->d = d;
+	for (i = 0; i < r->n; i++)
+		r->bytes += r->msgs[i]->src.size + 1;
+	if (d->head == NULL)
+		event_active(d->ev, EV_TIMEOUT, 0);
+	*d->tail = r;
+	d->tail = &r->next;
+	return r;
+}
+
 struct deliver_req *deliver_submit(struct deliver *d, const struct store_new_message *msg,
     deliver_done_cb cb, void *arg)
 {
@@ -129,15 +148,36 @@ struct deliver_req *deliver_submit(struct deliver *d, const struct store_new_mes
 
 	if (r == NULL)
 		return NULL;
-	r->d = d;
-	r->msg = msg;
+	r->one = msg;
+	r->msgs = &r->one;
+	r->n = 1;
+	r->res = &r->res_one;
 	r->cb = cb;
 	r->arg = arg;
-	if (d->head == NULL)
-		event_active(d->ev, EV_TIMEOUT, 0);
-	*d->tail = r;
-	d->tail = &r->next;
-	return r;
+	return req_queue(d, r);
+}
+
+struct deliver_req *deliver_submit_group(struct deliver *d,
+    const struct store_new_message *const *msgs, size_t n, deliver_group_cb cb, void *arg)
+{
+	struct deliver_req *r = calloc(1, sizeof(*r));
+
+	if (r == NULL || n == 0 || (r->res = calloc(n, sizeof(*r->res))) == NULL) {
+		free(r);
+		return NULL;
+	}
+	r->msgs = msgs;
+	r->n = n;
+	r->group_cb = cb;
+	r->arg = arg;
+	return req_queue(d, r);
+}
+
+static void req_free(struct deliver_req *r)
+{
+	if (r->res != &r->res_one)
+		free(r->res);
+	free(r);
 }
 
 void deliver_cancel(struct deliver_req *req)
@@ -150,7 +190,7 @@ void deliver_cancel(struct deliver_req *req)
 			*pp = req->next;
 			if (d->tail == &req->next)
 				d->tail = pp;
-			free(req);
+			req_free(req);
 			return;
 		}
 	}
@@ -162,66 +202,53 @@ void deliver_flush(struct deliver *d)
 		deliver_run(d);
 }
 
-/* A part sent as an attachment (Content-Disposition: attachment) or named
- * as a file (filename=, or Content-Type's older name=): what a mail client
- * shows a paper clip for. */
-static bool part_is_attachment(const struct mime_part *p)
+static int uid_of(const struct store_message_info *m, void *arg)
 {
-	uint32_t i;
-
-	if (p->disposition != NULL && strcmp(p->disposition, "attachment") == 0)
-		return true;
-	for (i = 0; i < p->ndisp_params; i++)
-		if (strcmp(p->disp_params[i].name, "filename") == 0)
-			return true;
-	return !(p->flags & MIME_PART_MULTIPART) && mime_part_param(p, "name") != NULL;
+	*(uint32_t *)arg = m->uid;
+	return 0;
 }
 
-static bool tree_has_attachment(const struct mime_part *p)
+/* Stores the messages of one request; the first failure ends it. A
+ * delivery to an INBOX (no mailbox named) prunes it. */
+static int req_write(struct deliver *d, struct deliver_req *r)
 {
-	const struct mime_part *c;
+	const struct store_new_message *m;
+	int rc = STORE_OK;
+	size_t i;
 
-	for (c = p->children; c != NULL; c = c->next)
-		if (part_is_attachment(c) || tree_has_attachment(c))
-			return true;
-	return false;
+	for (i = 0; i < r->n && rc == STORE_OK; i++) {
+		m = r->msgs[i];
+		rc = store_message_add(d->st, m, &r->res[i].id);
+		/* Only groups report UIDs: SMTP does not pay for the query. */
+		if (rc == STORE_OK && r->group_cb != NULL)
+			rc = store_message_get_info(d->st, r->res[i].id, uid_of, &r->res[i].uid);
+		if (rc == STORE_OK && m->mailbox_id == 0 && d->max_messages > 0)
+			prune(d, m->inbox_id);
+	}
+	return rc;
 }
 
-/* The store's listing filters on it; the structure the session scanned
- * says (no structure: taken as without). */
-static bool has_attachment(const struct store_new_message *msg)
-{
-	struct mime_part *root;
-	bool yes;
-
-	if (msg->has_attachment || msg->structure == NULL)
-		return msg->has_attachment;
-	if ((root = mime_tree_parse(msg->structure, msg->structure_len)) == NULL)
-		return false;
-	yes = tree_has_attachment(root);
-	mime_part_free(root);
-	return yes;
-}
-
-/* Writes the batch; sets each request's rc. A message whose own write
+/*
+ * Writes the batch; sets each request's rc. A single message whose write
  * fails does not spoil the others (store_message_add uses a savepoint);
- * a failed COMMIT fails them all. */
+ * a group of several is written alone (deliver_take), so that its
+ * failure rolls back all of it; a failed COMMIT fails them all.
+ */
 static void deliver_write(struct deliver *d, struct deliver_req *batch)
 {
 	struct deliver_req *r;
 	int rc = store_begin(d->st);
+	bool group = batch->n > 1;
 
 	for (r = batch; r; r = r->next)
 		r->rc = rc;
 	if (rc != STORE_OK)
 		return;
-	for (r = batch; r; r = r->next) {
-		struct store_new_message m = *r->msg;
-
-		m.has_attachment = has_attachment(r->msg);
-		r->rc = store_message_add(d->st, &m, &r->id);
-		if (r->rc == STORE_OK && d->max_messages > 0)
-			prune(d, r->msg->inbox_id);
+	for (r = batch; r; r = r->next)
+		r->rc = req_write(d, r);
+	if (group && batch->rc != STORE_OK) {
+		store_rollback(d->st);
+		return;
 	}
 	if ((rc = store_commit(d->st)) != STORE_OK) {
 		store_rollback(d->st);
@@ -231,15 +258,21 @@ static void deliver_write(struct deliver *d, struct deliver_req *batch)
 }
 
 /* Takes the next batch off the queue: requests up to DELIVER_BATCH_BYTES,
- * at least one; what is left runs in a later pass. */
+ * at least one; a group of several messages alone. What is left runs in a
+ * later pass. */
 static struct deliver_req *deliver_take(struct deliver *d)
 {
 	struct deliver_req *batch = d->head, **pp = &d->head;
 	uint64_t bytes = 0;
 
-	while (*pp != NULL && (bytes == 0 || bytes + (*pp)->msg->src.size <= DELIVER_BATCH_BYTES)) {
-		bytes += (*pp)->msg->src.size + 1;
-		pp = &(*pp)->next;
+	if (batch->n > 1) {
+		pp = &batch->next;
+	} else {
+		while (*pp != NULL && (*pp)->n == 1 &&
+		    (bytes == 0 || bytes + (*pp)->bytes <= DELIVER_BATCH_BYTES)) {
+			bytes += (*pp)->bytes;
+			pp = &(*pp)->next;
+		}
 	}
 	d->head = *pp;
 	*pp = NULL;
@@ -262,7 +295,10 @@ static void deliver_run(struct deliver *d)
 		batch = r->next;
 		if (r->rc != STORE_OK)
 			log_warn("store: delivery failed (%d): %s", r->rc, store_errmsg(d->st));
-		r->cb(r->arg, r->rc, r->id);
-		free(r);
+		if (r->group_cb != NULL)
+			r->group_cb(r->arg, r->rc, r->res, r->n);
+		else
+			r->cb(r->arg, r->rc, r->res[0].id);
+		req_free(r);
 	}
 }

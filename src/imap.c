@@ -883,6 +883,7 @@ static bool imap_input_command(struct imap_session *s)
 		imap_printf(s, "+ Ready for literal data\r\n");
 		return true;
 	case IMAP_READ_ERROR:
+		imap_append_spool_drop(s);
 		imap_reader_failed(s);
 		return true;
 	case IMAP_READ_COMMAND:
@@ -891,6 +892,7 @@ static bool imap_input_command(struct imap_session *s)
 			if (s->pending.cmd == NULL)
 				imap_command_free(cmd);
 		}
+		imap_append_spool_drop(s);
 		return s->pending.cmd == NULL;
 	default:
 		return used > 0;
@@ -962,6 +964,8 @@ static void pending_wait(struct imap_session *s, enum imap_cont how)
 	static const struct timeval now = { 0, 0 };
 
 	s->pending.waiting = how;
+	if (how == IMAP_CONT_WAIT)
+		return;
 	if (how == IMAP_CONT_OUTPUT)
 		conn_wait_drain(s->conn);
 	/* A timer, not event_active: the loop polls the sockets first. For
@@ -981,6 +985,12 @@ void imap_pending_start(struct imap_session *s, const struct imap_command *cmd,
 	s->pending.state = state;
 	conn_pause(s->conn);
 	pending_wait(s, how);
+}
+
+void imap_pending_wake(struct imap_session *s)
+{
+	if (s->pending.cmd != NULL && s->pending.waiting == IMAP_CONT_WAIT)
+		pending_wait(s, IMAP_CONT_YIELD);
 }
 
 static void pending_end(struct imap_session *s)
@@ -1093,6 +1103,8 @@ static void *imap_open(struct conn *c)
 	s->limits.max_command = IMAP_PREAUTH_COMMAND_MAX;
 	s->limits.utf8_quoted = &s->utf8;   /* RFC 6855 §3, once enabled */
 	s->reader = imap_reader_new(&s->limits);
+	if (s->reader != NULL)
+		imap_append_sink_init(s);
 	s->ev_delay = evtimer_new(s->srv->base, imap_auth_delay_cb, s);
 	s->ev_sync = evtimer_new(s->srv->base, imap_sync_cb, s);
 	s->ev_resume = evtimer_new(s->srv->base, imap_resume_cb, s);
@@ -1143,6 +1155,7 @@ static void imap_free(void *arg)
 	imap_view_free(s->view);
 	imap_search_saved_reset(s);
 	imap_reader_free(s->reader);
+	imap_append_spool_drop(s);
 	auth_session_end(&s->auth);
 	if (s->ev_delay)
 		event_free(s->ev_delay);

@@ -1,6 +1,6 @@
 /*
  * IMAP mailbox commands: SELECT, EXAMINE, CREATE, DELETE, RENAME,
- * SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, STATUS, APPEND.
+ * SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, STATUS (APPEND: imap_cmd_append.c).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -9,10 +9,8 @@
 #include <strings.h>
 #include <time.h>
 
-#include "mailsnare/header.h"
 #include "mailsnare/imap_date.h"
 #include "mailsnare/log.h"
-#include "mailsnare/smtp_data.h"
 #include "imap_session.h"
 
 #define NAME_MAX_ STORE_MAILBOX_NAME_MAX
@@ -29,10 +27,10 @@ static void reply_store_error(struct imap_session *s, const char *tag, int rc)
 		imap_tagged(s, tag, "NO", "[SERVERBUG] %s", store_errmsg(s->srv->store));
 }
 
-/* One mailbox-name argument; false after a BAD (not a mailbox argument
+/* One mailbox-name argument (imap_session.h); false after a BAD (not a mailbox argument
  * at all) or a NO (a valid astring that names no mailbox: empty, too long,
  * or not modified UTF-7 before ENABLE UTF8=ACCEPT) was sent. */
-static bool mailbox_arg(struct imap_session *s, const struct imap_command *cmd, size_t i,
+bool imap_mailbox_arg(struct imap_session *s, const struct imap_command *cmd, size_t i,
     char *out)
 {
 	const char *str;
@@ -213,7 +211,7 @@ void imap_cmd_select(struct imap_session *s, const struct imap_command *cmd)
 	struct imap_view *v;
 	int rc;
 
-	if (!mailbox_arg(s, cmd, 0, name) || !select_params(s, cmd, &p))
+	if (!imap_mailbox_arg(s, cmd, 0, name) || !select_params(s, cmd, &p))
 		return;
 	/* Selecting closes the previous selection, even if this one fails. */
 	if (s->view != NULL && s->qresync)
@@ -280,7 +278,7 @@ void imap_cmd_create(struct imap_session *s, const struct imap_command *cmd)
 	size_t n;
 	int rc;
 
-	if (!mailbox_arg(s, cmd, 0, name))
+	if (!imap_mailbox_arg(s, cmd, 0, name))
 		return;
 	n = strlen(name);
 	if (n > 1 && name[n - 1] == '/')   /* "foo/" creates foo (RFC 3501) */
@@ -308,7 +306,7 @@ void imap_cmd_delete(struct imap_session *s, const struct imap_command *cmd)
 	struct store_mailbox mb;
 	int rc;
 
-	if (!mailbox_arg(s, cmd, 0, name))
+	if (!imap_mailbox_arg(s, cmd, 0, name))
 		return;
 	if (strcmp(name, "INBOX") == 0) {
 		imap_tagged(s, cmd->tag, "NO", "[CANNOT] INBOX cannot be deleted");
@@ -343,7 +341,7 @@ void imap_cmd_rename(struct imap_session *s, const struct imap_command *cmd)
 	char from[NAME_MAX_], to[NAME_MAX_];
 	int rc;
 
-	if (!mailbox_arg(s, cmd, 0, from) || !mailbox_arg(s, cmd, 1, to))
+	if (!imap_mailbox_arg(s, cmd, 0, from) || !imap_mailbox_arg(s, cmd, 1, to))
 		return;
 	if (!name_ok(to)) {
 		imap_tagged(s, cmd->tag, "NO", "[CANNOT] Invalid mailbox name");
@@ -368,7 +366,7 @@ void imap_cmd_subscribe(struct imap_session *s, const struct imap_command *cmd)
 	char name[NAME_MAX_];
 	int rc;
 
-	if (!mailbox_arg(s, cmd, 0, name))
+	if (!imap_mailbox_arg(s, cmd, 0, name))
 		return;
 	rc = store_subscription_set(s->srv->store, s->inbox.id, name, on);
 	if (rc != STORE_OK)
@@ -467,7 +465,7 @@ void imap_cmd_status(struct imap_session *s, const struct imap_command *cmd)
 	struct store_mailbox mb;
 	int rc;
 
-	if (!mailbox_arg(s, cmd, 0, name))
+	if (!imap_mailbox_arg(s, cmd, 0, name))
 		return;
 	if (cmd->nargs != 2 || !imap_status_items_valid(&cmd->args[1])) {
 		imap_tagged(s, cmd->tag, "BAD", "Syntax: STATUS mailbox (items)");
@@ -480,260 +478,4 @@ void imap_cmd_status(struct imap_session *s, const struct imap_command *cmd)
 		reply_store_error(s, cmd->tag, rc);
 	else
 		imap_tagged(s, cmd->tag, "OK", "STATUS completed");
-}
-
-/* ---- APPEND -------------------------------------------------------------- */
-
-struct memsrc {
-	const char *p;
-	size_t len, pos;
-};
-
-struct normbuf {
-	char *p;
-	size_t len;
-};
-
-static int norm_sink(void *arg, const char *buf, size_t len)
-{
-	struct normbuf *n = arg;
-
-	memcpy(n->p + n->len, buf, len);
-	n->len += len;
-	return 0;
-}
-
-/* Line ends as SMTP stores them: a bare LF becomes CRLF (the BDAT rule),
- * so POP3 and IMAP send CRLF lines whatever the client appended. */
-static char *append_normalise(const char *in, size_t len, size_t *outlen)
-{
-	struct normbuf n = { malloc(len * 2 + 1), 0 };
-	struct smtp_data d;
-
-	if (n.p == NULL)
-		return NULL;
-	smtp_data_init(&d, false);
-	(void)smtp_data_feed(&d, in, len, norm_sink, &n);
-	(void)smtp_data_finish(&d, norm_sink, &n);
-	*outlen = n.len;
-	return n.p;
-}
-
-static ssize_t memsrc_read(void *arg, void *buf, size_t len)
-{
-	struct memsrc *m = arg;
-	size_t n = m->len - m->pos < len ? m->len - m->pos : len;
-
-	memcpy(buf, m->p + m->pos, n);
-	m->pos += n;
-	return (ssize_t)n;
-}
-
-/* One message of an APPEND (RFC 3502 allows several). */
-struct append_msg {
-	unsigned flags;
-	const char *kw[64];
-	size_t nkw;
-	int64_t date;
-	const struct imap_arg *msg;
-};
-
-/* Parses the append-message at args[*i] ([flag-list] [date-time] literal,
- * or UTF8 (literal8) once UTF8=ACCEPT is on) and moves *i past it; false
- * after a BAD. */
-static bool append_parse(struct imap_session *s, const struct imap_command *cmd, size_t *ip,
-    struct append_msg *a)
-{
-	const struct imap_arg *args = cmd->args;
-	size_t i = *ip, n = cmd->nargs;
-	int zone;
-
-	memset(a, 0, sizeof(*a));
-	a->date = (int64_t)time(NULL);
-	if (i < n && args[i].type == IMAP_ARG_LIST) {
-		if (!imap_arg_flags(s, cmd->tag, &args[i], &a->flags, a->kw, &a->nkw, 64))
-			return false;
-		i++;
-	}
-	if (i + 1 < n && args[i].type == IMAP_ARG_QUOTED) {
-		if (!imap_datetime_parse(args[i].str, args[i].len, &a->date, &zone)) {
-			imap_tagged(s, cmd->tag, "BAD", "Invalid date-time");
-			return false;
-		}
-		i++;
-	}
-	/* RFC 6855 §4: "UTF8 (~{n}...)" carries a message with UTF-8 headers,
-	 * once UTF8=ACCEPT is enabled. */
-	if (i + 1 < n && s->utf8 && imap_arg_equals(&args[i], "UTF8") &&
-	    args[i + 1].type == IMAP_ARG_LIST && args[i + 1].count == 1 &&
-	    args[i + 1].list[0].type == IMAP_ARG_LITERAL) {
-		a->msg = &args[i + 1].list[0];
-		*ip = i + 2;
-		return true;
-	}
-	if (i >= n || args[i].type != IMAP_ARG_LITERAL) {
-		imap_tagged(s, cmd->tag, "BAD",
-		    "Syntax: APPEND mailbox 1*([(flags)] [date-time] literal)");
-		return false;
-	}
-	/* NUL is not a CHAR8 (RFC 3501 §9): only a literal8 (~{n}, RFC 3516)
-	 * may carry it. */
-	if (!(args[i].flags & IMAP_AF_LITERAL8) && memchr(args[i].str, '\0', args[i].len) != NULL) {
-		imap_tagged(s, cmd->tag, "BAD", "NUL in a literal; use a literal8 (~{n})");
-		return false;
-	}
-	a->msg = &args[i];
-	*ip = i + 1;
-	return true;
-}
-
-static char *join_keywords(const char *const *kw, size_t n)
-{
-	size_t i, len = 1;
-	char *s;
-
-	for (i = 0; i < n; i++)
-		len += strlen(kw[i]) + 1;
-	if ((s = calloc(1, len)) == NULL)
-		return NULL;
-	for (i = 0; i < n; i++) {
-		if (i)
-			strcat(s, " ");
-		strcat(s, kw[i]);
-	}
-	return s;
-}
-
-/* A literal8 is stored as sent, octet for octet (RFC 3516 §4.4: the
- * client means binary); an ordinary literal is text, and gets the line
- * ends SMTP gives a message. */
-static char *append_body(const struct imap_arg *msg, size_t *len)
-{
-	char *body;
-
-	if (!(msg->flags & IMAP_AF_LITERAL8))
-		return append_normalise(msg->str, msg->len, len);
-	if ((body = malloc(msg->len + 1)) == NULL)
-		return NULL;
-	memcpy(body, msg->str, msg->len);
-	*len = msg->len;
-	return body;
-}
-
-static int append_store(struct imap_session *s, const struct store_mailbox *mb,
-    const struct append_msg *a, int64_t *id)
-{
-	char from[512], to[512], subject[512], date[256];
-	size_t len = 0, hlen;
-	char *body = append_body(a->msg, &len);
-	struct memsrc src = { body, len, 0 };
-	struct store_new_message m = { 0 };
-	char *kw;
-	int rc;
-
-	if (body == NULL)
-		return STORE_FULL;
-	hlen = header_section_len(body, len, NULL);
-	kw = join_keywords(a->kw, a->nkw);
-	m.inbox_id = s->inbox.id;
-	m.mailbox_id = mb->id;
-	m.flags = a->flags;
-	m.keywords = kw;
-	m.mail_from = "";
-	m.auth_user = s->inbox.name;
-	m.client_addr = conn_peer(s->conn);
-	m.internal_date = a->date;
-	m.hdr_from = header_get(body, hlen, "From", from, sizeof(from)) ? from : NULL;
-	m.hdr_to = header_get(body, hlen, "To", to, sizeof(to)) ? to : NULL;
-	m.hdr_subject = header_get(body, hlen, "Subject", subject, sizeof(subject)) ?
-	    subject : NULL;
-	m.hdr_date = header_get(body, hlen, "Date", date, sizeof(date)) ? date : NULL;
-	m.src.size = len;
-	m.src.read = memsrc_read;
-	m.src.arg = &src;
-	rc = store_message_add(s->srv->store, &m, id);
-	free(kw);
-	free(body);
-	return rc;
-}
-
-static int uid_of(const struct store_message_info *m, void *arg)
-{
-	*(uint32_t *)arg = m->uid;
-	return 0;
-}
-
-/* Stores every message of the command in one transaction (RFC 3502: all
- * or none), collecting their UIDs; other sessions hear of them together,
- * after the commit. The arguments were checked before. */
-static int append_all(struct imap_session *s, const struct imap_command *cmd,
-    const struct store_mailbox *mb, struct imap_seqset *uids)
-{
-	struct store *st = s->srv->store;
-	struct append_msg a;
-	size_t i = 1;
-	int64_t id;
-	uint32_t uid;
-	int rc = store_begin(st);
-
-	while (rc == STORE_OK && i < cmd->nargs) {
-		if (!append_parse(s, cmd, &i, &a)) {
-			rc = STORE_ERR;   /* cannot be: checked before */
-			break;
-		}
-		uid = 0;
-		if ((rc = append_store(s, mb, &a, &id)) == STORE_OK &&
-		    (rc = store_message_get_info(st, id, uid_of, &uid)) == STORE_OK)
-			imap_seqset_add(uids, uid, uid);
-		if (rc == STORE_OK)
-			log_info("imap: %s: appended message %lld to %s", conn_peer(s->conn),
-			    (long long)id, mb->name);
-	}
-	if (rc == STORE_OK && (rc = store_commit(st)) == STORE_OK)
-		return STORE_OK;
-	store_rollback(st);
-	return rc;
-}
-
-void imap_cmd_append(struct imap_session *s, const struct imap_command *cmd)
-{
-	char name[NAME_MAX_], set[4096];
-	struct store_mailbox mb;
-	struct append_msg a;
-	struct imap_seqset uids;
-	size_t i = 1, nmsg = 0;
-	int rc;
-
-	if (!mailbox_arg(s, cmd, 0, name))
-		return;
-	/* Every message is checked before any is stored. */
-	do {
-		if (!append_parse(s, cmd, &i, &a))
-			return;
-		nmsg++;
-	} while (i < cmd->nargs);
-	if (store_mailbox_get(s->srv->store, s->inbox.id, name, &mb) != STORE_OK) {
-		imap_tagged(s, cmd->tag, "NO", "[TRYCREATE] Mailbox does not exist");
-		return;
-	}
-	imap_seqset_init(&uids);
-	if ((rc = append_all(s, cmd, &mb, &uids)) != STORE_OK) {
-		imap_tagged(s, cmd->tag, "NO", rc == STORE_FULL || rc == STORE_BUSY ?
-		    "[OVERQUOTA] Cannot store the messages now; none was stored" :
-		    "[SERVERBUG] Cannot store; none of the messages was stored");
-		imap_seqset_free(&uids);
-		return;
-	}
-	if (s->dirty)
-		imap_view_sync(s, true);
-	imap_seqset_normalize(&uids);
-	/* RFC 4315 §3: the UIDs as a set, "3955:3957" for three (none if
-	 * one could not be kept: a wrong set is worse). */
-	if (imap_seqset_count(&uids) == nmsg && imap_seqset_format(&uids, set, sizeof(set)) <
-	    sizeof(set))
-		imap_tagged(s, cmd->tag, "OK", "[APPENDUID %u %s] APPEND completed",
-		    mb.uidvalidity, set);
-	else
-		imap_tagged(s, cmd->tag, "OK", "APPEND completed");
-	imap_seqset_free(&uids);
 }

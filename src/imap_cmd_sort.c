@@ -318,7 +318,7 @@ static void sort_start(struct imap_session *s, const struct imap_command *cmd,
 	case IMAP_CONT_YIELD:
 		imap_pending_start(s, cmd, IMAP_CONT_YIELD, sort_cont, sort_job_free, job);
 		break;
-	case IMAP_CONT_OUTPUT:
+	default:   /* IMAP_CONT_OUTPUT (sort never waits for anything else) */
 		imap_pending_start(s, cmd, IMAP_CONT_OUTPUT, sort_cont, sort_job_free, job);
 		break;
 	}

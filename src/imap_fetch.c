@@ -14,6 +14,7 @@
 #include "mailsnare/imap_date.h"
 #include "mailsnare/imap_envelope.h"
 #include "mailsnare/imap_fetchattr.h"
+#include "mailsnare/log.h"
 #include "mailsnare/mime.h"
 #include "mailsnare/mime_decode.h"
 #include "imap_session.h"
@@ -42,9 +43,13 @@ struct imap_fetch_job {
 	size_t att;
 	bool seen_changed, has_flags, failed;
 	bool expunged;               /* the set named a message expunged elsewhere */
+	bool broken;                 /* a literal cannot be completed: close */
 	const char *error;           /* the NO text when failed */
 	uint64_t stream_off, stream_left;
+	bool stream_first;           /* the first chunk goes with the response */
 	struct imap_buf out;         /* responses not yet handed to the conn */
+	size_t resp_start;           /* where the message's response starts in out */
+	bool resp_sent;              /* some of it went to the conn already */
 };
 
 /* Responses are built in job->out and written in pieces of about this
@@ -56,6 +61,8 @@ static void out_flush(struct imap_session *s, struct imap_fetch_job *job)
 	if (job->out.len > 0)
 		conn_write(s->conn, job->out.p, job->out.len);
 	job->out.len = 0;
+	job->resp_start = 0;
+	job->resp_sent = job->in_msg;
 }
 
 static void out_str(struct imap_fetch_job *job, const char *str)
@@ -262,6 +269,7 @@ static bool fetch_section(struct imap_session *s, struct imap_fetch_job *job,
 	out_literal(job, a->echo, "", len);
 	job->stream_off = roff + off;
 	job->stream_left = len;
+	job->stream_first = true;
 	return true;
 }
 
@@ -453,20 +461,67 @@ static bool fetch_set_seen(struct imap_session *s, struct imap_fetch_job *job,
 	return true;
 }
 
+/*
+ * A read of the message failed. While the FETCH waited for the client to
+ * read, the event loop ran others: another session's EXPUNGE, POP3 or the
+ * CLI may have taken the message away. If nothing of its response went
+ * out yet, the response is dropped and the FETCH goes on, to end NO
+ * [EXPUNGEISSUED] as for a message the view knows is gone (RFC 2180
+ * §4.1.2). A literal already announced cannot be taken back (the client
+ * would wait for its octets for ever, or read the replies after it as
+ * message text): the connection is closed, as Dovecot does. Returns
+ * whether the FETCH goes on.
+ */
+static bool fetch_msg_gone(struct imap_session *s, struct imap_fetch_job *job, bool in_literal)
+{
+	unsigned flags;
+	uint64_t modseq;
+	char kw[2048];
+
+	job->stream_left = 0;
+	if (job->resp_sent) {
+		if (in_literal)
+			job->broken = job->failed = true;
+		return false;
+	}
+	if (!in_literal && store_message_state(s->srv->store, job->fm.m->id, &flags, kw,
+	    sizeof(kw), &modseq) != STORE_NOTFOUND)
+		return false;
+	job->out.len = job->resp_start;
+	mime_part_free(job->fm.tree);
+	job->fm.tree = NULL;
+	job->in_msg = false;
+	if (in_literal && store_message_state(s->srv->store, job->fm.m->id, &flags, kw,
+	    sizeof(kw), &modseq) != STORE_NOTFOUND)
+		job->failed = true;
+	else
+		job->expunged = true;
+	return true;
+}
+
 /* Sends the body being streamed while the output has room; false when
- * the job must wait for the client to read. */
+ * the job must wait for the client to read. The first chunk is read into
+ * the response with its literal's announcement, before any of it goes
+ * out and without a wait in between: a message expunged meanwhile then
+ * leaves no literal half sent. */
 static bool fetch_stream(struct imap_session *s, struct imap_fetch_job *job)
 {
-	out_flush(s, job);
 	while (job->stream_left > 0) {
 		uint64_t n = job->stream_left < FETCH_CHUNK ? job->stream_left : FETCH_CHUNK;
-		if (conn_output_pending(s->conn) >= FETCH_OUT_HIGH)
-			return false;
-		if (imap_msg_send(s, job->fm.m, job->stream_off, n) != STORE_OK) {
-			job->failed = true;
-			job->stream_left = 0;
+		int rc;
+		if (job->stream_first) {
+			rc = imap_msg_copy(s, job->fm.m, job->stream_off, n, &job->out);
+		} else {
+			out_flush(s, job);
+			if (conn_output_pending(s->conn) >= FETCH_OUT_HIGH)
+				return false;
+			rc = imap_msg_send(s, job->fm.m, job->stream_off, n);
+		}
+		if (rc != STORE_OK) {
+			(void)fetch_msg_gone(s, job, true);
 			return true;
 		}
+		job->stream_first = false;
 		job->stream_off += n;
 		job->stream_left -= n;
 	}
@@ -482,6 +537,8 @@ static void fetch_msg_begin(struct imap_session *s, struct imap_fetch_job *job, 
 	job->att = 0;
 	job->has_flags = false;
 	job->seen_changed = job->f.sets_seen && fetch_set_seen(s, job, job->fm.m);
+	job->resp_start = job->out.len;
+	job->resp_sent = false;
 	IMAP_BUF_LIT(&job->out, "* ");
 	imap_buf_num(&job->out, job->fm.seq);
 	IMAP_BUF_LIT(&job->out, " FETCH (");
@@ -516,12 +573,22 @@ static bool fetch_run(struct imap_session *s, struct imap_fetch_job *job)
 			if (job->att > 1)
 				imap_buf_addc(&job->out, ' ');
 			job->has_flags |= a->item == IMAP_FETCH_FLAGS;
-			job->failed = !fetch_att(s, job, a);
+			if (!fetch_att(s, job, a) && !fetch_msg_gone(s, job, false))
+				job->failed = true;
 			continue;
 		}
 		if (job->in_msg)
 			fetch_msg_end(s, job);
-		if (job->failed || !imap_seq_iter_next(&job->it, &n))
+		if (job->failed)
+			break;
+		/* Between messages, the client reads what it was sent (the
+		 * output is bounded); the messages after may be expunged
+		 * meanwhile (fetch_msg_gone). */
+		if (conn_output_pending(s->conn) >= FETCH_OUT_HIGH) {
+			out_flush(s, job);
+			return false;
+		}
+		if (!imap_seq_iter_next(&job->it, &n))
 			break;
 		long i = cmd->uid ? imap_view_find_uid(s->view, n) : (long)n - 1;
 		if (i < 0 || (size_t)i >= s->view->n)
@@ -540,8 +607,15 @@ static bool fetch_run(struct imap_session *s, struct imap_fetch_job *job)
 		job->failed = true;
 		job->error = "[SERVERBUG] Out of memory";
 	}
+	if (job->broken)
+		job->out.len = 0;   /* nothing after the cut literal */
 	out_flush(s, job);
-	if (job->failed)
+	if (job->broken) {
+		log_info("imap: %s: message %lld gone in the middle of its literal; closing",
+		    conn_peer(s->conn), (long long)job->fm.m->id);
+		s->mode = IMAP_M_DONE;
+		conn_close(s->conn);
+	} else if (job->failed)
 		imap_tagged(s, cmd->tag, "NO", "%s", job->error ? job->error :
 		    "[SERVERBUG] Cannot read a message");
 	else if (job->expunged)

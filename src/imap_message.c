@@ -1,59 +1,19 @@
 /*
  * Message contents for FETCH and SEARCH: byte ranges from the store, and
- * the MIME structure, which is computed once per message and kept.
+ * the MIME structure (msg_tree.c).
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "mailsnare/imap_envelope.h"
 #include "mailsnare/log.h"
 #include "mailsnare/mime.h"
+#include "mailsnare/msg_tree.h"
 #include "imap_session.h"
-
-static int scan_sink(void *arg, const void *buf, size_t len)
-{
-	mime_scan_feed(arg, buf, len);
-	return 0;
-}
-
-/* Scans the stored bytes; messages stored before the structure was kept
- * (or through a path that did not scan) get it now. */
-static struct mime_part *compute_tree(struct imap_session *s, const struct imap_msg *m)
-{
-	struct mime_scan *sc = mime_scan_new();
-	struct mime_part *root;
-	unsigned char *blob;
-	size_t len;
-
-	if (sc == NULL)
-		return NULL;
-	if (store_message_read(s->srv->store, m->id, scan_sink, sc) != STORE_OK) {
-		mime_scan_abort(sc);
-		return NULL;
-	}
-	root = mime_scan_finish(sc);
-	if (root != NULL && mime_tree_serialize(root, &blob, &len)) {
-		(void)store_message_set_structure(s->srv->store, m->id, blob, len);
-		free(blob);
-	}
-	return root;
-}
 
 struct mime_part *imap_msg_tree(struct imap_session *s, const struct imap_msg *m)
 {
-	struct mime_part *root = NULL;
-	void *blob = NULL;
-	size_t len = 0;
-
-	if (store_message_structure(s->srv->store, m->id, &blob, &len) != STORE_OK)
-		return NULL;
-	if (blob != NULL) {
-		root = mime_tree_parse(blob, len);
-		free(blob);
-		if (root == NULL)
-			log_warn("imap: message %lld: stored structure unreadable; rescanning",
-			    (long long)m->id);
-	}
-	return root != NULL ? root : compute_tree(s, m);
+	return msg_tree_load(s->srv->store, m->id);
 }
 
 struct membuf {
@@ -93,17 +53,28 @@ char *imap_msg_read(struct imap_session *s, const struct imap_msg *m, uint64_t o
 /* A NUL cannot go out in a literal (RFC 3501 §9, only BINARY's literal8
  * may carry one): stored NULs (SMTP accepts them) are sent as 0x80, as
  * Dovecot does. */
-static int conn_sink(void *arg, const void *buf, size_t len)
+static void literal_put(void (*put)(void *, const void *, size_t), void *arg,
+    const char *p, size_t len)
 {
-	const char *p = buf, *nul;
+	const char *nul;
 
 	while (len > 0 && (nul = memchr(p, '\0', len)) != NULL) {
-		conn_write(arg, p, (size_t)(nul - p));
-		conn_write(arg, "\x80", 1);
+		put(arg, p, (size_t)(nul - p));
+		put(arg, "\x80", 1);
 		len -= (size_t)(nul - p) + 1;
 		p = nul + 1;
 	}
-	conn_write(arg, p, len);
+	put(arg, p, len);
+}
+
+static void conn_put(void *arg, const void *buf, size_t len)
+{
+	conn_write(arg, buf, len);
+}
+
+static int conn_sink(void *arg, const void *buf, size_t len)
+{
+	literal_put(conn_put, arg, buf, len);
 	return 0;
 }
 
@@ -111,4 +82,28 @@ int imap_msg_send(struct imap_session *s, const struct imap_msg *m, uint64_t off
     uint64_t len)
 {
 	return store_message_read_range(s->srv->store, m->id, off, len, conn_sink, s->conn);
+}
+
+static void buf_put(void *arg, const void *buf, size_t len)
+{
+	imap_buf_add(arg, buf, len);
+}
+
+static int buf_sink(void *arg, const void *buf, size_t len)
+{
+	literal_put(buf_put, arg, buf, len);
+	return 0;
+}
+
+int imap_msg_copy(struct imap_session *s, const struct imap_msg *m, uint64_t off,
+    uint64_t len, struct imap_buf *b)
+{
+	size_t before = b->len;
+	int rc = store_message_read_range(s->srv->store, m->id, off, len, buf_sink, b);
+
+	if (rc == STORE_OK && b->failed)
+		rc = STORE_ERR;
+	if (rc != STORE_OK)
+		b->len = before;
+	return rc;
 }

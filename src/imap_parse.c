@@ -129,6 +129,8 @@ struct pctx {
 	size_t nnodes, nodecap;
 	unsigned depth, nargs;
 	bool in_section;
+	const uint8_t *streamed;     /* by literal ordinal: its data went to a sink */
+	size_t nstreamed, nlit;
 	struct imap_error *err;
 };
 
@@ -308,6 +310,17 @@ static bool parse_literal(struct pctx *c)
 	if (p + 2 > c->end || p[0] != '}' || p[1] != '\n')
 		return perr(c, IMAP_ERR_SYNTAX, "Literal must end the line");
 	p += 2;
+	/* Streamed: its octets went to the reader's sink, only the sentinel
+	 * is here; the argument says how many there were. */
+	if (c->nlit < c->nstreamed && c->streamed[c->nlit++]) {
+		if (p >= c->end || *p != '\0')
+			return perr(c, IMAP_ERR_SYNTAX, "Truncated literal");
+		a.str = p;
+		a.len = (size_t)n;
+		a.flags |= IMAP_AF_STREAMED;
+		c->p = p + 1;
+		return push(c, &a);
+	}
 	if ((uint64_t)(c->end - p) < n + 1 || p[n] != '\0')
 		return perr(c, IMAP_ERR_SYNTAX, "Truncated literal");
 	a.str = p;
@@ -525,9 +538,11 @@ void imap_command_free(struct imap_command *cmd)
 
 /* Parses the reader's buffer (taking ownership of raw) into *out. */
 static bool parse_buffer(const struct imap_limits *lim, char *raw, size_t len,
-    size_t line_bytes, struct imap_command **out, struct imap_error *err)
+    size_t line_bytes, const uint8_t *streamed, size_t nstreamed, struct imap_command **out,
+    struct imap_error *err)
 {
-	struct pctx c = { .p = raw, .end = raw + len, .lim = lim, .err = err };
+	struct pctx c = { .p = raw, .end = raw + len, .lim = lim, .err = err,
+	    .streamed = streamed, .nstreamed = nstreamed };
 	struct imap_command *cmd = calloc(1, sizeof(*cmd));
 	bool ok;
 
@@ -575,6 +590,10 @@ struct imap_reader {
 	enum lit_state ls;
 	uint64_t ls_n;
 	bool ls_plus, ls_overflow;
+	struct imap_literal_sink sink;   /* sink.open NULL: none */
+	bool streaming;                  /* the current literal goes to the sink */
+	uint8_t *streamed;               /* by literal ordinal, this command */
+	size_t nlit, streamed_cap;
 	struct imap_command *done;
 	struct imap_error err;
 	char tag[IMAP_TAG_MAX + 1];
@@ -595,6 +614,7 @@ void imap_reader_free(struct imap_reader *r)
 	if (r == NULL)
 		return;
 	free(r->buf);
+	free(r->streamed);
 	imap_command_free(r->done);
 	free(r);
 }
@@ -614,6 +634,50 @@ static void reset_command(struct imap_reader *r)
 	r->discard = false;
 	r->cr = r->in_quote = r->escape = false;
 	r->ls = LS_NONE;
+	r->streaming = false;
+	r->nlit = 0;
+}
+
+void imap_reader_set_sink(struct imap_reader *r, const struct imap_literal_sink *sink)
+{
+	if (sink != NULL)
+		r->sink = *sink;
+	else
+		memset(&r->sink, 0, sizeof(r->sink));
+}
+
+/* Records whether literal number r->nlit of the command is streamed. */
+static bool note_literal(struct imap_reader *r, bool streamed)
+{
+	uint8_t *n;
+
+	if (r->nlit == r->streamed_cap) {
+		size_t ncap = r->streamed_cap ? r->streamed_cap * 2 : 8;
+
+		if ((n = realloc(r->streamed, ncap)) == NULL)
+			return false;
+		r->streamed = n;
+		r->streamed_cap = ncap;
+	}
+	r->streamed[r->nlit++] = streamed;
+	return true;
+}
+
+/* Offers the literal just announced (the buffer ends with its "{n}") to
+ * the sink. */
+static bool offer_literal(struct imap_reader *r, uint64_t n)
+{
+	size_t open = r->len;
+	bool lit8;
+
+	if (r->sink.open == NULL)
+		return false;
+	while (open > 0 && r->buf[open - 1] != '{')
+		open--;
+	if (open == 0)
+		return false;
+	lit8 = open > 1 && r->buf[open - 2] == '~';
+	return r->sink.open(r->sink.arg, r->buf, r->len, n, lit8);
 }
 
 static bool buf_reserve(struct imap_reader *r, size_t extra)
@@ -746,7 +810,9 @@ static enum imap_read_rc start_literal(struct imap_reader *r)
 		return refuse_literal(r, IMAP_ERR_NONSYNC_TOO_BIG, "Non-synchronizing literal too big");
 	if (n > r->lim.max_command || r->total + n > r->lim.max_command)
 		return refuse_literal(r, IMAP_ERR_COMMAND_TOO_BIG, "Command too long");
-	if (!buf_reserve(r, (size_t)n + 2))
+	r->streaming = offer_literal(r, n);
+	if (!note_literal(r, r->streaming) ||
+	    !buf_reserve(r, r->streaming ? 2 : (size_t)n + 2))
 		return refuse_literal(r, IMAP_ERR_NOMEM, "Out of memory");
 	r->buf[r->len++] = '\n';
 	r->in_literal = true;
@@ -758,7 +824,7 @@ static enum imap_read_rc end_line(struct imap_reader *r)
 {
 	struct imap_error perr_ = { 0 };
 	char *raw;
-	size_t len, lb;
+	size_t len, lb, nlit;
 
 	if (r->ls == LS_CLOSED && !r->in_quote) {
 		r->ls = LS_NONE;
@@ -775,10 +841,11 @@ static enum imap_read_rc end_line(struct imap_reader *r)
 	raw = r->buf;
 	len = r->len;
 	lb = r->line_bytes;
+	nlit = r->nlit;
 	r->buf = NULL;
 	r->cap = 0;
 	reset_command(r);
-	if (parse_buffer(&r->lim, raw, len, lb, &r->done, &perr_))
+	if (parse_buffer(&r->lim, raw, len, lb, r->streamed, nlit, &r->done, &perr_))
 		return IMAP_READ_COMMAND;
 	r->err = perr_;
 	if (r->err.code == IMAP_ERR_BAD_TAG)
@@ -788,7 +855,9 @@ static enum imap_read_rc end_line(struct imap_reader *r)
 
 static void literal_data(struct imap_reader *r, const unsigned char *p, size_t n)
 {
-	if (!r->discard) {
+	if (r->streaming && !r->discard && n > 0) {
+		r->sink.data(r->sink.arg, p, n);
+	} else if (!r->discard) {
 		memcpy(r->buf + r->len, p, n);
 		r->len += n;
 	}
@@ -801,6 +870,7 @@ static void end_literal(struct imap_reader *r)
 	if (!r->discard)
 		r->buf[r->len++] = '\0';
 	r->in_literal = false;
+	r->streaming = false;
 	r->line_len = 0;
 	r->in_quote = r->escape = r->cr = false;
 	r->ls = LS_NONE;
@@ -952,7 +1022,7 @@ bool imap_arg_atom(const struct imap_arg *a, const char **s)
 bool imap_arg_string(const struct imap_arg *a, const char **s, size_t *len)
 {
 	if (a->type == IMAP_ARG_QUOTED || (a->type == IMAP_ARG_LITERAL &&
-	    !(a->flags & (IMAP_AF_LITERAL8 | IMAP_AF_NUL)))) {
+	    !(a->flags & (IMAP_AF_LITERAL8 | IMAP_AF_NUL | IMAP_AF_STREAMED)))) {
 		*s = a->str;
 		if (len != NULL)
 			*len = a->len;

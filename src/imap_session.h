@@ -66,7 +66,9 @@ struct imap_view {
  * input, so the view stays as the command found it. The pending command
  * owns its command and state.
  */
-enum imap_cont { IMAP_CONT_DONE, IMAP_CONT_OUTPUT, IMAP_CONT_YIELD };
+/* IMAP_CONT_WAIT: for something outside the session (APPEND: the group
+ * commit), which calls imap_pending_wake when it is done. */
+enum imap_cont { IMAP_CONT_DONE, IMAP_CONT_OUTPUT, IMAP_CONT_YIELD, IMAP_CONT_WAIT };
 struct imap_session;
 struct imap_pending {
 	struct imap_command *cmd;
@@ -74,6 +76,14 @@ struct imap_pending {
 	void (*free)(void *state);
 	void *state;
 	enum imap_cont waiting;
+};
+
+/* The message literals of the APPEND being read, streamed to ingests by
+ * the reader's sink (imap_cmd_append.c), in order. */
+struct ingest;
+struct imap_append_spool {
+	struct ingest **in;
+	size_t n, cap;
 };
 
 struct imap_session {
@@ -108,6 +118,7 @@ struct imap_session {
 		const struct imap_view *view;
 		uint32_t msn, uid;
 	} star;
+	struct imap_append_spool append_spool;
 };
 
 /* A command: verb, the states where it runs, and what it does. */
@@ -190,6 +201,10 @@ char *imap_msg_read(struct imap_session *s, const struct imap_msg *m, uint64_t o
 /* Streams bytes [off, off+len) of a message to the client. */
 int imap_msg_send(struct imap_session *s, const struct imap_msg *m, uint64_t off,
     uint64_t len);
+/* The same bytes appended to b instead; b is as before on failure. */
+struct imap_buf;
+int imap_msg_copy(struct imap_session *s, const struct imap_msg *m, uint64_t off,
+    uint64_t len, struct imap_buf *b);
 
 /* Command handlers, by file. */
 /* imap_cmd_session.c */
@@ -223,6 +238,13 @@ int imap_status_write(struct imap_session *s, const struct store_mailbox *mb,
     const struct imap_arg *items);
 void imap_cmd_status(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_append(struct imap_session *s, const struct imap_command *cmd);
+/* APPEND's literals: the reader streams them (set once per session); what
+ * a command did not take is dropped after it (or its error). */
+void imap_append_sink_init(struct imap_session *s);
+void imap_append_spool_drop(struct imap_session *s);
+/* One mailbox-name argument; false after a BAD or NO was sent. */
+bool imap_mailbox_arg(struct imap_session *s, const struct imap_command *cmd, size_t i,
+    char *out);
 
 /* imap_cmd_expunge.c */
 void imap_cmd_check(struct imap_session *s, const struct imap_command *cmd);
@@ -232,10 +254,13 @@ void imap_cmd_expunge(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_copy(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_fetch(struct imap_session *s, const struct imap_command *cmd);
-/* Suspends cmd (see struct imap_pending); how is OUTPUT or YIELD. */
+/* Suspends cmd (see struct imap_pending); how is OUTPUT, YIELD or WAIT. */
 void imap_pending_start(struct imap_session *s, const struct imap_command *cmd,
     enum imap_cont how, enum imap_cont (*run)(struct imap_session *, void *),
     void (*free_state)(void *), void *state);
+/* What a command in IMAP_CONT_WAIT waited for is done: it runs again from
+ * the loop (never from inside this call). */
+void imap_pending_wake(struct imap_session *s);
 void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd);
 /*
  * Long commands work in slices (struct imap_pending, IMAP_CONT_YIELD):

@@ -16,6 +16,7 @@
 
 #include "mailsnare/config.h"
 #include "mailsnare/deliver.h"
+#include "mailsnare/http.h"
 #include "mailsnare/log.h"
 #include "mailsnare/server.h"
 #include "conn_internal.h"
@@ -176,6 +177,7 @@ void server_stop(struct server *srv)
 		if (!c->closing)
 			c->proto->shutdown(c->sess);
 	}
+	http_server_stop(srv->http);
 	if (srv->nconns == 0)
 		event_base_loopexit(srv->base, NULL);
 	else

@@ -16,6 +16,7 @@
 
 #include "mailsnare/config.h"
 #include "mailsnare/deliver.h"
+#include "mailsnare/http.h"
 #include "mailsnare/imap.h"
 #include "mailsnare/log.h"
 #include "mailsnare/pop3.h"
@@ -118,6 +119,36 @@ static bool serve_has_listener(size_t kind)
 	return false;
 }
 
+/* The web interface and API: evhttp, not struct conn (src/http.c). Some
+ * fixtures wait for the line that says where it is. */
+static int serve_bind_http(struct server *srv, FILE *ready)
+{
+	static const enum listener_kind kinds[] = { LISTEN_HTTP, LISTEN_HTTPS };
+	char bound[CONFIG_ADDR_MAX], err[512];
+	const struct config *cfg = srv->cfg;
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		const char *name = config_listener_name(kinds[i]);
+		bool tls = kinds[i] == LISTEN_HTTPS;
+		if (strcmp(cfg->listen[kinds[i]], "off") == 0)
+			continue;
+		if (srv->http == NULL && (srv->http = http_server_new(srv, err, sizeof(err))) == NULL) {
+			fprintf(stderr, "mailsnare: %s\n", err);
+			return -1;
+		}
+		if (http_server_listen(srv->http, cfg->listen[kinds[i]], tls, bound, sizeof(bound),
+		    err, sizeof(err)) < 0) {
+			fprintf(stderr, "mailsnare: %s: %s\n", name, err);
+			return -1;
+		}
+		printf("%-6s %s (%sweb and API: %s://%s/)\n", name, bound, tls ? "TLS, " : "",
+		    name, bound);
+		fprintf(ready, "%s %s\n", name, bound);
+	}
+	return 0;
+}
+
 static int serve_bind(struct server *srv, FILE *ready)
 {
 	char bound[CONFIG_ADDR_MAX], err[512];
@@ -137,8 +168,11 @@ static int serve_bind(struct server *srv, FILE *ready)
 		printf("%-6s %s%s\n", name, bound, sl->implicit_tls ? " (TLS)" : "");
 		fprintf(ready, "%s %s\n", name, bound);
 	}
+	if (serve_bind_http(srv, ready) < 0)
+		return -1;
 	for (i = LISTEN_POP3; i < LISTEN_COUNT; i++)
-		if (strcmp(cfg->listen[i], "off") != 0 && !serve_has_listener(i))
+		if (strcmp(cfg->listen[i], "off") != 0 && !serve_has_listener(i) &&
+		    i != LISTEN_HTTP && i != LISTEN_HTTPS)
 			log_info("%s: not implemented in this version; listener skipped",
 			    config_listener_name(i));
 	return 0;
@@ -244,6 +278,11 @@ static void serve_index_slice(evutil_socket_t fd, short what, void *arg)
 		event_active(ix->ev, EV_TIMEOUT, 0);
 }
 
+static int serve_start(struct server *srv);
+
+/* The signal events go in before the listeners (and the ready file):
+ * a SIGTERM right after the ready file appears is a clean stop, not a
+ * kill by the default action. */
 static int serve_loop(struct server *srv)
 {
 	struct event *sigint, *sigterm, *poll;
@@ -259,6 +298,8 @@ static int serve_loop(struct server *srv)
 		fprintf(stderr, "mailsnare: cannot install signal handlers\n");
 		goto out;
 	}
+	if (serve_start(srv) < 0)
+		goto out;
 	if ((ix.ev = event_new(srv->base, -1, 0, serve_index_slice, &ix)) != NULL) {
 		(void)event_priority_set(ix.ev, SERVE_PRIORITIES - 1);
 		event_active(ix.ev, EV_TIMEOUT, 0);
@@ -275,6 +316,17 @@ out:
 	if (ix.ev)
 		event_free(ix.ev);
 	return rc;
+}
+
+/* Listeners up, ready file written, credentials shown. */
+static int serve_start(struct server *srv)
+{
+	if (serve_listen_all(srv) < 0)
+		return -1;
+	serve_print_credentials(srv->cfg);
+	http_server_ready(srv->http);
+	log_info("ready");
+	return 0;
 }
 
 int serve_run(const struct config *cfg)
@@ -309,14 +361,11 @@ int serve_run(const struct config *cfg)
 	if ((srv.deliver = deliver_new(srv.base, srv.store, cfg->max_messages)) == NULL)
 		goto out;
 	printf("mailsnare %s: trapping mail in %s\n", PACKAGE_VERSION, cfg->db);
-	if (serve_listen_all(&srv) < 0)
-		goto out;
-	serve_print_credentials(cfg);
-	log_info("ready");
 	if (serve_loop(&srv) == 0)
 		status = 0;
 out:
 	server_free_listeners(&srv);
+	http_server_free(srv.http);
 	deliver_free(srv.deliver);
 	store_close(srv.store);
 	if (srv.ssl_ctx)

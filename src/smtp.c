@@ -15,18 +15,15 @@
 
 #include "mailsnare/config.h"
 #include "mailsnare/deliver.h"
-#include "mailsnare/header.h"
+#include "mailsnare/ingest.h"
 #include "mailsnare/log.h"
-#include "mailsnare/mime.h"
 #include "mailsnare/sasl.h"
 #include "mailsnare/smtp.h"
 #include "mailsnare/smtp_data.h"
 #include "mailsnare/smtp_parse.h"
-#include "mailsnare/spool.h"
 
 /* Bytes of a message kept in memory before it is spooled to a file. */
 #define SMTP_SPOOL_MEM (256 * 1024)
-#define SMTP_HDR_MAX 512
 
 enum smtp_state {
 	S_INIT,   /* greeted, no HELO/EHLO yet */
@@ -54,21 +51,13 @@ struct smtp_tx {
 	char **rcpts;
 	size_t nrcpts;
 	bool smtputf8;
-	struct spool *spool;
 	struct smtp_data dec;
-	bool too_big, write_failed;
 	bool bdat_last;
-	/* Delivery: the Received header, then the spool. */
-	char *received;
-	size_t received_len, received_pos;
+	/* The message as stored: the Received header, then the data, spooled
+	 * and MIME-scanned as it arrives (ingest.h), so that IMAP never
+	 * rescans a delivered message (DESIGN §4). */
+	struct ingest *in;
 	int64_t arrival;                 /* the time in Received: and INTERNALDATE */
-	/* The MIME structure is scanned as the data arrives, so that IMAP
-	 * never rescans a delivered message (DESIGN §4). */
-	struct mime_scan *scan;
-	unsigned char *structure;
-	size_t structure_len;
-	char hdr_from[SMTP_HDR_MAX], hdr_to[SMTP_HDR_MAX];
-	char hdr_subject[SMTP_HDR_MAX], hdr_date[SMTP_HDR_MAX];
 	struct store_new_message msg;
 	struct deliver_req *req;
 };
@@ -133,15 +122,7 @@ static void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 
 static struct smtp_tx *smtp_tx_new(void)
 {
-	struct smtp_tx *tx = calloc(1, sizeof(*tx));
-
-	if (tx)
-		tx->spool = spool_new(SMTP_SPOOL_MEM, NULL);
-	if (tx && tx->spool == NULL) {
-		free(tx);
-		tx = NULL;
-	}
-	return tx;
+	return calloc(1, sizeof(struct smtp_tx));
 }
 
 static void smtp_tx_free(struct smtp_session *s)
@@ -156,11 +137,7 @@ static void smtp_tx_free(struct smtp_session *s)
 	for (i = 0; i < tx->nrcpts; i++)
 		free(tx->rcpts[i]);
 	free(tx->rcpts);
-	free(tx->received);
-	if (tx->scan)
-		mime_scan_abort(tx->scan);
-	free(tx->structure);
-	spool_free(tx->spool);
+	ingest_free(tx->in);
 	free(tx);
 	s->tx = NULL;
 	if (s->state != S_INIT)
@@ -186,45 +163,17 @@ static int smtp_tx_add_rcpt(struct smtp_tx *tx, const char *addr)
 	return 0;
 }
 
-/* Decoded message bytes go to the spool until the size limit is passed;
+/* Decoded message bytes go to the ingest until the size limit is passed;
  * after that they are counted as consumed but dropped. */
 static int smtp_tx_sink(void *arg, const char *buf, size_t len)
 {
 	struct smtp_session *s = arg;
-	struct smtp_tx *tx = s->tx;
 
-	if (tx->too_big || tx->write_failed)
-		return 0;
-	if (spool_size(tx->spool) + len > s->srv->cfg->max_message_size) {
-		tx->too_big = true;
-		return 0;
-	}
-	if (spool_write(tx->spool, buf, len) < 0) {
-		log_warn("smtp: %s: spool write failed: %m", conn_peer(s->conn));
-		tx->write_failed = true;
-	}
-	if (tx->scan)
-		mime_scan_feed(tx->scan, buf, len);
+	ingest_write(s->tx->in, buf, len);
 	return 0;
 }
 
 /* --- delivery ------------------------------------------------------- */
-
-static ssize_t smtp_tx_read(void *arg, void *buf, size_t len)
-{
-	struct smtp_tx *tx = arg;
-	size_t n;
-
-	if (tx->received_pos < tx->received_len) {
-		n = tx->received_len - tx->received_pos;
-		if (n > len)
-			n = len;
-		memcpy(buf, tx->received + tx->received_pos, n);
-		tx->received_pos += n;
-		return (ssize_t)n;
-	}
-	return spool_read(tx->spool, buf, len);
-}
 
 static const char *smtp_with_protocol(const struct smtp_session *s)
 {
@@ -238,11 +187,12 @@ static const char *smtp_with_protocol(const struct smtp_session *s)
 	return names[s->esmtp][s->tx->smtputf8][conn_is_tls(s->conn)][s->authed];
 }
 
-static int smtp_build_received(struct smtp_session *s, time_t now)
+/* The Received: header starts the message (RFC 5321 §4.4). */
+static int smtp_write_received(struct smtp_session *s, time_t now)
 {
 	struct smtp_tx *tx = s->tx;
 	const char *peer = conn_peer(s->conn);
-	char date[64], forpart[SMTP_PATH_MAX + 16] = "";
+	char date[64], forpart[SMTP_PATH_MAX + 16] = "", *received;
 	struct tm tm;
 	int n;
 
@@ -250,32 +200,15 @@ static int smtp_build_received(struct smtp_session *s, time_t now)
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	if (tx->nrcpts == 1)
 		snprintf(forpart, sizeof(forpart), "\r\n\tfor <%s>", tx->rcpts[0]);
-	n = asprintf(&tx->received,
+	n = asprintf(&received,
 	    "Received: from %s (%s%s%s)\r\n\tby %s (mailsnare) with %s%s; %s\r\n",
 	    s->helo[0] ? s->helo : "unknown", strchr(peer, ':') ? "[IPv6:" : "[", peer, "]",
 	    s->srv->cfg->hostname, smtp_with_protocol(s), forpart, date);
-	if (n < 0) {
-		tx->received = NULL;
+	if (n < 0)
 		return -1;
-	}
-	tx->received_len = (size_t)n;
+	ingest_write(tx->in, received, (size_t)n);
+	free(received);
 	return 0;
-}
-
-static void smtp_extract_headers(struct smtp_tx *tx)
-{
-	size_t len;
-	const char *head = spool_head(tx->spool, &len);
-
-	len = header_section_len(head, len, NULL);
-	tx->msg.hdr_from = header_get(head, len, "From", tx->hdr_from, SMTP_HDR_MAX) ?
-	    tx->hdr_from : NULL;
-	tx->msg.hdr_to = header_get(head, len, "To", tx->hdr_to, SMTP_HDR_MAX) ?
-	    tx->hdr_to : NULL;
-	tx->msg.hdr_subject = header_get(head, len, "Subject", tx->hdr_subject,
-	    SMTP_HDR_MAX) ? tx->hdr_subject : NULL;
-	tx->msg.hdr_date = header_get(head, len, "Date", tx->hdr_date, SMTP_HDR_MAX) ?
-	    tx->hdr_date : NULL;
 }
 
 static void smtp_delivered(void *arg, int rc, int64_t id)
@@ -300,35 +233,27 @@ static void smtp_delivered(void *arg, int rc, int64_t id)
 	conn_resume(s->conn);
 }
 
-/* The message is complete: refuse it for a recorded reason, or hand it
- * to the group commit and wait. */
 /* The message data begins: the Received: header is written first, so
- * that the MIME scan sees the message exactly as it will be stored. */
+ * that the MIME scan sees the message exactly as it will be stored. The
+ * size limit is the data's: the header does not count. */
 static int smtp_data_begin(struct smtp_session *s)
 {
 	struct smtp_tx *tx = s->tx;
+	struct ingest_options o = { .mem_limit = SMTP_SPOOL_MEM };
+	uint64_t before;
 
 	tx->arrival = (int64_t)time(NULL);
-	if (smtp_build_received(s, (time_t)tx->arrival) < 0)
+	ingest_free(tx->in);
+	if ((tx->in = ingest_new(&o)) == NULL ||
+	    smtp_write_received(s, (time_t)tx->arrival) < 0)
 		return -1;
-	if ((tx->scan = mime_scan_new()) != NULL)
-		mime_scan_feed(tx->scan, tx->received, tx->received_len);
-	return 0;
+	before = ingest_size(tx->in);
+	ingest_set_max_size(tx->in, before + s->srv->cfg->max_message_size);
+	return ingest_status(tx->in) == INGEST_OK ? 0 : -1;
 }
 
-/* The structure goes with the message; without it IMAP scans later. */
-static void smtp_data_structure(struct smtp_tx *tx)
-{
-	struct mime_part *root = tx->scan ? mime_scan_finish(tx->scan) : NULL;
-
-	tx->scan = NULL;
-	if (root && mime_tree_serialize(root, &tx->structure, &tx->structure_len)) {
-		tx->msg.structure = tx->structure;
-		tx->msg.structure_len = tx->structure_len;
-	}
-	mime_part_free(root);
-}
-
+/* The message is complete: refuse it for a recorded reason, or hand it
+ * to the group commit and wait. */
 static void smtp_tx_finish(struct smtp_session *s)
 {
 	struct smtp_tx *tx = s->tx;
@@ -336,13 +261,11 @@ static void smtp_tx_finish(struct smtp_session *s)
 	s->mode = M_COMMAND;
 	if (tx->dec.line_too_long) {
 		smtp_reply(s, "500 5.5.2 Line too long (RFC 5321 limit is 1000 octets)");
-	} else if (tx->too_big) {
+	} else if (ingest_status(tx->in) == INGEST_TOO_BIG) {
 		smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
-	} else if (tx->write_failed || tx->received == NULL || spool_rewind(tx->spool) < 0) {
+	} else if (ingest_finish(tx->in, &tx->msg) < 0) {
 		smtp_reply(s, "452 4.3.1 Insufficient system storage");
 	} else {
-		smtp_extract_headers(tx);
-		smtp_data_structure(tx);
 		tx->msg.inbox_id = tx->inbox_id;
 		tx->msg.mail_from = tx->mail_from;
 		tx->msg.rcpts = (const char *const *)tx->rcpts;
@@ -350,9 +273,6 @@ static void smtp_tx_finish(struct smtp_session *s)
 		tx->msg.auth_user = s->authed ? s->inbox.name : NULL;
 		tx->msg.client_addr = conn_peer(s->conn);
 		tx->msg.internal_date = tx->arrival;
-		tx->msg.src.size = tx->received_len + spool_size(tx->spool);
-		tx->msg.src.read = smtp_tx_read;
-		tx->msg.src.arg = tx;
 		tx->req = deliver_submit(s->srv->deliver, &tx->msg, smtp_delivered, s);
 		if (tx->req != NULL) {
 			s->mode = M_WAIT;
@@ -410,9 +330,9 @@ static void smtp_bdat_chunk_done(struct smtp_session *s, uint64_t size)
 		s->bdat_discard = false;
 		return;  /* the rejection was sent with the command */
 	}
-	if (tx->too_big || tx->write_failed) {
+	if (ingest_status(tx->in) != INGEST_OK) {
 		/* RFC 3030 §2: a failed chunk fails the transaction. */
-		smtp_reply(s, tx->too_big ?
+		smtp_reply(s, ingest_status(tx->in) == INGEST_TOO_BIG ?
 		    "552 5.3.4 Message size exceeds fixed maximum message size" :
 		    "452 4.3.1 Insufficient system storage");
 		smtp_tx_free(s);

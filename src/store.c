@@ -552,13 +552,13 @@ static int configure(struct sqlite_store *st, enum durability durability)
 #define STORE_APPLICATION_ID 0x4d534e52
 
 /* Refuses a database some other program made (a wrong --db would
- * otherwise get our tables added to it): ours has our application_id, or
- * is empty (new), or is one of ours from before the id (0, a
- * user_version and an inbox table). Marks it as ours. */
-static int check_ours(struct sqlite_store *st, int64_t version)
+ * otherwise get our tables added to it, and be switched to WAL): ours has
+ * our application_id, or is empty (new), or is one of ours from before
+ * the id (0, a user_version and an inbox table). Reads only: called
+ * before anything is written. */
+static int check_ours(struct sqlite_store *st)
 {
-	int64_t app = 0, tables = 0, inbox = 0;
-	char sql[64];
+	int64_t app = 0, version = 0, tables = 0, inbox = 0;
 	int rc;
 
 	if ((rc = pragma_int(st, "PRAGMA application_id", &app)) != STORE_OK)
@@ -568,31 +568,38 @@ static int check_ours(struct sqlite_store *st, int64_t version)
 	if (app != 0)
 		return store_set_err(st, STORE_ERR, "not a mailsnare database"
 		    " (application_id %" PRId64 ")", app);
-	if ((rc = pragma_int(st, "SELECT count(*) FROM sqlite_master", &tables)) != STORE_OK ||
+	if ((rc = pragma_int(st, "PRAGMA user_version", &version)) != STORE_OK ||
+	    (rc = pragma_int(st, "SELECT count(*) FROM sqlite_master", &tables)) != STORE_OK ||
 	    (rc = pragma_int(st, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
 	    " AND name = 'inbox'", &inbox)) != STORE_OK)
 		return rc;
 	if (tables > 0 && (version == 0 || inbox == 0))
 		return store_set_err(st, STORE_ERR, "not a mailsnare database"
 		    " (it has tables of another program)");
-	snprintf(sql, sizeof(sql), "PRAGMA application_id = %d", STORE_APPLICATION_ID);
-	return exec(st, sql);
+	return STORE_OK;
 }
 
 static int migrate_steps(struct sqlite_store *st)
 {
 	char sql[64];
-	int64_t v = 0;
+	int64_t v = 0, app = 0;
 	int rc;
 
 	rc = pragma_int(st, "PRAGMA user_version", &v);
 	if (rc == STORE_OK)
-		rc = check_ours(st, v);
+		rc = pragma_int(st, "PRAGMA application_id", &app);
 	if (rc != STORE_OK)
 		return rc;
 	if (v > SCHEMA_VERSION)
 		return store_set_err(st, STORE_ERR, "database schema version %" PRId64
 		    " is newer than this program's (%d)", v, SCHEMA_VERSION);
+	/* Marks a new file, or one of ours from before the id, as ours
+	 * (check_ours has let it through). */
+	if (app != STORE_APPLICATION_ID) {
+		snprintf(sql, sizeof(sql), "PRAGMA application_id = %d", STORE_APPLICATION_ID);
+		if ((rc = exec(st, sql)) != STORE_OK)
+			return rc;
+	}
 	if (v == SCHEMA_VERSION)
 		return STORE_OK;
 	for (; v < SCHEMA_VERSION; v++) {
@@ -648,7 +655,12 @@ struct store *sq_open(const struct store_options *opts)
 		sq_close(&st->base);
 		return NULL;
 	}
-	if (configure(st, opts->durability) != STORE_OK || migrate(st) != STORE_OK) {
+	/* Other processes may hold the file (a server recovering its WAL
+	 * after kill -9, CLI calls in parallel): wait for them from the first
+	 * read on, check_ours's included. */
+	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	if (check_ours(st) != STORE_OK || configure(st, opts->durability) != STORE_OK ||
+	    migrate(st) != STORE_OK) {
 		snprintf(err, errlen, "%s: %s", path, sq_errmsg(&st->base));
 		sq_close(&st->base);
 		return NULL;

@@ -73,6 +73,15 @@ int auth_check_sasl(struct store *st, const struct auth_policy *pol,
 int auth_check_password(struct store *st, const struct auth_policy *pol,
     const char *user, const char *password, struct store_inbox *inbox);
 
+/* Inbox passwords made by mailsnare (CLI `inbox add`, the HTTP API): 16
+ * characters of [a-z0-9] from OpenSSL's generator. 0, or -1 if len is too
+ * small or there is no randomness. */
+#define AUTH_PASSWORD_GENERATED_LEN 16
+int auth_random_password(char *out, size_t len);
+/* A password a user may set: 1..STORE_PASS_MAX - 1 characters, no
+ * control characters (it travels in SASL, LOGIN and config lines). */
+bool auth_password_valid(const char *password);
+
 /* How long to wait before answering the n-th failed login on a
  * connection: step_ms more per failure, at most max_ms. */
 unsigned auth_failure_delay_ms(unsigned failures, unsigned step_ms, unsigned max_ms);

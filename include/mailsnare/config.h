@@ -15,7 +15,7 @@
 
 enum listener_kind {
 	LISTEN_SMTP, LISTEN_SMTPS, LISTEN_POP3, LISTEN_POP3S,
-	LISTEN_IMAP, LISTEN_IMAPS, LISTEN_HTTP, LISTEN_COUNT
+	LISTEN_IMAP, LISTEN_IMAPS, LISTEN_HTTP, LISTEN_HTTPS, LISTEN_COUNT
 };
 
 enum durability { DURABILITY_NORMAL, DURABILITY_FULL };
@@ -53,6 +53,9 @@ struct config {
 	enum durability durability;
 	enum log_level log_level;
 	char ready_file[PATH_MAX];           /* "" = none */
+	bool http_require_auth;              /* anonymous HTTP requests get 401 */
+	char http_admin[CONFIG_NAME_MAX + CONFIG_PASS_MAX]; /* "user:password" or "" */
+	char http_cors[1024];                /* allowed origins, comma-separated, or "" */
 	char hostname[256];                  /* name in greetings and Received */
 	struct config_inbox *inboxes;        /* [inbox NAME] sections, --inbox */
 	size_t n_inboxes;

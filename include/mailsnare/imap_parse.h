@@ -93,6 +93,8 @@ enum imap_arg_type {
 #define IMAP_AF_NUL       0x10u   /* a NUL octet (literal8 only is allowed that) */
 #define IMAP_AF_LITERAL8  0x20u   /* ~{n} */
 #define IMAP_AF_NONSYNC   0x40u   /* {n+} */
+#define IMAP_AF_STREAMED  0x80u   /* its octets went to the reader's sink: str is "", len
+                                     says how many there were (never a string) */
 
 struct imap_arg {
 	enum imap_arg_type type;
@@ -146,6 +148,25 @@ enum imap_read_rc imap_reader_feed(struct imap_reader *r, const void *data, size
 /* The complete command after IMAP_READ_COMMAND; the caller frees it. */
 struct imap_command *imap_reader_take(struct imap_reader *r);
 const struct imap_error *imap_reader_error(const struct imap_reader *r);
+/*
+ * Literals that do not wait in memory (APPEND's messages: a 30 MB message
+ * goes to a spool as it arrives). When a literal is accepted, open() is
+ * asked with the command so far (cmd[0..len), ending with the literal's
+ * "{n}" announcement, CRLF excluded), its size and whether it is a
+ * literal8; if it returns true, the literal's octets go to data() as they
+ * come (in pieces of any size) instead of into the command, and its
+ * argument gets IMAP_AF_STREAMED. The sink keeps what it took in order;
+ * the command that comes out (or the error, after which it is dropped)
+ * is the one they belong to. Limits apply as to any literal.
+ */
+struct imap_literal_sink {
+	bool (*open)(void *arg, const char *cmd, size_t len, uint64_t size, bool literal8);
+	void (*data)(void *arg, const void *buf, size_t len);
+	void *arg;
+};
+/* NULL: no sink (every literal is kept in the command). */
+void imap_reader_set_sink(struct imap_reader *r, const struct imap_literal_sink *sink);
+
 /* After IMAP_READ_CONTINUE: the size of the literal being read. */
 uint64_t imap_reader_literal_size(const struct imap_reader *r);
 /* Tag and verb of the command being assembled ("" if not yet known), so a

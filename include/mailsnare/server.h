@@ -16,6 +16,7 @@
 struct config;
 struct deliver;
 struct event_base;
+struct http_server;
 struct listener;
 struct ssl_ctx_st;              /* OpenSSL's SSL_CTX */
 struct store;
@@ -28,6 +29,7 @@ struct server {
 	struct auth_policy auth;
 	struct ssl_ctx_st *ssl_ctx;       /* NULL if TLS is unavailable */
 	struct listener *listeners;
+	struct http_server *http;         /* the http/https listeners, or NULL */
 	unsigned nconns;
 	bool stopping;
 	struct conn *conns;               /* all live connections */

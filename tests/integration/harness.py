@@ -53,6 +53,15 @@ def clean_env():
 # Message bytes
 
 
+def rss_kb(pid):
+    """The resident memory of process `pid` in KiB (VmRSS)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
 def normalize(msg):
     """The bytes mailsnare is expected to store for data `msg` sent with
     SMTP DATA (before the Received: header is prepended): every bare LF

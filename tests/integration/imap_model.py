@@ -125,6 +125,54 @@ def compress_set(nums):
     return ",".join(out)
 
 
+def _tcp_hex(addr):
+    host, port = addr[:2]
+    return "%08X:%04X" % (int.from_bytes(socket.inet_aton(host), "little"), port)
+
+
+def tcp_diagnosis(sock):
+    """The kernel's view of both ends of a connection (/proc/net/tcp):
+    bytes in the server's send queue and its timer (1 retransmit, 4
+    zero-window probe; with the backoff count), or in this client's receive
+    queue. Tells a server that stopped writing from a client that stopped
+    reading, or from segments the kernel dropped and waits to resend."""
+    try:
+        mine, peer = _tcp_hex(sock.getsockname()), _tcp_hex(sock.getpeername())
+        with open("/proc/net/tcp") as f:
+            rows = [line.split() for line in f.readlines()[1:]]
+    except (OSError, ValueError):
+        return "no /proc/net/tcp"
+    out = []
+    for side, (a, b) in (("client", (mine, peer)), ("server", (peer, mine))):
+        for r in rows:
+            if r[1] == a and r[2] == b:
+                tx, rx = (int(x, 16) for x in r[4].split(":"))
+                tr, when = r[5].split(":")
+                out.append("%s: send-q %d recv-q %d timer %d in %.1f s, %d retransmits, "
+                           "%s probes, rto %s ticks"
+                           % (side, tx, rx, int(tr, 16), int(when, 16) / os.sysconf("SC_CLK_TCK"),
+                              int(r[6], 16), r[8], r[12] if len(r) > 12 else "?"))
+    return "; ".join(out) or "connection not in /proc/net/tcp"
+
+
+NETSTAT_COUNTERS = ("TCPRcvQDrop", "RcvPruned", "PruneCalled", "TCPTimeouts", "TCPWinProbe")
+
+
+def tcp_counters():
+    """The kernel's TCP counters that tell of receive queues overflowing
+    (drops, pruning) and of the retransmit timeouts that follow."""
+    try:
+        with open("/proc/net/netstat") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return {}
+    for names, values in zip(lines[::2], lines[1::2]):
+        if names.startswith("TcpExt:"):
+            table = dict(zip(names.split()[1:], (int(v) for v in values.split()[1:])))
+            return {k: table.get(k, 0) for k in NETSTAT_COUNTERS}
+    return {}
+
+
 # ---------------------------------------------------------------------------
 # Messages: bodies with an id, and what each id's bytes are
 
@@ -139,6 +187,7 @@ class Registry:
         self.sent = {}          # stress id -> (kind "smtp"/"append", bytes)
         self.immutable = {}     # (user, uidvalidity, uid, item) -> value
         self.replaced = set()   # (user, uidvalidity, uid) whose keywords a replace STORE set
+        self.interned = {}      # one copy of each body seen
         self.ids = 0
         self.verbs = collections.Counter()
         self.warnings = collections.Counter()
@@ -155,21 +204,26 @@ class Registry:
 
     def same(self, key, value, who):
         """Stores the first value for key (and who saw it); returns the
-        first (value, who)."""
+        first (value, who). Equal bodies (copies) are kept once."""
         with self.lock:
+            if len(value) > 256:
+                value = self.interned.setdefault(value, value)
             return self.immutable.setdefault(key, (value, who))
 
-    def count(self, verb, took=0.0):
+    def count(self, verb, took=0.0, what=None):
         with self.lock:
             self.verbs[verb] += 1
             self.last_reply = time.monotonic()
             if took > REPLY_SLOW:
                 self.slow += 1
-            self.slowest = max(self.slowest, took)
+            if took > self.slowest:
+                self.slowest = took
+                self.slowest_what = what
 
     last_reply = 0.0
     slow = 0
     slowest = 0.0
+    slowest_what = None
 
 
 _TEXT_LINES = [b"The quick brown fox jumps over the lazy dog.",
@@ -346,7 +400,8 @@ class Session:
             self.current = None
             self.partial = None
         self.commands += 1
-        self.reg.count(("UID " if uid else "") + verb.upper(), time.monotonic() - t0)
+        self.reg.count(("UID " if uid else "") + verb.upper(), time.monotonic() - t0,
+                       "%r: %d responses" % (text[:60], len(untagged)))
         st = status_of(tagged)
         if st not in want:
             self.fail("%s: tagged %r, want %s" % (text[:80], tagged, "/".join(want)))
@@ -757,10 +812,6 @@ class Session:
             return self.op_fetch_all_uids()
         if uid:
             text = compress_set(targets)
-        elif op == "" and "*" in text:
-            # "*" may be read after an EXISTS in the reply and so replace
-            # the keywords of a message the replaced-set below does not name.
-            text = "1:%d" % len(self.mb.msgs)
         command = "%sSTORE %s %sFLAGS%s (%s)" % ("UID " if uid else "", text, op,
                                                  ".SILENT" if silent else "",
                                                  " ".join(sorted(flags)))
@@ -903,12 +954,9 @@ class Session:
         for code, arg in self.codes:
             if code == b"COPYUID" and None not in moving:
                 src = seqset_values(arg.split()[1])
+                # "*" is the last message the session knew of, whatever
+                # EXISTS the reply starts with (test_imap_star.py).
                 strangers = sorted(set(src) - set(moving))
-                if "*" in text:
-                    # "*" may be read after an EXISTS in the reply: the new
-                    # messages it then names are above every known UID.
-                    top = max(moving) if moving else 0
-                    strangers = [u for u in strangers if u < top]
                 self.check("seq-renumbered", not strangers,
                            "%s %s copied UIDs %s, but the session's messages %s are UIDs %s"
                            % ("MOVE" if move else "COPY", text, strangers, text, moving))
@@ -1158,6 +1206,20 @@ class Driver:
         except (OSError, ValueError, IndexError):
             return 0.0
 
+    def server_memory(self):
+        """The server's resident set now and at its peak, in KiB
+        (/proc: VmRSS, VmHWM)."""
+        out = {}
+        try:
+            with open("/proc/%d/status" % self.server.proc.pid) as f:
+                for line in f:
+                    name, _, value = line.partition(":")
+                    if name in ("VmRSS", "VmHWM"):
+                        out[name] = int(value.split()[0])
+        except (OSError, ValueError):
+            pass
+        return out
+
     def server_dead(self):
         rc = self.server.proc.poll()
         return None if rc is None else "the server exited with status %s" % rc
@@ -1173,9 +1235,16 @@ class Driver:
         except (OSError, EOFError) as e:
             dead = self.server_dead()
             if isinstance(e, socket.timeout):
-                # Was the whole server stuck, or this session only?
-                dead = dead or ("other sessions' last reply %.1f s ago"
-                                % (time.monotonic() - self.reg.last_reply))
+                # Was the whole server stuck, or this session only? And
+                # where do the bytes wait?
+                # (A reply the client holds in part, e.g. a literal cut
+                # short, shows in its buffer.)
+                dead = dead or ("other sessions' last reply %.1f s ago; %s; the client "
+                                "holds %d octets of an unfinished response: %r"
+                                % (time.monotonic() - self.reg.last_reply,
+                                   tcp_diagnosis(s.imap.sock) if s.imap else "no socket",
+                                   len(s.imap.buf) if s.imap else 0,
+                                   s.imap.buf[:200] if s.imap else b""))
             self.record_failure("session %d: %s: %r (%s) during %r\n--- last lines ---\n%s"
                                 % (s.idx, type(e).__name__, e, dead or "server up",
                                    s.last_command, "\n".join(s.transcript)))
@@ -1258,6 +1327,7 @@ class Driver:
         threads.append(threading.Thread(target=self.pop3_thread,
                                         args=(random.Random(master.random()),), daemon=True))
         cpu0 = self.server_cpu()
+        tcp0 = tcp_counters()
         start = self.t0 = time.monotonic()
         for t in threads:
             t.start()
@@ -1290,6 +1360,7 @@ class Driver:
                         self.failure = "greeting after the run: %r" % g
             except (OSError, EOFError) as e:
                 self.failure = "no greeting after the run: %r" % e
+        memory = self.server_memory()
         log = self.server.read_log()
         for marker in (b"AddressSanitizer", b"runtime error", b"LeakSanitizer"):
             if marker in log and self.failure is None:
@@ -1298,6 +1369,7 @@ class Driver:
                     marker.decode(), log[max(0, i - 200):i + 3000].decode("utf-8", "replace"))
         commands = sum(self.reg.verbs.values())
         cpu = self.server_cpu() - cpu0
+        tcp = {k: v - tcp0.get(k, 0) for k, v in tcp_counters().items()}
         figures = {
             "server_cpu_s": cpu, "slow": self.reg.slow, "slowest": self.reg.slowest,
             "seed": self.seed, "sessions": self.n_sessions, "seconds": elapsed,
@@ -1305,7 +1377,8 @@ class Driver:
             "verbs": dict(self.reg.verbs), "smtp": self.extra["smtp"],
             "pop3_dele": self.extra["pop3 dele"], "final": dict(results),
             "warnings": dict(self.reg.warnings), "first_warning": dict(self.reg.first_warning),
-            "failure": self.failure,
+            "failure": self.failure, "tcp": tcp, "memory": memory,
+            "slowest_what": self.reg.slowest_what,
         }
         return figures
 
@@ -1322,8 +1395,14 @@ def report(fig, out=sys.stdout):
     out.write("per verb: %s\n" % ", ".join("%s %d" % kv for kv in
                                            sorted(fig["verbs"].items(), key=lambda kv: -kv[1])))
     out.write("final check: %s\n" % (fig["final"] or "-"))
-    out.write("slowest reply %.1f s; %d replies took over %.0f s (a hang of %.0f s fails)\n"
-              % (fig["slowest"], fig["slow"], REPLY_SLOW, REPLY_HANG))
+    out.write("kernel TCP counters during the run (whole machine): %s\n"
+              % (", ".join("%s %d" % kv for kv in sorted(fig["tcp"].items())) or "-"))
+    out.write("slowest reply %.1f s (%s); %d replies took over %.0f s (a hang, %.0f s "
+              "without a line, fails)\n"
+              % (fig["slowest"], fig["slowest_what"] or "-", fig["slow"], REPLY_SLOW, REPLY_HANG))
+    mem = fig.get("memory") or {}
+    out.write("server memory at the end: RSS %s KiB, peak %s KiB\n"
+              % (mem.get("VmRSS", "?"), mem.get("VmHWM", "?")))
     for name, n in sorted(fig["warnings"].items()):
         out.write("lax check %s failed %d times; first:\n%s\n" % (name, n, fig["first_warning"][name]))
     out.write("errors: %s\n" % ("none" if not fig["failure"] else "1 (run stopped)\n" + fig["failure"]))

@@ -19,12 +19,7 @@ import harness
 RSS_GROWTH_MAX_KB = 24 * 1024
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
+rss_kb = harness.rss_kb
 
 
 class BackpressureTest(harness.TestCase):

@@ -101,6 +101,27 @@ class InboxTest(CliCase):
         self.assert_run(["inbox", "add", "x" * 63], 0)
         self.assert_run(["inbox", "add", "ok", "--password", ""], 2, "")
 
+    def test_names_are_utf8_without_controls_or_edge_spaces(self):
+        want = (" (want 1..63 bytes of UTF-8 without '/', control characters or spaces at "
+                "either end)\n")
+        for name, why in ((" lead", "leading or trailing space"),
+                          ("trail ", "leading or trailing space"),
+                          ("esc\x1bname", "a control character"),
+                          ("c1\u0085name", "a control character"),
+                          (".dot", "leading '.'")):
+            with self.subTest(name=name):
+                self.assert_run(["inbox", "add", name], 2, "",
+                                "mailsnare: invalid inbox name '%s': %s%s" % (name, why, want))
+        # Bytes that are not UTF-8 (argv as bytes).
+        p = subprocess.run([binary(), "inbox", "add", b"bad\xff", "--db", self.db], cwd=self.dir,
+                           env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=TIMEOUT)
+        self.assertEqual((p.returncode, p.stdout), (2, b""))
+        self.assertEqual(p.stderr, b"mailsnare: invalid inbox name 'bad\xff': not valid UTF-8" +
+                         want.encode())
+        self.assert_run(["inbox", "add", "caf\u00e9 team", "--password", "p"], 0)
+        self.assert_run(["inbox", "list"], 0, "NAME\tPASSWORD\tMESSAGES\ncaf\u00e9 team\tp\t0\n")
+
     def test_options_before_and_after_arguments(self):
         # `inbox add ci --db X` and `--db X inbox add ci` are the same.
         self.assert_run(["inbox", "add", "ci", "--db", self.db, "--password", "p"], 0, db=False)

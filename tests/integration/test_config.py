@@ -143,6 +143,96 @@ class BadConfigTest(ConfigCase):
                                  env={"MAILSNARE_IMAP": "off"})
 
 
+class SmallOnesTest(ConfigCase):
+    """Issue 11's small ones: files that are no config file, keys that come
+    in pairs, the new limit keys, and a database of another program."""
+
+    def test_not_a_text_file(self):
+        self.assert_config_error(["-c", "/dev/zero"],
+                                 "/dev/zero:1: NUL byte 0x00: not a text file")
+        conf = os.path.join(self.dir, "nul.conf")
+        with open(conf, "wb") as f:
+            f.write(b"smtp = off\n# fine\nhostname = a\0b\n")
+        self.assert_config_error(["-c", conf], "%s:3: NUL byte 0x00: not a text file" % conf)
+
+    def test_tls_cert_and_key_come_together(self):
+        self.assert_config_error(["--tls-key", os.path.join(self.dir, "k.pem")],
+                                 "tls-cert: missing (tls-key is set: give both or neither)")
+        conf = self.write("tls.conf", "tls-cert = /etc/c.pem\n")
+        self.assert_config_error(["-c", conf],
+                                 "tls-key: missing (tls-cert is set: give both or neither)")
+        self.assert_config_error([], "tls-key: missing (tls-cert is set: give both or neither)",
+                                 env={"MAILSNARE_TLS_CERT": "/etc/c.pem"})
+
+    def test_limit_keys_name_themselves(self):
+        self.assert_config_error(["--max-keywords", "0"],
+                                 "--max-keywords: 0 out of range (want 1..100000)")
+        self.assert_config_error(["--max-mailboxes=many"], "--max-mailboxes: invalid number 'many'")
+        self.assert_config_error([], "MAILSNARE_AUTH_FAIL_LIMIT: invalid number '-5'",
+                                 env={"MAILSNARE_AUTH_FAIL_LIMIT": "-5"})
+        conf = self.write("caps.conf", "max-subscriptions = 10k\n")
+        self.assert_config_error(["-c", conf],
+                                 "%s:1: max-subscriptions: invalid number '10k'" % conf)
+
+    def test_bad_bool_after_a_bare_flag_names_the_key(self):
+        self.assert_config_error(["--auth-accept-any", "maybe"],
+                                 "--auth-accept-any: invalid boolean 'maybe' (want yes or no)")
+
+    def test_inbox_names_in_the_config(self):
+        conf = self.write("names.conf", '[inbox " ci"]\npassword = x\n')
+        self.assert_config_error(["-c", conf], "%s:1: inbox: invalid inbox name ' ci' "
+                                               "(leading or trailing space)" % conf)
+        self.assert_config_error(["--inbox", "a\u0085b:pw"],
+                                 "--inbox: invalid inbox name 'a\u0085b' (a control character)")
+
+    def foreign_db(self, sql):
+        import sqlite3
+        path = os.path.join(self.dir, "foreign.db")
+        con = sqlite3.connect(path)
+        con.executescript(sql)
+        con.commit()
+        con.close()
+        with open(path, "rb") as f:
+            return path, f.read()
+
+    def test_foreign_sqlite_db_is_refused(self):
+        for sql, why in (("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);",
+                          "not a mailsnare database (it has tables of another program)"),
+                         ("PRAGMA application_id = 1234; PRAGMA user_version = 3;",
+                          "not a mailsnare database (application_id 1234)")):
+            with self.subTest(why=why):
+                path, before = self.foreign_db(sql)
+                code, out, err = self.run_cli(["inbox", "list", "--db", path])
+                self.assertEqual((code, out), (1, ""), err)
+                self.assertTrue(err.startswith("mailsnare: %s: " % path), err)
+                self.assertTrue(err.endswith(": %s\n" % why), err)
+                self.assertEqual(err.count("\n"), 1, err)
+                code, out, err = self.run_cli(["serve", "--db", path, "--smtp", "off"])
+                self.assertEqual(code, 1, err)
+                self.assertTrue(err.endswith(": %s\n" % why), err)
+                with open(path, "rb") as f:
+                    self.assertEqual(f.read(), before, "the foreign file was changed")
+                os.unlink(path)
+
+    def test_older_mailsnare_db_still_opens(self):
+        import sqlite3
+        db = os.path.join(self.dir, "old.db")
+        code, _, err = self.run_cli(["inbox", "add", "ci", "--password", "p", "--db", db])
+        self.assertEqual(code, 0, err)
+        # As a database made before the application_id was set.
+        con = sqlite3.connect(db)
+        con.execute("PRAGMA application_id = 0")
+        con.commit()
+        con.close()
+        code, out, err = self.run_cli(["inbox", "list", "--db", db])
+        self.assertEqual(code, 0, err)
+        self.assertIn("ci\tp\t0\n", out)
+        con = sqlite3.connect(db)
+        app = con.execute("PRAGMA application_id").fetchone()[0]
+        con.close()
+        self.assertEqual(app, 0x4d534e52, "marked as ours once opened")
+
+
 class SampleConfigTest(ConfigCase):
     """conf/mailsnare.conf documents every key at its default: as shipped
     and with every setting uncommented it must load."""

@@ -25,12 +25,15 @@ crash fails that test and not the ones after it.
 
 import poplib
 import re
+import smtplib
+import socket
 import time
 import unittest
 
 import harness
 from harness import SOCK_TIMEOUT
-from imap_helpers import RawIMAP, new_inbox, simple_message, smtp_send, status_of
+from imap_helpers import (RawIMAP, new_inbox, parse_fetch_responses, simple_message,
+                          smtp_send, status_of)
 from imap_model import seqset_values
 
 EXPUNGE_RE = re.compile(rb"^\* (\d+) EXPUNGE$")
@@ -581,6 +584,85 @@ class PruneRaceTest(RaceBase):
         left = a.noop_until_expunged([])
         self.assertEqual(len(left), 1)
         self.assertGreater(left[0], uid)
+
+
+class StreamingFetchRaceTest(RaceBase):
+    """A FETCH too big for the client's socket waits for the client to read
+    (output back-pressure) and lets the event loop run others meanwhile:
+    the messages it has yet to send may be expunged then. The stress test
+    (bench/imap_stress.sh) found sessions waiting for ever in the middle
+    of such a FETCH: the server had announced a body's literal, found the
+    message gone when it went on, and sent the end of the response and
+    the tagged NO where the client still expected the literal's octets."""
+
+    def bodies(self, n, size):
+        """Delivers n messages of about `size` octets over one SMTP
+        connection; returns {subject: message as sent}."""
+        sent = {}
+        host, port = self.server.addr("smtp")
+        line = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789\r\n"
+        with smtplib.SMTP(host, port, timeout=SOCK_TIMEOUT) as smtp:
+            smtp.login(self.user, self.password)
+            for i in range(n):
+                subject = "stream %d" % i
+                msg = simple_message(subject, body=line * (size // len(line)))
+                smtp.sendmail("sender@example.test", ["rcpt@example.test"], msg)
+                sent[subject.encode()] = msg
+        return sent
+
+    def stalled_fetch(self, n, size):
+        """Session A selects the n messages, asks for every body with a
+        receive buffer far too small for them and does not read; another
+        session expunges them all. Returns (A, sent)."""
+        sent = self.bodies(n, size)
+        a = self.session()
+        self.assertEqual(len(a.uids), n)
+        a.imap.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        a.imap.send(b"f1 FETCH 1:* (UID BODY.PEEK[])\r\n")
+        time.sleep(1.0)     # the server fills the socket and waits
+        b = self.session()
+        b.ok("STORE 1:* +FLAGS.SILENT (\\Deleted)")
+        untagged, _ = b.ok("EXPUNGE")
+        self.assertEqual(len([l for l in untagged if EXPUNGE_RE.match(l)]), n)
+        b.ok("LOGOUT")
+        return a, sent
+
+    def test_small_bodies_expunged_while_fetch_waits(self):
+        # 300 x 20 KB: about 6 MB, many times what the sockets hold.
+        a, sent = self.stalled_fetch(300, 20000)
+        got = []
+        while True:
+            line = a.imap.line(60)
+            if line.startswith(b"f1 "):
+                break
+            m = FETCH_RE.match(line)
+            self.assertTrue(m, "not a FETCH response: %r" % line[:300])
+            fi = parse_fetch_responses(line + b"\r\n")[0]
+            body = fi["BODY[]"]
+            subject = re.search(rb"Subject: (stream \d+)\r\n", body)
+            self.assertTrue(subject, "BODY[] of message %d: %r" % (fi.seq, body[:300]))
+            self.assertEqual(harness.strip_received(body), sent[subject.group(1)],
+                             "BODY[] of message %d" % fi.seq)
+            got.append(fi.seq)
+        self.assertEqual(got, list(range(1, len(got) + 1)), "message numbers in order")
+        self.assertLess(len(got), 300, "the FETCH never waited: the test proves nothing")
+        self.assertEqual(line, b"f1 NO [EXPUNGEISSUED] Some of the requested messages"
+                         b" no longer exist")
+        # The expunges come with the next NOOP.
+        self.assertEqual(a.noop_until_expunged(list(a.uids)), [])
+        self.assert_alive()
+
+    def test_large_body_expunged_in_the_middle_of_its_literal(self):
+        # A literal that was announced cannot be taken back: the server
+        # closes the connection (as Dovecot does) rather than leave the
+        # client waiting for octets, or reading the replies as the body.
+        a, sent = self.stalled_fetch(4, 3000000)
+        with self.assertRaises(EOFError):
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                a.imap.line(60)
+        self.assertIn(b"gone in the middle of its literal; closing", self.server.read_log())
+        self.assert_alive()
 
 
 if __name__ == "__main__":

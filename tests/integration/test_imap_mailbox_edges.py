@@ -166,6 +166,18 @@ class Mutf7Test(EdgeTest):
         self.assertCannot(imap, b'COPY 1:* "\xff"')
         self.assertCannot(imap, 'MOVE 1:* "a&b"')
 
+    def test_eight_bit_names_in_literals(self):
+        # A literal carries any octets; as a mailbox name they are checked
+        # as UTF-8 the same way, before ENABLE UTF8=ACCEPT too.
+        imap = self.session()
+        for bad in (b"caf\xc3", b"\xff\xfe", b"\xed\xa0\x80", b"\xc0\xaf"):
+            for verb in (b"CREATE", b"SELECT", b"SUBSCRIBE"):
+                self.assertCannot(imap, verb + b" {%d+}\r\n" % len(bad) + bad)
+        self.ok(imap, b"CREATE {6+}\r\nna\xc3\xafve")
+        untagged, _ = self.ok(imap, 'LIST "" "na*"')
+        self.assertEqual(untagged, [b'* LIST (\\HasNoChildren) "/" "na&AO8-ve"'])
+        self.ok(imap, b"SELECT {6+}\r\nna\xc3\xafve")
+
     def test_not_an_astring_is_still_bad(self):
         imap = self.session()
         _, tagged = imap.command("SELECT")

@@ -107,6 +107,9 @@ class KeywordAnnouncementTest(ViewTest):
 
 
 class ManyKeywordsTest(ViewTest):
+    # Beyond the default max-keywords (200): FLAGS lines of any length.
+    server_args = ("--max-keywords", "1000")
+
     def test_select_lists_every_keyword(self):
         user, pw, _ = self.inbox(1)
         a = self.client(user, pw)

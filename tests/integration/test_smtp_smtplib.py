@@ -384,14 +384,20 @@ class TestAcceptAny(SmtplibCase):
     def test_cram_md5_creates_inbox(self):
         self._check("CRAM-MD5", "fixture-cram")
 
-    def test_second_login_other_password(self):
-        for pw in ("first", "second"):
+    def test_second_login_needs_the_first_password(self):
+        # The inbox the first login made keeps that password
+        # (test_auth_accept_any.py has every protocol).
+        smtp = self.connect()
+        self.assertAuthFails(smtp, "PLAIN", "dev", "not-dev", 535, "5.7.8")
+        for pw in ("first", "first"):
             smtp = self.connect()
             self.assertAuthOk(smtp, "PLAIN", "fixture-twice", pw)
             data = message("twice " + pw, [pw.encode()])
             msg_id = self.send(smtp, data)
             self.assertStored(msg_id, normalize(data), inbox="fixture-twice")
         self.assertEqual(len(self.server.message_ids("fixture-twice")), 2)
+        smtp = self.connect()
+        self.assertAuthFails(smtp, "PLAIN", "fixture-twice", "second", 535, "5.7.8")
 
 
 class TestNoPlaintextAuth(SmtplibCase):

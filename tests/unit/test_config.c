@@ -639,6 +639,8 @@ static const struct { const char *key, *bad; } bad_values[] = {
 	{ "db", "~/x" },
 	{ "smtp", "localhost" }, { "smtps", "1.2.3.4:99999" }, { "pop3", "[::1]" },
 	{ "pop3s", "a:b" }, { "imap", ":143" }, { "imaps", "x y:1" }, { "http", "on" },
+	{ "https", "8443" }, { "http-require-auth", "sometimes" }, { "http-admin", "a b" },
+	{ "http-cors", "x y" },
 	{ "tls-cert", "~/c.pem" }, { "tls-key", "~/k.pem" },
 	{ "smtp-require-auth", "perhaps" }, { "auth-accept-any", "2" },
 	{ "allow-plaintext-auth", "yes please" },

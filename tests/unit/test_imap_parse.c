@@ -838,3 +838,113 @@ Test(imap_parse, utf8_quoted_after_enable)
 	cr_assert_str_eq(o.s, "C:t1|SEARCH|SUBJECT q:\xff\xfe;"
 	    "E1:t1:Quoted string is not valid UTF-8;");
 }
+
+/* ---- literals streamed to a sink (APPEND's messages) */
+
+struct sink_log {
+	char opened[256];       /* "size,lit8,prefix-tail;" per open */
+	char data[256];
+	size_t datalen;
+	bool refuse_first;
+	unsigned opens;
+};
+
+static bool sink_open(void *arg, const char *cmd, size_t len, uint64_t size, bool lit8)
+{
+	struct sink_log *l = arg;
+	size_t n = strlen(l->opened);
+
+	/* The command so far ends with the announcement. */
+	cr_assert(len >= 3 && cmd[len - 1] == '}');
+	snprintf(l->opened + n, sizeof(l->opened) - n, "%llu,%d;", (unsigned long long)size, lit8);
+	return !(l->refuse_first && l->opens++ == 0);
+}
+
+static void sink_data(void *arg, const void *buf, size_t len)
+{
+	struct sink_log *l = arg;
+
+	cr_assert(len > 0);
+	cr_assert_leq(l->datalen + len, sizeof(l->data));
+	memcpy(l->data + l->datalen, buf, len);
+	l->datalen += len;
+}
+
+static void run_sink(struct sink_log *log, const char *in, size_t len, size_t step,
+    struct out *o)
+{
+	struct imap_limits l = deflim();
+	struct imap_reader *r = imap_reader_new(&l);
+	const struct imap_literal_sink sink = { sink_open, sink_data, log };
+	size_t at;
+
+	imap_reader_set_sink(r, &sink);
+	o->len = 0;
+	o->s[0] = '\0';
+	for (at = 0; at < len; at += step)
+		feed_chunk(r, in + at, len - at < step ? len - at : step, o);
+	imap_reader_free(r);
+}
+
+Test(imap_parse, streamed_literals_go_to_the_sink)
+{
+	static const char in[] = "a APPEND {5}\r\nINBOX {3}\r\nab\n ~{4+}\r\n\0x\ry\r\na2 NOOP\r\n";
+	size_t step;
+
+	for (step = 1; step <= sizeof(in); step++) {
+		struct sink_log log = { .refuse_first = true };
+		struct out o;
+
+		run_sink(&log, in, sizeof(in) - 1, step, &o);
+		/* The mailbox literal was refused (kept in the command), the two
+		 * messages streamed: their octets are the sink's, in order. */
+		cr_assert_str_eq(log.opened, "5,0;3,0;4,1;");
+		cr_assert_eq(log.datalen, 7);
+		cr_assert_eq(memcmp(log.data, "ab\n\0x\ry", 7), 0);
+		cr_assert(strstr(o.s, "C:a2|NOOP|;") != NULL, "%s", o.s);
+		cr_assert_eq(strncmp(o.s, "+5;+3;C:a|APPEND|", 17), 0, "%s", o.s);
+	}
+}
+
+Test(imap_parse, streamed_literal_argument)
+{
+	static const char in[] = "a APPEND INBOX {3}\r\nabc ~{2}\r\nde\r\n";
+	struct imap_limits l = deflim();
+	struct imap_reader *r = imap_reader_new(&l);
+	struct sink_log log = { 0 };
+	const struct imap_literal_sink sink = { sink_open, sink_data, &log };
+	struct imap_command *c = NULL;
+	size_t off = 0, used;
+	enum imap_read_rc rc;
+
+	imap_reader_set_sink(r, &sink);
+	do {
+		rc = imap_reader_feed(r, in + off, sizeof(in) - 1 - off, &used);
+		off += used;
+	} while (rc == IMAP_READ_CONTINUE);
+	cr_assert_eq(rc, IMAP_READ_COMMAND);
+	c = imap_reader_take(r);
+	cr_assert_eq(c->nargs, 3);
+	cr_assert_eq(c->args[1].type, IMAP_ARG_LITERAL);
+	cr_assert_eq(c->args[1].flags, IMAP_AF_STREAMED);
+	cr_assert_eq(c->args[1].len, 3);
+	cr_assert_str_eq(c->args[1].str, "");
+	cr_assert_eq(c->args[2].flags, IMAP_AF_STREAMED | IMAP_AF_LITERAL8);
+	cr_assert_eq(c->args[2].len, 2);
+	/* never a string: a streamed literal has no value in the command */
+	cr_assert_not(imap_arg_string(&c->args[1], &(const char *){ NULL }, NULL));
+	cr_assert_eq(log.datalen, 5);
+	imap_command_free(c);
+	/* Without a sink the same input keeps both in the command. */
+	imap_reader_set_sink(r, NULL);
+	off = 0;
+	do {
+		rc = imap_reader_feed(r, in + off, sizeof(in) - 1 - off, &used);
+		off += used;
+	} while (rc == IMAP_READ_CONTINUE);
+	c = imap_reader_take(r);
+	cr_assert_str_eq(c->args[1].str, "abc");
+	cr_assert_eq(c->args[2].flags & IMAP_AF_STREAMED, 0);
+	imap_command_free(c);
+	imap_reader_free(r);
+}

@@ -17,7 +17,7 @@
 
 #include <sqlite3.h>
 
-#include "mailsnare/header.h"
+#include "mailsnare/ingest.h"
 #include "mailsnare/mime.h"
 #include "mailsnare/msg_search.h"
 #include "mailsnare/store.h"
@@ -280,51 +280,27 @@ static void teardown(void)
 	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-struct src {
-	const char *p;
-	size_t len, off;
-};
-
-static ssize_t src_read(void *arg, void *buf, size_t len)
-{
-	struct src *s = arg;
-	size_t n = s->len - s->off < len ? s->len - s->off : len;
-
-	memcpy(buf, s->p + s->off, n);
-	s->off += n;
-	return (ssize_t)n;
-}
-
-/* Stores raw as SMTP does: the MIME structure scanned, From, To,
- * Subject and Date from the header; envelope recipients rcpts. */
+/* Stores raw as SMTP does (ingest.h: the MIME structure scanned, From,
+ * To, Subject, Date and has_attachment from it); envelope recipients
+ * rcpts. */
 static int64_t deliver(int64_t inbox, const char *raw, const char *const *rcpts, size_t nrcpts,
     int64_t date)
 {
-	static char from[1024], to[1024], subject[1024];
-	struct src s = { raw, strlen(raw), 0 };
-	size_t hlen = header_section_len(raw, strlen(raw), NULL);
-	struct mime_part *root = mime_scan_buffer(raw, strlen(raw));
-	unsigned char *blob = NULL;
-	size_t bloblen = 0;
+	struct ingest *in = ingest_new(&(struct ingest_options){ .mem_limit = 1 << 20 });
+	struct store_new_message m = { 0 };
 	int64_t id = 0;
-	struct store_new_message m = {
-		.inbox_id = inbox, .mail_from = "app@sender.test", .rcpts = rcpts,
-		.n_rcpts = nrcpts, .client_addr = "127.0.0.1", .internal_date = date,
-		.src = { .size = strlen(raw), .read = src_read, .arg = &s },
-	};
 
-	cr_assert_not_null(root);
-	cr_assert(mime_tree_serialize(root, &blob, &bloblen));
-	mime_part_free(root);
-	m.structure = blob;
-	m.structure_len = bloblen;
-	m.hdr_from = header_get(raw, hlen, "From", from, sizeof(from)) ? from : NULL;
-	m.hdr_to = header_get(raw, hlen, "To", to, sizeof(to)) ? to : NULL;
-	m.hdr_subject = header_get(raw, hlen, "Subject", subject, sizeof(subject)) ? subject : NULL;
-	/* What deliver.c's scan finds for the listing. */
-	m.has_attachment = strstr(raw, "Content-Disposition: attachment") != NULL;
+	cr_assert_not_null(in);
+	ingest_write(in, raw, strlen(raw));
+	cr_assert_eq(ingest_finish(in, &m), 0);
+	m.inbox_id = inbox;
+	m.mail_from = "app@sender.test";
+	m.rcpts = rcpts;
+	m.n_rcpts = nrcpts;
+	m.client_addr = "127.0.0.1";
+	m.internal_date = date;
 	cr_assert_eq(store_message_add(st, &m, &id), STORE_OK, "%s", store_errmsg(st));
-	free(blob);
+	ingest_free(in);
 	return id;
 }
 

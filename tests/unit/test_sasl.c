@@ -627,6 +627,34 @@ Test(auth, accept_any)
 	cr_assert_eq(auth_password(&as, "", "pw"), AUTH_FAILED);
 }
 
+Test(auth, accept_any_keeps_existing_passwords)
+{
+	char chal[SASL_OUT_MAX], digest[APOP_DIGEST_HEX];
+
+	auth_pol->accept_any = true;
+	/* "dev" exists with password "secret" (auth_setup). */
+	cr_assert_eq(auth_password(&as, "dev", "other"), AUTH_FAILED);
+	cr_assert_eq(auth_start(&as, false, "PLAIN", PLAIN_MSG("\0dev\0other")), AUTH_FAILED);
+	cr_assert_eq(auth_password(&as, "dev", "secret"), AUTH_OK);
+	cr_assert_eq(auth_start(&as, false, "CRAM-MD5", NULL), AUTH_CHALLENGE);
+	snprintf(chal, sizeof(chal), "%s", as.out);
+	cr_assert_eq(auth_step(&as, cram_answer(chal, "dev", "other")), AUTH_FAILED);
+	cr_assert_eq(auth_start(&as, false, "CRAM-MD5", NULL), AUTH_CHALLENGE);
+	snprintf(chal, sizeof(chal), "%s", as.out);
+	cr_assert_eq(auth_step(&as, cram_answer(chal, "dev", "secret")), AUTH_OK);
+	apop_digest_hex("<1@h>", "other", digest);
+	cr_assert_eq(auth_apop(&as, "<1@h>", "dev", digest), AUTH_FAILED);
+	apop_digest_hex("<1@h>", "secret", digest);
+	cr_assert_eq(auth_apop(&as, "<1@h>", "dev", digest), AUTH_OK);
+	/* A new name keeps the password its first login gave. */
+	cr_assert_eq(auth_password(&as, "fixture-5", "first"), AUTH_OK);
+	cr_assert_eq(auth_password(&as, "fixture-5", "second"), AUTH_FAILED);
+	/* Names the store refuses are failures, and no inbox. */
+	cr_assert_eq(auth_password(&as, " lead", "pw"), AUTH_FAILED);
+	cr_assert_eq(auth_password(&as, "bad\xff", "pw"), AUTH_FAILED);
+	cr_assert_eq(store_inbox_get(auth_st, " lead", &auth_inbox), STORE_NOTFOUND);
+}
+
 Test(auth, store_error_is_temporary)
 {
 	sqlite3 *db;

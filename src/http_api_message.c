@@ -1,0 +1,250 @@
+/*
+ * One message: /api/v1/message/{ID} (JSON, marks it read), /headers,
+ * /raw, /part/{PartID}, and the /view/{ID}.html and .txt pages. {ID} is
+ * the store's message id or "latest"; a message outside the request's
+ * scope is as unknown as one that does not exist (404).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include "mailsnare/mime.h"
+#include "mailsnare/server.h"
+#include "http_internal.h"
+
+/* A header section read whole for /headers at most. */
+#define HEADERS_READ_MAX (1024 * 1024)
+#define VIEW_READ_MAX (32u * 1024 * 1024)
+
+/* Loads the message of args[0]; 404 sent (HTTP_DONE) if there is none. */
+static int load(struct http_req *r, struct http_msg *m)
+{
+	int64_t id;
+	int rc;
+
+	rc = http_resolve_id(r, r->args[0], &id);
+	if (rc == STORE_OK)
+		rc = http_msg_load(r->srv->store, id, r->inbox_id, m);
+	if (rc == STORE_NOTFOUND)
+		http_reply_404(r);
+	else if (rc != STORE_OK)
+		http_reply_text(r, 500, "store error");
+	return rc;
+}
+
+enum http_rc http_api_message_get(struct http_req *r)
+{
+	struct http_msg m;
+	json_t *j;
+
+	if (load(r, &m) != STORE_OK)
+		return HTTP_DONE;
+	j = http_json_message(r->srv->store, &m);
+	/* Read state is IMAP's \Seen: IMAP sessions see the FETCH FLAGS. */
+	if (!(m.flags & STORE_FLAG_SEEN))
+		(void)store_message_set_flags(r->srv->store, m.id, STORE_FLAG_SEEN, 0);
+	http_msg_free(&m);
+	http_reply_json(r, 200, j);
+	return HTTP_DONE;
+}
+
+struct mem_sink {
+	char *p;
+	size_t len, cap;
+};
+
+static int mem_sink_cb(void *arg, const void *buf, size_t len)
+{
+	struct mem_sink *b = arg;
+
+	if (len > b->cap - b->len)
+		len = b->cap - b->len;
+	memcpy(b->p + b->len, buf, len);
+	b->len += len;
+	return 0;
+}
+
+enum http_rc http_api_message_headers(struct http_req *r)
+{
+	struct mem_sink b = { NULL, 0, 0 };
+	struct http_msg m;
+	json_t *j = NULL;
+	char *text;
+
+	if (load(r, &m) != STORE_OK)
+		return HTTP_DONE;
+	b.cap = m.root->hdr_size < HEADERS_READ_MAX ? m.root->hdr_size : HEADERS_READ_MAX;
+	if ((b.p = malloc(b.cap + 1)) != NULL &&
+	    store_message_read_range(r->srv->store, m.id, m.root->hdr_off, b.cap, mem_sink_cb,
+	    &b) == STORE_OK)
+		j = http_json_headers(b.p, b.len);
+	free(b.p);
+	http_msg_free(&m);
+	/* Go's encoder writes a map's keys sorted. */
+	if (j == NULL || (text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {
+		json_decref(j);
+		http_reply_text(r, 500, "store error");
+		return HTTP_DONE;
+	}
+	json_decref(j);
+	http_reply_data(r, 200, "application/json", text, strlen(text));
+	free(text);
+	return HTTP_DONE;
+}
+
+enum http_rc http_api_message_raw(struct http_req *r)
+{
+	const char *dl = http_query(r, "dl");
+	char disp[96];
+	struct http_msg m;
+	int64_t id;
+	uint64_t size;
+
+	if (load(r, &m) != STORE_OK)
+		return HTTP_DONE;
+	id = m.id;
+	size = m.size;
+	http_msg_free(&m);
+	http_add_header(r, "Content-Type", "text/plain; charset=utf-8");
+	if (dl != NULL && strcmp(dl, "1") == 0) {
+		snprintf(disp, sizeof(disp), "attachment; filename=\"%lld.eml\"", (long long)id);
+		http_add_header(r, "Content-Disposition", disp);
+	}
+	return http_stream_message(r, id, 0, size, NULL, true);
+}
+
+/* A file name inside a quoted-string: quotes, backslashes and controls
+ * would end or break it. */
+static void quoted_filename(const char *name, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	for (; *name != '\0' && o + 1 < outlen; name++)
+		if ((unsigned char)*name >= 0x20 && *name != '"' && *name != '\\' && *name != 0x7f)
+			out[o++] = *name;
+	out[o] = '\0';
+}
+
+enum http_rc http_api_message_part(struct http_req *r)
+{
+	const struct mime_part *p;
+	char ctype[256], disp[600], fname[512], *name;
+	struct http_msg m;
+	uint64_t off, len;
+	char *enc;
+	int64_t id;
+	enum http_rc rc;
+
+	if (load(r, &m) != STORE_OK)
+		return HTTP_DONE;
+	if ((p = http_msg_part(&m, r->args[1])) == NULL || r->args[1][0] == '\0') {
+		http_msg_free(&m);
+		http_reply_404(r);
+		return HTTP_DONE;
+	}
+	snprintf(ctype, sizeof(ctype), "%s/%s", p->type, p->subtype);
+	name = http_part_filename(p);
+	quoted_filename(name && name[0] ? name : (p->id ? p->id : ""), fname, sizeof(fname));
+	free(name);
+	snprintf(disp, sizeof(disp), "filename=\"%s\"", fname);
+	http_add_header(r, "Content-Type", ctype);
+	http_add_header(r, "Content-Disposition", disp);
+	id = m.id;
+	off = p->body_off;
+	len = p->body_size;
+	enc = p->encoding ? strdup(p->encoding) : NULL;
+	http_msg_free(&m);
+	rc = http_stream_message(r, id, off, len, enc, true);
+	free(enc);
+	return rc;
+}
+
+enum http_rc http_api_message_thumb(struct http_req *r)
+{
+	http_reply_404(r);
+	return HTTP_DONE;
+}
+
+/* "cid:NAME" -> the part's URL, for the inline images of the HTML. */
+static void rewrite_cids(struct evbuffer *out, const char *html, size_t len,
+    const struct http_msg *m)
+{
+	const char *p = html, *end = html + len, *c;
+	size_t i;
+
+	while ((c = memmem(p, (size_t)(end - p), "cid:", 4)) != NULL) {
+		const char *s = c + 4, *e = s;
+		while (e < end && *e != '"' && *e != '\'' && *e != ')' && *e != ' ' && *e != '>')
+			e++;
+		evbuffer_add(out, p, (size_t)(c - p));
+		p = c + 4;
+		for (i = 0; i < m->nparts; i++) {
+			const char *id = m->parts[i].p->id;
+			size_t n;
+			if (id == NULL)
+				continue;
+			if (id[0] == '<')
+				id++;
+			n = strcspn(id, ">");
+			if (n == (size_t)(e - s) && memcmp(id, s, n) == 0) {
+				evbuffer_add_printf(out, "/api/v1/message/%lld/part/%s",
+				    (long long)m->id, m->parts[i].section);
+				p = e;
+				break;
+			}
+		}
+		if (p != e)
+			evbuffer_add(out, "cid:", 4);
+	}
+	evbuffer_add(out, p, (size_t)(end - p));
+}
+
+enum http_rc http_api_view_html(struct http_req *r)
+{
+	struct evbuffer *out;
+	struct http_msg m;
+	char *html;
+	size_t len;
+
+	if (r->nargs == 0)
+		snprintf(r->args[0], sizeof(r->args[0]), "latest");
+	if (load(r, &m) != STORE_OK)
+		return HTTP_DONE;
+	if (m.html == NULL ||
+	    (html = http_msg_text(r->srv->store, &m, m.html, VIEW_READ_MAX, &len)) == NULL) {
+		http_msg_free(&m);
+		http_reply_404(r);
+		return HTTP_DONE;
+	}
+	if ((out = evbuffer_new()) != NULL)
+		rewrite_cids(out, html, len, &m);
+	free(html);
+	http_msg_free(&m);
+	/* The message's HTML is untrusted: no scripts, no forms. */
+	http_add_header(r, "Content-Security-Policy",
+	    "default-src 'none'; img-src * data: 'self'; style-src 'unsafe-inline' *; "
+	    "font-src * data:; sandbox allow-popups");
+	http_reply_buffer(r, out ? 200 : 500, "text/html; charset=utf-8", out);
+	if (out)
+		evbuffer_free(out);
+	return HTTP_DONE;
+}
+
+enum http_rc http_api_view_txt(struct http_req *r)
+{
+	struct http_msg m;
+	char *text = NULL;
+	size_t len = 0;
+
+	if (load(r, &m) != STORE_OK)
+		return HTTP_DONE;
+	if (m.text != NULL)
+		text = http_msg_text(r->srv->store, &m, m.text, VIEW_READ_MAX, &len);
+	http_msg_free(&m);
+	http_reply_data(r, 200, "text/plain; charset=utf-8", text ? text : "", text ? len : 0);
+	free(text);
+	return HTTP_DONE;
+}

@@ -1,0 +1,515 @@
+/*
+ * /api/v1/messages: the listing (GET), read state (PUT) and deletes
+ * (DELETE), in the request's scope (one inbox, or every inbox).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/http.h>
+
+#include "mailsnare/msg_search.h"
+#include "mailsnare/server.h"
+#include "http_internal.h"
+
+#define LIST_LIMIT_DEFAULT 50
+/* A page of at most this many summaries; start + limit rows are read. */
+#define LIST_LIMIT_MAX 5000
+#define LIST_START_MAX 1000000
+/* Read-state changes and deletes by ID in one request. */
+#define IDS_MAX 100000
+
+/* --- numbers and times in the query ----------------------------------------- */
+
+static int query_uint(struct http_req *r, const char *name, unsigned def, unsigned max,
+    unsigned *out)
+{
+	const char *v = http_query(r, name);
+	char *end;
+	unsigned long n;
+
+	*out = def;
+	if (v == NULL || v[0] == '\0')
+		return 0;
+	n = strtoul(v, &end, 10);
+	if (*end != '\0' || v[0] == '-' || n > max)
+		return -1;
+	*out = (unsigned)n;
+	return 0;
+}
+
+/* RFC 3339 ("2024-01-02T15:04:05Z", "+02:00", fractions) or unix seconds. */
+static int parse_time(const char *v, int64_t *t)
+{
+	struct tm tm = { 0 };
+	const char *p;
+	char *end;
+	long long n;
+	int sign, hh, mm;
+
+	n = strtoll(v, &end, 10);
+	if (end != v && *end == '\0') {
+		*t = n;
+		return 0;
+	}
+	if ((p = strptime(v, "%Y-%m-%dT%H:%M:%S", &tm)) == NULL)
+		return -1;
+	if (*p == '.')
+		while (*++p >= '0' && *p <= '9')
+			;
+	*t = (int64_t)timegm(&tm);
+	if (*p == 'Z' || *p == 'z')
+		return p[1] == '\0' ? 0 : -1;
+	if ((*p != '+' && *p != '-') || sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2 ||
+	    strlen(p) != 6)
+		return -1;
+	sign = *p == '-' ? -1 : 1;
+	*t -= sign * (hh * 3600 + mm * 60);
+	return 0;
+}
+
+/* --- counts and tags of the scope ---------------------------------------------- */
+
+static int count_cb(const struct store_message_info *m, void *arg)
+{
+	return 0;
+}
+
+static int scope_count(struct http_req *r, unsigned flags_clear, uint64_t *n)
+{
+	struct store_query q = { .inbox_id = r->inbox_id, .limit = 1, .flags_clear = flags_clear };
+
+	return store_message_query(r->srv->store, &q, count_cb, NULL, n);
+}
+
+struct tag_ctx {
+	struct http_req *r;
+	json_t *set;                 /* tag -> true */
+};
+
+static int tag_name_cb(const char *name, void *arg)
+{
+	struct tag_ctx *t = arg;
+
+	if (name[0] != '\\')
+		json_object_set_new(t->set, name, json_true());
+	return 0;
+}
+
+static int tag_mailbox_cb(const struct store_mailbox *mb, void *arg)
+{
+	struct tag_ctx *t = arg;
+
+	return store_mailbox_keywords(t->r->srv->store, mb->id, tag_name_cb, t);
+}
+
+static int tag_inbox_cb(const struct store_inbox *in, void *arg)
+{
+	struct tag_ctx *t = arg;
+
+	return store_mailbox_list(t->r->srv->store, in->id, tag_mailbox_cb, t);
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Every keyword used in the scope, sorted (Mailpit's "tags"). */
+json_t *http_scope_tags(struct http_req *r)
+{
+	struct tag_ctx t = { .r = r, .set = json_object() };
+	json_t *arr = json_array(), *v;
+	const char **names;
+	const char *k;
+	size_t n = 0, i;
+
+	if (t.set == NULL || arr == NULL)
+		goto out;
+	if (r->inbox_id != 0)
+		(void)store_mailbox_list(r->srv->store, r->inbox_id, tag_mailbox_cb, &t);
+	else
+		(void)store_inbox_foreach(r->srv->store, tag_inbox_cb, &t);
+	if ((names = calloc(json_object_size(t.set) + 1, sizeof(*names))) == NULL)
+		goto out;
+	json_object_foreach(t.set, k, v)
+		names[n++] = k;
+	qsort(names, n, sizeof(*names), str_cmp);
+	for (i = 0; i < n; i++)
+		json_array_append_new(arr, json_string(names[i]));
+	free(names);
+out:
+	json_decref(t.set);
+	return arr;
+}
+
+/* --- GET ---------------------------------------------------------------------- */
+
+struct page_ctx {
+	struct http_req *r;
+	unsigned skip;
+	json_t *messages;
+};
+
+static int page_cb(const struct store_message_info *i, void *arg)
+{
+	struct page_ctx *p = arg;
+	struct http_msg m;
+	json_t *s;
+
+	if (p->skip > 0) {
+		p->skip--;
+		return 0;
+	}
+	if (http_msg_load(p->r->srv->store, i->id, 0, &m) != STORE_OK)
+		return 0;      /* gone meanwhile */
+	s = http_json_summary(p->r->srv->store, &m);
+	http_msg_free(&m);
+	if (s != NULL)
+		json_array_append_new(p->messages, s);
+	return 0;
+}
+
+/* The query's search (Mailpit's syntax), or NULL for an empty one; -1
+ * with a 400 sent if it does not parse. */
+static int parse_search(struct http_req *r, const char *text, struct msg_search **out)
+{
+	char err[256], msg[300];
+
+	*out = NULL;
+	if (text == NULL || text[strspn(text, " \t")] == '\0')
+		return 0;
+	if (msg_search_parse(text, http_query(r, "tz"), out, err, sizeof(err)) < 0) {
+		snprintf(msg, sizeof(msg), "Error: %s", err);
+		http_reply_error(r, msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* The listing envelope of GET /api/v1/messages and /api/v1/search. */
+static void list_reply(struct http_req *r, const struct msg_search *search)
+{
+	struct store_query q = { .inbox_id = r->inbox_id, .search = search };
+	struct page_ctx p = { .r = r };
+	uint64_t total = 0, unread = 0, matching = 0, matching_unread = 0;
+	const char *before = http_query(r, "before");
+	unsigned start, limit;
+	int64_t t;
+
+	if (query_uint(r, "start", 0, LIST_START_MAX, &start) < 0 ||
+	    query_uint(r, "limit", LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, &limit) < 0) {
+		http_reply_error(r, "invalid start or limit");
+		return;
+	}
+	if (before != NULL && before[0] != '\0') {
+		if (parse_time(before, &t) < 0) {
+			http_reply_error(r, "invalid before: want an RFC 3339 time");
+			return;
+		}
+		q.date_max = t - 1;
+	}
+	q.limit = limit ? start + limit : 0;
+	p.skip = start;
+	if ((p.messages = json_array()) == NULL ||
+	    store_message_query(r->srv->store, &q, page_cb, &p, &matching) < 0 ||
+	    scope_count(r, 0, &total) < 0 || scope_count(r, STORE_FLAG_SEEN, &unread) < 0) {
+		json_decref(p.messages);
+		http_reply_text(r, 500, "store error");
+		return;
+	}
+	matching_unread = unread;
+	if (search != NULL || q.date_max != 0) {
+		q.limit = 1;
+		q.flags_clear = STORE_FLAG_SEEN;
+		if (store_message_query(r->srv->store, &q, count_cb, NULL, &matching_unread) < 0) {
+			json_decref(p.messages);
+			http_reply_text(r, 500, "store error");
+			return;
+		}
+	}
+	http_reply_json(r, 200, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
+	    "total", (json_int_t)total, "unread", (json_int_t)unread,
+	    "count", (json_int_t)json_array_size(p.messages),
+	    "messages_count", (json_int_t)matching,
+	    "messages_unread", (json_int_t)matching_unread,
+	    "start", (json_int_t)start, "tags", http_scope_tags(r), "messages", p.messages));
+}
+
+enum http_rc http_api_messages_get(struct http_req *r)
+{
+	list_reply(r, NULL);
+	return HTTP_DONE;
+}
+
+enum http_rc http_api_search_get(struct http_req *r)
+{
+	const char *text = http_query(r, "query");
+	struct msg_search *s;
+
+	if (text == NULL || text[strspn(text, " \t")] == '\0') {
+		http_reply_error(r, "Error: no search query");
+		return HTTP_DONE;
+	}
+	if (parse_search(r, text, &s) < 0)
+		return HTTP_DONE;
+	list_reply(r, s);
+	msg_search_free(s);
+	return HTTP_DONE;
+}
+
+/* --- request bodies ------------------------------------------------------------- */
+
+/* The JSON body (an object), or NULL with a 400 sent. Empty body: {}. */
+json_t *http_json_body(struct http_req *r)
+{
+	json_error_t e;
+	size_t len;
+	char *text, msg[256];
+	json_t *j;
+
+	if ((text = http_body(r, &len)) == NULL) {
+		http_reply_text(r, 500, "out of memory");
+		return NULL;
+	}
+	if (len > HTTP_BODY_MAX) {
+		free(text);
+		http_reply_text(r, 413, "request body too large");
+		return NULL;
+	}
+	j = len == 0 ? json_object() : json_loadb(text, len, JSON_REJECT_DUPLICATES, &e);
+	free(text);
+	if (j == NULL) {
+		snprintf(msg, sizeof(msg), "invalid JSON: %s (line %d, column %d)", e.text, e.line,
+		    e.column);
+		http_reply_error(r, msg);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		http_reply_error(r, "invalid JSON: want an object");
+		return NULL;
+	}
+	return j;
+}
+
+/* The IDs array: NULL if absent or null, -1 (400 sent) if malformed. */
+static int json_ids(struct http_req *r, json_t *body, json_t **ids)
+{
+	json_t *v;
+	size_t i;
+
+	*ids = json_object_get(body, "IDs");
+	if (*ids == NULL || json_is_null(*ids)) {
+		*ids = NULL;
+		return 0;
+	}
+	if (!json_is_array(*ids) || json_array_size(*ids) > IDS_MAX)
+		goto bad;
+	json_array_foreach(*ids, i, v)
+		if (!json_is_string(v))
+			goto bad;
+	return 0;
+bad:
+	http_reply_error(r, "IDs: want an array of message IDs (strings)");
+	return -1;
+}
+
+/* The message of an ID string, if in scope. */
+static bool id_in_scope(struct http_req *r, const char *text, int64_t *id)
+{
+	struct http_msg m;
+
+	if (http_resolve_id(r, text, id) != STORE_OK || strcmp(text, "latest") == 0)
+		return false;
+	if (r->inbox_id == 0)
+		return true;
+	if (http_msg_load(r->srv->store, *id, r->inbox_id, &m) != STORE_OK)
+		return false;
+	http_msg_free(&m);
+	return true;
+}
+
+struct id_list {
+	int64_t *v;
+	size_t n, cap;
+};
+
+static int id_list_cb(const struct store_message_info *i, void *arg)
+{
+	struct id_list *l = arg;
+	int64_t *nv;
+
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 256;
+		if ((nv = realloc(l->v, l->cap * sizeof(*nv))) == NULL)
+			return STORE_ERR;
+		l->v = nv;
+	}
+	l->v[l->n++] = i->id;
+	return 0;
+}
+
+/* --- PUT: read state ------------------------------------------------------------- */
+
+static int set_read(struct http_req *r, int64_t id, bool read)
+{
+	return store_message_set_flags(r->srv->store, id, read ? STORE_FLAG_SEEN : 0,
+	    read ? 0 : STORE_FLAG_SEEN);
+}
+
+enum http_rc http_api_messages_put(struct http_req *r)
+{
+	json_t *body = http_json_body(r), *ids, *v, *jread, *search;
+	struct store_query q = { .inbox_id = r->inbox_id };
+	struct id_list l = { NULL, 0, 0 };
+	struct msg_search *ms = NULL;
+	bool read;
+	int64_t id;
+	size_t i;
+
+	if (body == NULL)
+		return HTTP_DONE;
+	if (json_ids(r, body, &ids) < 0)
+		goto out;
+	jread = json_object_get(body, "Read");
+	search = json_object_get(body, "Search");
+	if (jread != NULL && !json_is_boolean(jread) && !json_is_null(jread)) {
+		http_reply_error(r, "Read: want true or false");
+		goto out;
+	}
+	read = json_is_true(jread);
+	if (search != NULL && !json_is_string(search) && !json_is_null(search)) {
+		http_reply_error(r, "Search: want a string");
+		goto out;
+	}
+	if (json_is_string(search) && json_string_length(search) > 0) {
+		if (ids != NULL && json_array_size(ids) > 0) {
+			http_reply_error(r, "You may specify either IDs or a search query, not both");
+			goto out;
+		}
+		if (parse_search(r, json_string_value(search), &ms) < 0)
+			goto out;
+		q.search = ms;
+	}
+	if (q.search == NULL && ids != NULL && json_array_size(ids) > 0) {
+		json_array_foreach(ids, i, v)
+			if (id_in_scope(r, json_string_value(v), &id))
+				(void)set_read(r, id, read);
+		http_reply_ok(r);
+		goto out;
+	}
+	/* A search, or neither: every message of it (of the scope) that is
+	 * not so already. */
+	if (read)
+		q.flags_clear = STORE_FLAG_SEEN;
+	else
+		q.flags_set = STORE_FLAG_SEEN;
+	if (store_message_query(r->srv->store, &q, id_list_cb, &l, NULL) < 0) {
+		http_reply_text(r, 500, "store error");
+		goto out;
+	}
+	for (i = 0; i < l.n; i++)
+		(void)set_read(r, l.v[i], read);
+	http_reply_ok(r);
+out:
+	msg_search_free(ms);
+	free(l.v);
+	json_decref(body);
+	return HTTP_DONE;
+}
+
+/* --- DELETE ------------------------------------------------------------------------- */
+
+struct name_list {
+	char (*v)[STORE_NAME_MAX];
+	size_t n, cap;
+};
+
+static int inbox_name_cb(const struct store_inbox *in, void *arg)
+{
+	struct name_list *l = arg;
+	void *nv;
+
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 16;
+		if ((nv = realloc(l->v, l->cap * sizeof(*l->v))) == NULL)
+			return STORE_ERR;
+		l->v = nv;
+	}
+	snprintf(l->v[l->n++], STORE_NAME_MAX, "%s", in->name);
+	return 0;
+}
+
+/* Every message of the scope: of the inbox, or of each inbox. */
+static int delete_all(struct http_req *r)
+{
+	struct name_list l = { NULL, 0, 0 };
+	size_t i;
+	int rc;
+
+	if (r->inbox_id != 0)
+		return store_message_del_inbox(r->srv->store, r->inbox, NULL);
+	rc = store_inbox_foreach(r->srv->store, inbox_name_cb, &l);
+	for (i = 0; rc == STORE_OK && i < l.n; i++) {
+		rc = store_message_del_inbox(r->srv->store, l.v[i], NULL);
+		if (rc == STORE_NOTFOUND)
+			rc = STORE_OK;
+	}
+	free(l.v);
+	return rc;
+}
+
+enum http_rc http_api_messages_delete(struct http_req *r)
+{
+	json_t *body = http_json_body(r), *ids, *v;
+	int64_t id;
+	size_t i;
+
+	if (body == NULL)
+		return HTTP_DONE;
+	if (json_ids(r, body, &ids) < 0)
+		goto out;
+	if (ids == NULL || json_array_size(ids) == 0) {
+		if (delete_all(r) < 0)
+			http_reply_text(r, 500, "store error");
+		else
+			http_reply_ok(r);
+		goto out;
+	}
+	json_array_foreach(ids, i, v)
+		if (id_in_scope(r, json_string_value(v), &id))
+			(void)store_message_del(r->srv->store, id);
+	http_reply_ok(r);
+out:
+	json_decref(body);
+	return HTTP_DONE;
+}
+
+enum http_rc http_api_search_delete(struct http_req *r)
+{
+	const char *text = http_query(r, "query");
+	struct store_query q = { .inbox_id = r->inbox_id };
+	struct id_list l = { NULL, 0, 0 };
+	struct msg_search *s;
+	size_t i;
+
+	if (text == NULL || text[strspn(text, " \t")] == '\0') {
+		http_reply_error(r, "Error: no search query");
+		return HTTP_DONE;
+	}
+	if (parse_search(r, text, &s) < 0)
+		return HTTP_DONE;
+	q.search = s;
+	if (store_message_query(r->srv->store, &q, id_list_cb, &l, NULL) < 0)
+		http_reply_text(r, 500, "store error");
+	else {
+		for (i = 0; i < l.n; i++)
+			(void)store_message_del(r->srv->store, l.v[i]);
+		http_reply_ok(r);
+	}
+	msg_search_free(s);
+	free(l.v);
+	return HTTP_DONE;
+}

@@ -1,0 +1,757 @@
+/*
+ * Live events over HTTP, fed by the store's change notifications:
+ *   GET /api/v1/events   Server-Sent Events (`id:`, `event:`, `data:`),
+ *                        resumed from Last-Event-ID out of a ring of the
+ *                        last HTTP_EVENTS_RING events
+ *   GET /api/events      the same as a websocket (RFC 6455) with Mailpit's
+ *                        {"Type": ..., "Data": ...} frames
+ *   GET /api/v1/wait     one message that matches a search: one already
+ *                        there after `after`, or the next committed
+ * Mailpit's types: `new` (the summary), `update` ({ID, Read, Tags}),
+ * `delete` ({ID}), `stats` ({Total, Unread, Version}, coalesced over
+ * HTTP_EVENTS_STATS_MS). Each subscriber sees its own scope (all inboxes,
+ * or one). Nothing is polled: the store's notifications are queued and
+ * handled a slice per loop pass, each event turned into JSON once.
+ *
+ * A subscriber that does not read is not buffered for without bound: past
+ * HTTP_EVENTS_OUT_MAX of unsent output its stream ends (an EventSource
+ * reconnects with Last-Event-ID; Mailpit's hub drops such clients too).
+ *
+ * evhttp (libevent 2.1) has no upgrade: the websocket takes the
+ * connection's bufferevent over after writing the 101 itself, and gives it
+ * back to evhttp only to be freed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "mailsnare/config.h"
+#include "mailsnare/log.h"
+#include "mailsnare/msg_search.h"
+#include "mailsnare/server.h"
+#include "mailsnare/ws.h"
+#include "http_internal.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "0.0.0"
+#endif
+
+#define HTTP_EVENTS_RING 1024
+#define HTTP_EVENTS_OUT_MAX (1024 * 1024)
+#define HTTP_EVENTS_SLICE 256           /* changes turned into events per pass */
+#define HTTP_EVENTS_QUEUE_MAX 100000    /* beyond: only a stats event */
+#define HTTP_EVENTS_STATS_MS 250
+#define HTTP_EVENTS_KEEPALIVE_S 25
+#define HTTP_EVENTS_LINGER_S 300
+#define HTTP_WAITERS_MAX 1024
+#define HTTP_WAIT_DEFAULT_S 30
+#define HTTP_WAIT_MAX_S 3600
+#define HTTP_WS_PAYLOAD_MAX 65536       /* client frames: we read none but close/ping */
+
+enum sub_kind { SUB_SSE, SUB_WS, SUB_WAIT };
+
+struct http_sub {
+	struct http_events *ev;
+	struct http_req *r;
+	enum sub_kind kind;
+	int64_t inbox_id;                  /* 0: every inbox */
+	struct msg_search *search;         /* wait: NULL matches anything */
+	int64_t after;                     /* wait: only ids above */
+	struct event *timer;               /* wait: the timeout */
+	struct bufferevent *bev;           /* ws: the connection, ours now */
+	bool stats_sent;                   /* in this round of stats */
+	struct http_sub *prev, *next;
+};
+
+struct change {
+	enum store_change what;
+	int64_t inbox_id, id;
+};
+
+struct past_event {
+	uint64_t seq;
+	int64_t inbox_id;
+	const char *type;
+	char *data;                        /* JSON text, NULL: slot unused */
+};
+
+struct http_events {
+	struct http_server *hs;
+	struct store *st;
+	struct http_sub *subs;
+	unsigned nwaiters;
+	struct change *queue;
+	size_t nqueue, qhead, qcap;
+	bool overflow;
+	struct event *ev_work, *ev_stats, *ev_keepalive;
+	struct past_event ring[HTTP_EVENTS_RING];
+	uint64_t seq;                      /* of the last event */
+	time_t last_sub;                   /* when the last subscriber left */
+};
+
+/* --- subscribers ---------------------------------------------------------- */
+
+static void sub_unlink(struct http_sub *s)
+{
+	struct http_events *ev = s->ev;
+
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		ev->subs = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	if (s->kind == SUB_WAIT)
+		ev->nwaiters--;
+}
+
+static struct http_sub *sub_new(struct http_req *r, enum sub_kind kind)
+{
+	struct http_events *ev = r->hs->events;
+	struct http_sub *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->ev = ev;
+	s->r = r;
+	s->kind = kind;
+	s->inbox_id = r->inbox_id;
+	s->next = ev->subs;
+	if (ev->subs)
+		ev->subs->prev = s;
+	ev->subs = s;
+	if (kind == SUB_WAIT)
+		ev->nwaiters++;
+	r->sub = s;
+	return s;
+}
+
+/* r is being freed (its reply ended, or its connection went). */
+void http_events_req_gone(struct http_req *r)
+{
+	struct http_sub *s = r->sub;
+
+	if (s == NULL)
+		return;
+	sub_unlink(s);
+	if (s->ev->subs == NULL)
+		s->ev->last_sub = time(NULL);
+	if (s->timer)
+		event_free(s->timer);
+	msg_search_free(s->search);
+	free(s);
+	r->sub = NULL;
+}
+
+static size_t sub_unsent(struct http_sub *s)
+{
+	struct bufferevent *bev = s->bev;
+	struct evhttp_connection *evcon;
+
+	if (bev == NULL && s->r->req != NULL &&
+	    (evcon = evhttp_request_get_connection(s->r->req)) != NULL)
+		bev = evhttp_connection_get_bufferevent(evcon);
+	return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+}
+
+/* Ends a subscriber's reply; s and its request are freed. */
+static void sub_end(struct http_sub *s)
+{
+	struct http_req *r = s->r;
+	struct evhttp_request *req = r->req;
+	struct evhttp_connection *evcon;
+
+	if (s->kind == SUB_WS) {
+		/* evhttp frees the bufferevent, the request and r (closecb). */
+		evcon = req ? evhttp_request_get_connection(req) : NULL;
+		if (evcon != NULL) {
+			evhttp_connection_free(evcon);
+			return;
+		}
+	}
+	http_req_done(r);
+	r->req = NULL;
+	if (req != NULL)
+		evhttp_send_reply_end(req);
+	http_req_free(r);
+}
+
+/* --- event text ------------------------------------------------------------ */
+
+static void sse_send(struct http_sub *s, uint64_t seq, const char *type, const char *data)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	if (b == NULL)
+		return;
+	if (type != NULL)
+		evbuffer_add_printf(b, "id: %llu\nevent: %s\ndata: %s\n\n", (unsigned long long)seq,
+		    type, data);
+	else
+		evbuffer_add_printf(b, ": %s\n\n", data);
+	evhttp_send_reply_chunk(s->r->req, b);
+	evbuffer_free(b);
+}
+
+/* A frame of up to three pieces (the event's head, data and tail). */
+static void ws_send(struct http_sub *s, uint8_t opcode, const void *a, size_t la,
+    const char *b, const char *c)
+{
+	uint8_t h[WS_HEADER_MAX];
+	size_t lb = b ? strlen(b) : 0, lc = c ? strlen(c) : 0;
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+
+	evbuffer_add(out, h, ws_frame_header(opcode, la + lb + lc, h));
+	evbuffer_add(out, a, la);
+	if (lb)
+		evbuffer_add(out, b, lb);
+	if (lc)
+		evbuffer_add(out, c, lc);
+}
+
+static bool sub_sees(const struct http_sub *s, int64_t inbox_id)
+{
+	return s->inbox_id == 0 || inbox_id == 0 || s->inbox_id == inbox_id;
+}
+
+/* One event to one live subscriber (SSE or websocket). */
+static void sub_deliver(struct http_sub *s, const struct past_event *e)
+{
+	char head[64];
+
+	if (sub_unsent(s) > HTTP_EVENTS_OUT_MAX) {
+		log_info("http: events: ending a stream whose client does not read");
+		sub_end(s);
+		return;
+	}
+	if (s->kind == SUB_SSE) {
+		sse_send(s, e->seq, e->type, e->data);
+	} else {
+		int n = snprintf(head, sizeof(head), "{\"Type\":\"%s\",\"Data\":", e->type);
+		ws_send(s, WS_OP_TEXT, head, (size_t)n, e->data, "}");
+	}
+}
+
+static void events_emit(struct http_events *ev, int64_t inbox_id, const char *type, json_t *data)
+{
+	struct past_event *e = &ev->ring[(ev->seq + 1) % HTTP_EVENTS_RING];
+	struct http_sub *s, *next;
+	char *text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+
+	json_decref(data);
+	if (text == NULL)
+		return;
+	free(e->data);
+	e->seq = ++ev->seq;
+	e->inbox_id = inbox_id;
+	e->type = type;
+	e->data = text;
+	for (s = ev->subs; s != NULL; s = next) {
+		next = s->next;
+		if (s->kind != SUB_WAIT && sub_sees(s, inbox_id))
+			sub_deliver(s, e);
+	}
+}
+
+/* --- from store changes to events -------------------------------------------- */
+
+static bool wait_answer(struct http_sub *s, int64_t id);
+
+static void events_new(struct http_events *ev, const struct change *c)
+{
+	struct http_sub *s, *next;
+	struct http_msg m;
+	json_t *j;
+
+	for (s = ev->subs; s != NULL; s = next) {
+		next = s->next;
+		if (s->kind == SUB_WAIT && sub_sees(s, c->inbox_id) && c->id > s->after &&
+		    (s->search == NULL || store_message_matches(ev->st, c->id, s->search) == 1))
+			wait_answer(s, c->id);
+	}
+	if (http_msg_load(ev->st, c->id, 0, &m) != STORE_OK)
+		return;                         /* gone again already */
+	j = http_json_summary(ev->st, &m);
+	http_msg_free(&m);
+	if (j != NULL)
+		events_emit(ev, c->inbox_id, "new", j);
+}
+
+static void events_update(struct http_events *ev, const struct change *c)
+{
+	char kw[4096];
+	unsigned flags;
+	uint64_t modseq;
+	json_t *j;
+
+	if (store_message_state(ev->st, c->id, &flags, kw, sizeof(kw), &modseq) != STORE_OK)
+		return;
+	j = json_object();
+	json_object_set_new(j, "ID", json_sprintf("%lld", (long long)c->id));
+	json_object_set_new(j, "Read", json_boolean(flags & STORE_FLAG_SEEN));
+	json_object_set_new(j, "Tags", http_json_tags(kw));
+	events_emit(ev, c->inbox_id, "update", j);
+}
+
+static void events_change(struct http_events *ev, const struct change *c)
+{
+	switch (c->what) {
+	case STORE_CHANGE_NEW:
+		events_new(ev, c);
+		break;
+	case STORE_CHANGE_FLAGS:
+		events_update(ev, c);
+		break;
+	case STORE_CHANGE_EXPUNGE:
+		events_emit(ev, c->inbox_id, "delete",
+		    json_pack("{s:o}", "ID", json_sprintf("%lld", (long long)c->id)));
+		break;
+	case STORE_CHANGE_EXTERNAL:
+		break;                          /* only stats can tell */
+	}
+}
+
+static bool events_live(const struct http_events *ev)
+{
+	for (const struct http_sub *s = ev->subs; s != NULL; s = s->next)
+		if (s->kind != SUB_WAIT)
+			return true;
+	return false;
+}
+
+static void events_work(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_events *ev = arg;
+	struct timeval tv = { 0, HTTP_EVENTS_STATS_MS * 1000 };
+	size_t n = 0;
+
+	(void)fd;
+	(void)what;
+	while (ev->qhead < ev->nqueue && n++ < HTTP_EVENTS_SLICE)
+		events_change(ev, &ev->queue[ev->qhead++]);
+	if (ev->qhead < ev->nqueue) {
+		event_active(ev->ev_work, EV_TIMEOUT, 0);
+	} else {
+		ev->qhead = ev->nqueue = 0;
+		ev->overflow = false;
+	}
+	if (events_live(ev) && !evtimer_pending(ev->ev_stats, NULL))
+		evtimer_add(ev->ev_stats, &tv);
+}
+
+static void events_store_cb(void *arg, enum store_change what, int64_t inbox_id,
+    int64_t mailbox_id, int64_t message_id)
+{
+	struct http_events *ev = arg;
+	struct change *q;
+	size_t cap;
+
+	(void)mailbox_id;
+	/* Without subscribers nothing is built, but for a while after the
+	 * last one left: an EventSource reconnects and asks for what it
+	 * missed (Last-Event-ID). */
+	if (ev->subs == NULL && time(NULL) > ev->last_sub + HTTP_EVENTS_LINGER_S)
+		return;
+	if (ev->nqueue == ev->qcap) {
+		cap = ev->qcap ? ev->qcap * 2 : 64;
+		if (cap > HTTP_EVENTS_QUEUE_MAX || (q = realloc(ev->queue, cap * sizeof(*q))) == NULL) {
+			ev->overflow = true;
+			what = STORE_CHANGE_EXTERNAL;
+			goto wake;
+		}
+		ev->queue = q;
+		ev->qcap = cap;
+	}
+	ev->queue[ev->nqueue++] = (struct change){ what, inbox_id, message_id };
+wake:
+	event_active(ev->ev_work, EV_TIMEOUT, 0);
+}
+
+/* --- stats, keepalive ----------------------------------------------------------- */
+
+static int count_cb(const struct store_message_info *m, void *arg)
+{
+	(void)m;
+	(void)arg;
+	return 0;
+}
+
+static json_t *stats_json(struct http_events *ev, int64_t inbox_id)
+{
+	struct store_query all = { .inbox_id = inbox_id, .limit = 1 };
+	struct store_query unread = { .inbox_id = inbox_id, .limit = 1,
+	    .flags_clear = STORE_FLAG_SEEN };
+	uint64_t total = 0, nunread = 0;
+
+	if (store_message_query(ev->st, &all, count_cb, NULL, &total) < 0 ||
+	    store_message_query(ev->st, &unread, count_cb, NULL, &nunread) < 0)
+		return NULL;
+	return json_pack("{s:I,s:I,s:s}", "Total", (json_int_t)total, "Unread",
+	    (json_int_t)nunread, "Version", PACKAGE_VERSION);
+}
+
+/* Stats are per scope: each scope's figures are computed once a round. */
+static void events_stats(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_events *ev = arg;
+	struct http_sub *s, *t, *next;
+	struct past_event e = { .type = "stats" };
+	int64_t scope;
+	json_t *j;
+
+	(void)fd;
+	(void)what;
+	for (s = ev->subs; s != NULL; s = s->next)
+		s->stats_sent = s->kind == SUB_WAIT;
+	/* Each pass sends one scope's figures; sub_deliver may end a
+	 * subscriber, so every pass starts from the head. */
+	for (;;) {
+		for (s = ev->subs; s != NULL && s->stats_sent; s = s->next)
+			;
+		if (s == NULL)
+			return;
+		scope = s->inbox_id;
+		if ((j = stats_json(ev, scope)) == NULL ||
+		    (e.data = json_dumps(j, JSON_COMPACT)) == NULL) {
+			json_decref(j);
+			return;
+		}
+		json_decref(j);
+		e.seq = ev->seq;
+		for (t = ev->subs; t != NULL; t = next) {
+			next = t->next;
+			if (!t->stats_sent && t->inbox_id == scope) {
+				t->stats_sent = true;
+				sub_deliver(t, &e);
+			}
+		}
+		free(e.data);
+	}
+}
+
+static void events_keepalive(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_events *ev = arg;
+	struct http_sub *s, *next;
+
+	(void)fd;
+	(void)what;
+	for (s = ev->subs; s != NULL; s = next) {
+		next = s->next;
+		if (s->kind == SUB_SSE)
+			sse_send(s, 0, NULL, "keepalive");
+		else if (s->kind == SUB_WS)
+			ws_send(s, WS_OP_PING, "", 0, NULL, NULL);
+	}
+}
+
+/* --- the hub ---------------------------------------------------------------------- */
+
+struct http_events *http_events_new(struct http_server *hs)
+{
+	struct http_events *ev = calloc(1, sizeof(*ev));
+	struct event_base *base = hs->srv->base;
+	struct timeval ka = { HTTP_EVENTS_KEEPALIVE_S, 0 };
+
+	if (ev == NULL)
+		return NULL;
+	ev->hs = hs;
+	ev->st = hs->srv->store;
+	ev->ev_work = event_new(base, -1, 0, events_work, ev);
+	ev->ev_stats = evtimer_new(base, events_stats, ev);
+	ev->ev_keepalive = event_new(base, -1, EV_PERSIST, events_keepalive, ev);
+	if (ev->ev_work == NULL || ev->ev_stats == NULL || ev->ev_keepalive == NULL ||
+	    event_add(ev->ev_keepalive, &ka) < 0 ||
+	    store_subscribe(ev->st, events_store_cb, ev) < 0) {
+		http_events_free(ev);
+		return NULL;
+	}
+	return ev;
+}
+
+void http_events_free(struct http_events *ev)
+{
+	if (ev == NULL)
+		return;
+	store_unsubscribe(ev->st, events_store_cb, ev);
+	/* Subscribers went with their connections (http_server_stop). */
+	if (ev->ev_work)
+		event_free(ev->ev_work);
+	if (ev->ev_stats)
+		event_free(ev->ev_stats);
+	if (ev->ev_keepalive)
+		event_free(ev->ev_keepalive);
+	for (size_t i = 0; i < HTTP_EVENTS_RING; i++)
+		free(ev->ring[i].data);
+	free(ev->queue);
+	free(ev);
+}
+
+/* --- the endpoints -------------------------------------------------------------- */
+
+/* A browser sends Origin on a websocket and on a cross-origin EventSource:
+ * only the page's own origin and http-cors's may open one (a page from
+ * anywhere else must not read the mail through the user's browser). */
+static bool events_origin_ok(struct http_req *r)
+{
+	const char *origin = http_header(r, "Origin"), *host = http_header(r, "Host"), *p;
+
+	if (origin == NULL || r->origin != NULL)
+		return true;
+	if (host == NULL)
+		return false;
+	if (strncmp(origin, "http://", 7) == 0)
+		p = origin + 7;
+	else if (strncmp(origin, "https://", 8) == 0)
+		p = origin + 8;
+	else
+		return false;
+	return strcasecmp(p, host) == 0;
+}
+
+/* Replays what a reconnecting EventSource missed, if the ring still has it. */
+static void sse_replay(struct http_sub *s, uint64_t last)
+{
+	struct http_events *ev = s->ev;
+	uint64_t first = ev->seq > HTTP_EVENTS_RING ? ev->seq - HTTP_EVENTS_RING + 1 : 1;
+
+	for (uint64_t q = last + 1 > first ? last + 1 : first; q <= ev->seq; q++) {
+		const struct past_event *e = &ev->ring[q % HTTP_EVENTS_RING];
+		if (e->data != NULL && e->seq == q && sub_sees(s, e->inbox_id))
+			sse_send(s, e->seq, e->type, e->data);
+	}
+}
+
+enum http_rc http_api_events_sse(struct http_req *r)
+{
+	const char *last = http_header(r, "Last-Event-ID");
+	struct http_sub *s;
+	char *end;
+	unsigned long long id;
+
+	if (!events_origin_ok(r)) {
+		http_reply_text(r, 403, "cross-origin event stream not allowed (http-cors)");
+		return HTTP_DONE;
+	}
+	if (r->method == EVHTTP_REQ_HEAD) {
+		http_reply_data(r, 200, "text/event-stream", "", 0);
+		return HTTP_DONE;
+	}
+	if ((s = sub_new(r, SUB_SSE)) == NULL) {
+		http_reply_text(r, 503, "out of memory");
+		return HTTP_DONE;
+	}
+	http_reply_common_headers(r);
+	http_add_header(r, "Content-Type", "text/event-stream");
+	http_add_header(r, "Cache-Control", "no-cache");
+	http_add_header(r, "X-Accel-Buffering", "no");
+	http_req_defer(r);
+	evhttp_send_reply_start(r->req, 200, "OK");
+	sse_send(s, 0, NULL, "mailsnare events");
+	if (last != NULL) {
+		id = strtoull(last, &end, 10);
+		if (end != last && *end == '\0')
+			sse_replay(s, id);
+	}
+	return HTTP_DEFERRED;
+}
+
+/* --- websocket ----------------------------------------------------------------- */
+
+static void ws_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+		sub_end(arg);
+}
+
+static void ws_closing_writecb(struct bufferevent *bev, void *arg)
+{
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		sub_end(arg);
+}
+
+static void ws_readcb(struct bufferevent *bev, void *arg)
+{
+	struct http_sub *s = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	uint8_t hdr[WS_HEADER_MAX], payload[125];
+	struct ws_frame f;
+	size_t have;
+
+	for (;;) {
+		have = evbuffer_copyout(in, hdr, sizeof(hdr));
+		switch (ws_parse_header(hdr, have, HTTP_WS_PAYLOAD_MAX, &f)) {
+		case WS_PARSE_MORE:
+			return;
+		case WS_PARSE_OK:
+			break;
+		default:
+			sub_end(s);                 /* 1002/1009: the peer broke the protocol */
+			return;
+		}
+		if (evbuffer_get_length(in) < f.header_len + f.len)
+			return;
+		evbuffer_drain(in, f.header_len);
+		if (f.opcode == WS_OP_PING) {
+			/* Control frames are at most 125 bytes (ws_parse_header). */
+			evbuffer_remove(in, payload, (size_t)f.len);
+			ws_unmask(payload, (size_t)f.len, f.mask, 0);
+			ws_send(s, WS_OP_PONG, payload, (size_t)f.len, NULL, NULL);
+		} else if (f.opcode == WS_OP_CLOSE) {
+			/* Our close (1000) goes out before the connection does. */
+			ws_send(s, WS_OP_CLOSE, "\x03\xe8", 2, NULL, NULL);
+			bufferevent_setcb(bev, NULL, ws_closing_writecb, ws_eventcb, s);
+			return;
+		} else {
+			evbuffer_drain(in, (size_t)f.len);  /* this stream is one-way */
+		}
+	}
+}
+
+enum http_rc http_api_events_ws(struct http_req *r)
+{
+	const char *upgrade = http_header(r, "Upgrade"), *key = http_header(r, "Sec-WebSocket-Key");
+	const char *version = http_header(r, "Sec-WebSocket-Version");
+	struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
+	char accept[WS_ACCEPT_SIZE];
+	struct http_sub *s;
+
+	if (upgrade == NULL || strcasecmp(upgrade, "websocket") != 0) {
+		http_reply_text(r, 400, "websocket upgrade expected");
+		return HTTP_DONE;
+	}
+	if (!events_origin_ok(r)) {
+		http_reply_text(r, 403, "cross-origin websocket not allowed (http-cors)");
+		return HTTP_DONE;
+	}
+	if (key == NULL || ws_accept_key(key, accept) < 0 || version == NULL ||
+	    strcmp(version, "13") != 0) {
+		http_add_header(r, "Sec-WebSocket-Version", "13");
+		http_reply_text(r, 400, "bad websocket handshake");
+		return HTTP_DONE;
+	}
+	if (evcon == NULL || (s = sub_new(r, SUB_WS)) == NULL) {
+		http_reply_text(r, 503, "out of memory");
+		return HTTP_DONE;
+	}
+	http_req_defer(r);
+	s->bev = evhttp_connection_get_bufferevent(evcon);
+	bufferevent_set_timeouts(s->bev, NULL, NULL);
+	bufferevent_setcb(s->bev, ws_readcb, NULL, ws_eventcb, s);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	evbuffer_add_printf(bufferevent_get_output(s->bev),
+	    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+	    "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", accept);
+	return HTTP_DEFERRED;
+}
+
+/* --- wait ---------------------------------------------------------------------- */
+
+/* Answers the waiting request with message id (and frees it): false if
+ * the message is gone meanwhile, and the request goes on waiting. */
+static bool wait_answer(struct http_sub *s, int64_t id)
+{
+	struct http_req *r = s->r;
+	struct http_msg m;
+	json_t *j;
+
+	if (http_msg_load(s->ev->st, id, s->inbox_id, &m) != STORE_OK)
+		return false;
+	j = http_json_message(s->ev->st, &m);
+	http_msg_free(&m);
+	if (j == NULL)
+		return false;
+	http_req_done(r);
+	http_reply_json(r, 200, j);
+	http_req_free(r);
+	return true;
+}
+
+static void wait_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_sub *s = arg;
+	struct http_req *r = s->r;
+
+	(void)fd;
+	(void)what;
+	http_req_done(r);
+	http_reply_json(r, 408, json_pack("{s:s}", "Error", "timeout: no matching message"));
+	http_req_free(r);
+}
+
+static int first_cb(const struct store_message_info *m, void *arg)
+{
+	*(int64_t *)arg = m->id;
+	return 1;
+}
+
+static int wait_params(struct http_req *r, struct http_sub *s, long *timeout)
+{
+	const char *q = http_query(r, "query"), *t = http_query(r, "timeout");
+	const char *a = http_query(r, "after"), *tz = http_query(r, "tz");
+	char err[256], *end;
+
+	*timeout = HTTP_WAIT_DEFAULT_S;
+	if (t != NULL && ((*timeout = strtol(t, &end, 10)) < 0 || end == t || *end != '\0' ||
+	    *timeout > HTTP_WAIT_MAX_S)) {
+		snprintf(err, sizeof(err), "timeout: want 0..%d seconds", HTTP_WAIT_MAX_S);
+		http_reply_error(r, err);
+		return -1;
+	}
+	if (a != NULL && ((s->after = strtoll(a, &end, 10)) < 0 || end == a || *end != '\0')) {
+		http_reply_error(r, "after: want a message ID");
+		return -1;
+	}
+	if (q != NULL && *q != '\0' &&
+	    msg_search_parse(q, tz ? tz : "", &s->search, err, sizeof(err)) < 0) {
+		http_reply_error(r, err);
+		return -1;
+	}
+	return 0;
+}
+
+enum http_rc http_api_wait(struct http_req *r)
+{
+	struct http_events *ev = r->hs->events;
+	struct store_query q = { .inbox_id = r->inbox_id, .limit = 1 };
+	struct timeval tv = { 0, 0 };
+	struct http_sub *s;
+	int64_t found = 0;
+	long timeout;
+
+	if (ev->nwaiters >= HTTP_WAITERS_MAX) {
+		http_reply_text(r, 503, "too many waiting requests");
+		return HTTP_DONE;
+	}
+	if ((s = sub_new(r, SUB_WAIT)) == NULL) {
+		http_reply_text(r, 503, "out of memory");
+		return HTTP_DONE;
+	}
+	if (wait_params(r, s, &timeout) < 0)
+		return HTTP_DONE;               /* http_req_free frees s */
+	q.after_id = s->after;
+	q.search = s->search;
+	if (store_message_query(ev->st, &q, first_cb, &found, NULL) < 0) {
+		http_reply_text(r, 500, "store error");
+		return HTTP_DONE;
+	}
+	http_req_defer(r);
+	if (found != 0 && wait_answer(s, found))
+		return HTTP_DEFERRED;           /* answered, r freed */
+	tv.tv_sec = timeout;
+	if ((s->timer = evtimer_new(r->srv->base, wait_timeout, s)) == NULL ||
+	    evtimer_add(s->timer, &tv) < 0) {
+		http_req_done(r);
+		http_reply_text(r, 503, "out of memory");
+		http_req_free(r);
+	}
+	return HTTP_DEFERRED;
+}

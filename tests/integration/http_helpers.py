@@ -1,0 +1,99 @@
+"""Helpers for the HTTP API tests: requests over http.client with a
+timeout, HTTP Basic credentials, and mail delivered over SMTP.
+
+Python standard library only; every connection has a timeout."""
+
+import base64
+import gzip
+import http.client
+import json
+import smtplib
+
+import harness
+from harness import SOCK_TIMEOUT
+
+
+class Response:
+    def __init__(self, status, reason, headers, body):
+        self.status = status
+        self.reason = reason
+        self.headers = headers          # list of (name, value)
+        self.body = body
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def text(self):
+        return self.body.decode("utf-8")
+
+    def __repr__(self):
+        return "<%d %s %r>" % (self.status, self.reason, self.body[:300])
+
+
+def basic(user, password):
+    token = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+    return {"Authorization": "Basic " + token}
+
+
+def connection(server, tls=False, timeout=SOCK_TIMEOUT):
+    host, port = server.addr("https" if tls else "http")
+    if tls:
+        return http.client.HTTPSConnection(host, port, timeout=timeout,
+                                           context=harness.insecure_context())
+    return http.client.HTTPConnection(host, port, timeout=timeout)
+
+
+def request(server, method, path, body=None, headers=None, auth=None, conn=None,
+            tls=False):
+    """One request; a JSON-able body (dict/list) is sent as JSON."""
+    h = dict(headers or {})
+    if auth is not None:
+        h.update(basic(*auth))
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+        h.setdefault("Content-Type", "application/json")
+    own = conn is None
+    c = conn or connection(server, tls)
+    try:
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        data = r.read()
+        if (r.getheader("Content-Encoding") or "") == "gzip":
+            data = gzip.decompress(data)
+        return Response(r.status, r.reason, r.getheaders(), data)
+    finally:
+        if own:
+            c.close()
+
+
+def get_json(test, server, path, auth=None, status=200):
+    r = request(server, "GET", path, auth=auth)
+    test.assertEqual(r.status, status, "GET %s: %r" % (path, r))
+    test.assertEqual(r.header("Content-Type"), "application/json", path)
+    return r.json()
+
+
+def smtp_deliver(server, msg, mail_from="sender@example.test", rcpts=("rcpt@example.test",),
+                 auth=None):
+    """Delivers msg (bytes) over SMTP (as `auth` if given: into that inbox,
+    else into dev); returns the id from "queued as"."""
+    host, port = server.addr("smtp")
+    with smtplib.SMTP(host, port, timeout=SOCK_TIMEOUT) as s:
+        s.ehlo("http-test.example")
+        if auth is not None:
+            s.login(*auth)
+        s.mail(mail_from)
+        for r in rcpts:
+            code, resp = s.rcpt(r)
+            if code not in (250, 251):
+                raise AssertionError("RCPT TO: %d %r" % (code, resp))
+        code, resp = s.data(msg)
+        if code != 250:
+            raise AssertionError("DATA: %d %r" % (code, resp))
+    return harness.queued_id(resp)

@@ -1,0 +1,338 @@
+"""Live events over HTTP: the Server-Sent Events stream /api/v1/events, the
+Mailpit-style websocket /api/events, and /api/v1/wait. Messages arrive
+over SMTP, flags change over IMAP, deletes come from the API; every event
+is checked by its type and data, scoped by the credentials used."""
+
+import base64
+import hashlib
+import imaplib
+import json
+import os
+import socket
+import struct
+import threading
+import time
+
+import harness
+from harness import SOCK_TIMEOUT
+from http_helpers import basic, request
+from imap_helpers import simple_message, smtp_send
+
+WAIT = 10.0
+
+
+class SSE:
+    """A raw EventSource: parses `id:`/`event:`/`data:` blocks."""
+
+    def __init__(self, server, auth=None, headers=None):
+        host, port = server.addr("http")
+        self.sock = socket.create_connection((host, port), timeout=SOCK_TIMEOUT)
+        h = {"Host": "%s:%d" % (host, port), "Accept": "text/event-stream"}
+        if auth:
+            h.update(basic(*auth))
+        h.update(headers or {})
+        req = "GET /api/v1/events HTTP/1.1\r\n" + "".join(
+            "%s: %s\r\n" % kv for kv in h.items()) + "\r\n"
+        self.sock.sendall(req.encode())
+        self.buf = b""
+        head = self._until(b"\r\n\r\n")
+        self.status = int(head.split(b" ", 2)[1])
+        self.head = head
+        self.chunked = b"transfer-encoding: chunked" in head.lower()
+        self.text = ""
+
+    def _fill(self, deadline):
+        self.sock.settimeout(max(0.05, deadline - time.monotonic()))
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError("stream closed")
+        self.buf += data
+
+    def _until(self, sep, timeout=WAIT):
+        deadline = time.monotonic() + timeout
+        while sep not in self.buf:
+            self._fill(deadline)
+        i = self.buf.index(sep) + len(sep)
+        out, self.buf = self.buf[:i], self.buf[i:]
+        return out
+
+    def _dechunk(self, deadline):
+        # One chunk at a time: "size\r\ndata\r\n".
+        while b"\r\n" not in self.buf:
+            self._fill(deadline)
+        size_line, rest = self.buf.split(b"\r\n", 1)
+        size = int(size_line, 16)
+        while len(rest) < size + 2:
+            self._fill(deadline)
+            size_line, rest = self.buf.split(b"\r\n", 1)
+        self.text += rest[:size].decode()
+        self.buf = rest[size + 2:]
+        if size == 0:
+            raise EOFError("stream ended")
+
+    def event(self, timeout=WAIT, want=None):
+        """The next event (skipping comments and, if `want`, other types)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            while "\n\n" not in self.text:
+                if time.monotonic() > deadline:
+                    raise AssertionError("no event within %.0f s" % timeout)
+                self._dechunk(deadline)
+            block, self.text = self.text.split("\n\n", 1)
+            fields = {}
+            for line in block.split("\n"):
+                if line.startswith(":"):
+                    continue
+                k, _, v = line.partition(": ")
+                fields[k] = v
+            if "event" not in fields:
+                continue
+            if want and fields["event"] not in want:
+                continue
+            return fields["event"], json.loads(fields["data"]), fields.get("id")
+
+    def close(self):
+        self.sock.close()
+
+
+class WebSocket:
+    """A minimal RFC 6455 client: handshake, masked frames, unmasked reads."""
+
+    def __init__(self, server, path="/api/events", origin=None):
+        host, port = server.addr("http")
+        self.sock = socket.create_connection((host, port), timeout=SOCK_TIMEOUT)
+        self.key = base64.b64encode(os.urandom(16)).decode()
+        h = ["GET %s HTTP/1.1" % path, "Host: %s:%d" % (host, port), "Upgrade: websocket",
+             "Connection: Upgrade", "Sec-WebSocket-Key: " + self.key,
+             "Sec-WebSocket-Version: 13"]
+        if origin:
+            h.append("Origin: " + origin)
+        self.sock.sendall(("\r\n".join(h) + "\r\n\r\n").encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            data = self.sock.recv(4096)
+            if not data:
+                break
+            self.buf += data
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        self.head = head.decode()
+        self.status = int(self.head.split(" ", 2)[1])
+
+    def expected_accept(self):
+        digest = hashlib.sha1((self.key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode())
+        return base64.b64encode(digest.digest()).decode()
+
+    def _need(self, n):
+        while len(self.buf) < n:
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError("websocket closed")
+            self.buf += data
+
+    def frame(self):
+        self._need(2)
+        op, ln = self.buf[0] & 0x0F, self.buf[1] & 0x7F
+        assert not self.buf[1] & 0x80, "server frames are never masked"
+        off = 2
+        if ln == 126:
+            self._need(4)
+            ln, off = struct.unpack(">H", self.buf[2:4])[0], 4
+        elif ln == 127:
+            self._need(10)
+            ln, off = struct.unpack(">Q", self.buf[2:10])[0], 10
+        self._need(off + ln)
+        payload, self.buf = self.buf[off:off + ln], self.buf[off + ln:]
+        return op, payload
+
+    def message(self, want=None):
+        while True:
+            op, payload = self.frame()
+            if op == 0x1:
+                m = json.loads(payload)
+                if want is None or m["Type"] in want:
+                    return m
+
+    def send(self, op, payload=b""):
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.sock.sendall(bytes([0x80 | op, 0x80 | len(payload)]) + mask + masked)
+
+    def close(self):
+        self.sock.close()
+
+
+class EventsTest(harness.TestCase):
+    def test_sse_new_update_delete_stats(self):
+        ev = SSE(self.server)
+        self.addCleanup(ev.close)
+        self.assertEqual(ev.status, 200, ev.head)
+        self.assertIn(b"content-type: text/event-stream", ev.head.lower())
+        msg_id = smtp_send(self.server, "dev", "dev", simple_message("sse one"))
+        kind, data, eid = ev.event(want=("new",))
+        self.assertEqual((data["ID"], data["Subject"], data["Read"], data["Inbox"]),
+                         (msg_id, "sse one", False, "dev"))
+        self.assertEqual(data["RcptTo"], ["rcpt@example.test"])
+        self.assertTrue(eid.isdigit())
+        kind, data, _ = ev.event(want=("stats",))
+        self.assertEqual(data["Total"], len(self.server.message_ids()))
+
+        # \Seen set over IMAP is an update with Read true.
+        host, port = self.server.addr("imap")
+        m = imaplib.IMAP4(host, port, timeout=SOCK_TIMEOUT)
+        m.login("dev", "dev")
+        m.select("INBOX")
+        typ, _ = m.uid("SEARCH", None, "ALL")
+        m.store(b"*", "+FLAGS", "(\\Seen Important)")
+        m.logout()
+        kind, data, _ = ev.event(want=("update",))
+        self.assertEqual(data["ID"], msg_id)
+        self.assertTrue(data["Read"])
+        self.assertEqual(data["Tags"], ["Important"])
+
+        r = request(self.server, "DELETE", "/api/v1/messages", body={"IDs": [msg_id]})
+        self.assertEqual(r.status, 200, r)
+        kind, data, _ = ev.event(want=("delete",))
+        self.assertEqual(data, {"ID": msg_id})
+
+    def test_sse_resumes_from_last_event_id(self):
+        first = SSE(self.server)
+        one = smtp_send(self.server, "dev", "dev", simple_message("resume one"))
+        _, _, eid = first.event(want=("new",))
+        first.close()
+        two = smtp_send(self.server, "dev", "dev", simple_message("resume two"))
+        three = smtp_send(self.server, "dev", "dev", simple_message("resume three"))
+        again = SSE(self.server, headers={"Last-Event-ID": eid})
+        self.addCleanup(again.close)
+        got = [again.event(want=("new",))[1]["ID"] for _ in range(2)]
+        self.assertEqual(got, [two, three])
+        self.assertNotIn(one, got)
+
+    def test_sse_is_scoped_by_credentials(self):
+        self.server.inbox_add("ev-a", "pw-a")
+        self.server.inbox_add("ev-b", "pw-b")
+        ev = SSE(self.server, auth=("ev-a", "pw-a"))
+        self.addCleanup(ev.close)
+        smtp_send(self.server, "ev-b", "pw-b", simple_message("for b"))
+        mine = smtp_send(self.server, "ev-a", "pw-a", simple_message("for a"))
+        kind, data, _ = ev.event(want=("new",))
+        self.assertEqual((data["ID"], data["Subject"]), (mine, "for a"))
+        kind, data, _ = ev.event(want=("stats",))
+        self.assertEqual(data["Total"], 1)
+
+    def test_cross_origin_refused(self):
+        host, port = self.server.addr("http")
+        ev = SSE(self.server, headers={"Origin": "http://evil.example"})
+        self.addCleanup(ev.close)
+        self.assertEqual(ev.status, 403)
+        same = SSE(self.server, headers={"Origin": "http://%s:%d" % (host, port)})
+        self.addCleanup(same.close)
+        self.assertEqual(same.status, 200)
+        ws = WebSocket(self.server, origin="http://evil.example")
+        self.addCleanup(ws.close)
+        self.assertEqual(ws.status, 403, ws.head)
+
+    def test_websocket_frames(self):
+        ws = WebSocket(self.server)
+        self.addCleanup(ws.close)
+        self.assertEqual(ws.status, 101, ws.head)
+        self.assertIn("Sec-WebSocket-Accept: " + ws.expected_accept(), ws.head)
+        msg_id = smtp_send(self.server, "dev", "dev", simple_message("over the websocket"))
+        m = ws.message(want=("new",))
+        self.assertEqual(sorted(m), ["Data", "Type"])
+        self.assertEqual((m["Data"]["ID"], m["Data"]["Subject"]), (msg_id, "over the websocket"))
+        self.assertEqual(ws.message(want=("stats",))["Data"]["Total"],
+                         len(self.server.message_ids()))
+        ws.send(0x9, b"are you there")
+        while True:
+            op, payload = ws.frame()
+            if op == 0xA:
+                break
+        self.assertEqual(payload, b"are you there")
+        ws.send(0x8, b"\x03\xe8")
+        while True:
+            op, payload = ws.frame()
+            if op == 0x8:
+                break
+        self.assertEqual(payload, b"\x03\xe8")
+
+    def test_websocket_bad_handshakes(self):
+        host, port = self.server.addr("http")
+        r = request(self.server, "GET", "/api/events")
+        self.assertEqual(r.status, 400)
+        r = request(self.server, "GET", "/api/events",
+                    headers={"Upgrade": "websocket", "Connection": "Upgrade",
+                             "Sec-WebSocket-Key": "short", "Sec-WebSocket-Version": "13"})
+        self.assertEqual(r.status, 400)
+        # An unmasked client frame is a protocol error: the server closes.
+        ws = WebSocket(self.server)
+        self.addCleanup(ws.close)
+        self.assertEqual(ws.status, 101)
+        ws.sock.sendall(b"\x81\x02hi")
+        with self.assertRaises(EOFError):
+            while True:
+                ws.frame()
+
+
+class WaitTest(harness.TestCase):
+    def test_already_there_and_next_to_arrive(self):
+        old = smtp_send(self.server, "dev", "dev", simple_message("wait old"))
+        r = request(self.server, "GET", "/api/v1/wait?query=subject:%22wait%20old%22&timeout=5")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["ID"], old)
+        self.assertEqual(r.json()["Subject"], "wait old")
+
+        result = {}
+
+        def waiter():
+            result["r"] = request(self.server, "GET",
+                                  "/api/v1/wait?query=subject:later&timeout=20&after=" + old,
+                                  conn=None)
+
+        t = threading.Thread(target=waiter)
+        t.start()
+        time.sleep(0.5)
+        smtp_send(self.server, "dev", "dev", simple_message("not this one"))
+        new = smtp_send(self.server, "dev", "dev", simple_message("later it came"))
+        t.join(WAIT + 20)
+        self.assertFalse(t.is_alive())
+        r = result["r"]
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual((r.json()["ID"], r.json()["Subject"]), (new, "later it came"))
+        # Waiting did not mark it read.
+        r = request(self.server, "GET", "/api/v1/messages")
+        read = {m["ID"]: m["Read"] for m in r.json()["messages"]}
+        self.assertFalse(read[new])
+
+    def test_timeout_and_bad_parameters(self):
+        t0 = time.monotonic()
+        r = request(self.server, "GET", "/api/v1/wait?query=subject:never&timeout=1")
+        self.assertGreaterEqual(time.monotonic() - t0, 0.9)
+        self.assertEqual(r.status, 408)
+        self.assertEqual(r.json(), {"Error": "timeout: no matching message"})
+        for q in ("timeout=-1", "timeout=abc", "timeout=999999", "after=x",
+                  "query=before:notadate"):
+            r = request(self.server, "GET", "/api/v1/wait?" + q)
+            self.assertEqual(r.status, 400, (q, r))
+
+    def test_scoped_wait_ignores_other_inboxes(self):
+        self.server.inbox_add("wt-a", "pw-a")
+        self.server.inbox_add("wt-b", "pw-b")
+        result = {}
+
+        def waiter():
+            result["r"] = request(self.server, "GET", "/api/v1/wait?timeout=20",
+                                  auth=("wt-a", "pw-a"))
+
+        t = threading.Thread(target=waiter)
+        t.start()
+        time.sleep(0.5)
+        smtp_send(self.server, "wt-b", "pw-b", simple_message("for b only"))
+        mine = smtp_send(self.server, "wt-a", "pw-a", simple_message("for a"))
+        t.join(WAIT + 20)
+        r = result["r"]
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["ID"], mine)
+
+
+if __name__ == "__main__":
+    harness.main()
