@@ -358,6 +358,36 @@ class SwaggerTest(harness.TestCase):
         inbox = self.doc["definitions"]["Inbox"]
         self.assertEqual(sorted(set(inbox["properties"]) - set(inbox["required"])), ["Password"])
 
+    def test_error_replies_are_documented(self):
+        # An unknown message: 404 on every operation that takes an ID.
+        for path, item in self.doc["paths"].items():
+            if "{ID}" not in path:
+                continue
+            for method, op in item.items():
+                with self.subTest(path=path, method=method):
+                    url = self.fill(path, {"ID": "999999", "PartID": "1"})
+                    r = request(self.server, method.upper(), url)
+                    self.assertEqual((r.status, r.body), (404, b"404 page not found"), url)
+                    self.assertIn("404", op["responses"])
+        # A search that does not parse, a bad page: 400 as documented.
+        for path, url in (("/api/v1/search", "/api/v1/search?query=before:nonsense"),
+                          ("/api/v1/messages", "/api/v1/messages?limit=x")):
+            r = request(self.server, "GET", url)
+            self.assertEqual((r.status, r.header("Content-Type")),
+                             (400, "text/plain; charset=utf-8"), "%s: %r" % (url, r))
+            self.assertIn("400", self.doc["paths"][path]["get"]["responses"])
+        # wait's timeout: 408 with exactly the documented JSON error.
+        op = self.doc["paths"]["/api/v1/wait"]["get"]
+        r = request(self.server, "GET", "/api/v1/wait?timeout=0&query=subject:no-such-thing")
+        self.assertEqual((r.status, r.header("Content-Type")), (408, "application/json"), r)
+        self.check(op["responses"]["408"]["schema"], r.json(), "wait 408")
+        self.exact_keys("JSONErrorMessage", r.json(), "wait 408")
+        # Wrong credentials: 401 with the documented challenge.
+        r = request(self.server, "GET", "/api/v1/messages", auth=("ci", "wrong"))
+        self.assertEqual((r.status, r.header("WWW-Authenticate")),
+                         (401, 'Basic realm="mailsnare"'), r)
+        self.assertIn("401", self.doc["paths"]["/api/v1/messages"]["get"]["responses"])
+
     # -- a second opinion
 
     def test_swagger_cli_validates(self):
