@@ -15,9 +15,11 @@
 #     after the HTTP runs, with every stream open, and the peak.
 #  4. MailDev 3.0.0 (npm, run with node from build/maildev) beside a fresh
 #     mailsnare, both filled over SMTP with the same HTTP_MAILDEV_N (10,000)
-#     messages of the same mix (bench/http_drive.py fill): ingest rate, and
-#     the list (MailDev's GET /email has no paging: it answers every
-#     message) and one 2 KB message (GET /email/:id), with the RSS of both.
+#     messages of the same mix (bench/http_drive.py fill): ingest rate, the
+#     newest 50 (MailDev 3's GET /api/email/summary?limit=50 and
+#     /api/email?limit=50&sort=desc, which has whole messages), every message
+#     (GET /api/email, and mailsnare's list with a limit above the count),
+#     and one 2 KB message (GET /api/email/:id), with the RSS of both.
 #
 #   bench/http.sh                          everything (10-20 minutes on 2 cores)
 #   HTTP_N=20000 HTTP_SUBSCRIBERS=200 HTTP_MAILDEV_N=2000 HTTP_DURATION=3 bench/http.sh
@@ -240,13 +242,15 @@ if [ "${HTTP_MAILDEV:-1}" != 0 ]; then
 	ms_id=$("$python" "$drive" send --smtp "127.0.0.1:$smtp_port" --size 2048 --subject "bench 2k")
 
 	echo "Beside MailDev 3.0.0 (node $(node --version)), each filled over SMTP with the same"
-	echo "$maildev_n messages (4 connections, bench/http_drive.py; MailDev's \`GET /email\` has"
-	echo "no paging and answers all of them):"
+	echo "$maildev_n messages (4 connections, bench/http_drive.py):"
 	echo
 	echo "| server | request | p50 ms | p99 ms | requests/s | bytes per reply |"
 	echo "|---|---|---:|---:|---:|---:|"
-	wrk_row "MailDev | GET /email (all $((maildev_n + 1)))" "http://127.0.0.1:$md_web/email"
-	wrk_row "MailDev | GET /email/:id (2 KB)" "http://127.0.0.1:$md_web/email/$md_id"
+	md=http://127.0.0.1:$md_web/api
+	wrk_row "MailDev | GET /api/email/summary?limit=50" "$md/email/summary?limit=50"
+	wrk_row "MailDev | GET /api/email?limit=50&sort=desc" "$md/email?limit=50&sort=desc"
+	wrk_row "MailDev | GET /api/email (all $((maildev_n + 1)))" "$md/email"
+	wrk_row "MailDev | GET /api/email/:id (2 KB)" "$md/email/$md_id"
 	wrk_row "mailsnare | GET /api/v1/messages?limit=50" "http://127.0.0.1:$http_port/api/v1/messages?limit=50"
 	wrk_row "mailsnare | GET /api/v1/messages?limit=$((maildev_n + 1)) (all)" \
 		"http://127.0.0.1:$http_port/api/v1/messages?limit=$((maildev_n + 1))"

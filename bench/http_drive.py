@@ -11,7 +11,7 @@
       same headers and rare words) over C SMTP connections; prints
       "sent=N seconds=S msgs_per_s=R"
   http_drive.py maildev-id --web H:P --subject S
-      the id of the message with subject S in MailDev's GET /email
+      the id of the message with subject S in MailDev's GET /api/email
   http_drive.py sse --http H:P --smtp H:P --subscribers N --messages K
                     [--gap SECONDS] [--pid PID]
       opens N Server-Sent Events streams on /api/v1/events (one selector
@@ -158,7 +158,7 @@ def cmd_fill(a):
 
 def cmd_maildev_id(a):
     host, port = hostport(a.web)
-    with urllib.request.urlopen("http://%s:%d/email" % (host, port), timeout=TIMEOUT) as r:
+    with urllib.request.urlopen("http://%s:%d/api/email" % (host, port), timeout=TIMEOUT) as r:
         for m in json.load(r):
             if m.get("subject") == a.subject:
                 print(m["id"])
