@@ -18,7 +18,7 @@
 #     messages of the same mix (bench/http_drive.py fill): ingest rate, the
 #     newest 50 (MailDev 3's GET /api/email/summary?limit=50 and
 #     /api/email?limit=50&sort=desc, which has whole messages), every message
-#     (GET /api/email, and mailsnare's list with a limit above the count),
+#     (GET /api/email; mailsnare's largest page, 5,000),
 #     and one 2 KB message (GET /api/email/:id), with the RSS of both.
 #
 #   bench/http.sh                          everything (10-20 minutes on 2 cores)
@@ -129,12 +129,18 @@ to_ms() {
 		else printf "?" }'
 }
 
-# wrk_row LABEL URL [ROWS-NOTE]: one connection for $dur seconds; a row
-# | label | p50 ms | p99 ms | requests/s | bytes per reply |.
+# CPU seconds (user + system) of a process so far, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# wrk_row LABEL URL [PID]: one connection for $dur seconds; a row
+# | label | p50 ms | p99 ms | requests/s | server CPU ms per request | bytes per reply |
+# (the CPU of PID, mailsnare by default: what a loaded machine inflates less).
 wrk_row() {
-	local out p50 p99 rps reqs bytes err
+	local out p50 p99 rps reqs bytes err pid=${3:-$server_pid} c0 c1 cpu
+	c0=$(cpu_ticks "$pid")
 	out=$(timeout $((dur + 120)) wrk -t1 -c1 -d"${dur}s" --timeout 30s --latency "$2" 2>&1) ||
-		{ fail "wrk $2: $out"; echo "| $1 | ? | ? | ? | |"; return; }
+		{ fail "wrk $2: $out"; echo "| $1 | ? | ? | ? | ? | |"; return; }
+	c1=$(cpu_ticks "$pid")
 	p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
 	p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
 	rps=$(awk '$1 == "Requests/sec:" { printf "%.0f", $2 }' <<<"$out")
@@ -142,9 +148,22 @@ wrk_row() {
 	bytes=$(awk -v r="${reqs% *}" -v b="${reqs#* }" 'BEGIN {
 		m = 1; if (b ~ /KB$/) m = 1024; if (b ~ /MB$/) m = 1048576; if (b ~ /GB$/) m = 1073741824
 		if (r > 0) printf "%.0f", (b + 0) * m / r }')
+	cpu=$(awk -v t=$((c1 - c0)) -v r="${reqs% *}" -v hz="$(getconf CLK_TCK)" \
+		'BEGIN { if (r > 0) printf "%.2f", t * 1000 / hz / r; else printf "?" }')
 	err=$(grep -E 'Non-2xx|Socket errors' <<<"$out" || true)
 	[ -z "$err" ] || fail "$1: $err"
-	echo "| $1 | $(to_ms "$p50") | $(to_ms "$p99") | $rps | ${bytes:-?}${err:+ ($err)} |"
+	echo "| $1 | $(to_ms "$p50") | $(to_ms "$p99") | $rps | $cpu | ${bytes:-?}${err:+ ($err)} |"
+}
+
+# ack_row LABEL PATH: the same GET from a client that delays its ACKs (as
+# wrk, curl and most do) and from one that acknowledges at once.
+ack_row() {
+	local d q
+	d=$("$python" "$drive" latency --http "127.0.0.1:$http_port" --path "$2" --count 200) ||
+		{ fail "latency $2"; d=""; }
+	q=$("$python" "$drive" latency --http "127.0.0.1:$http_port" --path "$2" --count 200 --quickack) ||
+		{ fail "latency $2 (quick ACK)"; q=""; }
+	echo "| $1 | $(sed -n 's/.*p50_ms=\([^ ]*\).*/\1/p' <<<"$d") | $(sed -n 's/.*p50_ms=\([^ ]*\).*/\1/p' <<<"$q") |"
 }
 
 urlq() { "$python" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
@@ -170,8 +189,8 @@ base=http://127.0.0.1:$http_port
 echo "$n stored messages ($(du -m "$tmp/h.db" | cut -f1) MB db, filled in $(cat "$tmp/fill.time")),"
 echo "one \`wrk\` connection for $dur s per row:"
 echo
-echo "| request | p50 ms | p99 ms | requests/s | bytes per reply |"
-echo "|---|---:|---:|---:|---:|"
+echo "| request | p50 ms | p99 ms | requests/s | server CPU ms/request | bytes per reply |"
+echo "|---|---:|---:|---:|---:|---:|"
 wrk_row 'GET /api/v1/messages?limit=50' "$base/api/v1/messages?limit=50"
 wrk_row 'GET /api/v1/messages?start=5000&limit=50' "$base/api/v1/messages?start=5000&limit=50"
 for q in "subject:report" 'subject:"order 99"' "to:user42@example.test" "zanzibar4999" "quarterly"; do
@@ -179,6 +198,17 @@ for q in "subject:report" 'subject:"order 99"' "to:user42@example.test" "zanziba
 done
 wrk_row "GET /api/v1/message/{ID} (2 KB)" "$base/api/v1/message/$id2k"
 wrk_row "GET /api/v1/message/{ID}/raw (2 KB)" "$base/api/v1/message/$id2k/raw"
+echo
+echo "The same requests from a Python client on one keep-alive connection, 200 times"
+echo "one after another, p50 ms: acknowledging as clients do (delayed ACK) and at once"
+echo "(TCP_QUICKACK re-armed before every read; the difference is a reply written in"
+echo "pieces waiting for the client's ACK):"
+echo
+echo "| request | delayed ACK | quick ACK |"
+echo "|---|---:|---:|"
+ack_row 'GET /api/v1/messages?limit=50' "/api/v1/messages?limit=50"
+ack_row 'GET /api/v1/search?query=`zanzibar4999`' "/api/v1/search?query=zanzibar4999&limit=50"
+ack_row "GET /api/v1/message/{ID} (2 KB)" "/api/v1/message/$id2k"
 echo
 rss_after=$(proc_kb "$server_pid" VmRSS)
 
@@ -244,16 +274,18 @@ if [ "${HTTP_MAILDEV:-1}" != 0 ]; then
 	echo "Beside MailDev 3.0.0 (node $(node --version)), each filled over SMTP with the same"
 	echo "$maildev_n messages (4 connections, bench/http_drive.py):"
 	echo
-	echo "| server | request | p50 ms | p99 ms | requests/s | bytes per reply |"
-	echo "|---|---|---:|---:|---:|---:|"
+	echo "| server | request | p50 ms | p99 ms | requests/s | server CPU ms/request | bytes per reply |"
+	echo "|---|---|---:|---:|---:|---:|---:|"
 	md=http://127.0.0.1:$md_web/api
-	wrk_row "MailDev | GET /api/email/summary?limit=50" "$md/email/summary?limit=50"
-	wrk_row "MailDev | GET /api/email?limit=50&sort=desc" "$md/email?limit=50&sort=desc"
-	wrk_row "MailDev | GET /api/email (all $((maildev_n + 1)))" "$md/email"
-	wrk_row "MailDev | GET /api/email/:id (2 KB)" "$md/email/$md_id"
+	wrk_row "MailDev | GET /api/email/summary?limit=50" "$md/email/summary?limit=50" "$md_pid"
+	wrk_row "MailDev | GET /api/email?limit=50&sort=desc" "$md/email?limit=50&sort=desc" "$md_pid"
+	wrk_row "MailDev | GET /api/email (all $((maildev_n + 1)))" "$md/email" "$md_pid"
+	wrk_row "MailDev | GET /api/email/:id (2 KB)" "$md/email/$md_id" "$md_pid"
 	wrk_row "mailsnare | GET /api/v1/messages?limit=50" "http://127.0.0.1:$http_port/api/v1/messages?limit=50"
-	wrk_row "mailsnare | GET /api/v1/messages?limit=$((maildev_n + 1)) (all)" \
-		"http://127.0.0.1:$http_port/api/v1/messages?limit=$((maildev_n + 1))"
+	# A page is at most 5,000 summaries (LIST_LIMIT_MAX).
+	all=$((maildev_n + 1 < 5000 ? maildev_n + 1 : 5000))
+	wrk_row "mailsnare | GET /api/v1/messages?limit=$all (the largest page)" \
+		"http://127.0.0.1:$http_port/api/v1/messages?limit=$all"
 	wrk_row "mailsnare | GET /api/v1/message/{ID} (2 KB)" "http://127.0.0.1:$http_port/api/v1/message/$ms_id"
 	echo
 	echo "| server | SMTP fill | RSS empty MB | RSS full, after the requests MB |"

@@ -12,6 +12,12 @@
       "sent=N seconds=S msgs_per_s=R"
   http_drive.py maildev-id --web H:P --subject S
       the id of the message with subject S in MailDev's GET /api/email
+  http_drive.py latency --http H:P --path PATH [--count N] [--quickack]
+      N keep-alive GETs of PATH on one connection, one at a time; prints
+      "p50_ms=.. p99_ms=..". With --quickack the client re-arms
+      TCP_QUICKACK before every read, so it acknowledges at once instead of
+      delaying its ACK: a reply the server writes in several pieces then
+      no longer waits for that ACK (Nagle's algorithm, without TCP_NODELAY)
   http_drive.py sse --http H:P --smtp H:P --subscribers N --messages K
                     [--gap SECONDS] [--pid PID]
       opens N Server-Sent Events streams on /api/v1/events (one selector
@@ -166,6 +172,36 @@ def cmd_maildev_id(a):
     raise SystemExit("maildev-id: no message with subject %r" % a.subject)
 
 
+def cmd_latency(a):
+    host, port = hostport(a.http)
+    s = socket.create_connection((host, port), timeout=TIMEOUT)
+    req = ("GET %s HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (a.path, host, port)).encode()
+    ts = []
+    for _ in range(a.count):
+        t0 = time.monotonic()
+        s.sendall(req)
+        buf, need = b"", None
+        while need is None or len(buf) < need:
+            if a.quickack:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+            data = s.recv(1 << 20)
+            if not data:
+                raise SystemExit("latency: connection closed")
+            buf += data
+            if need is None and b"\r\n\r\n" in buf:
+                head = buf.split(b"\r\n\r\n", 1)[0]
+                if not head.startswith(b"HTTP/1.1 200"):
+                    raise SystemExit("latency: %r" % head[:200])
+                m = re.search(rb"(?im)^content-length: *(\d+)", head)
+                if not m:
+                    raise SystemExit("latency: no Content-Length")
+                need = len(head) + 4 + int(m.group(1))
+        ts.append((time.monotonic() - t0) * 1000.0)
+    s.close()
+    ts.sort()
+    print("p50_ms=%.2f p99_ms=%.2f" % (pct(ts, 0.5), pct(ts, 0.99)))
+
+
 # ---- SSE -------------------------------------------------------------------
 
 
@@ -318,6 +354,11 @@ def main():
     m = sub.add_parser("maildev-id")
     m.add_argument("--web", required=True)
     m.add_argument("--subject", required=True)
+    l = sub.add_parser("latency")
+    l.add_argument("--http", required=True)
+    l.add_argument("--path", required=True)
+    l.add_argument("--count", type=int, default=200)
+    l.add_argument("--quickack", action="store_true")
     e = sub.add_parser("sse")
     e.add_argument("--http", required=True)
     e.add_argument("--smtp", required=True)
@@ -326,7 +367,8 @@ def main():
     e.add_argument("--gap", type=float, default=0.1)
     e.add_argument("--pid", type=int, default=0)
     a = ap.parse_args()
-    {"send": cmd_send, "fill": cmd_fill, "maildev-id": cmd_maildev_id, "sse": cmd_sse}[a.cmd](a)
+    {"send": cmd_send, "fill": cmd_fill, "maildev-id": cmd_maildev_id, "latency": cmd_latency,
+     "sse": cmd_sse}[a.cmd](a)
 
 
 if __name__ == "__main__":
