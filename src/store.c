@@ -879,11 +879,22 @@ static int inbox_id(struct sqlite_store *st, const char *name, int64_t *id)
 
 /* Time-based and increasing within this process, so an inbox deleted and
  * made again in the same second still gets a new UIDVALIDITY (RFC 3501
- * 2.3.1.1: clients must drop UIDs cached under the old one). */
+ * 2.3.1.1: clients must drop UIDs cached under the old one); and above
+ * every mailbox's, so that another process (the CLI) making mailboxes in
+ * the same second does not hand out the same one. Called inside the write
+ * that inserts the mailbox, so the maximum cannot move meanwhile. */
 uint32_t store_next_uidvalidity(struct sqlite_store *st)
 {
 	uint32_t v = (uint32_t)time(NULL);
+	sqlite3_stmt *s = NULL;
 
+	if (sqlite3_prepare_v2(st->db, "SELECT MAX(uidvalidity) FROM mailbox", -1, &s,
+	    NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+		int64_t max = sqlite3_column_int64(s, 0);
+		if (max >= 0 && max < UINT32_MAX && (uint32_t)max > st->last_uidvalidity)
+			st->last_uidvalidity = (uint32_t)max;
+	}
+	sqlite3_finalize(s);
 	if (v <= st->last_uidvalidity)
 		v = st->last_uidvalidity + 1;
 	if (v == 0)
