@@ -16,6 +16,7 @@
 #include "mailsnare/mime_decode.h"
 #include "mailsnare/mime_header.h"
 #include "mailsnare/msg_search.h"
+#include "mailsnare/msg_tree.h"
 #include "http_internal.h"
 
 /* Attachments and inline parts listed for one message at most. */
@@ -41,46 +42,6 @@ static int info_cb(const struct store_message_info *i, void *arg)
 	m->rcpts = dup_or_empty(i->rcpts);
 	m->auth_user = dup_or_empty(i->auth_user);
 	return 0;
-}
-
-static int scan_sink(void *arg, const void *buf, size_t len)
-{
-	mime_scan_feed(arg, buf, len);
-	return 0;
-}
-
-/* The stored structure, or a scan of the stored bytes (kept for next
- * time) for a message stored without one. */
-static struct mime_part *load_tree(struct store *st, int64_t id)
-{
-	struct mime_part *root = NULL;
-	struct mime_scan *sc;
-	unsigned char *out;
-	void *blob = NULL;
-	size_t len = 0;
-
-	if (store_message_structure(st, id, &blob, &len) != STORE_OK)
-		return NULL;
-	if (blob != NULL) {
-		root = mime_tree_parse(blob, len);
-		free(blob);
-		if (root != NULL)
-			return root;
-		log_warn("http: message %lld: stored structure unreadable; rescanning",
-		    (long long)id);
-	}
-	if ((sc = mime_scan_new()) == NULL)
-		return NULL;
-	if (store_message_read(st, id, scan_sink, sc) != STORE_OK) {
-		mime_scan_abort(sc);
-		return NULL;
-	}
-	root = mime_scan_finish(sc);
-	if (root != NULL && mime_tree_serialize(root, &out, &len)) {
-		(void)store_message_set_structure(st, id, out, len);
-		free(out);
-	}
-	return root;
 }
 
 static const struct mime_param *disp_param(const struct mime_part *p, const char *name)
@@ -182,7 +143,7 @@ int http_msg_load(struct store *st, int64_t id, int64_t inbox_id, struct http_ms
 	if (store_message_state(st, id, &m->flags, kw, sizeof(kw), &modseq) != STORE_OK)
 		kw[0] = '\0';
 	m->keywords = strdup(kw);
-	if ((m->root = load_tree(st, id)) == NULL || m->keywords == NULL || m->mail_from == NULL ||
+	if ((m->root = msg_tree_load(st, id)) == NULL || m->keywords == NULL || m->mail_from == NULL ||
 	    m->rcpts == NULL || m->auth_user == NULL) {
 		http_msg_free(m);
 		return STORE_ERR;
