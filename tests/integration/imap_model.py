@@ -567,9 +567,7 @@ class Session:
         m.uid = uid
 
     def key(self, uid):
-        # Two mailboxes may have one UIDVALIDITY (the CLI made INBOX and
-        # the server Work in the same second): the name is part of it.
-        return (self.user, self.mb.name, self.mb.uidvalidity, uid)
+        return (self.user, self.mb.uidvalidity, uid)
 
     def on_fetch(self, line):
         if self.mb is None:
@@ -1024,7 +1022,7 @@ class Session:
             if code == b"APPENDUID":
                 v, u = map(int, arg.split())
                 own = frozenset(f for f in flags if f.startswith(self.kwprefix))
-                self.own[(self.user, target, v, u)] = own
+                self.own[(self.user, v, u)] = own
                 return
         self.fail("APPEND OK without APPENDUID (UIDPLUS)")
 
