@@ -22,21 +22,20 @@
 
 /* --- numbers and times in the query ----------------------------------------- */
 
-static int query_uint(struct http_req *r, const char *name, unsigned def, unsigned max,
-    unsigned *out)
+/* As Mailpit's getStartLimit: a value that is not a positive number is
+ * the default; a larger one is held to max. */
+static unsigned query_uint(struct http_req *r, const char *name, unsigned def, unsigned max)
 {
 	const char *v = http_query(r, name);
 	char *end;
 	unsigned long n;
 
-	*out = def;
-	if (v == NULL || v[0] == '\0')
-		return 0;
+	if (v == NULL || v[0] < '0' || v[0] > '9')
+		return def;
 	n = strtoul(v, &end, 10);
-	if (*end != '\0' || v[0] == '-' || n > max)
-		return -1;
-	*out = (unsigned)n;
-	return 0;
+	if (*end != '\0' || n == 0)
+		return def;
+	return n > max ? max : (unsigned)n;
 }
 
 /* RFC 3339 ("2024-01-02T15:04:05Z", "+02:00", fractions) or unix seconds. */
@@ -198,19 +197,12 @@ static void list_reply(struct http_req *r, const struct msg_search *search)
 	unsigned start, limit;
 	int64_t t;
 
-	if (query_uint(r, "start", 0, LIST_START_MAX, &start) < 0 ||
-	    query_uint(r, "limit", LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, &limit) < 0) {
-		http_reply_error(r, "invalid start or limit");
-		return;
-	}
-	if (before != NULL && before[0] != '\0') {
-		if (parse_time(before, &t) < 0) {
-			http_reply_error(r, "invalid before: want an RFC 3339 time");
-			return;
-		}
+	start = query_uint(r, "start", 0, LIST_START_MAX);
+	limit = query_uint(r, "limit", LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX);
+	/* An unparsable before is no bound, as in Mailpit. */
+	if (before != NULL && before[0] != '\0' && parse_time(before, &t) == 0)
 		q.date_max = t - 1;
-	}
-	q.limit = limit ? start + limit : 0;
+	q.limit = start + limit;
 	p.skip = start;
 	if ((p.messages = json_array()) == NULL ||
 	    store_message_query(r->srv->store, &q, page_cb, &p, &matching) < 0 ||
