@@ -22,20 +22,27 @@
 
 /* --- numbers and times in the query ----------------------------------------- */
 
-/* As Mailpit's getStartLimit: a value that is not a positive number is
- * the default; a larger one is held to max. */
-static unsigned query_uint(struct http_req *r, const char *name, unsigned def, unsigned max)
+/* A page parameter: absent or 0 is the default (as Mailpit's
+ * getStartLimit), beyond max is max; not a number: -1 (400, as the
+ * swagger document says). */
+static int query_uint(struct http_req *r, const char *name, unsigned def, unsigned max,
+    unsigned *out)
 {
 	const char *v = http_query(r, name);
 	char *end;
 	unsigned long n;
 
-	if (v == NULL || v[0] < '0' || v[0] > '9')
-		return def;
+	*out = def;
+	if (v == NULL || v[0] == '\0')
+		return 0;
+	if (v[0] < '0' || v[0] > '9')
+		return -1;
 	n = strtoul(v, &end, 10);
-	if (*end != '\0' || n == 0)
-		return def;
-	return n > max ? max : (unsigned)n;
+	if (*end != '\0')
+		return -1;
+	if (n != 0)
+		*out = n > max ? max : (unsigned)n;
+	return 0;
 }
 
 /* RFC 3339 ("2024-01-02T15:04:05Z", "+02:00", fractions) or unix seconds. */
@@ -197,11 +204,18 @@ static void list_reply(struct http_req *r, const struct msg_search *search)
 	unsigned start, limit;
 	int64_t t;
 
-	start = query_uint(r, "start", 0, LIST_START_MAX);
-	limit = query_uint(r, "limit", LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX);
-	/* An unparsable before is no bound, as in Mailpit. */
-	if (before != NULL && before[0] != '\0' && parse_time(before, &t) == 0)
+	if (query_uint(r, "start", 0, LIST_START_MAX, &start) < 0 ||
+	    query_uint(r, "limit", LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, &limit) < 0) {
+		http_reply_error(r, "invalid start or limit");
+		return;
+	}
+	if (before != NULL && before[0] != '\0') {
+		if (parse_time(before, &t) < 0) {
+			http_reply_error(r, "invalid before: want an RFC 3339 time");
+			return;
+		}
 		q.date_max = t - 1;
+	}
 	q.limit = start + limit;
 	p.skip = start;
 	if ((p.messages = json_array()) == NULL ||
