@@ -22,6 +22,9 @@
 
 /* --- numbers and times in the query ----------------------------------------- */
 
+/* A page parameter: absent or 0 is the default (as Mailpit's
+ * getStartLimit), beyond max is max; not a number: -1 (400, as the
+ * swagger document says). */
 static int query_uint(struct http_req *r, const char *name, unsigned def, unsigned max,
     unsigned *out)
 {
@@ -32,10 +35,13 @@ static int query_uint(struct http_req *r, const char *name, unsigned def, unsign
 	*out = def;
 	if (v == NULL || v[0] == '\0')
 		return 0;
-	n = strtoul(v, &end, 10);
-	if (*end != '\0' || v[0] == '-' || n > max)
+	if (v[0] < '0' || v[0] > '9')
 		return -1;
-	*out = (unsigned)n;
+	n = strtoul(v, &end, 10);
+	if (*end != '\0')
+		return -1;
+	if (n != 0)
+		*out = n > max ? max : (unsigned)n;
 	return 0;
 }
 
@@ -210,7 +216,7 @@ static void list_reply(struct http_req *r, const struct msg_search *search)
 		}
 		q.date_max = t - 1;
 	}
-	q.limit = limit ? start + limit : 0;
+	q.limit = start + limit;
 	p.skip = start;
 	if ((p.messages = json_array()) == NULL ||
 	    store_message_query(r->srv->store, &q, page_cb, &p, &matching) < 0 ||

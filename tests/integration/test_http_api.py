@@ -135,10 +135,16 @@ class HTTPAPITest(harness.TestCase):
         d = hh.get_json(self, self.server, "/api/v1/messages?before=2000-01-01T00:00:00Z",
                         auth=auth)
         self.assertEqual((d["messages"], d["messages_count"], d["total"]), ([], 0, 5))
+        # absent or 0 is the default (as Mailpit), not everything
+        for q in ("limit=0", "start=&limit="):
+            d = hh.get_json(self, self.server, "/api/v1/messages?" + q, auth=auth)
+            self.assertEqual((d["start"], len(d["messages"])), (0, 5), q)
         for bad in ("start=-1", "limit=x", "before=yesterday"):
             r = hh.request(self.server, "GET", "/api/v1/messages?" + bad, auth=auth)
             self.assertEqual(r.status, 400, bad)
             self.assertTrue(r.header("Content-Type").startswith("text/plain"), bad)
+        d = hh.get_json(self, self.server, "/api/v1/messages?limit=2", auth=auth)
+        self.assertEqual([m["ID"] for m in d["messages"]], [ids[4], ids[3]])
 
     # -- one message
 
