@@ -388,6 +388,26 @@ class SwaggerTest(harness.TestCase):
                          (401, 'Basic realm="mailsnare"'), r)
         self.assertIn("401", self.doc["paths"]["/api/v1/messages"]["get"]["responses"])
 
+    def test_inbox_prefix_scopes_the_documented_gets(self):
+        # The description's note: /api/v1/inboxes/{Name}/... scopes every
+        # /api/v1/ endpoint but the inbox ones.
+        for path, item in self.doc["paths"].items():
+            if (not path.startswith("/api/v1/") or path.startswith("/api/v1/inboxes")
+                    or "get" not in item or path in ("/api/v1/events", "/api/v1/wait",
+                                                     "/api/v1/search")
+                    or path.endswith("/thumb")):
+                continue
+            with self.subTest(path=path):
+                rest = self.fill(path, {"ID": self.inbox_msg_id, "PartID": "2"})
+                r = request(self.server, "GET", "/api/v1/inboxes/ci/" + rest[len("/api/v1/"):])
+                self.assertEqual(r.status, 200, "%s: %r" % (path, r))
+                if "{ID}" in path:       # dev's message is not in ci
+                    r = request(self.server, "GET", "/api/v1/inboxes/ci/" +
+                                self.fill(path, {"ID": self.msg_id, "PartID": "2"})[8:])
+                    self.assertEqual(r.status, 404, "%s: %r" % (path, r))
+        j = request(self.server, "GET", "/api/v1/inboxes/ci/messages").json()
+        self.assertEqual({m["Inbox"] for m in j["messages"]}, {"ci"})
+
     # -- a second opinion
 
     def test_swagger_cli_validates(self):
