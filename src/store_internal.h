@@ -263,6 +263,10 @@ struct wtx {
 };
 
 int store_sql_fail(struct sqlite_store *st, int rc);
+/* Steps s for its one row: STORE_OK with the row to read, STORE_NOTFOUND
+ * with fmt's message when there is none, or the SQL error. */
+int store_step_row(struct sqlite_store *st, sqlite3_stmt *s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 int store_set_err(struct sqlite_store *st, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 sqlite3_stmt *store_stmt_get(struct sqlite_store *st, int q, int *rc);

@@ -176,7 +176,7 @@ int store_message_add(struct store *st, const struct store_new_message *msg, int
  * STORE_PRUNE_STEP of them in one call (a few milliseconds, whatever the
  * excess after max-messages was lowered): STORE_MORE when it removed that
  * many, and another call may find more; STORE_OK when it is done. */
-#define STORE_PRUNE_STEP 256
+#define STORE_PRUNE_STEP 64
 #define STORE_MORE 5
 int store_inbox_prune(struct store *st, int64_t inbox_id, uint64_t keep);
 

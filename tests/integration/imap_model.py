@@ -100,6 +100,14 @@ class ModelError(AssertionError):
     pass
 
 
+def server_args(sessions):
+    """The server's options for a run: room for every session, and for
+    every keyword the sessions make up in one mailbox (max-keywords would
+    answer NO [LIMIT] beyond; test_limits.py checks that)."""
+    return ("--max-clients", str(sessions * 2 + 50), "--log-level", "info",
+            "--max-keywords", str(sessions * (4 + MAX_NEW_KEYWORDS) + 16))
+
+
 def seqset_values(text):
     """Numbers of a set such as b"3:5,7" (no "*")."""
     out = []
@@ -559,7 +567,9 @@ class Session:
         m.uid = uid
 
     def key(self, uid):
-        return (self.user, self.mb.uidvalidity, uid)
+        # Two mailboxes may have one UIDVALIDITY (the CLI made INBOX and
+        # the server Work in the same second): the name is part of it.
+        return (self.user, self.mb.name, self.mb.uidvalidity, uid)
 
     def on_fetch(self, line):
         if self.mb is None:
@@ -856,7 +866,7 @@ class Session:
         for fi in got:
             if "FLAGS" in fi:
                 last[fi.seq] = fi
-        for fi in last.values() if not silent else ():
+        for fi in last.values() if not silent and status_of(tagged) == "OK" else ():
             m = self.mb.msgs[fi.seq - 1]
             if uid and m.uid not in targets:
                 continue
@@ -1014,7 +1024,7 @@ class Session:
             if code == b"APPENDUID":
                 v, u = map(int, arg.split())
                 own = frozenset(f for f in flags if f.startswith(self.kwprefix))
-                self.own[(self.user, v, u)] = own
+                self.own[(self.user, target, v, u)] = own
                 return
         self.fail("APPEND OK without APPENDUID (UIDPLUS)")
 
@@ -1417,7 +1427,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     print("imap stress: seed %d (STRESS_SEED=%d replays the sessions' choices)"
           % (args.seed, args.seed), flush=True)
-    server = harness.Server("--max-clients", str(args.sessions * 2 + 50), "--log-level", "info")
+    server = harness.Server(*server_args(args.sessions))
     server.start()
     try:
         fig = Driver(server, args.seconds, args.sessions, args.seed).run()

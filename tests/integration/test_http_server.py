@@ -141,6 +141,54 @@ class ListenerTest(harness.TestCase):
         self.assertEqual(r.status, 404)
 
 
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+class StreamTest(harness.TestCase):
+    """A client that does not read a large message costs a few chunks, not
+    the message; one that goes away mid-stream leaves nothing behind."""
+
+    def large_message(self, auth, mb):
+        line = b"x" * 998 + b"\r\n"
+        body = line * (mb * 1024 * 1024 // len(line))
+        return hh.smtp_deliver(self.server, ih.simple_message("large", body=body), auth=auth)
+
+    def test_slow_reader_bounded(self):
+        auth = ih.new_inbox(self.server, "hs")
+        mid = self.large_message(auth, 16)
+        pid = self.server.proc.pid
+        before = rss_kb(pid)
+        socks = []
+        try:
+            for _ in range(4):
+                s = socket.create_connection(self.server.addr("http"), timeout=SOCK_TIMEOUT)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.sendall(b"GET /api/v1/message/%s/raw HTTP/1.1\r\nHost: x\r\n"
+                          b"Authorization: " % mid.encode() +
+                          hh.basic(*auth)["Authorization"].encode() + b"\r\n\r\n")
+                socks.append(s)
+            time.sleep(1.5)
+            grown = rss_kb(pid) - before
+            self.assertLess(grown, 12 * 1024, "4 stalled readers of a 16 MB message "
+                            "grew the server by %d KiB" % grown)
+            # the others are served meanwhile
+            self.assertEqual(hh.request(self.server, "GET", "/livez").status, 200)
+            # meanwhile a reader that reads gets it all, intact
+            r = hh.request(self.server, "GET", "/api/v1/message/%s/raw" % mid, auth=auth)
+            rest = r.body
+            self.assertEqual(rest, self.server.message_bytes(mid))
+        finally:
+            for s in socks:
+                s.close()          # gone mid-stream
+        time.sleep(0.3)
+        self.assertEqual(hh.request(self.server, "GET", "/livez").status, 200)
+
+
 class MaxClientsTest(harness.TestCase):
     server_args = ("--max-clients", "3")
 

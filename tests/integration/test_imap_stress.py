@@ -32,7 +32,7 @@ class StressTest(unittest.TestCase):
         seed = int(os.environ.get("STRESS_SEED", random.randrange(1 << 31)))
         sys.stderr.write("\nimap stress: seed %d, %d sessions, %.0f s (STRESS_SEED=%d replays)\n"
                          % (seed, sessions, seconds, seed))
-        server = harness.Server("--max-clients", str(sessions * 2 + 50), "--log-level", "info")
+        server = harness.Server(*imap_model.server_args(sessions))
         server.start()
         stop_error = None
         try:
