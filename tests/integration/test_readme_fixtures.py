@@ -5,6 +5,7 @@ README cannot drift from what works. Each must pass as printed, leave no
 inbox behind (its teardown deleted the one it made), and fail when its
 assertion is made wrong (the snippet really checks the mail)."""
 
+import json
 import os
 import re
 import shutil
@@ -39,6 +40,33 @@ def readme_snippets():
         if m:
             files[m.group(1)] = body
     return files
+
+
+def node_modules_for(spec):
+    """A node_modules with `spec` (name@version) installed, in a prefix of
+    this test's own in the build tree: `npm install --no-save` prunes what
+    it was not asked for, so sharing node_helpers' prefix would remove the
+    packages other tests installed there (and race with them under -j2)."""
+    if not shutil.which("node") or not shutil.which("npm"):
+        raise unittest.SkipTest("node or npm not found (apt-get install nodejs npm)")
+    prefix = os.path.join(os.getcwd(), "tests", "integration", "readme-node")
+    name, _, version = spec.rpartition("@")
+    pkg = os.path.join(prefix, "node_modules", name, "package.json")
+    have = None
+    if os.path.isfile(pkg):
+        with open(pkg, encoding="utf-8") as f:
+            have = json.load(f).get("version")
+    if have != version:
+        os.makedirs(prefix, exist_ok=True)
+        cp = subprocess.run(["npm", "install", "--no-save", "--no-audit", "--no-fund",
+                             "--no-package-lock", "--loglevel=error", "--prefix", prefix, spec],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, timeout=node_helpers.NPM_TIMEOUT)
+        if cp.returncode != 0:
+            raise AssertionError("npm install %s failed (status %d):\n%s"
+                                 % (spec, cp.returncode,
+                                    cp.stdout.decode("utf-8", "replace")[-3000:]))
+    return os.path.join(prefix, "node_modules")
 
 
 def have_pytest():
@@ -109,7 +137,7 @@ class ReadmeFixturesTest(harness.TestCase):
         self.assertEqual(self.inboxes(), ["dev"], "teardown did not run after the failure")
 
     def test_node_fixture(self):
-        modules = node_helpers.ensure_package("nodemailer", NODEMAILER)
+        modules = node_modules_for("nodemailer@" + NODEMAILER)
         # ES modules resolve packages by directory, not NODE_PATH.
         os.symlink(modules, os.path.join(self.tmp, "node_modules"))
         self.write("mail.test.mjs", self.files["mail.test.mjs"])
