@@ -200,14 +200,47 @@ static void conn_try_finish_close(struct conn *c)
 	event_add(c->ev_wake, &poll);
 }
 
+/*
+ * libevent 2.1's bufferevent_openssl on a socket does not look at what
+ * OpenSSL has already decrypted when reading resumes after the input
+ * high-water mark: with no new bytes on the socket nothing wakes it, and
+ * the client's last commands waited there until a timeout (a 3.5 MB
+ * CAPABILITY flood over IMAPS lost its last 141 replies now and then).
+ * Pulls such bytes into the input, as a read would have. (A filter, as
+ * STARTTLS makes, reads them itself when enabled.)
+ */
+static bool conn_tls_pull(struct conn *c)
+{
+	struct bufferevent *b;
+	char buf[16384];
+	SSL *ssl;
+	int n;
+
+	if (!c->tls)
+		return false;
+	for (b = c->bev; b != NULL; b = bufferevent_get_underlying(b)) {
+		if ((ssl = bufferevent_openssl_get_ssl(b)) == NULL)
+			continue;
+		if (bufferevent_get_underlying(b) != NULL || SSL_pending(ssl) <= 0 ||
+		    evbuffer_get_length(bufferevent_get_input(b)) >= CONN_READ_HIGHWATER)
+			return false;
+		if ((n = SSL_read(ssl, buf, sizeof(buf))) <= 0)
+			return false;
+		evbuffer_add(bufferevent_get_input(b), buf, (size_t)n);
+		return true;
+	}
+	return false;
+}
+
 static void conn_run_input(struct conn *c)
 {
 	if (!c->closing && !c->paused) {
 		/* With deflate, compressed input may wait below the filter
-		 * once its input buffer was full: inflate it as room is made. */
+		 * once its input buffer was full: inflate it as room is made;
+		 * and decrypted input may wait inside OpenSSL. */
 		do
 			c->proto->input(c->sess);
-		while (conn_zlib_pull(c));
+		while (conn_zlib_pull(c) || conn_tls_pull(c));
 		/* A client that half-closed after pipelining its last commands
 		 * gets its replies; then the connection ends. */
 		if (c->eof && !c->paused && !c->closing && !c->throttled)
