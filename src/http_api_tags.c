@@ -49,34 +49,6 @@ enum http_rc http_api_tags_get(struct http_req *r)
 	return HTTP_DONE;
 }
 
-/* The JSON object body; NULL with a 400 sent. */
-static json_t *object_body(struct http_req *r)
-{
-	json_error_t e;
-	char *text, msg[256];
-	size_t len;
-	json_t *j;
-
-	if ((text = http_body(r, &len)) == NULL) {
-		http_reply_text(r, 500, "out of memory");
-		return NULL;
-	}
-	if (len > HTTP_BODY_MAX) {
-		free(text);
-		http_reply_text(r, 413, "request body too large");
-		return NULL;
-	}
-	j = json_loadb(text, len, 0, &e);
-	free(text);
-	if (j == NULL || !json_is_object(j)) {
-		snprintf(msg, sizeof(msg), "invalid JSON: %s", j ? "want an object" : e.text);
-		json_decref(j);
-		http_reply_error(r, msg);
-		return NULL;
-	}
-	return j;
-}
-
 /* Replaces the keywords of message id by tags[0..n) (system flags stay). */
 static int set_tags(struct http_req *r, int64_t id, const char *const *tags, size_t n)
 {
@@ -110,7 +82,7 @@ static int set_tags(struct http_req *r, int64_t id, const char *const *tags, siz
 
 enum http_rc http_api_tags_put(struct http_req *r)
 {
-	json_t *body = object_body(r), *ids, *tags, *v;
+	json_t *body = http_json_body(r), *ids, *tags, *v;
 	const char *list[TAGS_MAX];
 	size_t n = 0, i;
 	int64_t id;
@@ -210,7 +182,7 @@ static int retag(struct http_req *r, json_t *ids, const char *from, const char *
 
 enum http_rc http_api_tag_rename(struct http_req *r)
 {
-	json_t *body = object_body(r), *name, *ids = NULL;
+	json_t *body = http_json_body(r), *name, *ids = NULL;
 	const char *to;
 
 	if (body == NULL)

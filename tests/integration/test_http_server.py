@@ -141,14 +141,6 @@ class ListenerTest(harness.TestCase):
         self.assertEqual(r.status, 404)
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
-
-
 class StreamTest(harness.TestCase):
     """A client that does not read a large message costs a few chunks, not
     the message; one that goes away mid-stream leaves nothing behind."""
@@ -175,7 +167,7 @@ class StreamTest(harness.TestCase):
         auth = ih.new_inbox(self.server, "hs")
         mid = self.large_message(auth, 16)
         pid = self.server.proc.pid
-        before = rss_kb(pid)
+        before = harness.rss_kb(pid)
         socks = []
         try:
             for _ in range(4):
@@ -186,7 +178,7 @@ class StreamTest(harness.TestCase):
                           hh.basic(*auth)["Authorization"].encode() + b"\r\n\r\n")
                 socks.append(s)
             time.sleep(1.5)
-            grown = rss_kb(pid) - before
+            grown = harness.rss_kb(pid) - before
             self.assertLess(grown, 12 * 1024, "4 stalled readers of a 16 MB message "
                             "grew the server by %d KiB" % grown)
             # the others are served meanwhile
