@@ -60,6 +60,7 @@ static const struct { const char *status, *text; } imap_auth_replies[] = {
 	[AUTH_CANCELLED] = { "BAD", "Authentication cancelled" },
 	[AUTH_MALFORMED] = { "BAD", "Invalid SASL response" },
 	[AUTH_TEMPFAIL] = { "NO", "[UNAVAILABLE] Temporary authentication failure" },
+	[AUTH_TOOLONG] = { "BAD", "Authentication exchange line is too long" },
 };
 
 /* mech is the mechanism as the client named it, or "LOGIN" for the command. */

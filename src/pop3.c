@@ -18,6 +18,7 @@
 
 #include "mailsnare/apop.h"
 #include "mailsnare/config.h"
+#include "mailsnare/line_input.h"
 #include "mailsnare/log.h"
 #include "mailsnare/pop3.h"
 #include "mailsnare/pop3_parse.h"
@@ -302,10 +303,13 @@ static const char *const pop3_auth_replies[] = {
 	[AUTH_NOMECH] = "-ERR Unsupported authentication mechanism",
 	[AUTH_NEED_TLS] = "-ERR [AUTH] Plaintext authentication disallowed on non-secure "
 	    "connections (use STLS, APOP or AUTH CRAM-MD5)",
+	[AUTH_TOOLONG] = "-ERR Authentication exchange line is too long",
 };
 
-static void pop3_auth_reply(struct pop3_session *s, enum auth_rc rc)
+static void pop3_auth_reply(void *arg, enum auth_rc rc)
 {
+	struct pop3_session *s = arg;
+
 	s->mode = M_COMMAND;
 	if (rc == AUTH_OK) {
 		pop3_enter_transaction(s);
@@ -811,8 +815,9 @@ static bool pop3_secret_args(enum pop3_verb verb)
 	return verb == POP3_CMD_PASS || verb == POP3_CMD_AUTH || verb == POP3_CMD_APOP;
 }
 
-static void pop3_command(struct pop3_session *s, const char *line, size_t len)
+static void pop3_command(void *arg, const char *line, size_t len)
 {
+	struct pop3_session *s = arg;
 	const char *args;
 	enum pop3_verb verb = pop3_parse_verb(line, &args);
 	const struct pop3_cmd *cmd = NULL;
@@ -837,38 +842,23 @@ static void pop3_command(struct pop3_session *s, const char *line, size_t len)
 	cmd->run(s, args);
 }
 
-/* Handles one line; false when no complete line is buffered yet. */
-static bool pop3_input_line(struct pop3_session *s)
+static void pop3_line_too_long(void *arg)
 {
-	char line[POP3_AUTH_LINE_MAX + 1];
-	size_t len;
-
-	switch (conn_readline(s->conn, line, sizeof(line), &len)) {
-	case CONN_LINE_NONE:
-		return false;
-	case CONN_LINE_TOOLONG:
-		if (s->mode == M_SASL) {
-			auth_session_end(&s->auth);
-			s->mode = M_COMMAND;
-			pop3_reply(s, "-ERR Authentication exchange line is too long");
-		} else {
-			pop3_reply(s, "-ERR Line too long");
-		}
-		return true;
-	default:
-		if (s->mode == M_SASL)
-			pop3_auth_reply(s, auth_step(&s->auth, line));
-		else
-			pop3_command(s, line, len);
-		return true;
-	}
+	pop3_reply(arg, "-ERR Line too long");
 }
+
+static const struct line_input_ops pop3_line_ops = {
+	.max = POP3_AUTH_LINE_MAX,
+	.command = pop3_command,
+	.auth_reply = pop3_auth_reply,
+	.too_long = pop3_line_too_long,
+};
 
 static void pop3_input(void *arg)
 {
 	struct pop3_session *s = arg;
 
-	while ((s->mode == M_COMMAND || s->mode == M_SASL) && pop3_input_line(s))
+	while ((s->mode == M_COMMAND || s->mode == M_SASL) && line_input(s->conn, &s->auth, &pop3_line_ops, s))
 		;
 }
 

@@ -16,6 +16,7 @@
 #include "mailsnare/config.h"
 #include "mailsnare/deliver.h"
 #include "mailsnare/ingest.h"
+#include "mailsnare/line_input.h"
 #include "mailsnare/log.h"
 #include "mailsnare/sasl.h"
 #include "mailsnare/smtp.h"
@@ -667,10 +668,13 @@ static const char *const smtp_auth_replies[] = {
 	[AUTH_TEMPFAIL] = "454 4.7.0 Temporary authentication failure",
 	[AUTH_NOMECH] = "504 5.5.4 Unrecognized authentication type",
 	[AUTH_NEED_TLS] = "538 5.7.11 Encryption required for requested authentication mechanism",
+	[AUTH_TOOLONG] = "500 5.5.6 Authentication exchange line is too long",
 };
 
-static void smtp_auth_reply(struct smtp_session *s, enum auth_rc rc)
+static void smtp_auth_reply(void *arg, enum auth_rc rc)
 {
+	struct smtp_session *s = arg;
+
 	s->mode = rc == AUTH_CHALLENGE ? M_SASL : rc == AUTH_FAILED ? M_WAIT : M_COMMAND;
 	if (rc == AUTH_FAILED) {
 		conn_pause(s->conn);
@@ -729,8 +733,9 @@ static const char *smtp_out_of_sequence(const struct smtp_session *s,
 	return cmd->out_of_sequence;
 }
 
-static void smtp_command(struct smtp_session *s, const char *line, size_t len)
+static void smtp_command(void *arg, const char *line, size_t len)
 {
+	struct smtp_session *s = arg;
 	const char *args;
 	enum smtp_verb verb = smtp_parse_verb(line, &args);
 	const struct smtp_cmd *cmd = NULL;
@@ -759,32 +764,17 @@ static void smtp_command(struct smtp_session *s, const char *line, size_t len)
 	cmd->run(s, args);
 }
 
-/* Handles one line; false when no complete line is buffered yet. */
-static bool smtp_input_line(struct smtp_session *s)
+static void smtp_line_too_long(void *arg)
 {
-	char line[SMTP_AUTH_LINE_MAX + 1];
-	size_t len;
-
-	switch (conn_readline(s->conn, line, sizeof(line), &len)) {
-	case CONN_LINE_NONE:
-		return false;
-	case CONN_LINE_TOOLONG:
-		if (s->mode == M_SASL) {
-			auth_session_end(&s->auth);
-			s->mode = M_COMMAND;
-			smtp_reply(s, "500 5.5.6 Authentication exchange line is too long");
-		} else {
-			smtp_reply(s, "500 5.5.2 Line too long");
-		}
-		return true;
-	default:
-		if (s->mode == M_SASL)
-			smtp_auth_reply(s, auth_step(&s->auth, line));
-		else
-			smtp_command(s, line, len);
-		return true;
-	}
+	smtp_reply(arg, "500 5.5.2 Line too long");
 }
+
+static const struct line_input_ops smtp_line_ops = {
+	.max = SMTP_AUTH_LINE_MAX,
+	.command = smtp_command,
+	.auth_reply = smtp_auth_reply,
+	.too_long = smtp_line_too_long,
+};
 
 static void smtp_input(void *arg)
 {
@@ -794,7 +784,7 @@ static void smtp_input(void *arg)
 		switch (s->mode) {
 		case M_COMMAND:
 		case M_SASL:
-			if (!smtp_input_line(s))
+			if (!line_input(s->conn, &s->auth, &smtp_line_ops, s))
 				return;
 			break;
 		case M_DATA:

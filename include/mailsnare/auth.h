@@ -96,7 +96,9 @@ enum auth_rc {
 	AUTH_MALFORMED,   /* bad base64 or message format */
 	AUTH_TEMPFAIL,    /* the store failed (or out of memory) */
 	AUTH_NOMECH,      /* auth_start: unknown mechanism */
-	AUTH_NEED_TLS     /* auth_start: a plaintext mechanism before TLS */
+	AUTH_NEED_TLS,    /* auth_start: a plaintext mechanism before TLS */
+	AUTH_TOOLONG      /* a response line beyond the protocol's bound ended the
+	                   * exchange (line_input.h) */
 };
 
 /* What a protocol tells the flow once. */

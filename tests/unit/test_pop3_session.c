@@ -87,6 +87,21 @@ Test(pop3_session, command_line_over_the_bound)
 	    "EXPIRE NEVER\r\nIMPLEMENTATION mailsnare\r\n.\r\n");
 }
 
+/* An AUTH response line beyond POP3_AUTH_LINE_MAX ends the exchange;
+ * the next line is a command again. */
+Test(pop3_session, auth_line_over_the_bound)
+{
+	static char line[POP3_AUTH_LINE_MAX + 8];
+
+	cd_output(c);
+	expect("AUTH PLAIN\r\n", "+ \r\n");
+	memset(line, 'A', sizeof(line));
+	memcpy(line + POP3_AUTH_LINE_MAX + 1, "\r\n", 3);
+	expect(line, "-ERR Authentication exchange line is too long\r\n");
+	expect("USER dev\r\n", "+OK Send your password\r\n");
+	cr_assert_not(cd_closed(c));
+}
+
 /* RFC 1939 §8: one session at a time owns a maildrop; QUIT gives it back. */
 Test(pop3_session, maildrop_lock)
 {

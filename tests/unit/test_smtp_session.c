@@ -116,6 +116,22 @@ Test(smtp_session, endless_line_is_dropped)
 	expect("xx\r\nNOOP\r\n", "250 2.0.0 Ok\r\n");
 }
 
+/* An AUTH response line beyond SMTP_AUTH_LINE_MAX ends the exchange
+ * with 500 5.5.6; the next line is a command again. */
+Test(smtp_session, auth_line_over_the_bound)
+{
+	static char line[SMTP_AUTH_LINE_MAX + 8];
+
+	cd_output(c);
+	expect("HELO a.test\r\n", "250 mx.test\r\n");
+	expect("AUTH PLAIN\r\n", "334 \r\n");
+	memset(line, 'A', sizeof(line));
+	memcpy(line + SMTP_AUTH_LINE_MAX + 1, "\r\n", 3);
+	expect(line, "500 5.5.6 Authentication exchange line is too long\r\n");
+	expect("NOOP\r\n", "250 2.0.0 Ok\r\n");
+	cr_assert_not(cd_closed(c));
+}
+
 Test(smtp_session, quit_closes)
 {
 	cd_output(c);
