@@ -12,9 +12,8 @@
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-/* Value of one base64 character, or -1 if it is not in the alphabet.
- * A switch on ranges instead of a table keeps it obviously correct. */
-static int b64_value(unsigned char c)
+/* A switch on ranges instead of a table keeps it obviously correct. */
+int base64_value(unsigned char c)
 {
 	if (c >= 'A' && c <= 'Z')
 		return c - 'A';
@@ -83,10 +82,10 @@ static int b64_padding(const char *src, size_t len)
 /* Decodes the final quantum, which may carry padding. */
 static int b64_decode_last(const char *q, int pad, unsigned char *out)
 {
-	int a = b64_value((unsigned char)q[0]);
-	int b = b64_value((unsigned char)q[1]);
-	int c = pad < 2 ? b64_value((unsigned char)q[2]) : 0;
-	int d = pad < 1 ? b64_value((unsigned char)q[3]) : 0;
+	int a = base64_value((unsigned char)q[0]);
+	int b = base64_value((unsigned char)q[1]);
+	int c = pad < 2 ? base64_value((unsigned char)q[2]) : 0;
+	int d = pad < 1 ? base64_value((unsigned char)q[3]) : 0;
 
 	if (a < 0 || b < 0 || c < 0 || d < 0)
 		return -1;
@@ -124,10 +123,10 @@ ssize_t base64_decode(const char *src, size_t len, void *dst, size_t dstsize)
 	/* All but the last quantum: four data characters each. */
 	for (i = 0; i + 1 < quanta; i++) {
 		const char *q = src + i * 4;
-		int a = b64_value((unsigned char)q[0]);
-		int b = b64_value((unsigned char)q[1]);
-		int c = b64_value((unsigned char)q[2]);
-		int d = b64_value((unsigned char)q[3]);
+		int a = base64_value((unsigned char)q[0]);
+		int b = base64_value((unsigned char)q[1]);
+		int c = base64_value((unsigned char)q[2]);
+		int d = base64_value((unsigned char)q[3]);
 		if (a < 0 || b < 0 || c < 0 || d < 0)
 			return -1;
 		out[o++] = (unsigned char)(a << 2 | b >> 4);

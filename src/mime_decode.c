@@ -2,6 +2,7 @@
  * Streaming base64 / quoted-printable decoders (RFC 2045 §6.7, §6.8) and a
  * streaming case-insensitive substring matcher for IMAP SEARCH.
  */
+#include "mailsnare/base64.h"
 #include "mailsnare/mime_decode.h"
 
 #include <stdlib.h>
@@ -25,19 +26,10 @@ void mime_decoder_init(struct mime_decoder *d, enum mime_encoding enc)
 	d->enc = enc;
 }
 
+/* -2 for the padding character. */
 static int b64_value(unsigned char c)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return c == '=' ? -2 : -1;
+	return c == '=' ? -2 : base64_value(c);
 }
 
 static size_t b64_feed(struct mime_decoder *d, const char *in, size_t len, char *out)

@@ -470,6 +470,51 @@ int store_wtx_end(struct sqlite_store *st, struct wtx *w, int rc)
 	return rc;
 }
 
+void store_bind_qargs(sqlite3_stmt *s, const struct store_qargs *a)
+{
+	for (int k = 0; k < a->n; k++) {
+		if (a->t[k] != NULL)
+			store_bind_str(s, k + 1, a->t[k]);
+		else
+			sqlite3_bind_int64(s, k + 1, a->i[k]);
+	}
+}
+
+sqlite3_stmt *store_stmt_bound(struct sqlite_store *st, int q, const struct store_qargs *a,
+    int *rc)
+{
+	sqlite3_stmt *s = store_stmt_get(st, q, rc);
+
+	if (s != NULL)
+		store_bind_qargs(s, a);
+	return s;
+}
+
+int store_exec(struct sqlite_store *st, int q, const struct store_qargs *a, int64_t *changes)
+{
+	int rc = STORE_OK;
+	sqlite3_stmt *s = store_stmt_bound(st, q, a, &rc);
+
+	if (s == NULL)
+		return rc;
+	rc = store_stmt_done(st, s);
+	if (rc == STORE_OK && changes != NULL)
+		*changes = sqlite3_changes64(st->db);
+	store_stmt_put(st, q, s);
+	return rc;
+}
+
+int store_wtx_finish(struct sqlite_store *st, struct wtx *w, int rc, size_t queued)
+{
+	if ((rc = store_wtx_end(st, w, rc)) != STORE_OK) {
+		st->n_pending = queued;
+		return rc;
+	}
+	if (!st->in_tx)
+		store_notify_pending(st);
+	return STORE_OK;
+}
+
 /* ---- open, migrate, close ---------------------------------------------- */
 
 /* mkdir -p of the directory part of path, new directories 0700. */
@@ -906,14 +951,12 @@ uint32_t store_next_uidvalidity(struct sqlite_store *st)
 static int insert_inbox(struct sqlite_store *st, const char *name, const char *password,
     int64_t created, int64_t *id)
 {
+	struct store_qargs a = { .t = { name, password }, .i = { 0, 0, created }, .n = 3 };
 	int rc = STORE_OK, r;
-	sqlite3_stmt *s = store_stmt_get(st, Q_INBOX_ADD, &rc);
+	sqlite3_stmt *s = store_stmt_bound(st, Q_INBOX_ADD, &a, &rc);
 
 	if (s == NULL)
 		return rc;
-	store_bind_str(s, 1, name);
-	store_bind_str(s, 2, password);
-	sqlite3_bind_int64(s, 3, created);
 	r = sqlite3_step(s);
 	if (r == SQLITE_DONE)
 		*id = sqlite3_last_insert_rowid(st->db);
@@ -1009,22 +1052,16 @@ int sq_inbox_ensure(struct store *base, const char *name, const char *password,
 static int write_by_name(struct sqlite_store *st, enum query q, const char *name,
     const char *value)
 {
-	int rc = STORE_OK;
+	struct store_qargs a = { .t = { name, value }, .n = value != NULL ? 2 : 1 };
+	int64_t changes = 0;
 	struct wtx w;
-	sqlite3_stmt *s;
+	int rc;
 
 	if ((rc = store_wtx_begin(st, &w)) != STORE_OK)
 		return rc;
-	s = store_stmt_get(st, q, &rc);
-	if (s != NULL) {
-		store_bind_str(s, 1, name);
-		if (value != NULL)
-			store_bind_str(s, 2, value);
-		rc = store_stmt_done(st, s);
-		if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
-			rc = store_set_err(st, STORE_NOTFOUND, "no inbox '%s'", name);
-		store_stmt_put(st, q, s);
-	}
+	rc = store_exec(st, q, &a, &changes);
+	if (rc == STORE_OK && changes == 0)
+		rc = store_set_err(st, STORE_NOTFOUND, "no inbox '%s'", name);
 	return store_wtx_end(st, &w, rc);
 }
 
@@ -1338,6 +1375,7 @@ static int delete_rows(struct sqlite_store *st, sqlite3_stmt *s, int64_t *change
 static int delete_by_id(struct sqlite_store *st, enum query q, int64_t id, int64_t arg2,
     int64_t *changes)
 {
+	struct store_qargs a = { .i = { id, arg2, STORE_PRUNE_STEP }, .n = q == Q_PRUNE ? 3 : 1 };
 	size_t queued = st->n_pending;
 	int rc = STORE_OK;
 	struct wtx w;
@@ -1345,23 +1383,12 @@ static int delete_by_id(struct sqlite_store *st, enum query q, int64_t id, int64
 
 	if ((rc = store_wtx_begin(st, &w)) != STORE_OK)
 		return rc;
-	s = store_stmt_get(st, q, &rc);
-	if (s != NULL) {
-		sqlite3_bind_int64(s, 1, id);
-		if (q == Q_PRUNE) {
-			sqlite3_bind_int64(s, 2, arg2);
-			sqlite3_bind_int64(s, 3, STORE_PRUNE_STEP);
-		}
+	if ((s = store_stmt_get(st, q, &rc)) != NULL) {
+		store_bind_qargs(s, &a);
 		rc = delete_rows(st, s, changes);
 		store_stmt_put(st, q, s);
 	}
-	if ((rc = store_wtx_end(st, &w, rc)) != STORE_OK) {
-		st->n_pending = queued;
-		return rc;
-	}
-	if (!st->in_tx)
-		store_notify_pending(st);
-	return STORE_OK;
+	return store_wtx_finish(st, &w, rc, queued);
 }
 
 int sq_inbox_prune(struct store *base, int64_t inbox_id, uint64_t keep)
@@ -1636,6 +1663,23 @@ static int query_bind(sqlite3_stmt *s, const struct store_query *q)
 	return store_search_bind(s, q->search, QP_SEARCH);
 }
 
+/* Prepares the query built in b with q's parameters bound. */
+static int query_prepare(struct sqlite_store *st, const struct sqlbuf *b,
+    const struct store_query *q, sqlite3_stmt **out)
+{
+	int r;
+
+	if (b->len + 1 >= sizeof(b->s))
+		return store_set_err(st, STORE_ERR, "message query too long");
+	if ((r = sqlite3_prepare_v2(st->db, b->s, -1, out, NULL)) != SQLITE_OK)
+		return store_sql_fail(st, r);
+	if ((r = query_bind(*out, q)) != SQLITE_OK) {
+		sqlite3_finalize(*out);
+		return store_sql_fail(st, r);
+	}
+	return STORE_OK;
+}
+
 static int query_total(struct sqlite_store *st, const struct store_query *q, uint64_t *total)
 {
 	struct sqlbuf b = { .len = 0 };
@@ -1644,14 +1688,8 @@ static int query_total(struct sqlite_store *st, const struct store_query *q, uin
 
 	sql_add(&b, "SELECT count(*) FROM message m");
 	query_filters(&b, q);
-	if (b.len + 1 >= sizeof(b.s))
-		return store_set_err(st, STORE_ERR, "message query too long");
-	if ((r = sqlite3_prepare_v2(st->db, b.s, -1, &s, NULL)) != SQLITE_OK)
-		return store_sql_fail(st, r);
-	if ((r = query_bind(s, q)) != SQLITE_OK) {
-		sqlite3_finalize(s);
-		return store_sql_fail(st, r);
-	}
+	if ((r = query_prepare(st, &b, q, &s)) != STORE_OK)
+		return r;
 	r = sqlite3_step(s);
 	if (r == SQLITE_ROW)
 		*total = (uint64_t)sqlite3_column_int64(s, 0);
@@ -1686,7 +1724,7 @@ int sq_message_query(struct store *base, const struct store_query *q,
 	struct sqlite_store *st = sqlite_store_of(base);
 	struct sqlbuf b = { .len = 0 };
 	sqlite3_stmt *s;
-	int rc, r, rows;
+	int rc, rows;
 
 	/* A search sees every committed message's words. */
 	if (msg_search_nterms(q->search) > 0 && (rc = store_fts_flush(st)) != STORE_OK)
@@ -1694,14 +1732,8 @@ int sq_message_query(struct store *base, const struct store_query *q,
 	if (total != NULL && (rc = query_total(st, q, total)) != STORE_OK)
 		return rc;
 	query_page_sql(&b, q);
-	if (b.len + 1 >= sizeof(b.s))
-		return store_set_err(st, STORE_ERR, "message query too long");
-	if ((r = sqlite3_prepare_v2(st->db, b.s, -1, &s, NULL)) != SQLITE_OK)
-		return store_sql_fail(st, r);
-	if ((r = query_bind(s, q)) != SQLITE_OK) {
-		sqlite3_finalize(s);
-		return store_sql_fail(st, r);
-	}
+	if ((rc = query_prepare(st, &b, q, &s)) != STORE_OK)
+		return rc;
 	rc = message_rows(st, s, cb, arg, &rows);
 	sqlite3_finalize(s);
 	return rc;
@@ -1737,21 +1769,33 @@ static int blob_drain(struct sqlite_store *st, sqlite3_blob *blob, store_sink si
 	return STORE_OK;
 }
 
+/* Opens message id's body for reading. */
+static int body_blob_open(struct sqlite_store *st, int64_t id, sqlite3_blob **blob)
+{
+	int64_t body = 0;
+	int rc, r;
+
+	*blob = NULL;
+	if ((rc = store_message_body_id(st, id, &body)) != STORE_OK)
+		return rc;
+	r = sqlite3_blob_open(st->db, "main", "body", "data", body, 0, blob);
+	if (r != SQLITE_OK) {
+		sqlite3_blob_close(*blob);
+		*blob = NULL;
+		return store_sql_fail(st, r);
+	}
+	return STORE_OK;
+}
+
 int sq_message_read(struct store *base, int64_t id, store_sink sink, void *arg)
 {
 	struct sqlite_store *st = sqlite_store_of(base);
 	sqlite3_blob *blob = NULL;
 	unsigned char *buf;
-	int64_t body = 0;
-	int rc, r;
+	int rc;
 
-	if ((rc = store_message_body_id(st, id, &body)) != STORE_OK)
+	if ((rc = body_blob_open(st, id, &blob)) != STORE_OK)
 		return rc;
-	r = sqlite3_blob_open(st->db, "main", "body", "data", body, 0, &blob);
-	if (r != SQLITE_OK) {
-		sqlite3_blob_close(blob);
-		return store_sql_fail(st, r);
-	}
 	/* Per call, not per store: a sink may read another message. */
 	buf = malloc(STORE_CHUNK);
 	if (buf == NULL)
@@ -1769,14 +1813,12 @@ int sq_message_read(struct store *base, int64_t id, store_sink sink, void *arg)
 static int flags_update(struct sqlite_store *st, int64_t id, unsigned add, unsigned remove,
     int64_t *inbox, int64_t *mailbox, int64_t *modseq, bool *changed)
 {
+	struct store_qargs a = { .i = { id, add, remove }, .n = 3 };
 	int rc = STORE_OK, r;
-	sqlite3_stmt *s = store_stmt_get(st, Q_MSG_FLAGS, &rc);
+	sqlite3_stmt *s = store_stmt_bound(st, Q_MSG_FLAGS, &a, &rc);
 
 	if (s == NULL)
 		return rc;
-	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_int64(s, 2, add);
-	sqlite3_bind_int64(s, 3, remove);
 	*changed = false;
 	if ((r = sqlite3_step(s)) == SQLITE_ROW) {
 		*changed = true;
@@ -1813,13 +1855,7 @@ int sq_message_set_flags(struct store *base, int64_t id, unsigned add, unsigned 
 	rc = flags_update(st, id, add, remove, &inbox, &mailbox, &modseq, &changed);
 	if (rc == STORE_OK && changed)
 		rc = store_queue_event(st, STORE_CHANGE_FLAGS, inbox, mailbox, id);
-	if ((rc = store_wtx_end(st, &w, rc)) != STORE_OK) {
-		st->n_pending = queued;
-		return rc;
-	}
-	if (!st->in_tx)
-		store_notify_pending(st);
-	return STORE_OK;
+	return store_wtx_finish(st, &w, rc, queued);
 }
 
 /* Streams bytes [offset, offset+len) of a message (clipped to its size). */
@@ -1829,17 +1865,11 @@ int sq_message_read_range(struct store *base, int64_t id, uint64_t offset, uint6
 	struct sqlite_store *st = sqlite_store_of(base);
 	unsigned char buf[STORE_CHUNK / 4];
 	sqlite3_blob *blob = NULL;
-	int64_t body = 0;
 	uint64_t size, end;
 	int rc, r, n;
 
-	if ((rc = store_message_body_id(st, id, &body)) != STORE_OK)
+	if ((rc = body_blob_open(st, id, &blob)) != STORE_OK)
 		return rc;
-	r = sqlite3_blob_open(st->db, "main", "body", "data", body, 0, &blob);
-	if (r != SQLITE_OK) {
-		sqlite3_blob_close(blob);
-		return store_sql_fail(st, r);
-	}
 	size = (uint64_t)sqlite3_blob_bytes(blob);
 	end = offset > size ? size : (len > size - offset ? size : offset + len);
 	for (; offset < end && rc == STORE_OK; offset += (uint64_t)n) {

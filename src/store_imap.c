@@ -76,34 +76,6 @@ static const struct { const char *name, *use; } default_mailboxes[] = {
 
 /* ---- small statement helpers ------------------------------------------- */
 
-/* Runs q with up to three integer/text parameters and no rows. Text
- * parameters are given as non-NULL t1..t3 and take precedence. */
-struct qargs {
-	int64_t i[4];
-	const char *t[4];
-	int n;
-};
-
-static int exec_q(struct sqlite_store *st, int q, const struct qargs *a, int64_t *changes)
-{
-	int rc = STORE_OK, k;
-	sqlite3_stmt *s = store_stmt_get(st, q, &rc);
-
-	if (s == NULL)
-		return rc;
-	for (k = 0; k < a->n; k++) {
-		if (a->t[k] != NULL)
-			store_bind_str(s, k + 1, a->t[k]);
-		else
-			sqlite3_bind_int64(s, k + 1, a->i[k]);
-	}
-	rc = store_stmt_done(st, s);
-	if (rc == STORE_OK && changes != NULL)
-		*changes = sqlite3_changes64(st->db);
-	store_stmt_put(st, q, s);
-	return rc;
-}
-
 /* A one-row query returning integers into out[0..n). STORE_NOTFOUND if
  * no row. */
 static int row_q(struct sqlite_store *st, int q, int64_t id, int64_t *out, int n)
@@ -124,18 +96,6 @@ static int row_q(struct sqlite_store *st, int q, int64_t id, int64_t *out, int n
 	}
 	store_stmt_put(st, q, s);
 	return rc;
-}
-
-/* Ends a write: on success delivers notifications outside store_begin. */
-static int finish(struct sqlite_store *st, struct wtx *w, int rc, size_t queued)
-{
-	if ((rc = store_wtx_end(st, w, rc)) != STORE_OK) {
-		st->n_pending = queued;
-		return rc;
-	}
-	if (!st->in_tx)
-		store_notify_pending(st);
-	return STORE_OK;
 }
 
 /* ---- mailboxes --------------------------------------------------------- */
@@ -209,7 +169,7 @@ int store_inbox_mailboxes(struct sqlite_store *st, int64_t inbox)
 		rc = store_insert_mailbox(st, inbox, default_mailboxes[i].name,
 		    default_mailboxes[i].use, NULL);
 		if (rc == STORE_OK)
-			rc = exec_q(st, QI_SUB_ADD, &(struct qargs){ .i = { inbox },
+			rc = store_exec(st, QI_SUB_ADD, &(struct store_qargs){ .i = { inbox },
 			    .t = { NULL, default_mailboxes[i].name }, .n = 2 }, NULL);
 		if (rc != STORE_OK)
 			break;
@@ -272,10 +232,10 @@ int sq_mailbox_delete(struct store *base, int64_t mailbox_id)
 		return rc;
 	rc = delete_messages(st, mailbox_id);
 	if (rc == STORE_OK)
-		rc = exec_q(st, QI_MAILBOX_DEL, &(struct qargs){ .i = { mailbox_id }, .n = 1 }, &n);
+		rc = store_exec(st, QI_MAILBOX_DEL, &(struct store_qargs){ .i = { mailbox_id }, .n = 1 }, &n);
 	if (rc == STORE_OK && n == 0)
 		rc = store_set_err(st, STORE_NOTFOUND, "no mailbox %" PRId64, mailbox_id);
-	return finish(st, &w, rc, queued);
+	return store_wtx_finish(st, &w, rc, queued);
 }
 
 /* RENAME INBOX: a new mailbox takes INBOX's messages and counters. */
@@ -290,7 +250,7 @@ static int rename_inbox(struct sqlite_store *st, int64_t inbox_id, const char *t
 		return rc;
 	if ((rc = store_insert_mailbox(st, inbox_id, to, NULL, &to_id)) != STORE_OK)
 		return rc;
-	rc = exec_q(st, QI_MAILBOX_COPY_COUNTERS, &(struct qargs){ .i = { from.id, to_id },
+	rc = store_exec(st, QI_MAILBOX_COPY_COUNTERS, &(struct store_qargs){ .i = { from.id, to_id },
 	    .n = 2 }, NULL);
 	if (rc != STORE_OK || (s = store_stmt_get(st, QI_MSG_REHOME, &rc)) == NULL)
 		return rc;
@@ -310,9 +270,9 @@ static int rename_inbox(struct sqlite_store *st, int64_t inbox_id, const char *t
 
 static int rename_tree(struct sqlite_store *st, int64_t inbox_id, const char *from, const char *to)
 {
-	struct qargs a = { .i = { inbox_id }, .t = { NULL, from, to }, .n = 3 };
+	struct store_qargs a = { .i = { inbox_id }, .t = { NULL, from, to }, .n = 3 };
 	int64_t n = 0;
-	int rc = exec_q(st, QI_MAILBOX_RENAME, &a, &n);
+	int rc = store_exec(st, QI_MAILBOX_RENAME, &a, &n);
 
 	if (rc == STORE_ERR && sqlite3_extended_errcode(st->db) == SQLITE_CONSTRAINT_UNIQUE)
 		return store_set_err(st, STORE_EXISTS, "mailbox '%s' exists", to);
@@ -339,7 +299,7 @@ int sq_mailbox_rename(struct store *base, int64_t inbox_id, const char *from, co
 		rc = rename_inbox(st, inbox_id, to);
 	else
 		rc = rename_tree(st, inbox_id, from, to);
-	return finish(st, &w, rc, queued);
+	return store_wtx_finish(st, &w, rc, queued);
 }
 
 int sq_mailbox_status(struct store *base, int64_t mailbox_id, struct store_mailbox_status *out)
@@ -375,7 +335,7 @@ int sq_mailbox_claim_recent(struct store *base, int64_t mailbox_id, uint32_t *ab
 		return rc;
 	rc = row_q(st, QI_MAILBOX_RECENT_GET, mailbox_id, v, 2);
 	if (rc == STORE_OK && v[1] > v[0])
-		rc = exec_q(st, QI_MAILBOX_RECENT_SET, &(struct qargs){ .i = { mailbox_id, v[1] },
+		rc = store_exec(st, QI_MAILBOX_RECENT_SET, &(struct store_qargs){ .i = { mailbox_id, v[1] },
 		    .n = 2 }, NULL);
 	if ((rc = store_wtx_end(st, &w, rc)) != STORE_OK)
 		return rc;
@@ -418,7 +378,7 @@ int sq_subscription_list(struct store *base, int64_t inbox_id, store_name_cb cb,
 int sq_subscription_set(struct store *base, int64_t inbox_id, const char *name, bool on)
 {
 	struct sqlite_store *st = sqlite_store_of(base);
-	struct qargs a = { .i = { inbox_id }, .t = { NULL, name }, .n = 2 };
+	struct store_qargs a = { .i = { inbox_id }, .t = { NULL, name }, .n = 2 };
 	int64_t n = 0;
 	int rc;
 
@@ -427,7 +387,7 @@ int sq_subscription_set(struct store *base, int64_t inbox_id, const char *name, 
 	if (on && n >= st->base.limits.subscriptions)
 		return store_set_err(st, STORE_LIMIT, "more than %u subscriptions",
 		    st->base.limits.subscriptions);
-	return exec_q(st, on ? QI_SUB_ADD : QI_SUB_DEL, &a, NULL);
+	return store_exec(st, on ? QI_SUB_ADD : QI_SUB_DEL, &a, NULL);
 }
 
 /* ---- messages ---------------------------------------------------------- */
@@ -517,7 +477,7 @@ int store_keywords_add(struct sqlite_store *st, int64_t id, const char *keywords
 		if (n > 0 && n < sizeof(kw)) {
 			memcpy(kw, p, n);
 			kw[n] = '\0';
-			rc = exec_q(st, QI_KW_ADD, &(struct qargs){ .i = { id }, .t = { NULL, kw },
+			rc = store_exec(st, QI_KW_ADD, &(struct store_qargs){ .i = { id }, .t = { NULL, kw },
 			    .n = 2 }, NULL);
 		}
 		p += n;
@@ -539,20 +499,20 @@ int sq_message_copy(struct store *base, int64_t id, int64_t dest_mailbox,
 		return rc;
 	rc = store_mailbox_take_uid(st, dest_mailbox, &uid, &modseq, &inbox);
 	if (rc == STORE_OK)
-		rc = exec_q(st, QI_MSG_COPY, &(struct qargs){ .i = { id, dest_mailbox, uid, modseq },
+		rc = store_exec(st, QI_MSG_COPY, &(struct store_qargs){ .i = { id, dest_mailbox, uid, modseq },
 		    .n = 4 }, &n);
 	if (rc == STORE_OK && n == 0)
 		rc = store_set_err(st, STORE_NOTFOUND, "no message %" PRId64, id);
 	if (rc == STORE_OK) {
-		struct qargs a = { .i = { id, sqlite3_last_insert_rowid(st->db) }, .n = 2 };
+		struct store_qargs a = { .i = { id, sqlite3_last_insert_rowid(st->db) }, .n = 2 };
 		nid = a.i[1];
-		rc = exec_q(st, QI_RCPT_COPY, &a, NULL);
+		rc = store_exec(st, QI_RCPT_COPY, &a, NULL);
 		if (rc == STORE_OK)
-			rc = exec_q(st, QI_KW_COPY, &a, NULL);
+			rc = store_exec(st, QI_KW_COPY, &a, NULL);
 	}
 	if (rc == STORE_OK)
 		rc = store_queue_event(st, STORE_CHANGE_NEW, inbox, dest_mailbox, nid);
-	if ((rc = finish(st, &w, rc, queued)) != STORE_OK)
+	if ((rc = store_wtx_finish(st, &w, rc, queued)) != STORE_OK)
 		return rc;
 	if (new_id != NULL)
 		*new_id = nid;
@@ -577,13 +537,13 @@ int sq_message_move(struct store *base, int64_t id, int64_t dest_mailbox, uint32
 	if (rc == STORE_OK)
 		rc = store_mailbox_take_uid(st, dest_mailbox, &uid, &modseq, &inbox);
 	if (rc == STORE_OK)
-		rc = exec_q(st, QI_MSG_MOVE, &(struct qargs){ .i = { id, dest_mailbox, uid, modseq },
+		rc = store_exec(st, QI_MSG_MOVE, &(struct store_qargs){ .i = { id, dest_mailbox, uid, modseq },
 		    .n = 4 }, NULL);
 	if (rc == STORE_OK)
 		rc = store_queue_event(st, STORE_CHANGE_EXPUNGE, from_inbox, state[0], id);
 	if (rc == STORE_OK)
 		rc = store_queue_event(st, STORE_CHANGE_NEW, inbox, dest_mailbox, id);
-	if ((rc = finish(st, &w, rc, queued)) != STORE_OK)
+	if ((rc = store_wtx_finish(st, &w, rc, queued)) != STORE_OK)
 		return rc;
 	if (new_uid != NULL)
 		*new_uid = (uint32_t)uid;
@@ -625,11 +585,11 @@ static int store_keywords(struct sqlite_store *st, int64_t id, enum store_flags_
 	int rc = STORE_OK;
 
 	if (op == STORE_FLAGS_SET)
-		rc = exec_q(st, QI_KW_CLEAR, &(struct qargs){ .i = { id }, .n = 1 }, &c);
+		rc = store_exec(st, QI_KW_CLEAR, &(struct store_qargs){ .i = { id }, .n = 1 }, &c);
 	*changed += c;
 	for (i = 0; i < n && rc == STORE_OK; i++) {
-		struct qargs a = { .i = { id }, .t = { NULL, kw[i] }, .n = 2 };
-		rc = exec_q(st, op == STORE_FLAGS_REMOVE ? QI_KW_DEL : QI_KW_ADD, &a, &c);
+		struct store_qargs a = { .i = { id }, .t = { NULL, kw[i] }, .n = 2 };
+		rc = store_exec(st, op == STORE_FLAGS_REMOVE ? QI_KW_DEL : QI_KW_ADD, &a, &c);
 		*changed += c;
 	}
 	return rc;
@@ -665,7 +625,7 @@ int sq_message_store(struct store *base, int64_t id, enum store_flags_op op, uns
 		/* next: the new modseq and the mailbox's inbox */
 		rc = row_q(st, QI_MAILBOX_MODSEQ_NEXT, state[0], next, 2);
 		if (rc == STORE_OK)
-			rc = exec_q(st, QI_MSG_SET_FLAGS, &(struct qargs){ .i = { id, newflags,
+			rc = store_exec(st, QI_MSG_SET_FLAGS, &(struct store_qargs){ .i = { id, newflags,
 			    next[0] }, .n = 3 }, NULL);
 		if (rc == STORE_OK)
 			rc = store_queue_event(st, STORE_CHANGE_FLAGS, next[1], state[0], id);
@@ -678,7 +638,7 @@ int sq_message_store(struct store *base, int64_t id, enum store_flags_op op, uns
 		st->n_pending = queued;
 		return STORE_MODIFIED;
 	}
-	return finish(st, &w, rc, queued);
+	return store_wtx_finish(st, &w, rc, queued);
 }
 
 int sq_message_structure(struct store *base, int64_t id, void **blob, size_t *len)

@@ -277,6 +277,24 @@ void store_bind_str(sqlite3_stmt *s, int i, const char *v);
 const char *store_col_str(sqlite3_stmt *s, int i);
 int store_wtx_begin(struct sqlite_store *st, struct wtx *w);
 int store_wtx_end(struct sqlite_store *st, struct wtx *w, int rc);
+/* A statement's parameters: ?k+1 is t[k] when that is non-NULL, else
+ * i[k]. */
+struct store_qargs {
+	int64_t i[4];
+	const char *t[4];
+	int n;
+};
+void store_bind_qargs(sqlite3_stmt *s, const struct store_qargs *a);
+/* store_stmt_get, then a's parameters bound; NULL (and *rc) on failure. */
+sqlite3_stmt *store_stmt_bound(struct sqlite_store *st, int q, const struct store_qargs *a,
+    int *rc);
+/* Runs q, which returns no rows, with a's parameters; *changes (if not
+ * NULL) gets the rows it changed. */
+int store_exec(struct sqlite_store *st, int q, const struct store_qargs *a, int64_t *changes);
+/* Ends a write that queued change events (st->n_pending was `queued`
+ * before it): on failure they go with it; on success they are delivered,
+ * unless an outer store_begin holds them until its commit. */
+int store_wtx_finish(struct sqlite_store *st, struct wtx *w, int rc, size_t queued);
 int store_queue_event(struct sqlite_store *st, enum store_change what, int64_t inbox_id,
     int64_t mailbox_id, int64_t message_id);
 void store_notify_pending(struct sqlite_store *st);

@@ -5,6 +5,10 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* Value of one character of RFC 4648's alphabet, or -1 if it is not in
+ * it ('=' included). */
+int base64_value(unsigned char c);
+
 /* Bytes needed to encode len bytes, including the terminating NUL. */
 #define BASE64_ENCODED_SIZE(len) ((((len) + 2) / 3) * 4 + 1)
 
