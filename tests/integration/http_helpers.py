@@ -7,9 +7,9 @@ import base64
 import gzip
 import http.client
 import json
-import smtplib
 
 import harness
+import imap_helpers
 from harness import SOCK_TIMEOUT
 
 
@@ -83,17 +83,6 @@ def smtp_deliver(server, msg, mail_from="sender@example.test", rcpts=("rcpt@exam
                  auth=None):
     """Delivers msg (bytes) over SMTP (as `auth` if given: into that inbox,
     else into dev); returns the id from "queued as"."""
-    host, port = server.addr("smtp")
-    with smtplib.SMTP(host, port, timeout=SOCK_TIMEOUT) as s:
-        s.ehlo("http-test.example")
-        if auth is not None:
-            s.login(*auth)
-        s.mail(mail_from)
-        for r in rcpts:
-            code, resp = s.rcpt(r)
-            if code not in (250, 251):
-                raise AssertionError("RCPT TO: %d %r" % (code, resp))
-        code, resp = s.data(msg)
-        if code != 250:
-            raise AssertionError("DATA: %d %r" % (code, resp))
-    return harness.queued_id(resp)
+    user, password = auth if auth is not None else (None, None)
+    return imap_helpers.smtp_send(server, user, password, msg, mail_from, rcpts,
+                                  helo="http-test.example")

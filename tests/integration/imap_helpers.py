@@ -32,13 +32,15 @@ def new_inbox(server, prefix="i"):
 
 
 def smtp_send(server, user, password, msg, mail_from="sender@example.test",
-              rcpts=("rcpt@example.test",)):
+              rcpts=("rcpt@example.test",), helo="imap-test.example"):
     """Delivers `msg` (bytes) over SMTP, authenticated as `user` so that it
-    lands in that inbox; returns the stored message's id."""
+    lands in that inbox (user None: no AUTH, into dev); returns the stored
+    message's id."""
     host, port = server.addr("smtp")
     with smtplib.SMTP(host, port, timeout=SOCK_TIMEOUT) as s:
-        s.ehlo("imap-test.example")
-        s.login(user, password)
+        s.ehlo(helo)
+        if user is not None:
+            s.login(user, password)
         code, resp = s.mail(mail_from)
         if code != 250:
             raise AssertionError("MAIL FROM: %d %r" % (code, resp))
