@@ -254,10 +254,16 @@ static void serve_poll_external(evutil_socket_t fd, short what, void *arg)
 	(void)store_poll_external(srv->store);
 }
 
-/* The search index's back-fill of messages stored before it existed
- * (store_index_pending): a slice per loop pass at the lowest priority,
- * after every connection's callbacks, until none is left. */
+/* The search index (store_index_pending): new messages, then the
+ * back-fill of those stored before it existed, a slice per loop pass at
+ * the lowest priority, after every connection's callbacks, until none is
+ * left. Deliveries (ours, or another process's) wake it once the store
+ * has been quiet for SERVE_INDEX_QUIET_MS: indexing costs 3x-10x what
+ * storing a message does (FTS5), and a burst of mail is taken at full
+ * speed and indexed after it. A search does not wait for that: it
+ * indexes what is still waiting first (store_fts_catch_up). */
 #define SERVE_INDEX_SLICE 32
+#define SERVE_INDEX_QUIET_MS 100
 
 struct serve_index {
 	struct server *srv;
@@ -276,6 +282,20 @@ static void serve_index_slice(evutil_socket_t fd, short what, void *arg)
 		log_warn("store: search index back-fill: %s", store_errmsg(ix->srv->store));
 	else if (more)
 		event_active(ix->ev, EV_TIMEOUT, 0);
+}
+
+static void serve_index_wake(void *arg, enum store_change what, int64_t inbox_id,
+    int64_t mailbox_id, int64_t message_id)
+{
+	struct serve_index *ix = arg;
+
+	(void)inbox_id;
+	(void)mailbox_id;
+	(void)message_id;
+	struct timeval quiet = { 0, SERVE_INDEX_QUIET_MS * 1000 };
+
+	if (what == STORE_CHANGE_NEW || what == STORE_CHANGE_EXTERNAL)
+		(void)event_add(ix->ev, &quiet);
 }
 
 static int serve_start(struct server *srv);
@@ -303,6 +323,8 @@ static int serve_loop(struct server *srv)
 	if ((ix.ev = event_new(srv->base, -1, 0, serve_index_slice, &ix)) != NULL) {
 		(void)event_priority_set(ix.ev, SERVE_PRIORITIES - 1);
 		event_active(ix.ev, EV_TIMEOUT, 0);
+		if (store_subscribe(srv->store, serve_index_wake, &ix) != STORE_OK)
+			log_warn("store: search index: %s", store_errmsg(srv->store));
 	}
 	event_base_dispatch(srv->base);
 	rc = 0;
@@ -313,8 +335,10 @@ out:
 		event_free(sigterm);
 	if (poll)
 		event_free(poll);
-	if (ix.ev)
+	if (ix.ev) {
+		store_unsubscribe(srv->store, serve_index_wake, &ix);
 		event_free(ix.ev);
+	}
 	return rc;
 }
 
@@ -348,7 +372,8 @@ int serve_run(const struct config *cfg)
 	srv.auth.accept_any = cfg->auth_accept_any;
 	srv.auth.budget.failures = cfg->auth_fail_limit;
 	if ((srv.store = store_open(&(struct store_options){ .path = cfg->db,
-	    .durability = cfg->durability, .err = err, .errlen = sizeof(err),
+	    .durability = cfg->durability, .defer_index = true,
+	    .err = err, .errlen = sizeof(err),
 	    .limits = { cfg->max_mailboxes, cfg->max_subscriptions, cfg->max_keywords } })) == NULL) {
 		fprintf(stderr, "mailsnare: %s: %s\n", cfg->db, err);
 		return 1;

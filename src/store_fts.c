@@ -584,7 +584,7 @@ struct fts_row {
 };
 
 enum { FTS_HAS, FTS_SEARCH_ADD, FTS_WORDS_ADD, FTS_BODY, FTS_PENDING, FTS_LIVE,
-	FTS_NSTMTS };
+	FTS_HIGH, FTS_NSTMTS };
 
 static const char *const fts_sql[FTS_NSTMTS] = {
 	[FTS_HAS] = "SELECT 1 FROM body_search WHERE body_id = ?1",
@@ -599,12 +599,13 @@ static const char *const fts_sql[FTS_NSTMTS] = {
 	/* The next messages after the cursor, and whether each is indexed
 	 * (the body's primary key answers each probe). */
 	[FTS_PENDING] = "SELECT m.id, EXISTS (SELECT 1 FROM body_search s"
-	    " WHERE s.body_id = m.body_id) FROM message m WHERE m.id > ?1"
+	    " WHERE s.body_id = m.body_id) FROM message m WHERE m.id > ?1 AND m.id <= ?3"
 	    " ORDER BY m.id LIMIT ?2",
 	/* Still there with that body, and the body not indexed yet (a COPY
 	 * made before the flush shares it). */
 	[FTS_LIVE] = "SELECT 1 FROM message WHERE id = ?1 AND body_id = ?2"
 	    " AND NOT EXISTS (SELECT 1 FROM body_search WHERE body_id = ?2)",
+	[FTS_HIGH] = "SELECT coalesce(max(id), 0) FROM message",
 };
 
 static sqlite3_stmt *fts_stmt(struct sqlite_store *st, int q, int *rc)
@@ -899,48 +900,122 @@ int store_fts_index_new(struct sqlite_store *st, int64_t id, const struct store_
  * bounded by this, not by the size of the store. */
 #define STORE_FTS_SCAN 512
 
+int store_fts_open(struct sqlite_store *st, bool defer)
+{
+	int rc = STORE_OK, r;
+	sqlite3_stmt *s = fts_stmt(st, FTS_HIGH, &rc);
+
+	if (s == NULL)
+		return rc;
+	if ((r = sqlite3_step(s)) == SQLITE_ROW)
+		st->fts_high = st->fts_live = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	st->defer_index = defer;
+	return r == SQLITE_ROW ? STORE_OK : store_sql_fail(st, r);
+}
+
+struct index_scan {
+	int64_t *cursor, upto;     /* looks at ids in (*cursor, upto] */
+	unsigned max;              /* messages to index at most (<= 64) */
+	size_t budget;             /* bytes of index text, about */
+	unsigned done;
+	bool more;
+};
+
+/* The unindexed ids after the cursor, up to x->max of them; *last is the
+ * last id looked at. */
+static int scan_ids(struct sqlite_store *st, struct index_scan *x, int64_t *ids,
+    unsigned *n, unsigned *seen, int64_t *last)
+{
+	int rc = STORE_OK, r = SQLITE_DONE;
+	sqlite3_stmt *s;
+
+	*n = *seen = 0;
+	*last = *x->cursor;
+	if ((s = fts_stmt(st, FTS_PENDING, &rc)) == NULL)
+		return rc;
+	sqlite3_bind_int64(s, 1, *x->cursor);
+	sqlite3_bind_int(s, 2, STORE_FTS_SCAN);
+	sqlite3_bind_int64(s, 3, x->upto);
+	while (*n < x->max && (r = sqlite3_step(s)) == SQLITE_ROW) {
+		(*seen)++;
+		*last = sqlite3_column_int64(s, 0);
+		if (sqlite3_column_int(s, 1) == 0)
+			ids[(*n)++] = *last;
+	}
+	sqlite3_reset(s);
+	return *n < x->max && r != SQLITE_DONE ? store_sql_fail(st, r) : STORE_OK;
+}
+
+/* One slice: indexes what it finds until x->max messages or x->budget
+ * bytes, and writes the rows (one transaction). */
+static int index_scan(struct sqlite_store *st, struct index_scan *x)
+{
+	int64_t ids[64], last;
+	size_t start = st->fts_queued;
+	unsigned n, seen, i;
+	int rc;
+
+	x->done = 0;
+	x->more = false;
+	if (x->max > sizeof(ids) / sizeof(ids[0]))
+		x->max = sizeof(ids) / sizeof(ids[0]);
+	if ((rc = scan_ids(st, x, ids, &n, &seen, &last)) != STORE_OK)
+		return rc;
+	for (i = 0; i < n && rc == STORE_OK; i++) {
+		rc = index_message(st, ids[i], NULL);
+		/* Deleted meanwhile (a callback of the caller's): nothing to do. */
+		if (rc == STORE_NOTFOUND)
+			rc = STORE_OK;
+		if (rc == STORE_OK)
+			x->done++;
+		if (st->fts_queued - start >= x->budget && i + 1 < n) {
+			last = ids[i];
+			n = x->max;     /* more to do */
+			break;
+		}
+	}
+	if (rc == STORE_OK)
+		rc = store_fts_flush(st);
+	if (rc == STORE_OK) {
+		*x->cursor = last;
+		x->more = n == x->max || seen == STORE_FTS_SCAN;
+	}
+	return rc;
+}
+
+/* With defer_index, what deferred indexing has not reached yet; without
+ * it (the CLI, whose search must also see what the server has not
+ * indexed yet), every message not indexed. */
+int store_fts_catch_up(struct sqlite_store *st)
+{
+	struct index_scan x = { st->defer_index ? &st->fts_live : &st->fts_cursor, INT64_MAX,
+	    64, SIZE_MAX, 0, true };
+	int rc = STORE_OK;
+
+	while (x.more && rc == STORE_OK)
+		rc = index_scan(st, &x);
+	return rc;
+}
+
 int store_index_pending(struct store *base, unsigned max, unsigned *done, bool *more)
 {
 	struct sqlite_store *st = sqlite_store_of(base);
-	int64_t ids[64], last = st->fts_cursor;
-	unsigned n = 0, seen = 0, i;
-	int rc = STORE_OK, r;
-	sqlite3_stmt *s;
+	struct index_scan live = { &st->fts_live, INT64_MAX, max, STORE_INDEX_SLICE_BYTES, 0,
+	    false };
+	struct index_scan old = { &st->fts_cursor, st->fts_high, max, STORE_INDEX_SLICE_BYTES,
+	    0, false };
+	int rc = STORE_OK;
 
 	*done = 0;
 	*more = false;
 	if (base->be != &store_sqlite_backend)
 		return STORE_OK;
-	if (max > sizeof(ids) / sizeof(ids[0]))
-		max = sizeof(ids) / sizeof(ids[0]);
-	if ((s = fts_stmt(st, FTS_PENDING, &rc)) == NULL)
+	if (st->defer_index && (rc = index_scan(st, &live)) != STORE_OK)
 		return rc;
-	sqlite3_bind_int64(s, 1, st->fts_cursor);
-	sqlite3_bind_int(s, 2, STORE_FTS_SCAN);
-	while (n < max && (r = sqlite3_step(s)) == SQLITE_ROW) {
-		seen++;
-		last = sqlite3_column_int64(s, 0);
-		if (sqlite3_column_int(s, 1) == 0)
-			ids[n++] = last;
-	}
-	if (n < max && r != SQLITE_DONE) {
-		sqlite3_reset(s);
-		return store_sql_fail(st, r);
-	}
-	sqlite3_reset(s);
-	for (i = 0; i < n && rc == STORE_OK; i++) {
-		rc = store_message_index(base, ids[i]);
-		/* Deleted meanwhile (a callback of the caller's): nothing to do. */
-		if (rc == STORE_NOTFOUND)
-			rc = STORE_OK;
-		if (rc == STORE_OK)
-			(*done)++;
-	}
-	if (rc == STORE_OK)
-		rc = store_fts_flush(st);
-	if (rc == STORE_OK) {
-		st->fts_cursor = last;
-		*more = n == max || seen == STORE_FTS_SCAN;
-	}
-	return rc;
+	if (live.done == 0 && !live.more && (rc = index_scan(st, &old)) != STORE_OK)
+		return rc;
+	*done = live.done + old.done;
+	*more = live.more || old.more;
+	return STORE_OK;
 }

@@ -183,8 +183,11 @@ struct sqlite_store {
 	uint64_t cache_tick;
 	uint32_t last_uidvalidity;
 	unsigned char *chunk;      /* STORE_CHUNK bytes for writing bodies */
-	sqlite3_stmt *fts_stmts[6];    /* store_fts.c's own statements */
-	int64_t fts_cursor;        /* store_index_pending looked at ids up to this */
+	sqlite3_stmt *fts_stmts[7];    /* store_fts.c's own statements */
+	int64_t fts_cursor;        /* the back-fill looked at ids up to this, */
+	int64_t fts_high;          /* ... which ends here: the last id at open */
+	int64_t fts_live;          /* deferred indexing looked at ids up to this */
+	bool defer_index;          /* store_options.defer_index */
 	struct fts_row *fts_queue, **fts_tail;   /* index rows to write */
 	struct fts_row *fts_txq, **fts_txtail;   /* ... once this transaction commits */
 	size_t fts_queued, fts_queued_docs;      /* fts_queue's bytes and rows */
@@ -326,6 +329,11 @@ void store_fts_close(struct sqlite_store *st);
  * rollback forgets the transaction's rows. */
 int store_fts_index_new(struct sqlite_store *st, int64_t id, const struct store_new_message *msg);
 int store_fts_flush(struct sqlite_store *st);
+/* Before a query that reads the index: indexes the messages deferred
+ * indexing has not reached yet, and writes every queued row. */
+int store_fts_catch_up(struct sqlite_store *st);
+/* At open: where the back-fill ends and deferred indexing starts. */
+int store_fts_open(struct sqlite_store *st, bool defer);
 int store_fts_commit(struct sqlite_store *st);
 void store_fts_committed(struct sqlite_store *st);
 void store_fts_rollback(struct sqlite_store *st);

@@ -95,6 +95,10 @@ struct store_options {
 	const char *path;            /* the database: a file, created if needed */
 	enum durability durability;  /* what a commit waits for (config.h) */
 	struct store_limits limits;
+	/* The server: new messages are indexed for search in background
+	 * slices (store_index_pending), not in their delivery's commit; a
+	 * query with search terms indexes what is still waiting first. */
+	bool defer_index;
 	char *err;                   /* NULL, or where to say why open failed */
 	size_t errlen;
 };
@@ -242,12 +246,17 @@ int store_message_matches(struct store *st, int64_t id, const struct msg_search 
  * message is searchable from its commit on; a body already indexed (a
  * COPY) costs one lookup. */
 int store_message_index(struct store *st, int64_t id);
-/* The back-fill, a slice at a time: looks at the next few hundred
- * messages, oldest first, and indexes up to max (at most 64) of them that
- * were stored before the index existed (or whose indexing failed); *done
- * says how many, *more whether to call again. The server runs it in the
- * background from start-up; a message not yet indexed matches no term
- * that reads the index (bare words, to:, cc:, subject:, has:inline, ...). */
+/* The indexing, a slice at a time: first messages stored since the
+ * store was opened (with defer_index), then the back-fill of those stored
+ * before the index existed (or whose indexing failed), oldest first. A
+ * call indexes up to max (at most 64) messages and about
+ * STORE_INDEX_SLICE_BYTES of their text; *done says how many, *more
+ * whether to call again. The server runs it at its lowest priority, from
+ * start-up and after each delivery. A message not reached yet by the
+ * back-fill matches no term that reads the index (bare words, to:, cc:,
+ * subject:, has:inline, ...); one reached by neither is indexed by the
+ * first query that needs it. */
+#define STORE_INDEX_SLICE_BYTES (64 * 1024)
 int store_index_pending(struct store *st, unsigned max, unsigned *done, bool *more);
 
 /* Streams the stored bytes of message id to sink in chunks; a non-zero
