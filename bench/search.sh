@@ -95,13 +95,19 @@ for size in 2048 16384; do
 			out=$(timeout 300 "$build/bench/smtpload" --host 127.0.0.1 --port "$server_port" \
 				--connections 8 --messages "$ingest" --size "$size" --quiet)
 			cpu=$(cpu_s "$server_pid")
-			# The server indexes after the burst (serve.c): its CPU until
-			# it is idle again (no 0.02 s of CPU in half a second).
-			total=$cpu
+			# The server indexes after the burst, once it has been quiet
+			# for half a second (serve.c): its CPU until it is idle again
+			# (under 0.02 s of CPU in each of two seconds running).
+			total=$cpu idle=0
 			for _ in $(seq 600); do
-				sleep 0.5
+				sleep 1
 				now=$(cpu_s "$server_pid")
-				awk -v a="$now" -v b="$total" 'BEGIN { exit !(a - b < 0.02) }' && break
+				if awk -v a="$now" -v b="$total" 'BEGIN { exit !(a - b < 0.02) }'; then
+					idle=$((idle + 1))
+					[ "$idle" -ge 2 ] && break
+				else
+					idle=0
+				fi
 				total=$now
 			done
 			stop_server

@@ -263,7 +263,7 @@ static void serve_poll_external(evutil_socket_t fd, short what, void *arg)
  * speed and indexed after it. A search does not wait for that: it
  * indexes what is still waiting first (store_fts_catch_up). */
 #define SERVE_INDEX_SLICE 32
-#define SERVE_INDEX_QUIET_MS 100
+#define SERVE_INDEX_QUIET_MS 500
 
 struct serve_index {
 	struct server *srv;

@@ -256,7 +256,7 @@ int store_message_index(struct store *st, int64_t id);
  * back-fill matches no term that reads the index (bare words, to:, cc:,
  * subject:, has:inline, ...); one reached by neither is indexed by the
  * first query that needs it. */
-#define STORE_INDEX_SLICE_BYTES (64 * 1024)
+#define STORE_INDEX_SLICE_BYTES (32 * 1024)
 int store_index_pending(struct store *st, unsigned max, unsigned *done, bool *more);
 
 /* Streams the stored bytes of message id to sink in chunks; a non-zero
