@@ -132,6 +132,21 @@ kill -TERM "$server"
 wait "$server" || fail "the server's exit status after SIGTERM: $?"
 server=
 
+# 4b. The lookup order, told by which file a bad value is reported from:
+# conf/mailsnare.conf in the current directory before the installed one.
+mkdir -p "$run/project/conf"
+echo 'durability = sometimes' >"$run/project/conf/mailsnare.conf"
+err=$(cd "$run/project" && /usr/bin/mailsnare inbox list --db "$run/m.db" 2>&1) &&
+	fail "a bad conf/mailsnare.conf was not read"
+case $err in "mailsnare: conf/mailsnare.conf:1: durability: invalid value"*) ;;
+*) fail "conf/mailsnare.conf first: $err" ;; esac
+echo 'durability = sometimes' >>/etc/mailsnare/mailsnare.conf
+err=$(cd / && /usr/bin/mailsnare inbox list --db "$run/m.db" 2>&1) &&
+	fail "a bad /etc/mailsnare/mailsnare.conf was not read"
+case $err in "mailsnare: /etc/mailsnare/mailsnare.conf:"*": durability: invalid value"*) ;;
+*) fail "/etc/mailsnare/mailsnare.conf without conf/: $err" ;; esac
+say "config lookup: conf/mailsnare.conf, then /etc/mailsnare/mailsnare.conf"
+
 # 5. Purged: files, user, group and state all gone.
 DEBIAN_FRONTEND=noninteractive apt-get purge -y -q -o DPkg::Lock::Timeout=300 mailsnare \
 	>"$work/purge.log" 2>&1 || { cat "$work/purge.log"; fail "apt-get purge"; }

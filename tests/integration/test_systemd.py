@@ -42,6 +42,20 @@ def unit_settings():
     return out
 
 
+def server_with_notify(address):
+    """A started harness.Server with NOTIFY_SOCKET=address (the harness
+    passes this process's environment on)."""
+    old = os.environ.get("NOTIFY_SOCKET")
+    os.environ["NOTIFY_SOCKET"] = address
+    try:
+        return harness.Server().start()
+    finally:
+        if old is None:
+            del os.environ["NOTIFY_SOCKET"]
+        else:
+            os.environ["NOTIFY_SOCKET"] = old
+
+
 class UnitFileTest(unittest.TestCase):
 
     def test_verify(self):
@@ -93,15 +107,7 @@ class NotifyTest(unittest.TestCase):
         self.addCleanup(self.sock.close)
         self.sock.bind("\0" + address[1:] if address.startswith("@") else address)
         self.sock.settimeout(WAIT)
-        old = os.environ.get("NOTIFY_SOCKET")
-        os.environ["NOTIFY_SOCKET"] = address
-        try:
-            srv = harness.Server().start()
-        finally:
-            if old is None:
-                del os.environ["NOTIFY_SOCKET"]
-            else:
-                os.environ["NOTIFY_SOCKET"] = old
+        srv = server_with_notify(address)
         self.addCleanup(srv._cleanup)
         self.addCleanup(srv._kill)
         return srv
@@ -144,15 +150,7 @@ class NotifyTest(unittest.TestCase):
             srv.stop()
 
     def test_unreachable_socket_is_only_a_warning(self):
-        old = os.environ.get("NOTIFY_SOCKET")
-        os.environ["NOTIFY_SOCKET"] = "relative/path"
-        try:
-            srv = harness.Server().start()
-        finally:
-            if old is None:
-                del os.environ["NOTIFY_SOCKET"]
-            else:
-                os.environ["NOTIFY_SOCKET"] = old
+        srv = server_with_notify("relative/path")
         try:
             self.greet(srv)
             self.assertIn(b"NOTIFY_SOCKET: cannot notify readiness", srv.read_log())
