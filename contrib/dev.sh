@@ -4,13 +4,15 @@
 #   contrib/dev.sh check                 install what is missing, build, run the whole test suite
 #   contrib/dev.sh check-sanitizers      the same, built with ASan and UBSan
 #   contrib/dev.sh build                 install what is missing and build only
+#   contrib/dev.sh check-deb             build, install, use and purge the Debian package
 # Builds go to build/default and build/sanitize, out of the source tree.
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 DEPS="build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
 libsqlite3-dev libcriterion-dev zlib1g-dev libjansson-dev python3 python3-pytest swaks curl openssl sqlite3 fetchmail mutt isync
-clang"
+clang
+debhelper dpkg-dev fakeroot systemd"
 # The imapflow test needs Node.js and npm; one installed from elsewhere
 # (NodeSource, nvm) will do, and Debian's npm would conflict with it.
 command -v node >/dev/null 2>&1 || DEPS="$DEPS nodejs"
@@ -74,8 +76,14 @@ check-sanitizers)
 	build sanitize --enable-sanitizers
 	check sanitize
 	;;
+check-deb)
+	install_deps
+	sudo=""
+	[ "$(id -u)" -ne 0 ] && sudo="sudo"
+	$sudo sh "$top/contrib/test-deb.sh"
+	;;
 *)
-	echo "usage: contrib/dev.sh run|build|check|check-sanitizers" >&2
+	echo "usage: contrib/dev.sh run|build|check|check-sanitizers|check-deb" >&2
 	exit 2
 	;;
 esac

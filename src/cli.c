@@ -27,6 +27,7 @@
 #include "mailsnare/serve.h"
 #include "mailsnare/msg_search.h"
 #include "mailsnare/store.h"
+#include "mailsnare/version.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
@@ -70,6 +71,7 @@ struct command {
 	int (*check)(struct cli *c);
 	int (*run)(struct cli *c);
 	const char *usage;
+	const char *summary;          /* one line for help */
 };
 
 struct cli {
@@ -133,61 +135,129 @@ static int run_message_get(struct cli *c);
 static int run_message_del(struct cli *c);
 static int run_version(struct cli *c);
 static int run_help(struct cli *c);
+static int run_config_keys(struct cli *c);
 
 static const struct command commands[] = {
 	{ "serve", NULL, 0, 0, 0, NEED_CONFIG, NULL, run_serve,
-	  "mailsnare [serve] [options]" },
+	  "mailsnare [serve] [options]", "run the server (the default command)" },
 	{ "inbox", "add", 1, 1, OPT_PASSWORD, NEED_STORE, check_inbox_add, run_inbox_add,
-	  "mailsnare inbox add NAME [--password P]" },
+	  "mailsnare inbox add NAME [--password P]", "create an inbox, print its credentials" },
 	{ "inbox", "list", 0, 0, 0, NEED_STORE, NULL, run_inbox_list,
-	  "mailsnare inbox list" },
+	  "mailsnare inbox list", "list inboxes, credentials, message counts" },
 	{ "inbox", "del", 1, 1, 0, NEED_STORE, NULL, run_inbox_del,
-	  "mailsnare inbox del NAME" },
+	  "mailsnare inbox del NAME", "delete an inbox and all its mail" },
 	{ "message", "list", 0, 0, OPT_INBOX | OPT_QUERY, NEED_STORE, NULL, run_message_list,
-	  "mailsnare message list [--inbox NAME] [--query SEARCH]" },
+	  "mailsnare message list [--inbox NAME] [--query SEARCH]",
+	  "one line per message (--query: a search, newest first)" },
 	{ "message", "get", 1, 1, 0, NEED_STORE, check_message_get, run_message_get,
-	  "mailsnare message get ID" },
+	  "mailsnare message get ID", "the stored message, byte for byte" },
 	{ "message", "del", 0, 1, OPT_INBOX | OPT_ALL, NEED_STORE, check_message_del,
-	  run_message_del, "mailsnare message del ID | --inbox NAME --all" },
-	{ "version", NULL, 0, 0, 0, NEED_NOTHING, NULL, run_version, "mailsnare version" },
-	{ "help", NULL, 0, 0, 0, NEED_NOTHING, NULL, run_help, "mailsnare help" },
+	  run_message_del, "mailsnare message del ID | --inbox NAME --all",
+	  "delete one message, or all of an inbox's" },
+	{ "config", "keys", 0, 0, 0, NEED_NOTHING, NULL, run_config_keys,
+	  "mailsnare config keys", "each config key, its variable and default" },
+	{ "version", NULL, 0, 0, 0, NEED_NOTHING, NULL, run_version,
+	  "mailsnare version", "versions: its own and its libraries'" },
+	{ "help", NULL, 0, 2, 0, NEED_NOTHING, NULL, run_help,
+	  "mailsnare help [COMMAND] | COMMAND --help | --help | -h", "this text, or a command's" },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
-static const char help_text[] =
-    "mailsnare " PACKAGE_VERSION " - a local mail trap: SMTP in, IMAP/POP3/HTTP out\n"
-    "\n"
-    "usage:\n"
-    "  mailsnare [serve] [options]              run the server (default command)\n"
-    "  mailsnare inbox add NAME [--password P]  create an inbox, print its credentials\n"
-    "  mailsnare inbox list                     list inboxes, credentials, message counts\n"
-    "  mailsnare inbox del NAME                 delete an inbox and all its mail\n"
-    "  mailsnare message list [--inbox NAME] [--query SEARCH]\n"
-    "                                           one line per message (a search:\n"
-    "                                           Mailpit's syntax, newest first)\n"
-    "  mailsnare message get ID                 the stored message, byte for byte\n"
-    "  mailsnare message del ID | --inbox NAME --all\n"
-    "  mailsnare version\n"
-    "  mailsnare help | --help | -h\n"
+/* A format: %s is the installed config file. */
+static const char help_footer[] =
     "\n"
     "Options may stand before or after a command's arguments: --key value,\n"
     "--key=value, -c FILE. Every config key is an option, e.g. --db PATH,\n"
     "--smtp HOST:PORT|off, --inbox NAME:PASSWORD, --log-level debug.\n"
     "Each key can also be set as MAILSNARE_<KEY> in the environment or as\n"
-    "`key = value` in the config file (-c, else conf/mailsnare.conf);\n"
-    "precedence: option > environment > file > default.\n"
-    "The keys and their defaults are listed in conf/mailsnare.conf and README.md.\n";
+    "`key = value` in the config file: -c FILE, else $MAILSNARE_CONFIG, else\n"
+    "conf/mailsnare.conf in the current directory, else\n"
+    "%s: the first that exists.\n"
+    "Precedence: option > environment > file > default.\n"
+    "The keys: `mailsnare config keys` and mailsnare.conf(5); the commands:\n"
+    "mailsnare(1).\n";
+
+/* "  usage   summary"; under a long usage, the summary on a line of its own. */
+static void print_command(const struct command *cmd)
+{
+	const int col = 40;
+
+	if ((int)strlen(cmd->usage) <= col)
+		printf("  %-*s %s\n", col, cmd->usage, cmd->summary);
+	else
+		printf("  %s\n  %-*s %s\n", cmd->usage, col, "", cmd->summary);
+}
+
+static int print_help(void)
+{
+	printf("mailsnare %s - a local mail trap: SMTP in, IMAP/POP3/HTTP out\n\nusage:\n",
+	    PACKAGE_VERSION);
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		print_command(&commands[i]);
+	printf(help_footer, config_system_file());
+	return EXIT_OK;
+}
+
+static bool is_command(const struct command *cmd, const char *word, const char *sub)
+{
+	return strcmp(cmd->word, word) == 0 && sub != NULL && cmd->sub != NULL &&
+	    strcmp(cmd->sub, sub) == 0;
+}
+
+/* `mailsnare inbox add --help`, `help inbox`: that command, else its group.
+ * Commands that read the configuration also get the options text. */
+static int print_command_help(const char *word, const char *sub)
+{
+	bool exact = false, any = false, options = false;
+
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		exact = exact || is_command(&commands[i], word, sub);
+	for (size_t i = 0; i < N_COMMANDS; i++) {
+		const struct command *cmd = &commands[i];
+
+		if (strcmp(cmd->word, word) != 0 || (exact && !is_command(cmd, word, sub)))
+			continue;
+		printf("usage: %s\n  %s\n", cmd->usage, cmd->summary);
+		any = true;
+		options = options || cmd->need != NEED_NOTHING;
+	}
+	if (!any) {
+		fail("unknown command '%s' (see 'mailsnare help')", word);
+		return EXIT_USAGE;
+	}
+	if (options)
+		printf(help_footer, config_system_file());
+	return EXIT_OK;
+}
 
 static int run_help(struct cli *c)
 {
-	fputs(help_text, stdout);
-	return EXIT_OK;
+	if (c->nargs == 0)
+		return print_help();
+	return print_command_help(c->args[0], c->nargs > 1 ? c->args[1] : NULL);
 }
 
 static int run_version(struct cli *c)
 {
-	printf("mailsnare %s\n", PACKAGE_VERSION);
+	version_print(stdout);
+	return EXIT_OK;
+}
+
+/* For scripts, shell completion and the test that keeps the documentation
+ * true: "key<TAB>MAILSNARE_KEY<TAB>default" per key; the default is empty
+ * when there is none or it is computed at start. */
+static int run_config_keys(struct cli *c)
+{
+	const char *name;
+
+	for (size_t i = 0; (name = config_key_name(i)) != NULL; i++) {
+		char env[96];
+		const char *def = config_key_default(i);
+
+		config_key_env(name, env, sizeof(env));
+		printf("%s\t%s\t%s\n", name, env, def != NULL ? def : "");
+	}
 	return EXIT_OK;
 }
 
@@ -665,7 +735,8 @@ static int cli_run(struct cli *c, int argc, char **argv)
 	if ((rc = split_argv(c, argc, argv)) != EXIT_OK)
 		return rc;
 	if (c->help)
-		return run_help(c);
+		return c->nwords == 0 ? print_help()
+		    : print_command_help(c->words[0], c->nwords > 1 ? c->words[1] : NULL);
 	if ((rc = find_command(c)) != EXIT_OK)
 		return rc;
 	if ((rc = sort_options(c)) != EXIT_OK)

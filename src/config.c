@@ -26,6 +26,11 @@
 #include <unistd.h>
 
 #define DEFAULT_CONFIG_FILE "conf/mailsnare.conf"
+/* $(sysconfdir) from configure: where `make install` puts the sample. */
+#ifndef MAILSNARE_SYSCONFDIR
+#define MAILSNARE_SYSCONFDIR "/etc"
+#endif
+#define SYSTEM_CONFIG_FILE MAILSNARE_SYSCONFDIR "/mailsnare/mailsnare.conf"
 #define CONFIG_LINE_MAX 4096
 /* A config file is a few hundred lines; this bounds reading the wrong file
  * (a device, a log) before it is found to be no config file. */
@@ -207,6 +212,16 @@ const char *config_key_name(size_t i)
 	return i < N_CONFIG_KEYS ? config_keys[i].name : NULL;
 }
 
+const char *config_system_file(void)
+{
+	return SYSTEM_CONFIG_FILE;
+}
+
+const char *config_key_default(size_t i)
+{
+	return i < N_CONFIG_KEYS ? config_keys[i].def : NULL;
+}
+
 bool config_key_is_bool(const char *key)
 {
 	const struct key_def *k = key_find(key);
@@ -241,6 +256,11 @@ static void env_name(const char *key, char *out, size_t len)
 	for (; *key != '\0' && n + 1 < len; key++)
 		out[n++] = *key == '-' ? '_' : (char)toupper((unsigned char)*key);
 	out[n] = '\0';
+}
+
+void config_key_env(const char *key, char *out, size_t len)
+{
+	env_name(key, out, len);
 }
 
 /* ---- errors ---- */
@@ -841,11 +861,15 @@ static int load_file(struct load_ctx *ctx, const char *path, const char *where)
 	int r;
 
 	if (path == NULL) {
-		/* Only the implicit default may be absent. */
-		if (stat(DEFAULT_CONFIG_FILE, &st) < 0)
+		/* Only the implicit defaults may be absent: the build tree's
+		 * (or a project's) conf/ first, then the installed one. */
+		if (stat(DEFAULT_CONFIG_FILE, &st) == 0)
+			path = DEFAULT_CONFIG_FILE;
+		else if (stat(SYSTEM_CONFIG_FILE, &st) == 0)
+			path = SYSTEM_CONFIG_FILE;
+		else
 			return 0;
-		path = DEFAULT_CONFIG_FILE;
-		where = DEFAULT_CONFIG_FILE;
+		where = path;
 	}
 	if (path[0] == '\0')
 		return 0;   /* an explicitly empty name means: no file */

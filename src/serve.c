@@ -19,6 +19,7 @@
 #include "mailsnare/http.h"
 #include "mailsnare/imap.h"
 #include "mailsnare/log.h"
+#include "mailsnare/notify.h"
 #include "mailsnare/pop3.h"
 #include "mailsnare/serve.h"
 #include "mailsnare/server.h"
@@ -238,7 +239,17 @@ static void serve_signal(evutil_socket_t sig, short what, void *arg)
 	struct server *srv = arg;
 
 	log_info("signal %d: shutting down", (int)sig);
+	(void)notify_systemd("STOPPING=1");
 	server_stop(srv);
+}
+
+/* SIGHUP reloads nothing: the log is stderr (the journal under systemd,
+ * nothing to re-open) and the configuration is read once, at start. It is
+ * caught so that a stray HUP (a closed terminal, `kill -HUP`) does not kill
+ * the server by the default action. */
+static void serve_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	log_info("SIGHUP: nothing to reload (restart to apply a new configuration)");
 }
 
 /* The CLI writes to the same database from its own process; sessions hear
@@ -305,16 +316,18 @@ static int serve_start(struct server *srv);
  * kill by the default action. */
 static int serve_loop(struct server *srv)
 {
-	struct event *sigint, *sigterm, *poll;
+	struct event *sigint, *sigterm, *sighup, *poll;
 	struct timeval tv = { 0, SERVE_EXTERNAL_POLL_MS * 1000 };
 	struct serve_index ix = { srv, NULL };
 	int rc = -1;
 
 	sigint = evsignal_new(srv->base, SIGINT, serve_signal, srv);
 	sigterm = evsignal_new(srv->base, SIGTERM, serve_signal, srv);
+	sighup = evsignal_new(srv->base, SIGHUP, serve_sighup, srv);
 	poll = event_new(srv->base, -1, EV_PERSIST, serve_poll_external, srv);
-	if (sigint == NULL || sigterm == NULL || poll == NULL || evsignal_add(sigint, NULL) < 0 ||
-	    evsignal_add(sigterm, NULL) < 0 || event_add(poll, &tv) < 0) {
+	if (sigint == NULL || sigterm == NULL || sighup == NULL || poll == NULL ||
+	    evsignal_add(sigint, NULL) < 0 || evsignal_add(sigterm, NULL) < 0 ||
+	    evsignal_add(sighup, NULL) < 0 || event_add(poll, &tv) < 0) {
 		fprintf(stderr, "mailsnare: cannot install signal handlers\n");
 		goto out;
 	}
@@ -333,6 +346,8 @@ out:
 		event_free(sigint);
 	if (sigterm)
 		event_free(sigterm);
+	if (sighup)
+		event_free(sighup);
 	if (poll)
 		event_free(poll);
 	if (ix.ev) {
@@ -350,6 +365,9 @@ static int serve_start(struct server *srv)
 	serve_print_credentials(srv->cfg);
 	http_server_ready(srv->http);
 	log_info("ready");
+	/* Type=notify: systemd starts dependent units only now. */
+	if (notify_systemd("READY=1") < 0)
+		log_warn("NOTIFY_SOCKET: cannot notify readiness: %s", strerror(errno));
 	return 0;
 }
 

@@ -74,7 +74,8 @@ struct config_error {
 
 /*
  * Fills cfg: defaults, then the config file (flag "config", else
- * MAILSNARE_CONFIG, else conf/mailsnare.conf if it exists), then the
+ * MAILSNARE_CONFIG, else conf/mailsnare.conf if it exists, else
+ * $(sysconfdir)/mailsnare/mailsnare.conf if it exists), then the
  * environment (envp, NULL-terminated "KEY=value" strings), then flags.
  * Returns 0, or -1 with err->msg set, e.g.
  *   "conf/x.conf:12: unknown key 'smtp-port'"
@@ -86,11 +87,20 @@ int config_load(struct config *cfg, const struct config_flag *flags, size_t nfla
     char *const *envp, struct config_error *err);
 void config_free(struct config *cfg);
 
+/* $(sysconfdir)/mailsnare/mailsnare.conf: read when no file is named and
+ * there is no conf/mailsnare.conf in the current directory. */
+const char *config_system_file(void);
+
 /* true if `key` is a known serve key (also "c" and "inbox"). */
 bool config_key_known(const char *key);
 /* The i-th key of the table ("config", "db", ...), NULL past the last:
  * for tests that go over every key. */
 const char *config_key_name(size_t i);
+/* The i-th key's built-in default as text; NULL if it has none or it is
+ * computed at load ($XDG_DATA_HOME, the host name). */
+const char *config_key_default(size_t i);
+/* The environment variable of a key: "max-clients" -> "MAILSNARE_MAX_CLIENTS". */
+void config_key_env(const char *key, char *out, size_t len);
 /* true if `key` takes a yes/no value (a bare flag then means yes). */
 bool config_key_is_bool(const char *key);
 

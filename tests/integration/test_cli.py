@@ -203,14 +203,64 @@ class GeneralTest(CliCase):
 
     def test_version(self):
         out, _ = self.assert_run(["version"], 0, stderr="", db=False)
-        self.assertRegex(out, r"^mailsnare \d+\.\d+\.\d+\S*\n$")
+        self.assertRegex(out, r"^mailsnare \d+\.\d+\.\d+\S*\n"
+                         r"libevent \d+\.\d+\.\d+\S*\n"
+                         r"OpenSSL \d+\.\d+\.\d+\S*( .*)?\n"
+                         r"SQLite 3\.\d+\.\d+\n"
+                         r"jansson \d+\.\d+(\.\d+)?\n"
+                         r"zlib \d+\.\d+(\.\d+)*\S*\n$")
+
+    def test_version_is_the_runtime_one(self):
+        """The SQLite line is the loaded library's, as the sqlite3 shell
+        (linked to the same libsqlite3) reports it."""
+        out, _ = self.assert_run(["version"], 0, stderr="", db=False)
+        try:
+            shell = subprocess.run(["sqlite3", "-version"], stdout=subprocess.PIPE,
+                                   stdin=subprocess.DEVNULL, timeout=TIMEOUT)
+        except FileNotFoundError:
+            self.skipTest("no sqlite3 shell")
+        self.assertIn("SQLite %s\n" % shell.stdout.decode().split()[0], out)
 
     def test_help(self):
-        for args in (["help"], ["--help"], ["-h"], ["inbox", "list", "--help"]):
+        for args in (["help"], ["--help"], ["-h"], ["--db", "x", "--help"]):
             out, _ = self.assert_run(args, 0, stderr="", db=False)
-            for word in ("serve", "inbox add", "inbox list", "inbox del", "message list",
-                         "message get", "message del", "version"):
-                self.assertIn(word, out)
+            for word in ("[serve]", "inbox add", "inbox list", "inbox del", "message list",
+                         "message get", "message del", "config keys", "version", "help"):
+                self.assertIn("\n  mailsnare " + word, out)
+
+    def test_command_help(self):
+        """COMMAND --help and help COMMAND: that command's usage (or its
+        group's) on stdout, status 0, and nothing is run."""
+        out, _ = self.assert_run(["inbox", "add", "ci", "--help"], 0, stderr="")
+        self.assertEqual(out.splitlines()[:2], ["usage: mailsnare inbox add NAME [--password P]",
+                                                "  create an inbox, print its credentials"])
+        self.assertNotIn("inbox list", out)
+        self.assertFalse(os.path.exists(self.db), "inbox add --help touched the db")
+        out, _ = self.assert_run(["inbox", "--help"], 0, stderr="", db=False)
+        self.assertEqual([l for l in out.splitlines() if l.startswith("usage:")],
+                         ["usage: mailsnare inbox add NAME [--password P]",
+                          "usage: mailsnare inbox list", "usage: mailsnare inbox del NAME"])
+        out2, _ = self.assert_run(["help", "inbox"], 0, stderr="", db=False)
+        self.assertEqual(out2, out)
+        out, _ = self.assert_run(["serve", "--help"], 0, stderr="", db=False)
+        self.assertTrue(out.startswith("usage: mailsnare [serve] [options]\n"), out)
+        self.assertIn("MAILSNARE_<KEY>", out)
+        out, _ = self.assert_run(["version", "-h"], 0, stderr="", db=False)
+        self.assertEqual(out, "usage: mailsnare version\n"
+                              "  versions: its own and its libraries'\n")
+        self.assert_run(["frobnicate", "--help"], 2, "",
+                        "mailsnare: unknown command 'frobnicate' (see 'mailsnare help')\n",
+                        db=False)
+
+    def test_config_keys(self):
+        out, _ = self.assert_run(["config", "keys"], 0, stderr="", db=False)
+        rows = [line.split("\t") for line in out.splitlines()]
+        self.assertTrue(all(len(r) == 3 for r in rows), rows)
+        keys = {r[0]: (r[1], r[2]) for r in rows}
+        self.assertEqual(keys["smtp"], ("MAILSNARE_SMTP", "127.0.0.1:1025"))
+        self.assertEqual(keys["log-level"], ("MAILSNARE_LOG_LEVEL", "info"))
+        self.assertEqual(keys["db"], ("MAILSNARE_DB", ""))
+        self.assertEqual(rows[0][0], "config")
 
     def test_unknown_option(self):
         self.assert_run(["--bogus"], 2, "", "mailsnare: unknown option '--bogus'\n", db=False)
