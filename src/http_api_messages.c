@@ -77,18 +77,6 @@ static int parse_time(const char *v, int64_t *t)
 
 /* --- counts and tags of the scope ---------------------------------------------- */
 
-static int count_cb(const struct store_message_info *m, void *arg)
-{
-	return 0;
-}
-
-static int scope_count(struct http_req *r, unsigned flags_clear, uint64_t *n)
-{
-	struct store_query q = { .inbox_id = r->inbox_id, .limit = 1, .flags_clear = flags_clear };
-
-	return store_message_query(r->srv->store, &q, count_cb, NULL, n);
-}
-
 struct tag_ctx {
 	struct http_req *r;
 	json_t *set;                 /* tag -> true */
@@ -110,11 +98,14 @@ static int tag_mailbox_cb(const struct store_mailbox *mb, void *arg)
 	return store_mailbox_keywords(t->r->srv->store, mb->id, tag_name_cb, t);
 }
 
-static int tag_inbox_cb(const struct store_inbox *in, void *arg)
+static int tag_all_cb(const char *name, uint64_t count, void *arg)
 {
-	struct tag_ctx *t = arg;
+	json_t *arr = arg;
 
-	return store_mailbox_list(t->r->srv->store, in->id, tag_mailbox_cb, t);
+	(void)count;
+	if (name[0] != '\\')
+		json_array_append_new(arr, json_string(name));
+	return 0;
 }
 
 static int str_cmp(const void *a, const void *b)
@@ -122,21 +113,26 @@ static int str_cmp(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Every keyword used in the scope, sorted (Mailpit's "tags"). */
+/* Every keyword used in the scope, sorted (Mailpit's "tags"). Every
+ * inbox: the store's keyword counts (a row per keyword); one inbox: the
+ * keywords of its mailboxes (what that inbox holds). */
 json_t *http_scope_tags(struct http_req *r)
 {
-	struct tag_ctx t = { .r = r, .set = json_object() };
+	struct tag_ctx t = { .r = r };
 	json_t *arr = json_array(), *v;
 	const char **names;
 	const char *k;
 	size_t n = 0, i;
 
-	if (t.set == NULL || arr == NULL)
-		goto out;
-	if (r->inbox_id != 0)
-		(void)store_mailbox_list(r->srv->store, r->inbox_id, tag_mailbox_cb, &t);
-	else
-		(void)store_inbox_foreach(r->srv->store, tag_inbox_cb, &t);
+	if (arr == NULL)
+		return NULL;
+	if (r->inbox_id == 0) {
+		(void)store_keyword_counts(r->srv->store, tag_all_cb, arr);
+		return arr;
+	}
+	if ((t.set = json_object()) == NULL)
+		return arr;
+	(void)store_mailbox_list(r->srv->store, r->inbox_id, tag_mailbox_cb, &t);
 	if ((names = calloc(json_object_size(t.set) + 1, sizeof(*names))) == NULL)
 		goto out;
 	json_object_foreach(t.set, k, v)
@@ -154,7 +150,6 @@ out:
 
 struct page_ctx {
 	struct http_req *r;
-	unsigned skip;
 	json_t *messages;
 };
 
@@ -164,10 +159,6 @@ static int page_cb(const struct store_message_info *i, void *arg)
 	struct http_msg m;
 	json_t *s;
 
-	if (p->skip > 0) {
-		p->skip--;
-		return 0;
-	}
 	if (http_msg_load(p->r->srv->store, i->id, 0, &m) != STORE_OK)
 		return 0;      /* gone meanwhile */
 	s = http_json_summary(p->r->srv->store, &m);
@@ -194,7 +185,26 @@ static int parse_search(struct http_req *r, const char *text, struct msg_search 
 	return 0;
 }
 
-/* The listing envelope of GET /api/v1/messages and /api/v1/search. */
+static int count_cb(const struct store_message_info *m, void *arg)
+{
+	(void)m;
+	(void)arg;
+	return 0;
+}
+
+/* messages_count and messages_unread of a filtered listing: the page's
+ * own total, and one more count of the unread among them. */
+static int filtered_unread(struct http_req *r, struct store_query q, uint64_t *n)
+{
+	q.limit = 1;
+	q.offset = 0;
+	q.flags_clear = STORE_FLAG_SEEN;
+	return store_message_query(r->srv->store, &q, count_cb, NULL, n);
+}
+
+/* The listing envelope of GET /api/v1/messages and /api/v1/search. The
+ * scope's counts are the store's kept ones; the page is read from the
+ * id index with start= skipped inside the query. */
 static void list_reply(struct http_req *r, const struct msg_search *search)
 {
 	struct store_query q = { .inbox_id = r->inbox_id, .search = search };
@@ -202,6 +212,7 @@ static void list_reply(struct http_req *r, const struct msg_search *search)
 	uint64_t total = 0, unread = 0, matching = 0, matching_unread = 0;
 	const char *before = http_query(r, "before");
 	unsigned start, limit;
+	bool filtered;
 	int64_t t;
 
 	if (query_uint(r, "start", 0, LIST_START_MAX, &start) < 0 ||
@@ -216,24 +227,21 @@ static void list_reply(struct http_req *r, const struct msg_search *search)
 		}
 		q.date_max = t - 1;
 	}
-	q.limit = start + limit;
-	p.skip = start;
+	filtered = search != NULL || q.date_max != 0;
+	q.limit = limit;
+	q.offset = start;
 	if ((p.messages = json_array()) == NULL ||
-	    store_message_query(r->srv->store, &q, page_cb, &p, &matching) < 0 ||
-	    scope_count(r, 0, &total) < 0 || scope_count(r, STORE_FLAG_SEEN, &unread) < 0) {
+	    store_scope_counts(r->srv->store, r->inbox_id, &total, &unread) < 0 ||
+	    store_message_query(r->srv->store, &q, page_cb, &p,
+	        filtered ? &matching : NULL) < 0 ||
+	    (filtered && filtered_unread(r, q, &matching_unread) < 0)) {
 		json_decref(p.messages);
 		http_reply_text(r, 500, "store error");
 		return;
 	}
-	matching_unread = unread;
-	if (search != NULL || q.date_max != 0) {
-		q.limit = 1;
-		q.flags_clear = STORE_FLAG_SEEN;
-		if (store_message_query(r->srv->store, &q, count_cb, NULL, &matching_unread) < 0) {
-			json_decref(p.messages);
-			http_reply_text(r, 500, "store error");
-			return;
-		}
+	if (!filtered) {
+		matching = total;
+		matching_unread = unread;
 	}
 	http_reply_json(r, 200, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
 	    "total", (json_int_t)total, "unread", (json_int_t)unread,

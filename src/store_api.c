@@ -500,3 +500,13 @@ int store_integrity_check(struct store *st)
 {
 	return st->be->integrity_check(st);
 }
+
+int store_scope_counts(struct store *st, int64_t inbox_id, uint64_t *messages, uint64_t *unseen)
+{
+	return st->be->scope_counts(st, inbox_id, messages, unseen);
+}
+
+int store_keyword_counts(struct store *st, store_keyword_cb cb, void *arg)
+{
+	return st->be->keyword_counts(st, cb, arg);
+}

@@ -20,7 +20,7 @@
 
 #define MAILBOX_COLS \
 	"SELECT b.id, b.inbox_id, b.name, b.uidvalidity, b.uidnext, b.highestmodseq," \
-	" (SELECT count(*) FROM message m WHERE m.mailbox_id = b.id), b.special_use" \
+	" b.n_messages, b.special_use" \
 	" FROM mailbox b "
 
 /* Statements of store.c; store_imap.c's follow from Q_COUNT on. */
@@ -32,7 +32,7 @@ enum query {
 	Q_MSG_LIST_ALL, Q_MSG_LIST_INBOX, Q_MSG_INFO, Q_RCPT_LIST, Q_MSG_BODY,
 	Q_MSG_DEL, Q_MSG_DEL_INBOX, Q_PRUNE, Q_INTEGRITY,
 	Q_MAILBOX_GET, Q_MAILBOX_MSGS, Q_MSG_FLAGS, Q_MAILBOX_MODSEQ, Q_MAILBOX_CHANGES,
-	Q_MAILBOX_STATE,
+	Q_MAILBOX_STATE, Q_SCOPE_COUNTS, Q_KEYWORD_COUNTS,
 	Q_COUNT
 };
 
@@ -133,6 +133,9 @@ struct store_backend {
 	    uint64_t len, store_sink sink, void *arg);
 	bool (*poll_external)(struct store *st);
 	int (*integrity_check)(struct store *st);
+	int (*scope_counts)(struct store *st, int64_t inbox_id, uint64_t *messages,
+	    uint64_t *unseen);
+	int (*keyword_counts)(struct store *st, store_keyword_cb cb, void *arg);
 };
 
 struct store_sub {
@@ -255,6 +258,8 @@ int sq_message_read_range(struct store *st, int64_t id, uint64_t offset, uint64_
     store_sink sink, void *arg);
 bool sq_poll_external(struct store *st);
 int sq_integrity_check(struct store *st);
+int sq_scope_counts(struct store *st, int64_t inbox_id, uint64_t *messages, uint64_t *unseen);
+int sq_keyword_counts(struct store *st, store_keyword_cb cb, void *arg);
 
 /* A write: its own transaction in autocommit mode, a savepoint inside
  * store_begin's transaction. */
