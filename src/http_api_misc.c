@@ -93,6 +93,7 @@ static int tag_counts(struct http_req *r, json_t *counts)
 enum http_rc http_api_info(struct http_req *r)
 {
 	const struct config *cfg = r->srv->cfg;
+	const struct server_stats *st = &r->srv->stats;
 	json_t *counts = json_object();
 	uint64_t total = 0, unread = 0;
 	struct stat sb;
@@ -113,8 +114,11 @@ enum http_rc http_api_info(struct http_req *r)
 	    "Unread", (json_int_t)unread, "Tags", counts,
 	    "RuntimeStats",
 	    "Uptime", (json_int_t)(time(NULL) - r->hs->started), "Memory", rss_bytes(),
-	    "MessagesDeleted", (json_int_t)0, "SMTPAccepted", (json_int_t)0,
-	    "SMTPAcceptedSize", (json_int_t)0, "SMTPRejected", (json_int_t)0,
+	    "MessagesDeleted", (json_int_t)st->messages_deleted,
+	    "SMTPAccepted", (json_int_t)st->smtp_accepted,
+	    "SMTPAcceptedSize", (json_int_t)st->smtp_accepted_size,
+	    "SMTPRejected", (json_int_t)st->smtp_rejected,
+	    /* Mailpit's ignored duplicates: mailsnare keeps every message. */
 	    "SMTPIgnored", (json_int_t)0));
 	return HTTP_DONE;
 }

@@ -354,6 +354,11 @@ static void events_store_cb(void *arg, enum store_change what, int64_t inbox_id,
 	size_t cap;
 
 	(void)mailbox_id;
+	/* /api/v1/info's MessagesDeleted: an expunge whose message is gone
+	 * (a moved one keeps its id). */
+	if (what == STORE_CHANGE_EXPUNGE &&
+	    store_message_state(ev->st, message_id, NULL, NULL, 0, NULL) == STORE_NOTFOUND)
+		ev->hs->srv->stats.messages_deleted++;
 	/* Without subscribers nothing is built, but for a while after the
 	 * last one left: an EventSource reconnects and asks for what it
 	 * missed (Last-Event-ID). */
@@ -376,22 +381,11 @@ wake:
 
 /* --- stats, keepalive ----------------------------------------------------------- */
 
-static int count_cb(const struct store_message_info *m, void *arg)
-{
-	(void)m;
-	(void)arg;
-	return 0;
-}
-
 static json_t *stats_json(struct http_events *ev, int64_t inbox_id)
 {
-	struct store_query all = { .inbox_id = inbox_id, .limit = 1 };
-	struct store_query unread = { .inbox_id = inbox_id, .limit = 1,
-	    .flags_clear = STORE_FLAG_SEEN };
 	uint64_t total = 0, nunread = 0;
 
-	if (store_message_query(ev->st, &all, count_cb, NULL, &total) < 0 ||
-	    store_message_query(ev->st, &unread, count_cb, NULL, &nunread) < 0)
+	if (store_scope_counts(ev->st, inbox_id, &total, &nunread) < 0)
 		return NULL;
 	return json_pack("{s:I,s:I,s:s}", "Total", (json_int_t)total, "Unread",
 	    (json_int_t)nunread, "Version", PACKAGE_VERSION);
