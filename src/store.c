@@ -1315,7 +1315,7 @@ static int add_rows(struct sqlite_store *st, const struct store_new_message *msg
 	if (rc == STORE_OK)
 		rc = insert_rcpts(st, *id, msg->rcpts, msg->n_rcpts);
 	if (rc == STORE_OK && msg->keywords != NULL && msg->keywords[0] != '\0')
-		rc = store_keywords_add(st, *id, msg->keywords);
+		rc = store_keywords_add(st, *id, *mailbox, msg->keywords);
 	return rc;
 }
 

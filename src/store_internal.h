@@ -44,7 +44,7 @@ enum query_imap {
 	QI_MAILBOX_MODSEQ_NEXT, QI_MAILBOX_KEYWORDS, QI_SUB_ADD, QI_SUB_DEL, QI_SUB_LIST, QI_SUB_COUNT, QI_MAILBOX_COUNT,
 	QI_MSG_COPY, QI_RCPT_COPY, QI_KW_COPY, QI_MSG_MOVE, QI_MSG_STATE,
 	QI_KW_ADD, QI_KW_DEL, QI_KW_CLEAR, QI_MSG_SET_FLAGS, QI_MSG_STRUCTURE,
-	QI_MSG_SET_STRUCTURE, QI_VANISHED, QI_MAILBOX_INBOX,
+	QI_MSG_SET_STRUCTURE, QI_VANISHED, QI_MAILBOX_INBOX, QI_KW_ROOM,
 	QI_END
 };
 #define STORE_NQUERIES QI_END
@@ -294,7 +294,8 @@ int store_inbox_mailboxes(struct sqlite_store *st, int64_t inbox);
 /* A new UID and modseq in the mailbox; *inbox is the mailbox's. */
 int store_mailbox_take_uid(struct sqlite_store *st, int64_t mailbox, int64_t *uid,
     int64_t *modseq, int64_t *inbox);
-int store_keywords_add(struct sqlite_store *st, int64_t id, const char *keywords);
+int store_keywords_add(struct sqlite_store *st, int64_t id, int64_t mailbox,
+    const char *keywords);
 /* The mailbox's rows from SQLite, by UID (store_mailbox_foreach serves
  * them from the cache). */
 int store_mailbox_read_all(struct sqlite_store *st, int64_t mailbox_id, store_msg_cb cb,

@@ -1961,6 +1961,38 @@ Test(store_sqlite, kept_counts)
 	store_close(st);
 }
 
+/* Keywords a delivery brings (X-Tags) stay within max-keywords: one new
+ * to a full mailbox is left out, one the mailbox has already is kept,
+ * and another inbox's keywords do not count against this one. */
+Test(store_sqlite, delivery_keywords_within_max_keywords)
+{
+	struct store *st = store_open(&(struct store_options){ .backend = backend->name,
+	    .path = dbpath, .limits = { .keywords = 2 } });
+	struct store_inbox a, b;
+	struct memsrc m1 = { (const unsigned char *)"1\r\n", 3, 0, 0, SIZE_MAX }, m2 = m1, m3 = m1, m4 = m1;
+	struct store_new_message msg;
+	int64_t id;
+
+	cr_assert_not_null(st);
+	a = make_inbox(st, "a");
+	b = make_inbox(st, "b");
+	msg = new_msg(b.id, &m1, 3);
+	msg.keywords = "x y";
+	cr_assert_eq(store_message_add(st, &msg, &id), STORE_OK);
+	msg = new_msg(a.id, &m2, 3);
+	msg.keywords = "red blue green";
+	cr_assert_eq(store_message_add(st, &msg, &id), STORE_OK);
+	msg = new_msg(a.id, &m3, 3);
+	msg.keywords = "green blue";
+	cr_assert_eq(store_message_add(st, &msg, &id), STORE_OK);
+	assert_counts(st, 0, 3, 3, "blue=2 red=1 x=1 y=1");
+	msg = new_msg(b.id, &m4, 3);
+	msg.keywords = "y z";
+	cr_assert_eq(store_message_add(st, &msg, &id), STORE_OK);
+	assert_counts(st, 0, 4, 4, "blue=2 red=1 x=1 y=2");
+	store_close(st);
+}
+
 /* A version 6 file gets its counts from the rows it has. */
 Test(store_sqlite, migration_6_to_7)
 {
