@@ -330,58 +330,17 @@ bad:
 	return -1;
 }
 
-/* The message of an ID string, if in scope. */
-static bool id_in_scope(struct http_req *r, const char *text, int64_t *id)
-{
-	struct http_msg m;
+/* --- PUT: read state, DELETE ------------------------------------------------------ */
 
-	if (http_resolve_id(r, text, id) != STORE_OK || strcmp(text, "latest") == 0)
-		return false;
-	if (r->inbox_id == 0)
-		return true;
-	if (http_msg_load(r->srv->store, *id, r->inbox_id, &m) != STORE_OK)
-		return false;
-	http_msg_free(&m);
-	return true;
-}
-
-struct id_list {
-	int64_t *v;
-	size_t n, cap;
-};
-
-static int id_list_cb(const struct store_message_info *i, void *arg)
-{
-	struct id_list *l = arg;
-	int64_t *nv;
-
-	if (l->n == l->cap) {
-		l->cap = l->cap ? 2 * l->cap : 256;
-		if ((nv = realloc(l->v, l->cap * sizeof(*nv))) == NULL)
-			return STORE_ERR;
-		l->v = nv;
-	}
-	l->v[l->n++] = i->id;
-	return 0;
-}
-
-/* --- PUT: read state ------------------------------------------------------------- */
-
-static int set_read(struct http_req *r, int64_t id, bool read)
-{
-	return store_message_set_flags(r->srv->store, id, read ? STORE_FLAG_SEEN : 0,
-	    read ? 0 : STORE_FLAG_SEEN);
-}
-
+/* PUT {IDs, Read} or {Search, Read}; neither: every message of the
+ * scope. Done in slices (http_bulk.c); "ok" after the last. */
 enum http_rc http_api_messages_put(struct http_req *r)
 {
-	json_t *body = http_json_body(r), *ids, *v, *jread, *search;
+	json_t *body = http_json_body(r), *ids, *jread, *search;
 	struct store_query q = { .inbox_id = r->inbox_id };
-	struct id_list l = { NULL, 0, 0 };
 	struct msg_search *ms = NULL;
-	bool read;
-	int64_t id;
-	size_t i;
+	enum http_bulk_op op;
+	enum http_rc rc = HTTP_DONE;
 
 	if (body == NULL)
 		return HTTP_DONE;
@@ -393,7 +352,7 @@ enum http_rc http_api_messages_put(struct http_req *r)
 		http_reply_error(r, "Read: want true or false");
 		goto out;
 	}
-	read = json_is_true(jread);
+	op = json_is_true(jread) ? HTTP_BULK_READ : HTTP_BULK_UNREAD;
 	if (search != NULL && !json_is_string(search) && !json_is_null(search)) {
 		http_reply_error(r, "Search: want a string");
 		goto out;
@@ -405,109 +364,43 @@ enum http_rc http_api_messages_put(struct http_req *r)
 		}
 		if (parse_search(r, json_string_value(search), &ms) < 0)
 			goto out;
-		q.search = ms;
-	}
-	if (q.search == NULL && ids != NULL && json_array_size(ids) > 0) {
-		json_array_foreach(ids, i, v)
-			if (id_in_scope(r, json_string_value(v), &id))
-				(void)set_read(r, id, read);
-		http_reply_ok(r);
+	} else if (ids != NULL && json_array_size(ids) > 0) {
+		rc = http_bulk_ids(r, ids, op);
 		goto out;
 	}
-	/* A search, or neither: every message of it (of the scope) that is
-	 * not so already. */
-	if (read)
+	/* A search, or neither: those of it not so already. */
+	if (op == HTTP_BULK_READ)
 		q.flags_clear = STORE_FLAG_SEEN;
 	else
 		q.flags_set = STORE_FLAG_SEEN;
-	if (store_message_query(r->srv->store, &q, id_list_cb, &l, NULL) < 0) {
-		http_reply_text(r, 500, "store error");
-		goto out;
-	}
-	for (i = 0; i < l.n; i++)
-		(void)set_read(r, l.v[i], read);
-	http_reply_ok(r);
+	rc = http_bulk_query(r, &q, ms, op);
 out:
-	msg_search_free(ms);
-	free(l.v);
 	json_decref(body);
-	return HTTP_DONE;
-}
-
-/* --- DELETE ------------------------------------------------------------------------- */
-
-struct name_list {
-	char (*v)[STORE_NAME_MAX];
-	size_t n, cap;
-};
-
-static int inbox_name_cb(const struct store_inbox *in, void *arg)
-{
-	struct name_list *l = arg;
-	void *nv;
-
-	if (l->n == l->cap) {
-		l->cap = l->cap ? 2 * l->cap : 16;
-		if ((nv = realloc(l->v, l->cap * sizeof(*l->v))) == NULL)
-			return STORE_ERR;
-		l->v = nv;
-	}
-	snprintf(l->v[l->n++], STORE_NAME_MAX, "%s", in->name);
-	return 0;
-}
-
-/* Every message of the scope: of the inbox, or of each inbox. */
-static int delete_all(struct http_req *r)
-{
-	struct name_list l = { NULL, 0, 0 };
-	size_t i;
-	int rc;
-
-	if (r->inbox_id != 0)
-		return store_message_del_inbox(r->srv->store, r->inbox, NULL);
-	rc = store_inbox_foreach(r->srv->store, inbox_name_cb, &l);
-	for (i = 0; rc == STORE_OK && i < l.n; i++) {
-		rc = store_message_del_inbox(r->srv->store, l.v[i], NULL);
-		if (rc == STORE_NOTFOUND)
-			rc = STORE_OK;
-	}
-	free(l.v);
 	return rc;
 }
 
+/* DELETE {IDs}; no body or no IDs: every message of the scope. */
 enum http_rc http_api_messages_delete(struct http_req *r)
 {
-	json_t *body = http_json_body(r), *ids, *v;
-	int64_t id;
-	size_t i;
+	json_t *body = http_json_body(r), *ids;
+	struct store_query q = { .inbox_id = r->inbox_id };
+	enum http_rc rc = HTTP_DONE;
 
 	if (body == NULL)
 		return HTTP_DONE;
-	if (json_ids(r, body, &ids) < 0)
-		goto out;
-	if (ids == NULL || json_array_size(ids) == 0) {
-		if (delete_all(r) < 0)
-			http_reply_text(r, 500, "store error");
-		else
-			http_reply_ok(r);
-		goto out;
-	}
-	json_array_foreach(ids, i, v)
-		if (id_in_scope(r, json_string_value(v), &id))
-			(void)store_message_del(r->srv->store, id);
-	http_reply_ok(r);
-out:
+	if (json_ids(r, body, &ids) == 0)
+		rc = ids != NULL && json_array_size(ids) > 0 ?
+		    http_bulk_ids(r, ids, HTTP_BULK_DELETE) :
+		    http_bulk_query(r, &q, NULL, HTTP_BULK_DELETE);
 	json_decref(body);
-	return HTTP_DONE;
+	return rc;
 }
 
 enum http_rc http_api_search_delete(struct http_req *r)
 {
 	const char *text = http_query(r, "query");
 	struct store_query q = { .inbox_id = r->inbox_id };
-	struct id_list l = { NULL, 0, 0 };
 	struct msg_search *s;
-	size_t i;
 
 	if (text == NULL || text[strspn(text, " \t")] == '\0') {
 		http_reply_error(r, "Error: no search query");
@@ -515,15 +408,5 @@ enum http_rc http_api_search_delete(struct http_req *r)
 	}
 	if (parse_search(r, text, &s) < 0)
 		return HTTP_DONE;
-	q.search = s;
-	if (store_message_query(r->srv->store, &q, id_list_cb, &l, NULL) < 0)
-		http_reply_text(r, 500, "store error");
-	else {
-		for (i = 0; i < l.n; i++)
-			(void)store_message_del(r->srv->store, l.v[i]);
-		http_reply_ok(r);
-	}
-	msg_search_free(s);
-	free(l.v);
-	return HTTP_DONE;
+	return http_bulk_query(r, &q, s, HTTP_BULK_DELETE);
 }

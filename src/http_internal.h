@@ -200,6 +200,15 @@ char *http_part_filename(const struct mime_part *p);
  * scope). STORE_OK, or STORE_NOTFOUND when there is none. */
 int http_resolve_id(struct http_req *r, const char *arg, int64_t *id);
 
+/* http_bulk.c: read state or deletes of many messages, a slice per loop
+ * pass, "ok" after the last (HTTP_DEFERRED, or HTTP_DONE with an error
+ * sent). By a listing's filters (search is the query's, taken over) or
+ * by an array of ID strings (those not in scope are skipped). */
+enum http_bulk_op { HTTP_BULK_READ, HTTP_BULK_UNREAD, HTTP_BULK_DELETE };
+enum http_rc http_bulk_query(struct http_req *r, const struct store_query *q,
+    struct msg_search *search, enum http_bulk_op op);
+enum http_rc http_bulk_ids(struct http_req *r, json_t *ids, enum http_bulk_op op);
+
 /* http_api_messages.c: every tag (keyword) in the request's scope, sorted. */
 json_t *http_scope_tags(struct http_req *r);
 
