@@ -185,26 +185,10 @@ static int parse_search(struct http_req *r, const char *text, struct msg_search 
 	return 0;
 }
 
-static int count_cb(const struct store_message_info *m, void *arg)
-{
-	(void)m;
-	(void)arg;
-	return 0;
-}
-
-/* messages_count and messages_unread of a filtered listing: the page's
- * own total, and one more count of the unread among them. */
-static int filtered_unread(struct http_req *r, struct store_query q, uint64_t *n)
-{
-	q.limit = 1;
-	q.offset = 0;
-	q.flags_clear = STORE_FLAG_SEEN;
-	return store_message_query(r->srv->store, &q, count_cb, NULL, n);
-}
-
 /* The listing envelope of GET /api/v1/messages and /api/v1/search. The
  * scope's counts are the store's kept ones; the page is read from the
- * id index with start= skipped inside the query. */
+ * id index with start= skipped inside the query; a search's own counts
+ * come from the pass that finds its page. */
 static void list_reply(struct http_req *r, const struct msg_search *search)
 {
 	struct store_query q = { .inbox_id = r->inbox_id, .search = search };
@@ -232,9 +216,8 @@ static void list_reply(struct http_req *r, const struct msg_search *search)
 	q.offset = start;
 	if ((p.messages = json_array()) == NULL ||
 	    store_scope_counts(r->srv->store, r->inbox_id, &total, &unread) < 0 ||
-	    store_message_query(r->srv->store, &q, page_cb, &p,
-	        filtered ? &matching : NULL) < 0 ||
-	    (filtered && filtered_unread(r, q, &matching_unread) < 0)) {
+	    store_message_query_counted(r->srv->store, &q, page_cb, &p,
+	        filtered ? &matching : NULL, filtered ? &matching_unread : NULL) < 0) {
 		json_decref(p.messages);
 		http_reply_text(r, 500, "store error");
 		return;

@@ -1725,8 +1725,82 @@ static void query_page_sql(struct sqlbuf *b, const struct store_query *q)
 	sql_add(b, " ORDER BY m.id DESC");
 }
 
+/* The page's rows by id, in the order given (one gone meanwhile is left
+ * out). */
+static int rows_by_id(struct sqlite_store *st, const int64_t *ids, size_t n,
+    store_message_cb cb, void *arg)
+{
+	int rc = STORE_OK, rows;
+	sqlite3_stmt *s;
+	size_t i;
+
+	for (i = 0; i < n && rc == STORE_OK; i++) {
+		if ((s = store_stmt_get(st, Q_MSG_INFO, &rc)) == NULL)
+			break;
+		sqlite3_bind_int64(s, 1, ids[i]);
+		rc = message_rows(st, s, cb, arg, &rows);
+		store_stmt_put(st, Q_MSG_INFO, s);
+	}
+	return rc;
+}
+
+/*
+ * A filtered page and its totals in one pass: the matching ids newest
+ * first, counted (and the unseen among them) as they go by, the page's
+ * kept; then only the page's rows are read whole. A count and then the
+ * page evaluated every search term twice, and the unseen count a third
+ * time.
+ */
+static int query_counted(struct sqlite_store *st, const struct store_query *q,
+    store_message_cb cb, void *arg, uint64_t *total, uint64_t *unseen)
+{
+	struct sqlbuf b = { .len = 0 };
+	uint64_t seen = 0, n = 0, skipped = 0;
+	size_t kept = 0;
+	int64_t *ids;
+	sqlite3_stmt *s;
+	int rc, r;
+
+	/* The paging bounds are applied here: the totals are without them. */
+	sql_add(&b, "SELECT m.id, m.flags FROM message m");
+	query_filters(&b, q);
+	sql_add(&b, " ORDER BY m.id DESC");
+	if (b.len + 1 >= sizeof(b.s))
+		return store_set_err(st, STORE_ERR, "message query too long");
+	if ((ids = malloc(q->limit * sizeof(*ids))) == NULL)
+		return store_set_err(st, STORE_FULL, "out of memory");
+	if ((r = sqlite3_prepare_v2(st->db, b.s, -1, &s, NULL)) != SQLITE_OK ||
+	    (r = query_bind(s, q)) != SQLITE_OK) {
+		sqlite3_finalize(s);
+		free(ids);
+		return store_sql_fail(st, r);
+	}
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(s, 0);
+
+		n++;
+		if (sqlite3_column_int64(s, 1) & STORE_FLAG_SEEN)
+			seen++;
+		if ((q->before_id != 0 && id >= q->before_id) ||
+		    (q->after_id != 0 && id <= q->after_id))
+			continue;
+		if (skipped++ >= q->offset && kept < q->limit)
+			ids[kept++] = id;
+	}
+	sqlite3_finalize(s);
+	if (r != SQLITE_DONE)
+		rc = store_sql_fail(st, r);
+	else
+		rc = rows_by_id(st, ids, kept, cb, arg);
+	free(ids);
+	*total = n;
+	if (unseen != NULL)
+		*unseen = n - seen;
+	return rc;
+}
+
 int sq_message_query(struct store *base, const struct store_query *q,
-    store_message_cb cb, void *arg, uint64_t *total)
+    store_message_cb cb, void *arg, uint64_t *total, uint64_t *unseen)
 {
 	struct sqlite_store *st = sqlite_store_of(base);
 	struct sqlbuf b = { .len = 0 };
@@ -1736,8 +1810,17 @@ int sq_message_query(struct store *base, const struct store_query *q,
 	/* A search sees every committed message's words. */
 	if (msg_search_nterms(q->search) > 0 && (rc = store_fts_flush(st)) != STORE_OK)
 		return rc;
+	if (total != NULL && q->limit > 0 && (q->before_id != 0 || q->after_id == 0))
+		return query_counted(st, q, cb, arg, total, unseen);
 	if (total != NULL && (rc = query_total(st, q, total)) != STORE_OK)
 		return rc;
+	if (total != NULL && unseen != NULL) {
+		struct store_query u = *q;
+
+		u.flags_clear |= STORE_FLAG_SEEN;
+		if ((rc = query_total(st, &u, unseen)) != STORE_OK)
+			return rc;
+	}
 	query_page_sql(&b, q);
 	if (b.len + 1 >= sizeof(b.s))
 		return store_set_err(st, STORE_ERR, "message query too long");

@@ -84,7 +84,7 @@ struct store_backend {
 	int (*message_get_info)(struct store *st, int64_t id, store_message_cb cb,
 	    void *arg);
 	int (*message_query)(struct store *st, const struct store_query *q,
-	    store_message_cb cb, void *arg, uint64_t *total);
+	    store_message_cb cb, void *arg, uint64_t *total, uint64_t *unseen);
 	int (*message_read)(struct store *st, int64_t id, store_sink sink, void *arg);
 	int (*message_del)(struct store *st, int64_t id);
 	int (*message_del_inbox)(struct store *st, const char *inbox, int64_t *count);
@@ -219,7 +219,7 @@ int sq_inbox_prune(struct store *st, int64_t inbox_id, uint64_t keep);
 int sq_message_foreach(struct store *st, const char *inbox, store_message_cb cb, void *arg);
 int sq_message_get_info(struct store *st, int64_t id, store_message_cb cb, void *arg);
 int sq_message_query(struct store *st, const struct store_query *q, store_message_cb cb,
-    void *arg, uint64_t *total);
+    void *arg, uint64_t *total, uint64_t *unseen);
 int sq_message_read(struct store *st, int64_t id, store_sink sink, void *arg);
 int sq_message_del(struct store *st, int64_t id);
 int sq_message_del_inbox(struct store *st, const char *inbox, int64_t *count);

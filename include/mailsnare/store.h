@@ -232,6 +232,10 @@ struct store_query {
  * from cb stops and is returned. */
 int store_message_query(struct store *st, const struct store_query *q,
     store_message_cb cb, void *arg, uint64_t *total);
+/* The same, and *unseen (may be NULL) the messages among *total without
+ * STORE_FLAG_SEEN: counted in the same pass over the matches. */
+int store_message_query_counted(struct store *st, const struct store_query *q,
+    store_message_cb cb, void *arg, uint64_t *total, uint64_t *unseen);
 /* The messages of one inbox (0: every inbox) and how many of them are
  * unseen, from counts the store keeps up to date on every change: a few
  * rows read, however many messages there are. */
