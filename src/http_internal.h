@@ -193,6 +193,9 @@ char *http_msg_text(struct store *st, const struct http_msg *m, const struct mim
     uint64_t max, size_t *len);
 /* The part with this PartID, or NULL. */
 const struct mime_part *http_msg_part(const struct http_msg *m, const char *section);
+/* The message's top header, at most max bytes of it (malloc'd and
+ * NUL-terminated, *len its length), or NULL. */
+char *http_msg_header(struct store *st, const struct http_msg *m, size_t max, size_t *len);
 /* A part's file name, decoded to UTF-8 (malloc'd, "" if none). */
 char *http_part_filename(const struct mime_part *p);
 

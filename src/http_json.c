@@ -380,22 +380,6 @@ static json_t *body_text(struct store *st, const struct http_msg *m, const struc
 	return j;
 }
 
-struct hdr_sink {
-	char *p;
-	size_t len, cap;
-};
-
-static int hdr_sink_cb(void *arg, const void *buf, size_t len)
-{
-	struct hdr_sink *b = arg;
-
-	if (len > b->cap - b->len)
-		len = b->cap - b->len;
-	memcpy(b->p + b->len, buf, len);
-	b->len += len;
-	return 0;
-}
-
 /* The first field `name` of the header block, unfolded and decoded;
  * NULL if absent. */
 static char *header_field(const char *hdr, size_t len, const char *name)
@@ -421,21 +405,18 @@ static char *header_field(const char *hdr, size_t len, const char *name)
  * List-Unsubscribe-Post header (RFC 8058) beside it. */
 static json_t *list_unsubscribe(struct store *st, const struct http_msg *m)
 {
-	struct hdr_sink b = { NULL, 0, 0 };
 	struct list_unsub u = { .nlinks = 0 };
-	char *value = NULL, *post = NULL;
+	char *value = NULL, *post = NULL, *hdr;
 	json_t *o, *links = json_array();
-	size_t i;
+	size_t i, len;
 
-	b.cap = m->root->hdr_size < LIST_UNSUB_HDR_MAX ? m->root->hdr_size : LIST_UNSUB_HDR_MAX;
-	if ((b.p = malloc(b.cap + 1)) != NULL &&
-	    store_message_read_range(st, m->id, m->root->hdr_off, b.cap, hdr_sink_cb, &b) ==
-	    STORE_OK && (value = header_field(b.p, b.len, "List-Unsubscribe")) != NULL) {
-		post = header_field(b.p, b.len, "List-Unsubscribe-Post");
+	hdr = http_msg_header(st, m, LIST_UNSUB_HDR_MAX, &len);
+	if (hdr != NULL && (value = header_field(hdr, len, "List-Unsubscribe")) != NULL) {
+		post = header_field(hdr, len, "List-Unsubscribe-Post");
 		if (list_unsub_parse(value, strlen(value), &u) < 0)
 			snprintf(u.errors, sizeof(u.errors), "out of memory");
 	}
-	free(b.p);
+	free(hdr);
 	for (i = 0; links != NULL && i < u.nlinks; i++)
 		json_array_append_new(links, utf8_string(u.links[i], strlen(u.links[i])));
 	o = json_pack("{s:o, s:o, s:o, s:o}", "Header", utf8_string(value ? value : "",
