@@ -1,6 +1,6 @@
 /*
  * Tags named by a message itself: the X-Tags header, read at delivery
- * (SMTP and the HTTP send API) the way Mailpit reads it. The value is a
+ * (SMTP; the send API sets its Tags as given) the way Mailpit reads it. The value is a
  * comma-separated list; in each tag every character but ASCII letters,
  * digits, '-', '_' and space becomes a space, runs of white space become
  * one and the ends are trimmed; empty tags are dropped. Tags are IMAP

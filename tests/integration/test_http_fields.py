@@ -3,8 +3,11 @@
 message says of itself: /api/v1/info's RuntimeStats (SMTP accepted, their
 bytes, refused, deleted), ListUnsubscribe from List-Unsubscribe and
 List-Unsubscribe-Post, tags from an X-Tags header at SMTP delivery (IMAP
-keywords: an IMAP client sees them), and the listing's counts kept by the
-store as messages come, change and go."""
+keywords: an IMAP client sees them; the send API's Tags stay as given),
+and the listing's counts kept by the store as messages come, change and
+go."""
+
+import json
 
 import harness
 import http_helpers as hh
@@ -118,6 +121,19 @@ class MessageFieldsTest(harness.TestCase):
             self.assertIn(b"FLAGS (\\Seen Order_Confirmation sp_cial urgent)", data[0])
         finally:
             ih.imap_logout(m)
+
+    def test_send_api_tags_as_given(self):
+        """The send API's Tags are keywords as given (the X-Tags header it
+        writes for them is not cleaned again at delivery)."""
+        auth = self.inbox()
+        r = hh.request(self.server, "POST", "/api/v1/send", auth=auth, body=json.dumps({
+            "From": {"Email": "app@example.test"}, "To": [{"Email": "u@example.test"}],
+            "Subject": "sent", "Text": "hi", "Tags": ["v1.2", "own"]}).encode())
+        self.assertEqual(r.status, 200, r.body)
+        mid = r.json()["ID"]
+        self.assertEqual(self.get(auth, "/api/v1/message/" + mid)["Tags"], ["own", "v1.2"])
+        raw = hh.request(self.server, "GET", "/api/v1/message/%s/raw" % mid, auth=auth).body
+        self.assertIn(b"\r\nX-Tags: v1.2, own\r\n", raw)
 
     def test_counts_follow_changes(self):
         """total, unread and tags of the envelope as IMAP and the API change
