@@ -1,9 +1,10 @@
 /*
- * Tags named by a message itself: the X-Tags header, read at delivery
- * (SMTP; the send API sets its Tags as given) the way Mailpit reads it. The value is a
- * comma-separated list; in each tag every character but ASCII letters,
- * digits, '-', '_' and space becomes a space, runs of white space become
- * one and the ends are trimmed; empty tags are dropped. Tags are IMAP
+ * Tags named by a message itself: the X-Tags header, read at SMTP
+ * delivery (the send API sets its Tags as given) the way Mailpit reads
+ * it. The value is a comma-separated list; in each tag every character
+ * but ASCII letters, digits, '-', '_' and space becomes a space, runs of
+ * white space become one and the ends are trimmed; empty tags are
+ * dropped. Tags are IMAP
  * keywords here, and a keyword cannot hold a space: the spaces left
  * inside a tag become '_' ("Order Confirmation" is Order_Confirmation).
  * A tag named twice (in any case) counts once.
