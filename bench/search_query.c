@@ -8,8 +8,8 @@
  *                               built with -DMAILSNARE_NO_SEARCH_INDEX),
  *                               500 per transaction
  *   search_query time DB Q...   runs each search (Mailpit's syntax) as the
- *                               API's first page does: 50 rows newest first
- *                               and the total; prints the median and the
+ *                               API's first page does: 50 rows newest first,
+ *                               the total and the unread among it; prints the median and the
  *                               95th percentile of 21 runs (wall clock),
  *                               after one warm-up, and the median CPU time
  *                               (what a loaded machine does not inflate)
@@ -203,7 +203,7 @@ static int time_query(struct store *st, const char *q)
 	struct msg_search *s;
 	char err[256];
 	double t[RUNS], c[RUNS];
-	uint64_t total = 0;
+	uint64_t total = 0, unseen = 0;
 	int i, rows = 0;
 
 	if (msg_search_parse(q, "", &s, err, sizeof(err)) != 0) {
@@ -215,7 +215,8 @@ static int time_query(struct store *st, const char *q)
 		double t0 = now_ms(CLOCK_MONOTONIC), c0 = now_ms(CLOCK_PROCESS_CPUTIME_ID);
 
 		rows = 0;
-		if (store_message_query(st, &sq, count_row, &rows, &total) != STORE_OK) {
+		if (store_message_query_counted(st, &sq, count_row, &rows, &total, &unseen) !=
+		    STORE_OK) {
 			fprintf(stderr, "search_query: %s: %s\n", q, store_errmsg(st));
 			return 1;
 		}

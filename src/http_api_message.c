@@ -51,37 +51,18 @@ enum http_rc http_api_message_get(struct http_req *r)
 	return HTTP_DONE;
 }
 
-struct mem_sink {
-	char *p;
-	size_t len, cap;
-};
-
-static int mem_sink_cb(void *arg, const void *buf, size_t len)
-{
-	struct mem_sink *b = arg;
-
-	if (len > b->cap - b->len)
-		len = b->cap - b->len;
-	memcpy(b->p + b->len, buf, len);
-	b->len += len;
-	return 0;
-}
-
 enum http_rc http_api_message_headers(struct http_req *r)
 {
-	struct mem_sink b = { NULL, 0, 0 };
 	struct http_msg m;
 	json_t *j = NULL;
-	char *text;
+	char *text, *hdr;
+	size_t len;
 
 	if (load(r, &m) != STORE_OK)
 		return HTTP_DONE;
-	b.cap = m.root->hdr_size < HEADERS_READ_MAX ? m.root->hdr_size : HEADERS_READ_MAX;
-	if ((b.p = malloc(b.cap + 1)) != NULL &&
-	    store_message_read_range(r->srv->store, m.id, m.root->hdr_off, b.cap, mem_sink_cb,
-	    &b) == STORE_OK)
-		j = http_json_headers(b.p, b.len);
-	free(b.p);
+	if ((hdr = http_msg_header(r->srv->store, &m, HEADERS_READ_MAX, &len)) != NULL)
+		j = http_json_headers(hdr, len);
+	free(hdr);
 	http_msg_free(&m);
 	/* Go's encoder writes a map's keys sorted. */
 	if (j == NULL || (text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {

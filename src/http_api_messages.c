@@ -77,18 +77,6 @@ static int parse_time(const char *v, int64_t *t)
 
 /* --- counts and tags of the scope ---------------------------------------------- */
 
-static int count_cb(const struct store_message_info *m, void *arg)
-{
-	return 0;
-}
-
-static int scope_count(struct http_req *r, unsigned flags_clear, uint64_t *n)
-{
-	struct store_query q = { .inbox_id = r->inbox_id, .limit = 1, .flags_clear = flags_clear };
-
-	return store_message_query(r->srv->store, &q, count_cb, NULL, n);
-}
-
 struct tag_ctx {
 	struct http_req *r;
 	json_t *set;                 /* tag -> true */
@@ -110,11 +98,14 @@ static int tag_mailbox_cb(const struct store_mailbox *mb, void *arg)
 	return store_mailbox_keywords(t->r->srv->store, mb->id, tag_name_cb, t);
 }
 
-static int tag_inbox_cb(const struct store_inbox *in, void *arg)
+static int tag_all_cb(const char *name, uint64_t count, void *arg)
 {
-	struct tag_ctx *t = arg;
+	json_t *arr = arg;
 
-	return store_mailbox_list(t->r->srv->store, in->id, tag_mailbox_cb, t);
+	(void)count;
+	if (name[0] != '\\')
+		json_array_append_new(arr, json_string(name));
+	return 0;
 }
 
 static int str_cmp(const void *a, const void *b)
@@ -122,21 +113,26 @@ static int str_cmp(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Every keyword used in the scope, sorted (Mailpit's "tags"). */
+/* Every keyword used in the scope, sorted (Mailpit's "tags"). Every
+ * inbox: the store's keyword counts (a row per keyword); one inbox: the
+ * keywords of its mailboxes (what that inbox holds). */
 json_t *http_scope_tags(struct http_req *r)
 {
-	struct tag_ctx t = { .r = r, .set = json_object() };
+	struct tag_ctx t = { .r = r };
 	json_t *arr = json_array(), *v;
 	const char **names;
 	const char *k;
 	size_t n = 0, i;
 
-	if (t.set == NULL || arr == NULL)
-		goto out;
-	if (r->inbox_id != 0)
-		(void)store_mailbox_list(r->srv->store, r->inbox_id, tag_mailbox_cb, &t);
-	else
-		(void)store_inbox_foreach(r->srv->store, tag_inbox_cb, &t);
+	if (arr == NULL)
+		return NULL;
+	if (r->inbox_id == 0) {
+		(void)store_keyword_counts(r->srv->store, tag_all_cb, arr);
+		return arr;
+	}
+	if ((t.set = json_object()) == NULL)
+		return arr;
+	(void)store_mailbox_list(r->srv->store, r->inbox_id, tag_mailbox_cb, &t);
 	if ((names = calloc(json_object_size(t.set) + 1, sizeof(*names))) == NULL)
 		goto out;
 	json_object_foreach(t.set, k, v)
@@ -154,7 +150,6 @@ out:
 
 struct page_ctx {
 	struct http_req *r;
-	unsigned skip;
 	json_t *messages;
 };
 
@@ -164,10 +159,6 @@ static int page_cb(const struct store_message_info *i, void *arg)
 	struct http_msg m;
 	json_t *s;
 
-	if (p->skip > 0) {
-		p->skip--;
-		return 0;
-	}
 	if (http_msg_load(p->r->srv->store, i->id, 0, &m) != STORE_OK)
 		return 0;      /* gone meanwhile */
 	s = http_json_summary(p->r->srv->store, &m);
@@ -194,7 +185,10 @@ static int parse_search(struct http_req *r, const char *text, struct msg_search 
 	return 0;
 }
 
-/* The listing envelope of GET /api/v1/messages and /api/v1/search. */
+/* The listing envelope of GET /api/v1/messages and /api/v1/search. The
+ * scope's counts are the store's kept ones; the page is read from the
+ * id index with start= skipped inside the query; a search's own counts
+ * come from the pass that finds its page. */
 static void list_reply(struct http_req *r, const struct msg_search *search)
 {
 	struct store_query q = { .inbox_id = r->inbox_id, .search = search };
@@ -202,6 +196,7 @@ static void list_reply(struct http_req *r, const struct msg_search *search)
 	uint64_t total = 0, unread = 0, matching = 0, matching_unread = 0;
 	const char *before = http_query(r, "before");
 	unsigned start, limit;
+	bool filtered;
 	int64_t t;
 
 	if (query_uint(r, "start", 0, LIST_START_MAX, &start) < 0 ||
@@ -216,24 +211,20 @@ static void list_reply(struct http_req *r, const struct msg_search *search)
 		}
 		q.date_max = t - 1;
 	}
-	q.limit = start + limit;
-	p.skip = start;
+	filtered = search != NULL || q.date_max != 0;
+	q.limit = limit;
+	q.offset = start;
 	if ((p.messages = json_array()) == NULL ||
-	    store_message_query(r->srv->store, &q, page_cb, &p, &matching) < 0 ||
-	    scope_count(r, 0, &total) < 0 || scope_count(r, STORE_FLAG_SEEN, &unread) < 0) {
+	    store_scope_counts(r->srv->store, r->inbox_id, &total, &unread) < 0 ||
+	    store_message_query_counted(r->srv->store, &q, page_cb, &p,
+	        filtered ? &matching : NULL, filtered ? &matching_unread : NULL) < 0) {
 		json_decref(p.messages);
 		http_reply_text(r, 500, "store error");
 		return;
 	}
-	matching_unread = unread;
-	if (search != NULL || q.date_max != 0) {
-		q.limit = 1;
-		q.flags_clear = STORE_FLAG_SEEN;
-		if (store_message_query(r->srv->store, &q, count_cb, NULL, &matching_unread) < 0) {
-			json_decref(p.messages);
-			http_reply_text(r, 500, "store error");
-			return;
-		}
+	if (!filtered) {
+		matching = total;
+		matching_unread = unread;
 	}
 	http_reply_json(r, 200, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
 	    "total", (json_int_t)total, "unread", (json_int_t)unread,
@@ -322,58 +313,17 @@ bad:
 	return -1;
 }
 
-/* The message of an ID string, if in scope. */
-static bool id_in_scope(struct http_req *r, const char *text, int64_t *id)
-{
-	struct http_msg m;
+/* --- PUT: read state, DELETE ------------------------------------------------------ */
 
-	if (http_resolve_id(r, text, id) != STORE_OK || strcmp(text, "latest") == 0)
-		return false;
-	if (r->inbox_id == 0)
-		return true;
-	if (http_msg_load(r->srv->store, *id, r->inbox_id, &m) != STORE_OK)
-		return false;
-	http_msg_free(&m);
-	return true;
-}
-
-struct id_list {
-	int64_t *v;
-	size_t n, cap;
-};
-
-static int id_list_cb(const struct store_message_info *i, void *arg)
-{
-	struct id_list *l = arg;
-	int64_t *nv;
-
-	if (l->n == l->cap) {
-		l->cap = l->cap ? 2 * l->cap : 256;
-		if ((nv = realloc(l->v, l->cap * sizeof(*nv))) == NULL)
-			return STORE_ERR;
-		l->v = nv;
-	}
-	l->v[l->n++] = i->id;
-	return 0;
-}
-
-/* --- PUT: read state ------------------------------------------------------------- */
-
-static int set_read(struct http_req *r, int64_t id, bool read)
-{
-	return store_message_set_flags(r->srv->store, id, read ? STORE_FLAG_SEEN : 0,
-	    read ? 0 : STORE_FLAG_SEEN);
-}
-
+/* PUT {IDs, Read} or {Search, Read}; neither: every message of the
+ * scope. Done in slices (http_bulk.c); "ok" after the last. */
 enum http_rc http_api_messages_put(struct http_req *r)
 {
-	json_t *body = http_json_body(r), *ids, *v, *jread, *search;
+	json_t *body = http_json_body(r), *ids, *jread, *search;
 	struct store_query q = { .inbox_id = r->inbox_id };
-	struct id_list l = { NULL, 0, 0 };
 	struct msg_search *ms = NULL;
-	bool read;
-	int64_t id;
-	size_t i;
+	enum http_bulk_op op;
+	enum http_rc rc = HTTP_DONE;
 
 	if (body == NULL)
 		return HTTP_DONE;
@@ -385,7 +335,7 @@ enum http_rc http_api_messages_put(struct http_req *r)
 		http_reply_error(r, "Read: want true or false");
 		goto out;
 	}
-	read = json_is_true(jread);
+	op = json_is_true(jread) ? HTTP_BULK_READ : HTTP_BULK_UNREAD;
 	if (search != NULL && !json_is_string(search) && !json_is_null(search)) {
 		http_reply_error(r, "Search: want a string");
 		goto out;
@@ -397,109 +347,43 @@ enum http_rc http_api_messages_put(struct http_req *r)
 		}
 		if (parse_search(r, json_string_value(search), &ms) < 0)
 			goto out;
-		q.search = ms;
-	}
-	if (q.search == NULL && ids != NULL && json_array_size(ids) > 0) {
-		json_array_foreach(ids, i, v)
-			if (id_in_scope(r, json_string_value(v), &id))
-				(void)set_read(r, id, read);
-		http_reply_ok(r);
+	} else if (ids != NULL && json_array_size(ids) > 0) {
+		rc = http_bulk_ids(r, ids, op);
 		goto out;
 	}
-	/* A search, or neither: every message of it (of the scope) that is
-	 * not so already. */
-	if (read)
+	/* A search, or neither: those of it not so already. */
+	if (op == HTTP_BULK_READ)
 		q.flags_clear = STORE_FLAG_SEEN;
 	else
 		q.flags_set = STORE_FLAG_SEEN;
-	if (store_message_query(r->srv->store, &q, id_list_cb, &l, NULL) < 0) {
-		http_reply_text(r, 500, "store error");
-		goto out;
-	}
-	for (i = 0; i < l.n; i++)
-		(void)set_read(r, l.v[i], read);
-	http_reply_ok(r);
+	rc = http_bulk_query(r, &q, ms, op);
 out:
-	msg_search_free(ms);
-	free(l.v);
 	json_decref(body);
-	return HTTP_DONE;
-}
-
-/* --- DELETE ------------------------------------------------------------------------- */
-
-struct name_list {
-	char (*v)[STORE_NAME_MAX];
-	size_t n, cap;
-};
-
-static int inbox_name_cb(const struct store_inbox *in, void *arg)
-{
-	struct name_list *l = arg;
-	void *nv;
-
-	if (l->n == l->cap) {
-		l->cap = l->cap ? 2 * l->cap : 16;
-		if ((nv = realloc(l->v, l->cap * sizeof(*l->v))) == NULL)
-			return STORE_ERR;
-		l->v = nv;
-	}
-	snprintf(l->v[l->n++], STORE_NAME_MAX, "%s", in->name);
-	return 0;
-}
-
-/* Every message of the scope: of the inbox, or of each inbox. */
-static int delete_all(struct http_req *r)
-{
-	struct name_list l = { NULL, 0, 0 };
-	size_t i;
-	int rc;
-
-	if (r->inbox_id != 0)
-		return store_message_del_inbox(r->srv->store, r->inbox, NULL);
-	rc = store_inbox_foreach(r->srv->store, inbox_name_cb, &l);
-	for (i = 0; rc == STORE_OK && i < l.n; i++) {
-		rc = store_message_del_inbox(r->srv->store, l.v[i], NULL);
-		if (rc == STORE_NOTFOUND)
-			rc = STORE_OK;
-	}
-	free(l.v);
 	return rc;
 }
 
+/* DELETE {IDs}; no body or no IDs: every message of the scope. */
 enum http_rc http_api_messages_delete(struct http_req *r)
 {
-	json_t *body = http_json_body(r), *ids, *v;
-	int64_t id;
-	size_t i;
+	json_t *body = http_json_body(r), *ids;
+	struct store_query q = { .inbox_id = r->inbox_id };
+	enum http_rc rc = HTTP_DONE;
 
 	if (body == NULL)
 		return HTTP_DONE;
-	if (json_ids(r, body, &ids) < 0)
-		goto out;
-	if (ids == NULL || json_array_size(ids) == 0) {
-		if (delete_all(r) < 0)
-			http_reply_text(r, 500, "store error");
-		else
-			http_reply_ok(r);
-		goto out;
-	}
-	json_array_foreach(ids, i, v)
-		if (id_in_scope(r, json_string_value(v), &id))
-			(void)store_message_del(r->srv->store, id);
-	http_reply_ok(r);
-out:
+	if (json_ids(r, body, &ids) == 0)
+		rc = ids != NULL && json_array_size(ids) > 0 ?
+		    http_bulk_ids(r, ids, HTTP_BULK_DELETE) :
+		    http_bulk_query(r, &q, NULL, HTTP_BULK_DELETE);
 	json_decref(body);
-	return HTTP_DONE;
+	return rc;
 }
 
 enum http_rc http_api_search_delete(struct http_req *r)
 {
 	const char *text = http_query(r, "query");
 	struct store_query q = { .inbox_id = r->inbox_id };
-	struct id_list l = { NULL, 0, 0 };
 	struct msg_search *s;
-	size_t i;
 
 	if (text == NULL || text[strspn(text, " \t")] == '\0') {
 		http_reply_error(r, "Error: no search query");
@@ -507,15 +391,5 @@ enum http_rc http_api_search_delete(struct http_req *r)
 	}
 	if (parse_search(r, text, &s) < 0)
 		return HTTP_DONE;
-	q.search = s;
-	if (store_message_query(r->srv->store, &q, id_list_cb, &l, NULL) < 0)
-		http_reply_text(r, 500, "store error");
-	else {
-		for (i = 0; i < l.n; i++)
-			(void)store_message_del(r->srv->store, l.v[i]);
-		http_reply_ok(r);
-	}
-	msg_search_free(s);
-	free(l.v);
-	return HTTP_DONE;
+	return http_bulk_query(r, &q, s, HTTP_BULK_DELETE);
 }

@@ -33,19 +33,21 @@ static json_int_t rss_bytes(void)
 struct tag_count_ctx {
 	struct http_req *r;
 	json_t *counts;              /* tag -> count */
-	uint64_t total, unread;
 };
+
+static void tag_add(json_t *counts, const char *name, json_int_t n)
+{
+	json_t *v = json_object_get(counts, name);
+
+	json_object_set_new(counts, name, json_integer(v ? json_integer_value(v) + n : n));
+}
 
 static int tag_msg_cb(const struct store_msg *m, void *arg)
 {
 	struct tag_count_ctx *t = arg;
 	const char *p = m->keywords, *e;
 	char name[256];
-	json_t *v;
 
-	t->total++;
-	if (!(m->flags & STORE_FLAG_SEEN))
-		t->unread++;
 	while (p != NULL && *p != '\0') {
 		while (*p == ' ')
 			p++;
@@ -53,9 +55,7 @@ static int tag_msg_cb(const struct store_msg *m, void *arg)
 		if (e > p && (size_t)(e - p) < sizeof(name)) {
 			memcpy(name, p, (size_t)(e - p));
 			name[e - p] = '\0';
-			v = json_object_get(t->counts, name);
-			json_object_set_new(t->counts, name,
-			    json_integer(v ? json_integer_value(v) + 1 : 1));
+			tag_add(t->counts, name, 1);
 		}
 		p = e;
 	}
@@ -69,27 +69,39 @@ static int tag_mailbox_cb(const struct store_mailbox *mb, void *arg)
 	return store_mailbox_foreach(t->r->srv->store, mb->id, tag_msg_cb, t);
 }
 
-static int tag_inbox_cb(const struct store_inbox *in, void *arg)
+static int tag_all_cb(const char *name, uint64_t count, void *arg)
 {
 	struct tag_count_ctx *t = arg;
 
-	return store_mailbox_list(t->r->srv->store, in->id, tag_mailbox_cb, t);
+	if (name[0] != '\\')
+		tag_add(t->counts, name, (json_int_t)count);
+	return 0;
+}
+
+/* Messages per tag: every inbox from the store's kept counts; one inbox
+ * by a pass over that inbox's messages (the store keeps no counts per
+ * inbox and keyword). */
+static int tag_counts(struct http_req *r, json_t *counts)
+{
+	struct tag_count_ctx t = { .r = r, .counts = counts };
+
+	if (r->inbox_id == 0)
+		return store_keyword_counts(r->srv->store, tag_all_cb, &t);
+	return store_mailbox_list(r->srv->store, r->inbox_id, tag_mailbox_cb, &t);
 }
 
 enum http_rc http_api_info(struct http_req *r)
 {
-	struct tag_count_ctx t = { .r = r, .counts = json_object() };
 	const struct config *cfg = r->srv->cfg;
+	const struct server_stats *st = &r->srv->stats;
+	json_t *counts = json_object();
+	uint64_t total = 0, unread = 0;
 	struct stat sb;
 	json_int_t dbsize = 0;
-	int rc;
 
-	if (r->inbox_id != 0)
-		rc = store_mailbox_list(r->srv->store, r->inbox_id, tag_mailbox_cb, &t);
-	else
-		rc = store_inbox_foreach(r->srv->store, tag_inbox_cb, &t);
-	if (rc < 0 || t.counts == NULL) {
-		json_decref(t.counts);
+	if (counts == NULL || tag_counts(r, counts) < 0 ||
+	    store_scope_counts(r->srv->store, r->inbox_id, &total, &unread) < 0) {
+		json_decref(counts);
 		http_reply_text(r, 500, "store error");
 		return HTTP_DONE;
 	}
@@ -98,12 +110,15 @@ enum http_rc http_api_info(struct http_req *r)
 	http_reply_json(r, 200, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:o, s:{s:I, s:I, "
 	    "s:I, s:I, s:I, s:I, s:I}}",
 	    "Version", PACKAGE_VERSION, "LatestVersion", "", "Database", cfg->db,
-	    "DatabaseSize", dbsize, "Messages", (json_int_t)t.total,
-	    "Unread", (json_int_t)t.unread, "Tags", t.counts,
+	    "DatabaseSize", dbsize, "Messages", (json_int_t)total,
+	    "Unread", (json_int_t)unread, "Tags", counts,
 	    "RuntimeStats",
 	    "Uptime", (json_int_t)(time(NULL) - r->hs->started), "Memory", rss_bytes(),
-	    "MessagesDeleted", (json_int_t)0, "SMTPAccepted", (json_int_t)0,
-	    "SMTPAcceptedSize", (json_int_t)0, "SMTPRejected", (json_int_t)0,
+	    "MessagesDeleted", (json_int_t)st->messages_deleted,
+	    "SMTPAccepted", (json_int_t)st->smtp_accepted,
+	    "SMTPAcceptedSize", (json_int_t)st->smtp_accepted_size,
+	    "SMTPRejected", (json_int_t)st->smtp_rejected,
+	    /* Mailpit's ignored duplicates: mailsnare keeps every message. */
 	    "SMTPIgnored", (json_int_t)0));
 	return HTTP_DONE;
 }

@@ -345,7 +345,12 @@ static int prepare(struct http_req *r, struct http_send *s, struct send_input *i
 	ingest_write(s->in, received, n > 0 && (size_t)n < sizeof(received) ? (size_t)n : 0);
 	ingest_write(s->in, built, blen);
 	free(built);
-	return ingest_status(s->in) == INGEST_OK && ingest_finish(s->in, &s->msg) == 0 ? 0 : -1;
+	if (ingest_status(s->in) != INGEST_OK || ingest_finish(s->in, &s->msg) != 0)
+		return -1;
+	/* The X-Tags header is msg_build's, from Tags: those are set as
+	 * given (send_done), not cleaned as a message's own X-Tags are. */
+	s->msg.keywords = NULL;
+	return 0;
 }
 
 static int target_inbox(struct http_req *r, int64_t *id)

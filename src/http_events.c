@@ -11,7 +11,8 @@
  * `delete` ({ID}), `stats` ({Total, Unread, Version}, coalesced over
  * HTTP_EVENTS_STATS_MS). Each subscriber sees its own scope (all inboxes,
  * or one). Nothing is polled: the store's notifications are queued and
- * handled a slice per loop pass, each event turned into JSON once.
+ * handled a slice per loop pass, each event turned into JSON and into
+ * its wire text once, and shared by reference by every stream.
  *
  * A subscriber that does not read is not buffered for without bound: past
  * HTTP_EVENTS_OUT_MAX of unsent output its stream ends (an EventSource
@@ -94,6 +95,7 @@ struct http_events {
 	struct past_event ring[HTTP_EVENTS_RING];
 	uint64_t seq;                      /* of the last event */
 	time_t last_sub;                   /* when the last subscriber left */
+	struct evbuffer *scratch;          /* hands an SSE event to evhttp */
 };
 
 /* --- subscribers ---------------------------------------------------------- */
@@ -221,27 +223,131 @@ static bool sub_sees(const struct http_sub *s, int64_t inbox_id)
 	return s->inbox_id == 0 || inbox_id == 0 || s->inbox_id == inbox_id;
 }
 
-/* One event to one live subscriber (SSE or websocket). */
-static void sub_deliver(struct http_sub *s, const struct past_event *e)
+/*
+ * An event as it goes on the wire, made once for all the subscribers of
+ * a kind (the SSE text; the websocket frame, whose header is the same
+ * for every client since a server does not mask) and handed to each
+ * one's output by reference: a thousand streams cost one copy of the
+ * event and a thousand small chain links, not a thousand copies. Freed
+ * with the last reference, when the last stream has written it.
+ */
+struct wire_text {
+	unsigned refs;
+	size_t len;
+	char p[];
+};
+
+struct wire {
+	const struct past_event *e;
+	struct wire_text *sse, *ws;        /* built on first use */
+};
+
+static void wire_unref(const void *data, size_t len, void *arg)
 {
-	char head[64];
+	struct wire_text *t = arg;
+
+	(void)data;
+	(void)len;
+	if (--t->refs == 0)
+		free(t);
+}
+
+static struct wire_text *wire_new(size_t cap)
+{
+	struct wire_text *t = malloc(sizeof(*t) + cap);
+
+	if (t != NULL) {
+		t->refs = 1;                   /* the builder's, until wire_done */
+		t->len = 0;
+	}
+	return t;
+}
+
+static struct wire_text *wire_sse(const struct past_event *e)
+{
+	size_t cap = strlen(e->type) + strlen(e->data) + 48;
+	struct wire_text *t = wire_new(cap);
+	int n;
+
+	if (t == NULL)
+		return NULL;
+	n = snprintf(t->p, cap, "id: %llu\nevent: %s\ndata: %s\n\n", (unsigned long long)e->seq,
+	    e->type, e->data);
+	t->len = n > 0 && (size_t)n < cap ? (size_t)n : 0;
+	return t;
+}
+
+static struct wire_text *wire_ws(const struct past_event *e)
+{
+	/* {"Type":"T","Data":D} */
+	size_t ld = strlen(e->data), lt = strlen(e->type), plen = 9 + lt + 9 + ld + 1, hl;
+	uint8_t h[WS_HEADER_MAX];
+	struct wire_text *t = wire_new(WS_HEADER_MAX + plen);
+
+	if (t == NULL)
+		return NULL;
+	hl = ws_frame_header(WS_OP_TEXT, plen, h);
+	memcpy(t->p, h, hl);
+	memcpy(t->p + hl, "{\"Type\":\"", 9);
+	memcpy(t->p + hl + 9, e->type, lt);
+	memcpy(t->p + hl + 9 + lt, "\",\"Data\":", 9);
+	memcpy(t->p + hl + 18 + lt, e->data, ld);
+	t->p[hl + 18 + lt + ld] = '}';
+	t->len = hl + plen;
+	return t;
+}
+
+static void wire_done(struct wire *w)
+{
+	if (w->sse != NULL)
+		wire_unref(NULL, 0, w->sse);
+	if (w->ws != NULL)
+		wire_unref(NULL, 0, w->ws);
+}
+
+/* Adds a reference to t to out; false if it could not. */
+static bool wire_add(struct evbuffer *out, struct wire_text *t)
+{
+	if (t == NULL || t->len == 0)
+		return false;
+	t->refs++;
+	if (evbuffer_add_reference(out, t->p, t->len, wire_unref, t) == 0)
+		return true;
+	t->refs--;
+	return false;
+}
+
+/* One event to one live subscriber (SSE or websocket). */
+static void sub_deliver(struct http_sub *s, struct wire *w)
+{
+	struct evbuffer *b;
 
 	if (sub_unsent(s) > HTTP_EVENTS_OUT_MAX) {
 		log_info("http: events: ending a stream whose client does not read");
 		sub_end(s);
 		return;
 	}
-	if (s->kind == SUB_SSE) {
-		sse_send(s, e->seq, e->type, e->data);
-	} else {
-		int n = snprintf(head, sizeof(head), "{\"Type\":\"%s\",\"Data\":", e->type);
-		ws_send(s, WS_OP_TEXT, head, (size_t)n, e->data, "}");
+	if (s->kind == SUB_WS) {
+		if (w->ws == NULL)
+			w->ws = wire_ws(w->e);
+		(void)wire_add(bufferevent_get_output(s->bev), w->ws);
+		return;
 	}
+	if (w->sse == NULL)
+		w->sse = wire_sse(w->e);
+	/* evhttp moves the chain into the connection's output (its chunk
+	 * framing around it); what it leaves, if the connection is going,
+	 * is dropped here. */
+	b = s->ev->scratch;
+	if (wire_add(b, w->sse))
+		evhttp_send_reply_chunk(s->r->req, b);
+	evbuffer_drain(b, evbuffer_get_length(b));
 }
 
 static void events_emit(struct http_events *ev, int64_t inbox_id, const char *type, json_t *data)
 {
 	struct past_event *e = &ev->ring[(ev->seq + 1) % HTTP_EVENTS_RING];
+	struct wire w = { .e = e };
 	struct http_sub *s, *next;
 	char *text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
 
@@ -256,8 +362,9 @@ static void events_emit(struct http_events *ev, int64_t inbox_id, const char *ty
 	for (s = ev->subs; s != NULL; s = next) {
 		next = s->next;
 		if (s->kind != SUB_WAIT && sub_sees(s, inbox_id))
-			sub_deliver(s, e);
+			sub_deliver(s, &w);
 	}
+	wire_done(&w);
 }
 
 /* --- from store changes to events -------------------------------------------- */
@@ -354,6 +461,11 @@ static void events_store_cb(void *arg, enum store_change what, int64_t inbox_id,
 	size_t cap;
 
 	(void)mailbox_id;
+	/* /api/v1/info's MessagesDeleted: an expunge whose message is gone
+	 * (a moved one keeps its id). */
+	if (what == STORE_CHANGE_EXPUNGE &&
+	    store_message_state(ev->st, message_id, NULL, NULL, 0, NULL) == STORE_NOTFOUND)
+		ev->hs->srv->stats.messages_deleted++;
 	/* Without subscribers nothing is built, but for a while after the
 	 * last one left: an EventSource reconnects and asks for what it
 	 * missed (Last-Event-ID). */
@@ -376,22 +488,11 @@ wake:
 
 /* --- stats, keepalive ----------------------------------------------------------- */
 
-static int count_cb(const struct store_message_info *m, void *arg)
-{
-	(void)m;
-	(void)arg;
-	return 0;
-}
-
 static json_t *stats_json(struct http_events *ev, int64_t inbox_id)
 {
-	struct store_query all = { .inbox_id = inbox_id, .limit = 1 };
-	struct store_query unread = { .inbox_id = inbox_id, .limit = 1,
-	    .flags_clear = STORE_FLAG_SEEN };
 	uint64_t total = 0, nunread = 0;
 
-	if (store_message_query(ev->st, &all, count_cb, NULL, &total) < 0 ||
-	    store_message_query(ev->st, &unread, count_cb, NULL, &nunread) < 0)
+	if (store_scope_counts(ev->st, inbox_id, &total, &nunread) < 0)
 		return NULL;
 	return json_pack("{s:I,s:I,s:s}", "Total", (json_int_t)total, "Unread",
 	    (json_int_t)nunread, "Version", PACKAGE_VERSION);
@@ -403,6 +504,7 @@ static void events_stats(evutil_socket_t fd, short what, void *arg)
 	struct http_events *ev = arg;
 	struct http_sub *s, *t, *next;
 	struct past_event e = { .type = "stats" };
+	struct wire w;
 	int64_t scope;
 	json_t *j;
 
@@ -425,13 +527,15 @@ static void events_stats(evutil_socket_t fd, short what, void *arg)
 		}
 		json_decref(j);
 		e.seq = ev->seq;
+		w = (struct wire){ .e = &e };
 		for (t = ev->subs; t != NULL; t = next) {
 			next = t->next;
 			if (!t->stats_sent && t->inbox_id == scope) {
 				t->stats_sent = true;
-				sub_deliver(t, &e);
+				sub_deliver(t, &w);
 			}
 		}
+		wire_done(&w);
 		free(e.data);
 	}
 }
@@ -467,7 +571,9 @@ struct http_events *http_events_new(struct http_server *hs)
 	ev->ev_work = event_new(base, -1, 0, events_work, ev);
 	ev->ev_stats = evtimer_new(base, events_stats, ev);
 	ev->ev_keepalive = event_new(base, -1, EV_PERSIST, events_keepalive, ev);
+	ev->scratch = evbuffer_new();
 	if (ev->ev_work == NULL || ev->ev_stats == NULL || ev->ev_keepalive == NULL ||
+	    ev->scratch == NULL ||
 	    event_add(ev->ev_keepalive, &ka) < 0 ||
 	    store_subscribe(ev->st, events_store_cb, ev) < 0) {
 		http_events_free(ev);
@@ -488,6 +594,8 @@ void http_events_free(struct http_events *ev)
 		event_free(ev->ev_stats);
 	if (ev->ev_keepalive)
 		event_free(ev->ev_keepalive);
+	if (ev->scratch)
+		evbuffer_free(ev->scratch);
 	for (size_t i = 0; i < HTTP_EVENTS_RING; i++)
 		free(ev->ring[i].data);
 	free(ev->queue);

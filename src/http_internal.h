@@ -193,12 +193,24 @@ char *http_msg_text(struct store *st, const struct http_msg *m, const struct mim
     uint64_t max, size_t *len);
 /* The part with this PartID, or NULL. */
 const struct mime_part *http_msg_part(const struct http_msg *m, const char *section);
+/* The message's top header, at most max bytes of it (malloc'd and
+ * NUL-terminated, *len its length), or NULL. */
+char *http_msg_header(struct store *st, const struct http_msg *m, size_t max, size_t *len);
 /* A part's file name, decoded to UTF-8 (malloc'd, "" if none). */
 char *http_part_filename(const struct mime_part *p);
 
 /* The message id of the request's {ID} argument ("latest" is the newest in
  * scope). STORE_OK, or STORE_NOTFOUND when there is none. */
 int http_resolve_id(struct http_req *r, const char *arg, int64_t *id);
+
+/* http_bulk.c: read state or deletes of many messages, a slice per loop
+ * pass, "ok" after the last (HTTP_DEFERRED, or HTTP_DONE with an error
+ * sent). By a listing's filters (search is the query's, taken over) or
+ * by an array of ID strings (those not in scope are skipped). */
+enum http_bulk_op { HTTP_BULK_READ, HTTP_BULK_UNREAD, HTTP_BULK_DELETE };
+enum http_rc http_bulk_query(struct http_req *r, const struct store_query *q,
+    struct msg_search *search, enum http_bulk_op op);
+enum http_rc http_bulk_ids(struct http_req *r, json_t *ids, enum http_bulk_op op);
 
 /* http_api_messages.c: every tag (keyword) in the request's scope, sorted. */
 json_t *http_scope_tags(struct http_req *r);

@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "mailsnare/imap_sort.h"
+#include "mailsnare/list_unsub.h"
 #include "mailsnare/mime.h"
 #include "mailsnare/mime_decode.h"
 #include "mailsnare/mime_header.h"
@@ -23,6 +24,8 @@
 /* Text and HTML bodies shown at most this long (bytes stored). */
 #define BODY_READ_MAX (32u * 1024 * 1024)
 #define ADDRESSES_MAX 1000
+/* Header bytes searched for List-Unsubscribe at most. */
+#define LIST_UNSUB_HDR_MAX (256 * 1024)
 
 char *http_header_text(const char *value)
 {
@@ -377,10 +380,53 @@ static json_t *body_text(struct store *st, const struct http_msg *m, const struc
 	return j;
 }
 
-static json_t *list_unsubscribe(const struct mime_part *root)
+/* The first field `name` of the header block, unfolded and decoded;
+ * NULL if absent. */
+static char *header_field(const char *hdr, size_t len, const char *name)
 {
-	return json_pack("{s:s, s:[], s:s, s:s}", "Header", "", "Links", "Errors", "",
-	    "HeaderPost", "");
+	struct mime_field f;
+	size_t pos = 0, n;
+	char *unfolded, *dec;
+
+	while (mime_header_next(hdr, len, &pos, &f)) {
+		if (f.name_len != strlen(name) || strncasecmp(f.name, name, f.name_len) != 0)
+			continue;
+		if ((unfolded = mime_header_unfold(f.value, f.value_len, MIME_MAX_VALUE)) == NULL)
+			return NULL;
+		dec = mime_header_decode(unfolded, strlen(unfolded), &n);
+		free(unfolded);
+		return dec;
+	}
+	return NULL;
+}
+
+/* Mailpit's ListUnsubscribe: the List-Unsubscribe header, the links in
+ * it that pass list_unsub.h's checks, what did not, and the
+ * List-Unsubscribe-Post header (RFC 8058) beside it. */
+static json_t *list_unsubscribe(struct store *st, const struct http_msg *m)
+{
+	struct list_unsub u = { .nlinks = 0 };
+	char *value = NULL, *post = NULL, *hdr;
+	json_t *o, *links = json_array();
+	size_t i, len;
+
+	hdr = http_msg_header(st, m, LIST_UNSUB_HDR_MAX, &len);
+	if (hdr != NULL && (value = header_field(hdr, len, "List-Unsubscribe")) != NULL) {
+		post = header_field(hdr, len, "List-Unsubscribe-Post");
+		if (list_unsub_parse(value, strlen(value), &u) < 0)
+			snprintf(u.errors, sizeof(u.errors), "out of memory");
+	}
+	free(hdr);
+	for (i = 0; links != NULL && i < u.nlinks; i++)
+		json_array_append_new(links, utf8_string(u.links[i], strlen(u.links[i])));
+	o = json_pack("{s:o, s:o, s:o, s:o}", "Header", utf8_string(value ? value : "",
+	    value ? strlen(value) : 0), "Links", links, "Errors",
+	    utf8_string(u.errors, strlen(u.errors)), "HeaderPost",
+	    utf8_string(post ? post : "", post ? strlen(post) : 0));
+	list_unsub_free(&u);
+	free(value);
+	free(post);
+	return o;
 }
 
 static json_t *header_date(const struct http_msg *m)
@@ -410,7 +456,7 @@ json_t *http_json_message(struct store *st, const struct http_msg *m)
 			json_array_append_new(m->parts[i].is_inline ? inl : att, a);
 	}
 	json_object_set_new(o, "ReturnPath", json_string(m->mail_from));
-	json_object_set_new(o, "ListUnsubscribe", list_unsubscribe(m->root));
+	json_object_set_new(o, "ListUnsubscribe", list_unsubscribe(st, m));
 	json_object_set_new(o, "Date", header_date(m));
 	json_object_set_new(o, "Text", body_text(st, m, m->text));
 	json_object_set_new(o, "HTML", body_text(st, m, m->html));

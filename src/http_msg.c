@@ -175,6 +175,39 @@ const struct mime_part *http_msg_part(const struct http_msg *m, const char *sect
 	return mime_part_find(m->root, section, len);
 }
 
+struct mem_sink {
+	char *p;
+	size_t len, cap;
+};
+
+static int mem_sink_cb(void *arg, const void *buf, size_t len)
+{
+	struct mem_sink *b = arg;
+
+	if (len > b->cap - b->len)
+		len = b->cap - b->len;
+	memcpy(b->p + b->len, buf, len);
+	b->len += len;
+	return 0;
+}
+
+char *http_msg_header(struct store *st, const struct http_msg *m, size_t max, size_t *len)
+{
+	struct mem_sink b = { NULL, 0, 0 };
+
+	b.cap = m->root->hdr_size < max ? (size_t)m->root->hdr_size : max;
+	if ((b.p = malloc(b.cap + 1)) == NULL)
+		return NULL;
+	if (store_message_read_range(st, m->id, m->root->hdr_off, b.cap, mem_sink_cb, &b) !=
+	    STORE_OK) {
+		free(b.p);
+		return NULL;
+	}
+	b.p[b.len] = '\0';
+	*len = b.len;
+	return b.p;
+}
+
 struct text_sink {
 	struct mime_decoder dec;
 	char *buf;

@@ -4,9 +4,12 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "mailsnare/ingest.h"
 #include "mailsnare/mime.h"
+#include "mailsnare/mime_header.h"
+#include "mailsnare/msg_tags.h"
 #include "mailsnare/smtp_data.h"
 #include "mailsnare/spool.h"
 
@@ -21,6 +24,7 @@ struct ingest {
 	unsigned char *structure;
 	size_t structure_len;
 	char fields[4][INGEST_FIELD_MAX + 1];
+	char *tags;                 /* from X-Tags, space-separated */
 };
 
 struct ingest *ingest_new(const struct ingest_options *opts)
@@ -49,6 +53,7 @@ void ingest_free(struct ingest *in)
 		mime_scan_abort(in->scan);
 	spool_free(in->spool);
 	free(in->structure);
+	free(in->tags);
 	free(in);
 }
 
@@ -148,6 +153,41 @@ static const char *list_field(struct ingest *in, int slot, const struct mime_par
 	return in->fields[slot];
 }
 
+/* The X-Tags of the top header (msg_tags.h), read back from the spool
+ * (at most INGEST_TAGS_HDR_MAX bytes of the header), which is left
+ * rewound. NULL if none. */
+static char *header_tags(struct ingest *in, const struct mime_part *root)
+{
+	uint64_t want = root->hdr_off + root->hdr_size;
+	struct mime_field f;
+	size_t pos = 0, got = 0;
+	char *hdr, *v, *tags = NULL;
+	ssize_t r;
+
+	if (want > INGEST_TAGS_HDR_MAX)
+		want = INGEST_TAGS_HDR_MAX;
+	if (want <= root->hdr_off || (hdr = malloc(want)) == NULL)
+		return NULL;
+	while (got < want && (r = spool_read(in->spool, hdr + got, want - got)) > 0)
+		got += (size_t)r;
+	while (got > root->hdr_off && tags == NULL &&
+	    mime_header_next(hdr + root->hdr_off, got - root->hdr_off, &pos, &f)) {
+		if (f.name_len != 6 || strncasecmp(f.name, "X-Tags", 6) != 0)
+			continue;
+		if ((v = mime_header_unfold(f.value, f.value_len, MIME_MAX_VALUE)) == NULL)
+			break;
+		tags = msg_tags_parse(v, strlen(v));
+		free(v);
+		break;
+	}
+	free(hdr);
+	if (spool_rewind(in->spool) < 0) {
+		free(tags);
+		return NULL;
+	}
+	return tags;
+}
+
 static ssize_t spool_source(void *arg, void *buf, size_t len)
 {
 	return spool_read(arg, buf, len);
@@ -179,6 +219,7 @@ int ingest_finish(struct ingest *in, struct store_new_message *msg)
 		msg->hdr_subject = list_field(in, 2, root, MIME_ENV_SUBJECT);
 		msg->hdr_date = list_field(in, 3, root, MIME_ENV_DATE);
 		msg->has_attachment = tree_has_attachment(root);
+		msg->keywords = in->tags = header_tags(in, root);
 		mime_part_free(root);
 	}
 	msg->src.size = spool_size(in->spool);

@@ -223,10 +223,14 @@ static void smtp_delivered(void *arg, int rc, int64_t id)
 		    "%zu rcpt)", conn_peer(s->conn), id, tx->msg.src.size, tx->mail_from,
 		    tx->nrcpts);
 		smtp_reply(s, "250 2.0.0 Ok: queued as %" PRId64, id);
+		s->srv->stats.smtp_accepted++;
+		s->srv->stats.smtp_accepted_size += tx->msg.src.size;
 	} else if (rc == STORE_FULL || rc == STORE_BUSY) {
 		smtp_reply(s, "452 4.3.1 Insufficient system storage");
+		s->srv->stats.smtp_rejected++;
 	} else {
 		smtp_reply(s, "451 4.3.0 Local error in processing");
+		s->srv->stats.smtp_rejected++;
 	}
 	smtp_tx_free(s);
 	if (s->mode == M_WAIT)
@@ -282,6 +286,7 @@ static void smtp_tx_finish(struct smtp_session *s)
 		}
 		smtp_reply(s, "451 4.3.0 Local error in processing");
 	}
+	s->srv->stats.smtp_rejected++;
 	smtp_tx_free(s);
 }
 
@@ -336,6 +341,7 @@ static void smtp_bdat_chunk_done(struct smtp_session *s, uint64_t size)
 		smtp_reply(s, ingest_status(tx->in) == INGEST_TOO_BIG ?
 		    "552 5.3.4 Message size exceeds fixed maximum message size" :
 		    "452 4.3.1 Insufficient system storage");
+		s->srv->stats.smtp_rejected++;
 		smtp_tx_free(s);
 	} else if (tx->bdat_last) {
 		smtp_data_finish(&tx->dec, smtp_tx_sink, s);

@@ -195,6 +195,46 @@ static const char *const migrations[] = {
 	"  DELETE FROM body_search WHERE body_id = OLD.id;"
 	"  DELETE FROM body_fts WHERE rowid = OLD.id;"
 	"END;",
+	/* 6 -> 7: counts kept by triggers, so that a listing's envelope
+	 * (total, unread, tags) and /api/v1/info cost a few rows however
+	 * large the store: each mailbox's messages and unseen ones, and how
+	 * many messages carry each keyword. The triggers catch every path
+	 * (the CLI, cascades from a mailbox or an inbox). Unseen is flag bit
+	 * 1 (STORE_FLAG_SEEN). */
+	"ALTER TABLE mailbox ADD COLUMN n_messages INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE mailbox ADD COLUMN n_unseen INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE mailbox SET"
+	"  n_messages = (SELECT count(*) FROM message WHERE mailbox_id = mailbox.id),"
+	"  n_unseen = (SELECT count(*) FROM message WHERE mailbox_id = mailbox.id"
+	"    AND (flags & 1) = 0);"
+	"CREATE TRIGGER message_count_add AFTER INSERT ON message BEGIN"
+	"  UPDATE mailbox SET n_messages = n_messages + 1,"
+	"    n_unseen = n_unseen + ((NEW.flags & 1) = 0) WHERE id = NEW.mailbox_id;"
+	"END;"
+	"CREATE TRIGGER message_count_del AFTER DELETE ON message BEGIN"
+	"  UPDATE mailbox SET n_messages = n_messages - 1,"
+	"    n_unseen = n_unseen - ((OLD.flags & 1) = 0) WHERE id = OLD.mailbox_id;"
+	"END;"
+	"CREATE TRIGGER message_count_upd AFTER UPDATE OF flags, mailbox_id ON message"
+	"  WHEN (OLD.flags & 1) != (NEW.flags & 1) OR OLD.mailbox_id != NEW.mailbox_id BEGIN"
+	"  UPDATE mailbox SET n_messages = n_messages - 1,"
+	"    n_unseen = n_unseen - ((OLD.flags & 1) = 0) WHERE id = OLD.mailbox_id;"
+	"  UPDATE mailbox SET n_messages = n_messages + 1,"
+	"    n_unseen = n_unseen + ((NEW.flags & 1) = 0) WHERE id = NEW.mailbox_id;"
+	"END;"
+	"CREATE TABLE keyword_count ("
+	"  keyword TEXT PRIMARY KEY,"
+	"  n INTEGER NOT NULL) WITHOUT ROWID;"
+	"INSERT INTO keyword_count (keyword, n)"
+	"  SELECT keyword, count(*) FROM message_keyword GROUP BY keyword;"
+	"CREATE TRIGGER keyword_count_add AFTER INSERT ON message_keyword BEGIN"
+	"  INSERT INTO keyword_count (keyword, n) VALUES (NEW.keyword, 1)"
+	"    ON CONFLICT (keyword) DO UPDATE SET n = n + 1;"
+	"END;"
+	"CREATE TRIGGER keyword_count_del AFTER DELETE ON message_keyword BEGIN"
+	"  UPDATE keyword_count SET n = n - 1 WHERE keyword = OLD.keyword;"
+	"  DELETE FROM keyword_count WHERE keyword = OLD.keyword AND n <= 0;"
+	"END;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -203,8 +243,7 @@ static const char *const migrations[] = {
 
 #define INBOX_COLS \
 	"SELECT i.id, i.name, i.password, i.created," \
-	" (SELECT count(*) FROM message m JOIN mailbox b ON b.id = m.mailbox_id" \
-	"  WHERE b.inbox_id = i.id) FROM inbox i "
+	" (SELECT coalesce(sum(b.n_messages), 0) FROM mailbox b WHERE b.inbox_id = i.id) FROM inbox i "
 
 #define MSG_COLS \
 	"SELECT m.id, i.name, b.name, m.uid, m.flags, m.internal_date, m.size," \
@@ -271,6 +310,10 @@ static const char *const query_sql[Q_COUNT] = {
 	    " m.keywords FROM message m INDEXED BY message_modseq"
 	    " WHERE m.mailbox_id = ?1 AND m.modseq > ?2 ORDER BY m.uid",
 	[Q_MAILBOX_STATE] = "SELECT highestmodseq, recent_uid, uidvalidity FROM mailbox WHERE id = ?1",
+	/* The counts the triggers of schema 7 keep. */
+	[Q_SCOPE_COUNTS] = "SELECT coalesce(sum(n_messages), 0), coalesce(sum(n_unseen), 0)"
+	    " FROM mailbox WHERE ?1 = 0 OR inbox_id = ?1",
+	[Q_KEYWORD_COUNTS] = "SELECT keyword, n FROM keyword_count ORDER BY keyword",
 	/* A flag change takes the mailbox's next modseq (RFC 7162). */
 	[Q_MSG_FLAGS] = "UPDATE message SET flags = (flags & ~?3) | ?2,"
 	    " modseq = (SELECT highestmodseq + 1 FROM mailbox WHERE id = message.mailbox_id)"
@@ -1309,7 +1352,7 @@ static int add_rows(struct sqlite_store *st, const struct store_new_message *msg
 	if (rc == STORE_OK)
 		rc = insert_rcpts(st, *id, msg->rcpts, msg->n_rcpts);
 	if (rc == STORE_OK && msg->keywords != NULL && msg->keywords[0] != '\0')
-		rc = store_keywords_add(st, *id, msg->keywords);
+		rc = store_keywords_add(st, *id, *mailbox, msg->keywords);
 	return rc;
 }
 
@@ -1571,7 +1614,7 @@ int sq_message_get_info(struct store *base, int64_t id, store_message_cb cb, voi
 enum {
 	QP_INBOX = 1, QP_BEFORE, QP_AFTER, QP_FLAGS_SET, QP_FLAGS_CLEAR, QP_FROM, QP_TO,
 	QP_SUBJECT, QP_SIZE_MIN, QP_SIZE_MAX, QP_DATE_MIN, QP_DATE_MAX, QP_ATTACHMENT,
-	QP_LIMIT,
+	QP_LIMIT, QP_OFFSET,
 	QP_SEARCH = 16              /* the search's terms: one each from here on */
 };
 
@@ -1663,6 +1706,7 @@ static int query_bind(sqlite3_stmt *s, const struct store_query *q)
 	sqlite3_bind_int64(s, QP_DATE_MAX, q->date_max);
 	sqlite3_bind_int(s, QP_ATTACHMENT, q->has_attachment > 0);
 	sqlite3_bind_int64(s, QP_LIMIT, q->limit != 0 ? (int64_t)q->limit : -1);
+	sqlite3_bind_int64(s, QP_OFFSET, q->offset);
 	return store_search_bind(s, q->search, QP_SEARCH);
 }
 
@@ -1717,12 +1761,83 @@ static void query_page_sql(struct sqlbuf *b, const struct store_query *q)
 	query_filters(b, q);
 	sql_cond(b, q->before_id != 0, "m.id < ?2");
 	sql_cond(b, q->after_id != 0, "m.id > ?3");
-	sql_add(b, up ? " ORDER BY m.id LIMIT ?14)" : " ORDER BY m.id DESC LIMIT ?14)");
+	sql_add(b, up ? " ORDER BY m.id LIMIT ?14 OFFSET ?15)" :
+	    " ORDER BY m.id DESC LIMIT ?14 OFFSET ?15)");
 	sql_add(b, " ORDER BY m.id DESC");
 }
 
+/* The page's rows by id, in the order given (one gone meanwhile is left
+ * out). */
+static int rows_by_id(struct sqlite_store *st, const int64_t *ids, size_t n,
+    store_message_cb cb, void *arg)
+{
+	int rc = STORE_OK, rows;
+	sqlite3_stmt *s;
+	size_t i;
+
+	for (i = 0; i < n && rc == STORE_OK; i++) {
+		if ((s = store_stmt_get(st, Q_MSG_INFO, &rc)) == NULL)
+			break;
+		sqlite3_bind_int64(s, 1, ids[i]);
+		rc = message_rows(st, s, cb, arg, &rows);
+		store_stmt_put(st, Q_MSG_INFO, s);
+	}
+	return rc;
+}
+
+/*
+ * A filtered page and its totals in one pass: the matching ids newest
+ * first, counted (and the unseen among them) as they go by, the page's
+ * kept; then only the page's rows are read whole. A count and then the
+ * page evaluated every search term twice, and the unseen count a third
+ * time.
+ */
+static int query_counted(struct sqlite_store *st, const struct store_query *q,
+    store_message_cb cb, void *arg, uint64_t *total, uint64_t *unseen)
+{
+	struct sqlbuf b = { .len = 0 };
+	uint64_t seen = 0, n = 0, skipped = 0;
+	size_t kept = 0;
+	int64_t *ids;
+	sqlite3_stmt *s;
+	int rc, r;
+
+	/* The paging bounds are applied here: the totals are without them. */
+	sql_add(&b, "SELECT m.id, m.flags FROM message m");
+	query_filters(&b, q);
+	sql_add(&b, " ORDER BY m.id DESC");
+	if ((ids = malloc(q->limit * sizeof(*ids))) == NULL)
+		return store_set_err(st, STORE_FULL, "out of memory");
+	if ((rc = query_prepare(st, &b, q, &s)) != STORE_OK) {
+		free(ids);
+		return rc;
+	}
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(s, 0);
+
+		n++;
+		if (sqlite3_column_int64(s, 1) & STORE_FLAG_SEEN)
+			seen++;
+		if ((q->before_id != 0 && id >= q->before_id) ||
+		    (q->after_id != 0 && id <= q->after_id))
+			continue;
+		if (skipped++ >= q->offset && kept < q->limit)
+			ids[kept++] = id;
+	}
+	sqlite3_finalize(s);
+	if (r != SQLITE_DONE)
+		rc = store_sql_fail(st, r);
+	else
+		rc = rows_by_id(st, ids, kept, cb, arg);
+	free(ids);
+	*total = n;
+	if (unseen != NULL)
+		*unseen = n - seen;
+	return rc;
+}
+
 int sq_message_query(struct store *base, const struct store_query *q,
-    store_message_cb cb, void *arg, uint64_t *total)
+    store_message_cb cb, void *arg, uint64_t *total, uint64_t *unseen)
 {
 	struct sqlite_store *st = sqlite_store_of(base);
 	struct sqlbuf b = { .len = 0 };
@@ -1732,13 +1847,56 @@ int sq_message_query(struct store *base, const struct store_query *q,
 	/* A search sees every committed message's words. */
 	if (msg_search_nterms(q->search) > 0 && (rc = store_fts_catch_up(st)) != STORE_OK)
 		return rc;
+	if (total != NULL && q->limit > 0 && (q->before_id != 0 || q->after_id == 0))
+		return query_counted(st, q, cb, arg, total, unseen);
 	if (total != NULL && (rc = query_total(st, q, total)) != STORE_OK)
 		return rc;
+	if (total != NULL && unseen != NULL) {
+		struct store_query u = *q;
+
+		u.flags_clear |= STORE_FLAG_SEEN;
+		if ((rc = query_total(st, &u, unseen)) != STORE_OK)
+			return rc;
+	}
 	query_page_sql(&b, q);
 	if ((rc = query_prepare(st, &b, q, &s)) != STORE_OK)
 		return rc;
 	rc = message_rows(st, s, cb, arg, &rows);
 	sqlite3_finalize(s);
+	return rc;
+}
+
+int sq_scope_counts(struct store *base, int64_t inbox_id, uint64_t *messages, uint64_t *unseen)
+{
+	struct sqlite_store *st = sqlite_store_of(base);
+	int rc = STORE_OK;
+	sqlite3_stmt *s = store_stmt_get(st, Q_SCOPE_COUNTS, &rc);
+
+	if (s == NULL)
+		return rc;
+	sqlite3_bind_int64(s, 1, inbox_id);
+	if ((rc = store_step_row(st, s, "no counts")) == STORE_OK) {
+		*messages = (uint64_t)sqlite3_column_int64(s, 0);
+		*unseen = (uint64_t)sqlite3_column_int64(s, 1);
+	}
+	store_stmt_put(st, Q_SCOPE_COUNTS, s);
+	return rc;
+}
+
+int sq_keyword_counts(struct store *base, store_keyword_cb cb, void *arg)
+{
+	struct sqlite_store *st = sqlite_store_of(base);
+	int rc = STORE_OK, r;
+	sqlite3_stmt *s = store_stmt_get(st, Q_KEYWORD_COUNTS, &rc);
+
+	if (s == NULL)
+		return rc;
+	while ((r = sqlite3_step(s)) == SQLITE_ROW)
+		if ((rc = cb(store_col_str(s, 0), (uint64_t)sqlite3_column_int64(s, 1), arg)) != 0)
+			break;
+	if (rc == STORE_OK && r != SQLITE_DONE)
+		rc = store_sql_fail(st, r);
+	store_stmt_put(st, Q_KEYWORD_COUNTS, s);
 	return rc;
 }
 
@@ -1955,4 +2113,6 @@ const struct store_backend store_sqlite_backend = {
 	.message_read_range = sq_message_read_range,
 	.poll_external = sq_poll_external,
 	.integrity_check = sq_integrity_check,
+	.scope_counts = sq_scope_counts,
+	.keyword_counts = sq_keyword_counts,
 };

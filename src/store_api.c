@@ -282,7 +282,13 @@ int store_message_get_info(struct store *st, int64_t id, store_message_cb cb, vo
 int store_message_query(struct store *st, const struct store_query *q,
     store_message_cb cb, void *arg, uint64_t *total)
 {
-	return st->be->message_query(st, q, cb, arg, total);
+	return st->be->message_query(st, q, cb, arg, total, NULL);
+}
+
+int store_message_query_counted(struct store *st, const struct store_query *q,
+    store_message_cb cb, void *arg, uint64_t *total, uint64_t *unseen)
+{
+	return st->be->message_query(st, q, cb, arg, total, unseen);
 }
 
 static int count_row(const struct store_message_info *m, void *arg)
@@ -302,7 +308,7 @@ int store_message_matches(struct store *st, int64_t id, const struct msg_search 
 
 	if (id <= 0 || id == INT64_MAX)
 		return 0;
-	if ((rc = st->be->message_query(st, &q, count_row, &rows, NULL)) != STORE_OK)
+	if ((rc = st->be->message_query(st, &q, count_row, &rows, NULL, NULL)) != STORE_OK)
 		return rc < 0 ? rc : 0;
 	return rows > 0;
 }
@@ -499,4 +505,14 @@ bool store_poll_external(struct store *st)
 int store_integrity_check(struct store *st)
 {
 	return st->be->integrity_check(st);
+}
+
+int store_scope_counts(struct store *st, int64_t inbox_id, uint64_t *messages, uint64_t *unseen)
+{
+	return st->be->scope_counts(st, inbox_id, messages, unseen);
+}
+
+int store_keyword_counts(struct store *st, store_keyword_cb cb, void *arg)
+{
+	return st->be->keyword_counts(st, cb, arg);
 }

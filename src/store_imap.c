@@ -55,6 +55,7 @@ const char *const store_imap_sql[QI_END - QI_FIRST] = {
 	    " SELECT ?2, keyword FROM message_keyword WHERE message_id = ?1",
 	Q(QI_MSG_MOVE) = "UPDATE message SET mailbox_id = ?2, uid = ?3, modseq = ?4 WHERE id = ?1",
 	Q(QI_MSG_STATE) = "SELECT mailbox_id, flags, modseq, keywords FROM message WHERE id = ?1",
+	Q(QI_KW_ROOM) = "SELECT count(*), coalesce(sum(keyword = ?1), 0) FROM keyword_count",
 	Q(QI_KW_ADD) = "INSERT OR IGNORE INTO message_keyword (message_id, keyword) VALUES (?1, ?2)",
 	Q(QI_KW_DEL) = "DELETE FROM message_keyword WHERE message_id = ?1 AND keyword = ?2",
 	Q(QI_KW_CLEAR) = "DELETE FROM message_keyword WHERE message_id = ?1",
@@ -464,8 +465,34 @@ int store_mailbox_take_uid(struct sqlite_store *st, int64_t mailbox, int64_t *ui
 	return rc;
 }
 
-/* Adds space-separated keywords. */
-int store_keywords_add(struct sqlite_store *st, int64_t id, const char *keywords)
+/* Whether one more message of the mailbox with keyword kw keeps the
+ * mailbox within limits.keywords distinct keywords. keyword_count holds
+ * every keyword of the store, a superset of the mailbox's: while it has
+ * room, no pass over the mailbox's messages is needed. */
+static bool keyword_fits(struct sqlite_store *st, int64_t mailbox, const char *kw)
+{
+	const char *one[1] = { kw };
+	int rc = STORE_OK;
+	sqlite3_stmt *s = store_stmt_get(st, QI_KW_ROOM, &rc);
+	int64_t all = 0, known = 0;
+
+	if (s == NULL)
+		return false;
+	store_bind_str(s, 1, kw);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		all = sqlite3_column_int64(s, 0);
+		known = sqlite3_column_int64(s, 1);
+	}
+	store_stmt_put(st, QI_KW_ROOM, s);
+	if (all + (known ? 0 : 1) <= (int64_t)st->base.limits.keywords)
+		return true;
+	return store_mailbox_keywords_room(&st->base, mailbox, one, 1, NULL) == STORE_OK;
+}
+
+/* Adds space-separated keywords to message id of the mailbox; one that
+ * would take the mailbox beyond max-keywords is left out (a delivery is
+ * not refused for its tags). */
+int store_keywords_add(struct sqlite_store *st, int64_t id, int64_t mailbox, const char *keywords)
 {
 	char kw[256];
 	const char *p = keywords;
@@ -477,8 +504,9 @@ int store_keywords_add(struct sqlite_store *st, int64_t id, const char *keywords
 		if (n > 0 && n < sizeof(kw)) {
 			memcpy(kw, p, n);
 			kw[n] = '\0';
-			rc = store_exec(st, QI_KW_ADD, &(struct store_qargs){ .i = { id }, .t = { NULL, kw },
-			    .n = 2 }, NULL);
+			if (keyword_fits(st, mailbox, kw))
+				rc = store_exec(st, QI_KW_ADD, &(struct store_qargs){ .i = { id },
+				    .t = { NULL, kw }, .n = 2 }, NULL);
 		}
 		p += n;
 		p += strspn(p, " ");

@@ -20,7 +20,7 @@
 
 #define MAILBOX_COLS \
 	"SELECT b.id, b.inbox_id, b.name, b.uidvalidity, b.uidnext, b.highestmodseq," \
-	" (SELECT count(*) FROM message m WHERE m.mailbox_id = b.id), b.special_use" \
+	" b.n_messages, b.special_use" \
 	" FROM mailbox b "
 
 /* Statements of store.c; store_imap.c's follow from Q_COUNT on. */
@@ -32,7 +32,7 @@ enum query {
 	Q_MSG_LIST_ALL, Q_MSG_LIST_INBOX, Q_MSG_INFO, Q_RCPT_LIST, Q_MSG_BODY,
 	Q_MSG_DEL, Q_MSG_DEL_INBOX, Q_PRUNE, Q_INTEGRITY,
 	Q_MAILBOX_GET, Q_MAILBOX_MSGS, Q_MSG_FLAGS, Q_MAILBOX_MODSEQ, Q_MAILBOX_CHANGES,
-	Q_MAILBOX_STATE,
+	Q_MAILBOX_STATE, Q_SCOPE_COUNTS, Q_KEYWORD_COUNTS,
 	Q_COUNT
 };
 
@@ -44,7 +44,7 @@ enum query_imap {
 	QI_MAILBOX_MODSEQ_NEXT, QI_MAILBOX_KEYWORDS, QI_SUB_ADD, QI_SUB_DEL, QI_SUB_LIST, QI_SUB_COUNT, QI_MAILBOX_COUNT,
 	QI_MSG_COPY, QI_RCPT_COPY, QI_KW_COPY, QI_MSG_MOVE, QI_MSG_STATE,
 	QI_KW_ADD, QI_KW_DEL, QI_KW_CLEAR, QI_MSG_SET_FLAGS, QI_MSG_STRUCTURE,
-	QI_MSG_SET_STRUCTURE, QI_VANISHED, QI_MAILBOX_INBOX,
+	QI_MSG_SET_STRUCTURE, QI_VANISHED, QI_MAILBOX_INBOX, QI_KW_ROOM,
 	QI_END
 };
 #define STORE_NQUERIES QI_END
@@ -84,7 +84,7 @@ struct store_backend {
 	int (*message_get_info)(struct store *st, int64_t id, store_message_cb cb,
 	    void *arg);
 	int (*message_query)(struct store *st, const struct store_query *q,
-	    store_message_cb cb, void *arg, uint64_t *total);
+	    store_message_cb cb, void *arg, uint64_t *total, uint64_t *unseen);
 	int (*message_read)(struct store *st, int64_t id, store_sink sink, void *arg);
 	int (*message_del)(struct store *st, int64_t id);
 	int (*message_del_inbox)(struct store *st, const char *inbox, int64_t *count);
@@ -133,6 +133,9 @@ struct store_backend {
 	    uint64_t len, store_sink sink, void *arg);
 	bool (*poll_external)(struct store *st);
 	int (*integrity_check)(struct store *st);
+	int (*scope_counts)(struct store *st, int64_t inbox_id, uint64_t *messages,
+	    uint64_t *unseen);
+	int (*keyword_counts)(struct store *st, store_keyword_cb cb, void *arg);
 };
 
 struct store_sub {
@@ -219,7 +222,7 @@ int sq_inbox_prune(struct store *st, int64_t inbox_id, uint64_t keep);
 int sq_message_foreach(struct store *st, const char *inbox, store_message_cb cb, void *arg);
 int sq_message_get_info(struct store *st, int64_t id, store_message_cb cb, void *arg);
 int sq_message_query(struct store *st, const struct store_query *q, store_message_cb cb,
-    void *arg, uint64_t *total);
+    void *arg, uint64_t *total, uint64_t *unseen);
 int sq_message_read(struct store *st, int64_t id, store_sink sink, void *arg);
 int sq_message_del(struct store *st, int64_t id);
 int sq_message_del_inbox(struct store *st, const char *inbox, int64_t *count);
@@ -258,6 +261,8 @@ int sq_message_read_range(struct store *st, int64_t id, uint64_t offset, uint64_
     store_sink sink, void *arg);
 bool sq_poll_external(struct store *st);
 int sq_integrity_check(struct store *st);
+int sq_scope_counts(struct store *st, int64_t inbox_id, uint64_t *messages, uint64_t *unseen);
+int sq_keyword_counts(struct store *st, store_keyword_cb cb, void *arg);
 
 /* A write: its own transaction in autocommit mode, a savepoint inside
  * store_begin's transaction. */
@@ -310,7 +315,8 @@ int store_inbox_mailboxes(struct sqlite_store *st, int64_t inbox);
 /* A new UID and modseq in the mailbox; *inbox is the mailbox's. */
 int store_mailbox_take_uid(struct sqlite_store *st, int64_t mailbox, int64_t *uid,
     int64_t *modseq, int64_t *inbox);
-int store_keywords_add(struct sqlite_store *st, int64_t id, const char *keywords);
+int store_keywords_add(struct sqlite_store *st, int64_t id, int64_t mailbox,
+    const char *keywords);
 /* The mailbox's rows from SQLite, by UID (store_mailbox_foreach serves
  * them from the cache). */
 int store_mailbox_read_all(struct sqlite_store *st, int64_t mailbox_id, store_msg_cb cb,

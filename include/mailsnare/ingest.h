@@ -28,6 +28,8 @@
 /* The message-list columns are cut to this many bytes (on a UTF-8
  * character boundary), as the list shows them. */
 #define INGEST_FIELD_MAX 511
+/* Header bytes read back for X-Tags at most. */
+#define INGEST_TAGS_HDR_MAX (256 * 1024)
 
 struct ingest_options {
 	size_t mem_limit;      /* bytes kept in memory before spilling */
@@ -63,7 +65,8 @@ bool ingest_saw_nul(const struct ingest *in);
 
 /*
  * Ends the input and fills in what the message carries: structure,
- * hdr_from/to/subject/date, has_attachment and src (reading the stored
+ * hdr_from/to/subject/date, has_attachment, keywords (the tags of an
+ * X-Tags header, msg_tags.h; NULL without) and src (reading the stored
  * bytes back from the start). The rest of msg (where to, envelope, flags,
  * dates) is the caller's. What it points to belongs to in: keep in until
  * the message is stored. 0, or -1 (status not INGEST_OK, or the spool

@@ -21,6 +21,15 @@ struct listener;
 struct ssl_ctx_st;              /* OpenSSL's SSL_CTX */
 struct store;
 
+/* What the server counted since it started (Mailpit's RuntimeStats in
+ * /api/v1/info). */
+struct server_stats {
+	uint64_t smtp_accepted;           /* messages stored from SMTP ... */
+	uint64_t smtp_accepted_size;      /* ... and their bytes */
+	uint64_t smtp_rejected;           /* transactions refused at or after the data */
+	uint64_t messages_deleted;        /* removed from the store (not moved) */
+};
+
 struct server {
 	struct event_base *base;
 	const struct config *cfg;
@@ -33,6 +42,7 @@ struct server {
 	unsigned nconns;
 	bool stopping;
 	struct conn *conns;               /* all live connections */
+	struct server_stats stats;
 };
 
 /* Binds a listener for proto on addr ("host:port"); implicit_tls speaks

@@ -220,6 +220,7 @@ struct store_query {
 	int64_t before_id;           /* only ids below this; 0: no bound */
 	int64_t after_id;            /* only ids above this; 0: no bound */
 	uint32_t limit;              /* rows at most; 0: all */
+	uint32_t offset;             /* rows of the order skipped before the page */
 	unsigned flags_set;          /* STORE_FLAG_*s that must all be set ... */
 	unsigned flags_clear;        /* ... and all clear (unread: STORE_FLAG_SEEN) */
 	const char *from;            /* in the From header or the envelope sender */
@@ -235,6 +236,19 @@ struct store_query {
  * from cb stops and is returned. */
 int store_message_query(struct store *st, const struct store_query *q,
     store_message_cb cb, void *arg, uint64_t *total);
+/* The same, and *unseen (may be NULL) the messages among *total without
+ * STORE_FLAG_SEEN: counted in the same pass over the matches. */
+int store_message_query_counted(struct store *st, const struct store_query *q,
+    store_message_cb cb, void *arg, uint64_t *total, uint64_t *unseen);
+/* The messages of one inbox (0: every inbox) and how many of them are
+ * unseen, from counts the store keeps up to date on every change: a few
+ * rows read, however many messages there are. */
+int store_scope_counts(struct store *st, int64_t inbox_id, uint64_t *messages, uint64_t *unseen);
+/* Every keyword any message carries, by name, with how many messages
+ * carry it (kept up to date as store_scope_counts). A non-zero return
+ * from cb stops and is returned. */
+typedef int (*store_keyword_cb)(const char *name, uint64_t count, void *arg);
+int store_keyword_counts(struct store *st, store_keyword_cb cb, void *arg);
 /* Whether message id matches every term of s (the wait endpoint's test of
  * one new message): 1 or 0, or a negative STORE_* error (STORE_NOTFOUND
  * is not an error: 0). */

@@ -231,6 +231,26 @@ class EventsTest(harness.TestCase):
         self.addCleanup(ws.close)
         self.assertEqual(ws.status, 403, ws.head)
 
+    def test_one_event_to_many_streams(self):
+        """Every stream of a fan-out gets the event, the same id and data,
+        for several events in a row (each written once and shared)."""
+        sse = [SSE(self.server) for _ in range(40)]
+        ws = [WebSocket(self.server) for _ in range(10)]
+        for c in sse + ws:
+            self.addCleanup(c.close)
+        ids = [smtp_send(self.server, "dev", "dev", simple_message("fan %d" % i))
+               for i in range(3)]
+        seen = set()
+        for c in sse:
+            got = [c.event(want=("new",)) for _ in ids]
+            self.assertEqual([(d["ID"], d["Subject"]) for _, d, _ in got],
+                             [(i, "fan %d" % n) for n, i in enumerate(ids)])
+            seen.add(tuple((e, json.dumps(d, sort_keys=True)) for _, d, e in got))
+        self.assertEqual(len(seen), 1)
+        for c in ws:
+            got = [c.message(want=("new",))["Data"] for _ in ids]
+            self.assertEqual([d["ID"] for d in got], ids)
+
     def test_websocket_frames(self):
         ws = WebSocket(self.server)
         self.addCleanup(ws.close)

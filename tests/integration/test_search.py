@@ -232,7 +232,12 @@ class BackfillCase(harness.TestCase):
         dst = sqlite3.connect(old)
         src.backup(dst)
         src.close()
-        dst.executescript("DROP TRIGGER body_search_gc; DROP TABLE body_fts;"
+        dst.executescript("DROP TRIGGER message_count_add; DROP TRIGGER message_count_del;"
+                          " DROP TRIGGER message_count_upd; DROP TRIGGER keyword_count_add;"
+                          " DROP TRIGGER keyword_count_del; DROP TABLE keyword_count;"
+                          " ALTER TABLE mailbox DROP COLUMN n_messages;"
+                          " ALTER TABLE mailbox DROP COLUMN n_unseen;"
+                          "DROP TRIGGER body_search_gc; DROP TABLE body_fts;"
                           " DROP TABLE body_search; PRAGMA user_version = 5;")
         dst.close()
         other = harness.Server("--db", old)

@@ -49,6 +49,7 @@ static void prepare(struct prepared *p, const char *buf, size_t len)
 	SAME(hdr_to);
 	SAME(hdr_subject);
 	SAME(hdr_date);
+	SAME(keywords);
 #undef SAME
 	cr_assert_eq(p->m.structure_len, q.m.structure_len);
 	cr_assert_eq(memcmp(p->m.structure, q.m.structure, p->m.structure_len), 0);
@@ -183,6 +184,36 @@ Test(ingest, fields_continuation_and_garbage_lines)
 
 	prepare(&p, LIT(m));
 	cr_assert_str_eq(p.m.hdr_to, "real");
+	ingest_free(p.in);
+}
+
+/* X-Tags become keywords (msg_tags.h); the spool still reads back from
+ * its start, in memory and spilled to a file (mem_limit 64). */
+Test(ingest, x_tags_header_and_read_back)
+{
+	static const char m[] =
+	    "Subject: s\r\n"
+	    "X-Tags: Order Confirmation, urgent,\r\n"
+	    "  URGENT , caf\xc3\xa9!,,  \r\n"
+	    "X-Tags: second field ignored\r\n"
+	    "\r\n"
+	    "X-Tags: body, not header\r\n";
+	struct prepared p;
+	size_t len;
+	char *back;
+
+	prepare(&p, LIT(m));
+	cr_assert_str_eq(p.m.keywords, "Order_Confirmation urgent caf");
+	back = read_back(&p, &len);
+	cr_assert_eq(len, sizeof(m) - 1);
+	cr_assert_eq(memcmp(back, m, len), 0);
+	free(back);
+	ingest_free(p.in);
+	prepare(&p, LIT(crlf_msg));
+	cr_assert_null(p.m.keywords);
+	ingest_free(p.in);
+	prepare(&p, LIT("X-Tags: , ,!\r\n\r\nbody"));
+	cr_assert_null(p.m.keywords);
 	ingest_free(p.in);
 }
 

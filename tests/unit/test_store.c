@@ -1886,10 +1886,132 @@ Test(store_sqlite, schema_version_and_wal)
 
 	make_inbox(st, "dev");
 	store_close(st);
-	cr_assert_eq(raw_int("PRAGMA user_version"), 6);
+	cr_assert_eq(raw_int("PRAGMA user_version"), 7);
 	cr_assert_eq(raw_int("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
 	cr_assert_eq(raw_int("SELECT count(*) FROM sqlite_master WHERE type = 'index'"
 	    " AND name = 'message_mailbox_id'"), 1);
+}
+
+/* What schema 7 added: its triggers, columns and table. */
+#define DROP_SCHEMA_7 \
+	"DROP TRIGGER message_count_add; DROP TRIGGER message_count_del;" \
+	" DROP TRIGGER message_count_upd; DROP TRIGGER keyword_count_add;" \
+	" DROP TRIGGER keyword_count_del; DROP TABLE keyword_count;" \
+	" ALTER TABLE mailbox DROP COLUMN n_messages; ALTER TABLE mailbox DROP COLUMN n_unseen;"
+
+static int collect_keyword(const char *name, uint64_t count, void *arg)
+{
+	char *out = arg;
+	size_t len = strlen(out);
+
+	snprintf(out + len, 256 - len, "%s%s=%" PRIu64, len ? " " : "", name, count);
+	return 0;
+}
+
+/* store_scope_counts and store_keyword_counts agree with a count of the
+ * rows themselves. */
+static void assert_counts(struct store *st, int64_t inbox_id, uint64_t messages,
+    uint64_t unseen, const char *keywords)
+{
+	uint64_t m = 99, u = 99;
+	char kw[256] = "";
+
+	cr_assert_eq(store_scope_counts(st, inbox_id, &m, &u), STORE_OK, "%s", store_errmsg(st));
+	cr_assert_eq(m, messages, "messages %" PRIu64 ", expected %" PRIu64, m, messages);
+	cr_assert_eq(u, unseen, "unseen %" PRIu64 ", expected %" PRIu64, u, unseen);
+	cr_assert_eq(store_keyword_counts(st, collect_keyword, kw), STORE_OK);
+	cr_assert_str_eq(kw, keywords);
+}
+
+/* The kept counts follow every change: delivery, flags, keywords, copy,
+ * move, delete, a mailbox's and an inbox's deletion. */
+Test(store_sqlite, kept_counts)
+{
+	struct store *st = open_store();
+	struct store_inbox a = make_inbox(st, "a"), b = make_inbox(st, "b");
+	const char *kw[] = { "red", "blue" };
+	struct store_mailbox mb;
+	int64_t id1 = add_text(st, a.id, "1\r\n"), id2 = add_text(st, a.id, "2\r\n");
+	int64_t id3 = add_text(st, b.id, "3\r\n"), copy = 0;
+	uint32_t uid;
+
+	assert_counts(st, 0, 3, 3, "");
+	assert_counts(st, a.id, 2, 2, "");
+	cr_assert_eq(store_message_set_flags(st, id1, STORE_FLAG_SEEN, 0), STORE_OK);
+	cr_assert_eq(store_message_set_flags(st, id1, STORE_FLAG_FLAGGED, 0), STORE_OK);
+	assert_counts(st, a.id, 2, 1, "");
+	cr_assert_eq(store_message_store(st, id2, STORE_FLAGS_ADD, 0, kw, 2, 0, NULL), STORE_OK);
+	cr_assert_eq(store_message_store(st, id3, STORE_FLAGS_ADD, 0, kw, 1, 0, NULL), STORE_OK);
+	assert_counts(st, 0, 3, 2, "blue=1 red=2");
+	cr_assert_eq(store_mailbox_create(st, a.id, "Archive", &mb), STORE_OK);
+	cr_assert_eq(store_message_copy(st, id2, mb.id, &copy, &uid), STORE_OK);
+	assert_counts(st, a.id, 3, 2, "blue=2 red=3");
+	cr_assert_eq(store_message_move(st, id1, mb.id, &uid), STORE_OK);
+	assert_counts(st, a.id, 3, 2, "blue=2 red=3");
+	cr_assert_eq(store_message_store(st, id2, STORE_FLAGS_REMOVE, STORE_FLAG_SEEN, kw, 1,
+	    0, NULL), STORE_OK);
+	assert_counts(st, 0, 4, 3, "blue=2 red=2");
+	cr_assert_eq(store_message_del(st, id3), STORE_OK);
+	assert_counts(st, 0, 3, 2, "blue=2 red=1");
+	cr_assert_eq(store_mailbox_delete(st, mb.id), STORE_OK);
+	assert_counts(st, a.id, 1, 1, "blue=1");
+	cr_assert_eq(store_inbox_del(st, "a"), STORE_OK);
+	assert_counts(st, 0, 0, 0, "");
+	assert_counts(st, b.id, 0, 0, "");
+	store_close(st);
+}
+
+/* Keywords a delivery brings (X-Tags) stay within max-keywords: one new
+ * to a full mailbox is left out, one the mailbox has already is kept,
+ * and another inbox's keywords do not count against this one. */
+Test(store_sqlite, delivery_keywords_within_max_keywords)
+{
+	struct store *st = store_open(&(struct store_options){ .backend = backend->name,
+	    .path = dbpath, .limits = { .keywords = 2 } });
+	struct store_inbox a, b;
+	struct memsrc m1 = { (const unsigned char *)"1\r\n", 3, 0, 0, SIZE_MAX }, m2 = m1, m3 = m1, m4 = m1;
+	struct store_new_message msg;
+	int64_t id;
+
+	cr_assert_not_null(st);
+	a = make_inbox(st, "a");
+	b = make_inbox(st, "b");
+	msg = new_msg(b.id, &m1, 3);
+	msg.keywords = "x y";
+	cr_assert_eq(store_message_add(st, &msg, &id), STORE_OK);
+	msg = new_msg(a.id, &m2, 3);
+	msg.keywords = "red blue green";
+	cr_assert_eq(store_message_add(st, &msg, &id), STORE_OK);
+	msg = new_msg(a.id, &m3, 3);
+	msg.keywords = "green blue";
+	cr_assert_eq(store_message_add(st, &msg, &id), STORE_OK);
+	assert_counts(st, 0, 3, 3, "blue=2 red=1 x=1 y=1");
+	msg = new_msg(b.id, &m4, 3);
+	msg.keywords = "y z";
+	cr_assert_eq(store_message_add(st, &msg, &id), STORE_OK);
+	assert_counts(st, 0, 4, 4, "blue=2 red=1 x=1 y=2");
+	store_close(st);
+}
+
+/* A version 6 file gets its counts from the rows it has. */
+Test(store_sqlite, migration_6_to_7)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	const char *kw[] = { "red" };
+	int64_t id = add_text(st, in.id, "1\r\n");
+
+	(void)add_text(st, in.id, "2\r\n");
+	cr_assert_eq(store_message_set_flags(st, id, STORE_FLAG_SEEN, 0), STORE_OK);
+	cr_assert_eq(store_message_store(st, id, STORE_FLAGS_ADD, 0, kw, 1, 0, NULL), STORE_OK);
+	store_close(st);
+	raw_exec(DROP_SCHEMA_7 "PRAGMA user_version = 6");
+	st = open_store();
+	cr_assert_eq(raw_int("PRAGMA user_version"), 7);
+	assert_counts(st, in.id, 2, 1, "red=1");
+	(void)add_text(st, in.id, "3\r\n");
+	assert_counts(st, 0, 3, 2, "red=1");
+	store_close(st);
 }
 
 /* A version 4 file (before the listing's column and index) is migrated
@@ -1903,11 +2025,12 @@ Test(store_sqlite, migration_4_to_5)
 	int64_t id = add_text(st, in.id, "old\r\n");
 
 	store_close(st);
-	raw_exec("DROP TRIGGER body_search_gc; DROP TABLE body_fts; DROP TABLE body_search;"
+	raw_exec(DROP_SCHEMA_7 "DROP TRIGGER body_search_gc; DROP TABLE body_fts;"
+	    " DROP TABLE body_search;"
 	    " DROP INDEX message_mailbox_id; ALTER TABLE message DROP COLUMN has_attachment;"
 	    " PRAGMA user_version = 4");
 	st = open_store();
-	cr_assert_eq(raw_int("PRAGMA user_version"), 6);
+	cr_assert_eq(raw_int("PRAGMA user_version"), 7);
 	cr_assert_eq(store_message_query(st, &q, count_rows, &(int){ 0 }, &total), STORE_OK);
 	cr_assert_eq(total, 1);
 	cr_assert_eq(uid_of(st, id), 1);
