@@ -12,19 +12,23 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <event2/event.h>
 
 #include "mailsnare/config.h"
+#include "mailsnare/curl_loop.h"
 #include "mailsnare/deliver.h"
 #include "mailsnare/http.h"
 #include "mailsnare/imap.h"
 #include "mailsnare/log.h"
 #include "mailsnare/pop3.h"
+#include "mailsnare/relay.h"
 #include "mailsnare/serve.h"
 #include "mailsnare/server.h"
 #include "mailsnare/smtp.h"
 #include "mailsnare/store.h"
 #include "mailsnare/tls.h"
+#include "mailsnare/webhook.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.0.0"
@@ -278,6 +282,46 @@ static void serve_index_slice(evutil_socket_t fd, short what, void *arg)
 		event_active(ix->ev, EV_TIMEOUT, 0);
 }
 
+/* What the server sends out on the loop: releases (relay-host,
+ * relay-auto) and the webhook, all over one curl_loop. */
+static int serve_outbound(struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+	char err[512] = "";
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
+	    (srv->curl = curl_loop_new(srv->base)) == NULL) {
+		fprintf(stderr, "mailsnare: cannot set up libcurl\n");
+		return -1;
+	}
+	if (relay_new(cfg, srv->base, &srv->relay, err, sizeof(err)) < 0 ||
+	    (cfg->relay_auto[0] != '\0' && srv->relay != NULL &&
+	    (srv->relay_auto = relay_auto_new(srv->base, srv->relay, srv->store, cfg->relay_auto,
+	    err, sizeof(err))) == NULL) ||
+	    webhook_new(srv->base, srv->curl, srv->store, cfg, &srv->webhook, err,
+	    sizeof(err)) < 0) {
+		fprintf(stderr, "mailsnare: %s\n", err);
+		return -1;
+	}
+	if (srv->relay != NULL)
+		printf("relay  %s (release%s)\n", relay_server(srv->relay),
+		    srv->relay_auto ? "; relay-auto on" : "");
+	if (srv->webhook != NULL)
+		printf("webhook %s\n", cfg->webhook_url);
+	return 0;
+}
+
+/* After the HTTP server: a release it waits for is cancelled with it. */
+static void serve_outbound_free(struct server *srv)
+{
+	relay_auto_free(srv->relay_auto);
+	webhook_free(srv->webhook);
+	relay_free(srv->relay);
+	curl_loop_free(srv->curl);
+	if (srv->curl != NULL)
+		curl_global_cleanup();
+}
+
 static int serve_start(struct server *srv);
 
 /* The signal events go in before the listeners (and the ready file):
@@ -360,12 +404,15 @@ int serve_run(const struct config *cfg)
 		goto out;
 	if ((srv.deliver = deliver_new(srv.base, srv.store, cfg->max_messages)) == NULL)
 		goto out;
+	if (serve_outbound(&srv) < 0)
+		goto out;
 	printf("mailsnare %s: trapping mail in %s\n", PACKAGE_VERSION, cfg->db);
 	if (serve_loop(&srv) == 0)
 		status = 0;
 out:
 	server_free_listeners(&srv);
 	http_server_free(srv.http);
+	serve_outbound_free(&srv);
 	deliver_free(srv.deliver);
 	store_close(srv.store);
 	if (srv.ssl_ctx)
