@@ -103,11 +103,13 @@ enum http_rc http_api_message_release(struct http_req *r)
 	int64_t id;
 	size_t n;
 
+	if (release_message(r, &id) < 0)
+		return HTTP_DONE;
 	if (r->srv->relay == NULL) {
 		http_reply_error(r, "message relay is not enabled (set relay-host)");
 		return HTTP_DONE;
 	}
-	if (release_message(r, &id) < 0 || (body = http_json_body(r)) == NULL)
+	if ((body = http_json_body(r)) == NULL)
 		return HTTP_DONE;
 	if (release_to(r, body, to, &n) < 0) {
 		json_decref(body);
