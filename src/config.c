@@ -130,6 +130,7 @@ static int default_hostname(struct load_ctx *ctx, char *out, size_t len);
 static const char *check_regex(const char *v, char *why, size_t len);
 static const char *check_search(const char *v, char *why, size_t len);
 static const char *check_url(const char *v, char *why, size_t len);
+static const char *check_return_path(const char *v, char *why, size_t len);
 
 static const struct key_def config_keys[] = {
 	{ .name = "config", .type = KT_CONFIG, FIELD(config_path), .flags = KF_EMPTY_OK },
@@ -210,7 +211,7 @@ static const struct key_def config_keys[] = {
 	{ .name = "relay-blocked-recipients", .type = KT_TEXT, FIELD(relay_blocked), .def = "",
 	  .flags = KF_EMPTY_OK, .check = check_regex },
 	{ .name = "relay-return-path", .type = KT_STRING, FIELD(relay_return_path), .def = "",
-	  .flags = KF_EMPTY_OK },
+	  .flags = KF_EMPTY_OK, .check = check_return_path },
 	{ .name = "relay-auto", .type = KT_TEXT, FIELD(relay_auto), .def = "", .flags = KF_EMPTY_OK,
 	  .check = check_search },
 	{ .name = "webhook-url", .type = KT_STRING, FIELD(webhook_url), .def = "",
@@ -479,6 +480,15 @@ static const char *check_url(const char *v, char *why, size_t len)
 	if (strncasecmp(v, "http://", 7) == 0 || strncasecmp(v, "https://", 8) == 0)
 		return NULL;
 	snprintf(why, len, "want an http:// or https:// URL");
+	return why;
+}
+
+/* MAIL FROM:<v>: an address, nothing that would end the brackets. */
+static const char *check_return_path(const char *v, char *why, size_t len)
+{
+	if (strchr(v, '@') != NULL && strpbrk(v, "<>(),;") == NULL)
+		return NULL;
+	snprintf(why, len, "want an address such as bounces@example.com");
 	return why;
 }
 

@@ -219,10 +219,14 @@ int relay_address(const char *in, char *out)
 	const char *lt = strrchr(in, '<'), *gt;
 	size_t n;
 
+	for (const char *p = in; *p != '\0'; p++)
+		if (iscntrl((unsigned char)*p))
+			return -1;
 	while (isspace((unsigned char)*in))
 		in++;
 	if (lt != NULL) {
-		if ((gt = strchr(lt, '>')) == NULL)
+		/* "Name <a@b>": nothing but spaces after the bracket. */
+		if ((gt = strchr(lt, '>')) == NULL || gt[strspn(gt + 1, " ") + 1] != '\0')
 			return -1;
 		in = lt + 1;
 		n = (size_t)(gt - in);

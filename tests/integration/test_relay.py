@@ -210,6 +210,55 @@ class PlainRelayTest(RelayCase):
         self.assertEqual(trap.message_ids(), [mid])
         self.assertEqual(trap.message_bytes(mid), original)
 
+    def test_large_message_arrives_intact(self):
+        """3 MB, read from the store and sent in pieces: every byte
+        arrives, dot-stuffing undone by the upstream."""
+        lines = [b"%06d %s" % (i, (b".dot " if i % 7 == 0 else b"") + b"x" * (i % 97))
+                 for i in range(40000)]
+        body = b"\r\n".join(b"." + l if i % 5 == 0 else l for i, l in enumerate(lines))
+        msg = MSG.split(b"\r\n\r\n")[0] + b"\r\n\r\n" + body + b"\r\n"
+        self.assertGreater(len(msg), 2 * 1024 * 1024)
+        trap = self.trap(*relay_args(self.server.addr("smtp")[1]))
+        mid, original = self.deliver(trap, msg)
+        before = self.upstream_ids()
+        r = release(trap, mid, ["carol@example.test"])
+        self.assertEqual(r.status, 200, r)
+        self.assert_arrived(before, original)
+
+    def test_inbox_credentials_release_only_their_own(self):
+        trap = self.trap(*relay_args(self.server.addr("smtp")[1], "none",
+                                     "--inbox", "ci:ci-pw"))
+        dev_id, _ = self.deliver(trap)
+        ci_id = smtp_deliver(trap, MSG, auth=("ci", "ci-pw"))
+        original = trap.message_bytes(ci_id)
+        before = self.upstream_ids()
+        r = request(trap, "POST", "/api/v1/message/%s/release" % dev_id,
+                    body={"To": ["carol@example.test"]}, auth=("ci", "ci-pw"))
+        self.assertEqual((r.status, r.text()), (404, "404 page not found"))
+        r = request(trap, "POST", "/api/v1/message/%s/release" % ci_id,
+                    body={"To": ["carol@example.test"]}, auth=("ci", "ci-pw"))
+        self.assertEqual(r.status, 200, r)
+        self.assert_arrived(before, original)
+
+    def test_ipv6_upstream(self):
+        try:
+            s = socket.socket(socket.AF_INET6)
+            s.bind(("::1", 0))
+            s.close()
+        except OSError:
+            self.skipTest("no IPv6 loopback")
+        up = Server("--smtp", "[::1]:0").start()
+        self.addCleanup(up.stop)
+        trap = self.trap("--relay-host", "::1", "--relay-port", str(up.addr("smtp")[1]),
+                         "--relay-tls", "none")
+        mid, original = self.deliver(trap)
+        r = release(trap, mid, ["carol@example.test"])
+        self.assertEqual(r.status, 200, r)
+        ids = wait_until(up.message_ids, what="the message on the IPv6 upstream")
+        self.assertEqual(strip_received(strip_received(up.message_bytes(ids[0]))), original)
+        w = request(trap, "GET", "/api/v1/webui").json()
+        self.assertEqual(w["MessageRelay"]["SMTPServer"], "[::1]:%d" % up.addr("smtp")[1])
+
     def test_stalled_upstream_does_not_block(self):
         """A release waiting for an upstream that never answers: SMTP and
         HTTP go on being served at once; the waiting client's leaving
@@ -236,6 +285,17 @@ class PlainRelayTest(RelayCase):
         conn.close()
         time.sleep(0.3)
         self.assertEqual(len(trap.message_ids()), 2)
+        # a release still waiting when the server stops: it stops too, and
+        # the server exits 0 in time (the harness's stop checks both)
+        conn2 = socket.create_connection((host, port), timeout=10)
+        self.addCleanup(conn2.close)
+        conn2.sendall(b"POST /api/v1/message/%s/release HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                      % (mid.encode(), len(body), body))
+        wait_until(lambda: len(stall.conns) >= 2, what="the second upstream connection")
+        t0 = time.monotonic()
+        trap.stop()
+        self.assertLess(time.monotonic() - t0, 5.0)
 
     def test_off_without_relay_host(self):
         trap = self.trap()

@@ -653,7 +653,7 @@ static const struct { const char *key, *bad; } bad_values[] = {
 	{ "relay-host", "a b" }, { "relay-port", "0" }, { "relay-tls", "ssl" },
 	{ "relay-tls-verify", "maybe" }, { "relay-username", "a b" }, { "relay-password", "a\tb" },
 	{ "relay-allowed-recipients", "a(b" }, { "relay-blocked-recipients", "[z-a]" },
-	{ "relay-return-path", "a b" }, { "relay-auto", "before:never" },
+	{ "relay-return-path", "<a@b>" }, { "relay-auto", "before:never" },
 	{ "webhook-url", "ftp://x/" }, { "webhook-limit", "-1" }, { "webhook-timeout", "0" },
 };
 
