@@ -14,6 +14,7 @@
 
 #include "mailsnare/config.h"
 #include "mailsnare/curl_loop.h"
+#include "mailsnare/id_queue.h"
 #include "mailsnare/log.h"
 #include "mailsnare/webhook.h"
 #include "http_internal.h"
@@ -22,7 +23,6 @@
 #define PACKAGE_VERSION "0.0.0"
 #endif
 
-#define WEBHOOK_QUEUE 256
 #define WEBHOOK_SLICE 16                 /* requests started per pass */
 #define WEBHOOK_REPORT_S 1               /* drops are logged once a second */
 
@@ -41,8 +41,7 @@ struct webhook {
 	struct event *ev_work, *ev_report;
 	struct curl_slist *headers;
 	char agent[64];
-	int64_t queue[WEBHOOK_QUEUE];
-	size_t head, n;
+	struct id_queue queue;
 	/* The token bucket, in thousandths of a request. */
 	uint64_t tokens, last_ms;
 	struct webhook_req *reqs;
@@ -193,15 +192,15 @@ static void webhook_work(evutil_socket_t fd, short what, void *arg)
 {
 	struct webhook *w = arg;
 	size_t done = 0;
+	int64_t id;
 
 	(void)fd;
 	(void)what;
-	while (w->n > 0 && done++ < WEBHOOK_SLICE) {
-		webhook_post(w, w->queue[w->head]);
-		w->head = (w->head + 1) % WEBHOOK_QUEUE;
-		w->n--;
+	while (done++ < WEBHOOK_SLICE && id_queue_peek(&w->queue, &id)) {
+		id_queue_pop(&w->queue);
+		webhook_post(w, id);
 	}
-	if (w->n > 0)
+	if (w->queue.n > 0)
 		event_active(w->ev_work, EV_TIMEOUT, 0);
 }
 
@@ -214,11 +213,10 @@ static void webhook_store_cb(void *arg, enum store_change what, int64_t inbox_id
 	(void)mailbox_id;
 	if (what != STORE_CHANGE_NEW)
 		return;
-	if (w->n == WEBHOOK_QUEUE || !webhook_take(w)) {
+	if (!webhook_take(w) || !id_queue_push(&w->queue, message_id)) {
 		webhook_drop(w);
 		return;
 	}
-	w->queue[(w->head + w->n++) % WEBHOOK_QUEUE] = message_id;
 	event_active(w->ev_work, EV_TIMEOUT, 0);
 }
 

@@ -2,7 +2,7 @@
  * relay-auto (relay.h): each message committed that matches the search is
  * released to its envelope recipients, those the rules allow. The store's
  * notification only queues the id; matching and starting the release run
- * from the loop, a few per pass. Bounded: past RELAY_AUTO_QUEUE waiting
+ * from the loop, a few per pass. Bounded: past ID_QUEUE_MAX waiting
  * messages new ones are not released (and logged), and no more than
  * RELAY_JOBS_MAX releases run at once (the rest wait their turn).
  */
@@ -12,12 +12,12 @@
 
 #include <event2/event.h>
 
+#include "mailsnare/id_queue.h"
 #include "mailsnare/log.h"
 #include "mailsnare/msg_search.h"
 #include "mailsnare/relay.h"
 #include "mailsnare/store.h"
 
-#define RELAY_AUTO_QUEUE 1024
 #define RELAY_AUTO_SLICE 16             /* messages looked at per pass */
 #define RELAY_AUTO_RETRY_MS 200         /* every release slot taken: again then */
 
@@ -26,8 +26,7 @@ struct relay_auto {
 	struct store *st;
 	struct msg_search *search;
 	struct event *ev;
-	int64_t queue[RELAY_AUTO_QUEUE];
-	size_t head, n;
+	struct id_queue queue;
 	uint64_t dropped;
 	char rcpts[8192];                  /* of the message at hand */
 	char list[RELAY_RCPTS_MAX][RELAY_ADDR_MAX];
@@ -107,18 +106,18 @@ static void auto_work(evutil_socket_t fd, short what, void *arg)
 	struct relay_auto *a = arg;
 	struct timeval retry = { 0, RELAY_AUTO_RETRY_MS * 1000 };
 	size_t done = 0;
+	int64_t id;
 
 	(void)fd;
 	(void)what;
-	while (a->n > 0 && done++ < RELAY_AUTO_SLICE) {
-		if (!auto_one(a, a->queue[a->head])) {
+	while (done++ < RELAY_AUTO_SLICE && id_queue_peek(&a->queue, &id)) {
+		if (!auto_one(a, id)) {
 			event_add(a->ev, &retry);
 			return;
 		}
-		a->head = (a->head + 1) % RELAY_AUTO_QUEUE;
-		a->n--;
+		id_queue_pop(&a->queue);
 	}
-	if (a->n > 0)
+	if (a->queue.n > 0)
 		event_active(a->ev, EV_TIMEOUT, 0);
 }
 
@@ -131,13 +130,12 @@ static void auto_store_cb(void *arg, enum store_change what, int64_t inbox_id,
 	(void)mailbox_id;
 	if (what != STORE_CHANGE_NEW)
 		return;
-	if (a->n == RELAY_AUTO_QUEUE) {
+	if (!id_queue_push(&a->queue, message_id)) {
 		if (a->dropped++ % 1000 == 0)
 			log_warn("relay-auto: %d messages waiting: message %lld (and later ones) "
-			    "not released", RELAY_AUTO_QUEUE, (long long)message_id);
+			    "not released", ID_QUEUE_MAX, (long long)message_id);
 		return;
 	}
-	a->queue[(a->head + a->n++) % RELAY_AUTO_QUEUE] = message_id;
 	if (!event_pending(a->ev, EV_TIMEOUT, NULL))
 		event_active(a->ev, EV_TIMEOUT, 0);
 }

@@ -146,6 +146,26 @@ def insecure_context():
     return ctx
 
 
+def wait_until(pred, timeout=10.0, what="condition"):
+    """pred()'s first true value, polled every 50 ms for `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+def closed_port():
+    """A loopback port nobody listens on (bound once, then let go)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 # ---------------------------------------------------------------------------
 # The server
 

@@ -20,7 +20,7 @@ import time
 import unittest
 
 import harness
-from harness import Server, strip_received
+from harness import Server, closed_port, wait_until, strip_received
 from http_helpers import request, smtp_deliver
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
@@ -34,25 +34,6 @@ MSG = (b"From: Alice <alice@example.test>\r\n"
        b".a line that starts with a dot\r\n"
        b"..and one with two\r\n"
        b"\xc3\xa9 8-bit text\r\n")
-
-
-def closed_port():
-    """A loopback port nobody listens on."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_until(pred, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 def relay_args(upstream_port, tls="none", *more):
@@ -133,6 +114,27 @@ class RelayCase(harness.TestCase):
         if rcpt is not None:
             self.assertEqual(info["RcptTo"], rcpt)
         return ids[0]
+
+
+    def release_ok(self, trap_args, inbox=None):
+        """A trap with trap_args releases a message: 200, and it arrives."""
+        trap = self.trap(*trap_args)
+        mid, original = self.deliver(trap)
+        before = self.upstream_ids(inbox)
+        r = release(trap, mid, ["carol@example.test"])
+        self.assertEqual((r.status, r.text()), (200, "ok"), r)
+        self.assert_arrived(before, original, inbox=inbox)
+
+    def release_fails(self, trap_args):
+        """The release is answered 502 and nothing arrives; its text."""
+        trap = self.trap(*trap_args)
+        mid, _ = self.deliver(trap)
+        before = self.upstream_ids()
+        r = release(trap, mid, ["carol@example.test"])
+        self.assertEqual(r.status, 502, r)
+        self.assertTrue(r.text().startswith("release of message %s to " % mid), r.text())
+        self.assertEqual(self.upstream_ids(), before)
+        return r.text()
 
 
 class PlainRelayTest(RelayCase):
@@ -385,77 +387,46 @@ class AutoRelayTest(RelayCase):
 
 class TlsRelayTest(RelayCase):
     def test_starttls(self):
-        trap = self.trap(*relay_args(self.server.addr("smtp")[1], "starttls",
-                                     "--relay-tls-verify", "no"))
-        mid, original = self.deliver(trap)
-        before = self.upstream_ids()
-        r = release(trap, mid, ["carol@example.test"])
-        self.assertEqual(r.status, 200, r)
-        self.assert_arrived(before, original)
+        self.release_ok(relay_args(self.server.addr("smtp")[1], "starttls",
+                                   "--relay-tls-verify", "no"))
 
     def test_implicit_tls(self):
-        trap = self.trap(*relay_args(self.server.addr("smtps")[1], "tls",
-                                     "--relay-tls-verify", "no"))
-        mid, original = self.deliver(trap)
-        before = self.upstream_ids()
-        r = release(trap, mid, ["carol@example.test"])
-        self.assertEqual(r.status, 200, r)
-        self.assert_arrived(before, original)
+        self.release_ok(relay_args(self.server.addr("smtps")[1], "tls",
+                                   "--relay-tls-verify", "no"))
 
     def test_verify_refuses_self_signed(self):
-        trap = self.trap(*relay_args(self.server.addr("smtps")[1], "tls"))
-        mid, _ = self.deliver(trap)
-        before = self.upstream_ids()
-        r = release(trap, mid, ["carol@example.test"])
-        self.assertEqual(r.status, 502, r)
-        self.assertIn("certificate", r.text().lower())
-        self.assertEqual(self.upstream_ids(), before)
+        text = self.release_fails(relay_args(self.server.addr("smtps")[1], "tls"))
+        self.assertIn("certificate", text.lower())
 
     def test_starttls_on_plain_only_server_fails(self):
-        """relay-tls = starttls insists on TLS: smtp-sink-like servers
-        without STARTTLS are refused rather than spoken to in clear."""
+        """relay-tls = starttls insists on TLS: a server without STARTTLS
+        (smtp-sink) is refused rather than spoken to in clear."""
         if not os.access(SMTP_SINK, os.X_OK):
             self.skipTest("no smtp-sink")
         sink = SmtpSink()
         self.addCleanup(sink.stop)
-        trap = self.trap(*relay_args(sink.port, "starttls", "--relay-tls-verify", "no"))
-        mid, _ = self.deliver(trap)
-        r = release(trap, mid, ["carol@example.test"])
-        self.assertEqual(r.status, 502, r)
+        self.release_fails(relay_args(sink.port, "starttls", "--relay-tls-verify", "no"))
         self.assertEqual(sink.files(), [])
 
 
 class AuthRelayTest(RelayCase):
     upstream_args = ("--smtp-require-auth", "--inbox", "relayuser:relay pw")
 
+    def args(self, *more):
+        return relay_args(self.server.addr("smtp")[1], "starttls", "--relay-tls-verify", "no",
+                          *more)
+
     def test_auth(self):
-        trap = self.trap(*relay_args(self.server.addr("smtp")[1], "starttls",
-                                     "--relay-tls-verify", "no", "--relay-username", "relayuser",
-                                     "--relay-password", "relay pw"))
-        mid, original = self.deliver(trap)
-        before = self.upstream_ids("relayuser")
-        r = release(trap, mid, ["carol@example.test"])
-        self.assertEqual(r.status, 200, r)
-        self.assert_arrived(before, original, inbox="relayuser")
+        self.release_ok(self.args("--relay-username", "relayuser",
+                                  "--relay-password", "relay pw"), inbox="relayuser")
 
     def test_wrong_password(self):
-        trap = self.trap(*relay_args(self.server.addr("smtp")[1], "starttls",
-                                     "--relay-tls-verify", "no", "--relay-username", "relayuser",
-                                     "--relay-password", "wrong"))
-        mid, _ = self.deliver(trap)
-        before = self.upstream_ids()
-        r = release(trap, mid, ["carol@example.test"])
-        self.assertEqual(r.status, 502, r)
-        self.assertIn("(SMTP reply 535)", r.text())
-        self.assertEqual(self.upstream_ids(), before)
+        text = self.release_fails(self.args("--relay-username", "relayuser",
+                                            "--relay-password", "wrong"))
+        self.assertIn("(SMTP reply 535)", text)
 
     def test_no_credentials(self):
-        trap = self.trap(*relay_args(self.server.addr("smtp")[1], "starttls",
-                                     "--relay-tls-verify", "no"))
-        mid, _ = self.deliver(trap)
-        r = release(trap, mid, ["carol@example.test"])
-        self.assertEqual(r.status, 502, r)
-        self.assertIn("(SMTP reply 530)", r.text())
+        self.assertIn("(SMTP reply 530)", self.release_fails(self.args()))
 
 
 class SmtpSink:

@@ -19,7 +19,7 @@ import time
 import unittest
 
 import harness
-from harness import Server
+from harness import Server, closed_port, wait_until
 from http_helpers import request, smtp_deliver
 
 MSG = (b"From: Alice <alice@example.test>\r\n"
@@ -27,24 +27,6 @@ MSG = (b"From: Alice <alice@example.test>\r\n"
        b"Subject: hook %d\r\n"
        b"\r\n"
        b"Hello.\r\n")
-
-
-def wait_until(pred, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s" % what)
-
-
-def closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Receiver:
