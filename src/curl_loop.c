@@ -232,8 +232,3 @@ void curl_loop_remove(struct curl_loop *cl, CURL *easy)
 	cl->nxfers--;
 	free(x);
 }
-
-unsigned curl_loop_running(const struct curl_loop *cl)
-{
-	return cl->nxfers;
-}

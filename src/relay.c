@@ -261,13 +261,15 @@ enum relay_status relay_check_rcpt(const struct relay *r, const char *addr, char
 
 struct copy_sink {
 	char *p;
-	size_t len;
+	size_t len, cap;
 };
 
 static int copy_sink_cb(void *arg, const void *buf, size_t len)
 {
 	struct copy_sink *c = arg;
 
+	if (len > c->cap - c->len)
+		return -1;
 	memcpy(c->p + c->len, buf, len);
 	c->len += len;
 	return 0;
@@ -279,7 +281,7 @@ static size_t relay_read(char *buf, size_t size, size_t nitems, void *arg)
 {
 	struct relay_job *j = arg;
 	size_t want = size * nitems, n = 0;
-	struct copy_sink c = { buf, 0 };
+	struct copy_sink c = { buf, 0, want };
 
 	if (j->head_off < j->head_len) {
 		n = j->head_len - j->head_off < want ? j->head_len - j->head_off : want;

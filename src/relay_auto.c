@@ -57,13 +57,6 @@ static void auto_rcpts(struct relay_auto *a, int64_t id, const char *rcpts,
 	}
 }
 
-static void auto_done(void *arg, enum relay_status st, const char *err)
-{
-	(void)arg;
-	if (st != RELAY_OK)
-		log_warn("relay-auto: %s", err);
-}
-
 static int rcpts_cb(const struct store_message_info *m, void *arg)
 {
 	struct relay_auto *a = arg;
@@ -92,7 +85,8 @@ static bool auto_one(struct relay_auto *a, int64_t id)
 	}
 	for (size_t i = 0; i < n; i++)
 		ptrs[i] = a->list[i];
-	if (relay_start(a->r, a->st, id, ptrs, n, auto_done, a, &st, err, sizeof(err)) != NULL)
+	/* No callback: relay.c logs how each release ended. */
+	if (relay_start(a->r, a->st, id, ptrs, n, NULL, NULL, &st, err, sizeof(err)) != NULL)
 		return true;
 	if (st == RELAY_BUSY)
 		return false;

@@ -1,9 +1,11 @@
 /*
  * libcurl's multi interface on the server's event_base: libcurl tells us
  * which sockets to watch and when to wake it (CURLMOPT_SOCKETFUNCTION,
- * CURLMOPT_TIMERFUNCTION), libevent tells libcurl when they are ready. No
- * transfer ever blocks the reactor; the owner of a transfer hears of its
- * end through a callback from the loop.
+ * CURLMOPT_TIMERFUNCTION), libevent tells libcurl when they are ready, and
+ * the owner of a transfer hears of its end through a callback from the
+ * loop. For HTTP(S) (the webhook) nothing then blocks the reactor. Not
+ * for every protocol: libcurl's SMTP, FTP, IMAP and POP3 still wait in
+ * poll() for some replies (relay.c does not use this for SMTP).
  */
 #ifndef MAILSNARE_CURL_LOOP_H
 #define MAILSNARE_CURL_LOOP_H
@@ -29,7 +31,5 @@ int curl_loop_add(struct curl_loop *cl, CURL *easy, curl_loop_done_cb cb, void *
 /* Stops a transfer whose callback has not run; the handle is the
  * caller's again. */
 void curl_loop_remove(struct curl_loop *cl, CURL *easy);
-/* Transfers in progress. */
-unsigned curl_loop_running(const struct curl_loop *cl);
 
 #endif

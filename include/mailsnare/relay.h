@@ -63,7 +63,8 @@ typedef void (*relay_done_cb)(void *arg, enum relay_status st, const char *err);
  * Starts releasing message id to rcpts[0..n) (addresses as relay_address
  * takes them). Every recipient is checked first. Returns the job, or NULL
  * with *st (RELAY_REFUSED, RELAY_NOTFOUND, RELAY_BUSY, RELAY_FAILED) and
- * err set; nothing was sent then. cb never runs from inside.
+ * err set; nothing was sent then. cb (may be NULL) never runs from
+ * inside; how the release ended is logged either way.
  */
 struct relay_job *relay_start(struct relay *r, struct store *st, int64_t id,
     const char *const *rcpts, size_t n, relay_done_cb cb, void *arg,
