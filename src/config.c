@@ -196,7 +196,8 @@ static const struct key_def config_keys[] = {
 	{ .name = "hostname", .type = KT_STRING, FIELD(hostname),
 	  .compute_default = default_hostname },
 	{ .name = "inbox", .type = KT_INBOX },
-	{ .name = "relay-host", .type = KT_STRING, FIELD(relay_host), .def = "", .flags = KF_EMPTY_OK },
+	{ .name = "relay-host", .type = KT_STRING, FIELD(relay_host), .def = "",
+	  .flags = KF_EMPTY_OK },
 	{ .name = "relay-port", .type = KT_UINT, FIELD(relay_port), .def = "25", .min = 1,
 	  .max = 65535 },
 	{ .name = "relay-tls", .type = KT_ENUM, .def = "starttls", .words = relay_tls_words,
@@ -451,7 +452,7 @@ static bool address_valid(const char *v)
 }
 
 /* relay-allowed-recipients, relay-blocked-recipients: what relay.c
- * compiles (relay_regex_flags), so a pattern taken here compiles there. */
+ * compiles (CONFIG_REGEX_FLAGS), so a pattern taken here compiles there. */
 static const char *check_regex(const char *v, char *why, size_t len)
 {
 	regex_t re;
@@ -680,8 +681,9 @@ static int set_key(struct load_ctx *ctx, const struct key_def *k, const char *wh
 		return set_checked(ctx, k, where, v, field);
 	case KT_TEXT:
 		if (!text_valid(v) || strlen(v) >= k->size)
-			return fail(ctx->err, "%s: invalid value '%s' (want text of at most %zu characters, no control characters)",
-			    where, quoted(v, q, sizeof(q)), k->size - 1);
+			return fail(ctx->err, "%s: invalid value '%s' (want text of at most %zu "
+			    "characters, without control characters)", where, quoted(v, q, sizeof(q)),
+			    k->size - 1);
 		return set_checked(ctx, k, where, v, field);
 	case KT_CONFIG:
 	case KT_PATH:
