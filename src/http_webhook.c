@@ -132,6 +132,14 @@ static void webhook_done(void *arg, CURL *easy, CURLcode rc)
 	req_free(q);
 }
 
+/* The receiver's reply body: only its status matters. */
+static size_t webhook_discard(char *p, size_t size, size_t n, void *arg)
+{
+	(void)p;
+	(void)arg;
+	return size * n;
+}
+
 static CURL *webhook_easy(struct webhook *w, struct webhook_req *q)
 {
 	CURL *e = curl_easy_init();
@@ -147,6 +155,7 @@ static CURL *webhook_easy(struct webhook *w, struct webhook_req *q)
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, w->headers);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->body);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(q->body));
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, webhook_discard);
 	return e;
 }
 

@@ -50,8 +50,9 @@ class Receiver:
                 if outer.delay:
                     outer.release.wait(outer.delay)
                 self.send_response(outer.status)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Length", str(len(REPLY)))
                 self.end_headers()
+                self.wfile.write(REPLY)
 
             def log_message(self, *args):
                 pass
@@ -73,6 +74,9 @@ class Receiver:
         self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+REPLY = b"receiver-reply-body\n"
 
 
 def version():
@@ -118,6 +122,7 @@ class WebhookTest(harness.TestCase):
                          ["hook 1", "hook 2", "hook 3"])
         time.sleep(0.3)
         self.assertEqual(rx.count(), 3, "no retries, no duplicates")
+        self.assertNotIn(REPLY.strip(), trap.read_log(), "the reply body is not printed")
 
     def deliver_many(self, trap, n):
         host, port = trap.addr("smtp")
