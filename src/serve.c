@@ -404,9 +404,9 @@ int serve_run(const struct config *cfg)
 		goto out;
 	if ((srv.deliver = deliver_new(srv.base, srv.store, cfg->max_messages)) == NULL)
 		goto out;
+	printf("mailsnare %s: trapping mail in %s\n", PACKAGE_VERSION, cfg->db);
 	if (serve_outbound(&srv) < 0)
 		goto out;
-	printf("mailsnare %s: trapping mail in %s\n", PACKAGE_VERSION, cfg->db);
 	if (serve_loop(&srv) == 0)
 		status = 0;
 out:
