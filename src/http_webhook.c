@@ -220,7 +220,7 @@ static void webhook_store_cb(void *arg, enum store_change what, int64_t inbox_id
 
 	(void)inbox_id;
 	(void)mailbox_id;
-	if (what != STORE_CHANGE_NEW)
+	if (what != STORE_CHANGE_NEW || !id_queue_first_sight(&w->queue, message_id))
 		return;
 	if (!webhook_take(w) || !id_queue_push(&w->queue, message_id)) {
 		webhook_drop(w);

@@ -122,7 +122,7 @@ static void auto_store_cb(void *arg, enum store_change what, int64_t inbox_id,
 
 	(void)inbox_id;
 	(void)mailbox_id;
-	if (what != STORE_CHANGE_NEW)
+	if (what != STORE_CHANGE_NEW || !id_queue_first_sight(&a->queue, message_id))
 		return;
 	if (!id_queue_push(&a->queue, message_id)) {
 		if (a->dropped++ % 1000 == 0)

@@ -15,7 +15,19 @@
 struct id_queue {
 	int64_t ids[ID_QUEUE_MAX];
 	size_t head, n;
+	int64_t newest;                    /* the highest id ever seen */
 };
+
+/* The store's ids only grow (AUTOINCREMENT): a STORE_CHANGE_NEW whose id
+ * is not above every one seen before is a message that moved (IMAP MOVE,
+ * a renamed INBOX's messages), not one that arrived. Records it. */
+static inline bool id_queue_first_sight(struct id_queue *q, int64_t id)
+{
+	if (id <= q->newest)
+		return false;
+	q->newest = id;
+	return true;
+}
 
 /* false if full (the id is not queued). */
 static inline bool id_queue_push(struct id_queue *q, int64_t id)

@@ -166,6 +166,23 @@ def closed_port():
     return port
 
 
+def imap_move_all(server, folder, user="dev", password="dev"):
+    """Moves every message of the INBOX to `folder` (created) with IMAP
+    MOVE: the store notifies each as new in its new mailbox, same id."""
+    import imaplib
+    host, port = server.addr("imap")
+    m = imaplib.IMAP4(host, port, timeout=SOCK_TIMEOUT)
+    try:
+        m.login(user, password)
+        m.create(folder)
+        m.select("INBOX")
+        typ, data = m.uid("MOVE", "1:*", folder)
+        if typ != "OK":
+            raise AssertionError("UID MOVE: %s %r" % (typ, data))
+    finally:
+        m.logout()
+
+
 # ---------------------------------------------------------------------------
 # The server
 

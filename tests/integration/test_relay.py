@@ -383,6 +383,10 @@ class AutoRelayTest(RelayCase):
         self.assertEqual(len([i for i in self.upstream_ids() if i not in before]), 1,
                          "the other message stays trapped")
         self.assertEqual(len(trap.message_ids()), 2)
+        # moved by IMAP it is not new: not released again
+        harness.imap_move_all(trap, "Archive")
+        time.sleep(0.5)
+        self.assertEqual(len([i for i in self.upstream_ids() if i not in before]), 1)
 
 
 class TlsRelayTest(RelayCase):

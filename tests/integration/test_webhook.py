@@ -122,6 +122,10 @@ class WebhookTest(harness.TestCase):
                          ["hook 1", "hook 2", "hook 3"])
         time.sleep(0.3)
         self.assertEqual(rx.count(), 3, "no retries, no duplicates")
+        # moved by IMAP they are not new
+        harness.imap_move_all(trap, "Archive")
+        time.sleep(0.3)
+        self.assertEqual(rx.count(), 3, "a move is no new message")
         trap.stop()                     # (stdout is a file: flushed at exit)
         self.assertIn(b"info: stopped", trap.log_text)
         self.assertNotIn(REPLY.strip(), trap.log_text, "the reply body is not printed")
