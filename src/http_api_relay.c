@@ -46,7 +46,10 @@ static int release_to(struct http_req *r, json_t *body, const char **to, size_t 
 		return -1;
 	}
 	if (json_array_size(list) > RELAY_RCPTS_MAX) {
-		http_reply_error(r, "too many recipients");
+		char msg[64];
+
+		snprintf(msg, sizeof(msg), "too many recipients (at most %d)", RELAY_RCPTS_MAX);
+		http_reply_error(r, msg);
 		return -1;
 	}
 	json_array_foreach(list, i, v) {

@@ -192,6 +192,8 @@ class PlainRelayTest(RelayCase):
         self.assert_refused(trap, mid, [], 400,
                             'No valid addresses found (want {"To": ["address", ...]})')
         self.assert_refused(trap, mid, [7], 400, "To: want an array of addresses")
+        self.assert_refused(trap, mid, ["a%d@example.test" % i for i in range(101)], 400,
+                            "too many recipients (at most 100)")
         self.assert_refused(trap, "999999", ["ok@example.test"], 404, "404 page not found")
         self.assertEqual(trap.message_bytes(mid), original)
         # the allowed one, alone, goes
