@@ -41,7 +41,7 @@ def relay_args(upstream_port, tls="none", *more):
             "--relay-tls", tls) + tuple(more)
 
 
-def release(server, msg_id, to, timeout=None):
+def release(server, msg_id, to):
     return request(server, "POST", "/api/v1/message/%s/release" % msg_id, body={"To": to})
 
 
