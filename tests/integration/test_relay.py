@@ -356,17 +356,25 @@ class PlainRelayTest(RelayCase):
     def test_bad_config(self):
         d = tempfile.mkdtemp(prefix="mailsnare-it-")
         self.addCleanup(shutil.rmtree, d)
-        for args, err in (
-                (["--relay-allowed-recipients", "a(b"], b"--relay-allowed-recipients: invalid value 'a(b' ("),
-                (["--relay-tls", "ssl"], b"--relay-tls: invalid value 'ssl' (want starttls, tls or none)"),
-                (["--relay-port", "0"], b"--relay-port: 0 out of range (want 1..65535)"),
-                (["--relay-auto", "subject:x"], b"relay-auto: needs relay-host (where to release to)"),
-                (["--relay-host", "h", "--relay-auto", "before:notadate"], b"--relay-auto: invalid value 'before:notadate' (")):
-            cp = subprocess.run([harness.binary(), "serve", "--db", os.path.join(d, "m.db")] + args,
-                                env=harness.clean_env(), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, timeout=30)
-            self.assertEqual(cp.returncode, 2, (args, cp))
-            self.assertIn(err, cp.stderr, args)
+        for args, env, err in (
+                (["--relay-allowed-recipients", "a(b"], {},
+                 b"--relay-allowed-recipients: invalid value 'a(b' ("),
+                (["--relay-tls", "ssl"], {},
+                 b"--relay-tls: invalid value 'ssl' (want starttls, tls or none)"),
+                ([], {"MAILSNARE_RELAY_TLS": "ssl"},
+                 b"MAILSNARE_RELAY_TLS: invalid value 'ssl' (want starttls, tls or none)"),
+                (["--relay-port", "0"], {}, b"--relay-port: 0 out of range (want 1..65535)"),
+                (["--relay-return-path", "<a@b>"], {},
+                 b"--relay-return-path: invalid value '<a@b>' (want an address"),
+                (["--relay-auto", "subject:x"], {},
+                 b"relay-auto: needs relay-host (where to release to)"),
+                (["--relay-auto", "before:notadate"], {"MAILSNARE_RELAY_HOST": "h"},
+                 b"--relay-auto: invalid value 'before:notadate' (")):
+            cp = subprocess.run([harness.binary(), "serve", "--db", os.path.join(d, "m.db")]
+                                + args, env=dict(harness.clean_env(), **env),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+            self.assertEqual(cp.returncode, 2, (args, env, cp))
+            self.assertIn(err, cp.stderr, (args, env))
 
 
 class AutoRelayTest(RelayCase):
