@@ -282,8 +282,9 @@ static void serve_index_slice(evutil_socket_t fd, short what, void *arg)
 		event_active(ix->ev, EV_TIMEOUT, 0);
 }
 
-/* What the server sends out on the loop: releases (relay-host,
- * relay-auto) and the webhook, all over one curl_loop. */
+/* What the server sends out: releases (relay-host, relay-auto; each on a
+ * thread of its own, relay.c says why) and the webhook (on curl_loop).
+ * config_load made sure relay-auto comes with relay-host. */
 static int serve_outbound(struct server *srv)
 {
 	const struct config *cfg = srv->cfg;
@@ -294,21 +295,24 @@ static int serve_outbound(struct server *srv)
 		fprintf(stderr, "mailsnare: cannot set up libcurl\n");
 		return -1;
 	}
-	if (relay_new(cfg, srv->base, &srv->relay, err, sizeof(err)) < 0 ||
-	    (cfg->relay_auto[0] != '\0' && srv->relay != NULL &&
+	if (relay_new(cfg, srv->base, &srv->relay, err, sizeof(err)) < 0)
+		goto fail;
+	if (srv->relay != NULL && cfg->relay_auto[0] != '\0' &&
 	    (srv->relay_auto = relay_auto_new(srv->base, srv->relay, srv->store, cfg->relay_auto,
-	    err, sizeof(err))) == NULL) ||
-	    webhook_new(srv->base, srv->curl, srv->store, cfg, &srv->webhook, err,
-	    sizeof(err)) < 0) {
-		fprintf(stderr, "mailsnare: %s\n", err);
-		return -1;
-	}
+	    err, sizeof(err))) == NULL)
+		goto fail;
+	if (webhook_new(srv->base, srv->curl, srv->store, cfg, &srv->webhook, err,
+	    sizeof(err)) < 0)
+		goto fail;
 	if (srv->relay != NULL)
 		printf("relay  %s (release%s)\n", relay_server(srv->relay),
 		    srv->relay_auto ? "; relay-auto on" : "");
 	if (srv->webhook != NULL)
 		printf("webhook %s\n", cfg->webhook_url);
 	return 0;
+fail:
+	fprintf(stderr, "mailsnare: %s\n", err);
+	return -1;
 }
 
 /* After the HTTP server: a release it waits for is cancelled with it. */
