@@ -11,7 +11,7 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 DEPS="build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
 libsqlite3-dev libcriterion-dev zlib1g-dev libjansson-dev python3 python3-pytest swaks curl openssl sqlite3 fetchmail mutt isync
-clang
+clang libcurl4-openssl-dev postfix
 debhelper dpkg-dev fakeroot systemd"
 # The imapflow test needs Node.js and npm; one installed from elsewhere
 # (NodeSource, nvm) will do, and Debian's npm would conflict with it.

@@ -20,12 +20,15 @@
 #include <string.h>
 #include <time.h>
 
+#include <curl/curl.h>
+
 #include "mailsnare/auth.h"
 #include "mailsnare/config.h"
 #include "mailsnare/log.h"
 #include "mailsnare/mime_header.h"
 #include "mailsnare/serve.h"
 #include "mailsnare/msg_search.h"
+#include "mailsnare/relay.h"
 #include "mailsnare/store.h"
 #include "mailsnare/version.h"
 
@@ -47,6 +50,7 @@ enum {
 	OPT_INBOX = 1 << 1,
 	OPT_ALL = 1 << 2,
 	OPT_QUERY = 1 << 3,
+	OPT_TO = 1 << 4,              /* repeatable */
 };
 
 /* What a command needs before it runs. */
@@ -88,6 +92,8 @@ struct cli {
 	struct config_flag flags[CLI_MAX_OPTS];
 	size_t nflags;
 	const char *password, *inbox, *query;
+	const char *to[RELAY_RCPTS_MAX];
+	size_t nto;
 	bool all;
 	int64_t id;
 
@@ -126,6 +132,7 @@ static int store_fail(struct cli *c)
 static int check_inbox_add(struct cli *c);
 static int check_message_get(struct cli *c);
 static int check_message_del(struct cli *c);
+static int check_message_release(struct cli *c);
 static int run_serve(struct cli *c);
 static int run_inbox_add(struct cli *c);
 static int run_inbox_list(struct cli *c);
@@ -133,6 +140,7 @@ static int run_inbox_del(struct cli *c);
 static int run_message_list(struct cli *c);
 static int run_message_get(struct cli *c);
 static int run_message_del(struct cli *c);
+static int run_message_release(struct cli *c);
 static int run_version(struct cli *c);
 static int run_help(struct cli *c);
 static int run_config_keys(struct cli *c);
@@ -154,6 +162,9 @@ static const struct command commands[] = {
 	{ "message", "del", 0, 1, OPT_INBOX | OPT_ALL, NEED_STORE, check_message_del,
 	  run_message_del, "mailsnare message del ID | --inbox NAME --all",
 	  "delete one message, or all of an inbox's" },
+	{ "message", "release", 1, 1, OPT_TO, NEED_STORE, check_message_release,
+	  run_message_release, "mailsnare message release ID --to ADDRESS [--to ...]",
+	  "send it on to relay-host" },
 	{ "config", "keys", 0, 0, 0, NEED_NOTHING, NULL, run_config_keys,
 	  "mailsnare config keys", "each config key, its variable and default" },
 	{ "version", NULL, 0, 0, 0, NEED_NOTHING, NULL, run_version,
@@ -489,6 +500,43 @@ static int run_message_del(struct cli *c)
 	return EXIT_OK;
 }
 
+static int check_message_release(struct cli *c)
+{
+	if (c->nto == 0)
+		return usage(c->cmd);
+	return check_id(c);
+}
+
+/* The same release as the HTTP API's, waited for: this process has no
+ * loop to share. */
+static int run_message_release(struct cli *c)
+{
+	char err[RELAY_ERR_MAX];
+	struct relay *r = NULL;
+	enum relay_status st;
+
+	if (relay_new(&c->cfg, NULL, &r, err, sizeof(err)) < 0) {
+		fail("%s", err);
+		return EXIT_USAGE;
+	}
+	if (r == NULL) {
+		fail("message relay is not enabled (set relay-host)");
+		return EXIT_USAGE;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		relay_free(r);
+		return fail("cannot set up libcurl");
+	}
+	st = relay_send_sync(r, c->st, c->id, c->to, c->nto, err, sizeof(err));
+	relay_free(r);
+	curl_global_cleanup();
+	if (st != RELAY_OK)
+		return fail("%s", err);
+	printf("released message %" PRId64 " to %zu recipient%s\n", c->id, c->nto,
+	    c->nto == 1 ? "" : "s");
+	return EXIT_OK;
+}
+
 /* ---- pass 1: options and words ---- */
 
 /* Options that are not config keys, and whether they take a value. */
@@ -501,6 +549,7 @@ static const struct {
 	{ "inbox", OPT_INBOX, true },
 	{ "all", OPT_ALL, false },
 	{ "query", OPT_QUERY, true },
+	{ "to", OPT_TO, true },
 	{ "help", 0, false },
 };
 
@@ -648,6 +697,13 @@ static int sort_options(struct cli *c)
 				c->inbox = o->value;
 			else if (sub_options[sub].opt == OPT_QUERY)
 				c->query = o->value;
+			else if (sub_options[sub].opt == OPT_TO) {
+				if (c->nto == RELAY_RCPTS_MAX) {
+					fail("too many --to (at most %d)", RELAY_RCPTS_MAX);
+					return EXIT_USAGE;
+				}
+				c->to[c->nto++] = o->value;
+			}
 			else
 				c->all = true;
 			continue;

@@ -12,11 +12,13 @@
  * of an inbox with the same name.
  */
 #include "mailsnare/config.h"
+#include "mailsnare/msg_search.h"
 #include "mailsnare/store.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <pwd.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +44,7 @@
 
 enum key_type {
 	KT_STRING,   /* a token: non-empty, no spaces or control characters */
+	KT_TEXT,     /* any text without control characters (spaces allowed) */
 	KT_PATH,     /* a file name; "~/" expands to $HOME */
 	KT_ADDRESS,  /* "off", "host:port" or "[v6]:port" */
 	KT_BOOL,     /* yes/no/true/false/on/off/1/0 */
@@ -82,6 +85,9 @@ struct key_def {
 	void (*set_enum)(struct config *cfg, int value);
 	/* Computes the default when it depends on the machine. */
 	int (*compute_default)(struct load_ctx *ctx, char *out, size_t len);
+	/* KT_STRING, KT_TEXT: a further check of a non-empty value; NULL
+	 * if fine, else what is wrong (in why). */
+	const char *(*check)(const char *v, char *why, size_t len);
 };
 
 #define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
@@ -102,6 +108,18 @@ static const struct enum_word log_level_words[] = {
 	{ NULL, 0 },
 };
 
+static const struct enum_word relay_tls_words[] = {
+	{ "starttls", RELAY_TLS_STARTTLS },
+	{ "tls", RELAY_TLS_TLS },
+	{ "none", RELAY_TLS_NONE },
+	{ NULL, 0 },
+};
+
+static void set_relay_tls(struct config *cfg, int value)
+{
+	cfg->relay_tls = (enum relay_tls)value;
+}
+
 static void set_durability(struct config *cfg, int value)
 {
 	cfg->durability = (enum durability)value;
@@ -114,6 +132,10 @@ static void set_log_level(struct config *cfg, int value)
 
 static int default_db(struct load_ctx *ctx, char *out, size_t len);
 static int default_hostname(struct load_ctx *ctx, char *out, size_t len);
+static const char *check_regex(const char *v, char *why, size_t len);
+static const char *check_search(const char *v, char *why, size_t len);
+static const char *check_url(const char *v, char *why, size_t len);
+static const char *check_return_path(const char *v, char *why, size_t len);
 
 static const struct key_def config_keys[] = {
 	{ .name = "config", .type = KT_CONFIG, FIELD(config_path), .flags = KF_EMPTY_OK },
@@ -179,6 +201,31 @@ static const struct key_def config_keys[] = {
 	{ .name = "hostname", .type = KT_STRING, FIELD(hostname),
 	  .compute_default = default_hostname },
 	{ .name = "inbox", .type = KT_INBOX },
+	{ .name = "relay-host", .type = KT_STRING, FIELD(relay_host), .def = "",
+	  .flags = KF_EMPTY_OK },
+	{ .name = "relay-port", .type = KT_UINT, FIELD(relay_port), .def = "25", .min = 1,
+	  .max = 65535 },
+	{ .name = "relay-tls", .type = KT_ENUM, .def = "starttls", .words = relay_tls_words,
+	  .set_enum = set_relay_tls },
+	{ .name = "relay-tls-verify", .type = KT_BOOL, FIELD(relay_tls_verify), .def = "yes" },
+	{ .name = "relay-username", .type = KT_STRING, FIELD(relay_username), .def = "",
+	  .flags = KF_EMPTY_OK },
+	{ .name = "relay-password", .type = KT_TEXT, FIELD(relay_password), .def = "",
+	  .flags = KF_EMPTY_OK },
+	{ .name = "relay-allowed-recipients", .type = KT_TEXT, FIELD(relay_allowed), .def = "",
+	  .flags = KF_EMPTY_OK, .check = check_regex },
+	{ .name = "relay-blocked-recipients", .type = KT_TEXT, FIELD(relay_blocked), .def = "",
+	  .flags = KF_EMPTY_OK, .check = check_regex },
+	{ .name = "relay-return-path", .type = KT_STRING, FIELD(relay_return_path), .def = "",
+	  .flags = KF_EMPTY_OK, .check = check_return_path },
+	{ .name = "relay-auto", .type = KT_TEXT, FIELD(relay_auto), .def = "", .flags = KF_EMPTY_OK,
+	  .check = check_search },
+	{ .name = "webhook-url", .type = KT_STRING, FIELD(webhook_url), .def = "",
+	  .flags = KF_EMPTY_OK, .check = check_url },
+	{ .name = "webhook-limit", .type = KT_UINT, FIELD(webhook_limit), .def = "5", .min = 0,
+	  .max = 100000 },
+	{ .name = "webhook-timeout", .type = KT_UINT, FIELD(webhook_timeout), .def = "5", .min = 1,
+	  .max = 300 },
 };
 
 #define N_CONFIG_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -424,6 +471,56 @@ static bool address_valid(const char *v)
 	    host[0] != '\0';
 }
 
+/* relay-allowed-recipients, relay-blocked-recipients: what relay.c
+ * compiles (CONFIG_REGEX_FLAGS), so a pattern taken here compiles there. */
+static const char *check_regex(const char *v, char *why, size_t len)
+{
+	regex_t re;
+	int rc = regcomp(&re, v, CONFIG_REGEX_FLAGS);
+
+	if (rc == 0) {
+		regfree(&re);
+		return NULL;
+	}
+	regerror(rc, &re, why, len);
+	return why;
+}
+
+static const char *check_search(const char *v, char *why, size_t len)
+{
+	struct msg_search *s = NULL;
+
+	if (msg_search_parse(v, "", &s, why, len) < 0)
+		return why;
+	msg_search_free(s);
+	return NULL;
+}
+
+static const char *check_url(const char *v, char *why, size_t len)
+{
+	if (strncasecmp(v, "http://", 7) == 0 || strncasecmp(v, "https://", 8) == 0)
+		return NULL;
+	snprintf(why, len, "want an http:// or https:// URL");
+	return why;
+}
+
+/* MAIL FROM:<v>: an address, nothing that would end the brackets. */
+static const char *check_return_path(const char *v, char *why, size_t len)
+{
+	if (strchr(v, '@') != NULL && strpbrk(v, "<>(),;") == NULL)
+		return NULL;
+	snprintf(why, len, "want an address such as bounces@example.com");
+	return why;
+}
+
+static bool text_valid(const char *v)
+{
+	for (; *v != '\0'; v++)
+		if (iscntrl((unsigned char)*v))
+			return false;
+	return true;
+}
+
 static bool token_valid(const char *v)
 {
 	if (*v == '\0')
@@ -572,6 +669,19 @@ static int set_number(struct load_ctx *ctx, const struct key_def *k, const char 
 	return 0;
 }
 
+/* A string key's own check (check_regex, ...), then the value. */
+static int set_checked(struct load_ctx *ctx, const struct key_def *k, const char *where,
+    const char *v, char *field)
+{
+	char why[256], q[128];
+
+	if (k->check != NULL && v[0] != '\0' && k->check(v, why, sizeof(why)) != NULL)
+		return fail(ctx->err, "%s: invalid value '%s' (%s)", where, quoted(v, q, sizeof(q)),
+		    why);
+	memcpy(field, v, strlen(v) + 1);
+	return 0;
+}
+
 /* Sets key k from text v. `where` names the source and the key. */
 static int set_key(struct load_ctx *ctx, const struct key_def *k, const char *where,
     const char *v)
@@ -588,8 +698,13 @@ static int set_key(struct load_ctx *ctx, const struct key_def *k, const char *wh
 		if ((v[0] != '\0' && !token_valid(v)) || strlen(v) >= k->size)
 			return fail(ctx->err, "%s: invalid value '%s' (want one word of at most %zu characters)",
 			    where, quoted(v, q, sizeof(q)), k->size - 1);
-		memcpy(field, v, strlen(v) + 1);
-		return 0;
+		return set_checked(ctx, k, where, v, field);
+	case KT_TEXT:
+		if (!text_valid(v) || strlen(v) >= k->size)
+			return fail(ctx->err, "%s: invalid value '%s' (want text of at most %zu "
+			    "characters, without control characters)", where, quoted(v, q, sizeof(q)),
+			    k->size - 1);
+		return set_checked(ctx, k, where, v, field);
 	case KT_CONFIG:
 	case KT_PATH:
 		if (expand_path(ctx, v, field, k->size) < 0)
@@ -982,6 +1097,8 @@ static int check_pairs(struct load_ctx *ctx)
 		return fail(ctx->err, "tls-cert: missing (tls-key is set: give both or neither)");
 	if (cfg->tls_cert[0] != '\0' && cfg->tls_key[0] == '\0')
 		return fail(ctx->err, "tls-key: missing (tls-cert is set: give both or neither)");
+	if (cfg->relay_auto[0] != '\0' && cfg->relay_host[0] == '\0')
+		return fail(ctx->err, "relay-auto: needs relay-host (where to release to)");
 	return 0;
 }
 

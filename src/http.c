@@ -68,6 +68,7 @@ static const struct http_route http_routes[] = {
 	{ M_GET, "/api/v1/message/{}/raw", http_api_message_raw, 0 },
 	{ M_GET, "/api/v1/message/{}/part/{}", http_api_message_part, 0 },
 	{ M_GET, "/api/v1/message/{}/part/{}/thumb", http_api_message_thumb, 0 },
+	{ M_POST, "/api/v1/message/{}/release", http_api_message_release, 0 },
 	{ M_GET, "/api/v1/tags", http_api_tags_get, 0 },
 	{ M_PUT, "/api/v1/tags", http_api_tags_put, 0 },
 	{ M_PUT, "/api/v1/tags/{}", http_api_tag_rename, 0 },

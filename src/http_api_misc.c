@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "mailsnare/config.h"
+#include "mailsnare/relay.h"
 #include "mailsnare/server.h"
 #include "http_internal.h"
 
@@ -123,14 +124,26 @@ enum http_rc http_api_info(struct http_req *r)
 	return HTTP_DONE;
 }
 
+/* Mailpit's MessageRelay: what a release would do (the web page shows its
+ * button when Enabled). */
+static json_t *webui_relay(const struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+	bool on = srv->relay != NULL;
+
+	return json_pack("{s:b, s:s, s:s, s:s, s:s, s:s, s:b}", "Enabled", on,
+	    "SMTPServer", on ? relay_server(srv->relay) : "",
+	    "ReturnPath", on ? cfg->relay_return_path : "",
+	    "AllowedRecipients", on ? cfg->relay_allowed : "",
+	    "BlockedRecipients", on ? cfg->relay_blocked : "", "OverrideFrom", "",
+	    "PreserveMessageIDs", on);
+}
+
 enum http_rc http_api_webui(struct http_req *r)
 {
-	http_reply_json(r, 200, json_pack("{s:s, s:{s:b, s:s, s:s, s:s, s:s, s:s, s:b}, "
-	    "s:b, s:b, s:b, s:b}",
+	http_reply_json(r, 200, json_pack("{s:s, s:o, s:b, s:b, s:b, s:b}",
 	    "Label", "mailsnare",
-	    "MessageRelay", "Enabled", 0, "SMTPServer", "", "ReturnPath", "",
-	    "AllowedRecipients", "", "BlockedRecipients", "", "OverrideFrom", "",
-	    "PreserveMessageIDs", 0,
+	    "MessageRelay", webui_relay(r->srv),
 	    "SpamAssassin", 0, "ChaosEnabled", 0, "DuplicatesIgnored", 0,
 	    "HideDeleteAllButton", 0));
 	return HTTP_DONE;

@@ -125,6 +125,7 @@ enum http_rc http_api_message_headers(struct http_req *r);
 enum http_rc http_api_message_raw(struct http_req *r);
 enum http_rc http_api_message_part(struct http_req *r);
 enum http_rc http_api_message_thumb(struct http_req *r);
+enum http_rc http_api_message_release(struct http_req *r);
 enum http_rc http_api_view_html(struct http_req *r);
 enum http_rc http_api_view_txt(struct http_req *r);
 enum http_rc http_api_tags_get(struct http_req *r);

@@ -12,20 +12,24 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <event2/event.h>
 
 #include "mailsnare/config.h"
+#include "mailsnare/curl_loop.h"
 #include "mailsnare/deliver.h"
 #include "mailsnare/http.h"
 #include "mailsnare/imap.h"
 #include "mailsnare/log.h"
 #include "mailsnare/notify.h"
 #include "mailsnare/pop3.h"
+#include "mailsnare/relay.h"
 #include "mailsnare/serve.h"
 #include "mailsnare/server.h"
 #include "mailsnare/smtp.h"
 #include "mailsnare/store.h"
 #include "mailsnare/tls.h"
+#include "mailsnare/webhook.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.0.0"
@@ -299,14 +303,57 @@ static void serve_index_wake(void *arg, enum store_change what, int64_t inbox_id
     int64_t mailbox_id, int64_t message_id)
 {
 	struct serve_index *ix = arg;
+	struct timeval quiet = { 0, SERVE_INDEX_QUIET_MS * 1000 };
 
 	(void)inbox_id;
 	(void)mailbox_id;
 	(void)message_id;
-	struct timeval quiet = { 0, SERVE_INDEX_QUIET_MS * 1000 };
-
 	if (what == STORE_CHANGE_NEW || what == STORE_CHANGE_EXTERNAL)
 		(void)event_add(ix->ev, &quiet);
+}
+
+/* What the server sends out: releases (relay-host, relay-auto; each on a
+ * thread of its own, relay.c says why) and the webhook (on curl_loop).
+ * config_load made sure relay-auto comes with relay-host. */
+static int serve_outbound(struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+	char err[512] = "";
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
+	    (srv->curl = curl_loop_new(srv->base)) == NULL) {
+		fprintf(stderr, "mailsnare: cannot set up libcurl\n");
+		return -1;
+	}
+	if (relay_new(cfg, srv->base, &srv->relay, err, sizeof(err)) < 0)
+		goto fail;
+	if (srv->relay != NULL && cfg->relay_auto[0] != '\0' &&
+	    (srv->relay_auto = relay_auto_new(srv->base, srv->relay, srv->store, cfg->relay_auto,
+	    err, sizeof(err))) == NULL)
+		goto fail;
+	if (webhook_new(srv->base, srv->curl, srv->store, cfg, &srv->webhook, err,
+	    sizeof(err)) < 0)
+		goto fail;
+	if (srv->relay != NULL)
+		printf("relay  %s (release%s)\n", relay_server(srv->relay),
+		    srv->relay_auto ? "; relay-auto on" : "");
+	if (srv->webhook != NULL)
+		printf("webhook %s\n", cfg->webhook_url);
+	return 0;
+fail:
+	fprintf(stderr, "mailsnare: %s\n", err);
+	return -1;
+}
+
+/* After the HTTP server: a release it waits for is cancelled with it. */
+static void serve_outbound_free(struct server *srv)
+{
+	relay_auto_free(srv->relay_auto);
+	webhook_free(srv->webhook);
+	relay_free(srv->relay);
+	curl_loop_free(srv->curl);
+	if (srv->curl != NULL)
+		curl_global_cleanup();
 }
 
 static int serve_start(struct server *srv);
@@ -404,11 +451,14 @@ int serve_run(const struct config *cfg)
 	if ((srv.deliver = deliver_new(srv.base, srv.store, cfg->max_messages)) == NULL)
 		goto out;
 	printf("mailsnare %s: trapping mail in %s\n", PACKAGE_VERSION, cfg->db);
+	if (serve_outbound(&srv) < 0)
+		goto out;
 	if (serve_loop(&srv) == 0)
 		status = 0;
 out:
 	server_free_listeners(&srv);
 	http_server_free(srv.http);
+	serve_outbound_free(&srv);
 	deliver_free(srv.deliver);
 	store_close(srv.store);
 	if (srv.ssl_ctx)

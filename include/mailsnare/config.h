@@ -20,9 +20,16 @@ enum listener_kind {
 
 enum durability { DURABILITY_NORMAL, DURABILITY_FULL };
 
+/* relay-tls: how the upstream of a release is reached. */
+enum relay_tls { RELAY_TLS_STARTTLS, RELAY_TLS_TLS, RELAY_TLS_NONE };
+
 #define CONFIG_ADDR_MAX 128
 #define CONFIG_NAME_MAX 64
 #define CONFIG_PASS_MAX 128
+/* How relay-allowed-recipients and relay-blocked-recipients are compiled
+ * (regcomp, <regex.h>): POSIX extended, case-insensitive as addresses
+ * mostly are, unanchored (a search, as Mailpit's Go regexp). */
+#define CONFIG_REGEX_FLAGS (REG_EXTENDED | REG_ICASE | REG_NOSUB)
 
 struct config_inbox {
 	char name[CONFIG_NAME_MAX];
@@ -57,6 +64,20 @@ struct config {
 	char http_admin[CONFIG_NAME_MAX + CONFIG_PASS_MAX]; /* "user:password" or "" */
 	char http_cors[1024];                /* allowed origins, comma-separated, or "" */
 	char hostname[256];                  /* name in greetings and Received */
+	/* Release to a real server (relay.h); relay_host "" = off. */
+	char relay_host[256];
+	unsigned relay_port;
+	enum relay_tls relay_tls;
+	bool relay_tls_verify;
+	char relay_username[256];
+	char relay_password[256];
+	char relay_allowed[1024];            /* POSIX ERE, "" = any recipient */
+	char relay_blocked[1024];            /* POSIX ERE, "" = none */
+	char relay_return_path[320];         /* MAIL FROM, "" = the envelope sender */
+	char relay_auto[1024];               /* a search: released at delivery; "" = none */
+	char webhook_url[2048];              /* "" = no webhook */
+	unsigned webhook_limit;              /* requests a second, 0 = no limit */
+	unsigned webhook_timeout;            /* seconds per request */
 	struct config_inbox *inboxes;        /* [inbox NAME] sections, --inbox */
 	size_t n_inboxes;
 };

@@ -14,12 +14,16 @@
 #include "mailsnare/conn.h"
 
 struct config;
+struct curl_loop;
 struct deliver;
 struct event_base;
 struct http_server;
 struct listener;
+struct relay;
+struct relay_auto;
 struct ssl_ctx_st;              /* OpenSSL's SSL_CTX */
 struct store;
+struct webhook;
 
 /* What the server counted since it started (Mailpit's RuntimeStats in
  * /api/v1/info). */
@@ -39,6 +43,10 @@ struct server {
 	struct ssl_ctx_st *ssl_ctx;       /* NULL if TLS is unavailable */
 	struct listener *listeners;
 	struct http_server *http;         /* the http/https listeners, or NULL */
+	struct curl_loop *curl;           /* outbound transfers (relay, webhook) */
+	struct relay *relay;              /* NULL: no relay-host */
+	struct relay_auto *relay_auto;    /* NULL: no relay-auto */
+	struct webhook *webhook;          /* NULL: no webhook-url */
 	unsigned nconns;
 	bool stopping;
 	struct conn *conns;               /* all live connections */

@@ -146,6 +146,43 @@ def insecure_context():
     return ctx
 
 
+def wait_until(pred, timeout=10.0, what="condition"):
+    """pred()'s first true value, polled every 50 ms for `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+def closed_port():
+    """A loopback port nobody listens on (bound once, then let go)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def imap_move_all(server, folder, user="dev", password="dev"):
+    """Moves every message of the INBOX to `folder` (created) with IMAP
+    MOVE: the store notifies each as new in its new mailbox, same id."""
+    import imaplib
+    host, port = server.addr("imap")
+    m = imaplib.IMAP4(host, port, timeout=SOCK_TIMEOUT)
+    try:
+        m.login(user, password)
+        m.create(folder)
+        m.select("INBOX")
+        typ, data = m.uid("MOVE", "1:*", folder)
+        if typ != "OK":
+            raise AssertionError("UID MOVE: %s %r" % (typ, data))
+    finally:
+        m.logout()
+
+
 # ---------------------------------------------------------------------------
 # The server
 

@@ -650,6 +650,11 @@ static const struct { const char *key, *bad; } bad_values[] = {
 	{ "max-keywords", "100001" }, { "auth-fail-limit", "0" },
 	{ "durability", "paranoid" }, { "log-level", "loud" }, { "ready-file", "~/r" },
 	{ "hostname", "two words" }, { "inbox", "a/b:pw" },
+	{ "relay-host", "a b" }, { "relay-port", "0" }, { "relay-tls", "ssl" },
+	{ "relay-tls-verify", "maybe" }, { "relay-username", "a b" }, { "relay-password", "a\tb" },
+	{ "relay-allowed-recipients", "a(b" }, { "relay-blocked-recipients", "[z-a]" },
+	{ "relay-return-path", "<a@b>" }, { "relay-auto", "before:never" },
+	{ "webhook-url", "ftp://x/" }, { "webhook-limit", "-1" }, { "webhook-timeout", "0" },
 };
 
 static const char *bad_value_of(const char *key, char *longv, size_t len)
