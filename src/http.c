@@ -87,6 +87,9 @@ static const struct http_route http_routes[] = {
 	{ M_DELETE, "/api/v1/inboxes/{}", http_api_inboxes_delete, 0 },
 	{ M_GET, "/livez", http_api_livez, ROUTE_OPEN },
 	{ M_GET, "/readyz", http_api_readyz, ROUTE_OPEN },
+	{ M_GET, "/api/v1/message/{}/structure", http_api_message_structure, 0 },
+	{ M_GET, "/", http_web_page, ROUTE_OPEN },
+	{ M_GET, "/web/{}", http_web_file, ROUTE_OPEN },
 };
 #define N_ROUTES (sizeof(http_routes) / sizeof(http_routes[0]))
 

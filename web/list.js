@@ -1,0 +1,184 @@
+// The message list: newest first, a page of PAGE summaries at a time
+// (the next page when the end of the list scrolls into view), never the
+// whole store. Rows are kept by ID so live events update them in place.
+import { json } from './api.js';
+import { el, clear, formatSize, relativeTime, addressShort, fullTime } from './util.js';
+
+const PAGE = 50;
+
+export class MessageList {
+  constructor(root, sentinel, { onOpen, onCounts }) {
+    this.root = root;
+    this.sentinel = sentinel;
+    this.onOpen = onOpen;
+    this.onCounts = onCounts;
+    this.rows = new Map();       // ID -> { msg, li }
+    this.order = [];             // IDs as shown
+    this.current = -1;
+    this.query = '';
+    this.total = 0;
+    this.offset = 0;             // rows of the store's order already loaded
+    this.generation = 0;         // a reload makes older page replies stale
+    this.loading = false;
+    new IntersectionObserver((e) => {
+      if (e.some((x) => x.isIntersecting)) this.more();
+    }, { root: null, rootMargin: '400px' }).observe(sentinel);
+    root.addEventListener('click', (e) => {
+      const li = e.target.closest('li[data-id]');
+      if (li) this.open(this.order.indexOf(li.dataset.id));
+    });
+    setInterval(() => this.refreshTimes(), 30000);
+  }
+
+  async reload(query = this.query) {
+    this.query = query;
+    this.generation++;
+    this.rows.clear();
+    this.order = [];
+    this.current = -1;
+    this.offset = 0;
+    this.total = 0;
+    this.loading = false;
+    clear(this.root);
+    await this.more();
+  }
+
+  async more() {
+    if (this.loading || (this.offset > 0 && this.offset >= this.total)) return;
+    this.loading = true;
+    const gen = this.generation;
+    const params = new URLSearchParams({ start: this.offset, limit: PAGE });
+    let path = '/api/v1/messages';
+    if (this.query) {
+      params.set('query', this.query);
+      params.set('tz', Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC');
+      path = '/api/v1/search';
+    }
+    try {
+      const page = await json(`${path}?${params}`);
+      if (gen !== this.generation) return;
+      this.total = page.messages_count;
+      this.offset += page.messages.length;
+      for (const m of page.messages) this.append(m);
+      this.onCounts(page);
+      this.sentinel.textContent = this.offset < this.total
+        ? 'Loading more…' : (this.total ? '' : (this.query ? 'No message matches.' : 'No messages yet.'));
+    } finally {
+      if (gen === this.generation) this.loading = false;
+    }
+    // A tall window may show the sentinel still: fill it.
+    if (gen === this.generation && this.offset < this.total) {
+      const r = this.sentinel.getBoundingClientRect();
+      if (r.top < window.innerHeight + 400) this.more();
+    }
+  }
+
+  row(m) {
+    const to = (m.To || []).map(addressShort).join(', ');
+    const li = el('li', {
+      role: 'option', tabindex: '-1', 'aria-selected': 'false',
+      class: m.Read ? 'msg' : 'msg unread', dataset: { id: m.ID },
+    },
+    el('span', { class: 'from' }, addressShort(m.From) || m.MailFrom || '(no sender)'),
+    el('time', { class: 'when', datetime: m.Created, title: fullTime(m.Created) },
+      relativeTime(m.Created)),
+    el('span', { class: 'subject' }, m.Subject || '(no subject)'),
+    el('span', { class: 'meta' },
+      m.Attachments ? el('span', { class: 'clip', title: `${m.Attachments} attachment(s)`,
+        'aria-label': `${m.Attachments} attachment(s)` }, '📎') : null,
+      el('span', { class: 'size' }, formatSize(m.Size))),
+    el('span', { class: 'to' }, to ? `To: ${to}` : ''),
+    el('span', { class: 'snippet' }, m.Snippet || ''),
+    (m.Tags || []).length ? el('span', { class: 'tags' },
+      m.Tags.map((t) => el('span', { class: 'tag' }, t))) : null);
+    if (!m.Read) li.setAttribute('aria-label', `Unread: ${m.Subject || '(no subject)'}`);
+    return li;
+  }
+
+  append(m) {
+    if (this.rows.has(m.ID)) return;
+    const li = this.row(m);
+    this.rows.set(m.ID, { msg: m, li });
+    this.order.push(m.ID);
+    this.root.append(li);
+  }
+
+  // A message that just arrived (SSE "new"): on top, when no search is
+  // on (a search is re-run by the caller instead).
+  prepend(m) {
+    if (this.rows.has(m.ID)) return;
+    const li = this.row(m);
+    this.rows.set(m.ID, { msg: m, li });
+    this.order.unshift(m.ID);
+    this.root.prepend(li);
+    this.offset++;
+    this.total++;
+    if (this.current >= 0) this.current++;
+    this.sentinel.textContent = '';
+  }
+
+  update(id, changes) {
+    const r = this.rows.get(id);
+    if (!r) return;
+    Object.assign(r.msg, changes);
+    const li = this.row(r.msg);
+    if (r.li.classList.contains('current')) {
+      li.classList.add('current');
+      li.setAttribute('aria-selected', 'true');
+    }
+    r.li.replaceWith(li);
+    r.li = li;
+  }
+
+  remove(id) {
+    const r = this.rows.get(id);
+    if (!r) return false;
+    const i = this.order.indexOf(id);
+    r.li.remove();
+    this.rows.delete(id);
+    this.order.splice(i, 1);
+    this.offset--;
+    this.total--;
+    if (i < this.current) this.current--;
+    else if (i === this.current) this.current = Math.min(i, this.order.length - 1);
+    this.highlight();
+    return true;
+  }
+
+  msg(id) { return this.rows.get(id)?.msg; }
+  currentId() { return this.order[this.current]; }
+
+  highlight(focus = false) {
+    for (const li of this.root.querySelectorAll('li.current')) {
+      li.classList.remove('current');
+      li.setAttribute('aria-selected', 'false');
+    }
+    const id = this.order[this.current];
+    const li = id && this.rows.get(id).li;
+    if (!li) return;
+    li.classList.add('current');
+    li.setAttribute('aria-selected', 'true');
+    li.scrollIntoView({ block: 'nearest' });
+    if (focus) li.focus({ preventScroll: true });
+  }
+
+  move(delta) {
+    if (!this.order.length) return;
+    this.current = Math.max(0, Math.min(this.order.length - 1, this.current + delta));
+    this.highlight(true);
+    if (this.current >= this.order.length - 5) this.more();
+  }
+
+  open(i = this.current) {
+    if (i < 0 || i >= this.order.length) return;
+    this.current = i;
+    this.highlight(true);
+    this.onOpen(this.order[i]);
+  }
+
+  refreshTimes() {
+    const now = Date.now();
+    for (const t of this.root.querySelectorAll('time.when'))
+      t.textContent = relativeTime(t.getAttribute('datetime'), now);
+  }
+}
