@@ -56,11 +56,11 @@ async function openMessage(id) {
   }
 }
 
-function closeMessage() {
+function closeMessage(focusList = true) {
   document.body.classList.remove('reading');
   view.close();
   $('empty-view').hidden = false;
-  list.highlight(true);
+  list.highlight(focusList);
 }
 
 // --- live events ---------------------------------------------------------
@@ -117,17 +117,16 @@ async function loadInboxes() {
   }
 }
 
-function showSettings() {
+function showSettings(notice = '') {
   renderSettings($('settings-body'), {
-    webui: state.webui, inbox: api.getScope(), inboxes: state.inboxes,
-    onChanged: async () => {
+    webui: state.webui, inbox: api.getScope(), inboxes: state.inboxes, notice,
+    onChanged: async (text) => {
       await loadInboxes();
-      showSettingsBody();
+      if ($('settings').open) showSettings(text);
       list.reload();
     },
   });
 }
-function showSettingsBody() { if ($('settings').open) showSettings(); }
 
 async function switchInbox(name) {
   api.setScope(name);
@@ -171,7 +170,7 @@ $('settings-btn').addEventListener('click', () => {
 });
 $('search-form').addEventListener('submit', (e) => {
   e.preventDefault();
-  closeMessage();
+  closeMessage(false);
   list.reload($('search').value.trim());
 });
 $('search').addEventListener('search', () => {        // the clear (x) button

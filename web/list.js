@@ -6,6 +6,23 @@ import { el, clear, formatSize, relativeTime, addressShort, fullTime } from './u
 
 const PAGE = 50;
 
+// The attachment mark: an inline SVG paper clip (no icon font needed).
+function clip(n) {
+  const NS = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(NS, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('class', 'clip');
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', `${n} attachment${n === 1 ? '' : 's'}`);
+  const path = document.createElementNS(NS, 'path');
+  path.setAttribute('d', 'M16.5 6.5v10a4.5 4.5 0 0 1-9 0V5a3 3 0 0 1 6 0v10.5a1.5 1.5 0 0 1-3 0V6.5');
+  path.setAttribute('fill', 'none');
+  path.setAttribute('stroke', 'currentColor');
+  path.setAttribute('stroke-width', '2');
+  svg.append(path);
+  return svg;
+}
+
 export class MessageList {
   constructor(root, sentinel, { onOpen, onCounts }) {
     this.root = root;
@@ -84,8 +101,7 @@ export class MessageList {
       relativeTime(m.Created)),
     el('span', { class: 'subject' }, m.Subject || '(no subject)'),
     el('span', { class: 'meta' },
-      m.Attachments ? el('span', { class: 'clip', title: `${m.Attachments} attachment(s)`,
-        'aria-label': `${m.Attachments} attachment(s)` }, '📎') : null,
+      m.Attachments ? clip(m.Attachments) : null,
       el('span', { class: 'size' }, formatSize(m.Size))),
     el('span', { class: 'to' }, to ? `To: ${to}` : ''),
     el('span', { class: 'snippet' }, m.Snippet || ''),

@@ -3,7 +3,7 @@
 // GET /api/v1/webui's Listeners), the inbox's credentials, and snippets
 // to paste into common frameworks. Also creating and deleting inboxes.
 import { json, request } from './api.js';
-import { el, clear, copyButton, confirmDialog, toast } from './util.js';
+import { el, clear, copyButton, confirmDialog } from './util.js';
 
 // "127.0.0.1:1025" / "[::1]:1025" -> [host, port]; a wildcard host is
 // the host the page was loaded from.
@@ -56,7 +56,7 @@ function field(label, value, id) {
     copyButton(String(value), label));
 }
 
-export function renderSettings(root, { webui, inbox, inboxes, onChanged }) {
+export function renderSettings(root, { webui, inbox, inboxes, onChanged, notice = '' }) {
   clear(root);
   const L = webui.Listeners || {};
   const name = inbox || (inboxes.find((i) => i.Name === 'dev') || inboxes[0] || {}).Name || 'dev';
@@ -79,15 +79,17 @@ export function renderSettings(root, { webui, inbox, inboxes, onChanged }) {
           'The password is shown to the admin login and to the inbox itself (Sign in).')),
     el('div', { class: 'protos' }, rows),
     el('h3', {}, 'Snippets'),
-    snippets(smtp[0], smtp[1], name, shownPass, !!L.smtps).map(([title, text]) =>
+    ...snippets(smtp[0], smtp[1], name, shownPass, !!L.smtps).map(([title, text]) =>
       el('details', { class: 'snippet' }, el('summary', {}, title),
         el('pre', { class: 'code' }, text), copyButton(text, title))),
-    manageInboxes(inboxes, webui, onChanged));
+    manageInboxes(inboxes, webui, onChanged, notice));
 }
 
-function manageInboxes(inboxes, webui, onChanged) {
+// onChanged(notice): the inboxes changed; the panel is drawn again with
+// the notice in its status line.
+function manageInboxes(inboxes, webui, onChanged, notice) {
   if (webui.User && webui.User.Kind === 'inbox') return null;
-  const result = el('div', { id: 'create-result', role: 'status' });
+  const result = el('div', { id: 'create-result', role: 'status' }, notice);
   const form = el('form', { id: 'create-inbox', class: 'inline-form',
     onsubmit: async (e) => {
       e.preventDefault();
@@ -96,8 +98,7 @@ function manageInboxes(inboxes, webui, onChanged) {
       try {
         const made = await json('/api/v1/inboxes', { method: 'POST', scopedPath: false,
           body: p ? { Name: n, Password: p } : { Name: n } });
-        clear(result).append(`Created “${made.Name}”, password `, el('code', {}, made.Password));
-        onChanged(made);
+        onChanged(`Created “${made.Name}”, password ${made.Password}`);
       } catch (err) {
         clear(result).append(`Could not create: ${err.message}`);
       }
@@ -114,8 +115,7 @@ function manageInboxes(inboxes, webui, onChanged) {
         if (!await confirmDialog(`Delete inbox “${i.Name}” and all its mail?`)) return;
         await request(`/api/v1/inboxes/${encodeURIComponent(i.Name)}`,
           { method: 'DELETE', scopedPath: false });
-        toast(`Inbox ${i.Name} deleted`);
-        onChanged(null);
+        onChanged(`Inbox “${i.Name}” deleted`);
       } }, `Delete ${i.Name}`))));
   return el('div', { class: 'manage' }, el('h3', {}, 'Inboxes'), form, result, del);
 }
