@@ -434,7 +434,11 @@ static void cors_preflight(struct http_req *r)
 
 static void http_unauthorized(struct http_req *r)
 {
-	http_add_header(r, "WWW-Authenticate", "Basic realm=\"mailsnare\"");
+	/* The web page asks for credentials itself: a browser that saw the
+	 * challenge would open its own prompt over the page (or, headless,
+	 * stall the request). */
+	if (http_header(r, "X-Requested-With") == NULL)
+		http_add_header(r, "WWW-Authenticate", "Basic realm=\"mailsnare\"");
 	http_reply_text(r, 401, "Unauthorized");
 }
 

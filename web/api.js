@@ -28,8 +28,12 @@ export function scoped(path) {
   return `/api/v1/inboxes/${encodeURIComponent(scope)}/${path.slice(8)}`;
 }
 
+// X-Requested-With: the server leaves the Basic challenge out of its 401
+// (src/http.c), so the browser opens no prompt of its own over ours.
 export function authHeaders(extra = {}) {
-  return credentials ? { ...extra, Authorization: `Basic ${credentials}` } : { ...extra };
+  const h = { ...extra, 'X-Requested-With': 'mailsnare-web' };
+  if (credentials) h.Authorization = `Basic ${credentials}`;
+  return h;
 }
 
 async function askLogin() {
@@ -53,12 +57,14 @@ export class ApiError extends Error {
 export async function request(path, { method = 'GET', body, scopedPath = true, signal } = {}) {
   const url = scopedPath ? scoped(path) : path;
   for (let tries = 0; ; tries++) {
+    const sent = credentials;
     const headers = authHeaders(body !== undefined ? { 'Content-Type': 'application/json' } : {});
     const res = await fetch(url, {
       method, headers, signal, cache: 'no-store',
       body: body !== undefined ? JSON.stringify(body) : undefined,
     });
-    if (res.status === 401 && tries < 3 && await askLogin()) continue;
+    // Credentials that came while this request was out are tried first.
+    if (res.status === 401 && tries < 3 && (credentials !== sent || await askLogin())) continue;
     if (!res.ok) throw new ApiError(res.status, (await res.text()).slice(0, 300));
     return res;
   }
@@ -75,9 +81,10 @@ export async function events(path, onEvent, signal) {
   while (!signal.aborted) {
     try {
       const headers = authHeaders(lastId ? { 'Last-Event-ID': lastId } : {});
+      const sent = credentials;
       const res = await fetch(scoped(path), { headers, signal, cache: 'no-store' });
       if (res.status === 401) {
-        if (!await askLogin()) return;
+        if (credentials === sent && !await askLogin()) return;
         continue;
       }
       if (!res.ok || !res.body) throw new Error(`events: ${res.status}`);

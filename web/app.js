@@ -111,7 +111,7 @@ async function loadInboxes() {
     sel.append(new Option('All inboxes', ''));
   for (const i of state.inboxes) sel.append(new Option(`${i.Name} (${i.Messages})`, i.Name));
   sel.value = keep;
-  if (sel.value !== keep) {
+  if (sel.selectedIndex < 0 || sel.value !== keep) {
     sel.selectedIndex = 0;
     api.setScope(sel.value);
   }

@@ -35,7 +35,7 @@ export class MessageList {
     this.query = '';
     this.total = 0;
     this.offset = 0;             // rows of the store's order already loaded
-    this.generation = 0;         // a reload makes older page replies stale
+    this.generation = 0;         // 0 until the first reload; a reload makes older replies stale
     this.loading = false;
     new IntersectionObserver((e) => {
       if (e.some((x) => x.isIntersecting)) this.more();
@@ -61,7 +61,7 @@ export class MessageList {
   }
 
   async more() {
-    if (this.loading || (this.offset > 0 && this.offset >= this.total)) return;
+    if (this.generation === 0 || this.loading || (this.offset > 0 && this.offset >= this.total)) return;
     this.loading = true;
     const gen = this.generation;
     const params = new URLSearchParams({ start: this.offset, limit: PAGE });

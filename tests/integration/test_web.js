@@ -88,6 +88,23 @@ async function shot(page, name) {
   out.steps.push(`shot ${name}`);
 }
 
+// With http-require-auth: the page asks for credentials when the API
+// answers 401 and then shows only that inbox.
+async function login(page) {
+  await page.goto(cfg.url);
+  await page.waitForSelector('#login[open]', { timeout: 10000 });
+  out.loginShown = true;
+  await page.type('#login-user', cfg.user);
+  await page.type('#login-pass', cfg.password);
+  await page.click('#login-ok');
+  await page.waitForFunction((n) => document.querySelectorAll('#list li').length === n,
+    { timeout: 10000 }, cfg.count);
+  out.subjects = await rowSubjects(page);
+  out.inboxOptions = await page.$$eval('#inbox option', (els) => els.map((e) => e.value));
+  await openBySubject(page, out.subjects[0]);
+  out.opened = await page.$eval('#msg-subject', (e) => e.textContent);
+}
+
 async function main() {
   const browser = await puppeteer.launch({
     executablePath: '/usr/bin/chromium', headless: true,
@@ -99,9 +116,10 @@ async function main() {
     page.on('pageerror', (e) => out.errors.push(e.message));
     page.on('dialog', (d) => d.dismiss());
     await page.setViewport({ width: 1280, height: 800 });
+
+    if (cfg.mode === 'login') return await login(page);
     const cdp = await page.createCDPSession();
     await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: cfg.downloads });
-
     // The list loads.
     const t0 = Date.now();
     await page.goto(cfg.url);
@@ -221,6 +239,7 @@ async function main() {
     // Dark theme and phone width, as screenshots.
     await page.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: 'dark' }]);
     await openBySubject(page, live);
+    await tab(page, 'html');
     await shot(page, 'desktop-dark-message');
     out.darkBg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
     await page.setViewport({ width: 390, height: 844 });

@@ -153,6 +153,10 @@ class WebAuthHTTPTest(harness.TestCase):
         r = request(self.server, "GET", "/api/v1/messages")
         self.assertEqual(r.status, 401)
         self.assertEqual(r.header("WWW-Authenticate"), 'Basic realm="mailsnare"')
+        # The page's requests: no challenge, so no browser prompt over its own.
+        r = request(self.server, "GET", "/api/v1/messages",
+                    headers={"X-Requested-With": "mailsnare-web"})
+        self.assertEqual((r.status, r.header("WWW-Authenticate")), (401, None))
         j = request(self.server, "GET", "/api/v1/webui", auth=("dev", "dev")).json()
         self.assertEqual(j["User"], {"Kind": "inbox", "Inbox": "dev", "AuthRequired": True})
 
@@ -291,6 +295,26 @@ class WebBrowserTest(harness.TestCase):
                      "phone-light-list", "desktop-light-settings"):
             with open(os.path.join(self.shots, name + ".png"), "rb") as f:
                 self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+
+
+class WebBrowserLoginTest(harness.TestCase):
+    server_args = ("--http-require-auth", "yes", "--inbox", "alpha:alphapw")
+
+    def test_login_then_scoped(self):
+        node_path = browser_or_skip()
+        srv = self.server
+        smtp_deliver(srv, html_message("For dev only", "<p>d</p>"))
+        for i in range(3):
+            smtp_deliver(srv, html_message("Alpha %d" % i, "<p>a</p>"), auth=("alpha", "alphapw"))
+        cfg = {"mode": "login", "url": "http://%s:%d/" % srv.addr("http"), "user": "alpha",
+               "password": "alphapw", "count": 3}
+        res = node_helpers.run_script(os.path.join(HERE, "test_web.js"), node_path,
+                                      json.dumps(cfg), BROWSER_TIMEOUT)
+        self.assertEqual(res.get("errors"), [], res)
+        self.assertTrue(res["loginShown"])
+        self.assertEqual(res["subjects"], ["Alpha 2", "Alpha 1", "Alpha 0"])
+        self.assertEqual(res["inboxOptions"], ["alpha"])
+        self.assertEqual(res["opened"], "Alpha 2")
 
 
 if __name__ == "__main__":
