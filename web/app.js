@@ -156,7 +156,11 @@ async function start() {
     toast(`The server did not answer: ${e.message}`);
   }
   $('login-btn').textContent = api.signedIn() ? 'Sign out' : 'Sign in';
-  await loadInboxes();
+  // An inbox login is scoped to its inbox by the picker; anyone else
+  // starts on all inboxes, so the first page need not wait for the list
+  // of inboxes.
+  if (state.webui.User && state.webui.User.Kind === 'inbox') await loadInboxes();
+  else loadInboxes();
   listen();
   await list.reload();
 }
