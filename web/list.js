@@ -124,6 +124,7 @@ export class MessageList {
     this.rows.set(m.ID, { msg: m, li });
     this.order.push(m.ID);
     this.root.append(li);
+    if (this.order.length === 1) this.highlight();
   }
 
   // A message that just arrived (SSE "new"): on top, when no search is
@@ -137,6 +138,7 @@ export class MessageList {
     this.offset++;
     this.total++;
     if (this.current >= 0) this.current++;
+    else this.highlight();
     this.sentinel.textContent = '';
   }
 
@@ -149,6 +151,7 @@ export class MessageList {
       li.classList.add('current');
       li.setAttribute('aria-selected', 'true');
     }
+    li.setAttribute('tabindex', r.li.getAttribute('tabindex'));
     r.li.replaceWith(li);
     r.li = li;
   }
@@ -171,14 +174,19 @@ export class MessageList {
   msg(id) { return this.rows.get(id)?.msg; }
   currentId() { return this.order[this.current]; }
 
+  // One row is in the tab order at a time (a roving tabindex): the
+  // current one, or the first.
   highlight(focus = false) {
-    for (const li of this.root.querySelectorAll('li.current')) {
+    for (const li of this.root.querySelectorAll('li.current, li[tabindex="0"]')) {
       li.classList.remove('current');
       li.setAttribute('aria-selected', 'false');
+      li.setAttribute('tabindex', '-1');
     }
-    const id = this.order[this.current];
+    const id = this.order[Math.max(this.current, 0)];
     const li = id && this.rows.get(id).li;
     if (!li) return;
+    li.setAttribute('tabindex', '0');
+    if (this.current < 0) return;
     li.classList.add('current');
     li.setAttribute('aria-selected', 'true');
     li.scrollIntoView({ block: 'nearest' });
