@@ -186,6 +186,29 @@ async function main() {
       .find((li) => li.querySelector('.subject').textContent === s).classList.contains('unread'),
     cfg.subjects.read);
 
+    // Mark unread, tags and the .eml download on another message.
+    await openBySubject(page, cfg.subjects.tagged);
+    await page.click('#toggle-read');
+    await page.waitForFunction(() => document.querySelector('#toggle-read').textContent === 'Mark read');
+    // The live update of the open (read) may land after ours: the row
+    // settles on the last one.
+    out.unreadRowBold = await page.waitForFunction((s) => [...document.querySelectorAll('#list li')]
+      .find((li) => li.querySelector('.subject').textContent === s).classList.contains('unread'),
+    { timeout: 5000 }, cfg.subjects.tagged).then(() => true, (e) => { out.steps.push(`unread: ${e.message}`); return false; });
+    await page.click('#edit-tags');
+    await page.type('#tag-input', 'urgent, billing');
+    await page.click('#tag-form button[type=submit]');
+    await page.waitForFunction(() => document.querySelectorAll('.msg-head .tag').length === 2);
+    out.tagsShown = await page.$$eval('.msg-head .tag', (els) => els.map((e) => e.textContent));
+    out.rowTags = await page.evaluate((s) => [...[...document.querySelectorAll('#list li')]
+      .find((li) => li.querySelector('.subject').textContent === s).querySelectorAll('.tag')]
+      .map((e) => e.textContent), cfg.subjects.tagged);
+    const eml = path.join(cfg.downloads, `${cfg.taggedId}.eml`);
+    await page.click('#download-eml');
+    for (let i = 0; i < 100 && !fs.existsSync(eml); i++) await sleep(100);
+    out.emlSha256 = fs.existsSync(eml)
+      ? crypto.createHash('sha256').update(fs.readFileSync(eml)).digest('hex') : null;
+
     // Attachment download: same bytes (Python compares them).
     await openBySubject(page, cfg.subjects.attachment);
     await tab(page, 'attachments');

@@ -204,7 +204,7 @@ class WebBrowserTest(harness.TestCase):
                    "<form action=\"%(c)s/form\" method=\"post\"><input name=\"a\" value=\"b\">"
                    "<button id=\"go\" type=\"submit\">Go</button></form>"
                    "<a href=\"%(c)s/link\" target=\"_top\">top</a>") % {"c": curl}
-        smtp_deliver(srv, html_message("Quarterly report", "<p>Q</p>"))
+        tagged_id = smtp_deliver(srv, html_message("Quarterly report", "<p>Q</p>"))
         smtp_deliver(srv, html_message("Quarterly numbers", "<p>N</p>"))
         smtp_deliver(srv, attachment_message(subjects["attachment"], "data.bin"))
         smtp_deliver(srv, html_message(subjects["read"], "<p>read</p>"))
@@ -219,14 +219,15 @@ class WebBrowserTest(harness.TestCase):
         self.addCleanup(imap_logout, imap)
         imap.select("INBOX")
         uid_of = {}
-        for key in ("read", "doomed"):
+        subjects["tagged"] = "Quarterly report"
+        for key in ("read", "doomed", "tagged"):
             typ, data = imap.uid("SEARCH", "SUBJECT", '"%s"' % subjects[key])
             uid_of[key] = data[0].split()[0]
 
         cfg = {"url": "http://%s:%d/" % srv.addr("http"), "smtp": list(srv.addr("smtp")),
                "counter": curl, "shots": self.shots, "downloads": self.downloads,
                "subjects": subjects, "attachmentName": "data.bin", "otherInbox": "other",
-               "otherCount": 2, "newInbox": "fromthepage"}
+               "otherCount": 2, "newInbox": "fromthepage", "taggedId": tagged_id}
         res = node_helpers.run_script(os.path.join(HERE, "test_web.js"), self.node_path,
                                       json.dumps(cfg), BROWSER_TIMEOUT)
         self.assertEqual(res.get("errors"), [], res)
@@ -260,6 +261,15 @@ class WebBrowserTest(harness.TestCase):
         imap.noop()
         typ, data = imap.uid("FETCH", uid_of["read"], "(FLAGS)")
         self.assertIn(b"\\Seen", b" ".join(d if isinstance(d, bytes) else d[0] for d in data))
+        # Mark unread and tags: IMAP sees the flags; the .eml is the raw source.
+        self.assertTrue(res["unreadRowBold"])
+        self.assertEqual(res["tagsShown"], ["urgent", "billing"])
+        self.assertEqual(sorted(res["rowTags"]), ["billing", "urgent"])
+        typ, data = imap.uid("FETCH", uid_of["tagged"], "(FLAGS)")
+        flags = re.search(rb"FLAGS \(([^)]*)\)", data[0]).group(1).split()
+        self.assertEqual(sorted(f for f in flags if f != b"\\Recent"), [b"billing", b"urgent"])
+        raw = request(srv, "GET", "/api/v1/message/%s/raw" % tagged_id).body
+        self.assertEqual(res["emlSha256"], hashlib.sha256(raw).hexdigest())
         # Attachment: listed, downloaded with the same bytes.
         self.assertEqual(res["attachmentNames"], ["data.bin"])
         self.assertEqual(res["downloadedSha256"], hashlib.sha256(ATTACHMENT).hexdigest())
