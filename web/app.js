@@ -46,8 +46,9 @@ async function openMessage(id) {
   $('empty-view').hidden = true;
   try {
     const summary = list.msg(id);
+    const wasUnread = summary && !summary.Read;
     await view.show(id, summary);
-    if (summary && !summary.Read) {
+    if (wasUnread) {
       list.update(id, { Read: true });
       setCounts(list.total, Math.max(0, state.unread - 1));
     }

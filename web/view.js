@@ -66,6 +66,7 @@ export class MessageView {
     const msg = await json(`/api/v1/message/${encodeURIComponent(id)}`);   // marks it read
     this.msg = msg;
     this.summary = summary || null;
+    if (this.summary) this.summary.Read = true;
     this.releaseUrls();
     if (!msg.HTML && this.tab === 'html') this.tab = 'text';
     if (msg.HTML && this.tab === 'text' && !this.userPickedText) this.tab = 'html';

@@ -228,16 +228,25 @@ async function main() {
       .some((e) => e.textContent === s), { timeout: 5000 }, cfg.subjects.doomed);
     out.afterDelete = await rowSubjects(page);
 
+    // The Delete key deletes the open message.
+    await openBySubject(page, cfg.subjects.keyDoomed);
+    await page.keyboard.press('Delete');
+    await page.waitForFunction((s) => ![...document.querySelectorAll('#list li .subject')]
+      .some((e) => e.textContent === s), { timeout: 5000 }, cfg.subjects.keyDoomed);
+    out.afterKeyDelete = await rowSubjects(page);
+
     // Keyboard: Escape back, j/k move, Enter opens, / focuses search.
     await page.keyboard.press('Escape');
+    // k, k, j from the current row (the list clamps at its ends).
     out.keyboardExpected = await page.evaluate(() => {
       const rows = [...document.querySelectorAll('#list li')];
+      const clamp = (i) => Math.max(0, Math.min(rows.length - 1, i));
       const i = rows.findIndex((li) => li.classList.contains('current'));
-      return rows[i + 1].querySelector('.subject').textContent;
+      return rows[clamp(clamp(clamp(i - 1) - 1) + 1)].querySelector('.subject').textContent;
     });
-    await page.keyboard.press('j');
-    await page.keyboard.press('j');
     await page.keyboard.press('k');
+    await page.keyboard.press('ArrowUp');
+    await page.keyboard.press('j');
     await page.keyboard.press('Enter');
     await page.waitForSelector('#msg-subject');
     out.keyboardOpened = await page.$eval('#msg-subject', (e) => e.textContent);
@@ -257,7 +266,7 @@ async function main() {
     await page.focus('#search');
     await page.keyboard.press('Enter');
     await page.waitForFunction((n) => document.querySelectorAll('#list li').length === n,
-      { timeout: 5000 }, out.afterDelete.length);
+      { timeout: 5000 }, out.afterKeyDelete.length);
 
     // Dark theme and phone width, as screenshots.
     await page.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: 'dark' }]);
@@ -303,7 +312,7 @@ async function main() {
     out.otherAfterDeleteAll = await rowSubjects(page);
     await page.select('#inbox', '');
     await page.waitForFunction((n) => document.querySelectorAll('#list li').length === n,
-      { timeout: 5000 }, out.afterDelete.length - cfg.otherCount);
+      { timeout: 5000 }, out.afterKeyDelete.length - cfg.otherCount);
     out.allAfter = await rowSubjects(page);
   } finally {
     await browser.close();

@@ -193,6 +193,7 @@ class WebBrowserTest(harness.TestCase):
             "attachment": "With an attachment",
             "doomed": "Delete me",
             "searchWord": "Quarterly",
+            "keyDoomed": "Delete by key",
         }
         hostile = ("<meta http-equiv=\"refresh\" content=\"0;url=%(c)s/refresh\">"
                    "<p id=\"safe\">Hostile body</p>"
@@ -206,6 +207,9 @@ class WebBrowserTest(harness.TestCase):
                    "<a href=\"%(c)s/link\" target=\"_top\">top</a>") % {"c": curl}
         tagged_id = smtp_deliver(srv, html_message("Quarterly report", "<p>Q</p>"))
         smtp_deliver(srv, html_message("Quarterly numbers", "<p>N</p>"))
+        # Deleted with the Delete key: the page opens the next (older) one,
+        # Quarterly numbers, whose flags nothing checks.
+        smtp_deliver(srv, html_message(subjects["keyDoomed"], "<p>k</p>"))
         smtp_deliver(srv, attachment_message(subjects["attachment"], "data.bin"))
         smtp_deliver(srv, html_message(subjects["read"], "<p>read</p>"))
         smtp_deliver(srv, html_message(subjects["doomed"], "<p>bye</p>"))
@@ -220,7 +224,7 @@ class WebBrowserTest(harness.TestCase):
         imap.select("INBOX")
         uid_of = {}
         subjects["tagged"] = "Quarterly report"
-        for key in ("read", "doomed", "tagged"):
+        for key in ("read", "doomed", "tagged", "keyDoomed"):
             typ, data = imap.uid("SEARCH", "SUBJECT", '"%s"' % subjects[key])
             uid_of[key] = data[0].split()[0]
 
@@ -232,7 +236,8 @@ class WebBrowserTest(harness.TestCase):
                                       json.dumps(cfg), BROWSER_TIMEOUT)
         self.assertEqual(res.get("errors"), [], res)
         dev_subjects = ["Hostile message", "Delete me", "Read me over IMAP",
-                        "With an attachment", "Quarterly numbers", "Quarterly report"]
+                        "With an attachment", "Delete by key", "Quarterly numbers",
+                        "Quarterly report"]
         self.assertEqual(res["initialSubjects"], ["Other inbox 1", "Other inbox 0"] +
                          dev_subjects, res)
         # Live: on top within a second of the 250, unread (bold), in the title.
@@ -280,6 +285,9 @@ class WebBrowserTest(harness.TestCase):
         self.assertIn("EXPUNGE", untagged, untagged)
         typ, data = imap.uid("SEARCH", "ALL")
         self.assertNotIn(uid_of["doomed"], data[0].split())
+        self.assertNotIn(uid_of["keyDoomed"], data[0].split())
+        self.assertEqual(res["afterKeyDelete"], [t for t in res["afterDelete"]
+                                                 if t != subjects["keyDoomed"]])
         # Keyboard and search.
         self.assertEqual(res["keyboardOpened"], res["keyboardExpected"])
         self.assertEqual(res["slashFocus"], "search")
