@@ -11,7 +11,6 @@ to test_web-artifacts/ in the build tree."""
 import base64
 import hashlib
 import http.server
-import imaplib
 import json
 import os
 import re
@@ -22,7 +21,7 @@ import unittest
 
 import harness
 import node_helpers
-from http_helpers import basic, request, smtp_deliver
+from http_helpers import request, smtp_deliver
 from imap_helpers import imap_login, imap_logout
 
 PUPPETEER = "25.16.0"
