@@ -118,23 +118,29 @@ export class MessageList {
     return li;
   }
 
-  append(m) {
-    if (this.rows.has(m.ID)) return;
+  // Adds a row at the end (a page) or on top; false if it is shown already.
+  add(m, top) {
+    if (this.rows.has(m.ID)) return false;
     const li = this.row(m);
     this.rows.set(m.ID, { msg: m, li });
-    this.order.push(m.ID);
-    this.root.append(li);
-    if (this.order.length === 1) this.highlight();
+    if (top) {
+      this.order.unshift(m.ID);
+      this.root.prepend(li);
+    } else {
+      this.order.push(m.ID);
+      this.root.append(li);
+    }
+    return true;
+  }
+
+  append(m) {
+    if (this.add(m, false) && this.order.length === 1) this.highlight();
   }
 
   // A message that just arrived (SSE "new"): on top, when no search is
   // on (a search is re-run by the caller instead).
   prepend(m) {
-    if (this.rows.has(m.ID)) return;
-    const li = this.row(m);
-    this.rows.set(m.ID, { msg: m, li });
-    this.order.unshift(m.ID);
-    this.root.prepend(li);
+    if (!this.add(m, true)) return;
     this.offset++;
     this.total++;
     if (this.current >= 0) this.current++;
