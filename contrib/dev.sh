@@ -13,6 +13,8 @@ DEPS="build-essential autoconf automake libtool pkg-config libevent-dev libssl-d
 libsqlite3-dev libcriterion-dev zlib1g-dev libjansson-dev python3 python3-pytest swaks curl openssl sqlite3 fetchmail mutt isync
 clang libcurl4-openssl-dev postfix
 debhelper dpkg-dev fakeroot systemd"
+# The web page's browser tests (tests/integration/test_web.py) run Chromium.
+DEPS="$DEPS chromium"
 # The imapflow test needs Node.js and npm; one installed from elsewhere
 # (NodeSource, nvm) will do, and Debian's npm would conflict with it.
 command -v node >/dev/null 2>&1 || DEPS="$DEPS nodejs"

@@ -88,6 +88,9 @@ static const struct http_route http_routes[] = {
 	{ M_DELETE, "/api/v1/inboxes/{}", http_api_inboxes_delete, 0 },
 	{ M_GET, "/livez", http_api_livez, ROUTE_OPEN },
 	{ M_GET, "/readyz", http_api_readyz, ROUTE_OPEN },
+	{ M_GET, "/api/v1/message/{}/structure", http_api_message_structure, 0 },
+	{ M_GET, "/", http_web_page, ROUTE_OPEN },
+	{ M_GET, "/web/{}", http_web_file, ROUTE_OPEN },
 };
 #define N_ROUTES (sizeof(http_routes) / sizeof(http_routes[0]))
 
@@ -432,7 +435,11 @@ static void cors_preflight(struct http_req *r)
 
 static void http_unauthorized(struct http_req *r)
 {
-	http_add_header(r, "WWW-Authenticate", "Basic realm=\"mailsnare\"");
+	/* The web page asks for credentials itself: a browser that saw the
+	 * challenge would open its own prompt over the page (or, headless,
+	 * stall the request). */
+	if (http_header(r, "X-Requested-With") == NULL)
+		http_add_header(r, "WWW-Authenticate", "Basic realm=\"mailsnare\"");
 	http_reply_text(r, 401, "Unauthorized");
 }
 

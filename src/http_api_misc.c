@@ -139,13 +139,40 @@ static json_t *webui_relay(const struct server *srv)
 	    "PreserveMessageIDs", on);
 }
 
+/* Ours: where each listener is ("smtp": "127.0.0.1:1025"; those off are
+ * left out), for the page's connection settings. */
+static json_t *webui_listeners(const struct server *srv)
+{
+	json_t *o = json_object();
+	size_t i;
+
+	for (i = 0; o != NULL && i < LISTEN_COUNT; i++)
+		if (srv->bound[i][0] != '\0')
+			json_object_set_new(o, config_listener_name((enum listener_kind)i),
+			    json_string(srv->bound[i]));
+	return o;
+}
+
+/* Ours: who the page is talking as, so it can say so and offer a login. */
+static json_t *webui_user(const struct http_req *r)
+{
+	static const char *const kinds[] = { "anonymous", "admin", "inbox" };
+
+	return json_pack("{s:s, s:s, s:b}", "Kind", kinds[r->who],
+	    "Inbox", r->who == HTTP_WHO_INBOX ? r->inbox : "",
+	    "AuthRequired", r->srv->cfg->http_require_auth);
+}
+
 enum http_rc http_api_webui(struct http_req *r)
 {
-	http_reply_json(r, 200, json_pack("{s:s, s:o, s:b, s:b, s:b, s:b}",
+	http_reply_json(r, 200, json_pack("{s:s, s:o, s:b, s:b, s:b, s:b, s:s, s:o, s:o}",
 	    "Label", "mailsnare",
 	    "MessageRelay", webui_relay(r->srv),
 	    "SpamAssassin", 0, "ChaosEnabled", 0, "DuplicatesIgnored", 0,
-	    "HideDeleteAllButton", 0));
+	    "HideDeleteAllButton", 0,
+	    "Version", PACKAGE_VERSION,
+	    "Listeners", webui_listeners(r->srv),
+	    "User", webui_user(r)));
 	return HTTP_DONE;
 }
 

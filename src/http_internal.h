@@ -159,6 +159,10 @@ void http_events_req_gone(struct http_req *r);
 int http_inbox_prefix(struct http_req *r);
 bool http_inbox_scope(struct http_req *r);
 enum http_rc http_api_readyz(struct http_req *r);
+/* The web page (http_web.c) and its MIME tab (http_web_structure.c). */
+enum http_rc http_web_page(struct http_req *r);
+enum http_rc http_web_file(struct http_req *r);
+enum http_rc http_api_message_structure(struct http_req *r);
 
 /* A message as the API shows it (http_msg.c): its row, keywords, MIME
  * tree and which parts are the text, the HTML, attachments and inline. */
@@ -177,6 +181,7 @@ struct http_msg {
 	uint64_t size;
 	int64_t internal_date;
 	char *mail_from, *rcpts, *auth_user;
+	char *client_addr;                 /* the SMTP client's address, "" if none */
 	struct mime_part *root;
 	const struct mime_part *text, *html;
 	char text_section[HTTP_SECTION_MAX], html_section[HTTP_SECTION_MAX];

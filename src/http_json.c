@@ -456,6 +456,7 @@ json_t *http_json_message(struct store *st, const struct http_msg *m)
 			json_array_append_new(m->parts[i].is_inline ? inl : att, a);
 	}
 	json_object_set_new(o, "ReturnPath", json_string(m->mail_from));
+	json_object_set_new(o, "ClientAddress", json_string(m->client_addr));
 	json_object_set_new(o, "ListUnsubscribe", list_unsubscribe(st, m));
 	json_object_set_new(o, "Date", header_date(m));
 	json_object_set_new(o, "Text", body_text(st, m, m->text));

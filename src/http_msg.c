@@ -41,6 +41,7 @@ static int info_cb(const struct store_message_info *i, void *arg)
 	m->mail_from = dup_or_empty(i->mail_from);
 	m->rcpts = dup_or_empty(i->rcpts);
 	m->auth_user = dup_or_empty(i->auth_user);
+	m->client_addr = dup_or_empty(i->client_addr);
 	return 0;
 }
 
@@ -144,7 +145,7 @@ int http_msg_load(struct store *st, int64_t id, int64_t inbox_id, struct http_ms
 		kw[0] = '\0';
 	m->keywords = strdup(kw);
 	if ((m->root = msg_tree_load(st, id)) == NULL || m->keywords == NULL || m->mail_from == NULL ||
-	    m->rcpts == NULL || m->auth_user == NULL) {
+	    m->rcpts == NULL || m->auth_user == NULL || m->client_addr == NULL) {
 		http_msg_free(m);
 		return STORE_ERR;
 	}
@@ -158,6 +159,7 @@ void http_msg_free(struct http_msg *m)
 	free(m->mail_from);
 	free(m->rcpts);
 	free(m->auth_user);
+	free(m->client_addr);
 	free(m->parts);
 	if (m->root)
 		mime_part_free(m->root);

@@ -150,6 +150,7 @@ static int serve_bind_http(struct server *srv, FILE *ready)
 		printf("%-6s %s (%sweb and API: %s://%s/)\n", name, bound, tls ? "TLS, " : "",
 		    name, bound);
 		fprintf(ready, "%s %s\n", name, bound);
+		snprintf(srv->bound[kinds[i]], sizeof(srv->bound[kinds[i]]), "%s", bound);
 	}
 	return 0;
 }
@@ -172,6 +173,7 @@ static int serve_bind(struct server *srv, FILE *ready)
 		}
 		printf("%-6s %s%s\n", name, bound, sl->implicit_tls ? " (TLS)" : "");
 		fprintf(ready, "%s %s\n", name, bound);
+		snprintf(srv->bound[sl->kind], sizeof(srv->bound[sl->kind]), "%s", bound);
 	}
 	if (serve_bind_http(srv, ready) < 0)
 		return -1;

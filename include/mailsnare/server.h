@@ -12,6 +12,7 @@
 
 #include "mailsnare/auth.h"     /* struct auth_policy is held by value */
 #include "mailsnare/conn.h"
+#include "mailsnare/config.h"   /* LISTEN_COUNT, CONFIG_ADDR_MAX */
 
 struct config;
 struct curl_loop;
@@ -51,6 +52,9 @@ struct server {
 	bool stopping;
 	struct conn *conns;               /* all live connections */
 	struct server_stats stats;
+	/* Where each listener kind is bound ("127.0.0.1:1025"), "" if off:
+	 * the web page shows it (GET /api/v1/webui). */
+	char bound[LISTEN_COUNT][CONFIG_ADDR_MAX];
 };
 
 /* Binds a listener for proto on addr ("host:port"); implicit_tls speaks

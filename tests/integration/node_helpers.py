@@ -25,16 +25,17 @@ def node_prefix():
     return os.path.join(os.getcwd(), "tests", "integration")
 
 
-def ensure_package(name, version=None):
+def ensure_package(name, version=None, prefix=None):
     """The NODE_PATH to use for package `name` (at `version` if given);
-    raises SkipTest without node or npm."""
+    raises SkipTest without node or npm. `prefix`: a folder of its own
+    (another test's `npm install --no-save` prunes what it did not ask for)."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if not node or not npm:
         raise unittest.SkipTest("%s test skipped: %s not found (install Node.js and npm, "
                                 "e.g. apt-get install nodejs npm)"
                                 % (name, " and ".join(n for n, p in (("node", node), ("npm", npm))
                                                       if not p)))
-    prefix = node_prefix()
+    prefix = prefix or node_prefix()
     modules = os.path.join(prefix, "node_modules")
     pkg = os.path.join(modules, name, "package.json")
     have = None

@@ -17,7 +17,7 @@ SUMMARY_KEYS = {"ID", "MessageID", "Read", "From", "To", "Cc", "Bcc", "ReplyTo",
                 "Inbox", "MailFrom", "RcptTo"}
 MESSAGE_KEYS = {"ID", "MessageID", "From", "To", "Cc", "Bcc", "ReplyTo", "ReturnPath",
                 "Subject", "ListUnsubscribe", "Date", "Tags", "Username", "Text", "HTML",
-                "Size", "Inline", "Attachments", "Inbox", "MailFrom", "RcptTo"}
+                "Size", "Inline", "Attachments", "Inbox", "MailFrom", "RcptTo", "ClientAddress"}
 ENVELOPE_KEYS = {"total", "unread", "count", "messages_count", "messages_unread", "start",
                  "tags", "messages"}
 
@@ -262,7 +262,7 @@ class HTTPAPITest(harness.TestCase):
         auth = self.inbox()
         for path in ("/api/v1/message/999999", "/api/v1/message/abc",
                      "/api/v1/message/0/raw", "/api/v1/message/999999/headers",
-                     "/view/999999.html", "/api/v1/nothing", "/"):
+                     "/view/999999.html", "/api/v1/nothing", "/web/nothing.js"):
             r = hh.request(self.server, "GET", path, auth=auth)
             self.assertEqual((r.status, r.body), (404, b"404 page not found"), path)
 

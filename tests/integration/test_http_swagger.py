@@ -221,7 +221,7 @@ class SwaggerTest(harness.TestCase):
         self.deliver(b"Subject: doomed-by-search\r\n\r\nx\r\n")
         part = self.get("/api/v1/message/%s" % self.msg_id)["Attachments"][0]["PartID"]
         values = {"ID": self.msg_id, "PartID": part, "Tag": "swagger-tag", "Name": "doomed",
-                  "spare": spare}
+                  "spare": spare, "File": "app.js"}
         order = sorted(((p, m) for p, item in self.doc["paths"].items() for m in item),
                        key=lambda pm: (pm[1] == "delete", pm[0] == "/api/v1/inboxes/{Name}",
                                        pm))
@@ -246,7 +246,8 @@ class SwaggerTest(harness.TestCase):
 
     def test_undocumented_methods_get_405_with_the_documented_allow(self):
         for path, item in self.doc["paths"].items():
-            url = self.fill(path, {"ID": self.msg_id, "PartID": "2", "Tag": "t", "Name": "nobody"})
+            url = self.fill(path, {"ID": self.msg_id, "PartID": "2", "Tag": "t", "Name": "nobody",
+                                   "File": "app.js"})
             other = [m for m in METHODS if m not in item]
             if not other:
                 continue
