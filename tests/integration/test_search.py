@@ -181,7 +181,8 @@ class BackfillCase(harness.TestCase):
         dst = sqlite3.connect(old)
         src.backup(dst)
         src.close()
-        dst.executescript("DROP TRIGGER body_search_gc; DROP TABLE body_fts;"
+        dst.executescript("DROP TRIGGER body_more_gc; DROP TABLE body_more;"
+                          " DROP TRIGGER body_search_gc; DROP TABLE body_fts;"
                           " DROP TABLE body_search; PRAGMA user_version = 5;")
         dst.close()
         other = harness.Server("--db", old)
