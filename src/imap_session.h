@@ -162,6 +162,16 @@ void imap_view_free(struct imap_view *v);
 /* Brings the view in line with the store and reports the differences:
  * EXPUNGE (when allowed), EXISTS, RECENT, FETCH FLAGS. */
 void imap_view_sync(struct imap_session *s, bool expunges);
+/* The EXPUNGEs (or VANISHED) of the view's gone messages reported and
+ * the messages dropped a bounded number at a time (after a sync without
+ * expunges): true once all are. Between calls the view is half compacted:
+ * nothing else may touch it (its session takes no command meanwhile). */
+struct imap_expunge_cursor {
+	size_t at, kept;
+	struct imap_seqset vanished;
+};
+void imap_expunge_cursor_init(struct imap_expunge_cursor *c);
+bool imap_view_expunge_step(struct imap_session *s, struct imap_expunge_cursor *c, size_t max);
 /* "* FLAGS (...)" and "* OK [PERMANENTFLAGS (...)]" with these keywords
  * (space-separated), remembered as what the client knows. */
 void imap_view_send_flags(struct imap_session *s, const char *keywords);
