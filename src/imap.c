@@ -547,10 +547,16 @@ bool imap_view_expunge_step(struct imap_session *s, struct imap_expunge_cursor *
 	struct imap_view *v = s->view;
 	size_t end = max < v->n - c->at ? c->at + max : v->n;
 
+	/* A slot left behind holds no keywords of its own, so that the view
+	 * may be freed between steps. */
 	for (; c->at < end; c->at++) {
 		struct imap_msg *m = &v->msgs[c->at];
 		if (!m->gone) {
-			v->msgs[c->kept++] = *m;
+			if (c->kept != c->at) {
+				v->msgs[c->kept] = *m;
+				m->keywords = NULL;
+			}
+			c->kept++;
 			continue;
 		}
 		if (m->flags & IMAP_FLAG_RECENT)
@@ -560,6 +566,7 @@ bool imap_view_expunge_step(struct imap_session *s, struct imap_expunge_cursor *
 		else
 			imap_printf(s, "* %zu EXPUNGE\r\n", c->kept + 1);
 		free(m->keywords);
+		m->keywords = NULL;
 	}
 	if (c->at < v->n)
 		return false;

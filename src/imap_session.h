@@ -163,9 +163,10 @@ void imap_view_free(struct imap_view *v);
  * EXPUNGE (when allowed), EXISTS, RECENT, FETCH FLAGS. */
 void imap_view_sync(struct imap_session *s, bool expunges);
 /* The EXPUNGEs (or VANISHED) of the view's gone messages reported and
- * the messages dropped a bounded number at a time (after a sync without
- * expunges): true once all are. Between calls the view is half compacted:
- * nothing else may touch it (its session takes no command meanwhile). */
+ * the messages dropped, max of the view looked at per call (after a sync
+ * without expunges): true once all are. Between calls the view is half
+ * compacted: nothing but this may read it (its session takes no command
+ * meanwhile), though it may be freed. VANISHED goes out at the end. */
 struct imap_expunge_cursor {
 	size_t at, kept;
 	struct imap_seqset vanished;
