@@ -2090,16 +2090,28 @@ static unsigned char *staged_bytes(void)
 	return p;
 }
 
-/* Stages all of m in steps of about max_bytes; how many steps it took. */
-static int stage_all(struct store *st, struct store_body_stage *bs, struct store_new_message *msg,
-    uint64_t max_bytes)
+/* Stages msg from its source's start in steps of about max_bytes, from
+ * a zeroed stage; the last step's rc, and how many steps it took. */
+static int stage_from_start(struct store *st, struct store_body_stage *bs,
+    struct store_new_message *msg, struct memsrc *m, uint64_t max_bytes, int *steps)
 {
-	int rc, steps = 0;
+	int rc;
 
-	while ((rc = store_body_stage(st, bs, &msg->src, max_bytes)) == STORE_MORE)
-		steps++;
-	cr_assert_eq(rc, STORE_OK, "%s", store_errmsg(st));
-	return steps + 1;
+	m->off = 0;
+	memset(bs, 0, sizeof(*bs));
+	for (*steps = 1; (rc = store_body_stage(st, bs, &msg->src, max_bytes)) == STORE_MORE;)
+		(*steps)++;
+	return rc;
+}
+
+static int stage_all(struct store *st, struct store_body_stage *bs, struct store_new_message *msg,
+    struct memsrc *m, uint64_t max_bytes)
+{
+	int steps = 0;
+
+	cr_assert_eq(stage_from_start(st, bs, msg, m, max_bytes, &steps), STORE_OK, "%s",
+	    store_errmsg(st));
+	return steps;
 }
 
 /* Staged in steps, stored with its message, read back whole and in
@@ -2118,7 +2130,7 @@ Test(store_sqlite, staged_body_reads_back)
 	int64_t id = 0;
 	size_t i, want;
 
-	cr_assert_eq(stage_all(st, &bs, &msg, 512 * 1024), 2);
+	cr_assert_eq(stage_all(st, &bs, &msg, &m, 512 * 1024), 2);
 	cr_assert_eq(raw_int("SELECT count(*) FROM body_more"), 3);
 	cr_assert_eq(count_all(st, NULL), 0);
 	msg.body_id = bs.body_id;
@@ -2162,8 +2174,7 @@ Test(store_sqlite, staged_body_discarded)
 	cr_assert_eq(store_body_discard(st, &bs), STORE_OK);
 	cr_assert_eq(bs.body_id, 0);
 	cr_assert_eq(raw_int("SELECT count(*) FROM body"), 0);
-	m.off = 0;
-	cr_assert_eq(stage_all(st, &bs, &msg, 1), 4);
+	cr_assert_eq(stage_all(st, &bs, &msg, &m, 1), 4);
 	cr_assert_eq(raw_int("SELECT count(*) FROM body"), 1);
 	store_close(st);
 	st = open_store();
@@ -2183,26 +2194,16 @@ Test(store_sqlite, staged_body_bad_source)
 	struct memsrc m = { p, STAGED_LEN, 0, 0, SIZE_MAX };
 	struct store_new_message msg = new_msg(in.id, &m, STAGED_LEN + 1);
 	struct store_body_stage bs = { 0 };
-	int rc;
+	int steps;
 
-	while ((rc = store_body_stage(st, &bs, &msg.src, 1)) == STORE_MORE)
-		;
-	cr_assert_eq(rc, STORE_ERR);
+	cr_assert_eq(stage_from_start(st, &bs, &msg, &m, 1, &steps), STORE_ERR);
 	cr_assert_eq(raw_int("SELECT count(*) FROM body"), 0);
-	m.off = 0;
 	msg.src.size = STAGED_LEN - 1;
-	memset(&bs, 0, sizeof(bs));
-	while ((rc = store_body_stage(st, &bs, &msg.src, 1)) == STORE_MORE)
-		;
-	cr_assert_eq(rc, STORE_ERR);
+	cr_assert_eq(stage_from_start(st, &bs, &msg, &m, 1, &steps), STORE_ERR);
 	cr_assert_str_eq(store_errmsg(st), "message longer than its announced 787432 bytes");
-	m.off = 0;
 	m.fail_at = 300000;
 	msg.src.size = STAGED_LEN;
-	memset(&bs, 0, sizeof(bs));
-	while ((rc = store_body_stage(st, &bs, &msg.src, 1)) == STORE_MORE)
-		;
-	cr_assert_eq(rc, STORE_ERR);
+	cr_assert_eq(stage_from_start(st, &bs, &msg, &m, 1, &steps), STORE_ERR);
 	cr_assert_eq(raw_int("SELECT count(*) FROM body"), 0);
 	cr_assert_eq(raw_int("SELECT count(*) FROM body_more"), 0);
 	store_close(st);
