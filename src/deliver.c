@@ -302,8 +302,7 @@ static void deliver_write(struct deliver *d, struct deliver_req *batch)
 		store_rollback(d->st);
 		return;
 	}
-	rc = store_commit(d->st);
-	if (rc != STORE_OK) {
+	if ((rc = store_commit(d->st)) != STORE_OK) {
 		store_rollback(d->st);
 		for (r = batch; r; r = r->next)
 			r->rc = rc;
