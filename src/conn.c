@@ -466,6 +466,16 @@ void conn_resume(struct conn *c)
 	event_active(c->ev_wake, EV_TIMEOUT, 0);
 }
 
+void conn_input_later(struct conn *c)
+{
+	static const struct timeval now = { 0, 0 };
+
+	/* A timer, not event_active: the other sockets get their turn first
+	 * (an event made active from a callback runs in the same pass). */
+	if (!c->closing)
+		event_add(c->ev_wake, &now);
+}
+
 void conn_close(struct conn *c)
 {
 	if (c->closing)

@@ -3,6 +3,9 @@
  * its normal callbacks are collected; an event of the lowest priority runs
  * once they are all done and writes the whole batch in one transaction.
  * Only after COMMIT are the submitters called back (and send their 250).
+ * A large body is first staged, a bounded step per pass (store_body_stage):
+ * its message joins a batch once the body is in, and smaller messages do
+ * not wait for it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,19 +17,30 @@
  * at the lowest, after every connection callback of the pass. */
 #define DELIVER_PRIORITY 2
 /* One pass writes messages of at most this many bytes together (at least
- * one message): the rest wait for the next pass, so that 20 large messages
+ * one message): the rest wait for the next pass, so that many messages
  * finishing at once do not hold every other client up while all their
  * bodies are copied into the store. */
-#define DELIVER_BATCH_BYTES (8u * 1024 * 1024)
+#define DELIVER_BATCH_BYTES (1024u * 1024)
+/* A body of this size or more is staged: copied into the store ahead of
+ * its message, DELIVER_STAGE_BYTES per pass, each step its own short
+ * transaction (store_body_stage); the message is written with the next
+ * batch once all its bodies are in. One 28 MB body written in one go was
+ * 100-130 ms of one pass; staged, small messages go ahead of it. */
+#define DELIVER_STAGE_MIN (256u * 1024)
+#define DELIVER_STAGE_BYTES (1024u * 1024)
 
 /* One submission: a single message (cb) or a group (group_cb, all or
  * nothing, with UIDs). */
 struct deliver_req {
 	struct deliver *d;
-	const struct store_new_message *const *msgs;
+	struct store_new_message *msgs;         /* the submitter's, copied */
 	size_t n;
-	uint64_t bytes;
-	const struct store_new_message *one;    /* msgs of a single message */
+	uint64_t bytes;                         /* of the bodies not staged */
+	struct store_body_stage *stage;         /* n: bodies written ahead */
+	size_t staging;                         /* the next message to stage */
+	bool ready;                             /* staging done (or failed: rc) */
+	struct store_new_message one;           /* msgs of a single message */
+	struct store_body_stage one_stage;
 	deliver_done_cb cb;
 	deliver_group_cb group_cb;
 	void *arg;
@@ -101,6 +115,13 @@ struct deliver *deliver_new(struct event_base *base, struct store *st, uint64_t 
 		return NULL;
 	d->st = st;
 	d->max_messages = max_messages;
+	/* Bodies staged by a server that stopped before storing their
+	 * messages: nothing was acknowledged for them. */
+	if (store_body_gc(st) != STORE_OK)
+		log_warn("store: staged bodies not removed: %s", store_errmsg(st));
+	/* The server's commits are these: no checkpoint inside them. */
+	if (store_checkpoint_thread(st) != STORE_OK)
+		log_warn("store: %s", store_errmsg(st));
 	d->tail = &d->head;
 	d->ev = event_new(base, -1, 0, deliver_evcb, d);
 	d->ev_prune = evtimer_new(base, prune_evcb, d);
@@ -127,13 +148,20 @@ void deliver_free(struct deliver *d)
 	free(d);
 }
 
+/* Counts what the batch writes itself and marks whether anything is to
+ * be staged first. */
 static struct deliver_req *req_queue(struct deliver *d, struct deliver_req *r)
 {
 	size_t i;
 
 	r->d = d;
-	for (i = 0; i < r->n; i++)
-		r->bytes += r->msgs[i]->src.size + 1;
+	r->ready = true;
+	for (i = 0; i < r->n; i++) {
+		if (r->msgs[i].src.size >= DELIVER_STAGE_MIN)
+			r->ready = false;
+		else
+			r->bytes += r->msgs[i].src.size + 1;
+	}
 	if (d->head == NULL)
 		event_active(d->ev, EV_TIMEOUT, 0);
 	*d->tail = r;
@@ -148,8 +176,9 @@ struct deliver_req *deliver_submit(struct deliver *d, const struct store_new_mes
 
 	if (r == NULL)
 		return NULL;
-	r->one = msg;
+	r->one = *msg;
 	r->msgs = &r->one;
+	r->stage = &r->one_stage;
 	r->n = 1;
 	r->res = &r->res_one;
 	r->cb = cb;
@@ -161,22 +190,44 @@ struct deliver_req *deliver_submit_group(struct deliver *d,
     const struct store_new_message *const *msgs, size_t n, deliver_group_cb cb, void *arg)
 {
 	struct deliver_req *r = calloc(1, sizeof(*r));
+	size_t i;
 
-	if (r == NULL || n == 0 || (r->res = calloc(n, sizeof(*r->res))) == NULL) {
+	if (r == NULL || n == 0 || (r->res = calloc(n, sizeof(*r->res))) == NULL ||
+	    (r->msgs = calloc(n, sizeof(*r->msgs))) == NULL ||
+	    (r->stage = calloc(n, sizeof(*r->stage))) == NULL) {
+		if (r != NULL) {
+			free(r->res);
+			free(r->msgs);
+		}
 		free(r);
 		return NULL;
 	}
-	r->msgs = msgs;
+	for (i = 0; i < n; i++)
+		r->msgs[i] = *msgs[i];
 	r->n = n;
 	r->group_cb = cb;
 	r->arg = arg;
 	return req_queue(d, r);
 }
 
+/* Removes the bodies staged for r that no stored message took. */
+static void req_unstage(struct deliver_req *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->n; i++)
+		if (r->stage[i].body_id != 0 && store_body_discard(r->d->st, &r->stage[i]) != STORE_OK)
+			log_warn("store: a staged body stays until the next start: %s",
+			    store_errmsg(r->d->st));
+}
+
 static void req_free(struct deliver_req *r)
 {
-	if (r->res != &r->res_one)
+	if (r->res != &r->res_one) {
 		free(r->res);
+		free(r->msgs);
+		free(r->stage);
+	}
 	free(r);
 }
 
@@ -190,6 +241,7 @@ void deliver_cancel(struct deliver_req *req)
 			*pp = req->next;
 			if (d->tail == &req->next)
 				d->tail = pp;
+			req_unstage(req);
 			req_free(req);
 			return;
 		}
@@ -217,7 +269,7 @@ static int req_write(struct deliver *d, struct deliver_req *r)
 	size_t i;
 
 	for (i = 0; i < r->n && rc == STORE_OK; i++) {
-		m = r->msgs[i];
+		m = &r->msgs[i];
 		rc = store_message_add(d->st, m, &r->res[i].id);
 		/* Only groups report UIDs: SMTP does not pay for the query. */
 		if (rc == STORE_OK && r->group_cb != NULL)
@@ -257,48 +309,120 @@ static void deliver_write(struct deliver *d, struct deliver_req *batch)
 	}
 }
 
-/* Takes the next batch off the queue: requests up to DELIVER_BATCH_BYTES,
- * at least one; a group of several messages alone. What is left runs in a
- * later pass. */
+/*
+ * One step of staging for the first request that needs it: at most
+ * DELIVER_STAGE_BYTES of one of its large bodies. A request is ready
+ * when all are in; a failure makes it ready too, with its rc set, to be
+ * answered with the next batch. False if staging waits for a checkpoint.
+ */
+static bool deliver_stage(struct deliver *d)
+{
+	struct deliver_req *r;
+	struct store_new_message *m;
+	int rc;
+
+	for (r = d->head; r != NULL && r->ready; r = r->next)
+		;
+	if (r == NULL)
+		return true;
+	if (store_checkpoint_behind(d->st))
+		return false;
+	while (r->staging < r->n && r->msgs[r->staging].src.size < DELIVER_STAGE_MIN)
+		r->staging++;
+	if (r->staging < r->n) {
+		m = &r->msgs[r->staging];
+		rc = store_body_stage(d->st, &r->stage[r->staging], &m->src, DELIVER_STAGE_BYTES);
+		if (rc == STORE_MORE)
+			return true;
+		if (rc != STORE_OK) {
+			r->rc = rc;
+			r->ready = true;
+			return true;
+		}
+		m->body_id = r->stage[r->staging++].body_id;
+	}
+	while (r->staging < r->n && r->msgs[r->staging].src.size < DELIVER_STAGE_MIN)
+		r->staging++;
+	r->ready = r->staging == r->n;
+	return true;
+}
+
+/*
+ * Takes the next batch off the queue: the ready requests, in order, up to
+ * DELIVER_BATCH_BYTES of bodies not staged (at least one request); a
+ * group of several messages alone. What is left runs in a later pass.
+ */
 static struct deliver_req *deliver_take(struct deliver *d)
 {
-	struct deliver_req *batch = d->head, **pp = &d->head;
+	struct deliver_req *batch = NULL, **bt = &batch, **pp = &d->head, *r;
 	uint64_t bytes = 0;
 
-	if (batch->n > 1) {
-		pp = &batch->next;
-	} else {
-		while (*pp != NULL && (*pp)->n == 1 &&
-		    (bytes == 0 || bytes + (*pp)->bytes <= DELIVER_BATCH_BYTES)) {
-			bytes += (*pp)->bytes;
-			pp = &(*pp)->next;
+	while ((r = *pp) != NULL) {
+		if (!r->ready || (batch != NULL && (r->n > 1 || batch->n > 1 ||
+		    bytes + r->bytes > DELIVER_BATCH_BYTES))) {
+			pp = &r->next;
+			continue;
 		}
+		*pp = r->next;
+		if (d->tail == &r->next)
+			d->tail = pp;
+		r->next = NULL;
+		*bt = r;
+		bt = &r->next;
+		bytes += r->bytes;
 	}
-	d->head = *pp;
-	*pp = NULL;
-	if (d->head == NULL)
-		d->tail = &d->head;
-	else
-		event_active(d->ev, EV_TIMEOUT, 0);
 	return batch;
 }
 
-static void deliver_run(struct deliver *d)
+/* A request that failed while staging is answered without being written. */
+static void deliver_answer(struct deliver *d, struct deliver_req *batch)
 {
-	struct deliver_req *batch, *r;
+	struct deliver_req *r;
 
-	if (d->head == NULL)
-		return;
-	batch = deliver_take(d);
-	deliver_write(d, batch);
 	while ((r = batch) != NULL) {
 		batch = r->next;
-		if (r->rc != STORE_OK)
+		if (r->rc != STORE_OK) {
 			log_warn("store: delivery failed (%d): %s", r->rc, store_errmsg(d->st));
+			req_unstage(r);
+		}
 		if (r->group_cb != NULL)
 			r->group_cb(r->arg, r->rc, r->res, r->n);
 		else
 			r->cb(r->arg, r->rc, r->res[0].id);
 		req_free(r);
 	}
+}
+
+/* One pass: a step of staging, then a batch of what is ready. */
+static void deliver_run(struct deliver *d)
+{
+	static const struct timeval ckpt_wait = { 0, 2000 }, deliver_now = { 0, 0 };
+	struct deliver_req *batch, **pp, *r;
+	bool staged;
+
+	if (d->head == NULL)
+		return;
+	staged = deliver_stage(d);
+	batch = deliver_take(d);
+	/* The rest in a later pass: a timer, since an event made active
+	 * again from its own callback runs again in the same pass, before
+	 * any socket (libevent runs a priority's queue until it is empty);
+	 * a short one while a checkpoint catches up. */
+	if (d->head != NULL)
+		event_add(d->ev, !staged && batch == NULL ? &ckpt_wait : &deliver_now);
+	if (batch == NULL)
+		return;
+	/* Those that failed staging go with their error, unwritten. */
+	for (pp = &batch; (r = *pp) != NULL;) {
+		if (r->rc != STORE_OK) {
+			*pp = r->next;
+			r->next = NULL;
+			deliver_answer(d, r);
+		} else {
+			pp = &r->next;
+		}
+	}
+	if (batch != NULL)
+		deliver_write(d, batch);
+	deliver_answer(d, batch);
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "mailsnare/log.h"
 #include "imap_session.h"
@@ -532,34 +533,57 @@ static int vanished_mark(uint32_t uid, void *arg)
 	return 0;
 }
 
-/* Announces and drops the messages expunged elsewhere: EXPUNGE with the
- * numbers as they shift (RFC 3501 §7.4.1), or VANISHED for QRESYNC. */
-static void sync_expunges(struct imap_session *s)
+void imap_expunge_cursor_init(struct imap_expunge_cursor *c)
+{
+	c->at = c->kept = 0;
+	imap_seqset_init(&c->vanished);
+}
+
+/* Announces and drops the messages expunged: EXPUNGE with the numbers as
+ * they shift (RFC 3501 §7.4.1), or VANISHED for QRESYNC, looking at max
+ * of the view's messages from c->at on. */
+bool imap_view_expunge_step(struct imap_session *s, struct imap_expunge_cursor *c, size_t max)
 {
 	struct imap_view *v = s->view;
-	struct imap_seqset vanished;
-	size_t i, kept = 0;
+	size_t end = max < v->n - c->at ? c->at + max : v->n;
 
-	imap_seqset_init(&vanished);
-	for (i = 0; i < v->n; i++) {
-		struct imap_msg *m = &v->msgs[i];
+	/* A slot left behind holds no keywords of its own, so that the view
+	 * may be freed between steps. */
+	for (; c->at < end; c->at++) {
+		struct imap_msg *m = &v->msgs[c->at];
 		if (!m->gone) {
-			v->msgs[kept++] = *m;
+			if (c->kept != c->at) {
+				v->msgs[c->kept] = *m;
+				m->keywords = NULL;
+			}
+			c->kept++;
 			continue;
 		}
 		if (m->flags & IMAP_FLAG_RECENT)
 			v->recent--;
 		if (s->qresync)
-			imap_seqset_add(&vanished, m->uid, m->uid);
+			imap_seqset_add(&c->vanished, m->uid, m->uid);
 		else
-			imap_printf(s, "* %zu EXPUNGE\r\n", kept + 1);
+			imap_printf(s, "* %zu EXPUNGE\r\n", c->kept + 1);
 		free(m->keywords);
+		m->keywords = NULL;
 	}
-	v->n = kept;
+	if (c->at < v->n)
+		return false;
+	v->n = c->kept;
 	v->gone = 0;
-	imap_seqset_normalize(&vanished);
-	imap_send_vanished(s, &vanished, false);
-	imap_seqset_free(&vanished);
+	imap_seqset_normalize(&c->vanished);
+	imap_send_vanished(s, &c->vanished, false);
+	imap_seqset_free(&c->vanished);
+	return true;
+}
+
+static void sync_expunges(struct imap_session *s)
+{
+	struct imap_expunge_cursor c;
+
+	imap_expunge_cursor_init(&c);
+	(void)imap_view_expunge_step(s, &c, SIZE_MAX);
 }
 
 /* Flag changes of messages the view has; returns the index in sn where
@@ -935,12 +959,32 @@ static void imap_session_authed(struct imap_session *s)
 	conn_set_timeout(s->conn, s->srv->cfg->imap_timeout);
 }
 
+/* Pipelined commands are taken for at most this long in one pass, then
+ * the rest in the next: each SUBSCRIBE, CREATE or STORE is a commit, and
+ * 8,000 of them (what fits under the output bound) were half a second. */
+#define IMAP_INPUT_SLICE_NS 2000000L
+
+static long elapsed_ns(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000000000L + (t.tv_nsec - t0->tv_nsec);
+}
+
 static void imap_input(void *arg)
 {
 	struct imap_session *s = arg;
 	bool progress = true;
+	struct timespec t0;
+	unsigned n = 0;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (progress) {
+		if (n++ > 0 && elapsed_ns(&t0) > IMAP_INPUT_SLICE_NS) {
+			conn_input_later(s->conn);
+			return;
+		}
 		switch (s->mode) {
 		case IMAP_M_COMMAND:
 			progress = imap_input_command(s);

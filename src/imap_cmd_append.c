@@ -270,6 +270,37 @@ static bool append_collect(struct append_job *job, const struct imap_command *cm
 	return true;
 }
 
+/* Beyond max-keywords APPEND makes no new keyword, as STORE (NO [LIMIT],
+ * nothing stored): the keywords of all its messages together, since
+ * MULTIAPPEND stores all or none. False after a tagged reply. */
+static bool append_keywords_room(struct append_job *job)
+{
+	struct imap_session *s = job->s;
+	const char **kw;
+	size_t i, j, n = 0;
+	int rc;
+
+	for (i = 0; i < job->n; i++)
+		n += job->msgs[i].nkw;
+	if (n == 0)
+		return true;
+	if ((kw = malloc(n * sizeof(*kw))) == NULL) {
+		imap_tagged(s, job->tag, "NO", "[SERVERBUG] Out of memory");
+		return false;
+	}
+	for (i = 0, n = 0; i < job->n; i++)
+		for (j = 0; j < job->msgs[i].nkw; j++)
+			kw[n++] = job->msgs[i].kw[j];
+	rc = store_mailbox_keywords_room(s->srv->store, job->mb.id, kw, n, NULL);
+	free(kw);
+	if (rc == STORE_LIMIT)
+		imap_tagged(s, job->tag, "NO", "[LIMIT] Too many keywords in this mailbox (max %u)",
+		    store_get_limits(s->srv->store)->keywords);
+	else if (rc != STORE_OK)
+		imap_tagged(s, job->tag, "NO", "[SERVERBUG] %s", store_errmsg(s->srv->store));
+	return rc == STORE_OK;
+}
+
 /* The store columns of each message; false after a tagged reply. */
 static bool append_prepare(struct append_job *job)
 {
@@ -367,7 +398,7 @@ void imap_cmd_append(struct imap_session *s, const struct imap_command *cmd)
 		imap_tagged(s, cmd->tag, "NO", "[TRYCREATE] Mailbox does not exist");
 		goto done;
 	}
-	if (!append_prepare(job))
+	if (!append_keywords_room(job) || !append_prepare(job))
 		goto done;
 	job->req = deliver_submit_group(s->srv->deliver, job->submit, job->n, append_committed,
 	    job);

@@ -24,6 +24,9 @@
 /* Deletions per transaction and loop pass: a few milliseconds. */
 #define EXPUNGE_STEP_ROWS 256
 #define EXPUNGE_STEP_MS 4
+/* Messages of the view looked at per pass when the expunges are reported
+ * (20,000 EXPUNGE lines in one pass were tens of milliseconds). */
+#define EXPUNGE_REPORT_STEP 2048
 
 void imap_cmd_check(struct imap_session *s, const struct imap_command *cmd)
 {
@@ -39,6 +42,8 @@ struct expunge_job {
 	bool close;               /* CLOSE: silently, then leave the mailbox */
 	size_t next;              /* the view index to look at next */
 	int rc;
+	bool reporting;           /* deletions done; the EXPUNGEs going out */
+	struct imap_expunge_cursor report;
 };
 
 static void expunge_job_free(void *arg)
@@ -46,6 +51,8 @@ static void expunge_job_free(void *arg)
 	struct expunge_job *job = arg;
 
 	imap_seqset_free(&job->uids);
+	if (job->reporting)
+		imap_seqset_free(&job->report.vanished);
 	free(job);
 }
 
@@ -101,14 +108,26 @@ static enum imap_cont expunge_cont(struct imap_session *s, void *arg)
 {
 	struct expunge_job *job = arg;
 
-	if (!expunge_step(s, job))
+	if (!job->reporting && !expunge_step(s, job))
 		return IMAP_CONT_YIELD;
 	if (job->close) {
 		/* CLOSE expunges silently, failed or not. */
 		close_view(s, job->cmd);
 		return IMAP_CONT_DONE;
 	}
-	imap_view_sync(s, true);
+	/* What changed (this session's removals among it), then the
+	 * removals reported a slice at a time, waiting for the client to
+	 * read: the FETCHes and EXISTS of the sync use the numbers the
+	 * client has before the EXPUNGEs, as the RFC allows. */
+	if (!job->reporting) {
+		imap_view_sync(s, false);
+		imap_expunge_cursor_init(&job->report);
+		job->reporting = true;
+	}
+	if (!imap_view_expunge_step(s, &job->report, EXPUNGE_REPORT_STEP))
+		return conn_output_pending(s->conn) > IMAP_SLICE_OUTPUT ? IMAP_CONT_OUTPUT :
+		    IMAP_CONT_YIELD;
+	job->reporting = false;
 	if (job->rc != STORE_OK)
 		imap_tagged(s, job->cmd->tag, "NO", "[SERVERBUG] %s", store_errmsg(s->srv->store));
 	else

@@ -174,22 +174,123 @@ void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd)
 
 /* ---- COPY / MOVE ---------------------------------------------------------- */
 
+/*
+ * The destination's keywords while a COPY or MOVE goes on, for
+ * max-keywords. A copy that would make the destination hold more goes
+ * without the keywords that would be new there beyond the limit, rather
+ * than the command failing: a client that cannot COPY or MOVE cannot file
+ * its mail at all, over metadata RFC 3501 asks a COPY to keep only with
+ * SHOULD (and Dovecot's maildir, its keyword file full, drops them too:
+ * "Keyword limit reached"). STORE and APPEND, which name the keywords
+ * themselves, are refused with NO [LIMIT] instead.
+ */
+#define COPY_KW_BUF (64 * 1024)
+#define COPY_KW_DROP 64
+
+struct kw_dest {
+	char **names;
+	size_t n, cap;
+	unsigned limit;
+	char *buf;                  /* a copied message's keywords */
+};
+
+static bool kw_dest_has(const struct kw_dest *kd, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < kd->n; i++)
+		if (strcmp(kd->names[i], name) == 0)
+			return true;
+	return false;
+}
+
+static int kw_dest_add(const char *name, void *arg)
+{
+	struct kw_dest *kd = arg;
+	char **p;
+
+	if (kd->n == kd->cap) {
+		size_t cap = kd->cap ? kd->cap * 2 : 16;
+		if ((p = realloc(kd->names, cap * sizeof(*p))) == NULL)
+			return STORE_FULL;
+		kd->names = p;
+		kd->cap = cap;
+	}
+	if ((kd->names[kd->n] = strdup(name)) == NULL)
+		return STORE_FULL;
+	kd->n++;
+	return 0;
+}
+
+static void kw_dest_free(struct kw_dest *kd)
+{
+	size_t i;
+
+	for (i = 0; i < kd->n; i++)
+		free(kd->names[i]);
+	free(kd->names);
+	free(kd->buf);
+}
+
+static int kw_dest_load(struct imap_session *s, int64_t dest, struct kw_dest *kd)
+{
+	memset(kd, 0, sizeof(*kd));
+	kd->limit = store_get_limits(s->srv->store)->keywords;
+	if ((kd->buf = malloc(COPY_KW_BUF)) == NULL)
+		return STORE_FULL;
+	return store_mailbox_keywords(s->srv->store, dest, kw_dest_add, kd);
+}
+
+/* The keywords of message id, now in the destination: those new there
+ * are counted in, and those beyond the limit taken off it again. */
+static int kw_trim(struct imap_session *s, struct kw_dest *kd, int64_t id)
+{
+	const char *drop[COPY_KW_DROP];
+	size_t ndrop = 0;
+	uint64_t modseq = 0;
+	char *kw, *save = NULL;
+	int rc = store_message_state(s->srv->store, id, NULL, kd->buf, COPY_KW_BUF, &modseq);
+
+	for (kw = strtok_r(kd->buf, " ", &save); rc == STORE_OK && kw != NULL;
+	    kw = strtok_r(NULL, " ", &save)) {
+		if (kw_dest_has(kd, kw))
+			continue;
+		if (kd->n < kd->limit)
+			rc = kw_dest_add(kw, kd);
+		else if (ndrop < COPY_KW_DROP)
+			drop[ndrop++] = kw;
+		if (rc == STORE_OK && ndrop == COPY_KW_DROP) {
+			rc = store_message_store(s->srv->store, id, STORE_FLAGS_REMOVE, 0, drop, ndrop,
+			    0, &modseq);
+			ndrop = 0;
+		}
+	}
+	if (rc == STORE_OK && ndrop > 0)
+		rc = store_message_store(s->srv->store, id, STORE_FLAGS_REMOVE, 0, drop, ndrop, 0,
+		    &modseq);
+	return rc;
+}
+
 struct copy_result {
 	struct imap_seqset src, dst;
 	bool expunged;              /* the set named a message expunged elsewhere */
+	struct kw_dest kw;
 };
 
 static int copy_one(struct imap_session *s, const struct imap_msg *m, int64_t dest, bool move,
     struct copy_result *res)
 {
+	int64_t id = m->id;
 	uint32_t uid = 0;
 	int rc = move ? store_message_move(s->srv->store, m->id, dest, &uid)
-	    : store_message_copy(s->srv->store, m->id, dest, NULL, &uid);
+	    : store_message_copy(s->srv->store, m->id, dest, &id, &uid);
 
 	if (rc == STORE_NOTFOUND) {
 		res->expunged = true;   /* expunged elsewhere meanwhile */
 		return STORE_OK;
 	}
+	if (rc == STORE_OK)
+		rc = kw_trim(s, &res->kw, id);
 	if (rc == STORE_OK) {
 		imap_seqset_add(&res->src, m->uid, m->uid);
 		imap_seqset_add(&res->dst, uid, uid);
@@ -203,7 +304,11 @@ static int copy_set(struct imap_session *s, const struct imap_seqset *set, bool 
 	struct store *st = s->srv->store;
 	struct imap_seq_iter it;
 	uint32_t n;
-	int rc = store_begin(st);
+	int rc = kw_dest_load(s, dest, &res->kw);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = store_begin(st);
 
 	imap_seq_iter_init(&it, set);
 	while (rc == STORE_OK && imap_seq_iter_next(&it, &n)) {
@@ -286,6 +391,7 @@ void imap_cmd_copy(struct imap_session *s, const struct imap_command *cmd)
 	imap_seqset_init(&res.src);
 	imap_seqset_init(&res.dst);
 	res.expunged = false;
+	memset(&res.kw, 0, sizeof(res.kw));
 	if (imap_view_select(s, cmd->tag, cmd->args[0].str, cmd->uid, &set)) {
 		rc = copy_set(s, &set, cmd->uid, dest.id, move, &res);
 		if (rc != STORE_OK)
@@ -296,4 +402,5 @@ void imap_cmd_copy(struct imap_session *s, const struct imap_command *cmd)
 	imap_seqset_free(&set);
 	imap_seqset_free(&res.src);
 	imap_seqset_free(&res.dst);
+	kw_dest_free(&res.kw);
 }

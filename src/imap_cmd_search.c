@@ -25,16 +25,18 @@ struct search_msg {
 	size_t seq;
 	char *hdr;                 /* the top-level header */
 	size_t hdr_len;
-	char *text;                /* decoded text of the parts */
-	size_t text_len;
 	struct mime_part *tree;
-	bool hdr_done, text_done;
+	bool hdr_done;
+	/* BODY and TEXT: matched over the text by a scan of its own, which
+	 * may take several slices (imap_search_text.c); until it has run, a
+	 * key that needs the text says so here and counts as false. */
+	const struct imap_text_scan *scan;
+	bool needs_text;
 };
 
 static void search_msg_free(struct search_msg *sm)
 {
 	free(sm->hdr);
-	free(sm->text);
 	mime_part_free(sm->tree);
 }
 
@@ -105,80 +107,13 @@ static bool header_match(struct search_msg *sm, const char *name, bool address,
 	return hit;
 }
 
-struct textbuf {
-	char *p;
-	size_t len, cap;
-};
-
-static bool text_add(struct textbuf *t, const char *p, size_t n)
+static bool body_match(struct search_msg *sm, const struct imap_search_node *n)
 {
-	if (t->len + n + 1 > t->cap) {
-		size_t cap = t->cap ? t->cap : 4096;
-		while (cap < t->len + n + 1)
-			cap *= 2;
-		char *q = realloc(t->p, cap);
-		if (q == NULL)
-			return false;
-		t->p = q;
-		t->cap = cap;
+	if (sm->scan == NULL) {
+		sm->needs_text = true;
+		return false;
 	}
-	memcpy(t->p + t->len, p, n);
-	t->len += n;
-	return true;
-}
-
-/* Decodes one leaf part's body (base64, quoted-printable) into t. */
-static void text_part(struct search_msg *sm, const struct mime_part *p, struct textbuf *t)
-{
-	struct mime_decoder d;
-	char *raw = imap_msg_read(sm->s, sm->m, p->body_off, p->body_size), *out;
-	size_t n;
-
-	if (raw == NULL)
-		return;
-	if ((out = malloc(MIME_DECODE_OUT_MAX((size_t)p->body_size))) != NULL) {
-		const struct mime_param *cs = mime_part_param(p, "charset");
-		char *utf8;
-		size_t ulen;
-		mime_decoder_init(&d, mime_encoding_from_name(p->encoding));
-		n = mime_decoder_feed(&d, raw, (size_t)p->body_size, out);
-		n += mime_decoder_finish(&d, out + n);
-		/* Matching is done in UTF-8, whatever the part's charset. */
-		utf8 = mime_charset_to_utf8(cs ? cs->value : NULL, out, n, &ulen);
-		if (utf8 != NULL)
-			text_add(t, utf8, ulen);
-		text_add(t, "\n", 1);
-		free(utf8);
-		free(out);
-	}
-	free(raw);
-}
-
-static void text_walk(struct search_msg *sm, const struct mime_part *p, struct textbuf *t)
-{
-	const struct mime_part *c;
-
-	if (p->children == NULL) {
-		if (strcmp(p->type, "text") == 0 || strcmp(p->type, "message") == 0)
-			text_part(sm, p, t);
-		return;
-	}
-	for (c = p->children; c; c = c->next)
-		text_walk(sm, c, t);
-}
-
-static bool body_match(struct search_msg *sm, const char *needle, size_t nlen)
-{
-	struct textbuf t = { 0 };
-
-	if (!sm->text_done) {
-		sm->text_done = true;
-		if (sm_tree(sm) != NULL)
-			text_walk(sm, sm->tree, &t);
-		sm->text = t.p;
-		sm->text_len = t.len;
-	}
-	return sm->text && mime_search_match(sm->text, sm->text_len, needle, nlen);
+	return imap_text_scan_found(sm->scan, n);
 }
 
 /* "Tue, 1 Jul 2003 10:52:37 +0200" -> the date, ignoring time and zone. */
@@ -314,9 +249,9 @@ static bool eval_text(struct search_msg *sm, const struct imap_search_node *n)
 	if (n->key == IMAP_SK_HEADER)
 		return header_match(sm, n->field, false, n->str, n->len);
 	if (n->key == IMAP_SK_BODY)
-		return body_match(sm, n->str, n->len);
+		return body_match(sm, n);
 	/* TEXT: header or body. */
-	return header_match(sm, NULL, false, n->str, n->len) || body_match(sm, n->str, n->len);
+	return header_match(sm, NULL, false, n->str, n->len) || body_match(sm, n);
 }
 
 static bool eval(struct search_msg *sm, const struct imap_search_node *n)
@@ -389,34 +324,85 @@ static bool resolve_sets(struct imap_session *s, struct imap_search_node *n)
 	return true;
 }
 
-/* Evaluates from it->next on until the view ends (1) or the slice is
- * spent (0); -1 on no memory. */
+static bool iter_add(struct imap_search_iter *it, size_t i)
+{
+	if (it->n == it->cap) {
+		size_t cap = it->cap ? it->cap * 2 : 64, *p;
+		if ((p = realloc(it->idx, cap * sizeof(*p))) == NULL)
+			return false;
+		it->idx = p;
+		it->cap = cap;
+	}
+	it->idx[it->n++] = i;
+	return true;
+}
+
+/* Goes on with the text scan of message it->next (begun at need): 1
+ * once done, 0 when the budget ran out first, -1 on no memory. */
+static int iter_scan(struct imap_search_iter *it, struct imap_search *q,
+    struct search_msg *sm, uint64_t budget, uint64_t *cost)
+{
+	int rc;
+
+	if (it->scan_state == IMAP_SCAN_NONE) {
+		if (it->scan == NULL && (it->scan = imap_text_scan_new(&q->root)) == NULL)
+			return -1;
+		imap_text_scan_reset(it->scan);
+		it->scan_state = IMAP_SCAN_BEGUN;
+	}
+	rc = imap_text_scan_step(sm->s, it->scan, sm->m, budget > *cost ? budget - *cost : 0,
+	    cost);
+	if (rc == 1)
+		it->scan_state = IMAP_SCAN_DONE;
+	return rc;
+}
+
+/*
+ * Evaluates from it->next on until the view ends (1) or the slice is
+ * spent (0); -1 on no memory. A message whose result depends on BODY or
+ * TEXT is evaluated twice: once without its text (which tells whether
+ * the text is needed at all), then after the text scan, which may span
+ * slices; it->next stays on it meanwhile.
+ */
 int imap_search_step(struct imap_session *s, struct imap_search *q, struct imap_search_iter *it,
     uint64_t budget)
 {
 	uint64_t cost = 0;
+	int rc;
 
 	while (it->next < s->view->n) {
-		size_t i = it->next++;
+		size_t i = it->next;
 		struct search_msg sm = { .s = s, .m = &s->view->msgs[i], .seq = i + 1 };
-		bool hit = !sm.m->gone && eval(&sm, &q->root);
-		cost += IMAP_SLICE_MSG_COST + sm.hdr_len + sm.text_len +
-		    (sm.tree ? IMAP_SLICE_TREE_COST : 0);
+		bool hit;
+
+		if (it->scan_state == IMAP_SCAN_BEGUN &&
+		    (rc = iter_scan(it, q, &sm, budget, &cost)) != 1)
+			return rc;
+		if (it->scan_state == IMAP_SCAN_DONE)
+			sm.scan = it->scan;
+		hit = !sm.m->gone && eval(&sm, &q->root);
+		cost += IMAP_SLICE_MSG_COST + sm.hdr_len + (sm.tree ? IMAP_SLICE_TREE_COST : 0);
 		search_msg_free(&sm);
-		if (hit) {
-			if (it->n == it->cap) {
-				size_t cap = it->cap ? it->cap * 2 : 64, *p;
-				if ((p = realloc(it->idx, cap * sizeof(*p))) == NULL)
-					return -1;
-				it->idx = p;
-				it->cap = cap;
-			}
-			it->idx[it->n++] = i;
+		if (sm.needs_text && sm.scan == NULL) {
+			if ((rc = iter_scan(it, q, &sm, budget, &cost)) != 1)
+				return rc;
+			continue;       /* evaluated again, with the text */
 		}
+		it->scan_state = IMAP_SCAN_NONE;
+		it->next++;
+		if (hit && !iter_add(it, i))
+			return -1;
 		if (cost >= budget)
 			return it->next >= s->view->n;
 	}
 	return 1;
+}
+
+void imap_search_iter_free(struct imap_search_iter *it)
+{
+	free(it->idx);
+	imap_text_scan_free(it->scan);
+	memset(it, 0, sizeof(*it));
 }
 
 bool imap_search_resolve(struct imap_session *s, struct imap_search *q)
@@ -585,7 +571,7 @@ static void search_job_free(void *arg)
 {
 	struct search_job *job = arg;
 
-	free(job->it.idx);
+	imap_search_iter_free(&job->it);
 	imap_search_free(&job->q);
 	free(job);
 }

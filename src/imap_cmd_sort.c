@@ -177,7 +177,7 @@ static void sort_job_free(void *arg)
 	free(job->smsgs);
 	free(job->tmsgs);
 	free(job->text);
-	free(job->it.idx);
+	imap_search_iter_free(&job->it);
 	imap_search_free(&job->q);
 	free(job);
 }

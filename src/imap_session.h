@@ -162,6 +162,17 @@ void imap_view_free(struct imap_view *v);
 /* Brings the view in line with the store and reports the differences:
  * EXPUNGE (when allowed), EXISTS, RECENT, FETCH FLAGS. */
 void imap_view_sync(struct imap_session *s, bool expunges);
+/* The EXPUNGEs (or VANISHED) of the view's gone messages reported and
+ * the messages dropped, max of the view looked at per call (after a sync
+ * without expunges): true once all are. Between calls the view is half
+ * compacted: nothing but this may read it (its session takes no command
+ * meanwhile), though it may be freed. VANISHED goes out at the end. */
+struct imap_expunge_cursor {
+	size_t at, kept;
+	struct imap_seqset vanished;
+};
+void imap_expunge_cursor_init(struct imap_expunge_cursor *c);
+bool imap_view_expunge_step(struct imap_session *s, struct imap_expunge_cursor *c, size_t max);
 /* "* FLAGS (...)" and "* OK [PERMANENTFLAGS (...)]" with these keywords
  * (space-separated), remembered as what the client knows. */
 void imap_view_send_flags(struct imap_session *s, const char *keywords);
@@ -282,13 +293,29 @@ void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd);
  * imap_search_step until it returns 1 (0: the budget is spent, call again
  * in a later pass; -1: no memory). Free it->idx. */
 struct imap_search;
+struct imap_text_scan;
 struct imap_search_iter {
 	size_t next;
 	size_t *idx, n, cap;
+	struct imap_text_scan *scan;    /* BODY/TEXT of message `next` ... */
+	enum { IMAP_SCAN_NONE, IMAP_SCAN_BEGUN, IMAP_SCAN_DONE } scan_state;
 };
+/* Frees idx and what a step left. */
+void imap_search_iter_free(struct imap_search_iter *it);
 bool imap_search_resolve(struct imap_session *s, struct imap_search *q);
 int imap_search_step(struct imap_session *s, struct imap_search *q, struct imap_search_iter *it,
     uint64_t budget);
+/* imap_search_text.c: the BODY and TEXT keys of a program matched over
+ * one message's decoded text in steps (imap_text_scan_step: 1 when done,
+ * 0 when budget was spent first, -1 on no memory; adds what it read to
+ * *cost), then asked per key node. Reset before each message. */
+struct imap_search_node;
+struct imap_text_scan *imap_text_scan_new(const struct imap_search_node *root);
+void imap_text_scan_reset(struct imap_text_scan *ts);
+int imap_text_scan_step(struct imap_session *s, struct imap_text_scan *ts,
+    const struct imap_msg *m, uint64_t budget, uint64_t *cost);
+bool imap_text_scan_found(const struct imap_text_scan *ts, const struct imap_search_node *n);
+void imap_text_scan_free(struct imap_text_scan *ts);
 /* The tagged NO/BAD for a program that failed to parse. */
 void imap_search_reply_error(struct imap_session *s, const char *tag,
     const struct imap_error *err, const char *what);

@@ -27,6 +27,7 @@
 #include "mailsnare/serve.h"
 #include "mailsnare/server.h"
 #include "mailsnare/smtp.h"
+#include "mailsnare/spool_reap.h"
 #include "mailsnare/store.h"
 #include "mailsnare/tls.h"
 #include "mailsnare/webhook.h"
@@ -423,6 +424,7 @@ static int serve_start(struct server *srv)
 int serve_run(const struct config *cfg)
 {
 	struct server srv = { .cfg = cfg };
+	struct spool_reap *reap = NULL;
 	char err[512];
 	int status = 1;
 
@@ -452,6 +454,8 @@ int serve_run(const struct config *cfg)
 		goto out;
 	if ((srv.deliver = deliver_new(srv.base, srv.store, cfg->max_messages)) == NULL)
 		goto out;
+	/* Without it (no memory) spool files are closed at once. */
+	reap = spool_reap_new(srv.base);
 	printf("mailsnare %s: trapping mail in %s\n", PACKAGE_VERSION, cfg->db);
 	if (serve_outbound(&srv) < 0)
 		goto out;
@@ -463,6 +467,7 @@ out:
 	serve_outbound_free(&srv);
 	deliver_free(srv.deliver);
 	store_close(srv.store);
+	spool_reap_free(reap);
 	if (srv.ssl_ctx)
 		SSL_CTX_free(srv.ssl_ctx);
 	if (srv.base)

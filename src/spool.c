@@ -60,11 +60,20 @@ struct spool *spool_new(size_t mem_limit, const char *tmpdir)
 	return sp;
 }
 
+static spool_closer_fn closer;
+static void *closer_arg;
+
+void spool_set_closer(spool_closer_fn fn, void *arg)
+{
+	closer = fn;
+	closer_arg = arg;
+}
+
 void spool_free(struct spool *sp)
 {
 	if (sp == NULL)
 		return;
-	if (sp->fd >= 0)
+	if (sp->fd >= 0 && (closer == NULL || !closer(closer_arg, sp->fd, sp->filelen)))
 		close(sp->fd);
 	free(sp->mem);
 	free(sp->tmpdir);

@@ -12,7 +12,8 @@
  *           hdr_from, hdr_to, hdr_subject, hdr_date)
  *   message_rcpt(message_id, seq, addr) the SMTP envelope's RCPT TO list
  * and what the migrations add (IMAP state, tombstones, the listing's
- * columns). Deleting an inbox deletes its mailboxes and messages; a body
+ * columns, body_more: the rest of a large body, store_body.c). Deleting an
+ * inbox deletes its mailboxes and messages; a body
  * goes with the last message that refers to it.
  *
  * Every statement is prepared once and kept in st->stmts; a statement that
@@ -235,6 +236,18 @@ static const char *const migrations[] = {
 	"  UPDATE keyword_count SET n = n - 1 WHERE keyword = OLD.keyword;"
 	"  DELETE FROM keyword_count WHERE keyword = OLD.keyword AND n <= 0;"
 	"END;",
+	/* 7 -> 8: a large body is written over several loop passes, a
+	 * segment at a time, each pass a short transaction (store_body.c):
+	 * body.data has its first bytes, body_more the rest in order. */
+	"CREATE TABLE body_more ("
+	"  id INTEGER PRIMARY KEY,"
+	"  body_id INTEGER NOT NULL,"
+	"  seq INTEGER NOT NULL,"
+	"  data BLOB NOT NULL);"
+	"CREATE UNIQUE INDEX body_more_seq ON body_more(body_id, seq);"
+	"CREATE TRIGGER body_more_gc AFTER DELETE ON body BEGIN"
+	"  DELETE FROM body_more WHERE body_id = OLD.id;"
+	"END;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -321,6 +334,13 @@ static const char *const query_sql[Q_COUNT] = {
 	    " RETURNING mailbox_id, flags, modseq,"
 	    " (SELECT inbox_id FROM mailbox b WHERE b.id = message.mailbox_id)",
 	[Q_MAILBOX_MODSEQ] = "UPDATE mailbox SET highestmodseq = ?2 WHERE id = ?1",
+	/* store_body.c: bodies in segments, and staged ones no message took. */
+	[Q_BODY_MORE_ADD] = "INSERT INTO body_more (body_id, seq, data) VALUES (?1, ?2, ?3)",
+	[Q_BODY_MORE_GET] = "SELECT id, length(data) FROM body_more WHERE body_id = ?1 AND seq = ?2",
+	[Q_BODY_DISCARD] = "DELETE FROM body WHERE id = ?1"
+	    " AND NOT EXISTS (SELECT 1 FROM message WHERE body_id = ?1)",
+	[Q_BODY_ORPHANS] = "DELETE FROM body WHERE NOT EXISTS"
+	    " (SELECT 1 FROM message m WHERE m.body_id = body.id)",
 };
 
 /* ---- the store --------------------------------------------------------- */
@@ -787,6 +807,7 @@ void sq_close(struct store *base)
 	struct sqlite_store *st = sqlite_store_of(base);
 	size_t i;
 
+	store_ckpt_stop(st);
 	if (st->db != NULL && !sqlite3_get_autocommit(st->db))
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 	store_fts_close(st);
@@ -1345,7 +1366,9 @@ static int add_rows(struct sqlite_store *st, const struct store_new_message *msg
 		*inbox = msg->inbox_id;
 		rc = mailbox_next(st, msg->inbox_id, mailbox, &uid, &modseq);
 	}
-	if (rc == STORE_OK)
+	if (rc == STORE_OK && msg->body_id != 0)
+		body = msg->body_id;
+	else if (rc == STORE_OK)
 		rc = insert_body(st, &msg->src, &body);
 	if (rc == STORE_OK)
 		rc = insert_message(st, msg, *mailbox, body, uid, modseq, id);
@@ -1914,58 +1937,15 @@ int store_message_body_id(struct sqlite_store *st, int64_t id, int64_t *body)
 	return rc;
 }
 
-static int blob_drain(struct sqlite_store *st, sqlite3_blob *blob, store_sink sink,
-    void *arg, unsigned char *buf)
-{
-	int size = sqlite3_blob_bytes(blob), off, n, r, rc;
-
-	for (off = 0; off < size; off += n) {
-		n = size - off < STORE_CHUNK ? size - off : STORE_CHUNK;
-		r = sqlite3_blob_read(blob, buf, n, off);
-		if (r != SQLITE_OK)
-			return store_sql_fail(st, r);
-		if ((rc = sink(arg, buf, (size_t)n)) != 0)
-			return rc;
-	}
-	return STORE_OK;
-}
-
-/* Opens message id's body for reading. */
-static int body_blob_open(struct sqlite_store *st, int64_t id, sqlite3_blob **blob)
-{
-	int64_t body = 0;
-	int rc, r;
-
-	*blob = NULL;
-	if ((rc = store_message_body_id(st, id, &body)) != STORE_OK)
-		return rc;
-	r = sqlite3_blob_open(st->db, "main", "body", "data", body, 0, blob);
-	if (r != SQLITE_OK) {
-		sqlite3_blob_close(*blob);
-		*blob = NULL;
-		return store_sql_fail(st, r);
-	}
-	return STORE_OK;
-}
-
 int sq_message_read(struct store *base, int64_t id, store_sink sink, void *arg)
 {
 	struct sqlite_store *st = sqlite_store_of(base);
-	sqlite3_blob *blob = NULL;
-	unsigned char *buf;
+	int64_t body = 0;
 	int rc;
 
-	if ((rc = body_blob_open(st, id, &blob)) != STORE_OK)
+	if ((rc = store_message_body_id(st, id, &body)) != STORE_OK)
 		return rc;
-	/* Per call, not per store: a sink may read another message. */
-	buf = malloc(STORE_CHUNK);
-	if (buf == NULL)
-		rc = store_set_err(st, STORE_FULL, "out of memory");
-	else
-		rc = blob_drain(st, blob, sink, arg, buf);
-	sqlite3_blob_close(blob);
-	free(buf);
-	return rc;
+	return store_body_drain(st, body, 0, UINT64_MAX, sink, arg);
 }
 
 /* ---- mailboxes and message state (POP3, IMAP) -------------------------- */
@@ -2024,25 +2004,12 @@ int sq_message_read_range(struct store *base, int64_t id, uint64_t offset, uint6
     store_sink sink, void *arg)
 {
 	struct sqlite_store *st = sqlite_store_of(base);
-	unsigned char buf[STORE_CHUNK / 4];
-	sqlite3_blob *blob = NULL;
-	uint64_t size, end;
-	int rc, r, n;
+	int64_t body = 0;
+	int rc;
 
-	if ((rc = body_blob_open(st, id, &blob)) != STORE_OK)
+	if ((rc = store_message_body_id(st, id, &body)) != STORE_OK)
 		return rc;
-	size = (uint64_t)sqlite3_blob_bytes(blob);
-	end = offset > size ? size : (len > size - offset ? size : offset + len);
-	for (; offset < end && rc == STORE_OK; offset += (uint64_t)n) {
-		n = end - offset < sizeof(buf) ? (int)(end - offset) : (int)sizeof(buf);
-		r = sqlite3_blob_read(blob, buf, n, (int)offset);
-		if (r != SQLITE_OK)
-			rc = store_sql_fail(st, r);
-		else
-			rc = sink(arg, buf, (size_t)n);
-	}
-	sqlite3_blob_close(blob);
-	return rc;
+	return store_body_drain(st, body, offset, len, sink, arg);
 }
 
 /* ---- maintenance ------------------------------------------------------- */

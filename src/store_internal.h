@@ -33,6 +33,7 @@ enum query {
 	Q_MSG_DEL, Q_MSG_DEL_INBOX, Q_PRUNE, Q_INTEGRITY,
 	Q_MAILBOX_GET, Q_MAILBOX_MSGS, Q_MSG_FLAGS, Q_MAILBOX_MODSEQ, Q_MAILBOX_CHANGES,
 	Q_MAILBOX_STATE, Q_SCOPE_COUNTS, Q_KEYWORD_COUNTS,
+	Q_BODY_MORE_ADD, Q_BODY_MORE_GET, Q_BODY_DISCARD, Q_BODY_ORPHANS,
 	Q_COUNT
 };
 
@@ -194,8 +195,17 @@ struct sqlite_store {
 	struct fts_row *fts_queue, **fts_tail;   /* index rows to write */
 	struct fts_row *fts_txq, **fts_txtail;   /* ... once this transaction commits */
 	size_t fts_queued, fts_queued_docs;      /* fts_queue's bytes and rows */
+	struct store_ckpt *ckpt;   /* store_ckpt.c's thread, if started */
 	char err[STORE_ERR_MAX];
 };
+
+/* store_ckpt.c: stops the checkpoint thread (before the close). */
+void store_ckpt_stop(struct sqlite_store *st);
+
+/* store_body.c: bytes [offset, offset+len) of a body, all its segments,
+ * in pieces of at most STORE_CHUNK. */
+int store_body_drain(struct sqlite_store *st, int64_t body, uint64_t offset, uint64_t len,
+    store_sink sink, void *arg);
 
 static inline struct sqlite_store *sqlite_store_of(struct store *st)
 {

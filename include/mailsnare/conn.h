@@ -84,6 +84,9 @@ size_t conn_input_length(struct conn *c);
  * calls input again from the event loop to consume what is buffered. */
 void conn_pause(struct conn *c);
 void conn_resume(struct conn *c);
+/* The session leaves buffered input for later (its share of this loop
+ * pass is spent): input is called again on a later pass. */
+void conn_input_later(struct conn *c);
 
 /* Starts a TLS handshake on a plain connection after the protocol's
  * "go ahead" reply was queued. Input buffered before it is discarded

@@ -5,7 +5,10 @@
  * Group commit: deliveries submitted during one pass of the event loop are
  * written in one SQLite transaction at the end of the pass, and each
  * submitter is told the result only after the commit. "Acknowledged" thus
- * always means "committed".
+ * always means "committed". A message of 256 KiB or more
+ * has its body copied in ahead of it, a bounded step per loop pass, each
+ * its own short transaction; the message row (and the acknowledgement)
+ * follows with the first batch after its body is in.
  *
  * A submitter prepares each message with ingest.h (spool, MIME scan, the
  * list columns), fills in where it goes and its envelope, and submits:

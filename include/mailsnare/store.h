@@ -170,11 +170,40 @@ struct store_new_message {
 	const char *hdr_from, *hdr_to, *hdr_subject, *hdr_date; /* NULL if absent */
 	bool has_attachment;         /* the caller's MIME scan found one */
 	struct store_source src;
+	int64_t body_id;             /* its body staged (store_body_stage) or 0 */
 };
 
 /* Stores a message in INBOX of msg->inbox_id with a new UID and no flags.
  * The body is copied in chunks (incremental blob I/O). Sets *id. */
 int store_message_add(struct store *st, const struct store_new_message *msg, int64_t *id);
+
+/*
+ * A large message's body written ahead of the message, a step at a time,
+ * each step a transaction of its own (outside store_begin), so that no
+ * one call copies more than about max_bytes: STORE_MORE while some of src
+ * is left, STORE_OK when all of it is in (then store the message with
+ * body_id = bs->body_id, which reads src no more). Start from a zeroed
+ * stage. On an error what was staged is gone already. A staged body that
+ * no message took is removed by store_body_discard, or by store_body_gc
+ * (at the server's start: one left by a crash).
+ */
+struct store_body_stage {
+	int64_t body_id;             /* 0 until the first step */
+	uint64_t done;               /* bytes of src written */
+	int64_t seq;                 /* the next segment */
+};
+int store_body_stage(struct store *st, struct store_body_stage *bs,
+    const struct store_source *src, uint64_t max_bytes);
+int store_body_discard(struct store *st, struct store_body_stage *bs);
+int store_body_gc(struct store *st);
+
+/* WAL checkpoints in a thread of their own from now on, not inside the
+ * commits of the caller's loop (the server's; store_ckpt.c). If it cannot
+ * be started, SQLite's own go on. */
+int store_checkpoint_thread(struct store *st);
+/* Whether the WAL is large and a checkpoint is copying it: a writer that
+ * can wait (staging, store_body_stage) lets it catch up. */
+bool store_checkpoint_behind(struct store *st);
 
 /* Deletes the oldest messages of the inbox's INBOX beyond `keep`, at most
  * STORE_PRUNE_STEP of them in one call (a few milliseconds, whatever the

@@ -179,6 +179,23 @@ class RawIMAP(harness.RawSocket):
                 return untagged, line
             untagged.append(line)
 
+    def pending(self):
+        """What the server has sent and nobody read yet (this reader's
+        buffer and the socket's), without waiting; kept in the buffer."""
+        timeout = self.sock.gettimeout()
+        self.sock.setblocking(False)
+        try:
+            while True:
+                chunk = self.sock.recv(1 << 20)
+                if not chunk:
+                    break
+                self.buf += chunk
+        except (BlockingIOError, socket.timeout):
+            pass
+        finally:
+            self.sock.settimeout(timeout)
+        return self.buf
+
     def login(self, user, password):
         untagged, tagged = self.command('LOGIN "%s" "%s"' % (user, password))
         if status_of(tagged) != "OK":

@@ -112,20 +112,7 @@ class SlicesTest(unittest.TestCase):
         self.assertEqual(noop_tagged, b"n1 OK NOOP completed")
         # What the long command has sent so far, unread (kernel buffer
         # and RawIMAP's own): no tagged reply in it yet.
-        pending = long_client.buf
-        long_client.sock.setblocking(False)
-        try:
-            while True:
-                chunk = long_client.sock.recv(1 << 20)
-                if not chunk:
-                    break
-                pending += chunk
-        except (BlockingIOError, socket.timeout):
-            pass
-        finally:
-            long_client.sock.setblocking(True)
-            long_client.sock.settimeout(LONG)
-        long_client.buf = pending
+        pending = long_client.pending()
         self.assertFalse((CRLF + tag.encode() + b" ") in (CRLF + pending),
                          "%s finished before the other client's NOOP was answered" % text)
         return long_client.until_tagged(tag, timeout=LONG), noop_untagged

@@ -155,6 +155,54 @@ class CapsTest(harness.TestCase):
         untagged, _ = self.tagged(imap, "STORE 1 +FLAGS (d2 d3)")
         self.assertEqual(untagged[-1], b"* 1 FETCH (FLAGS (\\Recent d1 d2 d3))")
 
+    def append(self, imap, mailbox, flags, status="OK", n=1):
+        msg = b"Subject: kw\r\n\r\nkeywords\r\n"
+        one = b" (" + flags.encode() + b") {%d+}\r\n" % len(msg) + msg
+        _, tagged = self.tagged(imap, b"APPEND " + mailbox.encode() + one * n, status)
+        return tagged.split(b" ", 1)[1]
+
+    def test_keywords_append_copy_move(self):
+        user, pw, imap = self.session()
+        self.assertTrue(self.append(imap, "INBOX", "k1 k2").startswith(b"OK [APPENDUID "))
+        # APPEND makes no fourth keyword, as STORE; MULTIAPPEND counts
+        # the keywords of all its messages, and stores none of them.
+        self.assertEqual(self.append(imap, "INBOX", "k3 k4", "NO"),
+                         b"NO [LIMIT] Too many keywords in this mailbox (max 3)")
+        self.assertTrue(self.append(imap, "INBOX", "k2 k5").startswith(b"OK [APPENDUID "))
+        untagged, _ = self.tagged(imap, "STATUS INBOX (MESSAGES)")
+        self.assertEqual(untagged, [b"* STATUS \"INBOX\" (MESSAGES 2)"])
+        msg = b"Subject: kw\r\n\r\nkeywords\r\n"
+        _, tagged = self.tagged(imap, b"APPEND INBOX (k1) {%d+}\r\n" % len(msg) + msg +
+                                b" (k6) {%d+}\r\n" % len(msg) + msg, "NO")
+        self.assertEqual(tagged.split(b" ", 1)[1],
+                         b"NO [LIMIT] Too many keywords in this mailbox (max 3)")
+        untagged, _ = self.tagged(imap, "STATUS INBOX (MESSAGES)")
+        self.assertEqual(untagged, [b"* STATUS \"INBOX\" (MESSAGES 2)"])
+        # COPY and MOVE go on, without the keywords that would be new in
+        # the destination beyond its limit.
+        self.append(imap, "Drafts", "d1 d2")
+        self.append(imap, "Junk", "j1 j2 j3")
+        self.tagged(imap, "SELECT INBOX")
+        untagged, _ = self.tagged(imap, "FETCH 1:2 (FLAGS)")
+        self.assertEqual(untagged, [b"* 1 FETCH (FLAGS (\\Recent k1 k2))",
+                                    b"* 2 FETCH (FLAGS (\\Recent k2 k5))"])
+        _, tagged = self.tagged(imap, "COPY 1:2 Drafts")
+        self.assertTrue(tagged.split(b" ", 1)[1].startswith(b"OK [COPYUID "), tagged)
+        _, tagged = self.tagged(imap, "MOVE 1 Junk")
+        self.assertEqual(tagged.split(b" ", 1)[1], b"OK MOVE completed")
+        other = raw_login(self.server, user, pw, self.addCleanup)
+        self.tagged(other, "EXAMINE Drafts")
+        untagged, _ = self.tagged(other, "FETCH 1:* (FLAGS)")
+        self.assertEqual(untagged, [b"* 1 FETCH (FLAGS (d1 d2))", b"* 2 FETCH (FLAGS (k1))",
+                                    b"* 3 FETCH (FLAGS ())"])
+        self.tagged(other, "EXAMINE Junk")
+        untagged, _ = self.tagged(other, "FETCH 1:* (FLAGS)")
+        self.assertEqual(untagged, [b"* 1 FETCH (FLAGS (j1 j2 j3))", b"* 2 FETCH (FLAGS ())"])
+        # The source keeps its own: what is left in INBOX is unchanged.
+        self.tagged(other, "EXAMINE INBOX")
+        untagged, _ = self.tagged(other, "FETCH 1:* (FLAGS)")
+        self.assertEqual(untagged, [b"* 1 FETCH (FLAGS (k2 k5))"])
+
     def test_mailboxes_per_inbox(self):
         _, _, imap = self.session()
         self.tagged(imap, "CREATE a")

@@ -232,7 +232,8 @@ class BackfillCase(harness.TestCase):
         dst = sqlite3.connect(old)
         src.backup(dst)
         src.close()
-        dst.executescript("DROP TRIGGER message_count_add; DROP TRIGGER message_count_del;"
+        dst.executescript("DROP TRIGGER body_more_gc; DROP TABLE body_more;"
+                          " DROP TRIGGER message_count_add; DROP TRIGGER message_count_del;"
                           " DROP TRIGGER message_count_upd; DROP TRIGGER keyword_count_add;"
                           " DROP TRIGGER keyword_count_del; DROP TABLE keyword_count;"
                           " ALTER TABLE mailbox DROP COLUMN n_messages;"

@@ -147,6 +147,13 @@ void conn_resume(struct conn *c)
 	c->wake = true;
 }
 
+/* As a later pass of the loop would: cd_run calls input again. */
+void conn_input_later(struct conn *c)
+{
+	if (!c->closed)
+		c->wake = true;
+}
+
 void conn_write(struct conn *c, const void *buf, size_t len)
 {
 	cd_append(&c->out, &c->outlen, &c->outcap, buf, len);

@@ -105,6 +105,41 @@ Test(decode, search_across_every_split)
 	}
 }
 
+/* Needles whose prefixes recur (the matcher must fall back, not restart),
+ * and a 64 KiB needle fed a byte, then odd pieces, at a time: found where
+ * it is, not where it almost is. */
+Test(decode, search_borders_and_long_needle)
+{
+	size_t n = MIME_SEARCH_NEEDLE_MAX, len = 3 * n + 7, i, at;
+	char *hay = malloc(len), *needle = malloc(n);
+	struct mime_search *s;
+
+	cr_assert(mime_search_match("aaab", 4, "aab", 3));
+	cr_assert(mime_search_match("abababca", 8, "ababca", 6));
+	cr_assert_not(mime_search_match("abababc", 7, "ababca", 6));
+	cr_assert_not_null(hay);
+	cr_assert_not_null(needle);
+	memset(needle, 'q', n - 1);
+	needle[n - 1] = 'Z';
+	memset(hay, 'Q', len);
+	hay[2 * n - 3] = 'x';              /* almost: n - 1 q's then not z */
+	hay[len - 2] = 'z';                /* the needle ends here */
+	s = mime_search_new(needle, n);
+	cr_assert_not_null(s);
+	for (at = 0; at < 2 * n; at++)
+		mime_search_feed(s, hay + at, 1);
+	cr_assert_not(mime_search_found(s));
+	for (i = 7; at < len - 2; at += i, i = i * 3 % 4093 + 1)
+		mime_search_feed(s, hay + at, at + i < len - 2 ? i : len - 2 - at);
+	cr_assert_not(mime_search_found(s));
+	mime_search_feed(s, hay + len - 2, 2);
+	cr_assert(mime_search_found(s));
+	cr_assert_null(mime_search_new(needle, n + 1));
+	mime_search_free(s);
+	free(hay);
+	free(needle);
+}
+
 Test(decode, search_large_input)
 {
 	size_t n = 100000;

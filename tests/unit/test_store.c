@@ -1886,13 +1886,15 @@ Test(store_sqlite, schema_version_and_wal)
 
 	make_inbox(st, "dev");
 	store_close(st);
-	cr_assert_eq(raw_int("PRAGMA user_version"), 7);
+	cr_assert_eq(raw_int("PRAGMA user_version"), 8);
 	cr_assert_eq(raw_int("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
 	cr_assert_eq(raw_int("SELECT count(*) FROM sqlite_master WHERE type = 'index'"
 	    " AND name = 'message_mailbox_id'"), 1);
 }
 
 /* What schema 7 added: its triggers, columns and table. */
+/* What migration 7 -> 8 makes (staged bodies). */
+#define DROP_SCHEMA_8 "DROP TRIGGER body_more_gc; DROP TABLE body_more;"
 #define DROP_SCHEMA_7 \
 	"DROP TRIGGER message_count_add; DROP TRIGGER message_count_del;" \
 	" DROP TRIGGER message_count_upd; DROP TRIGGER keyword_count_add;" \
@@ -2005,9 +2007,9 @@ Test(store_sqlite, migration_6_to_7)
 	cr_assert_eq(store_message_set_flags(st, id, STORE_FLAG_SEEN, 0), STORE_OK);
 	cr_assert_eq(store_message_store(st, id, STORE_FLAGS_ADD, 0, kw, 1, 0, NULL), STORE_OK);
 	store_close(st);
-	raw_exec(DROP_SCHEMA_7 "PRAGMA user_version = 6");
+	raw_exec(DROP_SCHEMA_8 DROP_SCHEMA_7 "PRAGMA user_version = 6");
 	st = open_store();
-	cr_assert_eq(raw_int("PRAGMA user_version"), 7);
+	cr_assert_eq(raw_int("PRAGMA user_version"), 8);
 	assert_counts(st, in.id, 2, 1, "red=1");
 	(void)add_text(st, in.id, "3\r\n");
 	assert_counts(st, 0, 3, 2, "red=1");
@@ -2025,12 +2027,12 @@ Test(store_sqlite, migration_4_to_5)
 	int64_t id = add_text(st, in.id, "old\r\n");
 
 	store_close(st);
-	raw_exec(DROP_SCHEMA_7 "DROP TRIGGER body_search_gc; DROP TABLE body_fts;"
+	raw_exec(DROP_SCHEMA_8 DROP_SCHEMA_7 "DROP TRIGGER body_search_gc; DROP TABLE body_fts;"
 	    " DROP TABLE body_search;"
 	    " DROP INDEX message_mailbox_id; ALTER TABLE message DROP COLUMN has_attachment;"
 	    " PRAGMA user_version = 4");
 	st = open_store();
-	cr_assert_eq(raw_int("PRAGMA user_version"), 7);
+	cr_assert_eq(raw_int("PRAGMA user_version"), 8);
 	cr_assert_eq(store_message_query(st, &q, count_rows, &(int){ 0 }, &total), STORE_OK);
 	cr_assert_eq(total, 1);
 	cr_assert_eq(uid_of(st, id), 1);
@@ -2194,4 +2196,140 @@ Test(store_sqlite, shared_body_goes_with_last_message)
 	raw_exec("DELETE FROM message");
 	cr_assert_eq(raw_int("SELECT count(*) FROM body"), 0);
 	store_close(st);
+}
+
+/* ---- bodies staged ahead of their message (store_body.c) --------------- */
+
+/* A body of a few segments (256 KiB each) and an odd tail. */
+#define STAGED_LEN (3 * 256 * 1024 + 1001)
+
+static unsigned char *staged_bytes(void)
+{
+	unsigned char *p = malloc(STAGED_LEN);
+	size_t i;
+
+	cr_assert_not_null(p);
+	for (i = 0; i < STAGED_LEN; i++)
+		p[i] = (unsigned char)(i * 7 + i / 251);
+	return p;
+}
+
+/* Stages msg from its source's start in steps of about max_bytes, from
+ * a zeroed stage; the last step's rc, and how many steps it took. */
+static int stage_from_start(struct store *st, struct store_body_stage *bs,
+    struct store_new_message *msg, struct memsrc *m, uint64_t max_bytes, int *steps)
+{
+	int rc;
+
+	m->off = 0;
+	memset(bs, 0, sizeof(*bs));
+	for (*steps = 1; (rc = store_body_stage(st, bs, &msg->src, max_bytes)) == STORE_MORE;)
+		(*steps)++;
+	return rc;
+}
+
+static int stage_all(struct store *st, struct store_body_stage *bs, struct store_new_message *msg,
+    struct memsrc *m, uint64_t max_bytes)
+{
+	int steps = 0;
+
+	cr_assert_eq(stage_from_start(st, bs, msg, m, max_bytes, &steps), STORE_OK, "%s",
+	    store_errmsg(st));
+	return steps;
+}
+
+/* Staged in steps, stored with its message, read back whole and in
+ * ranges across the segments' edges, and gone with the message. */
+Test(store_sqlite, staged_body_reads_back)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	unsigned char *p = staged_bytes();
+	struct memsrc m = { p, STAGED_LEN, 0, 4000, SIZE_MAX };
+	struct store_new_message msg = new_msg(in.id, &m, STAGED_LEN);
+	struct store_body_stage bs = { 0 };
+	static const uint64_t ranges[][2] = { { 0, STAGED_LEN }, { 262140, 10 },
+	    { 262144, 262144 }, { 700000, 200000 }, { STAGED_LEN - 1, 5 }, { STAGED_LEN, 5 } };
+	struct buf b = { 0 };
+	int64_t id = 0;
+	size_t i, want;
+
+	cr_assert_eq(stage_all(st, &bs, &msg, &m, 512 * 1024), 2);
+	cr_assert_eq(raw_int("SELECT count(*) FROM body_more"), 3);
+	cr_assert_eq(count_all(st, NULL), 0);
+	msg.body_id = bs.body_id;
+	cr_assert_eq(store_message_add(st, &msg, &id), STORE_OK, "%s", store_errmsg(st));
+	cr_assert_eq(store_message_read(st, id, buf_sink, &b), STORE_OK);
+	cr_assert_eq(b.len, STAGED_LEN);
+	cr_assert(memcmp(b.p, p, STAGED_LEN) == 0);
+	for (i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+		b.len = 0;
+		cr_assert_eq(store_message_read_range(st, id, ranges[i][0], ranges[i][1], buf_sink,
+		    &b), STORE_OK);
+		want = ranges[i][0] >= STAGED_LEN ? 0 : STAGED_LEN - ranges[i][0];
+		if (want > ranges[i][1])
+			want = ranges[i][1];
+		cr_assert_eq(b.len, want, "range %zu: %zu bytes", i, b.len);
+		cr_assert(want == 0 || memcmp(b.p, p + ranges[i][0], want) == 0, "range %zu", i);
+	}
+	/* The body survives a restart's clean-up, since a message has it. */
+	cr_assert_eq(store_body_gc(st), STORE_OK);
+	cr_assert_eq(raw_int("SELECT count(*) FROM body_more"), 3);
+	cr_assert_eq(store_message_del(st, id), STORE_OK);
+	cr_assert_eq(raw_int("SELECT count(*) FROM body"), 0);
+	cr_assert_eq(raw_int("SELECT count(*) FROM body_more"), 0);
+	store_close(st);
+	free(b.p);
+	free(p);
+}
+
+/* A staged body no message took goes: discarded, or at the next start. */
+Test(store_sqlite, staged_body_discarded)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	unsigned char *p = staged_bytes();
+	struct memsrc m = { p, STAGED_LEN, 0, 0, SIZE_MAX };
+	struct store_new_message msg = new_msg(in.id, &m, STAGED_LEN);
+	struct store_body_stage bs = { 0 };
+
+	cr_assert_eq(store_body_stage(st, &bs, &msg.src, 1), STORE_MORE);
+	cr_assert_gt(bs.body_id, 0);
+	cr_assert_eq(store_body_discard(st, &bs), STORE_OK);
+	cr_assert_eq(bs.body_id, 0);
+	cr_assert_eq(raw_int("SELECT count(*) FROM body"), 0);
+	cr_assert_eq(stage_all(st, &bs, &msg, &m, 1), 4);
+	cr_assert_eq(raw_int("SELECT count(*) FROM body"), 1);
+	store_close(st);
+	st = open_store();
+	cr_assert_eq(store_body_gc(st), STORE_OK);
+	cr_assert_eq(raw_int("SELECT count(*) FROM body"), 0);
+	cr_assert_eq(raw_int("SELECT count(*) FROM body_more"), 0);
+	store_close(st);
+	free(p);
+}
+
+/* A source that ends early, runs on, or fails leaves nothing behind. */
+Test(store_sqlite, staged_body_bad_source)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	unsigned char *p = staged_bytes();
+	struct memsrc m = { p, STAGED_LEN, 0, 0, SIZE_MAX };
+	struct store_new_message msg = new_msg(in.id, &m, STAGED_LEN + 1);
+	struct store_body_stage bs = { 0 };
+	int steps;
+
+	cr_assert_eq(stage_from_start(st, &bs, &msg, &m, 1, &steps), STORE_ERR);
+	cr_assert_eq(raw_int("SELECT count(*) FROM body"), 0);
+	msg.src.size = STAGED_LEN - 1;
+	cr_assert_eq(stage_from_start(st, &bs, &msg, &m, 1, &steps), STORE_ERR);
+	cr_assert_str_eq(store_errmsg(st), "message longer than its announced 787432 bytes");
+	m.fail_at = 300000;
+	msg.src.size = STAGED_LEN;
+	cr_assert_eq(stage_from_start(st, &bs, &msg, &m, 1, &steps), STORE_ERR);
+	cr_assert_eq(raw_int("SELECT count(*) FROM body"), 0);
+	cr_assert_eq(raw_int("SELECT count(*) FROM body_more"), 0);
+	store_close(st);
+	free(p);
 }

@@ -1,0 +1,140 @@
+"""Large messages are copied into the store over several loop passes
+(issue 11: staged bodies, src/store_body.c and src/deliver.c): the bytes
+come back exact, whole and in ranges across the 256 KiB segments, by
+every protocol; a small message finishing after a large one is not held
+back by it, and another client's IMAP NOOP is answered while the large
+one is still being written (both checked on the wire: which reply comes
+first, not how long anything took).
+
+Raw SMTP and IMAP on 127.0.0.1 only; every socket has a timeout."""
+
+import hashlib
+import random
+import select
+
+import harness
+from harness import CRLF, RawSMTP, queued_id, strip_received
+from imap_helpers import RawIMAP, new_inbox, status_of
+
+LONG = 120          # seconds for a large delivery on a loaded machine
+BIG = 30 * 1024 * 1024
+
+
+def body_lines(rng, size):
+    """Printable lines of 76 characters and CRLF, about size bytes, that
+    differ everywhere (a misplaced segment cannot go unnoticed)."""
+    alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/"
+    line = bytes(rng.choice(alphabet) for _ in range(64 * 78))
+    out = []
+    n = 0
+    while n < size:
+        k = rng.randrange(len(line) - 76)
+        chunk = b"%010d" % n + line[k:k + 66] + CRLF
+        out.append(chunk)
+        n += len(chunk)
+    return b"".join(out)
+
+
+def message(subject, body):
+    return (b"From: big@example.test\r\nTo: dev@example.test\r\n"
+            b"Subject: " + subject + b"\r\n"
+            b"Message-ID: <" + subject + b"@example.test>\r\n\r\n" + body)
+
+
+class LargeCase(harness.TestCase):
+    server_args = ("--log-level", "warn")
+
+    def smtp(self):
+        c = RawSMTP(self.server.addr("smtp"), timeout=LONG)
+        self.addCleanup(c.close)
+        self.assertReply(c.greeting(), 220)
+        self.assertReply(c.cmd("EHLO large.example.test"), 250)
+        return c
+
+    def open_data(self, c):
+        self.assertReply(c.cmd("MAIL FROM:<big@example.test>"), 250)
+        self.assertReply(c.cmd("RCPT TO:<dev@example.test>"), 250)
+        self.assertReply(c.cmd("DATA"), 354)
+
+    def imap(self, user, pw):
+        c = RawIMAP(self.server.addr("imap"), timeout=LONG)
+        self.addCleanup(c.close)
+        c.greeting()
+        c.login(user, pw)
+        return c
+
+
+class TestLargeBytes(LargeCase):
+
+    def test_exact_whole_and_in_ranges(self):
+        rng = random.Random(7)
+        data = message(b"exact", body_lines(rng, 3 * 1024 * 1024 + 4321))
+        c = self.smtp()
+        self.open_data(c)
+        c.send(data + b".\r\n")
+        r = c.reply()
+        self.assertReply(r, 250, "2.0.0")
+        msg_id = queued_id(r.text)
+        raw = self.server.message_bytes(msg_id)
+        self.assertEqual(hashlib.sha256(strip_received(raw)).hexdigest(),
+                         hashlib.sha256(data).hexdigest())
+        # IMAP partial fetches over the edges of the stored segments
+        m = self.imap("dev", "dev")
+        _, tagged = m.command("SELECT INBOX")
+        self.assertEqual(status_of(tagged), "OK")
+        for start, n in ((0, 100), (262140, 10), (262144, 262144), (524280, 300000),
+                         (len(raw) - 7, 100)):
+            untagged, tagged = m.command("UID FETCH 1:* (BODY.PEEK[]<%d.%d>)" % (start, n))
+            self.assertEqual(status_of(tagged), "OK", tagged)
+            want = raw[start:start + n]
+            head = b"BODY[]<%d> {%d}\r\n" % (start, len(want))
+            wire = b"".join(untagged)
+            self.assertIn(head + want, wire, "range %d+%d" % (start, n))
+
+
+class TestNotHeldBack(LargeCase):
+
+    def test_small_after_large_and_noop_first(self):
+        rng = random.Random(9)
+        big = message(b"big", body_lines(rng, BIG - 4096))
+        small = message(b"small", b"just a line\r\n")
+        user, pw = new_inbox(self.server, "lg")
+        noop = self.imap(user, pw)
+        a, b = self.smtp(), self.smtp()
+        # BDAT chunks (RFC 3030) are answered once read: both bodies are
+        # in the server's spool before either message ends.
+        for c, data in ((a, big), (b, small)):
+            self.assertReply(c.cmd("MAIL FROM:<big@example.test>"), 250)
+            self.assertReply(c.cmd("RCPT TO:<dev@example.test>"), 250)
+            c.send(b"BDAT %d\r\n" % len(data) + data)
+            self.assertReply(c.reply(), 250)
+        # The large message ends first, then the small one, then the
+        # other client asks for a NOOP: all within microseconds, while
+        # the large body takes dozens of loop passes to be copied in.
+        a.send(b"BDAT 0 LAST\r\n")
+        b.send(b"BDAT 0 LAST\r\n")
+        noop.send(b"n1 NOOP\r\n")
+        first = self.first_replies({a.sock: "big", b.sock: "small", noop.sock: "noop"})
+        self.assertTrue(first == {"big", "small", "noop"} or "big" not in first,
+                        "the large message was acknowledged first (%s)" % sorted(first))
+        _, tagged = noop.until_tagged("n1", timeout=LONG)
+        self.assertEqual(tagged, b"n1 OK NOOP completed")
+        rs, rb = b.reply(), a.reply()
+        self.assertReply(rs, 250, "2.0.0")
+        self.assertReply(rb, 250, "2.0.0")
+        # Message ids count up as messages are stored: the small one
+        # went in while the large one's body was still being copied.
+        self.assertLess(int(queued_id(rs.text)), int(queued_id(rb.text)),
+                        "the small message was stored after the large one")
+        self.assertEqual(strip_received(self.server.message_bytes(queued_id(rb.text))), big)
+
+    def first_replies(self, socks):
+        """The names of the sockets that have bytes to read first."""
+        ready, _, _ = select.select(list(socks), [], [], LONG)
+        if not ready:
+            self.fail("no reply within %d s" % LONG)
+        return {socks[s] for s in ready}
+
+
+if __name__ == "__main__":
+    harness.main()
