@@ -26,6 +26,7 @@
 #include "mailsnare/config.h"
 #include "mailsnare/log.h"
 #include "mailsnare/mime_header.h"
+#include "mailsnare/sendmail.h"
 #include "mailsnare/serve.h"
 #include "mailsnare/msg_search.h"
 #include "mailsnare/relay.h"
@@ -802,14 +803,28 @@ static int cli_run(struct cli *c, int argc, char **argv)
 	return c->cmd->run(c);
 }
 
+/* sendmail has options of its own (-t, -oi, -f): `mailsnare sendmail`, or
+ * the binary called as sendmail through a symlink. */
+static bool sendmail_invoked(int argc, char **argv)
+{
+	const char *base = argc > 0 ? strrchr(argv[0], '/') : NULL;
+
+	if (argc > 0 && strcmp(base ? base + 1 : argv[0], "sendmail") == 0)
+		return true;
+	return argc > 1 && strcmp(argv[1], "sendmail") == 0;
+}
+
 int cli_main(int argc, char **argv, char *const *envp)
 {
-	/* Big (a few KB of options plus the config): not on the stack. */
-	struct cli *c = calloc(1, sizeof(*c));
+	struct cli *c;
 	int rc;
 
-	if (c == NULL)
+	if (sendmail_invoked(argc, argv))
+		return sendmail_main(argc, argv, envp);
+	/* Big (a few KB of options plus the config): not on the stack. */
+	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return fail("out of memory");
+
 	c->envp = envp;
 	rc = cli_run(c, argc, argv);
 	if (c->st != NULL)
