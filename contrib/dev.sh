@@ -11,7 +11,7 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 DEPS="build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
 libsqlite3-dev libcriterion-dev zlib1g-dev libjansson-dev python3 python3-pytest swaks curl openssl sqlite3 fetchmail mutt isync
-clang libcurl4-openssl-dev postfix
+clang libcurl4-openssl-dev postfix php-cli git-email
 debhelper dpkg-dev fakeroot systemd"
 # The web page's browser tests (tests/integration/test_web.py) run Chromium.
 DEPS="$DEPS chromium"
