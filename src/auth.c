@@ -13,6 +13,7 @@
 #include "mailsnare/apop.h"
 #include "mailsnare/auth.h"
 #include "mailsnare/log.h"
+#include "mailsnare/metrics.h"
 
 /* --- credential checks ----------------------------------------------- */
 
@@ -217,6 +218,7 @@ enum auth_rc auth_fail(struct auth_session *as)
 	struct timeval tv;
 
 	ms = auth_budget_charge(&as->p.policy->budget, as->addr, auth_now_ms(), ms);
+	metrics_auth_failure(as->p.proto);
 	log_info("%s: %s: authentication failed", as->p.proto, as->addr);
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;

@@ -12,6 +12,7 @@
  * of an inbox with the same name.
  */
 #include "mailsnare/config.h"
+#include "mailsnare/chaos.h"
 #include "mailsnare/msg_search.h"
 #include "mailsnare/store.h"
 
@@ -52,6 +53,7 @@ enum key_type {
 	KT_UINT,     /* a plain decimal number */
 	KT_ENUM,     /* one of a list of words */
 	KT_INBOX,    /* "NAME:PASSWORD", repeatable, merged across sources */
+	KT_DURATION, /* seconds: a number with s, m, h, d or w; "0" or "off" is 0 */
 	KT_CONFIG    /* the config file itself: chosen before anything is read */
 };
 
@@ -226,6 +228,15 @@ static const struct key_def config_keys[] = {
 	  .max = 100000 },
 	{ .name = "webhook-timeout", .type = KT_UINT, FIELD(webhook_timeout), .def = "5", .min = 1,
 	  .max = 300 },
+	{ .name = "metrics", .type = KT_BOOL, FIELD(metrics), .def = "yes" },
+	{ .name = "chaos", .type = KT_BOOL, FIELD(chaos), .def = "no" },
+	{ .name = "chaos-triggers", .type = KT_STRING, FIELD(chaos_triggers), .def = "",
+	  .flags = KF_EMPTY_OK },
+	{ .name = "chaos-seed", .type = KT_UINT, FIELD(chaos_seed), .def = "0",
+	  .min = 0, .max = UINT64_MAX },
+	/* Ten years is far beyond any trap's use: a larger value is a typo. */
+	{ .name = "max-age", .type = KT_DURATION, FIELD(max_age), .def = "0",
+	  .min = 0, .max = 10ULL * 366 * 86400 },
 };
 
 #define N_CONFIG_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -405,6 +416,31 @@ static int parse_size(const char *v, uint64_t *out)
 		if (n > (UINT64_MAX >> units[i].shift))
 			return -1;
 		*out = n << units[i].shift;
+		return 0;
+	}
+	return -1;
+}
+
+/* "90m", "36h", "7d"; "0" and "off" mean none. */
+static int parse_duration(const char *v, uint64_t *out)
+{
+	static const struct { char suffix; uint64_t seconds; } units[] = {
+		{ 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 }, { 'w', 7 * 86400 },
+	};
+	uint64_t n;
+
+	if (strcasecmp(v, "off") == 0 || strcmp(v, "0") == 0) {
+		*out = 0;
+		return 0;
+	}
+	if (parse_digits(&v, &n) < 0 || v[0] == '\0' || v[1] != '\0')
+		return -1;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (tolower((unsigned char)v[0]) != units[i].suffix)
+			continue;
+		if (n > UINT64_MAX / units[i].seconds)
+			return -1;
+		*out = n * units[i].seconds;
 		return 0;
 	}
 	return -1;
@@ -658,6 +694,10 @@ static int set_number(struct load_ctx *ctx, const struct key_def *k, const char 
 		if (parse_size(v, &n) < 0)
 			return fail(ctx->err, "%s: invalid size '%s' (want a number with optional K, M or G)",
 			    where, quoted(v, q, sizeof(q)));
+	} else if (k->type == KT_DURATION) {
+		if (parse_duration(v, &n) < 0)
+			return fail(ctx->err, "%s: invalid duration '%s' (want e.g. 90m, 36h, 7d, or 0)",
+			    where, quoted(v, q, sizeof(q)));
 	} else if (parse_uint(v, &n) < 0) {
 		return fail(ctx->err, "%s: invalid number '%s'", where, quoted(v, q, sizeof(q)));
 	}
@@ -725,6 +765,7 @@ static int set_key(struct load_ctx *ctx, const struct key_def *k, const char *wh
 		return 0;
 	case KT_SIZE:
 	case KT_UINT:
+	case KT_DURATION:
 		return set_number(ctx, k, where, v, field);
 	case KT_ENUM:
 		return set_enum(ctx, k, where, v);
@@ -1088,6 +1129,19 @@ static const char *config_file_name(struct load_ctx *ctx, const struct config_fl
 	return path;
 }
 
+/* chaos-triggers in Mailpit's syntax: checked once, whichever source
+ * gave it, so that a typo stops the start rather than a later PUT. */
+static int check_chaos(struct load_ctx *ctx)
+{
+	struct chaos_config c;
+	char why[256];
+
+	chaos_config_default(&c);
+	if (chaos_parse(ctx->cfg->chaos_triggers, &c, why, sizeof(why)) < 0)
+		return fail(ctx->err, "chaos-triggers: %s", why);
+	return 0;
+}
+
 /* Keys that only make sense together, once every source is applied. */
 static int check_pairs(struct load_ctx *ctx)
 {
@@ -1099,7 +1153,7 @@ static int check_pairs(struct load_ctx *ctx)
 		return fail(ctx->err, "tls-key: missing (tls-cert is set: give both or neither)");
 	if (cfg->relay_auto[0] != '\0' && cfg->relay_host[0] == '\0')
 		return fail(ctx->err, "relay-auto: needs relay-host (where to release to)");
-	return 0;
+	return check_chaos(ctx);
 }
 
 int config_load(struct config *cfg, const struct config_flag *flags, size_t nflags,

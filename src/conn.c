@@ -24,6 +24,7 @@
 
 #include "mailsnare/config.h"
 #include "mailsnare/log.h"
+#include "mailsnare/metrics.h"
 #include "mailsnare/server.h"
 #include "conn_internal.h"
 
@@ -112,6 +113,7 @@ void conn_free(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	srv->nconns--;
+	metrics_conn_close(c->proto->name);
 	log_info("%s: %s: connection closed", c->proto->name, c->peer);
 	free(c);
 	if (srv->stopping && srv->nconns == 0)
@@ -576,6 +578,7 @@ void conn_accept(struct server *srv, const struct proto *proto, evutil_socket_t 
 		srv->conns->prev = c;
 	srv->conns = c;
 	srv->nconns++;
+	metrics_conn_open(c->proto->name);
 	conn_setup_bev(c);
 	/* The socket-level layer stays the bottom whatever is stacked on it
 	 * later (STARTTLS, COMPRESS). */

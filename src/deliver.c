@@ -9,9 +9,11 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mailsnare/deliver.h"
 #include "mailsnare/log.h"
+#include "mailsnare/metrics.h"
 
 /* serve.c initialises the base with this many priorities; the commit runs
  * at the lowest, after every connection callback of the pass. */
@@ -286,8 +288,17 @@ static int req_write(struct deliver *d, struct deliver_req *r)
  * a group of several is written alone (deliver_take), so that its
  * failure rolls back all of it; a failed COMMIT fails them all.
  */
+static uint64_t deliver_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 static void deliver_write(struct deliver *d, struct deliver_req *batch)
 {
+	uint64_t t0 = deliver_now_us();
 	struct deliver_req *r;
 	int rc = store_begin(d->st);
 	bool group = batch->n > 1;
@@ -306,7 +317,9 @@ static void deliver_write(struct deliver *d, struct deliver_req *batch)
 		store_rollback(d->st);
 		for (r = batch; r; r = r->next)
 			r->rc = rc;
+		return;
 	}
+	metrics_commit(deliver_now_us() - t0);
 }
 
 /*

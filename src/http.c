@@ -31,6 +31,7 @@
 #include "mailsnare/auth.h"
 #include "mailsnare/config.h"
 #include "mailsnare/log.h"
+#include "mailsnare/metrics.h"
 #include "mailsnare/server.h"
 #include "http_internal.h"
 
@@ -91,6 +92,9 @@ static const struct http_route http_routes[] = {
 	{ M_GET, "/api/v1/message/{}/structure", http_api_message_structure, 0 },
 	{ M_GET, "/", http_web_page, ROUTE_OPEN },
 	{ M_GET, "/web/{}", http_web_file, ROUTE_OPEN },
+	{ M_GET, "/api/v1/chaos", http_api_chaos_get, 0 },
+	{ M_PUT, "/api/v1/chaos", http_api_chaos_put, 0 },
+	{ M_GET, "/metrics", http_api_metrics, 0 },
 };
 #define N_ROUTES (sizeof(http_routes) / sizeof(http_routes[0]))
 
@@ -137,6 +141,7 @@ static void http_conn_closecb(struct evhttp_connection *evcon, void *arg)
 	http_conn_unlink(hc);
 	if (hc->counted) {
 		srv->nconns--;
+		metrics_conn_close("http");
 		if (srv->stopping && srv->nconns == 0)
 			event_base_loopexit(srv->base, NULL);
 	}
@@ -219,6 +224,7 @@ static struct bufferevent *http_bevcb(struct event_base *base, void *arg, bool t
 	} else {
 		hc->counted = true;
 		srv->nconns++;
+		metrics_conn_open("http");
 	}
 	hc->next = hs->conns;
 	if (hs->conns)
@@ -469,6 +475,7 @@ static enum http_rc http_auth_fail(struct http_req *r, const char *peer)
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
 	log_info("http: %s: authentication failed", peer);
+	metrics_auth_failure("http");
 	r->ev_timer = evtimer_new(r->srv->base, http_auth_delay_done, r);
 	if (r->ev_timer == NULL || evtimer_add(r->ev_timer, &tv) < 0) {
 		http_unauthorized(r);

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mailsnare/chaos.h"
 #include "mailsnare/config.h"
 #include "mailsnare/relay.h"
 #include "mailsnare/server.h"
@@ -168,7 +169,7 @@ enum http_rc http_api_webui(struct http_req *r)
 	http_reply_json(r, 200, json_pack("{s:s, s:o, s:b, s:b, s:b, s:b, s:s, s:o, s:o}",
 	    "Label", "mailsnare",
 	    "MessageRelay", webui_relay(r->srv),
-	    "SpamAssassin", 0, "ChaosEnabled", 0, "DuplicatesIgnored", 0,
+	    "SpamAssassin", 0, "ChaosEnabled", (int)chaos_enabled(), "DuplicatesIgnored", 0,
 	    "HideDeleteAllButton", 0,
 	    "Version", PACKAGE_VERSION,
 	    "Listeners", webui_listeners(r->srv),

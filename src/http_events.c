@@ -8,7 +8,8 @@
  *   GET /api/v1/wait     one message that matches a search: one already
  *                        there after `after`, or the next committed
  * Mailpit's types: `new` (the summary), `update` ({ID, Read, Tags}),
- * `delete` ({ID}), `stats` ({Total, Unread, Version}, coalesced over
+ * `delete` ({ID}), and ours, `prune` ({ID}: max-messages or max-age removed it),
+ * `stats` ({Total, Unread, Version}, coalesced over
  * HTTP_EVENTS_STATS_MS). Each subscriber sees its own scope (all inboxes,
  * or one). Nothing is polled: the store's notifications are queued and
  * handled a slice per loop pass, each event turned into JSON and into
@@ -417,7 +418,9 @@ static void events_change(struct http_events *ev, const struct change *c)
 		events_update(ev, c);
 		break;
 	case STORE_CHANGE_EXPUNGE:
-		events_emit(ev, c->inbox_id, "delete",
+	case STORE_CHANGE_PRUNE:
+		/* A message max-messages or max-age removed is a `prune`. */
+		events_emit(ev, c->inbox_id, c->what == STORE_CHANGE_PRUNE ? "prune" : "delete",
 		    json_pack("{s:o}", "ID", json_sprintf("%lld", (long long)c->id)));
 		break;
 	case STORE_CHANGE_EXTERNAL:

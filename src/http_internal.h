@@ -163,6 +163,10 @@ enum http_rc http_api_readyz(struct http_req *r);
 enum http_rc http_web_page(struct http_req *r);
 enum http_rc http_web_file(struct http_req *r);
 enum http_rc http_api_message_structure(struct http_req *r);
+/* http_api_chaos.c: GET/PUT /api/v1/chaos; http_api_metrics.c: /metrics. */
+enum http_rc http_api_chaos_get(struct http_req *r);
+enum http_rc http_api_chaos_put(struct http_req *r);
+enum http_rc http_api_metrics(struct http_req *r);
 
 /* A message as the API shows it (http_msg.c): its row, keywords, MIME
  * tree and which parts are the text, the HTML, attachments and inline. */

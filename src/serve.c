@@ -10,20 +10,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
 
+#include "mailsnare/chaos.h"
 #include "mailsnare/config.h"
 #include "mailsnare/curl_loop.h"
 #include "mailsnare/deliver.h"
 #include "mailsnare/http.h"
 #include "mailsnare/imap.h"
 #include "mailsnare/log.h"
+#include "mailsnare/metrics.h"
 #include "mailsnare/notify.h"
 #include "mailsnare/pop3.h"
 #include "mailsnare/relay.h"
+#include "mailsnare/retention.h"
 #include "mailsnare/serve.h"
 #include "mailsnare/server.h"
 #include "mailsnare/smtp.h"
@@ -421,14 +425,28 @@ static int serve_start(struct server *srv)
 	return 0;
 }
 
+/* chaos-triggers was checked by config_load; giving it enables chaos. */
+static void serve_chaos(const struct config *cfg)
+{
+	struct chaos_config c;
+	char err[256];
+
+	chaos_config_default(&c);
+	(void)chaos_parse(cfg->chaos_triggers, &c, err, sizeof(err));
+	chaos_setup(cfg->chaos || cfg->chaos_triggers[0] != '\0', &c, cfg->chaos_seed);
+}
+
 int serve_run(const struct config *cfg)
 {
 	struct server srv = { .cfg = cfg };
 	struct spool_reap *reap = NULL;
+	struct retention *ret = NULL;
 	char err[512];
-	int status = 1;
+	int status = 1, rerr = 0;
 
 	log_set_level(cfg->log_level);
+	metrics.started = time(NULL);
+	serve_chaos(cfg);
 	signal(SIGPIPE, SIG_IGN);
 	/* Past a file-size limit, writes fail with EFBIG (452 4.3.1) instead
 	 * of the signal killing the server. */
@@ -456,6 +474,9 @@ int serve_run(const struct config *cfg)
 		goto out;
 	/* Without it (no memory) spool files are closed at once. */
 	reap = spool_reap_new(srv.base);
+	if ((ret = retention_new(srv.base, srv.store, cfg->max_age, SERVE_PRIORITIES - 1,
+	    &rerr)) == NULL && rerr)
+		goto out;
 	printf("mailsnare %s: trapping mail in %s\n", PACKAGE_VERSION, cfg->db);
 	if (serve_outbound(&srv) < 0)
 		goto out;
@@ -465,6 +486,7 @@ out:
 	server_free_listeners(&srv);
 	http_server_free(srv.http);
 	serve_outbound_free(&srv);
+	retention_free(ret);
 	deliver_free(srv.deliver);
 	store_close(srv.store);
 	spool_reap_free(reap);

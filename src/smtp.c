@@ -13,11 +13,13 @@
 
 #include <event2/event.h>
 
+#include "mailsnare/chaos.h"
 #include "mailsnare/config.h"
 #include "mailsnare/deliver.h"
 #include "mailsnare/ingest.h"
 #include "mailsnare/line_input.h"
 #include "mailsnare/log.h"
+#include "mailsnare/metrics.h"
 #include "mailsnare/sasl.h"
 #include "mailsnare/smtp.h"
 #include "mailsnare/smtp_data.h"
@@ -80,6 +82,10 @@ struct smtp_session {
 	uint64_t bdat_left;              /* chunk bytes still to read */
 	bool bdat_discard;               /* ... and drop (rejected BDAT) */
 	struct smtp_tx *tx;
+	enum smtp_verb verb;             /* the command being answered (metrics) */
+	struct event *ev_chaos;          /* chaos Delay: the wait before a command */
+	bool chaos_waited;               /* ... is over for the next command */
+	bool chaos_cut;                  /* chaos Disconnect: cut at the data */
 };
 
 struct smtp_cmd {
@@ -107,6 +113,9 @@ static void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	va_end(ap);
 	conn_printf(s->conn, "%s\r\n", line);
 	log_debug("smtp: %s: >>> %s", conn_peer(s->conn), line);
+	if ((line[0] == '4' || line[0] == '5') && (s->verb == SMTP_CMD_MAIL ||
+	    s->verb == SMTP_CMD_RCPT || s->verb == SMTP_CMD_DATA || s->verb == SMTP_CMD_BDAT))
+		metrics.smtp_rejected++;
 	if (line[0] != '5')
 		return;
 	/* Every refused command counts; a client that keeps failing is cut
@@ -117,6 +126,17 @@ static void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 		s->mode = M_DONE;
 		conn_close(s->conn);
 	}
+}
+
+/* A chaos trigger fired: it is the reply, in Mailpit's words. */
+static bool smtp_chaos(struct smtp_session *s, enum chaos_trigger t, const char *what)
+{
+	int code = chaos_roll(t);
+
+	if (code == 0)
+		return false;
+	smtp_reply(s, "%d Chaos %s error", code, what);
+	return true;
 }
 
 /* --- transaction ---------------------------------------------------- */
@@ -218,7 +238,10 @@ static void smtp_delivered(void *arg, int rc, int64_t id)
 	struct smtp_tx *tx = s->tx;
 
 	tx->req = NULL;
+	s->verb = SMTP_CMD_DATA;
 	if (rc == STORE_OK) {
+		metrics.smtp_accepted++;
+		metrics.smtp_bytes += tx->msg.src.size;
 		log_info("smtp: %s: stored message %" PRId64 " (%" PRIu64 " bytes, from <%s>, "
 		    "%zu rcpt)", conn_peer(s->conn), id, tx->msg.src.size, tx->mail_from,
 		    tx->nrcpts);
@@ -264,6 +287,8 @@ static void smtp_tx_finish(struct smtp_session *s)
 	struct smtp_tx *tx = s->tx;
 
 	s->mode = M_COMMAND;
+	if (smtp_chaos(s, CHAOS_DATA, "data"))
+		goto done;
 	if (tx->dec.line_too_long) {
 		smtp_reply(s, "500 5.5.2 Line too long (RFC 5321 limit is 1000 octets)");
 	} else if (ingest_status(tx->in) == INGEST_TOO_BIG) {
@@ -286,6 +311,7 @@ static void smtp_tx_finish(struct smtp_session *s)
 		}
 		smtp_reply(s, "451 4.3.0 Local error in processing");
 	}
+done:
 	s->srv->stats.smtp_rejected++;
 	smtp_tx_free(s);
 }
@@ -316,8 +342,22 @@ static size_t smtp_feed(struct smtp_session *s, uint64_t limit)
 	return used;
 }
 
+/* chaos Disconnect: the first bytes of the data end the connection,
+ * without a reply (a server that crashed, a network that broke). */
+static bool smtp_chaos_cut(struct smtp_session *s)
+{
+	if (!s->chaos_cut)
+		return false;
+	conn_consume(s->conn, conn_input_length(s->conn));
+	s->mode = M_DONE;
+	conn_close(s->conn);
+	return true;
+}
+
 static void smtp_input_data(struct smtp_session *s)
 {
+	if (smtp_chaos_cut(s))
+		return;
 	while (conn_input_length(s->conn) > 0) {
 		smtp_feed(s, UINT64_MAX);
 		if (s->tx->dec.done) {
@@ -353,6 +393,8 @@ static void smtp_bdat_chunk_done(struct smtp_session *s, uint64_t size)
 
 static void smtp_input_bdat(struct smtp_session *s)
 {
+	if (smtp_chaos_cut(s))
+		return;
 	while (s->bdat_left > 0 && conn_input_length(s->conn) > 0)
 		s->bdat_left -= smtp_feed(s, s->bdat_left);
 	if (s->bdat_left == 0)
@@ -485,6 +527,8 @@ static void cmd_mail(struct smtp_session *s, const char *args)
 		smtp_reply(s, "530 5.7.0 Authentication required");
 		return;
 	}
+	if (smtp_chaos(s, CHAOS_SENDER, "sender"))
+		return;
 	if (!smtp_path_ok(s, smtp_parse_path(args, "FROM", true, &path), "MAIL FROM:<address>",
 	    "5.1.7"))
 		return;
@@ -513,6 +557,8 @@ static void cmd_rcpt(struct smtp_session *s, const char *args)
 {
 	struct smtp_path path;
 
+	if (smtp_chaos(s, CHAOS_RECIPIENT, "recipient"))
+		return;
 	if (!smtp_path_ok(s, smtp_parse_path(args, "TO", false, &path), "RCPT TO:<address>",
 	    "5.1.3"))
 		return;
@@ -547,6 +593,7 @@ static void cmd_data(struct smtp_session *s, const char *args)
 		return;
 	}
 	smtp_data_init(&s->tx->dec, true);
+	s->chaos_cut = chaos_roll(CHAOS_DISCONNECT) != 0;
 	s->mode = M_DATA;
 	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -561,6 +608,7 @@ static void cmd_bdat(struct smtp_session *s, const char *args)
 		return;
 	}
 	if (s->state == S_RCPT) {
+		s->chaos_cut = chaos_roll(CHAOS_DISCONNECT) != 0;
 		smtp_data_init(&s->tx->dec, false);
 		if (smtp_data_begin(s) < 0) {
 			smtp_bdat_refuse(s, args, "452 4.3.1 Insufficient system storage");
@@ -703,6 +751,8 @@ static void cmd_auth(struct smtp_session *s, const char *args)
 		smtp_reply(s, "503 5.5.1 Already authenticated");
 		return;
 	}
+	if (smtp_chaos(s, CHAOS_AUTH, "authentication"))
+		return;
 	snprintf(mechname, sizeof(mechname), "%.*s", (int)n, args);
 	while (*initial == ' ')
 		initial++;
@@ -753,6 +803,7 @@ static void smtp_command(void *arg, const char *line, size_t len)
 		smtp_reply(s, "500 5.5.2 Line too long");
 		return;
 	}
+	s->verb = verb;
 	for (i = 0; i < sizeof(smtp_commands) / sizeof(smtp_commands[0]); i++)
 		if (smtp_commands[i].verb == verb)
 			cmd = &smtp_commands[i];
@@ -782,6 +833,34 @@ static const struct line_input_ops smtp_line_ops = {
 	.too_long = smtp_line_too_long,
 };
 
+static void smtp_chaos_waited(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	s->chaos_waited = true;
+	conn_resume(s->conn);
+}
+
+/* chaos Delay: a command that arrived is handled after a timer, so its
+ * reply comes that much later and the loop never waits. True while it
+ * waits. */
+static bool smtp_chaos_wait(struct smtp_session *s)
+{
+	struct timeval tv;
+	int ms;
+
+	if (evtimer_pending(s->ev_chaos, NULL))
+		return true;
+	if (s->chaos_waited || conn_input_length(s->conn) == 0 ||
+	    (ms = chaos_roll(CHAOS_DELAY)) == 0)
+		return false;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	conn_pause(s->conn);
+	evtimer_add(s->ev_chaos, &tv);
+	return true;
+}
+
 static void smtp_input(void *arg)
 {
 	struct smtp_session *s = arg;
@@ -790,8 +869,9 @@ static void smtp_input(void *arg)
 		switch (s->mode) {
 		case M_COMMAND:
 		case M_SASL:
-			if (!line_input(s->conn, &s->auth, &smtp_line_ops, s))
+			if (smtp_chaos_wait(s) || !line_input(s->conn, &s->auth, &smtp_line_ops, s))
 				return;
+			s->chaos_waited = false;
 			break;
 		case M_DATA:
 			smtp_input_data(s);
@@ -814,13 +894,19 @@ static void smtp_input(void *arg)
 static void *smtp_open(struct conn *c)
 {
 	struct smtp_session *s = calloc(1, sizeof(*s));
+	int code;
 
 	if (s == NULL)
 		return NULL;
 	s->conn = c;
 	s->srv = conn_server(c);
 	s->ev_delay = evtimer_new(s->srv->base, smtp_auth_delay_done, s);
-	if (s->ev_delay == NULL) {
+	s->ev_chaos = evtimer_new(s->srv->base, smtp_chaos_waited, s);
+	if (s->ev_delay == NULL || s->ev_chaos == NULL) {
+		if (s->ev_delay)
+			event_free(s->ev_delay);
+		if (s->ev_chaos)
+			event_free(s->ev_chaos);
 		free(s);
 		return NULL;
 	}
@@ -830,6 +916,12 @@ static void *smtp_open(struct conn *c)
 	    .step_ms = SMTP_AUTH_DELAY_STEP_MS, .max_ms = SMTP_AUTH_DELAY_MAX_MS,
 	    .ev_delay = s->ev_delay }, conn_peer(c), &s->inbox);
 	conn_set_timeout(c, s->srv->cfg->smtp_timeout);
+	if ((code = chaos_roll(CHAOS_CONNECT)) != 0) {
+		conn_printf(c, "%d Chaos connect error\r\n", code);
+		s->mode = M_DONE;
+		conn_close(c);
+		return s;
+	}
 	conn_printf(c, "220 %s ESMTP mailsnare\r\n", s->srv->cfg->hostname);
 	return s;
 }
@@ -858,6 +950,7 @@ static void smtp_free(void *arg)
 	smtp_tx_free(s);
 	auth_session_end(&s->auth);
 	event_free(s->ev_delay);
+	event_free(s->ev_chaos);
 	free(s);
 }
 

@@ -651,7 +651,11 @@ static int configure(struct sqlite_store *st, enum durability durability)
 
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
-	if (exec(st, "PRAGMA foreign_keys = ON") != STORE_OK)
+	/* Before WAL and the first table, or it cannot take effect: a new
+	 * file can then give freed pages back (retention, max-age). On an
+	 * older file it changes nothing until a VACUUM. */
+	if (exec(st, "PRAGMA auto_vacuum = INCREMENTAL") != STORE_OK ||
+	    exec(st, "PRAGMA foreign_keys = ON") != STORE_OK)
 		return STORE_ERR;
 	/* journal_mode answers with the mode in effect: check it is WAL. */
 	r = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
@@ -1426,14 +1430,15 @@ int sq_message_add(struct store *base, const struct store_new_message *msg, int6
 
 /* Runs a message DELETE ... RETURNING mailbox_id, id, inbox, queueing an
  * expunge notification for each row. */
-static int delete_rows(struct sqlite_store *st, sqlite3_stmt *s, int64_t *changes)
+static int delete_rows(struct sqlite_store *st, sqlite3_stmt *s, enum store_change what,
+    int64_t *changes)
 {
 	int rc = STORE_OK, r;
 
 	*changes = 0;
 	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
 		(*changes)++;
-		rc = store_queue_event(st, STORE_CHANGE_EXPUNGE, sqlite3_column_int64(s, 2),
+		rc = store_queue_event(st, what, sqlite3_column_int64(s, 2),
 		    sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1));
 		if (rc != STORE_OK)
 			return rc;
@@ -1454,7 +1459,8 @@ static int delete_by_id(struct sqlite_store *st, enum query q, int64_t id, int64
 		return rc;
 	if ((s = store_stmt_get(st, q, &rc)) != NULL) {
 		store_bind_qargs(s, &a);
-		rc = delete_rows(st, s, changes);
+		rc = delete_rows(st, s, q == Q_PRUNE ? STORE_CHANGE_PRUNE : STORE_CHANGE_EXPUNGE,
+		    changes);
 		store_stmt_put(st, q, s);
 	}
 	return store_wtx_finish(st, &w, rc, queued);
@@ -2049,6 +2055,11 @@ const struct store_backend store_sqlite_backend = {
 	.rollback = sq_rollback,
 	.message_add = sq_message_add,
 	.inbox_prune = sq_inbox_prune,
+	.prune_older = sq_prune_older,
+	.space = sq_space,
+	.vacuum_step = sq_vacuum_step,
+	.make_incremental = sq_make_incremental,
+	.inbox_counts = sq_inbox_counts,
 	.message_foreach = sq_message_foreach,
 	.message_get_info = sq_message_get_info,
 	.message_query = sq_message_query,

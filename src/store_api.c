@@ -269,6 +269,31 @@ int store_inbox_prune(struct store *st, int64_t inbox_id, uint64_t keep)
 	return st->be->inbox_prune(st, inbox_id, keep);
 }
 
+int store_prune_older(struct store *st, int64_t before, uint64_t *pruned)
+{
+	return st->be->prune_older(st, before, pruned);
+}
+
+int store_space(struct store *st, struct store_space *out)
+{
+	return st->be->space(st, out);
+}
+
+int store_vacuum_step(struct store *st, unsigned pages)
+{
+	return st->be->vacuum_step(st, pages);
+}
+
+int store_make_incremental(struct store *st)
+{
+	return st->be->make_incremental(st);
+}
+
+int store_inbox_counts(struct store *st, store_inbox_count_cb cb, void *arg)
+{
+	return st->be->inbox_counts(st, cb, arg);
+}
+
 int store_message_foreach(struct store *st, const char *inbox, store_message_cb cb, void *arg)
 {
 	return st->be->message_foreach(st, inbox, cb, arg);

@@ -80,6 +80,11 @@ struct store_backend {
 	int (*message_add)(struct store *st, const struct store_new_message *msg,
 	    int64_t *id);
 	int (*inbox_prune)(struct store *st, int64_t inbox_id, uint64_t keep);
+	int (*prune_older)(struct store *st, int64_t before, uint64_t *pruned);
+	int (*space)(struct store *st, struct store_space *out);
+	int (*vacuum_step)(struct store *st, unsigned pages);
+	int (*make_incremental)(struct store *st);
+	int (*inbox_counts)(struct store *st, store_inbox_count_cb cb, void *arg);
 	int (*message_foreach)(struct store *st, const char *inbox, store_message_cb cb,
 	    void *arg);
 	int (*message_get_info)(struct store *st, int64_t id, store_message_cb cb,
@@ -229,6 +234,12 @@ int sq_commit(struct store *st);
 void sq_rollback(struct store *st);
 int sq_message_add(struct store *st, const struct store_new_message *msg, int64_t *id);
 int sq_inbox_prune(struct store *st, int64_t inbox_id, uint64_t keep);
+/* store_retention.c */
+int sq_prune_older(struct store *st, int64_t before, uint64_t *pruned);
+int sq_space(struct store *st, struct store_space *out);
+int sq_vacuum_step(struct store *st, unsigned pages);
+int sq_make_incremental(struct store *st);
+int sq_inbox_counts(struct store *st, store_inbox_count_cb cb, void *arg);
 int sq_message_foreach(struct store *st, const char *inbox, store_message_cb cb, void *arg);
 int sq_message_get_info(struct store *st, int64_t id, store_message_cb cb, void *arg);
 int sq_message_query(struct store *st, const struct store_query *q, store_message_cb cb,

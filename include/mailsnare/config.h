@@ -78,6 +78,11 @@ struct config {
 	char webhook_url[2048];              /* "" = no webhook */
 	unsigned webhook_limit;              /* requests a second, 0 = no limit */
 	unsigned webhook_timeout;            /* seconds per request */
+	bool metrics;                        /* GET /metrics */
+	bool chaos;                          /* chaos can be set (chaos.h) */
+	char chaos_triggers[1024];           /* Mailpit's Trigger:code:probability list */
+	uint64_t chaos_seed;                 /* 0 = from the clock */
+	uint64_t max_age;                    /* seconds; 0 = messages are kept */
 	struct config_inbox *inboxes;        /* [inbox NAME] sections, --inbox */
 	size_t n_inboxes;
 };

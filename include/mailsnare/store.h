@@ -213,6 +213,34 @@ bool store_checkpoint_behind(struct store *st);
 #define STORE_MORE 5
 int store_inbox_prune(struct store *st, int64_t inbox_id, uint64_t keep);
 
+/* Retention (max-age): deletes messages of one INBOX that arrived before
+ * `before` (INTERNALDATE, unix time) among its STORE_PRUNE_STEP lowest
+ * UIDs, in the first INBOX whose oldest message is that old. *pruned is
+ * how many went: STORE_MORE when some did (call again), STORE_OK when no
+ * INBOX starts with one that old. Delivery order is UID order, so the
+ * oldest are always at the front. */
+int store_prune_older(struct store *st, int64_t before, uint64_t *pruned);
+
+/* The file's pages: how many, how many are free, and whether SQLite can
+ * give free ones back (auto_vacuum = INCREMENTAL). */
+struct store_space {
+	int64_t page_size, pages, free_pages;
+	bool incremental;
+};
+int store_space(struct store *st, struct store_space *out);
+/* Gives back at most `pages` free pages to the file system (SQLite's
+ * incremental vacuum): a bounded step. */
+int store_vacuum_step(struct store *st, unsigned pages);
+/* Makes a database from before auto_vacuum incremental: VACUUM, which
+ * rewrites the whole file (at start, before any client is served). */
+int store_make_incremental(struct store *st);
+
+/* Messages and unread messages of every inbox, in all its mailboxes
+ * (counted on the covering index, for /metrics). */
+typedef int (*store_inbox_count_cb)(const char *name, int64_t messages, int64_t unread,
+    void *arg);
+int store_inbox_counts(struct store *st, store_inbox_count_cb cb, void *arg);
+
 struct store_message_info {
 	int64_t id;
 	const char *inbox;
@@ -439,7 +467,9 @@ int store_message_read_range(struct store *st, int64_t id, uint64_t offset, uint
  * message removed (delete, prune, expunge), with its inbox, mailbox and
  * id. */
 enum store_change { STORE_CHANGE_NEW, STORE_CHANGE_FLAGS, STORE_CHANGE_EXPUNGE,
-	STORE_CHANGE_EXTERNAL };
+	STORE_CHANGE_EXTERNAL,
+	STORE_CHANGE_PRUNE      /* an expunge by max-messages or max-age */
+};
 typedef void (*store_change_cb)(void *arg, enum store_change what, int64_t inbox_id,
     int64_t mailbox_id, int64_t message_id);
 int store_subscribe(struct store *st, store_change_cb cb, void *arg);
