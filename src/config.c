@@ -139,6 +139,15 @@ static const char *check_search(const char *v, char *why, size_t len);
 static const char *check_url(const char *v, char *why, size_t len);
 static const char *check_return_path(const char *v, char *why, size_t len);
 
+/* chaos-triggers is Mailpit's Trigger:code:probability list (chaos.h). */
+static const char *check_chaos_triggers(const char *v, char *why, size_t len)
+{
+	struct chaos_config c;
+
+	chaos_config_default(&c);
+	return chaos_parse(v, &c, why, len) < 0 ? why : NULL;
+}
+
 static const struct key_def config_keys[] = {
 	{ .name = "config", .type = KT_CONFIG, FIELD(config_path), .flags = KF_EMPTY_OK },
 	{ .name = "db", .type = KT_PATH, FIELD(db), .compute_default = default_db },
@@ -231,7 +240,7 @@ static const struct key_def config_keys[] = {
 	{ .name = "metrics", .type = KT_BOOL, FIELD(metrics), .def = "yes" },
 	{ .name = "chaos", .type = KT_BOOL, FIELD(chaos), .def = "no" },
 	{ .name = "chaos-triggers", .type = KT_STRING, FIELD(chaos_triggers), .def = "",
-	  .flags = KF_EMPTY_OK },
+	  .flags = KF_EMPTY_OK, .check = check_chaos_triggers },
 	{ .name = "chaos-seed", .type = KT_UINT, FIELD(chaos_seed), .def = "0",
 	  .min = 0, .max = UINT64_MAX },
 	/* Ten years is far beyond any trap's use: a larger value is a typo. */
@@ -1129,19 +1138,6 @@ static const char *config_file_name(struct load_ctx *ctx, const struct config_fl
 	return path;
 }
 
-/* chaos-triggers in Mailpit's syntax: checked once, whichever source
- * gave it, so that a typo stops the start rather than a later PUT. */
-static int check_chaos(struct load_ctx *ctx)
-{
-	struct chaos_config c;
-	char why[256];
-
-	chaos_config_default(&c);
-	if (chaos_parse(ctx->cfg->chaos_triggers, &c, why, sizeof(why)) < 0)
-		return fail(ctx->err, "chaos-triggers: %s", why);
-	return 0;
-}
-
 /* Keys that only make sense together, once every source is applied. */
 static int check_pairs(struct load_ctx *ctx)
 {
@@ -1153,7 +1149,7 @@ static int check_pairs(struct load_ctx *ctx)
 		return fail(ctx->err, "tls-key: missing (tls-cert is set: give both or neither)");
 	if (cfg->relay_auto[0] != '\0' && cfg->relay_host[0] == '\0')
 		return fail(ctx->err, "relay-auto: needs relay-host (where to release to)");
-	return check_chaos(ctx);
+	return 0;
 }
 
 int config_load(struct config *cfg, const struct config_flag *flags, size_t nflags,

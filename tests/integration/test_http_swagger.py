@@ -79,7 +79,8 @@ def mime_message():
 
 
 class SwaggerTest(harness.TestCase):
-    server_args = ("--http-admin", "%s:%s" % ADMIN, "--inbox", "%s:%s" % INBOX)
+    server_args = ("--http-admin", "%s:%s" % ADMIN, "--inbox", "%s:%s" % INBOX,
+                   "--chaos", "yes")
 
     @classmethod
     def setUpClass(cls):
@@ -135,10 +136,11 @@ class SwaggerTest(harness.TestCase):
             "type": "basic", "description": self.doc["securityDefinitions"]["basic"]["description"]}})
         desc = self.doc["info"]["description"]
         self.assertEqual(ops[("/api/v1/message/{ID}/release", "post")], "ReleaseMessageParams")
-        for absent in ("/api/v1/chaos", "/html-check", "/link-check", "/sa-check",
-                       "/api/v1/inboxes/{Name}/"):
+        for absent in ("/html-check", "/link-check", "/sa-check", "/api/v1/inboxes/{Name}/"):
             self.assertIn(absent, desc)
-        for absent in ("chaos", "html-check", "link-check", "sa-check"):
+        self.assertNotIn("/api/v1/chaos", desc)
+        self.assertEqual(ops[("/api/v1/chaos", "put")], "SetChaosParams")
+        for absent in ("html-check", "link-check", "sa-check"):
             self.assertFalse([p for p in self.doc["paths"] if absent in p], absent)
 
     def test_route_table_is_documented_exactly(self):
@@ -171,6 +173,7 @@ class SwaggerTest(harness.TestCase):
                                        "Subject": "swagger send", "Text": "sent"},
             ("/api/v1/inboxes", "post"): {"Name": values["Name"], "Password": "doomed-pw"},
             ("/api/v1/message/{ID}/release", "post"): {"To": ["to@example.test"]},
+            ("/api/v1/chaos", "put"): {"Sender": {"ErrorCode": 451, "Probability": 0}},
         }
         body = bodies.get((path, method))
         if (path, method) == ("/api/v1/search", "delete"):

@@ -655,6 +655,8 @@ static const struct { const char *key, *bad; } bad_values[] = {
 	{ "relay-allowed-recipients", "a(b" }, { "relay-blocked-recipients", "[z-a]" },
 	{ "relay-return-path", "<a@b>" }, { "relay-auto", "before:never" },
 	{ "webhook-url", "ftp://x/" }, { "webhook-limit", "-1" }, { "webhook-timeout", "0" },
+	{ "metrics", "sometimes" }, { "chaos", "maybe" }, { "chaos-triggers", "Sender:99:1" },
+	{ "chaos-seed", "-5" }, { "max-age", "7 days" },
 };
 
 static const char *bad_value_of(const char *key, char *longv, size_t len)
@@ -737,6 +739,52 @@ Test(config, limits_keys)
 	config_free(&cfg);
 	expect_error("max-keywords = 0\n", home_env, NULL, 0,
 	    "F:1: max-keywords: 0 out of range (want 1..100000)");
+}
+
+Test(config, retention_chaos_and_metrics_keys)
+{
+	static const struct { const char *v; uint64_t seconds; } ages[] = {
+		{ "0", 0 }, { "off", 0 }, { "2s", 2 }, { "90m", 5400 }, { "36h", 129600 },
+		{ "7d", 604800 }, { "2W", 1209600 },
+	};
+	struct config_flag f[] = { { "metrics", "off" }, { "chaos", "yes" },
+		{ "chaos-triggers", "Sender:451:50,recipients:550:5,Delay:250:100" },
+		{ "chaos-seed", "42" } };
+	struct config cfg;
+	struct config_error err;
+
+	cr_assert_eq(load(&cfg, NULL, home_env, NULL, 0, &err), 0, "%s", err.msg);
+	cr_expect_eq(cfg.metrics, true);
+	cr_expect_eq(cfg.chaos, false);
+	cr_expect_eq(cfg.max_age, 0);
+	config_free(&cfg);
+	cr_assert_eq(load(&cfg, NULL, home_env, f, NFLAGS(f), &err), 0, "%s", err.msg);
+	cr_expect_eq(cfg.metrics, false);
+	cr_expect_eq(cfg.chaos, true);
+	cr_expect_str_eq(cfg.chaos_triggers, "Sender:451:50,recipients:550:5,Delay:250:100");
+	cr_expect_eq(cfg.chaos_seed, 42);
+	config_free(&cfg);
+	for (size_t i = 0; i < NFLAGS(ages); i++) {
+		struct config_flag a[] = { { "max-age", ages[i].v } };
+		cr_assert_eq(load(&cfg, NULL, home_env, a, 1, &err), 0, "%s", err.msg);
+		cr_expect_eq(cfg.max_age, ages[i].seconds, "max-age %s", ages[i].v);
+		config_free(&cfg);
+	}
+	expect_error("max-age = 7\n", home_env, NULL, 0,
+	    "F:1: max-age: invalid duration '7' (want e.g. 90m, 36h, 7d, or 0)");
+	expect_error("max-age = 4000d\n", home_env, NULL, 0,
+	    "F:1: max-age: 4000d out of range (want 0..316224000)");
+	expect_error("chaos-triggers = Sender:451:101\n", home_env, NULL, 0,
+	    "F:1: chaos-triggers: 'Sender:451:101': probability must be between 0 and 100");
+	expect_error("chaos-triggers = Sender:399:1\n", home_env, NULL, 0,
+	    "F:1: chaos-triggers: 'Sender:399:1': error code must be between 400 and 599");
+	expect_error("chaos-triggers = Jim:451:1\n", home_env, NULL, 0,
+	    "F:1: chaos-triggers: unknown trigger 'Jim' (want Sender, Recipient, Authentication,"
+	    " Connect, Data, Disconnect or Delay)");
+	expect_error("chaos-triggers = Sender:451\n", home_env, NULL, 0,
+	    "F:1: chaos-triggers: 'Sender:451': want Sender:CODE:PROBABILITY");
+	expect_error("chaos-triggers = Sender:451:1,,Data:554:1\n", home_env, NULL, 0,
+	    "F:1: chaos-triggers: empty trigger (want Trigger:CODE:PROBABILITY,...)");
 }
 
 Test(config, tls_cert_and_key_come_together)
