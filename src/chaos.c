@@ -133,14 +133,18 @@ int chaos_parse(const char *spec, struct chaos_config *c, char *err, size_t errl
 	while (*p != '\0') {
 		size_t len = strcspn(p, ",");
 
-		if (len == 0 || parse_one(p, len, &next, err, errlen) < 0) {
-			if (len == 0)
-				snprintf(err, errlen, "empty trigger (want Trigger:CODE:PROBABILITY,...)");
+		if (len == 0) {
+			snprintf(err, errlen, "empty trigger (want Trigger:CODE:PROBABILITY,...)");
 			return -1;
 		}
+		if (parse_one(p, len, &next, err, errlen) < 0)
+			return -1;
 		p += len;
-		if (*p == ',')
-			p++;
+		/* "a,": the comma promises one more. */
+		if (*p == ',' && *++p == '\0') {
+			snprintf(err, errlen, "empty trigger (want Trigger:CODE:PROBABILITY,...)");
+			return -1;
+		}
 	}
 	*c = next;
 	return 0;

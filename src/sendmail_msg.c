@@ -156,7 +156,8 @@ static enum sendmail_msg_rc add_rcpts(const char *in, const struct field *f,
 
 	if (value == NULL)
 		return SENDMAIL_MSG_NOMEM;
-	n = mime_address_parse(value, strlen(value), SENDMAIL_MAX_RCPTS, &a);
+	/* One more than may be taken, so that too many is seen. */
+	n = mime_address_parse(value, strlen(value), SENDMAIL_MAX_RCPTS + 1, &a);
 	for (size_t i = 0; i < n && rc == SENDMAIL_MSG_OK; i++) {
 		char addr[SENDMAIL_ADDR_MAX];
 		bool nodomain;

@@ -1027,6 +1027,169 @@ static void on_any_change(void *arg, enum store_change what, int64_t inbox_id,
 	k->message[k->n++] = message_id;
 }
 
+/* ---- retention (max-age) and space --------------------------------------- */
+
+static int64_t add_dated(struct store *st, int64_t inbox, int64_t mailbox, int64_t date,
+    size_t size)
+{
+	static unsigned char body[256 * 1024];
+	struct memsrc m = { body, size, 0, 0, SIZE_MAX };
+	struct store_new_message msg = new_msg(inbox, &m, size);
+	int64_t id = 0;
+
+	cr_assert_leq(size, sizeof(body));
+	memset(body, 'x', size);
+	msg.mailbox_id = mailbox;
+	msg.internal_date = date;
+	cr_assert_eq(store_message_add(st, &msg, &id), STORE_OK, "%s", store_errmsg(st));
+	return id;
+}
+
+/* Older than `before` goes, from every INBOX and only there, each as a
+ * STORE_CHANGE_PRUNE; STORE_MORE while a step removed some. */
+CONFORMANCE(prune_older_by_internal_date)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev"), other = make_inbox(st, "other");
+	struct store_mailbox keep;
+	struct kinds k = { .n = 0 };
+	uint64_t n = 0, total = 0;
+	int rc, steps = 0;
+
+	cr_assert_eq(store_mailbox_create(st, in.id, "Keep", &keep), STORE_OK);
+	add_dated(st, in.id, 0, 100, 10);
+	add_dated(st, in.id, 0, 200, 10);
+	add_dated(st, in.id, 0, 300, 10);
+	add_dated(st, other.id, 0, 100, 10);
+	add_dated(st, in.id, keep.id, 1, 10);
+	cr_assert_eq(store_subscribe(st, on_any_change, &k), STORE_OK);
+	while ((rc = store_prune_older(st, 250, &n)) == STORE_MORE) {
+		cr_assert_gt(n, 0);
+		total += n;
+		cr_assert_lt(++steps, 10);
+	}
+	cr_assert_eq(rc, STORE_OK, "%s", store_errmsg(st));
+	cr_assert_eq(n, 0);
+	cr_assert_eq(total, 3);
+	cr_assert_eq(k.n, 3);
+	for (int i = 0; i < k.n; i++)
+		cr_assert_eq(k.what[i], STORE_CHANGE_PRUNE);
+	cr_assert_eq(count_all(st, "dev"), 2);       /* 300 in INBOX, 1 in Keep */
+	cr_assert_eq(count_all(st, "other"), 0);
+	store_unsubscribe(st, on_any_change, &k);
+	store_close(st);
+}
+
+/* A step looks at STORE_PRUNE_STEP messages at most. */
+CONFORMANCE(prune_older_in_steps)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	uint64_t n = 0;
+
+	cr_assert_eq(store_begin(st), STORE_OK);
+	for (int i = 0; i < STORE_PRUNE_STEP + 5; i++)
+		add_dated(st, in.id, 0, 10, 1);
+	cr_assert_eq(store_commit(st), STORE_OK);
+	cr_assert_eq(store_prune_older(st, 20, &n), STORE_MORE);
+	cr_assert_eq(n, STORE_PRUNE_STEP);
+	cr_assert_eq(store_prune_older(st, 20, &n), STORE_MORE);
+	cr_assert_eq(n, 5);
+	cr_assert_eq(store_prune_older(st, 20, &n), STORE_OK);
+	cr_assert_eq(count_all(st, "dev"), 0);
+	store_close(st);
+}
+
+/* max-messages' pruning is a prune too (HTTP's `prune` events). */
+CONFORMANCE(prune_by_count_is_a_prune)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct kinds k = { .n = 0 };
+
+	add_text(st, in.id, "a");
+	add_text(st, in.id, "b");
+	cr_assert_eq(store_subscribe(st, on_any_change, &k), STORE_OK);
+	cr_assert_eq(store_inbox_prune(st, in.id, 1), STORE_OK);
+	cr_assert_eq(k.n, 1);
+	cr_assert_eq(k.what[0], STORE_CHANGE_PRUNE);
+	store_unsubscribe(st, on_any_change, &k);
+	store_close(st);
+}
+
+struct counts {
+	int n;
+	char name[4][64];
+	int64_t messages[4], unread[4];
+};
+
+static int on_count(const char *name, int64_t messages, int64_t unread, void *arg)
+{
+	struct counts *c = arg;
+
+	cr_assert_lt(c->n, 4);
+	snprintf(c->name[c->n], sizeof(c->name[0]), "%s", name);
+	c->messages[c->n] = messages;
+	c->unread[c->n++] = unread;
+	return 0;
+}
+
+CONFORMANCE(inbox_counts)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct store_mailbox keep;
+	struct counts c = { 0 };
+	int64_t id;
+
+	make_inbox(st, "empty");
+	cr_assert_eq(store_mailbox_create(st, in.id, "Keep", &keep), STORE_OK);
+	id = add_text(st, in.id, "a");
+	add_text(st, in.id, "b");
+	add_dated(st, in.id, keep.id, 5, 3);
+	cr_assert_eq(store_message_set_flags(st, id, STORE_FLAG_SEEN, 0), STORE_OK);
+	cr_assert_eq(store_inbox_counts(st, on_count, &c), STORE_OK);
+	cr_assert_eq(c.n, 2);
+	cr_assert_str_eq(c.name[0], "dev");
+	cr_assert_eq(c.messages[0], 3);
+	cr_assert_eq(c.unread[0], 2);
+	cr_assert_str_eq(c.name[1], "empty");
+	cr_assert_eq(c.messages[1], 0);
+	cr_assert_eq(c.unread[1], 0);
+	store_close(st);
+}
+
+/* A new file gives pages back: deleting leaves free pages, vacuum steps
+ * return them to the file system, a bounded number each. */
+CONFORMANCE(space_and_incremental_vacuum)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct store_space before, mid, after;
+	int64_t ids[8];
+	int steps = 0;
+
+	for (int i = 0; i < 8; i++)
+		ids[i] = add_dated(st, in.id, 0, 100, 200 * 1024);
+	cr_assert_eq(store_space(st, &before), STORE_OK);
+	cr_assert(before.incremental);
+	cr_assert_gt(before.page_size, 0);
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(store_message_del(st, ids[i]), STORE_OK);
+	cr_assert_eq(store_space(st, &mid), STORE_OK);
+	cr_assert_gt(mid.free_pages, 8 * 200 * 1024 / mid.page_size / 2);
+	cr_assert_eq(store_vacuum_step(st, 16), STORE_OK);
+	cr_assert_eq(store_space(st, &after), STORE_OK);
+	cr_assert_eq(after.free_pages, mid.free_pages - 16);
+	while (after.free_pages > 0) {
+		cr_assert_eq(store_vacuum_step(st, 64), STORE_OK);
+		cr_assert_eq(store_space(st, &after), STORE_OK);
+		cr_assert_lt(++steps, 1000);
+	}
+	cr_assert_lt(after.pages, before.pages - 8 * 200 * 1024 / before.page_size / 2);
+	store_close(st);
+}
+
 CONFORMANCE(mailbox_get_and_foreach)
 {
 	struct store *st = open_store();
@@ -2332,4 +2495,26 @@ Test(store_sqlite, staged_body_bad_source)
 	cr_assert_eq(raw_int("SELECT count(*) FROM body_more"), 0);
 	store_close(st);
 	free(p);
+
+/* A file from before auto_vacuum (NONE) is made incremental by VACUUM,
+ * its mail kept. */
+Test(store_sqlite, make_incremental)
+{
+	struct store *st = open_store();
+	struct store_inbox in = make_inbox(st, "dev");
+	struct store_space sp;
+
+	add_text(st, in.id, "kept");
+	store_close(st);
+	raw_exec("PRAGMA auto_vacuum = NONE; VACUUM");
+	cr_assert_eq(raw_int("PRAGMA auto_vacuum"), 0);
+	st = open_store();
+	cr_assert_eq(store_space(st, &sp), STORE_OK);
+	cr_assert(!sp.incremental);
+	cr_assert_eq(store_make_incremental(st), STORE_OK, "%s", store_errmsg(st));
+	cr_assert_eq(store_space(st, &sp), STORE_OK);
+	cr_assert(sp.incremental);
+	cr_assert_eq(count_all(st, "dev"), 1);
+	store_close(st);
+	cr_assert_eq(raw_int("PRAGMA auto_vacuum"), 2);
 }
