@@ -4,7 +4,8 @@
  * own triggers beside Mailpit's three (chaos.h) and Delay as
  * {"Milliseconds": ..., "Probability": ...}. As Mailpit: 400 unless chaos
  * is enabled at start, and a PUT sets every trigger, a missing one to
- * its default code with probability 0.
+ * its default code with probability 0. The triggers are the server's,
+ * so an inbox's credentials may read them but not set them (403).
  */
 #include <stdio.h>
 
@@ -91,7 +92,16 @@ enum http_rc http_api_chaos_put(struct http_req *r)
 	struct chaos_config c;
 	json_t *body;
 
-	if (!chaos_on(r) || (body = http_json_body(r)) == NULL)
+	if (!chaos_on(r))
+		return HTTP_DONE;
+	/* The triggers are the whole server's: an inbox's login, which sees
+	 * only its own mail, may not change them for the others. */
+	if (r->who == HTTP_WHO_INBOX) {
+		http_reply_text(r, 403, "chaos is server-wide: only the admin (or an anonymous "
+		    "client without http-require-auth) may set it");
+		return HTTP_DONE;
+	}
+	if ((body = http_json_body(r)) == NULL)
 		return HTTP_DONE;
 	chaos_config_default(&c);
 	for (int i = 0; i < CHAOS_NTRIGGERS; i++) {

@@ -1,6 +1,7 @@
 /*
  * GET /metrics: the Prometheus text exposition (metrics.c), on the HTTP
- * listener unless `metrics = off` (then 404, as any unknown path).
+ * listener unless `metrics = off` (then 404, as any unknown path). The
+ * per-inbox gauges are scoped as the rest of the API.
  */
 #include <event2/buffer.h>
 
@@ -21,7 +22,10 @@ enum http_rc http_api_metrics(struct http_req *r)
 		http_reply_text(r, 500, "out of memory");
 		return HTTP_DONE;
 	}
-	if (metrics_render(out, r->srv->store, r->srv->cfg->db) < 0) {
+	/* An inbox's login (or the /api/v1/inboxes/{Name}/ prefix) sees its
+	 * own inbox's numbers only, as everywhere in the API. */
+	if (metrics_render(out, r->srv->store, r->srv->cfg->db,
+	    r->inbox_id != 0 ? r->inbox : NULL) < 0) {
 		evbuffer_free(out);
 		http_reply_text(r, 500, "store error");
 		return HTTP_DONE;

@@ -113,12 +113,15 @@ static void label_value(struct evbuffer *out, const char *v)
 
 struct inbox_lines {
 	struct evbuffer *messages, *unread;
+	const char *only;             /* NULL: every inbox */
 };
 
 static int inbox_line(const char *name, int64_t messages, int64_t unread, void *arg)
 {
 	struct inbox_lines *l = arg;
 
+	if (l->only != NULL && strcmp(l->only, name) != 0)
+		return 0;
 	evbuffer_add_printf(l->messages, "mailsnare_inbox_messages{inbox=\"");
 	label_value(l->messages, name);
 	evbuffer_add_printf(l->messages, "\"} %" PRId64 "\n", messages);
@@ -128,9 +131,9 @@ static int inbox_line(const char *name, int64_t messages, int64_t unread, void *
 	return 0;
 }
 
-static int render_inboxes(struct evbuffer *out, struct store *st)
+static int render_inboxes(struct evbuffer *out, struct store *st, const char *only)
 {
-	struct inbox_lines l = { evbuffer_new(), evbuffer_new() };
+	struct inbox_lines l = { evbuffer_new(), evbuffer_new(), only };
 	int rc = -1;
 
 	if (l.messages != NULL && l.unread != NULL &&
@@ -185,12 +188,12 @@ static void render_commits(struct evbuffer *out)
 	    metrics.commits, (double)metrics.commit_us_sum / 1e6, metrics.commits);
 }
 
-int metrics_render(struct evbuffer *out, struct store *st, const char *db)
+int metrics_render(struct evbuffer *out, struct store *st, const char *db, const char *inbox)
 {
 	struct store_space sp;
 	time_t now = time(NULL);
 
-	if (store_space(st, &sp) != STORE_OK || render_inboxes(out, st) < 0)
+	if (store_space(st, &sp) != STORE_OK || render_inboxes(out, st, inbox) < 0)
 		return -1;
 	one(out, "mailsnare_uptime_seconds", "gauge", "Seconds since the server started.",
 	    (uint64_t)(now > metrics.started ? now - metrics.started : 0));

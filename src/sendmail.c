@@ -42,6 +42,7 @@ struct sendmail {
 	const char *rcpts[SENDMAIL_MAX_RCPTS];     /* from argv */
 	size_t nrcpts;
 	struct config_flag flags[SENDMAIL_FLAGS_MAX];
+	char keys[SENDMAIL_FLAGS_MAX][CONFIG_NAME_MAX];   /* the flags' names */
 	size_t nflags;
 	struct config cfg;
 	char sender[SENDMAIL_ADDR_MAX];            /* the envelope's */
@@ -96,7 +97,7 @@ static int add_rcpt(struct sendmail *sm, const char *addr)
 /* "--key=value" or "--key value": a mailsnare config key. */
 static int long_option(struct sendmail *sm, int argc, char **argv, int *i)
 {
-	static char keys[SENDMAIL_FLAGS_MAX][CONFIG_NAME_MAX];
+	char *key = sm->keys[sm->nflags < SENDMAIL_FLAGS_MAX ? sm->nflags : 0];
 	const char *name = argv[*i] + 2, *eq = strchr(name, '=');
 	size_t len = eq ? (size_t)(eq - name) : strlen(name);
 	const char *value = eq ? eq + 1 : NULL;
@@ -108,14 +109,14 @@ static int long_option(struct sendmail *sm, int argc, char **argv, int *i)
 	}
 	if (len >= CONFIG_NAME_MAX || sm->nflags == SENDMAIL_FLAGS_MAX)
 		return fail(EX_USAGE, "unknown option '%s'", argv[*i]);
-	memcpy(keys[sm->nflags], name, len);
-	keys[sm->nflags][len] = '\0';
-	if (!config_key_known(keys[sm->nflags]) || strcmp(keys[sm->nflags], "c") == 0)
+	memcpy(key, name, len);
+	key[len] = '\0';
+	if (!config_key_known(key) || strcmp(key, "c") == 0)
 		return fail(EX_USAGE, "unknown option '%s'", argv[*i]);
-	if (value == NULL && *i + 1 < argc && (!config_key_is_bool(keys[sm->nflags]) ||
+	if (value == NULL && *i + 1 < argc && (!config_key_is_bool(key) ||
 	    config_bool_parse(argv[*i + 1], &b) == 0))
 		value = argv[++*i];
-	return add_flag(sm, keys[sm->nflags], value);
+	return add_flag(sm, key, value);
 }
 
 /* The value of a short option: the rest of the word, else the next one. */

@@ -43,8 +43,9 @@ void metrics_auth_failure(const char *proto);
 void metrics_commit(uint64_t us);
 
 /* The exposition: every counter, and the store's per inbox numbers and
- * size (db is its file, for the size on disk). 0, or -1 if the store
+ * size (db is its file, for the size on disk); only inbox's numbers when
+ * it is not NULL (a caller scoped to one inbox). 0, or -1 if the store
  * failed (then nothing is written). */
-int metrics_render(struct evbuffer *out, struct store *st, const char *db);
+int metrics_render(struct evbuffer *out, struct store *st, const char *db, const char *inbox);
 
 #endif

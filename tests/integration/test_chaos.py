@@ -29,7 +29,7 @@ def message_count(test, server):
 
 
 class ChaosTest(harness.TestCase):
-    server_args = ("--chaos", "yes", "--chaos-seed", "1")
+    server_args = ("--chaos", "yes", "--chaos-seed", "1", "--inbox", "ci:ci-pw")
 
     def setUp(self):
         super().setUp()
@@ -72,6 +72,15 @@ class ChaosTest(harness.TestCase):
         self.assertEqual(j["Sender"], {"ErrorCode": 451, "Probability": 0})
         self.assertEqual(j["Data"], {"ErrorCode": 554, "Probability": 1})
         self.assertEqual(hh.get_json(self, self.server, "/api/v1/chaos"), j)
+
+    def test_an_inbox_login_reads_but_does_not_set(self):
+        r = hh.request(self.server, "PUT", "/api/v1/chaos", auth=("ci", "ci-pw"),
+                       body={"Sender": {"ErrorCode": 550, "Probability": 100}})
+        self.assertEqual((r.status, r.body), (403, b"chaos is server-wide: only the admin (or an "
+                                                    b"anonymous client without http-require-auth)"
+                                                    b" may set it"))
+        j = hh.get_json(self, self.server, "/api/v1/chaos", auth=("ci", "ci-pw"))
+        self.assertEqual(j["Sender"]["Probability"], 0)
 
     def test_put_refuses_bad_values(self):
         cases = [({"Sender": {"ErrorCode": 399, "Probability": 1}},

@@ -220,6 +220,18 @@ class MetricsTest(harness.TestCase):
         self.assertEqual(stats["SMTPAcceptedSize"],
                          value(read, "mailsnare_smtp_received_bytes_total"))
 
+    def test_an_inbox_login_sees_its_own_inbox_only(self):
+        r = hh.request(self.server, "GET", "/metrics", auth=('we"ird\\box', "pw"))
+        self.assertEqual(r.status, 200, r)
+        fams = parse(r.body.decode())
+        self.assertEqual([s[1] for s in fams["mailsnare_inbox_messages"]["samples"]],
+                         [{"inbox": 'we"ird\\box'}])
+        self.assertEqual([s[1] for s in fams["mailsnare_inbox_unread"]["samples"]],
+                         [{"inbox": 'we"ird\\box'}])
+        inboxes = [s[1]["inbox"] for s in self.scrape()["mailsnare_inbox_messages"]["samples"]]
+        self.assertEqual(inboxes, sorted(inboxes))
+        self.assertIn("dev", inboxes)
+
     def test_connections_current(self):
         host, port = self.server.addr("imap")
         imap = RawIMAP((host, port))
