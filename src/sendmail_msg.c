@@ -18,38 +18,25 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+
 #include "mailsnare/base64.h"
 #include "mailsnare/mime_header.h"
 
 /* A header value unfolded for -t is bounded like any the MIME parser takes. */
 #define SENDMAIL_HEADER_MAX (256 * 1024)
 
+/* The message as it is built; out of memory is noted once, checked at
+ * the end. */
 struct out {
-	char *p;
-	size_t len, cap;
+	struct evbuffer *b;
 	bool oom;
 };
 
 static void out_put(struct out *o, const char *s, size_t n)
 {
-	if (o->oom)
-		return;
-	if (o->len + n + 1 > o->cap) {
-		size_t cap = o->cap ? o->cap : 4096;
-		char *p;
-
-		while (cap < o->len + n + 1)
-			cap *= 2;
-		if ((p = realloc(o->p, cap)) == NULL) {
-			o->oom = true;
-			return;
-		}
-		o->p = p;
-		o->cap = cap;
-	}
-	memcpy(o->p + o->len, s, n);
-	o->len += n;
-	o->p[o->len] = '\0';
+	if (!o->oom && evbuffer_add(o->b, s, n) < 0)
+		o->oom = true;
 }
 
 static void out_str(struct out *o, const char *s)
@@ -292,27 +279,40 @@ static void write_message(struct out *o, const char *in, size_t len,
 	out_put(o, ".\r\n", 3);
 }
 
+/* The buffer's bytes as one NUL-terminated string. */
+static char *out_take(struct out *o, size_t *len)
+{
+	char *p;
+
+	*len = evbuffer_get_length(o->b);
+	if (o->oom || (p = malloc(*len + 1)) == NULL)
+		return NULL;
+	evbuffer_remove(o->b, p, *len);
+	p[*len] = '\0';
+	return p;
+}
+
 enum sendmail_msg_rc sendmail_msg_build(const char *in, size_t len,
     const struct sendmail_opts *opt, struct sendmail_msg *m)
 {
-	struct out o = { 0 };
+	struct out o = { evbuffer_new(), false };
 	bool seen[3] = { false, false, false };
 	enum sendmail_msg_rc rc;
 
 	memset(m, 0, sizeof(*m));
-	if ((rc = scan_header(in, len, opt, m, seen)) != SENDMAIL_MSG_OK) {
+	if (o.b == NULL)
+		return SENDMAIL_MSG_NOMEM;
+	if ((rc = scan_header(in, len, opt, m, seen)) == SENDMAIL_MSG_OK) {
+		write_message(&o, in, len, opt, seen);
+		if ((m->data = out_take(&o, &m->len)) == NULL)
+			rc = SENDMAIL_MSG_NOMEM;
+	}
+	evbuffer_free(o.b);
+	if (rc != SENDMAIL_MSG_OK) {
 		sendmail_msg_free(m);
 		return rc;
 	}
-	write_message(&o, in, len, opt, seen);
-	if (o.oom) {
-		free(o.p);
-		sendmail_msg_free(m);
-		return SENDMAIL_MSG_NOMEM;
-	}
-	m->data = o.p;
-	m->len = o.len;
-	m->eight_bit = has_8bit(o.p, o.len);
+	m->eight_bit = has_8bit(m->data, m->len);
 	return SENDMAIL_MSG_OK;
 }
 

@@ -95,17 +95,12 @@ int sq_prune_older(struct store *base, int64_t before, uint64_t *pruned)
 	rc = old_inbox(st, before, &mailbox, &inbox);
 	if (rc == STORE_OK)
 		rc = delete_older(st, mailbox, inbox, before, pruned);
-	if (rc == STORE_NOTFOUND) {
-		(void)store_wtx_end(st, &w, STORE_OK);
-		return STORE_OK;
-	}
-	if ((rc = store_wtx_end(st, &w, rc)) != STORE_OK) {
-		st->n_pending = queued;
+	if (rc == STORE_NOTFOUND)
+		rc = STORE_OK;              /* nothing that old: done */
+	if ((rc = store_wtx_finish(st, &w, rc, queued)) != STORE_OK) {
 		*pruned = 0;
 		return rc;
 	}
-	if (!st->in_tx)
-		store_notify_pending(st);
 	return *pruned > 0 ? STORE_MORE : STORE_OK;
 }
 
