@@ -824,7 +824,6 @@ int cli_main(int argc, char **argv, char *const *envp)
 	/* Big (a few KB of options plus the config): not on the stack. */
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return fail("out of memory");
-
 	c->envp = envp;
 	rc = cli_run(c, argc, argv);
 	if (c->st != NULL)

@@ -282,12 +282,7 @@ static int req_write(struct deliver *d, struct deliver_req *r)
 	return rc;
 }
 
-/*
- * Writes the batch; sets each request's rc. A single message whose write
- * fails does not spoil the others (store_message_add uses a savepoint);
- * a group of several is written alone (deliver_take), so that its
- * failure rolls back all of it; a failed COMMIT fails them all.
- */
+/* For the commit latency of /metrics. */
 static uint64_t deliver_now_us(void)
 {
 	struct timespec ts;
@@ -296,6 +291,12 @@ static uint64_t deliver_now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
+/*
+ * Writes the batch; sets each request's rc. A single message whose write
+ * fails does not spoil the others (store_message_add uses a savepoint);
+ * a group of several is written alone (deliver_take), so that its
+ * failure rolls back all of it; a failed COMMIT fails them all.
+ */
 static void deliver_write(struct deliver *d, struct deliver_req *batch)
 {
 	uint64_t t0 = deliver_now_us();
