@@ -87,26 +87,24 @@ static size_t field_name_len(const char *s, size_t n)
 	return i > 0 && i < n && s[i] == ':' ? i : 0;
 }
 
-/* A header field: its first line at *pos and its continuations. Sets the
- * field's extent [*start, *end) (line ends included), and *pos past it.
- * false at the end of the header section; *body is where the body begins
- * and *blank whether an empty line ended the section. */
+/* A header field: where it starts, where it ends (line ends included)
+ * and its name's length. */
 struct field {
 	size_t start, end, namelen;
 };
 
-static bool field_next(const char *in, size_t len, size_t *pos, struct field *f,
-    size_t *body, bool *blank)
+/* The field at *pos, with its folded continuations; *pos moves past it.
+ * false at the end of the header section, with *body where the body
+ * begins (after the empty line, or at the first line that is no field). */
+static bool field_next(const char *in, size_t len, size_t *pos, struct field *f, size_t *body)
 {
 	size_t n, next;
 
-	*blank = false;
 	if (!line_at(in, len, *pos, &n, &next)) {
 		*body = len;
 		return false;
 	}
 	if (n == 0 || (f->namelen = field_name_len(in + *pos, n)) == 0) {
-		*blank = n == 0;
 		*body = n == 0 ? next : *pos;
 		return false;
 	}
@@ -238,9 +236,8 @@ static enum sendmail_msg_rc scan_header(const char *in, size_t len,
 	enum sendmail_msg_rc rc = SENDMAIL_MSG_OK;
 	size_t pos = 0, body;
 	struct field f;
-	bool blank;
 
-	while (rc == SENDMAIL_MSG_OK && field_next(in, len, &pos, &f, &body, &blank)) {
+	while (rc == SENDMAIL_MSG_OK && field_next(in, len, &pos, &f, &body)) {
 		seen[0] |= field_is(in, &f, "From");
 		seen[1] |= field_is(in, &f, "Date");
 		seen[2] |= field_is(in, &f, "Message-ID");
@@ -268,10 +265,9 @@ static void write_message(struct out *o, const char *in, size_t len,
 {
 	size_t pos = 0, body = len;
 	struct field f;
-	bool blank;
 
 	out_missing(o, opt, seen[0], seen[1], seen[2]);
-	while (field_next(in, len, &pos, &f, &body, &blank))
+	while (field_next(in, len, &pos, &f, &body))
 		if (!(opt->rcpts_from_headers && field_is(in, &f, "Bcc")))
 			out_lines(o, in, f.start, f.end);
 	out_put(o, "\r\n", 2);
