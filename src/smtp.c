@@ -346,7 +346,7 @@ static size_t smtp_feed(struct smtp_session *s, uint64_t limit)
  * without a reply (a server that crashed, a network that broke). */
 static bool smtp_chaos_cut(struct smtp_session *s)
 {
-	if (!s->chaos_cut)
+	if (!s->chaos_cut || conn_input_length(s->conn) == 0)
 		return false;
 	conn_consume(s->conn, conn_input_length(s->conn));
 	s->mode = M_DONE;

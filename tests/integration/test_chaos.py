@@ -179,7 +179,7 @@ class ChaosTest(harness.TestCase):
         t = time.monotonic()
         self.assertEqual(s.noop()[0], 250)
         slow = time.monotonic() - t
-        self.assertGreaterEqual(slow, 0.7)
+        self.assertGreaterEqual(slow, 0.65)      # libevent's cached clock may be a ms early
         self.assertLess(fast, 0.5)
         # While a command waits, the loop serves everyone else at once.
         s.send(b"NOOP\r\n")

@@ -1,7 +1,8 @@
 /*
  * The SMTP session fed byte strings through the conn double: exact
  * replies to the greeting, EHLO, bad and pipelined commands, an
- * over-long command line, QUIT, and a whole transaction into the store.
+ * over-long command line, QUIT, a whole transaction into the store, and
+ * each chaos trigger's reply.
  */
 #include <criterion/criterion.h>
 
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mailsnare/chaos.h"
 #include "mailsnare/deliver.h"
 #include "mailsnare/server.h"
 #include "mailsnare/smtp.h"
@@ -211,4 +213,82 @@ Test(smtp_session, transaction_is_stored)
 	cr_assert_str_eq(t.buf + t.len - (sizeof(want) - 1), want);
 	cr_assert_eq(st.size, t.len);
 	free(t.buf);
+}
+
+/* ---- chaos: each trigger at 100 % ---- */
+
+static void chaos_on(const char *spec)
+{
+	struct chaos_config cc;
+	char err[128];
+
+	chaos_config_default(&cc);
+	cr_assert_eq(chaos_parse(spec, &cc, err, sizeof(err)), 0, "%s", err);
+	chaos_setup(true, &cc, 1);
+}
+
+static void chaos_transaction_start(void)
+{
+	cd_output(c);
+	cd_feeds(c, "EHLO a.test\r\n");
+	cd_output(c);
+}
+
+Test(smtp_session, chaos_connect)
+{
+	cd_stop(c);
+	chaos_on("Connect:421:100");
+	c = cd_start(&smtp_proto);
+	cr_assert_str_eq(cd_output(c), "421 Chaos connect error\r\n");
+	cr_assert(cd_closed(c));
+}
+
+Test(smtp_session, chaos_sender_recipient_auth)
+{
+	chaos_on("Sender:451:100");
+	chaos_transaction_start();
+	expect("MAIL FROM:<a@a.test>\r\n", "451 Chaos sender error\r\n");
+	chaos_on("Recipient:550:100");
+	expect("MAIL FROM:<a@a.test>\r\n", "250 2.1.0 Ok\r\n");
+	expect("RCPT TO:<b@b.test>\r\n", "550 Chaos recipient error\r\n");
+	expect("RSET\r\n", "250 2.0.0 Ok\r\n");
+	chaos_on("Authentication:535:100");
+	expect("AUTH PLAIN AGRldgBkZXY=\r\n", "535 Chaos authentication error\r\n");
+}
+
+Test(smtp_session, chaos_data_refuses_after_the_data)
+{
+	struct stored st = { 0 };
+
+	chaos_on("Data:554:100");
+	chaos_transaction_start();
+	expect("MAIL FROM:<a@a.test>\r\nRCPT TO:<b@b.test>\r\nDATA\r\n",
+	    "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n");
+	expect("Subject: x\r\n\r\nbody\r\n.\r\n", "554 Chaos data error\r\n");
+	expect("NOOP\r\n", "250 2.0.0 Ok\r\n");
+	cr_assert_eq(store_message_foreach(conn_server(c)->store, SMTP_DEFAULT_INBOX, collect, &st), 0);
+	cr_assert_eq(st.n, 0);
+}
+
+Test(smtp_session, chaos_disconnect_in_data)
+{
+	chaos_on("Disconnect:421:100");
+	chaos_transaction_start();
+	expect("MAIL FROM:<a@a.test>\r\nRCPT TO:<b@b.test>\r\nDATA\r\n",
+	    "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n");
+	cr_assert_not(cd_closed(c));
+	expect("Subject: x\r\n\r\nhalf", "");
+	cr_assert(cd_closed(c));
+}
+
+/* Delay: the command waits on a timer, the connection paused meanwhile. */
+Test(smtp_session, chaos_delay_is_a_timer)
+{
+	chaos_on("Delay:20:100");
+	cd_output(c);
+	expect("NOOP\r\n", "");
+	cr_assert(cd_paused(c));
+	event_base_dispatch(conn_server(c)->base);
+	cd_run(c);
+	cr_assert_str_eq(cd_output(c), "250 2.0.0 Ok\r\n");
 }
