@@ -145,6 +145,7 @@ static int run_message_release(struct cli *c);
 static int run_version(struct cli *c);
 static int run_help(struct cli *c);
 static int run_config_keys(struct cli *c);
+static int run_sendmail(struct cli *c);
 
 static const struct command commands[] = {
 	{ "serve", NULL, 0, 0, 0, NEED_CONFIG, NULL, run_serve,
@@ -166,6 +167,9 @@ static const struct command commands[] = {
 	{ "message", "release", 1, 1, OPT_TO, NEED_STORE, check_message_release,
 	  run_message_release, "mailsnare message release ID --to ADDRESS [--to ...]",
 	  "send it on to relay-host" },
+	{ "sendmail", NULL, 0, CLI_MAX_WORDS, 0, NEED_NOTHING, NULL, run_sendmail,
+	  "mailsnare sendmail [-t] [-i] [-f FROM] [-F NAME] [RCPT...]",
+	  "submit a message on standard input over SMTP, as sendmail does" },
 	{ "config", "keys", 0, 0, 0, NEED_NOTHING, NULL, run_config_keys,
 	  "mailsnare config keys", "each config key, its variable and default" },
 	{ "version", NULL, 0, 0, 0, NEED_NOTHING, NULL, run_version,
@@ -248,6 +252,14 @@ static int run_help(struct cli *c)
 	if (c->nargs == 0)
 		return print_help();
 	return print_command_help(c->args[0], c->nargs > 1 ? c->args[1] : NULL);
+}
+
+/* Only reached with mailsnare's options before the word: cli_main hands
+ * `mailsnare sendmail ...` to sendmail_main, whose options are its own. */
+static int run_sendmail(struct cli *c)
+{
+	fail("sendmail: give its options after the word sendmail (mailsnare sendmail -C FILE ...)");
+	return EXIT_USAGE;
 }
 
 static int run_version(struct cli *c)

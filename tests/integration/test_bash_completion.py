@@ -57,7 +57,7 @@ class CompletionTest(unittest.TestCase):
 
     def test_commands(self):
         self.assertEqual(self.complete(""),
-                         ["config", "help", "inbox", "message", "serve", "version"])
+                         ["config", "help", "inbox", "message", "sendmail", "serve", "version"])
         self.assertEqual(self.complete("in"), ["inbox"])
         self.assertEqual(self.complete("inbox", ""), ["add", "del", "list"])
         self.assertEqual(self.complete("message", "g"), ["get"])
