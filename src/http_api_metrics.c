@@ -24,8 +24,8 @@ enum http_rc http_api_metrics(struct http_req *r)
 	}
 	/* An inbox's login (or the /api/v1/inboxes/{Name}/ prefix) sees its
 	 * own inbox's numbers only, as everywhere in the API. */
-	if (metrics_render(out, r->srv->store, r->srv->cfg->db,
-	    r->inbox_id != 0 ? r->inbox : NULL) < 0) {
+	if (metrics_render(out, &(struct metrics_source){ &r->srv->stats, r->srv->store,
+	    r->srv->cfg->db, r->inbox_id != 0 ? r->inbox : NULL }) < 0) {
 		evbuffer_free(out);
 		http_reply_text(r, 500, "store error");
 		return HTTP_DONE;

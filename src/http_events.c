@@ -465,9 +465,9 @@ static void events_store_cb(void *arg, enum store_change what, int64_t inbox_id,
 
 	(void)mailbox_id;
 	/* /api/v1/info's MessagesDeleted: an expunge whose message is gone
-	 * (a moved one keeps its id). */
-	if (what == STORE_CHANGE_EXPUNGE &&
-	    store_message_state(ev->st, message_id, NULL, NULL, 0, NULL) == STORE_NOTFOUND)
+	 * (a moved one keeps its id), and every prune. */
+	if (what == STORE_CHANGE_PRUNE || (what == STORE_CHANGE_EXPUNGE &&
+	    store_message_state(ev->st, message_id, NULL, NULL, 0, NULL) == STORE_NOTFOUND))
 		ev->hs->srv->stats.messages_deleted++;
 	/* Without subscribers nothing is built, but for a while after the
 	 * last one left: an EventSource reconnects and asks for what it

@@ -14,6 +14,7 @@
 
 #include <event2/buffer.h>
 
+#include "mailsnare/server.h"
 #include "mailsnare/store.h"
 
 struct metrics metrics;
@@ -188,12 +189,25 @@ static void render_commits(struct evbuffer *out)
 	    metrics.commits, (double)metrics.commit_us_sum / 1e6, metrics.commits);
 }
 
-int metrics_render(struct evbuffer *out, struct store *st, const char *db, const char *inbox)
+static void render_smtp(struct evbuffer *out, const struct server_stats *ss)
+{
+	one(out, "mailsnare_smtp_accepted_total", "counter", "Messages accepted over SMTP.",
+	    ss->smtp_accepted);
+	one(out, "mailsnare_smtp_rejected_total", "counter",
+	    "SMTP transactions refused at or after their data.", ss->smtp_rejected);
+	one(out, "mailsnare_smtp_received_bytes_total", "counter",
+	    "Bytes of the messages accepted over SMTP.", ss->smtp_accepted_size);
+	one(out, "mailsnare_messages_deleted_total", "counter",
+	    "Messages removed from the store (deleted, expunged, pruned; not moved).",
+	    ss->messages_deleted);
+}
+
+int metrics_render(struct evbuffer *out, const struct metrics_source *src)
 {
 	struct store_space sp;
 	time_t now = time(NULL);
 
-	if (store_space(st, &sp) != STORE_OK || render_inboxes(out, st, inbox) < 0)
+	if (store_space(src->st, &sp) != STORE_OK || render_inboxes(out, src->st, src->inbox) < 0)
 		return -1;
 	one(out, "mailsnare_uptime_seconds", "gauge", "Seconds since the server started.",
 	    (uint64_t)(now > metrics.started ? now - metrics.started : 0));
@@ -202,18 +216,12 @@ int metrics_render(struct evbuffer *out, struct store *st, const char *db, const
 	    metrics.conn_total);
 	per_proto(out, "mailsnare_auth_failures_total", "counter", "Failed logins.",
 	    metrics.auth_failures);
-	one(out, "mailsnare_smtp_accepted_total", "counter", "Messages accepted over SMTP.",
-	    metrics.smtp_accepted);
-	one(out, "mailsnare_smtp_rejected_total", "counter",
-	    "MAIL, RCPT, DATA and BDAT commands and message data answered 4xx or 5xx.",
-	    metrics.smtp_rejected);
-	one(out, "mailsnare_smtp_received_bytes_total", "counter",
-	    "Bytes of the messages accepted over SMTP.", metrics.smtp_bytes);
+	render_smtp(out, src->stats);
 	one(out, "mailsnare_chaos_triggered_total", "counter", "Faults injected by chaos.",
 	    metrics.chaos_triggered);
 	one(out, "mailsnare_pruned_age_total", "counter", "Messages pruned by max-age.",
 	    metrics.pruned_age);
-	render_store(out, &sp, db);
+	render_store(out, &sp, src->db);
 	render_commits(out);
 	return 0;
 }

@@ -19,7 +19,6 @@
 #include "mailsnare/ingest.h"
 #include "mailsnare/line_input.h"
 #include "mailsnare/log.h"
-#include "mailsnare/metrics.h"
 #include "mailsnare/sasl.h"
 #include "mailsnare/smtp.h"
 #include "mailsnare/smtp_data.h"
@@ -82,7 +81,6 @@ struct smtp_session {
 	uint64_t bdat_left;              /* chunk bytes still to read */
 	bool bdat_discard;               /* ... and drop (rejected BDAT) */
 	struct smtp_tx *tx;
-	enum smtp_verb verb;             /* the command being answered (metrics) */
 	struct event *ev_chaos;          /* chaos Delay: the wait before a command */
 	bool chaos_waited;               /* ... is over for the next command */
 	bool chaos_cut;                  /* chaos Disconnect: cut at the data */
@@ -113,9 +111,6 @@ static void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	va_end(ap);
 	conn_printf(s->conn, "%s\r\n", line);
 	log_debug("smtp: %s: >>> %s", conn_peer(s->conn), line);
-	if ((line[0] == '4' || line[0] == '5') && (s->verb == SMTP_CMD_MAIL ||
-	    s->verb == SMTP_CMD_RCPT || s->verb == SMTP_CMD_DATA || s->verb == SMTP_CMD_BDAT))
-		metrics.smtp_rejected++;
 	if (line[0] != '5')
 		return;
 	/* Every refused command counts; a client that keeps failing is cut
@@ -238,10 +233,7 @@ static void smtp_delivered(void *arg, int rc, int64_t id)
 	struct smtp_tx *tx = s->tx;
 
 	tx->req = NULL;
-	s->verb = SMTP_CMD_DATA;
 	if (rc == STORE_OK) {
-		metrics.smtp_accepted++;
-		metrics.smtp_bytes += tx->msg.src.size;
 		log_info("smtp: %s: stored message %" PRId64 " (%" PRIu64 " bytes, from <%s>, "
 		    "%zu rcpt)", conn_peer(s->conn), id, tx->msg.src.size, tx->mail_from,
 		    tx->nrcpts);
@@ -803,7 +795,6 @@ static void smtp_command(void *arg, const char *line, size_t len)
 		smtp_reply(s, "500 5.5.2 Line too long");
 		return;
 	}
-	s->verb = verb;
 	for (i = 0; i < sizeof(smtp_commands) / sizeof(smtp_commands[0]); i++)
 		if (smtp_commands[i].verb == verb)
 			cmd = &smtp_commands[i];

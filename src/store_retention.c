@@ -24,10 +24,11 @@ static const char sql_prune_older[] =
     "DELETE FROM message WHERE id IN (SELECT id FROM message WHERE mailbox_id = ?1"
     " ORDER BY uid LIMIT ?3) AND internal_date < ?2 RETURNING mailbox_id, id";
 
+/* The counts the store keeps per mailbox (schema 7's triggers): one row
+ * per mailbox read, never the messages. */
 static const char sql_counts[] =
-    "SELECT i.name, count(m.id), coalesce(sum((m.flags & 1) = 0), 0) FROM inbox i"
-    " LEFT JOIN mailbox b ON b.inbox_id = i.id LEFT JOIN message m ON m.mailbox_id = b.id"
-    " GROUP BY i.id ORDER BY i.name";
+    "SELECT i.name, coalesce(sum(b.n_messages), 0), coalesce(sum(b.n_unseen), 0)"
+    " FROM inbox i LEFT JOIN mailbox b ON b.inbox_id = i.id GROUP BY i.id ORDER BY i.name";
 
 static int prepare(struct sqlite_store *st, const char *sql, sqlite3_stmt **s)
 {

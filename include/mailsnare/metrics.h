@@ -12,6 +12,7 @@
 #include <time.h>
 
 struct evbuffer;
+struct server_stats;
 struct store;
 
 enum metrics_proto { METRICS_SMTP, METRICS_POP3, METRICS_IMAP, METRICS_HTTP, METRICS_NPROTO };
@@ -24,7 +25,6 @@ struct metrics {
 	uint64_t conn_total[METRICS_NPROTO];
 	uint64_t conn_current[METRICS_NPROTO];
 	uint64_t auth_failures[METRICS_NPROTO];
-	uint64_t smtp_accepted, smtp_rejected, smtp_bytes;
 	uint64_t chaos_triggered;
 	uint64_t commits, commit_us_sum;
 	uint64_t commit_buckets[METRICS_COMMIT_BUCKETS];   /* not cumulative */
@@ -42,10 +42,17 @@ void metrics_auth_failure(const char *proto);
 /* A commit of the group commit took us microseconds. */
 void metrics_commit(uint64_t us);
 
-/* The exposition: every counter, and the store's per inbox numbers and
- * size (db is its file, for the size on disk); only inbox's numbers when
- * it is not NULL (a caller scoped to one inbox). 0, or -1 if the store
- * failed (then nothing is written). */
-int metrics_render(struct evbuffer *out, struct store *st, const char *db, const char *inbox);
+/* What a scrape shows besides these counters. */
+struct metrics_source {
+	const struct server_stats *stats;   /* SMTP and deletions (server.h) */
+	struct store *st;
+	const char *db;                     /* its file, for the size on disk */
+	const char *inbox;                  /* only this inbox's numbers, or NULL */
+};
+
+/* The exposition: every counter, the server's stats, the store's per
+ * inbox numbers and size. 0, or -1 if the store failed (then nothing is
+ * written). */
+int metrics_render(struct evbuffer *out, const struct metrics_source *src);
 
 #endif

@@ -236,7 +236,7 @@ int store_vacuum_step(struct store *st, unsigned pages);
 int store_make_incremental(struct store *st);
 
 /* Messages and unread messages of every inbox, in all its mailboxes
- * (counted on the covering index, for /metrics). */
+ * (the counts the store keeps per mailbox, for /metrics). */
 typedef int (*store_inbox_count_cb)(const char *name, int64_t messages, int64_t unread,
     void *arg);
 int store_inbox_counts(struct store *st, store_inbox_count_cb cb, void *arg);

@@ -151,6 +151,7 @@ class MetricsTest(harness.TestCase):
                 "mailsnare_smtp_accepted_total": "counter",
                 "mailsnare_smtp_rejected_total": "counter",
                 "mailsnare_smtp_received_bytes_total": "counter",
+                "mailsnare_messages_deleted_total": "counter",
                 "mailsnare_store_size_bytes": "gauge", "mailsnare_store_pages": "gauge",
                 "mailsnare_store_free_pages": "gauge",
                 "mailsnare_store_page_size_bytes": "gauge",
@@ -176,6 +177,10 @@ class MetricsTest(harness.TestCase):
             s.ehlo("metrics.test")
             self.assertEqual(s.docmd("MAIL FROM:<a@example.test> BOGUS=1")[0], 555)
             self.assertEqual(s.docmd("RCPT TO:<b@example.test>")[0], 503)
+            # Refused after its data (a line over 1000 octets): one rejected.
+            s.mail("a@example.test")
+            s.rcpt("b@example.test")
+            self.assertEqual(s.data(b"Subject: long\r\n\r\n" + b"z" * 1200 + b"\r\n")[0], 500)
             plain = base64.b64encode(b"\0dev\0wrong").decode()
             self.assertEqual(s.docmd("AUTH PLAIN " + plain)[0], 535)    # one failed login
         imap = RawIMAP(self.server.addr("imap"))
@@ -193,7 +198,7 @@ class MetricsTest(harness.TestCase):
 
         self.assertEqual(delta("mailsnare_smtp_accepted_total"), 3)
         self.assertEqual(delta("mailsnare_smtp_received_bytes_total"), stored)
-        self.assertEqual(delta("mailsnare_smtp_rejected_total"), 2)    # the MAIL and the RCPT
+        self.assertEqual(delta("mailsnare_smtp_rejected_total"), 1)    # not the MAIL, the RCPT
         self.assertEqual(delta("mailsnare_connections_total", protocol="smtp"), 4)
         self.assertEqual(delta("mailsnare_connections_total", protocol="imap"), 1)
         self.assertEqual(value(after, "mailsnare_connections", protocol="smtp"), 0)
@@ -219,6 +224,11 @@ class MetricsTest(harness.TestCase):
         self.assertEqual(stats["SMTPAccepted"], value(read, "mailsnare_smtp_accepted_total"))
         self.assertEqual(stats["SMTPAcceptedSize"],
                          value(read, "mailsnare_smtp_received_bytes_total"))
+        self.assertEqual(stats["SMTPRejected"], value(read, "mailsnare_smtp_rejected_total"))
+        # A delete counts.
+        hh.request(self.server, "DELETE", "/api/v1/messages", body={"IDs": [msgs[0]["ID"]]})
+        self.assertEqual(value(self.scrape(), "mailsnare_messages_deleted_total"),
+                         value(read, "mailsnare_messages_deleted_total") + 1)
 
     def test_an_inbox_login_sees_its_own_inbox_only(self):
         r = hh.request(self.server, "GET", "/metrics", auth=('we"ird\\box', "pw"))

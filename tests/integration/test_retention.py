@@ -86,6 +86,9 @@ class RetentionTest(RetentionCase):
         self.assertLess(pragma(self.server.db, "page_count"), pages - 150)
         metrics = hh.request(self.server, "GET", "/metrics").body.decode()
         self.assertIn("\nmailsnare_pruned_age_total 3\n", metrics)
+        self.assertIn("\nmailsnare_messages_deleted_total 3\n", metrics)
+        stats = hh.get_json(self, self.server, "/api/v1/info")["RuntimeStats"]
+        self.assertEqual(stats["MessagesDeleted"], 3)
         self.assertIn(b"retention: pruned", self.server.read_log(self._log_offset))
 
 
