@@ -230,8 +230,9 @@ class DisabledTest(harness.TestCase):
     def test_bad_triggers_stop_the_start(self):
         cp = self.server.cli("--chaos-triggers", "Sender:600:1", "inbox", "list")
         self.assertEqual(cp.returncode, 2)
-        self.assertEqual(cp.stderr, b"mailsnare: --chaos-triggers: 'Sender:600:1': error code "
-                                    b"must be between 400 and 599\n")
+        self.assertEqual(cp.stderr, b"mailsnare: --chaos-triggers: invalid value 'Sender:600:1' "
+                                    b"('Sender:600:1': error code must be between 400 and "
+                                    b"599)\n")
 
 
 if __name__ == "__main__":

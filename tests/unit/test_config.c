@@ -775,16 +775,20 @@ Test(config, retention_chaos_and_metrics_keys)
 	expect_error("max-age = 4000d\n", home_env, NULL, 0,
 	    "F:1: max-age: 4000d out of range (want 0..316224000)");
 	expect_error("chaos-triggers = Sender:451:101\n", home_env, NULL, 0,
-	    "F:1: chaos-triggers: 'Sender:451:101': probability must be between 0 and 100");
+	    "F:1: chaos-triggers: invalid value 'Sender:451:101' ('Sender:451:101': probability"
+	    " must be between 0 and 100)");
 	expect_error("chaos-triggers = Sender:399:1\n", home_env, NULL, 0,
-	    "F:1: chaos-triggers: 'Sender:399:1': error code must be between 400 and 599");
+	    "F:1: chaos-triggers: invalid value 'Sender:399:1' ('Sender:399:1': error code must"
+	    " be between 400 and 599)");
 	expect_error("chaos-triggers = Jim:451:1\n", home_env, NULL, 0,
-	    "F:1: chaos-triggers: unknown trigger 'Jim' (want Sender, Recipient, Authentication,"
-	    " Connect, Data, Disconnect or Delay)");
+	    "F:1: chaos-triggers: invalid value 'Jim:451:1' (unknown trigger 'Jim' (want Sender,"
+	    " Recipient, Authentication, Connect, Data, Disconnect or Delay))");
 	expect_error("chaos-triggers = Sender:451\n", home_env, NULL, 0,
-	    "F:1: chaos-triggers: 'Sender:451': want Sender:CODE:PROBABILITY");
+	    "F:1: chaos-triggers: invalid value 'Sender:451' ('Sender:451': want"
+	    " Sender:CODE:PROBABILITY)");
 	expect_error("chaos-triggers = Sender:451:1,,Data:554:1\n", home_env, NULL, 0,
-	    "F:1: chaos-triggers: empty trigger (want Trigger:CODE:PROBABILITY,...)");
+	    "F:1: chaos-triggers: invalid value 'Sender:451:1,,Data:554:1' (empty trigger (want"
+	    " Trigger:CODE:PROBABILITY,...))");
 }
 
 Test(config, tls_cert_and_key_come_together)
