@@ -2495,6 +2495,7 @@ Test(store_sqlite, staged_body_bad_source)
 	cr_assert_eq(raw_int("SELECT count(*) FROM body_more"), 0);
 	store_close(st);
 	free(p);
+}
 
 /* A file from before auto_vacuum (NONE) is made incremental by VACUUM,
  * its mail kept. */
