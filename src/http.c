@@ -791,8 +791,8 @@ void http_server_free(struct http_server *hs)
 	free(hs);
 }
 
-void http_server_index_caught_up(struct http_server *hs)
+void http_server_index_slice(struct http_server *hs, bool caught_up)
 {
 	if (hs != NULL)
-		http_park_caught_up(hs->park);
+		http_park_slice(hs->park, caught_up);
 }

@@ -74,6 +74,7 @@ struct http_req {
 	struct http_sub *sub;              /* http_events.c's, or NULL */
 	/* Parked for the search index (http_park.c): the handler to run. */
 	enum http_rc (*park_fn)(struct http_req *r);
+	uint64_t park_until;               /* monotonic ms: goes on anyway */
 	struct http_req *park_prev, *park_next;
 };
 
@@ -99,7 +100,7 @@ void http_req_done(struct http_req *r);
 struct http_park *http_park_new(struct http_server *hs);
 void http_park_free(struct http_park *p);
 bool http_park(struct http_req *r, http_handler fn);
-void http_park_caught_up(struct http_park *p);
+void http_park_slice(struct http_park *p, bool caught_up);
 
 /* http_reply.c: every reply goes through these; they set Date, CORS and
  * compress when the client accepts gzip. */

@@ -12,9 +12,12 @@
  * without the slices (no server loop), the handler runs at once and its
  * query indexes synchronously, as every other caller's does. A client
  * that goes away while parked is dropped through the connection's close
- * callback (http_req_defer, r->cleanup).
+ * callback (http_req_defer, r->cleanup). Mail that keeps coming faster
+ * than it is indexed never empties the backlog: a request parked for
+ * HTTP_PARK_WAIT_MS goes on anyway, and its own query indexes the rest.
  */
 #include <stdlib.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -27,13 +30,41 @@
 #define HTTP_PARK_MAX 1024
 /* Resumed per loop pass: each runs its search (the index caught up). */
 #define HTTP_PARK_BATCH 8
+/* Parked at most this long, caught up or not. */
+#define HTTP_PARK_WAIT_MS 5000
 
 struct http_park {
 	struct http_server *hs;
 	struct event *ev_wake;
 	struct http_req *head, *tail;      /* oldest first */
 	unsigned n;
+	bool caught_up;                    /* every parked one may go on */
 };
+
+static uint64_t park_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* From the next loop pass on, after its I/O (not event_active: that
+ * would run again before any other client's callback). */
+static void park_schedule(struct http_park *p)
+{
+	struct timeval now = { 0, 0 };
+
+	(void)event_add(p->ev_wake, &now);
+}
+
+/* The oldest parked request, if it may go on now. */
+static struct http_req *park_ready(struct http_park *p, uint64_t now)
+{
+	if (p->head == NULL || (!p->caught_up && p->head->park_until > now))
+		return NULL;
+	return p->head;
+}
 
 static void park_unlink(struct http_park *p, struct http_req *r)
 {
@@ -75,14 +106,18 @@ static void park_resume(struct http_park *p, struct http_req *r)
 static void park_wake(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_park *p = arg;
+	uint64_t now = park_now_ms();
+	struct http_req *r;
 	unsigned i;
 
 	(void)fd;
 	(void)what;
-	for (i = 0; i < HTTP_PARK_BATCH && p->head != NULL; i++)
-		park_resume(p, p->head);
-	if (p->head != NULL)
-		event_active(p->ev_wake, EV_TIMEOUT, 0);
+	for (i = 0; i < HTTP_PARK_BATCH && (r = park_ready(p, now)) != NULL; i++)
+		park_resume(p, r);
+	if (park_ready(p, now) != NULL)
+		park_schedule(p);
+	else if (p->head == NULL)
+		p->caught_up = false;
 }
 
 struct http_park *http_park_new(struct http_server *hs)
@@ -124,6 +159,8 @@ bool http_park(struct http_req *r, http_handler fn)
 		return false;
 	}
 	r->park_fn = fn;
+	r->park_until = park_now_ms() + HTTP_PARK_WAIT_MS;
+	p->caught_up = false;
 	r->park_prev = p->tail;
 	r->park_next = NULL;
 	if (p->tail)
@@ -137,8 +174,12 @@ bool http_park(struct http_req *r, http_handler fn)
 	return true;
 }
 
-void http_park_caught_up(struct http_park *p)
+void http_park_slice(struct http_park *p, bool caught_up)
 {
-	if (p != NULL && p->head != NULL)
-		event_active(p->ev_wake, EV_TIMEOUT, 0);
+	if (p == NULL)
+		return;
+	if (caught_up)
+		p->caught_up = true;
+	if (park_ready(p, park_now_ms()) != NULL)
+		park_schedule(p);
 }

@@ -288,7 +288,18 @@ static void serve_poll_external(evutil_socket_t fd, short what, void *arg)
 struct serve_index {
 	struct server *srv;
 	struct event *ev;
+	bool hurry;           /* a search waits: no quiet period */
 };
+
+/* The next slice after this loop pass's I/O: an event made active from
+ * its own callback would run again in the same pass, before any other
+ * client's (libevent empties a priority's queue before it polls). */
+static void serve_index_again(struct serve_index *ix)
+{
+	struct timeval now = { 0, 0 };
+
+	(void)event_add(ix->ev, &now);
+}
 
 static void serve_index_slice(evutil_socket_t fd, short what, void *arg)
 {
@@ -302,19 +313,23 @@ static void serve_index_slice(evutil_socket_t fd, short what, void *arg)
 		log_warn("store: search index back-fill: %s", store_errmsg(ix->srv->store));
 		more = false;
 	} else if (more)
-		event_active(ix->ev, EV_TIMEOUT, 0);
+		serve_index_again(ix);
+	if (!ix->hurry)
+		return;
 	/* Parked searches go on once nothing new waits (the back-fill of
 	 * older mail may go on), or when the slices stop for any reason:
 	 * their own catch-up does the rest. */
 	if (!more || !store_index_backlog(ix->srv->store))
-		http_server_index_caught_up(ix->srv->http);
+		ix->hurry = false;
+	http_server_index_slice(ix->srv->http, !ix->hurry);
 }
 
 bool serve_index_hurry(struct server *srv)
 {
 	if (srv->index == NULL || srv->index->ev == NULL)
 		return false;
-	event_active(srv->index->ev, EV_TIMEOUT, 0);
+	srv->index->hurry = true;
+	serve_index_again(srv->index);
 	return true;
 }
 
@@ -327,7 +342,8 @@ static void serve_index_wake(void *arg, enum store_change what, int64_t inbox_id
 	(void)inbox_id;
 	(void)mailbox_id;
 	(void)message_id;
-	if (what == STORE_CHANGE_NEW || what == STORE_CHANGE_EXTERNAL)
+	/* While a search waits the slices go on, deliveries or not. */
+	if ((what == STORE_CHANGE_NEW || what == STORE_CHANGE_EXTERNAL) && !ix->hurry)
 		(void)event_add(ix->ev, &quiet);
 }
 
@@ -384,7 +400,7 @@ static int serve_loop(struct server *srv)
 {
 	struct event *sigint, *sigterm, *sighup, *poll;
 	struct timeval tv = { 0, SERVE_EXTERNAL_POLL_MS * 1000 };
-	struct serve_index ix = { srv, NULL };
+	struct serve_index ix = { srv, NULL, false };
 	int rc = -1;
 
 	sigint = evsignal_new(srv->base, SIGINT, serve_signal, srv);
