@@ -474,7 +474,7 @@ static void http_auth_delay_done(evutil_socket_t fd, short what, void *arg)
 	http_req_free(r);
 }
 
-static uint64_t http_now_ms(void)
+uint64_t http_now_ms(void)
 {
 	struct timespec ts;
 

@@ -87,6 +87,8 @@ const char *http_query(struct http_req *r, const char *name);   /* NULL if absen
 const char *http_header(struct http_req *r, const char *name);
 /* The request body (NUL-terminated copy), or NULL; *len its length. */
 char *http_body(struct http_req *r, size_t *len);
+/* CLOCK_MONOTONIC in milliseconds. */
+uint64_t http_now_ms(void);
 /* A reply is going to be sent later: keeps r until http_req_done. */
 void http_req_defer(struct http_req *r);
 /* Frees r (after its reply). */

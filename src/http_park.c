@@ -17,7 +17,6 @@
  * HTTP_PARK_WAIT_MS goes on anyway, and its own query indexes the rest.
  */
 #include <stdlib.h>
-#include <time.h>
 
 #include <event2/event.h>
 
@@ -40,14 +39,6 @@ struct http_park {
 	unsigned n;
 	bool caught_up;                    /* every parked one may go on */
 };
-
-static uint64_t park_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* From the next loop pass on, after its I/O (not event_active: that
  * would run again before any other client's callback). */
@@ -106,7 +97,7 @@ static void park_resume(struct http_park *p, struct http_req *r)
 static void park_wake(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_park *p = arg;
-	uint64_t now = park_now_ms();
+	uint64_t now = http_now_ms();
 	struct http_req *r;
 	unsigned i;
 
@@ -159,7 +150,7 @@ bool http_park(struct http_req *r, http_handler fn)
 		return false;
 	}
 	r->park_fn = fn;
-	r->park_until = park_now_ms() + HTTP_PARK_WAIT_MS;
+	r->park_until = http_now_ms() + HTTP_PARK_WAIT_MS;
 	p->caught_up = false;
 	r->park_prev = p->tail;
 	r->park_next = NULL;
@@ -180,6 +171,6 @@ void http_park_slice(struct http_park *p, bool caught_up)
 		return;
 	if (caught_up)
 		p->caught_up = true;
-	if (park_ready(p, park_now_ms()) != NULL)
+	if (park_ready(p, http_now_ms()) != NULL)
 		park_schedule(p);
 }
