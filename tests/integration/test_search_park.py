@@ -40,8 +40,9 @@ def body(rng, tag, n):
             % (n, tag, n, "\r\n".join(lines))).encode()
 
 
-def burst(server, tag, first, count, ids, errors):
-    """count messages on one connection, MAIL/RCPT/DATA pipelined."""
+def burst(server, tag, first, count, ids, errors, stop=None):
+    """count messages on one connection, MAIL/RCPT/DATA pipelined (fewer
+    once stop is set)."""
     rng = random.Random(first)
     try:
         with harness.RawSMTP(server.addr("smtp"), timeout=TIMEOUT) as s:
@@ -49,6 +50,8 @@ def burst(server, tag, first, count, ids, errors):
             if s.cmd("EHLO client.example.test").code != 250:
                 raise AssertionError("EHLO refused")
             for n in range(first, first + count):
+                if stop is not None and stop.is_set():
+                    break
                 s.send(b"MAIL FROM:<burst@sender.test>\r\nRCPT TO:<bob@example.test>\r\n"
                        b"DATA\r\n")
                 codes = [r.code for r in s.replies(3)]
@@ -113,11 +116,11 @@ class ParkedSearchCase(harness.TestCase):
     def assertServed(self, stalls, elapsed):
         """The other clients were answered all along while the search
         waited for the index: many replies, none held for long. Indexing
-        on the loop instead gives one or two, one as long as the search."""
-        self.assertGreaterEqual(len(stalls), 10, "search took %.3f s" % elapsed)
+        on the loop instead answers one or two, one held as long as the
+        search."""
+        self.assertGreaterEqual(len(stalls), 10, "search took %.3f s, stalls %r"
+                                % (elapsed, sorted(stalls)[-5:]))
         self.assertLess(max(stalls), MAX_STALL, "stalls %r" % sorted(stalls)[-5:])
-        self.assertLess(max(stalls), elapsed / 2, "stalls %r in %.3f s"
-                        % (sorted(stalls)[-5:], elapsed))
 
     def test_search_after_burst_does_not_hold_the_loop(self):
         ids = send_burst(self.server, "burstword", BURST)
@@ -151,6 +154,35 @@ class ParkedSearchCase(harness.TestCase):
         r = http_helpers.request(self.server, "GET",
                                  "/api/v1/search?limit=1000&query=readword%20is:read")
         self.assertEqual(sorted((m["ID"] for m in r.json()["messages"]), key=int), ids)
+
+    def test_mail_faster_than_the_index(self):
+        """Mail that keeps coming: the backlog may never empty, and a
+        parked search goes on after its 5 s anyway, with every message
+        acknowledged before it was sent."""
+        ids, errors, stop = [], [], threading.Event()
+        threads = [threading.Thread(target=burst, args=(
+            self.server, "streamword", 1000 * c, 100000, ids, errors, stop))
+            for c in range(CONNECTIONS)]
+        for t in threads:
+            t.start()
+        try:
+            harness.wait_until(lambda: len(ids) >= 200 or errors, timeout=TIMEOUT,
+                               what="200 messages")
+            before = set(ids)
+            t0 = time.monotonic()
+            r = http_helpers.request(self.server, "GET",
+                                     "/api/v1/search?limit=5000&query=streamword")
+            elapsed = time.monotonic() - t0
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(TIMEOUT)
+        self.assertEqual(errors, [])
+        self.assertEqual(r.status, 200, r)
+        got = {m["ID"] for m in r.json()["messages"]}
+        self.assertLessEqual(before, got)
+        self.assertLessEqual(got, set(ids))
+        self.assertLess(elapsed, 5 + 5, "parked for %.1f s" % elapsed)
 
     def test_client_gone_while_parked(self):
         ids = send_burst(self.server, "goneword", 100)
