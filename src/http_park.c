@@ -6,7 +6,7 @@
  * handler will search (http.c's route flags) is parked here instead,
  * serve.c's index slices run back to back (a few milliseconds each, other
  * clients served between them), and the request is dispatched to its
- * handler once the backlog is gone (http_server_index_caught_up).
+ * handler once the backlog is gone (http_server_index_slice).
  *
  * Parking is only an optimisation: beyond HTTP_PARK_MAX requests, or
  * without the slices (no server loop), the handler runs at once and its
