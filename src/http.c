@@ -48,6 +48,11 @@
 
 enum {
 	ROUTE_OPEN = 1 << 0,     /* no credentials needed (health checks) */
+	/* The handler searches (parked while the index has a backlog):
+	 * always, with a non-empty ?query=, with a "Search" in the body. */
+	ROUTE_SEARCH = 1 << 1,
+	ROUTE_SEARCH_QUERY = 1 << 2,
+	ROUTE_SEARCH_BODY = 1 << 3,
 };
 
 struct http_route {
@@ -60,36 +65,36 @@ struct http_route {
 /* Mailpit's paths (server/apiv1); GET also answers HEAD. */
 static const struct http_route http_routes[] = {
 	{ M_GET, "/api/v1/messages", http_api_messages_get, 0 },
-	{ M_PUT, "/api/v1/messages", http_api_messages_put, 0 },
+	{ M_PUT, "/api/v1/messages", http_api_messages_put, ROUTE_SEARCH_BODY },
 	{ M_DELETE, "/api/v1/messages", http_api_messages_delete, 0 },
-	{ M_GET, "/api/v1/search", http_api_search_get, 0 },
-	{ M_DELETE, "/api/v1/search", http_api_search_delete, 0 },
-	{ M_GET, "/api/v1/message/{}", http_api_message_get, 0 },
-	{ M_GET, "/api/v1/message/{}/headers", http_api_message_headers, 0 },
-	{ M_GET, "/api/v1/message/{}/raw", http_api_message_raw, 0 },
-	{ M_GET, "/api/v1/message/{}/part/{}", http_api_message_part, 0 },
+	{ M_GET, "/api/v1/search", http_api_search_get, ROUTE_SEARCH_QUERY },
+	{ M_DELETE, "/api/v1/search", http_api_search_delete, ROUTE_SEARCH_QUERY },
+	{ M_GET, "/api/v1/message/{}", http_api_message_get, ROUTE_SEARCH_QUERY },
+	{ M_GET, "/api/v1/message/{}/headers", http_api_message_headers, ROUTE_SEARCH_QUERY },
+	{ M_GET, "/api/v1/message/{}/raw", http_api_message_raw, ROUTE_SEARCH_QUERY },
+	{ M_GET, "/api/v1/message/{}/part/{}", http_api_message_part, ROUTE_SEARCH_QUERY },
 	{ M_GET, "/api/v1/message/{}/part/{}/thumb", http_api_message_thumb, 0 },
 	{ M_POST, "/api/v1/message/{}/release", http_api_message_release, 0 },
 	{ M_GET, "/api/v1/tags", http_api_tags_get, 0 },
 	{ M_PUT, "/api/v1/tags", http_api_tags_put, 0 },
-	{ M_PUT, "/api/v1/tags/{}", http_api_tag_rename, 0 },
-	{ M_DELETE, "/api/v1/tags/{}", http_api_tag_delete, 0 },
+	{ M_PUT, "/api/v1/tags/{}", http_api_tag_rename, ROUTE_SEARCH },
+	{ M_DELETE, "/api/v1/tags/{}", http_api_tag_delete, ROUTE_SEARCH },
 	{ M_POST, "/api/v1/send", http_api_send, 0 },
 	{ M_GET, "/api/v1/info", http_api_info, 0 },
 	{ M_GET, "/api/v1/webui", http_api_webui, 0 },
 	{ M_GET, "/api/v1/swagger.json", http_api_swagger, 0 },
-	{ M_GET, "/view/{}.html", http_api_view_html, 0 },
-	{ M_GET, "/view/{}.txt", http_api_view_txt, 0 },
-	{ M_GET, "/view/latest", http_api_view_html, 0 },
+	{ M_GET, "/view/{}.html", http_api_view_html, ROUTE_SEARCH_QUERY },
+	{ M_GET, "/view/{}.txt", http_api_view_txt, ROUTE_SEARCH_QUERY },
+	{ M_GET, "/view/latest", http_api_view_html, ROUTE_SEARCH_QUERY },
 	{ M_GET, "/api/v1/events", http_api_events_sse, 0 },
 	{ M_GET, "/api/events", http_api_events_ws, 0 },
-	{ M_GET, "/api/v1/wait", http_api_wait, 0 },
+	{ M_GET, "/api/v1/wait", http_api_wait, ROUTE_SEARCH_QUERY },
 	{ M_GET, "/api/v1/inboxes", http_api_inboxes_get, 0 },
 	{ M_POST, "/api/v1/inboxes", http_api_inboxes_post, 0 },
 	{ M_DELETE, "/api/v1/inboxes/{}", http_api_inboxes_delete, 0 },
 	{ M_GET, "/livez", http_api_livez, ROUTE_OPEN },
 	{ M_GET, "/readyz", http_api_readyz, ROUTE_OPEN },
-	{ M_GET, "/api/v1/message/{}/structure", http_api_message_structure, 0 },
+	{ M_GET, "/api/v1/message/{}/structure", http_api_message_structure, ROUTE_SEARCH_QUERY },
 	{ M_GET, "/", http_web_page, ROUTE_OPEN },
 	{ M_GET, "/web/{}", http_web_file, ROUTE_OPEN },
 	{ M_GET, "/api/v1/chaos", http_api_chaos_get, 0 },
@@ -381,6 +386,23 @@ static const struct http_route *route_find(struct http_req *r, bool *path_known)
 	return NULL;
 }
 
+/* Whether the handler will run a query with terms, which indexes the
+ * backlog first (store_message_query). A wrong yes costs a wait for the
+ * index slices, never a wrong answer. */
+static bool route_searches(struct http_req *r, const struct http_route *rt)
+{
+	const char *q;
+
+	if (rt->flags & ROUTE_SEARCH)
+		return true;
+	if ((rt->flags & ROUTE_SEARCH_QUERY) && (q = http_query(r, "query")) != NULL &&
+	    q[0] != '\0')
+		return true;
+	return (rt->flags & ROUTE_SEARCH_BODY) &&
+	    evbuffer_search(evhttp_request_get_input_buffer(r->req), "\"Search\"", 8,
+	    NULL).pos >= 0;
+}
+
 static void route_allow(struct http_req *r, char *buf, size_t len)
 {
 	static const struct { unsigned m; const char *name; } names[] = {
@@ -458,7 +480,7 @@ static void http_auth_delay_done(evutil_socket_t fd, short what, void *arg)
 	http_req_free(r);
 }
 
-static uint64_t http_now_ms(void)
+uint64_t http_now_ms(void)
 {
 	struct timespec ts;
 
@@ -603,7 +625,7 @@ static void http_gencb(struct evhttp_request *req, void *arg)
 	}
 	rc = http_authenticate(r, rt, &go);
 	if (go && http_inbox_scope(r))
-		rc = rt->fn(r);
+		rc = route_searches(r, rt) && http_park(r, rt->fn) ? HTTP_DEFERRED : rt->fn(r);
 	http_req_finish(r, rc);
 }
 
@@ -667,8 +689,10 @@ struct http_server *http_server_new(struct server *srv, char *err, size_t errlen
 		free(hs);
 		return NULL;
 	}
-	if ((hs->events = http_events_new(hs)) == NULL) {
+	if ((hs->events = http_events_new(hs)) == NULL ||
+	    (hs->park = http_park_new(hs)) == NULL) {
 		snprintf(err, errlen, "out of memory");
+		http_events_free(hs->events);
 		event_free(hs->ev_adopt);
 		free(hs);
 		return NULL;
@@ -768,7 +792,14 @@ void http_server_free(struct http_server *hs)
 	if (hs == NULL)
 		return;
 	http_server_stop(hs);
+	http_park_free(hs->park);
 	http_events_free(hs->events);
 	event_free(hs->ev_adopt);
 	free(hs);
+}
+
+void http_server_index_slice(struct http_server *hs, bool caught_up)
+{
+	if (hs != NULL)
+		http_park_slice(hs->park, caught_up);
 }

@@ -21,6 +21,7 @@ struct evbuffer;
 struct event;
 struct mime_part;
 struct http_conn;
+struct http_park;
 
 #define HTTP_CORS_MAX 16
 #define HTTP_ORIGIN_MAX 256
@@ -38,6 +39,7 @@ struct http_server {
 	bool cors_any;                     /* "*" */
 	time_t started;
 	struct http_events *events;        /* http_events.c */
+	struct http_park *park;            /* http_park.c */
 };
 
 #define HTTP_ARGS_MAX 2
@@ -70,6 +72,10 @@ struct http_req {
 	void (*cleanup)(struct http_req *r);
 	void *cleanup_arg;
 	struct http_sub *sub;              /* http_events.c's, or NULL */
+	/* Parked for the search index (http_park.c): the handler to run. */
+	enum http_rc (*park_fn)(struct http_req *r);
+	uint64_t park_until;               /* monotonic ms: goes on anyway */
+	struct http_req *park_prev, *park_next;
 };
 
 /* What a handler returns. */
@@ -81,12 +87,22 @@ const char *http_query(struct http_req *r, const char *name);   /* NULL if absen
 const char *http_header(struct http_req *r, const char *name);
 /* The request body (NUL-terminated copy), or NULL; *len its length. */
 char *http_body(struct http_req *r, size_t *len);
+/* CLOCK_MONOTONIC in milliseconds. */
+uint64_t http_now_ms(void);
 /* A reply is going to be sent later: keeps r until http_req_done. */
 void http_req_defer(struct http_req *r);
 /* Frees r (after its reply). */
 void http_req_free(struct http_req *r);
 /* The reply has been handed to libevent (or the client is gone). */
 void http_req_done(struct http_req *r);
+
+/* http_park.c: a request whose handler will search, parked while the
+ * search index has a backlog and dispatched to fn once it caught up
+ * (true: r is the park's now); false: run fn now. */
+struct http_park *http_park_new(struct http_server *hs);
+void http_park_free(struct http_park *p);
+bool http_park(struct http_req *r, http_handler fn);
+void http_park_slice(struct http_park *p, bool caught_up);
 
 /* http_reply.c: every reply goes through these; they set Date, CORS and
  * compress when the client accepts gzip. */

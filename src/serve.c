@@ -282,15 +282,28 @@ static void serve_poll_external(evutil_socket_t fd, short what, void *arg)
  * left. Deliveries (ours, or another process's) wake it once the store
  * has been quiet for SERVE_INDEX_QUIET_MS: indexing costs 3x-10x what
  * storing a message does (FTS5), and a burst of mail is taken at full
- * speed and indexed after it. A search does not wait for that: it
- * indexes what is still waiting first (store_fts_catch_up). */
+ * speed and indexed after it. An HTTP search that finds a backlog is
+ * parked (http_park.c) and asks for the slices now, back to back
+ * (serve_index_hurry); it is woken once the backlog is gone. Any other
+ * search indexes what is still waiting first (store_fts_catch_up). */
 #define SERVE_INDEX_SLICE 32
 #define SERVE_INDEX_QUIET_MS 500
 
 struct serve_index {
 	struct server *srv;
 	struct event *ev;
+	bool hurry;           /* a search waits: no quiet period */
 };
+
+/* The next slice after this loop pass's I/O: an event made active from
+ * its own callback would run again in the same pass, before any other
+ * client's (libevent empties a priority's queue before it polls). */
+static void serve_index_again(struct serve_index *ix)
+{
+	struct timeval now = { 0, 0 };
+
+	(void)event_add(ix->ev, &now);
+}
 
 static void serve_index_slice(evutil_socket_t fd, short what, void *arg)
 {
@@ -300,10 +313,28 @@ static void serve_index_slice(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (store_index_pending(ix->srv->store, SERVE_INDEX_SLICE, &done, &more) != STORE_OK)
+	if (store_index_pending(ix->srv->store, SERVE_INDEX_SLICE, &done, &more) != STORE_OK) {
 		log_warn("store: search index back-fill: %s", store_errmsg(ix->srv->store));
-	else if (more)
-		event_active(ix->ev, EV_TIMEOUT, 0);
+		more = false;
+	} else if (more)
+		serve_index_again(ix);
+	if (!ix->hurry)
+		return;
+	/* Parked searches go on once nothing new waits (the back-fill of
+	 * older mail may go on), or when the slices stop for any reason:
+	 * their own catch-up does the rest. */
+	if (!more || !store_index_backlog(ix->srv->store))
+		ix->hurry = false;
+	http_server_index_slice(ix->srv->http, !ix->hurry);
+}
+
+bool serve_index_hurry(struct server *srv)
+{
+	if (srv->index == NULL || srv->index->ev == NULL)
+		return false;
+	srv->index->hurry = true;
+	serve_index_again(srv->index);
+	return true;
 }
 
 static void serve_index_wake(void *arg, enum store_change what, int64_t inbox_id,
@@ -315,7 +346,8 @@ static void serve_index_wake(void *arg, enum store_change what, int64_t inbox_id
 	(void)inbox_id;
 	(void)mailbox_id;
 	(void)message_id;
-	if (what == STORE_CHANGE_NEW || what == STORE_CHANGE_EXTERNAL)
+	/* While a search waits the slices go on, deliveries or not. */
+	if ((what == STORE_CHANGE_NEW || what == STORE_CHANGE_EXTERNAL) && !ix->hurry)
 		(void)event_add(ix->ev, &quiet);
 }
 
@@ -372,7 +404,7 @@ static int serve_loop(struct server *srv)
 {
 	struct event *sigint, *sigterm, *sighup, *poll;
 	struct timeval tv = { 0, SERVE_EXTERNAL_POLL_MS * 1000 };
-	struct serve_index ix = { srv, NULL };
+	struct serve_index ix = { srv, NULL, false };
 	int rc = -1;
 
 	sigint = evsignal_new(srv->base, SIGINT, serve_signal, srv);
@@ -392,6 +424,7 @@ static int serve_loop(struct server *srv)
 		event_active(ix.ev, EV_TIMEOUT, 0);
 		if (store_subscribe(srv->store, serve_index_wake, &ix) != STORE_OK)
 			log_warn("store: search index: %s", store_errmsg(srv->store));
+		srv->index = &ix;
 	}
 	event_base_dispatch(srv->base);
 	rc = 0;
@@ -404,6 +437,7 @@ out:
 		event_free(sighup);
 	if (poll)
 		event_free(poll);
+	srv->index = NULL;
 	if (ix.ev) {
 		store_unsubscribe(srv->store, serve_index_wake, &ix);
 		event_free(ix.ev);

@@ -584,7 +584,7 @@ struct fts_row {
 };
 
 enum { FTS_HAS, FTS_SEARCH_ADD, FTS_WORDS_ADD, FTS_BODY, FTS_PENDING, FTS_LIVE,
-	FTS_HIGH, FTS_NSTMTS };
+	FTS_HIGH, FTS_BACKLOG, FTS_NSTMTS };
 
 static const char *const fts_sql[FTS_NSTMTS] = {
 	[FTS_HAS] = "SELECT 1 FROM body_search WHERE body_id = ?1",
@@ -606,6 +606,8 @@ static const char *const fts_sql[FTS_NSTMTS] = {
 	[FTS_LIVE] = "SELECT 1 FROM message WHERE id = ?1 AND body_id = ?2"
 	    " AND NOT EXISTS (SELECT 1 FROM body_search WHERE body_id = ?2)",
 	[FTS_HIGH] = "SELECT coalesce(max(id), 0) FROM message",
+	/* One probe of the primary key, whatever the store's size. */
+	[FTS_BACKLOG] = "SELECT 1 FROM message WHERE id > ?1 LIMIT 1",
 };
 
 static sqlite3_stmt *fts_stmt(struct sqlite_store *st, int q, int *rc)
@@ -996,6 +998,24 @@ int store_fts_catch_up(struct sqlite_store *st)
 	while (x.more && rc == STORE_OK)
 		rc = index_scan(st, &x);
 	return rc;
+}
+
+bool store_index_backlog(struct store *base)
+{
+	struct sqlite_store *st;
+	sqlite3_stmt *s;
+	bool any;
+	int rc = STORE_OK;
+
+	if (base->be != &store_sqlite_backend)
+		return false;
+	st = sqlite_store_of(base);
+	if (!st->defer_index || (s = fts_stmt(st, FTS_BACKLOG, &rc)) == NULL)
+		return false;
+	sqlite3_bind_int64(s, 1, st->fts_live);
+	any = sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_reset(s);
+	return any;
 }
 
 int store_index_pending(struct store *base, unsigned max, unsigned *done, bool *more)

@@ -192,7 +192,7 @@ struct sqlite_store {
 	uint64_t cache_tick;
 	uint32_t last_uidvalidity;
 	unsigned char *chunk;      /* STORE_CHUNK bytes for writing bodies */
-	sqlite3_stmt *fts_stmts[7];    /* store_fts.c's own statements */
+	sqlite3_stmt *fts_stmts[8];    /* store_fts.c's own statements */
 	int64_t fts_cursor;        /* the back-fill looked at ids up to this, */
 	int64_t fts_high;          /* ... which ends here: the last id at open */
 	int64_t fts_live;          /* deferred indexing looked at ids up to this */

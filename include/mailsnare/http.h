@@ -31,6 +31,10 @@ int http_server_listen(struct http_server *hs, const char *addr, bool tls, char 
 void http_server_ready(struct http_server *hs);
 /* Stops accepting and closes every HTTP connection (server_stop). */
 void http_server_stop(struct http_server *hs);
+/* A slice of the search index ran for parked searches (serve.c):
+ * caught_up, the backlog is gone and they go on; otherwise those parked
+ * for too long go on anyway (http_park.c). hs may be NULL. */
+void http_server_index_slice(struct http_server *hs, bool caught_up);
 void http_server_free(struct http_server *hs);
 
 #endif

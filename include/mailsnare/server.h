@@ -48,6 +48,7 @@ struct server {
 	struct relay *relay;              /* NULL: no relay-host */
 	struct relay_auto *relay_auto;    /* NULL: no relay-auto */
 	struct webhook *webhook;          /* NULL: no webhook-url */
+	struct serve_index *index;        /* the search index's slices (serve.c) */
 	unsigned nconns;
 	bool stopping;
 	struct conn *conns;               /* all live connections */

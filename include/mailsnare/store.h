@@ -329,6 +329,11 @@ int store_message_index(struct store *st, int64_t id);
  * first query that needs it. */
 #define STORE_INDEX_SLICE_BYTES (32 * 1024)
 int store_index_pending(struct store *st, unsigned max, unsigned *done, bool *more);
+/* Whether messages stored since the store was opened wait for the index
+ * (defer_index): a query with terms would index them first
+ * (store_message_query), all at once. One probe of the primary key;
+ * false on an error (the query's own catch-up reports it). */
+bool store_index_backlog(struct store *st);
 
 /* Streams the stored bytes of message id to sink in chunks; a non-zero
  * return from sink stops and is returned. */

@@ -607,6 +607,32 @@ Test(store_search, deferred_and_cli_catch_up)
 	cr_assert_not(more);
 }
 
+/* store_index_backlog: what the server's slices (or a search) have not
+ * reached of the mail stored since the open; never with the CLI's view,
+ * whose searches index everything themselves. */
+Test(store_search, index_backlog)
+{
+	int64_t a, b, c;
+	unsigned done = 0;
+	bool more = true;
+
+	a = deliver(inbox_dev, msg_plain, one_rcpt, 1, 1714000000);
+	cr_assert_not(store_index_backlog(st));
+	store_close(st);
+	st = open_db_as(true);
+	cr_assert_not(store_index_backlog(st));        /* old mail is the back-fill's */
+	b = deliver(inbox_dev, msg_cyrillic, one_rcpt, 1, 1714100000);
+	cr_assert(store_index_backlog(st));
+	cr_assert_eq(store_index_pending(st, 64, &done, &more), STORE_OK);
+	cr_assert_eq(done, 1);
+	cr_assert_not(store_index_backlog(st));
+	c = deliver(inbox_dev, msg_plain, one_rcpt, 1, 1714200000);
+	cr_assert(store_index_backlog(st));
+	EXPECT("zebra", 0, b);                         /* a search catches up itself */
+	cr_assert_not(store_index_backlog(st));
+	EXPECT("quarterly", 0, c, a);
+}
+
 /* Index rows wait for the commit: a rollback leaves none, a message
  * deleted before they are written gets none, and a search sees every
  * committed message at once. */
