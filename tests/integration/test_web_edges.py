@@ -112,6 +112,50 @@ class WebDeleteAllTest(harness.TestCase):
         self.assertEqual(data[0].split(), [uids[1], uids[3]])
 
 
+EMBED_HEAD = b'<base target="_blank"><meta name="referrer" content="no-referrer">'
+
+
+class ViewEmbedTest(harness.TestCase):
+    """Mailpit's /view/{ID}.html?embed=1: links open in a new tab, no
+    referrer; the page is otherwise the message's HTML as without it."""
+
+    def view(self, mid, query=""):
+        return request(self.server, "GET", "/view/%s.html%s" % (mid, query))
+
+    def test_embed_adds_base_after_doctype(self):
+        html = "<!DOCTYPE html>\r\n<p><a href=\"https://example.test/\">x</a></p>"
+        mid = smtp_deliver(self.server, html_message("Embed", html))
+        plain = self.view(mid)
+        self.assertEqual(plain.status, 200)
+        self.assertEqual(plain.body, html.encode())
+        self.assertIsNone(plain.header("Referrer-Policy"))
+        self.assertTrue(plain.header("Content-Security-Policy").endswith("sandbox allow-popups"))
+        self.assertEqual(self.view(mid, "?embed=0").body, html.encode())
+        r = self.view(mid, "?embed=1")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("Content-Type"), "text/html; charset=utf-8")
+        self.assertEqual(r.body, b"<!DOCTYPE html>" + EMBED_HEAD +
+                         b"\r\n<p><a href=\"https://example.test/\">x</a></p>")
+        self.assertEqual(r.header("Referrer-Policy"), "no-referrer")
+        csp = r.header("Content-Security-Policy")
+        self.assertTrue(csp.endswith("sandbox allow-popups allow-popups-to-escape-sandbox"), csp)
+        self.assertIn("default-src 'none'", csp)
+        self.assertEqual(self.view("latest", "?embed=1").body, r.body)
+
+    def test_embed_without_doctype_and_cid(self):
+        html = "<img src=\"cid:logo@x\"><a href=\"/y\">y</a>"
+        msg = (b"From: a@example.test\r\nTo: b@example.test\r\nSubject: cid\r\n"
+               b"MIME-Version: 1.0\r\nContent-Type: multipart/related; boundary=\"r\"\r\n\r\n"
+               b"--r\r\nContent-Type: text/html\r\n\r\n" + html.encode() + b"\r\n"
+               b"--r\r\nContent-Type: image/png\r\nContent-ID: <logo@x>\r\n"
+               b"Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--r--\r\n")
+        mid = smtp_deliver(self.server, msg)
+        r = self.view(mid, "?embed=1")
+        self.assertEqual(r.body, EMBED_HEAD + (
+            "<img src=\"/api/v1/message/%s/part/2\"><a href=\"/y\">y</a>" % mid).encode())
+        self.assertEqual(self.view("999999", "?embed=1").status, 404)
+
+
 if __name__ == "__main__":
     import unittest
     unittest.main()
