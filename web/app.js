@@ -91,8 +91,8 @@ function onEvent(type, data) {
 function notifyNew(m) {
   if (!state.notify || !document.hidden || !('Notification' in window) ||
       Notification.permission !== 'granted') return;
-  const n = new Notification(m.Subject || '(no subject)',
-    { body: (m.From && (m.From.Name || m.From.Address)) || m.MailFrom || '', tag: `mailsnare-${m.ID}` });
+  const from = (m.From && (m.From.Name || m.From.Address)) || m.MailFrom || '';
+  const n = new Notification(m.Subject || '(no subject)', { body: from, tag: `mailsnare-${m.ID}` });
   n.onclick = () => {
     window.focus();
     openMessage(m.ID);
