@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -18,6 +19,8 @@
 /* A header section read whole for /headers at most. */
 #define HEADERS_READ_MAX (1024 * 1024)
 #define VIEW_READ_MAX (32u * 1024 * 1024)
+#define VIEW_CSP "default-src 'none'; img-src * data: 'self'; style-src 'unsafe-inline' *; " \
+	"font-src * data:; sandbox allow-popups"
 
 /* Loads the message of args[0]; 404 sent (HTTP_DONE) if there is none. */
 static int load(struct http_req *r, struct http_msg *m)
@@ -183,12 +186,36 @@ static void rewrite_cids(struct evbuffer *out, const char *html, size_t len,
 	evbuffer_add(out, p, (size_t)(end - p));
 }
 
+/* ?embed=1 (Mailpit's, for showing the page in an iframe): links open in
+ * a new tab (a <base target>, after the doctype so the rendering mode
+ * stays) and carry no referrer. Mailpit's height-reporting script is left
+ * out: this page runs none. Returns the bytes of html already written. */
+static size_t embed_head(struct evbuffer *out, const char *html, size_t len)
+{
+	static const char head[] = "<base target=\"_blank\">"
+	    "<meta name=\"referrer\" content=\"no-referrer\">";
+	size_t i = 0, done = 0;
+	const char *gt;
+
+	while (i < len && (html[i] == ' ' || html[i] == '\t' || html[i] == '\r' || html[i] == '\n'))
+		i++;
+	if (len - i >= 9 && strncasecmp(html + i, "<!doctype", 9) == 0 &&
+	    (gt = memchr(html + i, '>', len - i)) != NULL) {
+		done = (size_t)(gt + 1 - html);
+		evbuffer_add(out, html, done);
+	}
+	evbuffer_add(out, head, sizeof(head) - 1);
+	return done;
+}
+
 enum http_rc http_api_view_html(struct http_req *r)
 {
+	const char *embed = http_query(r, "embed");
+	bool embedded = embed != NULL && strcmp(embed, "1") == 0;
 	struct evbuffer *out;
 	struct http_msg m;
 	char *html;
-	size_t len;
+	size_t len, skip = 0;
 
 	if (r->nargs == 0)
 		snprintf(r->args[0], sizeof(r->args[0]), "latest");
@@ -200,14 +227,19 @@ enum http_rc http_api_view_html(struct http_req *r)
 		http_reply_404(r);
 		return HTTP_DONE;
 	}
-	if ((out = evbuffer_new()) != NULL)
-		rewrite_cids(out, html, len, &m);
+	if ((out = evbuffer_new()) != NULL) {
+		if (embedded)
+			skip = embed_head(out, html, len);
+		rewrite_cids(out, html + skip, len - skip, &m);
+	}
 	free(html);
 	http_msg_free(&m);
-	/* The message's HTML is untrusted: no scripts, no forms. */
-	http_add_header(r, "Content-Security-Policy",
-	    "default-src 'none'; img-src * data: 'self'; style-src 'unsafe-inline' *; "
-	    "font-src * data:; sandbox allow-popups");
+	/* The message's HTML is untrusted: no scripts, no forms. Embedded, its
+	 * links open as ordinary tabs, outside the sandbox. */
+	http_add_header(r, "Content-Security-Policy", embedded ?
+	    VIEW_CSP " allow-popups-to-escape-sandbox" : VIEW_CSP);
+	if (embedded)
+		http_add_header(r, "Referrer-Policy", "no-referrer");
 	http_reply_buffer(r, out ? 200 : 500, "text/html; charset=utf-8", out);
 	if (out)
 		evbuffer_free(out);

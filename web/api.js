@@ -50,6 +50,7 @@ export class ApiError extends Error {
   constructor(status, text) {
     super(`${status}: ${text}`);
     this.status = status;
+    this.text = text;            // the server's own words, for the user
   }
 }
 

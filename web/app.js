@@ -71,8 +71,7 @@ function onEvent(type, data) {
     if (list.query) scheduleSearch();
     else list.prepend(data);
     setCounts(list.total, state.unread + (data.Read ? 0 : 1));
-    if (state.notify && document.hidden && Notification.permission === 'granted')
-      new Notification(data.Subject || '(no subject)', { body: (data.From && data.From.Address) || '' });
+    notifyNew(data);
   } else if (type === 'update') {
     list.update(data.ID, { Read: data.Read, Tags: data.Tags });
   } else if (type === 'delete') {
@@ -83,6 +82,22 @@ function onEvent(type, data) {
   } else if (type === 'truncate' || type === 'prune') {
     list.reload();
   }
+}
+
+// The notification rule: one per new message of the inbox scope shown,
+// only when the user turned them on (the Notifications button, which asks
+// the browser's permission) and only while the tab is hidden: a visible
+// tab shows the row itself. Clicking one brings the tab up on the message.
+function notifyNew(m) {
+  if (!state.notify || !document.hidden || !('Notification' in window) ||
+      Notification.permission !== 'granted') return;
+  const from = (m.From && (m.From.Name || m.From.Address)) || m.MailFrom || '';
+  const n = new Notification(m.Subject || '(no subject)', { body: from, tag: `mailsnare-${m.ID}` });
+  n.onclick = () => {
+    window.focus();
+    openMessage(m.ID);
+    n.close();
+  };
 }
 
 let searchTimer = 0;
@@ -204,11 +219,23 @@ $('mark-all-read').addEventListener('click', async () => {
   await api.request('/api/v1/messages', { method: 'PUT', body: { Read: true } });
   list.reload();
 });
+// Delete all: with a search on, only its matches (DELETE /api/v1/search,
+// the same query and time zone as the list); without, the inbox scope.
 $('delete-all').addEventListener('click', async () => {
   const scope = api.getScope();
-  if (!await confirmDialog(`Delete every message${scope ? ` of inbox “${scope}”` : ' of every inbox'}?`,
-    'Delete all')) return;
-  await api.request('/api/v1/messages', { method: 'DELETE' });
+  const where = scope ? ` of inbox “${scope}”` : ' of every inbox';
+  const q = list.query;
+  const n = list.total;
+  const question = q
+    ? `Delete the ${n} message${n === 1 ? '' : 's'} matching “${q}”${where}?`
+    : `Delete every message${where}?`;
+  if (!await confirmDialog(question, q ? 'Delete matches' : 'Delete all')) return;
+  try {
+    if (q) await api.request(`/api/v1/search?${list.searchParams()}`, { method: 'DELETE' });
+    else await api.request('/api/v1/messages', { method: 'DELETE' });
+  } catch (e) {
+    toast(`Could not delete: ${e.text ?? e.message}`);
+  }
   closeMessage();
   list.reload();
 });

@@ -72,8 +72,7 @@ export class MessageList {
     const params = new URLSearchParams({ start: this.offset, limit: PAGE });
     let path = '/api/v1/messages';
     if (this.query) {
-      params.set('query', this.query);
-      params.set('tz', Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC');
+      for (const [k, v] of this.searchParams()) params.set(k, v);
       path = '/api/v1/search';
     }
     try {
@@ -95,6 +94,12 @@ export class MessageList {
       const r = this.sentinel.getBoundingClientRect();
       if (r.top < window.innerHeight + 400) this.more();
     }
+  }
+
+  // The search as the API takes it: the query, dates in our time zone.
+  searchParams() {
+    return new URLSearchParams({ query: this.query,
+      tz: Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC' });
   }
 
   row(m) {

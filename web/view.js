@@ -174,12 +174,21 @@ export class MessageView {
     saveBlob(await res.blob(), `${this.msg.ID}.eml`);
   }
 
+  // Sends the message on to relay-host. The prompt starts with the
+  // envelope recipients; the server's refusal (a recipient outside
+  // relay-allowed-recipients, the upstream's reply) is shown as it says it.
   async release() {
-    const to = window.prompt('Release to (comma-separated addresses):', '');
+    const to = window.prompt('Release to (comma-separated addresses):',
+      (this.msg.RcptTo || []).join(', '));
     if (!to) return;
-    await request(`/api/v1/message/${this.msg.ID}/release`, { method: 'POST',
-      body: { To: to.split(',').map((s) => s.trim()).filter(Boolean) } });
-    toast('Message released');
+    const list = to.split(',').map((s) => s.trim()).filter(Boolean);
+    try {
+      await request(`/api/v1/message/${this.msg.ID}/release`, { method: 'POST',
+        body: { To: list } });
+      toast(`Released to ${list.join(', ')}`);
+    } catch (e) {
+      toast(`Release failed: ${e.text ?? e.message}`);
+    }
   }
 
   async remove() {

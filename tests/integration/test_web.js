@@ -105,11 +105,15 @@ async function login(page) {
   out.opened = await page.$eval('#msg-subject', (e) => e.textContent);
 }
 
-async function main() {
-  const browser = await puppeteer.launch({
+function launch() {
+  return puppeteer.launch({
     executablePath: '/usr/bin/chromium', headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-extensions'],
   });
+}
+
+async function main() {
+  const browser = await launch();
   try {
     const page = await browser.newPage();
     out.errors = [];
@@ -319,10 +323,17 @@ async function main() {
   }
 }
 
-main().then(() => {
-  console.log(JSON.stringify(out));
-}, (e) => {
-  out.failure = `${e.stack || e}`;
-  console.log(JSON.stringify(out));
-  process.exit(1);
-});
+// Prints `out` as the last line, as test_web.py's run_script wants it.
+function report(run, result) {
+  run().then(() => {
+    console.log(JSON.stringify(result));
+  }, (e) => {
+    result.failure = `${e.stack || e}`;
+    console.log(JSON.stringify(result));
+    process.exit(1);
+  });
+}
+
+// test_web_edges.js drives the page with these too.
+module.exports = { launch, report, rowSubjects, openBySubject, sleep };
+if (require.main === module) report(main, out);
