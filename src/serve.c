@@ -28,6 +28,7 @@
 #include "mailsnare/server.h"
 #include "mailsnare/smtp.h"
 #include "mailsnare/spool_reap.h"
+#include "mailsnare/body_purge.h"
 #include "mailsnare/store.h"
 #include "mailsnare/tls.h"
 #include "mailsnare/webhook.h"
@@ -425,6 +426,7 @@ int serve_run(const struct config *cfg)
 {
 	struct server srv = { .cfg = cfg };
 	struct spool_reap *reap = NULL;
+	struct body_purge *purge = NULL;
 	char err[512];
 	int status = 1;
 
@@ -456,6 +458,8 @@ int serve_run(const struct config *cfg)
 		goto out;
 	/* Without it (no memory) spool files are closed at once. */
 	reap = spool_reap_new(srv.base);
+	/* Without it deleted large bodies wait in the store (unseen). */
+	purge = body_purge_new(srv.base, srv.store);
 	printf("mailsnare %s: trapping mail in %s\n", PACKAGE_VERSION, cfg->db);
 	if (serve_outbound(&srv) < 0)
 		goto out;
@@ -466,6 +470,7 @@ out:
 	http_server_free(srv.http);
 	serve_outbound_free(&srv);
 	deliver_free(srv.deliver);
+	body_purge_free(purge);
 	store_close(srv.store);
 	spool_reap_free(reap);
 	if (srv.ssl_ctx)
