@@ -12,7 +12,7 @@
 
 #include "mailsnare/store.h"
 
-#define BODY_PURGE_STEP (2u * 1024 * 1024)
+#define BODY_PURGE_STEP (1u * 1024 * 1024)
 #define BODY_PURGE_IDLE_MS 250
 
 struct body_purge;
