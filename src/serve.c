@@ -32,6 +32,7 @@
 #include "mailsnare/server.h"
 #include "mailsnare/smtp.h"
 #include "mailsnare/spool_reap.h"
+#include "mailsnare/body_purge.h"
 #include "mailsnare/store.h"
 #include "mailsnare/tls.h"
 #include "mailsnare/webhook.h"
@@ -475,6 +476,7 @@ int serve_run(const struct config *cfg)
 	struct server srv = { .cfg = cfg };
 	struct spool_reap *reap = NULL;
 	struct retention *ret = NULL;
+	struct body_purge *purge = NULL;
 	char err[512];
 	int status = 1, rerr = 0;
 
@@ -511,6 +513,8 @@ int serve_run(const struct config *cfg)
 	if ((ret = retention_new(srv.base, srv.store, cfg->max_age, SERVE_PRIORITIES - 1,
 	    &rerr)) == NULL && rerr)
 		goto out;
+	/* Without it deleted large bodies wait in the store (unseen). */
+	purge = body_purge_new(srv.base, srv.store);
 	printf("mailsnare %s: trapping mail in %s\n", PACKAGE_VERSION, cfg->db);
 	if (serve_outbound(&srv) < 0)
 		goto out;
@@ -522,6 +526,7 @@ out:
 	serve_outbound_free(&srv);
 	retention_free(ret);
 	deliver_free(srv.deliver);
+	body_purge_free(purge);
 	store_close(srv.store);
 	spool_reap_free(reap);
 	if (srv.ssl_ctx)

@@ -11,7 +11,9 @@
  * unstaged message) are one blob, as before. Readers walk both through
  * store_body_drain. A staged body belongs to no message until the
  * message is stored with it (store_new_message.body_id); one left by a
- * crash in between is removed by store_body_gc at the next start.
+ * crash in between is removed by store_body_gc at the next start. One in
+ * segments that lost its last message is removed by store_body_purge, a
+ * few segments per call.
  */
 #include <inttypes.h>
 #include <limits.h>
@@ -138,6 +140,10 @@ int store_body_discard(struct store *base, struct store_body_stage *bs)
 
 	if (base->be != &store_sqlite_backend || bs->body_id == 0)
 		return STORE_OK;
+	/* One in segments is purged a step at a time (store_body_purge). */
+	if ((rc = store_exec(st, Q_BODY_PURGE_ADD, &(struct store_qargs){ .i = { bs->body_id },
+	    .n = 1 }, NULL)) != STORE_OK)
+		return rc;
 	if ((s = store_stmt_get(st, Q_BODY_DISCARD, &rc)) == NULL)
 		return rc;
 	sqlite3_bind_int64(s, 1, bs->body_id);
@@ -155,6 +161,46 @@ int store_body_gc(struct store *base)
 	if (base->be != &store_sqlite_backend)
 		return STORE_OK;
 	return store_run(st, Q_BODY_ORPHANS);
+}
+
+/* The next body waiting in body_purge: 0 and *body, or STORE_NOTFOUND. */
+static int purge_next(struct sqlite_store *st, int64_t *body)
+{
+	int rc = STORE_OK;
+	sqlite3_stmt *s = store_stmt_get(st, Q_BODY_PURGE_NEXT, &rc);
+
+	if (s == NULL)
+		return rc;
+	if ((rc = store_step_row(st, s, "no body to purge")) == STORE_OK)
+		*body = sqlite3_column_int64(s, 0);
+	store_stmt_put(st, Q_BODY_PURGE_NEXT, s);
+	return rc;
+}
+
+int store_body_purge(struct store *base, uint64_t max_bytes)
+{
+	struct sqlite_store *st = sqlite_store_of(base);
+	int64_t body = 0, segs = (int64_t)(max_bytes / STORE_SEGMENT), gone = 0;
+	struct store_qargs a = { .n = 1 };
+	struct wtx w;
+	int rc;
+
+	if (base->be != &store_sqlite_backend)
+		return STORE_OK;
+	if ((rc = purge_next(st, &body)) != STORE_OK)
+		return rc == STORE_NOTFOUND ? STORE_OK : rc;
+	if ((rc = store_wtx_begin(st, &w)) != STORE_OK)
+		return rc;
+	/* The last segments first: the body row, which keeps its id taken,
+	 * goes with the step that finds none left. */
+	rc = store_exec(st, Q_BODY_PURGE_SEGS, &(struct store_qargs){ .i = { body,
+	    segs > 0 ? segs : 1 }, .n = 2 }, &gone);
+	a.i[0] = body;
+	if (rc == STORE_OK && gone == 0 &&
+	    (rc = store_exec(st, Q_BODY_PURGE_BODY, &a, NULL)) == STORE_OK)
+		rc = store_exec(st, Q_BODY_PURGE_DROP, &a, NULL);
+	rc = store_wtx_end(st, &w, rc);
+	return rc == STORE_OK ? STORE_MORE : rc;
 }
 
 /* ---- reading ------------------------------------------------------------ */

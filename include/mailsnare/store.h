@@ -197,6 +197,12 @@ int store_body_stage(struct store *st, struct store_body_stage *bs,
 int store_body_discard(struct store *st, struct store_body_stage *bs);
 int store_body_gc(struct store *st);
 
+/* A body in segments whose last message went (or that was discarded)
+ * waits in body_purge; one call removes about max_bytes of its segments
+ * (at least one) in a transaction of its own, the body row with the last:
+ * STORE_MORE while some body waits, STORE_OK when none does. */
+int store_body_purge(struct store *st, uint64_t max_bytes);
+
 /* WAL checkpoints in a thread of their own from now on, not inside the
  * commits of the caller's loop (the server's; store_ckpt.c). If it cannot
  * be started, SQLite's own go on. */

@@ -820,6 +820,12 @@ class Session:
             return self.op_fetch_all_uids()
         if uid:
             text = compress_set(targets)
+        self.store(text, nums, flags, op, silent, uid)
+
+    def store(self, text, nums, flags, op, silent, uid=False):
+        """STORE (or UID STORE with the UIDs of `nums`) `op`FLAGS `flags` on
+        the messages `nums` of the view, as `text`; checks the reply."""
+        targets = [self.mb.msgs[n - 1].uid for n in nums]
         command = "%sSTORE %s %sFLAGS%s (%s)" % ("UID " if uid else "", text, op,
                                                  ".SILENT" if silent else "",
                                                  " ".join(sorted(flags)))
@@ -852,8 +858,14 @@ class Session:
         finally:
             got, self.fetching = self.fetching, None
             self.storing = set()
+        # NO [EXPUNGEISSUED] (RFC 2180 §4.2): some of the messages were
+        # expunged elsewhere; the server stored the others (as Dovecot),
+        # and with .SILENT it tells nothing of them. The expunged ones go
+        # at the next EXPUNGE, so taking them as stored is harmless.
+        stored = status_of(tagged) == "OK" or (
+            status_of(tagged) == "NO" and (b"EXPUNGEISSUED", None) in self.codes)
         for key, value in after.items():
-            if value is None or status_of(tagged) != "OK":
+            if value is None or not stored:
                 self.own.pop(key, None)
             else:
                 self.own[key] = value
@@ -864,7 +876,7 @@ class Session:
         for fi in got:
             if "FLAGS" in fi:
                 last[fi.seq] = fi
-        for fi in last.values() if not silent and status_of(tagged) == "OK" else ():
+        for fi in last.values() if not silent and stored else ():
             m = self.mb.msgs[fi.seq - 1]
             if uid and m.uid not in targets:
                 continue
@@ -880,7 +892,7 @@ class Session:
                 self.fail("after STORE -FLAGS %s message %d shows %s" % (sorted(flags), fi.seq, sorted(have)))
             if op == "" and want != lower:
                 self.fail("after STORE FLAGS %s message %d shows %s" % (sorted(flags), fi.seq, sorted(have)))
-        if silent and status_of(tagged) == "OK":
+        if silent and stored:
             for n, m in before.items():
                 if m.flags is None:
                     continue

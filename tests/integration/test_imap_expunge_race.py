@@ -31,6 +31,7 @@ import time
 import unittest
 
 import harness
+import imap_model
 from harness import SOCK_TIMEOUT
 from imap_helpers import (RawIMAP, new_inbox, parse_fetch_responses, simple_message,
                           smtp_send, status_of)
@@ -368,6 +369,65 @@ class ExpungeRaceTest(RaceBase):
             if FETCH_RE.match(line):
                 self.assertTrue(line.startswith(b"* 1 FETCH (FLAGS ("), (untagged, tagged))
         self.assertEqual(a.noop_until_expunged([uid]), [])
+
+    def test_silent_store_with_an_expunged_message(self):
+        # RFC 2180 §4.2: the others are stored; .SILENT reports nothing of
+        # them, neither now nor at the next NOOP (the change is the
+        # session's own), so a client must take NO [EXPUNGEISSUED] as
+        # "the ones that still exist were stored".
+        self.deliver(3)
+        a = self.session()
+        uids = list(a.uids)
+        self.expunge_imap(seq=2)
+        untagged, tagged = a.deferred("STORE 1:3 +FLAGS.SILENT (\\Flagged)")
+        self.assertEqual(untagged, [])
+        self.assertEqual(tagged.split(b" ", 1)[1],
+                         b"NO [EXPUNGEISSUED] Some of the messages no longer exist")
+        untagged, _ = a.ok("NOOP")
+        self.assertEqual(untagged, [b"* 2 EXPUNGE"])
+        a.uids = [uids[0], uids[2]]
+        untagged, _ = a.ok("FETCH 1:* (UID FLAGS)")
+        self.assertEqual(untagged, [b"* 1 FETCH (UID %d FLAGS (\\Flagged \\Recent))" % uids[0],
+                                    b"* 2 FETCH (UID %d FLAGS (\\Flagged \\Recent))" % uids[2]])
+        self.assert_alive()
+
+    def test_stress_model_after_a_store_answered_expungeissued(self):
+        # The stress test's model (imap_model.py) once took such a NO as
+        # "nothing stored" and disagreed with the mailbox later; here is
+        # that sequence without the luck of threads: STORE +FLAGS
+        # (reported), then STORE -FLAGS.SILENT (\\Deleted), each while
+        # message 2 is expunged elsewhere, then EXPUNGE (which must leave
+        # message 1: the model must not suspect it) and the model's final
+        # comparison with the mailbox.
+        drv = imap_model.Driver(self.server, 0, 1, 0, inboxes=1)
+        self.user, self.password = drv.inboxes[0]
+        self.deliver(3)
+        s = imap_model.Session(drv, 0, self.user, self.password, 0)
+        self.addCleanup(s.close)
+        try:
+            s.connect()
+            s.mb = imap_model.Mailbox("INBOX", False)
+            s.cmd('SELECT "INBOX"', want=("OK",))
+            s.op_fetch_all_uids()
+            self.assertEqual(len(s.mb.msgs), 3)
+            self.expunge_imap(seq=2)
+            s.store("1:3", [1, 2, 3], {"\\Deleted", "k0_0"}, "+", False)
+            self.assertIn((b"EXPUNGEISSUED", None), s.codes)
+            s.cmd("NOOP", want=("OK",))
+            self.assertEqual(len(s.mb.msgs), 2)
+            # Both have \\Deleted now: B expunges only the second one.
+            b = self.session()
+            b.ok("UID EXPUNGE %d" % s.mb.msgs[1].uid)
+            b.ok("LOGOUT")
+            s.store("1:2", [1, 2], {"\\Deleted"}, "-", True)
+            self.assertIn((b"EXPUNGEISSUED", None), s.codes)
+            s.cmd("EXPUNGE", want=("OK",))
+            s.deleted_left(s.mb.msgs)
+            time.sleep(0.3)
+            s.op_noop()
+            self.assertEqual(s.final_check(), "checked")
+        except imap_model.ModelError as e:
+            self.fail("%s\n%s" % (e, "\n".join(s.transcript)))
 
     def test_two_deferred_expunges_and_new_mail(self):
         """The view holds an expunged message while more changes arrive:

@@ -232,7 +232,11 @@ class BackfillCase(harness.TestCase):
         dst = sqlite3.connect(old)
         src.backup(dst)
         src.close()
-        dst.executescript("DROP TRIGGER body_more_gc; DROP TABLE body_more;"
+        dst.executescript("DROP TABLE body_purge; DROP TRIGGER message_body_gc;"
+                          " CREATE TRIGGER message_body_gc AFTER DELETE ON message BEGIN"
+                          " DELETE FROM body WHERE id = OLD.body_id AND NOT EXISTS"
+                          " (SELECT 1 FROM message WHERE body_id = OLD.body_id); END;"
+                          " DROP TRIGGER body_more_gc; DROP TABLE body_more;"
                           " DROP TRIGGER message_count_add; DROP TRIGGER message_count_del;"
                           " DROP TRIGGER message_count_upd; DROP TRIGGER keyword_count_add;"
                           " DROP TRIGGER keyword_count_del; DROP TABLE keyword_count;"

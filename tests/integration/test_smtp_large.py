@@ -11,6 +11,8 @@ Raw SMTP and IMAP on 127.0.0.1 only; every socket has a timeout."""
 import hashlib
 import random
 import select
+import sqlite3
+import time
 
 import harness
 from harness import CRLF, RawSMTP, queued_id, strip_received
@@ -134,6 +136,63 @@ class TestNotHeldBack(LargeCase):
         if not ready:
             self.fail("no reply within %d s" % LONG)
         return {socks[s] for s in ready}
+
+
+class TestDeletedInSteps(LargeCase):
+    """A deleted large body's segments go a few per loop pass (issue 18 §2:
+    src/body_purge.c), never a partial body in sight: the messages beside
+    it keep their exact bytes, the database passes its integrity check,
+    and nothing of the deleted one is left once the purge is done."""
+
+    def deliver(self, data):
+        c = self.smtp()
+        self.open_data(c)
+        c.send(data + b".\r\n")
+        r = c.reply()
+        self.assertReply(r, 250, "2.0.0")
+        return queued_id(r.text)
+
+    def db_int(self, sql):
+        db = sqlite3.connect("file:%s?mode=ro" % self.server.db, uri=True, timeout=LONG)
+        try:
+            return db.execute(sql).fetchone()[0]
+        finally:
+            db.close()
+
+    def test_neighbours_intact_and_nothing_left(self):
+        rng = random.Random(18)
+        sent = {}
+        for name, size in ((b"before", 700 * 1024), (b"doomed", 12 * 1024 * 1024),
+                           (b"after", 3 * 1024 * 1024 + 77)):
+            data = message(name, body_lines(rng, size))
+            sent[self.deliver(data)] = data
+        doomed = [i for i, d in sent.items() if b"Subject: doomed" in d][0]
+        total = self.db_int("SELECT count(*) FROM body_more")
+        mine = self.db_int("SELECT count(*) FROM body_more WHERE body_id ="
+                           " (SELECT body_id FROM message WHERE id = %d)" % int(doomed))
+        self.assertGreaterEqual(mine, 12 * 4 - 1)   # 256 KiB segments
+        m = self.imap("dev", "dev")
+        _, tagged = m.command("SELECT INBOX")
+        self.assertEqual(status_of(tagged), "OK")
+        self.server.cli_ok("message", "del", doomed)
+        del sent[doomed]
+        # IMAP reads the neighbours while the purge may still be going on
+        # (and before the session heard of the deletion: RFC 2180 §4.1.2).
+        untagged, tagged = m.command("FETCH 1:* (BODY.PEEK[])")
+        self.assertTrue(status_of(tagged) == "OK" or b"NO [EXPUNGEISSUED]" in tagged, tagged)
+        wire = b"".join(untagged)
+        for data in sent.values():
+            self.assertIn(data, wire)
+        deadline = time.monotonic() + LONG
+        while self.db_int("SELECT count(*) FROM body_purge") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(self.db_int("SELECT count(*) FROM body_purge"), 0)
+        self.assertEqual(self.db_int("SELECT count(*) FROM body"), 2)
+        self.assertEqual(self.db_int("SELECT count(*) FROM body_more"), total - mine)
+        self.assertEqual(self.db_int("PRAGMA integrity_check"), "ok")
+        for msg_id, data in sent.items():
+            self.assertEqual(strip_received(self.server.message_bytes(msg_id)), data)
+        self.assertNotIn(b"purging deleted bodies", self.server.read_log())
 
 
 if __name__ == "__main__":

@@ -546,7 +546,11 @@ static void make_v5(void)
 {
 	store_close(st);
 	st = NULL;
-	raw_exec("DROP TRIGGER body_more_gc; DROP TABLE body_more;"
+	raw_exec("DROP TABLE body_purge; DROP TRIGGER message_body_gc;"
+	    " CREATE TRIGGER message_body_gc AFTER DELETE ON message BEGIN"
+	    " DELETE FROM body WHERE id = OLD.body_id"
+	    " AND NOT EXISTS (SELECT 1 FROM message WHERE body_id = OLD.body_id); END;"
+	    " DROP TRIGGER body_more_gc; DROP TABLE body_more;"
 	    " DROP TRIGGER message_count_add; DROP TRIGGER message_count_del;"
 	    " DROP TRIGGER message_count_upd; DROP TRIGGER keyword_count_add;"
 	    " DROP TRIGGER keyword_count_del; DROP TABLE keyword_count;"
@@ -566,7 +570,7 @@ Test(store_search, migration_and_backfill)
 
 	make_v5();
 	st = open_db_as(true);
-	cr_assert_eq(raw_int("PRAGMA user_version"), 8);
+	cr_assert_eq(raw_int("PRAGMA user_version"), 9);
 	EXPECT("quarterly", 0);
 	EXPECT("to:bob", 0);
 	EXPECT("larger:1", 0, b, a);          /* what the message row answers still works */
