@@ -447,7 +447,9 @@ static void events_work(evutil_socket_t fd, short what, void *arg)
 	while (ev->qhead < ev->nqueue && n++ < HTTP_EVENTS_SLICE)
 		events_change(ev, &ev->queue[ev->qhead++]);
 	if (ev->qhead < ev->nqueue) {
-		event_active(ev->ev_work, EV_TIMEOUT, 0);
+		/* On the next loop pass, after the sockets: an event_active
+		 * from its own callback would run it again at once. */
+		event_add(ev->ev_work, &(struct timeval){ 0, 0 });
 	} else {
 		ev->qhead = ev->nqueue = 0;
 		ev->overflow = false;

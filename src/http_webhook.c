@@ -209,8 +209,10 @@ static void webhook_work(evutil_socket_t fd, short what, void *arg)
 		id_queue_pop(&w->queue);
 		webhook_post(w, id);
 	}
+	/* The next slice on the next loop pass, after the sockets: an
+	 * event_active from its own callback would run it again at once. */
 	if (w->queue.n > 0)
-		event_active(w->ev_work, EV_TIMEOUT, 0);
+		event_add(w->ev_work, &(struct timeval){ 0, 0 });
 }
 
 static void webhook_store_cb(void *arg, enum store_change what, int64_t inbox_id,

@@ -111,8 +111,10 @@ static void auto_work(evutil_socket_t fd, short what, void *arg)
 		}
 		id_queue_pop(&a->queue);
 	}
+	/* The next slice on the next loop pass, after the sockets: an
+	 * event_active from its own callback would run it again at once. */
 	if (a->queue.n > 0)
-		event_active(a->ev, EV_TIMEOUT, 0);
+		event_add(a->ev, &(struct timeval){ 0, 0 });
 }
 
 static void auto_store_cb(void *arg, enum store_change what, int64_t inbox_id,
