@@ -308,6 +308,8 @@ class Server:
         if self.tmp is not None:
             self.tmp.cleanup()
             self.tmp = None
+            # read_log() now answers from log_text: the file is gone.
+            self.dir = None
         self.proc = None
 
     def __enter__(self):
