@@ -237,6 +237,19 @@ echo "on $n messages, $(mb "$rss_after") MB after the requests above, $(mb "${rs
 echo "$subs streams open, $(mb "$rss_end") MB after them; peak $(mb "$rss_peak") MB."
 echo
 
+# wait_idle PID: until the process used under 2% of a core over a second
+# (at most 120 s).
+wait_idle() {
+	local c0 c1
+	for _ in $(seq 120); do
+		c0=$(cpu_ticks "$1")
+		sleep 1
+		c1=$(cpu_ticks "$1")
+		[ $((c1 - c0)) -le 2 ] && return 0
+	done
+	say "pid $1 still busy after 120 s"
+}
+
 # ---- 3. beside MailDev ------------------------------------------------------
 
 if [ "${HTTP_MAILDEV:-1}" != 0 ]; then
@@ -270,6 +283,11 @@ if [ "${HTTP_MAILDEV:-1}" != 0 ]; then
 	say "filling mailsnare with $maildev_n messages over SMTP"
 	ms_fill=$(timeout 3600 "$python" "$drive" fill --smtp "127.0.0.1:$smtp_port" --count "$maildev_n")
 	ms_id=$("$python" "$drive" send --smtp "127.0.0.1:$smtp_port" --size 2048 --subject "bench 2k")
+	# Both servers may still be busy after their last 250 (mailsnare
+	# indexes the burst for search once it is quiet): time the requests
+	# once each has been idle for a second, not its catch-up.
+	wait_idle "$md_pid"
+	wait_idle "$server_pid"
 
 	echo "Beside MailDev 3.0.0 (node $(node --version)), each filled over SMTP with the same"
 	echo "$maildev_n messages (4 connections, bench/http_drive.py):"
