@@ -290,7 +290,7 @@ void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd);
  * text): IMAP_SLICE_STEPS work units of imap_sort.h (a comparison, a node
  * or reference visited, a number written). Measured (bench/sort_steps.c)
  * at about 1 ms a slice on the project's VM, whatever the mailbox size. */
-#define IMAP_SLICE_STEPS 50000u
+#define IMAP_SLICE_STEPS 30000u
 
 /* A parsed program evaluated over the view in slices: the matching
  * messages as view indexes in ascending order. imap_search_resolve first

@@ -12,6 +12,17 @@
 
 #define NONE ((size_t)-1)
 
+/* Work units (imap_sort.h) of the steps that cost more than a comparison
+ * does, from their cost per unit measured with bench/sort_steps.c: a
+ * slice's units then take about as long in every phase. */
+#define COST_ID 6          /* a Message-ID hashed, looked up and entered */
+#define COST_REF 4         /* a reference hashed, looked up and linked */
+#define WALK_PER_UNIT 4    /* steps up the tree to see whether a link loops */
+#define COST_KID 2         /* a child appended to its parent's list */
+#define COST_SUBJECT 3     /* a thread subject hashed and looked up */
+#define COST_NUMBER 4      /* a message number written */
+#define COST_FREE 3        /* a node's list of children freed */
+
 static void spend(uint64_t *budget, uint64_t n)
 {
 	*budget = *budget > n ? *budget - n : 0;
@@ -95,9 +106,15 @@ void imap_thread_free(struct imap_thread *t)
 	memset(t, 0, sizeof(*t));
 }
 
-/* Is a below b (or b itself)? The steps walked are added to *steps. */
-static bool below(const struct imap_thread *t, size_t a, size_t b, uint64_t *steps)
+/* Is a below b (or b itself)? under[b] counts the nodes whose parent b
+ * is: none, and only b itself is (the common case of a new reply, which
+ * would otherwise walk up its whole thread). The steps walked are added
+ * to *steps. */
+static bool below(const struct imap_thread *t, const size_t *under, size_t a, size_t b,
+    uint64_t *steps)
 {
+	if (a != b && under[b] == 0)
+		return false;
 	for (size_t x = a; x != NONE; x = t->nodes[x].parent, (*steps)++)
 		if (x == b)
 			return true;
@@ -247,7 +264,9 @@ struct imap_thread_job {
 	size_t pos;               /* the phase's message, node or entry */
 	struct imap_thread t;
 	struct idmap m;
-	/* PH_LINK: the references of message pos being linked */
+	/* PH_LINK: the references of message pos being linked; how many
+	 * nodes each node is the parent of */
+	size_t *under, nunder;
 	const char *refs, *id;
 	size_t refs_len, rpos, id_len, prev;
 	bool linking, have_id, only_first;
@@ -301,7 +320,7 @@ static int ph_ids(struct imap_thread_job *j, uint64_t *budget)
 
 	if (!j->entered && !idmap_init(&j->m, j->n * 4))
 		return -1;
-	for (; j->pos < j->n; j->pos++, spend(budget, 1)) {
+	for (; j->pos < j->n; j->pos++, spend(budget, COST_ID)) {
 		const char *v = j->msgs[j->pos].message_id;
 
 		if (*budget == 0)
@@ -315,13 +334,33 @@ static int ph_ids(struct imap_thread_job *j, uint64_t *budget)
 }
 
 /* The node of a referenced id: its message, or a dummy made for it. */
-static size_t ref_node(struct imap_thread *t, struct idmap *m, const char *id, size_t len)
+static size_t ref_node(struct imap_thread_job *j, const char *id, size_t len)
 {
-	size_t x = id_find(m, id, len);
+	size_t x = id_find(&j->m, id, len);
 
-	if (x == NONE && (x = node_new(t, -1)) != NONE && !id_add(m, id, len, x))
+	if (x != NONE)
+		return x;
+	if (j->nunder == j->t.n) {
+		size_t *u = realloc(j->under, 2 * j->nunder * sizeof(*u));
+		if (u == NULL)
+			return NONE;
+		memset(u + j->nunder, 0, j->nunder * sizeof(*u));
+		j->under = u;
+		j->nunder *= 2;
+	}
+	if ((x = node_new(&j->t, -1)) != NONE && !id_add(&j->m, id, len, x))
 		x = NONE;
 	return x;
+}
+
+/* Sets (or clears, p = NONE) the parent of x, keeping the counts. */
+static void set_parent(struct imap_thread_job *j, size_t x, size_t p)
+{
+	if (j->t.nodes[x].parent != NONE)
+		j->under[j->t.nodes[x].parent]--;
+	j->t.nodes[x].parent = p;
+	if (p != NONE)
+		j->under[p]++;
 }
 
 /* Message pos's references: the References ids, else the first id of
@@ -352,6 +391,11 @@ static int ph_link(struct imap_thread_job *j, uint64_t *budget)
 	uint64_t steps;
 	size_t x, cur;
 
+	if (!j->entered) {
+		j->nunder = t->n;
+		if ((j->under = calloc(j->nunder, sizeof(*j->under))) == NULL)
+			return -1;
+	}
 	while (j->pos < j->n) {
 		if (*budget == 0)
 			return 0;
@@ -362,28 +406,30 @@ static int ph_link(struct imap_thread_job *j, uint64_t *budget)
 		while (j->have_id) {
 			if (*budget == 0)
 				return 0;
-			if ((x = ref_node(t, &j->m, j->id, j->id_len)) == NONE)
+			if ((x = ref_node(j, j->id, j->id_len)) == NONE)
 				return -1;
-			steps = 1;
+			steps = 0;
 			if (j->prev != NONE && x != j->prev && t->nodes[x].parent == NONE &&
-			    !below(t, j->prev, x, &steps))
-				t->nodes[x].parent = j->prev;
-			spend(budget, steps);
+			    !below(t, j->under, j->prev, x, &steps))
+				set_parent(j, x, j->prev);
+			spend(budget, COST_REF + steps / WALK_PER_UNIT);
 			j->prev = x;
 			j->have_id = !j->only_first &&
 			    next_msgid(j->refs, j->refs_len, &j->rpos, &j->id, &j->id_len);
 		}
 		/* (B) the last reference is the message's parent */
 		cur = j->pos + 1;
-		steps = 1;
-		t->nodes[cur].parent = NONE;
-		if (j->prev != NONE && !below(t, j->prev, cur, &steps))
-			t->nodes[cur].parent = j->prev;
-		spend(budget, steps);
+		steps = 0;
+		set_parent(j, cur, NONE);
+		if (j->prev != NONE && !below(t, j->under, j->prev, cur, &steps))
+			set_parent(j, cur, j->prev);
+		spend(budget, 1 + steps / WALK_PER_UNIT);
 		j->linking = false;
 		j->pos++;
 	}
 	idmap_free(&j->m);
+	free(j->under);
+	j->under = NULL;
 	return 1;
 }
 
@@ -395,7 +441,7 @@ static int ph_gather(struct imap_thread_job *j, uint64_t *budget)
 
 	if (!j->entered)
 		j->pos = 1;
-	for (; j->pos < t->n; j->pos++, spend(budget, 1)) {
+	for (; j->pos < t->n; j->pos++, spend(budget, COST_KID)) {
 		struct imap_thread_node *x = &t->nodes[j->pos];
 
 		if (*budget == 0)
@@ -466,7 +512,7 @@ static bool prune_kid(struct imap_thread_job *j, size_t x, uint64_t *budget)
 	struct imap_thread_node *c = &t->nodes[j->old[j->oj]];
 	bool ok = true;
 
-	spend(budget, 1 + c->nkids);
+	spend(budget, COST_KID * (1 + c->nkids));
 	if (c->msg >= 0 || (x == 0 && c->nkids > 1))
 		return kid_add(&t->nodes[x], j->old[j->oj]);
 	for (size_t k = 0; ok && k < c->nkids; k++) {
@@ -583,7 +629,7 @@ static void subj_free(struct imap_thread_job *j)
 /* The cost of a subject: hashing and comparing it. */
 static uint64_t subj_cost(size_t len)
 {
-	return 1 + len / 64;
+	return COST_SUBJECT + len / 32;
 }
 
 /* (B) one root per subject: a dummy, else one that is no reply. */
@@ -840,6 +886,8 @@ static int fmt_step(struct fmt *f, uint64_t *budget)
 		if (*budget == 0)
 			return 0;
 		if (f->chain != NONE) {
+			if (f->t->nodes[f->chain].msg >= 0)
+				spend(budget, COST_NUMBER - 1);
 			fmt_chain(f);
 			continue;
 		}
@@ -895,7 +943,7 @@ static int ph_format(struct imap_thread_job *j, uint64_t *budget)
 /* The tree, a node's children at a time: freeing n lists is not free. */
 static int ph_free(struct imap_thread_job *j, uint64_t *budget)
 {
-	for (; j->pos < j->t.n; j->pos++, spend(budget, 1)) {
+	for (; j->pos < j->t.n; j->pos++, spend(budget, COST_FREE)) {
 		if (*budget == 0)
 			return 0;
 		free(j->t.nodes[j->pos].kids);
@@ -977,6 +1025,7 @@ void imap_thread_end(struct imap_thread_job *j)
 		return;
 	imap_thread_free(&j->t);
 	idmap_free(&j->m);
+	free(j->under);
 	date_free(j);
 	free(j->old);
 	free(j->idx);
