@@ -327,6 +327,8 @@ static enum imap_cont sort_cont(struct imap_session *s, void *arg)
 			break;
 		job->phase = PHASE_OUTPUT;
 		job->next = 0;
+		if (budget == 0)
+			return IMAP_CONT_YIELD;   /* the pass's work is done */
 		/* fall through */
 	case PHASE_OUTPUT:
 		if (!output_step(s, job))
@@ -335,7 +337,7 @@ static enum imap_cont sort_cont(struct imap_session *s, void *arg)
 		job->next = 0;
 		/* fall through */
 	case PHASE_FREE:
-		/* a message's keys are a few allocations: a unit each */
+		/* a message's keys are up to four allocations, four units */
 		if (!keys_free(job, IMAP_SLICE_STEPS / 4))
 			return IMAP_CONT_YIELD;
 		imap_tagged(s, job->cmd->tag, "OK", "%s completed", what);
