@@ -329,22 +329,22 @@ def row_wrong_passwords(srv, user, pw, ping):
     return "30 connections for 5 s: %.1f failed logins/s" % (answers[0] / 5.0)
 
 
-def big_mailbox(srv, user, pw):
-    n = 5000 if QUICK else 20000
+def big_mailbox(srv, user, pw, n=20000):
+    n = n // 4 if QUICK else n
     smtp_fill(srv, user, pw, n, 300, subject=lambda i: "s%06d" % ((i * 7919) % n))
     return n
 
 
-def row_sort(crit):
+def row_sort(crit, n=20000):
     def row(srv, user, pw, ping):
-        n = big_mailbox(srv, user, pw)
+        n_msgs = big_mailbox(srv, user, pw, n)
         c = Imap(srv, user, pw)
         c.cmd("SELECT INBOX")
         c.cmd("FETCH 1 FLAGS")
         with ping:
             c.cmd(crit)
         c.close()
-        return "%s over %d messages" % (crit.split(" UTF-8")[0], n)
+        return "%s over %d messages" % (crit.split(" UTF-8")[0], n_msgs)
     return row
 
 
@@ -387,6 +387,8 @@ ROWS = [
     ("wrong-passwords", row_wrong_passwords),
     ("sort", row_sort("SORT (SUBJECT) UTF-8 ALL")),
     ("thread", row_sort("THREAD REFERENCES UTF-8 ALL")),
+    ("sort-100k", row_sort("SORT (SUBJECT) UTF-8 ALL", 100000)),
+    ("thread-100k", row_sort("THREAD REFERENCES UTF-8 ALL", 100000)),
     ("list-status", row_list_many),
     ("expunge", row_expunge),
 ]

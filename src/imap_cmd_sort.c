@@ -7,8 +7,10 @@
  * Both work in slices across loop passes (struct imap_pending): the
  * search, then the keys of the messages found (each costs a MIME
  * structure, THREAD's References a header read), as SEARCH does by bytes
- * read; then the sort or the threading in one go, in memory (O(n log n));
- * then the response, in pieces that wait for the client to read.
+ * read; then the sort or the threading, in memory, IMAP_SLICE_STEPS work
+ * units a pass (imap_sort_order_step, imap_thread_step); then the
+ * response, in pieces that wait for the client to read; then the keys are
+ * freed, a pass's worth at a time, before the tagged reply.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,7 +143,7 @@ static bool thread_msg(struct imap_session *s, size_t i, enum imap_thread_alg al
 
 /* ---- a SORT or THREAD in slices ---------------------------------------- */
 
-enum sort_phase { PHASE_SEARCH, PHASE_KEYS, PHASE_OUTPUT };
+enum sort_phase { PHASE_SEARCH, PHASE_KEYS, PHASE_ORDER, PHASE_OUTPUT, PHASE_FREE };
 
 struct sort_job {
 	const struct imap_command *cmd;
@@ -152,39 +154,59 @@ struct sort_job {
 	struct imap_search q;
 	struct imap_search_iter it;     /* the messages found: it.idx[0..it.n) */
 	enum sort_phase phase;
-	size_t next;                    /* keys: of it.idx; output: of ids or text */
+	size_t next;                    /* keys, free: of it.idx; output: of ids or text */
 	struct imap_sort_msg *smsgs;    /* SORT */
 	struct imap_thread_msg *tmsgs;  /* THREAD */
+	struct imap_sort_order *order;  /* SORT: the ordering in progress */
+	const size_t *sorted;           /* SORT: its result, indexes of smsgs */
+	struct imap_thread_job *tjob;   /* THREAD: the threading in progress */
 	char *text;                     /* THREAD: the response data */
 	size_t text_len;
 	bool started;                   /* the response line is begun */
 };
 
+/* Frees the keys of the messages from job->next on: at most `budget`
+ * messages' worth (unbounded with SIZE_MAX). true when all are. */
+static bool keys_free(struct sort_job *job, size_t budget)
+{
+	size_t n = job->smsgs || job->tmsgs ? job->it.n : 0;
+
+	for (; job->next < n && budget > 0; job->next++, budget--) {
+		if (job->smsgs) {
+			for (size_t k = 0; k <= IMAP_SORT_DISPLAYTO; k++)
+				free((char *)job->smsgs[job->next].keys[k]);
+		} else {
+			struct imap_thread_msg *m = &job->tmsgs[job->next];
+			free((char *)m->subject);
+			free((char *)m->message_id);
+			free((char *)m->in_reply_to);
+			free((char *)m->references);
+		}
+	}
+	return job->next >= n;
+}
+
 static void sort_job_free(void *arg)
 {
 	struct sort_job *job = arg;
-	size_t n = job->it.n, i;
 
-	for (i = 0; job->smsgs && i < n; i++)
-		for (size_t k = 0; k <= IMAP_SORT_DISPLAYTO; k++)
-			free((char *)job->smsgs[i].keys[k]);
-	for (i = 0; job->tmsgs && i < n; i++) {
-		free((char *)job->tmsgs[i].subject);
-		free((char *)job->tmsgs[i].message_id);
-		free((char *)job->tmsgs[i].in_reply_to);
-		free((char *)job->tmsgs[i].references);
-	}
+	/* keys_free counts from job->next: before PHASE_FREE nothing is */
+	if (job->phase != PHASE_FREE)
+		job->next = 0;
+	(void)keys_free(job, SIZE_MAX);
 	free(job->smsgs);
 	free(job->tmsgs);
+	imap_sort_order_end(job->order);
+	imap_thread_end(job->tjob);
 	free(job->text);
 	imap_search_iter_free(&job->it);
 	imap_search_free(&job->q);
 	free(job);
 }
 
-/* The keys of the messages found, from job->next on, within the budget;
- * true when all are in. *ok false on no memory. */
-static bool keys_step(struct imap_session *s, struct sort_job *job, bool *ok)
+/* The keys of the messages found, from job->next on, within the budget
+ * (*cost, what they cost); true when all are in. *ok false on no memory. */
+static bool keys_step(struct imap_session *s, struct sort_job *job, bool *ok, uint64_t *cost_out)
 {
 	uint64_t cost = 0;
 
@@ -199,26 +221,39 @@ static bool keys_step(struct imap_session *s, struct sort_job *job, bool *ok)
 			    &cost);
 		job->next++;
 	}
+	*cost_out = cost;
 	return job->next >= job->it.n;
 }
 
-/* Orders (or threads) what the keys give, in memory; false on no memory. */
-static bool sort_finish(struct sort_job *job)
+/* What is left of a pass's IMAP_SLICE_STEPS after `cost` of key reading
+ * (IMAP_SLICE_BYTES being all of it). */
+static uint64_t steps_left(uint64_t cost)
 {
-	struct imap_thread t = { 0 };
-	bool ok;
+	if (cost >= IMAP_SLICE_BYTES)
+		return 0;
+	return (uint64_t)IMAP_SLICE_STEPS * (IMAP_SLICE_BYTES - cost) / IMAP_SLICE_BYTES;
+}
 
+/* Sets up the ordering (or threading) of what the keys give. */
+static bool order_begin(struct sort_job *job)
+{
 	job->next = 0;
-	if (!job->thread) {
-		imap_sort_msgs(job->smsgs, job->it.n, job->crit, job->ncrit);
-		return true;
-	}
-	ok = imap_thread_build(job->tmsgs, job->it.n, job->alg, &t);
-	if (ok)
-		ok = (job->text = imap_thread_format(&t, job->tmsgs)) != NULL;
-	imap_thread_free(&t);
-	job->text_len = ok ? strlen(job->text) : 0;
-	return ok;
+	if (job->thread)
+		return (job->tjob = imap_thread_begin(job->tmsgs, job->it.n, job->alg)) != NULL;
+	return (job->order = imap_sort_order_begin(job->smsgs, job->it.n, job->crit,
+	    job->ncrit)) != NULL;
+}
+
+/* Orders (or threads) for a budget; 1 done, 0 to go on, -1 no memory. */
+static int order_step(struct sort_job *job, uint64_t *budget)
+{
+	int r;
+
+	if (!job->thread)
+		return (job->sorted = imap_sort_order_step(job->order, budget)) != NULL;
+	if ((r = imap_thread_step(job->tjob, budget)) == 1)
+		job->text = imap_thread_take_text(job->tjob, &job->text_len);
+	return r;
 }
 
 /* "* SORT 3 1 2" or "* THREAD (1)(2 3)", a piece at a time while the
@@ -243,7 +278,7 @@ static bool output_step(struct imap_session *s, struct sort_job *job)
 		}
 		for (len = 0; job->next < n && len + 16 < sizeof(buf); job->next++)
 			len += (size_t)snprintf(buf + len, sizeof(buf) - len, " %u",
-			    job->smsgs[job->next].id);
+			    job->smsgs[job->sorted[job->next]].id);
 		conn_write(s->conn, buf, len);
 	}
 	imap_printf(s, "\r\n");
@@ -254,6 +289,7 @@ static enum imap_cont sort_cont(struct imap_session *s, void *arg)
 {
 	struct sort_job *job = arg;
 	const char *what = job->thread ? "THREAD" : "SORT";
+	uint64_t cost = 0, budget = IMAP_SLICE_STEPS;
 	bool ok = true;
 	int rc;
 
@@ -275,15 +311,35 @@ static enum imap_cont sort_cont(struct imap_session *s, void *arg)
 			break;
 		/* fall through */
 	case PHASE_KEYS:
-		if (!keys_step(s, job, &ok) && ok)
+		if (!keys_step(s, job, &ok, &cost) && ok)
 			return IMAP_CONT_YIELD;
-		if (!ok || !sort_finish(job))
+		if (!ok || !order_begin(job))
+			break;
+		job->phase = PHASE_ORDER;
+		/* the ordering takes what the keys left of this pass */
+		if ((budget = steps_left(cost)) == 0)
+			return IMAP_CONT_YIELD;
+		/* fall through */
+	case PHASE_ORDER:
+		if ((rc = order_step(job, &budget)) == 0)
+			return IMAP_CONT_YIELD;
+		if (rc < 0)
 			break;
 		job->phase = PHASE_OUTPUT;
+		job->next = 0;
+		if (budget == 0)
+			return IMAP_CONT_YIELD;   /* the pass's work is done */
 		/* fall through */
 	case PHASE_OUTPUT:
 		if (!output_step(s, job))
 			return IMAP_CONT_OUTPUT;
+		job->phase = PHASE_FREE;
+		job->next = 0;
+		/* fall through */
+	case PHASE_FREE:
+		/* a message's keys are up to four allocations, four units */
+		if (!keys_free(job, IMAP_SLICE_STEPS / 4))
+			return IMAP_CONT_YIELD;
 		imap_tagged(s, job->cmd->tag, "OK", "%s completed", what);
 		return IMAP_CONT_DONE;
 	}

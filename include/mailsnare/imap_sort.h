@@ -60,9 +60,46 @@ struct imap_sort_msg {
 /* Orders two messages by the criteria, then by sequence number. */
 int imap_sort_compare(const struct imap_sort_msg *a, const struct imap_sort_msg *b,
     const struct imap_sort_crit *crit, size_t ncrit);
-/* Sorts msgs[0..n) in place. */
+/* Sorts msgs[0..n) in place, in one go. */
 void imap_sort_msgs(struct imap_sort_msg *msgs, size_t n, const struct imap_sort_crit *crit,
     size_t ncrit);
+
+/*
+ * Work in steps. What may take long (ordering, threading, formatting) goes
+ * on for a budget of work units per call, *budget counted down, and is
+ * called again until it is done; the caller gives a loop pass's worth
+ * (IMAP_SLICE_STEPS). A unit is one comparison of two keys (with the move
+ * of one element), one node, reference or list entry visited, or one
+ * message number written: each a few to a hundred nanoseconds. A call may
+ * go past its budget by one node's children spliced or adopted (pointer
+ * moves) and one walk up the tree (its depth), never more.
+ */
+
+/* Bottom-up merge sort of size_t elements: stable, so with a comparison
+ * that orders all elements it gives what any correct sort does. tmp is
+ * scratch of n elements; the state is carried between steps. */
+typedef int (*imap_msort_cmp)(size_t a, size_t b, void *arg);
+struct imap_msort {
+	size_t *v, *tmp, n;
+	imap_msort_cmp cmp;
+	void *arg;
+	size_t width;         /* of the runs being merged */
+	size_t lo, i, j, k;   /* the pair of runs at lo: their heads, the output */
+	bool in_tmp;          /* the runs of this width are in tmp */
+};
+void imap_msort_init(struct imap_msort *ms, size_t *v, size_t *tmp, size_t n,
+    imap_msort_cmp cmp, void *arg);
+/* true when v[0..n) is sorted. */
+bool imap_msort_step(struct imap_msort *ms, uint64_t *budget);
+
+/* The SORT order of msgs[0..n) (which must stay in place), in steps:
+ * begin (NULL on no memory), step until it gives the order (indexes into
+ * msgs, the same as imap_sort_msgs would put them; owned by o), end. */
+struct imap_sort_order;
+struct imap_sort_order *imap_sort_order_begin(const struct imap_sort_msg *msgs, size_t n,
+    const struct imap_sort_crit *crit, size_t ncrit);
+const size_t *imap_sort_order_step(struct imap_sort_order *o, uint64_t *budget);
+void imap_sort_order_end(struct imap_sort_order *o);
 
 /* One message for threading, given in ascending sequence-number order. */
 struct imap_thread_msg {
@@ -90,7 +127,7 @@ struct imap_thread {
 };
 
 /* Threads msgs[0..n) with algorithm alg into *out (free with
- * imap_thread_free). false only when memory runs out. */
+ * imap_thread_free), in one go. false only when memory runs out. */
 bool imap_thread_build(const struct imap_thread_msg *msgs, size_t n, enum imap_thread_alg alg,
     struct imap_thread *out);
 void imap_thread_free(struct imap_thread *t);
@@ -98,6 +135,17 @@ void imap_thread_free(struct imap_thread *t);
 /* The THREAD response data, "(2)(3 6 (4 23)(44 7 96))" ("" for no
  * messages), naming messages by their id. malloc'd; NULL on no memory. */
 char *imap_thread_format(const struct imap_thread *t, const struct imap_thread_msg *msgs);
+
+/* The same in steps (see above), from msgs (which must stay in place) to
+ * the response data: begin (NULL on no memory); step: 1 done, 0 the
+ * budget is spent (call again), -1 no memory; then take the text
+ * (malloc'd, *len its length, NULL if not done) and end. */
+struct imap_thread_job;
+struct imap_thread_job *imap_thread_begin(const struct imap_thread_msg *msgs, size_t n,
+    enum imap_thread_alg alg);
+int imap_thread_step(struct imap_thread_job *j, uint64_t *budget);
+char *imap_thread_take_text(struct imap_thread_job *j, size_t *len);
+void imap_thread_end(struct imap_thread_job *j);
 
 /* The first msg-id "<...>" of a Message-ID, In-Reply-To or References
  * value from *pos on: its bounds in value, *pos moved past it. false when

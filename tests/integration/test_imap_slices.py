@@ -112,8 +112,8 @@ class SlicesTest(unittest.TestCase):
         the kernel and the loop, and on a quick machine the long command
         may be done in a few milliseconds: the order is asserted only when
         the NOOP's answer took long enough (NOOP_WINDOW) that the long
-        command must have been running meanwhile. THREAD is one pass
-        (sliced=False): only its exact reply and the NOOP's are checked."""
+        command must have been running meanwhile (sliced=False: only the
+        exact replies are checked)."""
         tag = long_client.next_tag()
         start = time.monotonic()
         long_client.send(tag.encode() + b" " + text.encode() + CRLF)
@@ -152,8 +152,7 @@ class SlicesTest(unittest.TestCase):
         a, b = self.client(), self.client()
         try:
             self.ok(a, "EXAMINE INBOX")
-            (untagged, tagged), _ = self.noop_first(a, "THREAD ORDEREDSUBJECT UTF-8 ALL", b,
-                                                    sliced=False)
+            (untagged, tagged), _ = self.noop_first(a, "THREAD ORDEREDSUBJECT UTF-8 ALL", b)
             self.assertTrue(tagged.endswith(b" OK THREAD completed"), tagged)
             # Pairs of the same subject: the earlier (sent date, then
             # number) holds the later; threads by their first's date.
@@ -167,6 +166,13 @@ class SlicesTest(unittest.TestCase):
                 threads.append(members)
             threads.sort(key=lambda m: (date(m[0]), m[0]))
             want = b"".join(b"(%d %d)" % tuple(m) for m in threads)
+            self.assertEqual(untagged, [b"* THREAD " + want])
+            # REFERENCES: no message refers to another, so each pair of one
+            # subject, neither a reply, goes under a dummy: "((a)(b))",
+            # threads in the same order.
+            (untagged, tagged), _ = self.noop_first(a, "UID THREAD REFERENCES UTF-8 ALL", b)
+            self.assertTrue(tagged.endswith(b" OK THREAD completed"), tagged)
+            want = b"".join(b"((%d)(%d))" % tuple(m) for m in threads)
             self.assertEqual(untagged, [b"* THREAD " + want])
         finally:
             a.close()

@@ -1,6 +1,7 @@
 /* SORT keys and THREAD algorithms (RFC 5256, RFC 5957), with the RFC's
  * examples. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -307,4 +308,239 @@ Test(imap_sort, orderedsubject)
 	thread(s, 1, IMAP_THREAD_ORDEREDSUBJECT, "(1)");
 	thread(s + 1, 2, IMAP_THREAD_ORDEREDSUBJECT, "(2)(3)");
 	thread(NULL, 0, IMAP_THREAD_ORDEREDSUBJECT, "");
+}
+
+/* ---- in steps: a tiny budget gives what an unbounded one does ----------- */
+
+/* Random thread inputs: ids from a small pool (duplicates, dangling and
+ * self references, cycles), subjects from a small pool with reply
+ * leaders, dates with ties. */
+struct gen {
+	struct imap_thread_msg *m;
+	char **strs;
+	size_t n, nstrs;
+};
+
+static unsigned rnd(unsigned *seed)
+{
+	*seed = *seed * 1103515245u + 12345u;
+	return (*seed >> 16) & 0x7fff;
+}
+
+static char *keep(struct gen *g, char *s)
+{
+	g->strs[g->nstrs++] = s;
+	return s;
+}
+
+static char *ids(struct gen *g, unsigned *seed, size_t pool, unsigned count)
+{
+	char *s = malloc(count * 24 + 8);
+	size_t len = 0;
+
+	s[0] = '\0';
+	for (unsigned i = 0; i < count; i++) {
+		unsigned r = rnd(seed) % 16;
+		if (r == 0)
+			len += (size_t)sprintf(s + len, " junk ");
+		else if (r == 1)
+			len += (size_t)sprintf(s + len, "<broken");
+		else
+			len += (size_t)sprintf(s + len, "%s<m%u@x>", i ? " " : "",
+			    (unsigned)(rnd(seed) % pool));
+	}
+	return keep(g, s);
+}
+
+static void gen_make(struct gen *g, unsigned seed, size_t n)
+{
+	static const char *subj[] = { "a", "Re: a", "b", "Fwd: b", "[x] c", "c (fwd)", "",
+	    "Re: Re: d", "d", NULL, "e", "RE: e" };
+	size_t pool = n + n / 3 + 1;
+
+	g->n = n;
+	g->nstrs = 0;
+	g->m = calloc(n ? n : 1, sizeof(*g->m));
+	g->strs = calloc(3 * n + 1, sizeof(*g->strs));
+	for (size_t i = 0; i < n; i++) {
+		struct imap_thread_msg *m = &g->m[i];
+		unsigned r = rnd(&seed) % 10;
+
+		m->id = (uint32_t)(i + 1);
+		m->date = rnd(&seed) % 8;
+		m->subject = imap_sort_base_subject(subj[rnd(&seed) % 12], &m->reply);
+		if (r > 0)
+			m->message_id = ids(g, &seed, r < 8 ? pool : n / 2 + 1, 1);
+		r = rnd(&seed) % 4;
+		if (r > 0)
+			m->references = ids(g, &seed, pool, rnd(&seed) % 6);
+		if (rnd(&seed) % 3 == 0)
+			m->in_reply_to = ids(g, &seed, pool, 1 + rnd(&seed) % 2);
+	}
+}
+
+static void gen_free(struct gen *g)
+{
+	for (size_t i = 0; i < g->n; i++)
+		free((char *)g->m[i].subject);
+	for (size_t i = 0; i < g->nstrs; i++)
+		free(g->strs[i]);
+	free(g->m);
+	free(g->strs);
+}
+
+/* Threads g with a budget of 1 to 9 units a call until done. */
+static char *thread_stepped(const struct gen *g, enum imap_thread_alg alg, unsigned *seed,
+    uint64_t most)
+{
+	struct imap_thread_job *j = imap_thread_begin(g->m, g->n, alg);
+	size_t len, calls = 0;
+	char *text;
+	int r;
+
+	cr_assert_not_null(j);
+	do {
+		uint64_t budget = most == UINT64_MAX ? most : 1 + rnd(seed) % most;
+		r = imap_thread_step(j, &budget);
+		calls++;
+	} while (r == 0);
+	cr_assert_eq(r, 1);
+	text = imap_thread_take_text(j, &len);
+	cr_assert_not_null(text);
+	cr_assert_eq(len, strlen(text));
+	cr_assert(most == UINT64_MAX || g->n < 2 || calls > g->n / most, "%zu calls", calls);
+	imap_thread_end(j);
+	return text;
+}
+
+Test(imap_sort, thread_in_steps_random)
+{
+	unsigned seed = 11;
+
+	for (unsigned it = 0; it < 600; it++) {
+		struct gen g;
+		size_t n = it % 100 == 0 ? 3000 : it % 150;
+
+		gen_make(&g, it * 7 + 1, n);
+		for (int a = 0; a < 2; a++) {
+			enum imap_thread_alg alg = a ? IMAP_THREAD_REFERENCES : IMAP_THREAD_ORDEREDSUBJECT;
+			struct imap_thread t;
+			char *one, *all, *tiny;
+
+			cr_assert(imap_thread_build(g.m, g.n, alg, &t));
+			one = imap_thread_format(&t, g.m);
+			imap_thread_free(&t);
+			all = thread_stepped(&g, alg, &seed, UINT64_MAX);
+			tiny = thread_stepped(&g, alg, &seed, 9);
+			cr_assert_str_eq(all, one, "iteration %u, n %zu", it, n);
+			cr_assert_str_eq(tiny, one, "iteration %u, n %zu", it, n);
+			free(one);
+			free(all);
+			free(tiny);
+		}
+		gen_free(&g);
+	}
+}
+
+/* A job given up half-way frees what it holds (the sanitizers check). */
+Test(imap_sort, thread_in_steps_abandoned)
+{
+	struct gen g;
+
+	gen_make(&g, 3, 500);
+	for (uint64_t stop = 1; stop < 20000; stop = stop * 3 + 1) {
+		for (int a = 0; a < 2; a++) {
+			struct imap_thread_job *j = imap_thread_begin(g.m, g.n, a ? IMAP_THREAD_REFERENCES
+			    : IMAP_THREAD_ORDEREDSUBJECT);
+			uint64_t budget = stop;
+
+			cr_assert_neq(imap_thread_step(j, &budget), -1);
+			imap_thread_end(j);
+		}
+	}
+	gen_free(&g);
+}
+
+static int ikey_cmp(size_t a, size_t b, void *arg)
+{
+	const unsigned *key = arg;
+
+	return key[a] < key[b] ? -1 : key[a] > key[b];
+}
+
+Test(imap_sort, msort_stable_in_steps)
+{
+	unsigned seed = 5;
+
+	for (unsigned it = 0; it < 400; it++) {
+		size_t n = it == 0 ? 0 : it % 100 == 0 ? 5000 + it : rnd(&seed) % 300;
+		unsigned *key = malloc((n + 1) * sizeof(*key)), range = 1 + rnd(&seed) % 50;
+		size_t *v = malloc((n + 1) * sizeof(*v)), *tmp = malloc((n + 1) * sizeof(*tmp));
+		struct imap_msort ms;
+		uint64_t budget;
+
+		for (size_t i = 0; i < n; i++) {
+			key[i] = rnd(&seed) % range;
+			v[i] = i;
+		}
+		imap_msort_init(&ms, v, tmp, n, ikey_cmp, key);
+		do
+			budget = 1 + rnd(&seed) % 7;
+		while (!imap_msort_step(&ms, &budget));
+		/* ordered by key, equal keys in their first order; a permutation */
+		for (size_t i = 1; i < n; i++)
+			cr_assert(key[v[i - 1]] < key[v[i]] || (key[v[i - 1]] == key[v[i]] &&
+			    v[i - 1] < v[i]), "iteration %u at %zu", it, i);
+		memset(tmp, 0, (n + 1) * sizeof(*tmp));
+		for (size_t i = 0; i < n; i++)
+			tmp[v[i]]++;
+		for (size_t i = 0; i < n; i++)
+			cr_assert_eq(tmp[i], 1);
+		free(key);
+		free(v);
+		free(tmp);
+	}
+}
+
+Test(imap_sort, sort_order_in_steps_random)
+{
+	static const char *pool[] = { "", "A", "B", "AB", "BA", "\xc3\xa4", NULL };
+	static const struct imap_sort_crit crits[][3] = {
+		{ { IMAP_SORT_SUBJECT, false } },
+		{ { IMAP_SORT_SUBJECT, true }, { IMAP_SORT_DATE, false } },
+		{ { IMAP_SORT_FROM, false }, { IMAP_SORT_SIZE, true }, { IMAP_SORT_ARRIVAL, false } },
+		{ { IMAP_SORT_ARRIVAL, true } },
+		{ { IMAP_SORT_DISPLAYTO, false }, { IMAP_SORT_CC, true } },
+	};
+	static const size_t ncrits[] = { 1, 2, 3, 1, 2 };
+	unsigned seed = 9;
+
+	for (unsigned it = 0; it < 300; it++) {
+		size_t n = it % 50 == 0 ? 4000 : rnd(&seed) % 200, c = it % 5;
+		struct imap_sort_msg *m = calloc(n + 1, sizeof(*m)), *want = calloc(n + 1, sizeof(*m));
+		struct imap_sort_order *o;
+		const size_t *got;
+		uint64_t budget;
+
+		for (size_t i = 0; i < n; i++) {
+			m[i].seq = (uint32_t)(i + 1);
+			m[i].id = (uint32_t)(1000 + i);
+			m[i].arrival = rnd(&seed) % 5;
+			m[i].date = rnd(&seed) % 5;
+			m[i].size = rnd(&seed) % 3;
+			for (int k = IMAP_SORT_CC; k <= IMAP_SORT_DISPLAYTO; k++)
+				m[i].keys[k] = pool[rnd(&seed) % 7];
+		}
+		memcpy(want, m, n * sizeof(*m));
+		imap_sort_msgs(want, n, crits[c], ncrits[c]);
+		cr_assert_not_null(o = imap_sort_order_begin(m, n, crits[c], ncrits[c]));
+		do
+			budget = 1 + rnd(&seed) % 5;
+		while ((got = imap_sort_order_step(o, &budget)) == NULL);
+		for (size_t i = 0; i < n; i++)
+			cr_assert_eq(m[got[i]].seq, want[i].seq, "iteration %u at %zu", it, i);
+		imap_sort_order_end(o);
+		free(m);
+		free(want);
+	}
 }
