@@ -125,7 +125,7 @@ static int entry_cmp(const void *a, const void *b)
 	return name_cmp(((const struct entry *)a)->name, ((const struct entry *)b)->name);
 }
 
-/* Appends; duplicates are merged once everything is in (entries_sorted):
+/* Appends; duplicates are merged once everything is in (merge_step):
  * looking each name up as it came made LIST quadratic. */
 static struct entry *entry_add(struct entries *l, const char *name)
 {
