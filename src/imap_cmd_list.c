@@ -3,18 +3,20 @@
  * selection and return options, several patterns), LIST-STATUS (RFC
  * 5819), SPECIAL-USE (RFC 6154) and CHILDREN (RFC 3348).
  *
- * A LIST reads the inbox's mailboxes and subscriptions in one go (at most
- * STORE_MAX_MAILBOXES and STORE_MAX_SUBSCRIPTIONS, sorted in memory), then
- * matches and answers in slices across loop passes (struct imap_pending):
- * each slice matches names worth LIST_SLICE_STEPS matcher steps (and a
- * STATUS costs LIST_STATUS_STEPS), and waits while the client has not
- * read what was sent.
+ * A LIST works in slices across loop passes (struct imap_pending, struct
+ * list_job): it reads the inbox's mailboxes and subscriptions a page at a
+ * time, sorts them (a merge sort that can stop after any move), marks
+ * what lies below each, then matches and answers. A slice is worth
+ * LIST_SLICE_STEPS matcher steps (the other work counted in their
+ * equivalents) or LIST_SLICE_NS, whichever comes first, and the answer
+ * waits while the client has not read what was sent.
  */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "mailsnare/imap_match.h"
 #include "imap_session.h"
@@ -22,11 +24,22 @@
 #define LIST_MAX_PATTERNS 16
 /* A slice: this many steps of the matcher (an octet of a name against a
  * position of a pattern), a few milliseconds; an entry costs
- * LIST_ENTRY_STEPS besides, a STATUS reply LIST_STATUS_STEPS (a store
- * query). */
+ * LIST_ENTRY_STEPS besides (about 1 us of CPU on the project's VM), a
+ * STATUS reply from the kept counts LIST_COUNTS_STEPS (one row: 3-4 us),
+ * one counted over the messages LIST_STATUS_STEPS (and more: a mailbox of
+ * 20,000 messages is a few ms of one slice by itself). */
 #define LIST_SLICE_STEPS (1u << 20)
 #define LIST_ENTRY_STEPS 256u
+#define LIST_COUNTS_STEPS 2048u
 #define LIST_STATUS_STEPS 16384u
+/* Reading: rows per store query, and what a row costs (about 1 us). */
+#define LIST_PAGE_ROWS 256u
+#define LIST_ROW_STEPS 1024u
+/* A move or comparison of the sort, the merge of equal names. */
+#define LIST_SORT_STEPS 16u
+/* And whatever the steps say, a slice ends after LIST_SLICE_NS. */
+#define LIST_SLICE_NS (2u * 1000 * 1000)
+#define LIST_CLOCK_EVERY 32u
 
 enum {
 	SEL_SUBSCRIBED = 1 << 0,
@@ -42,6 +55,7 @@ enum {
 struct list_req {
 	unsigned opts;
 	const struct imap_arg *status;     /* RETURN (STATUS (items)) */
+	bool status_counted;               /* all of them in store_mailbox_counts */
 	char ref[STORE_MAILBOX_NAME_MAX];
 	char pat[LIST_MAX_PATTERNS][2 * STORE_MAILBOX_NAME_MAX];
 	size_t npat;        /* patterns that can match something */
@@ -111,7 +125,7 @@ static int entry_cmp(const void *a, const void *b)
 	return name_cmp(((const struct entry *)a)->name, ((const struct entry *)b)->name);
 }
 
-/* Appends; duplicates are merged once everything is in (entries_sorted):
+/* Appends; duplicates are merged once everything is in (merge_step):
  * looking each name up as it came made LIST quadratic. */
 static struct entry *entry_add(struct entries *l, const char *name)
 {
@@ -213,53 +227,13 @@ static void mark_unlisted_one(struct entry *e)
 	e->child_unlisted = true;
 }
 
-/* Sorted, each name once, with what lies below each. */
-static int entries_sorted(struct imap_session *s, struct entries *l)
-{
-	int rc = store_mailbox_list(s->srv->store, s->inbox.id, entry_mailbox, l);
-	size_t i, n = 0;
-
-	if (rc == STORE_OK)
-		rc = store_subscription_list(s->srv->store, s->inbox.id, entry_subscribed, l);
-	if (rc != STORE_OK)
-		return rc;
-	qsort(l->e, l->n, sizeof(l->e[0]), entry_cmp);
-	for (i = 0; i < l->n; i++) {
-		struct entry *e = &l->e[i];
-		if (n > 0 && strcmp(l->e[n - 1].name, e->name) == 0) {
-			struct entry *keep = &l->e[n - 1];
-			keep->subscribed |= e->subscribed;
-			if (e->exists) {
-				keep->exists = true;
-				keep->mb_id = e->mb_id;
-				memcpy(keep->special_use, e->special_use, sizeof(keep->special_use));
-			}
-			free(e->name);
-			continue;
-		}
-		if (n != i)
-			l->e[n] = *e;
-		n++;
-	}
-	l->n = n;
-	for (i = 0; i < l->n; i++) {
-		if (l->e[i].exists)
-			mark_superiors(l, l->e[i].name, mark_exists);
-		if (l->e[i].subscribed)
-			mark_superiors(l, l->e[i].name, mark_subscribed);
-	}
-	return STORE_OK;
-}
-
 bool imap_mailbox_has_children(struct imap_session *s, const char *name)
 {
-	struct entries l = { 0 };
-	const struct entry *e;
-	bool r = entries_sorted(s, &l) == STORE_OK && (e = entry_find(&l, name)) != NULL &&
-	    e->child_exists;
+	bool yes = false;
 
-	entries_free(&l);
-	return r;
+	/* One look at the index: reading every name was O(n log n) per DELETE. */
+	return store_mailbox_has_children(s->srv->store, s->inbox.id, name, &yes) == STORE_OK &&
+	    yes;
 }
 /* ---- parsing -------------------------------------------------------------- */
 
@@ -290,6 +264,25 @@ static bool parse_selection(const struct imap_arg *list, struct list_req *r)
 	return !(r->opts & SEL_RECURSIVE) || (r->opts & (SEL_SUBSCRIBED | SEL_SPECIAL_USE));
 }
 
+/* Whether the store keeps every item asked counted (store_mailbox_counts:
+ * one row), or some must be counted over the messages (RECENT, DELETED,
+ * SIZE: O(messages) per mailbox). */
+static bool status_counted(const struct imap_arg *items)
+{
+	static const char *const kept[] = { "MESSAGES", "UNSEEN", "UIDNEXT", "UIDVALIDITY",
+		"HIGHESTMODSEQ" };
+	size_t i, k;
+
+	for (i = 0; i < items->count; i++) {
+		for (k = 0; k < sizeof(kept) / sizeof(kept[0]); k++)
+			if (imap_arg_equals(&items->list[i], kept[k]))
+				break;
+		if (k == sizeof(kept) / sizeof(kept[0]))
+			return false;
+	}
+	return true;
+}
+
 static bool parse_return(const struct imap_arg *list, struct list_req *r)
 {
 	static const char *const w[] = { "SUBSCRIBED", "CHILDREN", "SPECIAL-USE" };
@@ -304,6 +297,7 @@ static bool parse_return(const struct imap_arg *list, struct list_req *r)
 			return false;
 		r->opts |= RET_STATUS;
 		r->status = &list->list[++i];
+		r->status_counted = status_counted(r->status);
 	}
 	return true;
 }
@@ -391,8 +385,13 @@ static void list_entry(struct imap_session *s, const struct list_req *r,
 	imap_printf(s, "\r\n");
 	if ((r->opts & RET_STATUS) && e->exists) {
 		struct store_mailbox mb = { .id = e->mb_id, .inbox_id = s->inbox.id };
+		struct store_mailbox_status st;
 		snprintf(mb.name, sizeof(mb.name), "%s", e->name);
-		(void)imap_status_write(s, &mb, r->status);
+		/* A mailbox deleted since it was read has no STATUS line. */
+		if (!r->status_counted)
+			(void)imap_status_write(s, &mb, r->status);
+		else if (store_mailbox_counts(s->srv->store, mb.id, &st) == STORE_OK)
+			imap_status_reply(s, &mb, r->status, &st);
 	}
 }
 
@@ -431,7 +430,7 @@ static void list_one(struct imap_session *s, const struct list_req *r, const str
 	}
 	list_entry(s, r, l, e, childinfo);
 	if ((r->opts & RET_STATUS) && e->exists)
-		*steps += LIST_STATUS_STEPS;
+		*steps += r->status_counted ? LIST_COUNTS_STEPS : LIST_STATUS_STEPS;
 }
 
 /* RFC 3501 §6.3.9: subscribed names, existing or not; a parent that is not
@@ -452,70 +451,284 @@ static void lsub_one(struct imap_session *s, const struct list_req *r, bool pare
 	imap_printf(s, "\r\n");
 }
 
-/* A LIST or LSUB going on in slices: first the superiors of subscribed
- * names no pattern matches are marked (the reason to list a superior for
- * it: RFC 3501 §6.3.9 for LSUB, RFC 5258 §3.5 for RECURSIVEMATCH, which
- * lists such a parent only when the child is not listed too), then the
- * entries are answered. */
+/* A LIST or LSUB going on in slices, each phase resumable where the
+ * last slice stopped (job->next):
+ * - PH_MAILBOXES, PH_SUBSCRIPTIONS: the names, a page at a time, after
+ *   the last one read (job->after): a name created, deleted or renamed
+ *   meanwhile is either read or not, never twice;
+ * - PH_SORT: a merge sort into hierarchy order (name_cmp; the store's
+ *   order is bytewise), a run of moves per slice;
+ * - PH_MERGE: each name once; PH_CHILDREN: what lies below each;
+ * - PH_UNLISTED: the superiors of subscribed names no pattern matches
+ *   are marked (the reason to list a superior for it: RFC 3501 §6.3.9
+ *   for LSUB, RFC 5258 §3.5 for RECURSIVEMATCH, which lists such a parent
+ *   only when the child is not listed too), if needed;
+ * - PH_ANSWER: the entries are answered. */
+enum list_phase {
+	PH_MAILBOXES, PH_SUBSCRIPTIONS, PH_SORT, PH_MERGE, PH_CHILDREN, PH_UNLISTED, PH_ANSWER
+};
+
+/* A bottom-up merge sort that can stop after any move: runs of `width`
+ * from src are merged pairwise into dst, then the roles swap. */
+struct msort {
+	struct entry *tmp;
+	size_t width, lo, i, j, k;
+	bool in_run;
+};
+
 struct list_job {
 	const struct imap_command *cmd;
 	struct list_req *r;
 	bool lsub, parents;       /* parents: marking needed */
-	bool marked;
+	enum list_phase phase;
 	struct entries l;
-	size_t next;
+	struct msort sort;
+	char after[STORE_MAILBOX_NAME_MAX];   /* the last name of the last page */
+	size_t next, kept;
 };
+
+/* What one slice may spend: matcher steps (and their equivalents), and
+ * LIST_SLICE_NS of time, looked at every LIST_CLOCK_EVERY checks: a step
+ * count alone is only a guess at what a store query or a STATUS costs. */
+struct budget {
+	uint64_t steps;
+	struct timespec t0;
+	unsigned checks;
+	bool over;
+};
+
+static uint64_t ns_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)(t.tv_sec - t0->tv_sec) * 1000000000u + (uint64_t)t.tv_nsec -
+	    (uint64_t)t0->tv_nsec;
+}
+
+static bool spent(struct budget *b)
+{
+	if (!b->over && b->steps >= LIST_SLICE_STEPS)
+		b->over = true;
+	if (!b->over && ++b->checks % LIST_CLOCK_EVERY == 0 && ns_since(&b->t0) >= LIST_SLICE_NS)
+		b->over = true;
+	return b->over;
+}
 
 static void list_job_free(void *arg)
 {
 	struct list_job *job = arg;
 
 	entries_free(&job->l);
+	free(job->sort.tmp);
 	free(job->r);
 	free(job);
 }
 
-/* The marking, from job->next on; true when done. */
-static bool mark_step(struct list_job *job, uint64_t *steps)
+static int page_mailbox(const struct store_mailbox *mb, void *arg)
 {
-	while (job->next < job->l.n && *steps < LIST_SLICE_STEPS) {
+	struct list_job *job = arg;
+
+	snprintf(job->after, sizeof(job->after), "%s", mb->name);
+	return entry_mailbox(mb, &job->l);
+}
+
+static int page_subscribed(const char *name, void *arg)
+{
+	struct list_job *job = arg;
+
+	snprintf(job->after, sizeof(job->after), "%s", name);
+	return entry_subscribed(name, &job->l);
+}
+
+/* Pages of mailboxes, then of subscriptions; the next phase once a page
+ * comes short. A store failure lists nothing (and says OK, as before). */
+static void read_step(struct imap_session *s, struct list_job *job, struct budget *b)
+{
+	unsigned rows = 0;
+	int rc;
+
+	while (job->phase <= PH_SUBSCRIPTIONS && !spent(b)) {
+		if (job->phase == PH_MAILBOXES)
+			rc = store_mailbox_page(s->srv->store, s->inbox.id, job->after,
+			    LIST_PAGE_ROWS, page_mailbox, job, &rows);
+		else
+			rc = store_subscription_page(s->srv->store, s->inbox.id, job->after,
+			    LIST_PAGE_ROWS, page_subscribed, job, &rows);
+		b->steps += (uint64_t)rows * LIST_ROW_STEPS;
+		if (rc != STORE_OK) {
+			entries_free(&job->l);
+			job->phase = PH_ANSWER;
+		} else if (rows < LIST_PAGE_ROWS) {
+			job->after[0] = '\0';
+			job->phase++;
+		}
+	}
+}
+
+/* The merge sort, from where it stopped; true when job->l is in order. */
+static bool sort_step(struct list_job *job, struct budget *b)
+{
+	struct msort *m = &job->sort;
+	size_t n = job->l.n;
+
+	if (n < 2)
+		return true;
+	if (m->tmp == NULL && m->width == 0) {
+		if ((m->tmp = malloc(n * sizeof(*m->tmp))) == NULL) {
+			qsort(job->l.e, n, sizeof(job->l.e[0]), entry_cmp);  /* in one go */
+			return true;
+		}
+		m->width = 1;
+	}
+	while (m->width < n) {
+		struct entry *src = job->l.e, *dst = m->tmp;
+		while (m->lo < n) {
+			size_t mid = n - m->lo > m->width ? m->lo + m->width : n;
+			size_t hi = n - mid > m->width ? mid + m->width : n;
+			if (!m->in_run) {
+				m->i = m->lo;
+				m->j = mid;
+				m->k = m->lo;
+				m->in_run = true;
+			}
+			for (; m->k < hi; m->k++) {
+				if (spent(b))
+					return false;
+				b->steps += LIST_SORT_STEPS;
+				if (m->i < mid && (m->j >= hi || name_cmp(src[m->i].name, src[m->j].name) <= 0))
+					dst[m->k] = src[m->i++];
+				else
+					dst[m->k] = src[m->j++];
+			}
+			m->in_run = false;
+			m->lo = hi;
+		}
+		job->l.e = dst;
+		m->tmp = src;
+		m->width *= 2;
+		m->lo = 0;
+	}
+	free(m->tmp);
+	m->tmp = NULL;
+	job->l.cap = n;
+	return true;
+}
+
+/* Equal names (a mailbox that is subscribed, a superior of several) made
+ * one, from job->next on into job->kept; true when done. */
+static bool merge_step(struct list_job *job, struct budget *b)
+{
+	struct entries *l = &job->l;
+
+	for (; job->next < l->n; job->next++) {
+		struct entry *e = &l->e[job->next];
+		if (spent(b))
+			return false;
+		b->steps += LIST_SORT_STEPS;
+		if (job->kept > 0 && strcmp(l->e[job->kept - 1].name, e->name) == 0) {
+			struct entry *keep = &l->e[job->kept - 1];
+			keep->subscribed |= e->subscribed;
+			if (e->exists) {
+				keep->exists = true;
+				keep->mb_id = e->mb_id;
+				memcpy(keep->special_use, e->special_use, sizeof(keep->special_use));
+			}
+			free(e->name);
+			continue;
+		}
+		if (job->kept != job->next)
+			l->e[job->kept] = *e;
+		job->kept++;
+	}
+	l->n = job->kept;
+	return true;
+}
+
+/* What lies below each entry, from job->next on; true when done. */
+static bool children_step(struct list_job *job, struct budget *b)
+{
+	while (job->next < job->l.n) {
+		const struct entry *e = &job->l.e[job->next];
+		if (spent(b))
+			return false;
+		b->steps += LIST_ENTRY_STEPS;
+		job->next++;
+		if (e->exists)
+			mark_superiors(&job->l, e->name, mark_exists);
+		if (e->subscribed)
+			mark_superiors(&job->l, e->name, mark_subscribed);
+	}
+	return true;
+}
+
+/* The marking of PH_UNLISTED, from job->next on; true when done. */
+static bool mark_step(struct list_job *job, struct budget *b)
+{
+	while (job->next < job->l.n && !spent(b)) {
 		const struct entry *e = &job->l.e[job->next++];
-		*steps += LIST_ENTRY_STEPS;
-		if (e->subscribed && !any_match(job->r, e->name, steps))
+		b->steps += LIST_ENTRY_STEPS;
+		if (e->subscribed && !any_match(job->r, e->name, &b->steps))
 			mark_superiors(&job->l, e->name, mark_unlisted_one);
 	}
 	return job->next >= job->l.n;
 }
 
+/* The phases before the answer; true when they are done. */
+static bool prepare_step(struct imap_session *s, struct list_job *job, struct budget *b)
+{
+	bool done = true;
+
+	read_step(s, job, b);
+	while (done && job->phase > PH_SUBSCRIPTIONS && job->phase < PH_ANSWER) {
+		switch (job->phase) {
+		case PH_SORT:
+			done = sort_step(job, b);
+			break;
+		case PH_MERGE:
+			done = merge_step(job, b);
+			break;
+		case PH_CHILDREN:
+			done = children_step(job, b);
+			break;
+		default:
+			done = !job->parents || mark_step(job, b);
+			break;
+		}
+		if (done) {
+			job->phase++;
+			job->next = job->kept = 0;
+		}
+	}
+	return job->phase == PH_ANSWER;
+}
+
 static enum imap_cont list_cont(struct imap_session *s, void *arg)
 {
 	struct list_job *job = arg;
-	uint64_t steps = 0;
+	struct budget b = { 0 };
 
-	if (!job->marked) {
-		if (!mark_step(job, &steps))
-			return IMAP_CONT_YIELD;
-		job->marked = true;
-		job->next = 0;
-	}
+	clock_gettime(CLOCK_MONOTONIC, &b.t0);
+	if (!prepare_step(s, job, &b))
+		return IMAP_CONT_YIELD;
 	while (job->next < job->l.n) {
-		if (steps >= LIST_SLICE_STEPS)
+		if (spent(&b))
 			return IMAP_CONT_YIELD;
 		if (conn_output_pending(s->conn) >= IMAP_SLICE_OUTPUT)
 			return IMAP_CONT_OUTPUT;
 		const struct entry *e = &job->l.e[job->next++];
-		steps += LIST_ENTRY_STEPS;
+		b.steps += LIST_ENTRY_STEPS;
 		if (job->lsub)
-			lsub_one(s, job->r, job->parents, e, &steps);
+			lsub_one(s, job->r, job->parents, e, &b.steps);
 		else
-			list_one(s, job->r, &job->l, e, &steps);
+			list_one(s, job->r, &job->l, e, &b.steps);
 	}
 	imap_tagged(s, job->cmd->tag, "OK", "%s completed", job->cmd->verb);
 	return IMAP_CONT_DONE;
 }
 
-/* Reads the entries and answers what fits in this pass; the rest later.
- * Takes r. */
+/* Reads, sorts and answers what fits in this pass; the rest later. Takes
+ * r. */
 static void list_start(struct imap_session *s, const struct imap_command *cmd,
     struct list_req *r, bool lsub)
 {
@@ -532,10 +745,6 @@ static void list_start(struct imap_session *s, const struct imap_command *cmd,
 	job->r = r;
 	job->lsub = lsub;
 	job->parents = lsub ? n > 0 && r->pat[0][n - 1] == '%' : (r->opts & SEL_RECURSIVE) != 0;
-	job->marked = !job->parents;
-	/* As before: a store failure lists nothing, and says OK. */
-	if (entries_sorted(s, &job->l) != STORE_OK)
-		entries_free(&job->l);
 	rc = list_cont(s, job);
 	if (rc == IMAP_CONT_DONE)
 		list_job_free(job);

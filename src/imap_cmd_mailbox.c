@@ -436,13 +436,20 @@ int imap_status_write(struct imap_session *s, const struct store_mailbox *mb,
     const struct imap_arg *items)
 {
 	struct store_mailbox_status st;
-	uint32_t recent;
-	size_t i;
 	int rc = store_mailbox_status(s->srv->store, mb->id, &st);
 
-	if (rc != STORE_OK)
-		return rc;
-	recent = s->view && s->view->mb.id == mb->id ? view_recent(s->view) : st.recent;
+	if (rc == STORE_OK)
+		imap_status_reply(s, mb, items, &st);
+	return rc;
+}
+
+void imap_status_reply(struct imap_session *s, const struct store_mailbox *mb,
+    const struct imap_arg *items, const struct store_mailbox_status *st)
+{
+	uint32_t recent;
+	size_t i;
+
+	recent = s->view && s->view->mb.id == mb->id ? view_recent(s->view) : st->recent;
 	imap_printf(s, "* STATUS ");
 	imap_write_mailbox(s, mb->name);
 	imap_printf(s, " (");
@@ -453,10 +460,9 @@ int imap_status_write(struct imap_session *s, const struct store_mailbox *mb,
 			up[k] = (char)toupper((unsigned char)items->list[i].str[k]);
 		up[k] = '\0';
 		imap_printf(s, "%s%s %llu", i ? " " : "", up,
-		    (unsigned long long)status_value(s, up, &st, recent));
+		    (unsigned long long)status_value(s, up, st, recent));
 	}
 	imap_printf(s, ")\r\n");
-	return STORE_OK;
 }
 
 void imap_cmd_status(struct imap_session *s, const struct imap_command *cmd)

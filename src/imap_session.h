@@ -247,6 +247,9 @@ bool imap_mailbox_has_children(struct imap_session *s, const char *name);
 bool imap_status_items_valid(const struct imap_arg *items);
 int imap_status_write(struct imap_session *s, const struct store_mailbox *mb,
     const struct imap_arg *items);
+/* The same line from counts already read (LIST-STATUS: store_mailbox_counts). */
+void imap_status_reply(struct imap_session *s, const struct store_mailbox *mb,
+    const struct imap_arg *items, const struct store_mailbox_status *st);
 void imap_cmd_status(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_append(struct imap_session *s, const struct imap_command *cmd);
 /* APPEND's literals: the reader streams them (set once per session); what

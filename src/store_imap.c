@@ -66,6 +66,18 @@ const char *const store_imap_sql[QI_END - QI_FIRST] = {
 	Q(QI_VANISHED) = "SELECT uid FROM expunged INDEXED BY expunged_modseq"
 	    " WHERE mailbox_id = ?1 AND modseq > ?2"
 	    " ORDER BY uid",
+	/* LIST a page at a time (imap_cmd_list.c), by the (inbox_id, name)
+	 * indexes: names after ?2, at most ?3. */
+	Q(QI_MAILBOX_PAGE) = MAILBOX_COLS "WHERE b.inbox_id = ?1 AND b.name > ?2"
+	    " ORDER BY b.name LIMIT ?3",
+	Q(QI_SUB_PAGE) = "SELECT name FROM subscription WHERE inbox_id = ?1 AND name > ?2"
+	    " ORDER BY name LIMIT ?3",
+	/* The counts schema 7's triggers keep: one row, however many messages. */
+	Q(QI_MAILBOX_COUNTS) = "SELECT n_messages, n_unseen, uidnext, uidvalidity, highestmodseq"
+	    " FROM mailbox WHERE id = ?1",
+	/* Names below ?2 are those from ?2 || '/' up to ?2 || '0' ('/' + 1). */
+	Q(QI_MAILBOX_CHILD) = "SELECT count(*) FROM (SELECT 1 FROM mailbox WHERE inbox_id = ?1"
+	    " AND name >= ?2 || '/' AND name < ?2 || '0' LIMIT 1)",
 #undef Q
 };
 
@@ -374,6 +386,106 @@ int sq_subscription_list(struct store *base, int64_t inbox_id, store_name_cb cb,
 	struct sqlite_store *st = sqlite_store_of(base);
 
 	return name_rows(st, QI_SUB_LIST, inbox_id, cb, arg);
+}
+
+/* ---- LIST a page at a time --------------------------------------------- */
+
+static int page_stmt(struct store *base, int q, int64_t inbox_id, const char *after,
+    unsigned limit, sqlite3_stmt **s)
+{
+	struct sqlite_store *st = sqlite_store_of(base);
+	int rc = STORE_OK;
+
+	if (base->be != &store_sqlite_backend)
+		return store_set_err(st, STORE_ERR, "no paged listing in this store");
+	if ((*s = store_stmt_get(st, q, &rc)) == NULL)
+		return rc;
+	sqlite3_bind_int64(*s, 1, inbox_id);
+	store_bind_str(*s, 2, after);
+	sqlite3_bind_int64(*s, 3, limit);
+	return STORE_OK;
+}
+
+int store_mailbox_page(struct store *base, int64_t inbox_id, const char *after, unsigned limit,
+    store_mailbox_cb cb, void *arg, unsigned *rows)
+{
+	struct sqlite_store *st = sqlite_store_of(base);
+	struct store_mailbox mb;
+	sqlite3_stmt *s = NULL;
+	int rc = page_stmt(base, QI_MAILBOX_PAGE, inbox_id, after, limit, &s), r = SQLITE_DONE;
+
+	*rows = 0;
+	if (rc != STORE_OK)
+		return rc;
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		(*rows)++;
+		mailbox_from_row(s, &mb);
+		if ((rc = cb(&mb, arg)) != 0)
+			break;
+	}
+	if (rc == STORE_OK && r != SQLITE_DONE)
+		rc = store_sql_fail(st, r);
+	store_stmt_put(st, QI_MAILBOX_PAGE, s);
+	return rc;
+}
+
+int store_subscription_page(struct store *base, int64_t inbox_id, const char *after,
+    unsigned limit, store_name_cb cb, void *arg, unsigned *rows)
+{
+	struct sqlite_store *st = sqlite_store_of(base);
+	sqlite3_stmt *s = NULL;
+	int rc = page_stmt(base, QI_SUB_PAGE, inbox_id, after, limit, &s), r = SQLITE_DONE;
+
+	*rows = 0;
+	if (rc != STORE_OK)
+		return rc;
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		(*rows)++;
+		if ((rc = cb(store_col_str(s, 0), arg)) != 0)
+			break;
+	}
+	if (rc == STORE_OK && r != SQLITE_DONE)
+		rc = store_sql_fail(st, r);
+	store_stmt_put(st, QI_SUB_PAGE, s);
+	return rc;
+}
+
+int store_mailbox_counts(struct store *base, int64_t mailbox_id, struct store_mailbox_status *out)
+{
+	struct sqlite_store *st = sqlite_store_of(base);
+	int64_t v[5] = { 0 };
+	int rc;
+
+	if (base->be != &store_sqlite_backend)
+		return store_mailbox_status(base, mailbox_id, out);
+	if ((rc = row_q(st, QI_MAILBOX_COUNTS, mailbox_id, v, 5)) != STORE_OK)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	out->messages = (uint32_t)v[0];
+	out->unseen = (uint32_t)v[1];
+	out->uidnext = (uint32_t)v[2];
+	out->uidvalidity = (uint32_t)v[3];
+	out->highestmodseq = (uint64_t)v[4];
+	return STORE_OK;
+}
+
+int store_mailbox_has_children(struct store *base, int64_t inbox_id, const char *name, bool *yes)
+{
+	struct sqlite_store *st = sqlite_store_of(base);
+	int rc = STORE_OK;
+	sqlite3_stmt *s;
+
+	*yes = false;
+	if (base->be != &store_sqlite_backend)
+		return store_set_err(st, STORE_ERR, "no such query in this store");
+	if ((s = store_stmt_get(st, QI_MAILBOX_CHILD, &rc)) == NULL)
+		return rc;
+	sqlite3_bind_int64(s, 1, inbox_id);
+	store_bind_str(s, 2, name);
+	if ((rc = store_step_row(st, s, "no count")) == STORE_OK)
+		*yes = sqlite3_column_int64(s, 0) != 0;
+	store_stmt_put(st, QI_MAILBOX_CHILD, s);
+	return rc;
 }
 
 int sq_subscription_set(struct store *base, int64_t inbox_id, const char *name, bool on)

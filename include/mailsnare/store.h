@@ -409,6 +409,22 @@ int store_mailbox_vanished(struct store *st, int64_t mailbox_id, uint64_t since,
 int store_subscription_set(struct store *st, int64_t inbox_id, const char *name, bool on);
 int store_subscription_list(struct store *st, int64_t inbox_id, store_name_cb cb, void *arg);
 
+/* LIST a page at a time (IMAP LIST in slices): the mailboxes, or the
+ * subscribed names, that sort after `after` ("" for the first), by name
+ * (bytewise), at most `limit`; *rows says how many came. Each name comes
+ * at most once over the pages, whatever is created or renamed between
+ * them. */
+int store_mailbox_page(struct store *st, int64_t inbox_id, const char *after, unsigned limit,
+    store_mailbox_cb cb, void *arg, unsigned *rows);
+int store_subscription_page(struct store *st, int64_t inbox_id, const char *after,
+    unsigned limit, store_name_cb cb, void *arg, unsigned *rows);
+/* The STATUS items the store keeps counted (MESSAGES, UNSEEN, UIDNEXT,
+ * UIDVALIDITY, HIGHESTMODSEQ) in one row; deleted, recent and size are
+ * left 0 (store_mailbox_status counts them over the messages). */
+int store_mailbox_counts(struct store *st, int64_t mailbox_id, struct store_mailbox_status *out);
+/* Whether a mailbox exists below name (a name starting with name + "/"). */
+int store_mailbox_has_children(struct store *st, int64_t inbox_id, const char *name, bool *yes);
+
 /* One message of a mailbox, by UID ascending. */
 struct store_msg {
 	int64_t id;

@@ -10,6 +10,7 @@ Raw IMAP on 127.0.0.1 only; every socket has a timeout."""
 import base64
 import os
 import random
+import re
 import shutil
 import socket
 import tempfile
@@ -211,6 +212,96 @@ class SlicesTest(unittest.TestCase):
         finally:
             a.close()
             b.close()
+
+    def test_list_while_another_session_changes_mailboxes(self):
+        """A LIST reads the names a page at a time over several loop passes
+        (issue 11): a second session's CREATE, DELETE and RENAME between
+        them leave a consistent answer, each name at most once, in order,
+        the untouched ones all there, a deleted mailbox without its STATUS
+        line, and the next LIST exact."""
+        user, pw = new_inbox(self.server, "lc")
+        a = RawIMAP(self.server.addr("imap"), timeout=LONG)
+        b = RawIMAP(self.server.addr("imap"), timeout=LONG)
+        try:
+            a.greeting()
+            b.greeting()
+            a.login(user, pw)
+            b.login(user, pw)
+            boxes = ["m%04d" % i for i in range(N_BOXES)] + ["q"] + \
+                ["q/%04d" % i for i in range(200)]
+            self.pipeline(a, ["CREATE " + n for n in boxes])
+            # As many subscriptions, read after the mailboxes: more pages.
+            self.pipeline(a, ["SUBSCRIBE s/%04d" % i for i in range(N_BOXES)])
+            # Names read late deleted; names read early renamed to names
+            # read late, and the other way round.
+            deleted = boxes[2500:N_BOXES] + ["q/%04d" % i for i in range(200)] + ["q"]
+            later = {"m%04d" % i: "z%04d" % i for i in range(500, 800)}
+            earlier = {"m%04d" % i: "a%04d" % i for i in range(2000, 2200)}
+            created = ["n%04d" % i for i in range(300)]
+            changes = ["RENAME %s %s" % kv for kv in list(later.items()) + list(earlier.items())] + \
+                ["DELETE " + n for n in deleted] + ["CREATE " + n for n in created]
+            tag = a.next_tag()
+            a.send(tag.encode() + b' LIST "" "*" RETURN (STATUS (MESSAGES))' + CRLF)
+            self.pipeline(b, changes)
+            untagged, tagged = a.until_tagged(tag, timeout=LONG)
+            self.assertEqual(status_of(tagged), "OK", tagged)
+            listed, statuses = self.list_status_lines(untagged)
+            names = [n for n, _ in listed]
+            self.assertEqual(len(names), len(set(names)), "a name listed twice")
+            self.assertEqual(names, sorted(names, key=self.hier_key), "not in hierarchy order")
+            initial = ["INBOX", "Drafts", "Junk", "Sent", "Trash"] + boxes
+            ever = set(initial) | set(later.values()) | set(earlier.values()) | set(created)
+            self.assertLessEqual(set(names), ever)
+            touched = set(deleted) | set(later) | set(earlier)
+            for n in initial:
+                if n not in touched:
+                    self.assertIn(n, names)
+            for n, attrs in listed:
+                if n[0] in "mazn":
+                    self.assertEqual(attrs, "\\HasNoChildren", n)
+            # A STATUS line follows its LIST line, unless the mailbox went
+            # in between (a renamed one keeps its line, under the name
+            # listed).
+            for n in statuses:
+                self.assertIn(n, names)
+            for n in names:
+                if n not in touched and n not in created and n != "INBOX":
+                    self.assertEqual(statuses.get(n), "0", n)
+            final = sorted(set(initial) - set(deleted) - set(later) - set(earlier) |
+                           set(later.values()) | set(earlier.values()) | set(created),
+                           key=self.hier_key)
+            listed, _ = self.list_status_lines(self.ok(a, 'LIST "" "*"'))
+            self.same([n for n, _ in listed], final)
+        finally:
+            a.close()
+            b.close()
+
+    def pipeline(self, c, commands):
+        """Sends the commands at once; every one must say OK."""
+        c.send(b"".join(b"p%d %s\r\n" % (i, t.encode()) for i, t in enumerate(commands)))
+        for i, t in enumerate(commands):
+            self.assertEqual(status_of(c.until_tagged("p%d" % i, timeout=LONG)[1]), "OK", t)
+
+    @staticmethod
+    def hier_key(name):
+        # The server's order: "/" below every other octet, above the end.
+        return name.encode().replace(b"/", b"\x01")
+
+    @staticmethod
+    def list_status_lines(untagged):
+        """[(name, attributes)] of the LIST lines, {name: MESSAGES} of the
+        STATUS lines, each STATUS checked to follow its own LIST line."""
+        listed, statuses = [], {}
+        for line in untagged:
+            m = re.match(rb'\* LIST \(([^)]*)\) "/" "([^"]*)"$', line)
+            if m:
+                listed.append((m.group(2).decode(), m.group(1).decode()))
+                continue
+            m = re.match(rb'\* STATUS "([^"]*)" \(MESSAGES (\d+)\)$', line)
+            assert m, line
+            assert listed and listed[-1][0] == m.group(1).decode(), line
+            statuses[m.group(1).decode()] = m.group(2).decode()
+        return listed, statuses
 
     def test_expunge_exact_and_others_consistent(self):
         user, pw = new_inbox(self.server, "ex")

@@ -2132,6 +2132,62 @@ Test(store_sqlite, kept_counts)
 	store_close(st);
 }
 
+/* LIST's pages: by name after the last one, at most the limit, each name
+ * once even when one is renamed between pages; STATUS from the kept
+ * counts agrees with the counted ones; a child is found by its prefix
+ * only ("a/..." under "a", not "a-b" nor "ab"). */
+Test(store_sqlite, list_pages_counts_children)
+{
+	struct store *st = open_store();
+	struct store_inbox a = make_inbox(st, "a");
+	struct store_mailbox_status full, kept;
+	struct store_mailbox mb;
+	struct names l = { .n = 0 }, subs = { .n = 0 };
+	unsigned rows = 0;
+	bool yes = true;
+	int64_t id = add_text(st, a.id, "1\r\n");
+
+	cr_assert_eq(store_mailbox_page(st, a.id, "", 2, collect_mailbox, &l, &rows), STORE_OK);
+	cr_assert_eq(rows, 2);
+	cr_assert_str_eq(l.name[1], "INBOX");
+	cr_assert_eq(store_mailbox_rename(st, a.id, "Drafts", "Zed"), STORE_OK);
+	cr_assert_eq(store_mailbox_page(st, a.id, "INBOX", 10, collect_mailbox, &l, &rows),
+	    STORE_OK);
+	cr_assert_eq(rows, 4);
+	cr_assert_str_eq(l.name[2], "Junk \\Junk");
+	cr_assert_str_eq(l.name[5], "Zed \\Drafts");
+	cr_assert_eq(store_subscription_page(st, a.id, "Junk", 10, collect_name, &subs, &rows),
+	    STORE_OK);
+	cr_assert_eq(rows, 2);
+	cr_assert_str_eq(subs.name[0], "Sent");
+	cr_assert_eq(store_message_set_flags(st, id, STORE_FLAG_SEEN, 0), STORE_OK);
+	add_text(st, a.id, "2\r\n");
+	cr_assert_eq(store_mailbox_get(st, a.id, "INBOX", &mb), STORE_OK);
+	cr_assert_eq(store_mailbox_status(st, mb.id, &full), STORE_OK);
+	cr_assert_eq(store_mailbox_counts(st, mb.id, &kept), STORE_OK);
+	cr_assert_eq(kept.messages, 2);
+	cr_assert_eq(kept.unseen, 1);
+	cr_assert_eq(kept.messages, full.messages);
+	cr_assert_eq(kept.unseen, full.unseen);
+	cr_assert_eq(kept.uidnext, full.uidnext);
+	cr_assert_eq(kept.uidvalidity, full.uidvalidity);
+	cr_assert_eq(kept.highestmodseq, full.highestmodseq);
+	cr_assert_eq(store_mailbox_counts(st, 999999, &kept), STORE_NOTFOUND);
+	cr_assert_eq(store_mailbox_create(st, a.id, "a-b", NULL), STORE_OK);
+	cr_assert_eq(store_mailbox_create(st, a.id, "ab", NULL), STORE_OK);
+	cr_assert_eq(store_mailbox_create(st, a.id, "a", NULL), STORE_OK);
+	cr_assert_eq(store_mailbox_has_children(st, a.id, "a", &yes), STORE_OK);
+	cr_assert(!yes);
+	cr_assert_eq(store_mailbox_create(st, a.id, "a/b/c", NULL), STORE_OK);
+	cr_assert_eq(store_mailbox_has_children(st, a.id, "a", &yes), STORE_OK);
+	cr_assert(yes);
+	cr_assert_eq(store_mailbox_has_children(st, a.id, "a/b", &yes), STORE_OK);
+	cr_assert(yes);
+	cr_assert_eq(store_mailbox_has_children(st, a.id, "a/b/c", &yes), STORE_OK);
+	cr_assert(!yes);
+	store_close(st);
+}
+
 /* Keywords a delivery brings (X-Tags) stay within max-keywords: one new
  * to a full mailbox is left out, one the mailbox has already is kept,
  * and another inbox's keywords do not count against this one. */
