@@ -23,8 +23,10 @@
  * text costs about that many of a header read (16 MB took 94 ms here). */
 #define TEXT_PIECE (256u * 1024)
 #define TEXT_WEIGHT 4
-/* The same through iconv, which costs about WEIGHT_ICONV_NOTE. */
-#define TEXT_WEIGHT_ICONV 8
+/* The same through iconv (mime_conv), which costs more: SEARCH over
+ * Shift_JIS took 14 ns of server CPU a byte, over UTF-8 text 5.5
+ * (bench/hostile.py's search-body rows). */
+#define TEXT_WEIGHT_ICONV 10
 
 struct text_key {
 	const struct imap_search_node *node;

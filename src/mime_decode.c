@@ -376,8 +376,12 @@ void mime_search_free(struct mime_search *s)
  * what it matched converted whole.
  */
 
-/* Output is handed to the sink this much at a time. */
+/* Latin-1 output is handed to the sink this much at a time. */
 #define CONV_OUT 4096
+/* iconv's: glibc's cost per call is high (Shift_JIS at 64 KiB of output a
+ * call converts twice as fast as at 4 KiB, and 6 times as fast as
+ * mime_address.c's 256 bytes). */
+#define CONV_ICONV_OUT (64 * 1024)
 /* The longest incomplete sequence held from one piece for the next: the
  * charsets iconv knows have none over 4 bytes (a UTF-16 surrogate pair,
  * GB18030, an ISO-2022 escape). */
@@ -388,6 +392,7 @@ enum conv_kind { CONV_AS_IS, CONV_LATIN1, CONV_ICONV };
 struct mime_conv {
 	enum conv_kind kind;
 	iconv_t cd;
+	char *out;                 /* CONV_ICONV_OUT bytes, for iconv */
 	char tail[CONV_TAIL_MAX];  /* the start of a sequence cut by a piece's end */
 	size_t ntail;
 };
@@ -415,6 +420,10 @@ struct mime_conv *mime_conv_new(const char *cs)
 		c->kind = CONV_ICONV;
 	else
 		c->kind = CONV_AS_IS; /* unknown charset: the bytes as they are */
+	if (c->kind == CONV_ICONV && (c->out = malloc(CONV_ICONV_OUT)) == NULL) {
+		mime_conv_free(c);
+		return NULL;
+	}
 	return c;
 }
 
@@ -429,6 +438,7 @@ void mime_conv_free(struct mime_conv *c)
 		return;
 	if (c->kind == CONV_ICONV)
 		iconv_close(c->cd);
+	free(c->out);
 	free(c);
 }
 
@@ -459,15 +469,15 @@ static void latin1_feed(const char *in, size_t len, mime_conv_sink sink, void *a
 static size_t conv_run(struct mime_conv *c, const char *in, size_t len, mime_conv_sink sink,
     void *arg)
 {
-	char out[CONV_OUT], *ip = (char *)in;
+	char *ip = (char *)in;
 	size_t left = len;
 
 	while (left > 0) {
-		char *op = out;
-		size_t room = sizeof(out), r = iconv(c->cd, &ip, &left, &op, &room);
+		char *op = c->out;
+		size_t room = CONV_ICONV_OUT, r = iconv(c->cd, &ip, &left, &op, &room);
 		int e = errno; /* before the sink, which may set it */
-		if (op > out)
-			sink(arg, out, (size_t)(op - out));
+		if (op > c->out)
+			sink(arg, c->out, (size_t)(op - c->out));
 		if (r != (size_t)-1 || e == E2BIG)
 			continue;
 		if (e == EINVAL)
