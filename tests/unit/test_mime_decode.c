@@ -265,6 +265,18 @@ static void check_conv_text(const char *cs, const char *text, const char *bad, s
 	}
 	memcpy(in + len, one, cut);
 	check_conv(cs, in, len + cut);
+	if (bad == NULL && cut == 0 && strncmp(cs, "x-", 2) != 0 && strcmp(cs, "UTF-16") != 0
+	    && strcmp(cs, "UTF-32") != 0) {
+		/* And the whole is the text again (the whole, not only the
+		 * pieces, goes 64 KiB of output at a time; UTF-16 and UTF-32
+		 * have a BOM in every copy, U+FEFF after the first). */
+		size_t ulen, tlen = strlen(text);
+		char *u = mime_charset_to_utf8(cs, in, len, &ulen);
+		cr_assert_eq(ulen, tlen * 40, "%s", cs);
+		for (int i = 0; i < 40; i++)
+			cr_assert(memcmp(u + i * tlen, text, tlen) == 0, "%s", cs);
+		free(u);
+	}
 	free(in);
 	free(one);
 }
