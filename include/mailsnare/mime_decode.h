@@ -81,7 +81,9 @@ void mime_search_free(struct mime_search *s);
  * iconv descriptor kept from piece to piece (its shift state, e.g.
  * ISO-2022-JP's or a UTF-16 BOM's, with it), a sequence cut at a piece's
  * end held for the next; bytes iconv cannot convert become U+FFFD, and an
- * incomplete sequence at the very end is dropped. Output goes to sink in
+ * incomplete sequence at the very end is dropped (one exception: after
+ * malformed UTF-7 base64, glibc's decoder itself answers by how the input
+ * is cut, so pieces may differ there). Output goes to sink in
  * whole UTF-8 characters (for iconv; as is otherwise), a few KiB at a
  * time. mime_conv_new allocates (NULL: no memory); mime_conv_free closes.
  */
