@@ -131,8 +131,9 @@ class Imap:
         self.s.close()
 
 
-def smtp_fill(srv, user, pw, count, size, subject=lambda i: "m%d" % i, body=None):
-    """count messages of about size bytes to user's INBOX, pipelined BDAT."""
+def smtp_fill(srv, user, pw, count, size, subject=lambda i: "m%d" % i, body=None, headers=b""):
+    """count messages of about size bytes to user's INBOX, pipelined BDAT;
+    headers (CRLF-ended fields) go after Message-ID."""
     s = connect(srv, "smtp")
     f = s.makefile("rb")
     f.readline()
@@ -148,7 +149,7 @@ def smtp_fill(srv, user, pw, count, size, subject=lambda i: "m%d" % i, body=None
         out = []
         for i in range(at, min(count, at + batch)):
             msg = (b"From: user%d@example.test\r\nTo: rcpt@example.test\r\nSubject: %s\r\n"
-                   b"Message-ID: <m%d@example.test>\r\n\r\n" % (i, subject(i).encode(), i)) + fill
+                   b"Message-ID: <m%d@example.test>\r\n" % (i, subject(i).encode(), i)) + headers + b"\r\n" + fill
             out.append(b"MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\n"
                        b"BDAT %d LAST\r\n" % len(msg) + msg)
         s.sendall(b"".join(out))
@@ -259,6 +260,25 @@ def row_search_body(needle_kb):
         c.close()
         return "%d x %d MB, needle %d KiB" % (n, size, needle_kb)
     return row
+
+
+def row_search_body_sjis(srv, user, pw, ping):
+    """SEARCH CHARSET UTF-8 BODY over parts in Shift_JIS, which iconv
+    converts (before: a whole part in one slice)."""
+    n, size = (5, 8) if QUICK else (10, 16)
+    line = ("日本語のテキストです。半角ｶﾀｶﾅも。" * 2).encode("shift_jis") + b"\r\n"
+    body = line * (size * 1024 * 1024 // len(line))
+    smtp_fill(srv, user, pw, n, len(body), body=body,
+              headers=b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=Shift_JIS\r\n"
+                      b"Content-Transfer-Encoding: 8bit\r\n")
+    c = Imap(srv, user, pw)
+    c.cmd("SELECT INBOX")
+    needle = "見つからない".encode()
+    with ping:
+        lines, ok = c.wait(c.send(b"SEARCH CHARSET UTF-8 BODY {%d+}\r\n%s" % (len(needle), needle)))
+    assert ok.split()[1] == b"OK" and lines == [b"* SEARCH\r\n"], (lines, ok)
+    c.close()
+    return "%d x %d MB Shift_JIS, needle not there" % (n, size)
 
 
 def row_subscribe_list(srv, user, pw, ping):
@@ -382,6 +402,7 @@ ROWS = [
     ("smtp-parallel", row_smtp_parallel),
     ("search-body", row_search_body(1)),
     ("search-body-64k", row_search_body(64)),
+    ("search-body-sjis", row_search_body_sjis),
     ("subscribe-list", row_subscribe_list),
     ("slow-clients", row_slow_clients),
     ("wrong-passwords", row_wrong_passwords),

@@ -2,17 +2,16 @@
  * SEARCH BODY and TEXT over a message's decoded text, a budget at a time:
  * the text parts (text and message types) are read in pieces, transfer-decoded
  * (base64, quoted-printable: the decoder keeps its state between pieces),
- * made UTF-8 and fed to one streaming matcher per BODY/TEXT key
- * (mime_search_feed: KMP, its state carried across pieces), the parts
- * joined by "\n" as one text. A 16 MB body is so dozens of slices, not
- * one, and never sits whole in memory.
- *
- * Charsets that iconv converts (multibyte ones, whose characters a cut
- * could split) are converted a whole part at once, as before.
+ * made UTF-8 (mime_conv: for the charsets iconv converts, one iconv
+ * descriptor per part, its shift state and a sequence cut at a piece's
+ * end carried to the next piece) and fed to one streaming matcher per
+ * BODY/TEXT key (mime_search_feed: KMP, its state carried across pieces,
+ * and a UTF-8 character cut by a piece's end folded whole), the parts
+ * joined by "\n" as one text. A 16 MB body, in any charset, is so dozens
+ * of slices, not one, and never sits whole in memory.
  */
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "mailsnare/imap_search.h"
 #include "mailsnare/mime.h"
@@ -24,6 +23,10 @@
  * text costs about that many of a header read (16 MB took 94 ms here). */
 #define TEXT_PIECE (256u * 1024)
 #define TEXT_WEIGHT 4
+/* The same through iconv (mime_conv), which costs more: SEARCH over
+ * Shift_JIS took 14 ns of server CPU a byte, over UTF-8 text 5.5
+ * (bench/hostile.py's search-body rows). */
+#define TEXT_WEIGHT_ICONV 10
 
 struct text_key {
 	const struct imap_search_node *node;
@@ -38,6 +41,7 @@ struct imap_text_scan {
 	size_t nparts, capparts, part;
 	uint64_t pos;                    /* read of parts[part]'s body */
 	struct mime_decoder dec;
+	struct mime_conv *conv;          /* parts[part]'s, once it is begun */
 };
 
 static bool keys_add(struct imap_text_scan *ts, const struct imap_search_node *n)
@@ -83,6 +87,8 @@ void imap_text_scan_reset(struct imap_text_scan *ts)
 	}
 	mime_part_free(ts->tree);
 	ts->tree = NULL;
+	mime_conv_free(ts->conv);
+	ts->conv = NULL;
 	ts->nparts = ts->part = 0;
 	ts->pos = 0;
 }
@@ -96,6 +102,7 @@ void imap_text_scan_free(struct imap_text_scan *ts)
 	for (i = 0; i < ts->nkeys; i++)
 		mime_search_free(ts->keys[i].ms);
 	free(ts->keys);
+	mime_conv_free(ts->conv);
 	mime_part_free(ts->tree);
 	free(ts->parts);
 	free(ts);
@@ -146,20 +153,20 @@ static void feed(struct imap_text_scan *ts, const char *text, size_t len)
 	}
 }
 
-/* Converted piece by piece: what charset_to_utf8 (mime_address.c) takes
- * byte by byte or leaves as it is. */
-static bool bytewise_charset(const char *cs)
+static void conv_sink(void *arg, const char *utf8, size_t len)
 {
-	static const char *const names[] = { "utf-8", "utf8", "us-ascii", "ascii",
-	    "iso-8859-1", "latin1" };
-	size_t i;
+	feed(arg, utf8, len);
+}
 
-	if (cs == NULL || cs[0] == '\0')
-		return true;
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcasecmp(cs, names[i]) == 0)
-			return true;
-	return false;
+/* On to the next part; ended: its text is followed by "\n". */
+static void part_done(struct imap_text_scan *ts, bool ended)
+{
+	mime_conv_free(ts->conv);
+	ts->conv = NULL;
+	if (ended)
+		feed(ts, "\n", 1);
+	ts->part++;
+	ts->pos = 0;
 }
 
 /* The next piece of the current part: read, decoded, converted, fed.
@@ -168,19 +175,21 @@ static bool scan_piece(struct imap_session *s, struct imap_text_scan *ts,
     const struct imap_msg *m, uint64_t *cost)
 {
 	const struct mime_part *p = ts->parts[ts->part];
-	const struct mime_param *cs = mime_part_param(p, "charset");
-	uint64_t left = p->body_size - ts->pos, n;
-	char *raw, *out, *utf8;
-	size_t k, ulen;
+	uint64_t left = p->body_size - ts->pos, n = left > TEXT_PIECE ? TEXT_PIECE : left;
+	char *raw, *out;
+	size_t k;
 
-	n = bytewise_charset(cs ? cs->value : NULL) && left > TEXT_PIECE ? TEXT_PIECE : left;
-	if (ts->pos == 0)
+	if (ts->pos == 0) {
+		const struct mime_param *cs = mime_part_param(p, "charset");
 		mime_decoder_init(&ts->dec, mime_encoding_from_name(p->encoding));
-	*cost += n * TEXT_WEIGHT;
+		mime_conv_free(ts->conv);
+		if ((ts->conv = mime_conv_new(cs ? cs->value : NULL)) == NULL)
+			return false;
+	}
+	*cost += n * (mime_conv_uses_iconv(ts->conv) ? TEXT_WEIGHT_ICONV : TEXT_WEIGHT);
 	if ((raw = imap_msg_read(s, m, p->body_off + ts->pos, n)) == NULL) {
 		/* Unreadable (gone meanwhile): the part has no text. */
-		ts->part++;
-		ts->pos = 0;
+		part_done(ts, false);
 		return true;
 	}
 	if ((out = malloc(MIME_DECODE_OUT_MAX((size_t)n))) == NULL) {
@@ -191,18 +200,11 @@ static bool scan_piece(struct imap_session *s, struct imap_text_scan *ts,
 	ts->pos += n;
 	if (ts->pos == p->body_size)
 		k += mime_decoder_finish(&ts->dec, out + k);
-	utf8 = mime_charset_to_utf8(cs ? cs->value : NULL, out, k, &ulen);
 	free(raw);
+	mime_conv_feed(ts->conv, out, k, conv_sink, ts);
 	free(out);
-	if (utf8 == NULL)
-		return false;
-	feed(ts, utf8, ulen);
-	free(utf8);
-	if (ts->pos == p->body_size) {
-		feed(ts, "\n", 1);
-		ts->part++;
-		ts->pos = 0;
-	}
+	if (ts->pos == p->body_size)
+		part_done(ts, true);
 	return true;
 }
 

@@ -475,25 +475,35 @@ static bool is_charset(const char *cs, const char *a, const char *b)
 	return strcasecmp(cs, a) == 0 || (b != NULL && strcasecmp(cs, b) == 0);
 }
 
+/* Output at a time for a body part: glibc's iconv costs much per call (a
+ * Shift_JIS part converted 25 times as fast as at 256 bytes). */
+#define ICONV_BIG_OUT (64 * 1024)
+
 /* Converts with iconv; bytes it cannot convert become U+FFFD. */
 static void iconv_to_utf8(iconv_t cd, const char *in, size_t len, struct mstr *out)
 {
-	char buf[256], *ip = (char *)in;
-	size_t left = len;
+	char small[256], *ip = (char *)in, *big = NULL, *buf = small;
+	size_t left = len, cap = sizeof(small);
 
+	if (len > sizeof(small) && (big = malloc(ICONV_BIG_OUT)) != NULL) {
+		buf = big;
+		cap = ICONV_BIG_OUT;
+	}
 	while (left > 0 && !out->failed) {
 		char *op = buf;
-		size_t room = sizeof(buf);
+		size_t room = cap;
 		size_t r = iconv(cd, &ip, &left, &op, &room);
+		int e = errno; /* before mstr_add's realloc */
 		mstr_add(out, buf, (size_t)(op - buf));
-		if (r != (size_t)-1 || errno == E2BIG)
+		if (r != (size_t)-1 || e == E2BIG)
 			continue;
-		if (errno == EINVAL)
+		if (e == EINVAL)
 			break; /* a sequence cut at the end */
 		mstr_adds(out, "\xEF\xBF\xBD");
 		ip++;
 		left--;
 	}
+	free(big);
 }
 
 static void charset_to_utf8(const char *cs, const char *in, size_t len, struct mstr *out)

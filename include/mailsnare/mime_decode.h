@@ -73,4 +73,27 @@ bool mime_search_found(const struct mime_search *s);
 void mime_search_reset(struct mime_search *s);
 void mime_search_free(struct mime_search *s);
 
+/*
+ * Streaming charset conversion to UTF-8 for SEARCH: the input cut
+ * anywhere, in pieces of any size, gives the output mime_charset_to_utf8
+ * (mime_header.h) gives for the whole text: UTF-8, US-ASCII, "" and
+ * unknown charsets as they are, ISO-8859-1 by byte, others through one
+ * iconv descriptor kept from piece to piece (its shift state, e.g.
+ * ISO-2022-JP's or a UTF-16 BOM's, with it), a sequence cut at a piece's
+ * end held for the next; bytes iconv cannot convert become U+FFFD, and an
+ * incomplete sequence at the very end is dropped (one exception: after
+ * malformed UTF-7 base64, glibc's decoder itself answers by how the input
+ * is cut, so pieces may differ there). Output goes to sink in
+ * whole UTF-8 characters (for iconv; as is otherwise), a few KiB at a
+ * time. mime_conv_new allocates (NULL: no memory); mime_conv_free closes.
+ */
+struct mime_conv;
+typedef void (*mime_conv_sink)(void *arg, const char *utf8, size_t len);
+struct mime_conv *mime_conv_new(const char *charset);
+void mime_conv_feed(struct mime_conv *c, const char *in, size_t len, mime_conv_sink sink,
+    void *arg);
+/* Does it go through iconv (several times the cost of the others)? */
+bool mime_conv_uses_iconv(const struct mime_conv *c);
+void mime_conv_free(struct mime_conv *c);
+
 #endif

@@ -4,14 +4,17 @@
  * same output; (2) the bytes encoded (base64_encode; a strict QP encoder
  * here) decode back to themselves, through the streaming decoders in
  * chunks and, for base64, base64_decode; (3) the streaming matcher fed in
- * chunks agrees with the one-shot match. First 8 bytes: the split seed;
- * for (3) the first 1..16 bytes after it are the needle.
+ * chunks agrees with the one-shot match; (4) the charset converter
+ * (mime_conv) fed in chunks gives what mime_charset_to_utf8 gives for the
+ * whole. First 8 bytes: the split seed; for (3) the first 1..16 bytes
+ * after it are the needle, for (4) the first byte picks the charset.
  */
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "mailsnare/base64.h"
 #include "mailsnare/mime_decode.h"
+#include "mailsnare/mime_header.h"
 #include "fuzz.h"
 
 static void decode(enum mime_encoding enc, const char *in, size_t n, bool split, uint64_t seed,
@@ -113,6 +116,38 @@ static void matcher(const uint8_t *d, size_t n, uint64_t seed)
 	mime_search_free(s);
 }
 
+static void conv_sink(void *arg, const char *utf8, size_t len)
+{
+	fbuf_add(arg, utf8, len);
+}
+
+static void converter(const uint8_t *d, size_t n, uint64_t seed)
+{
+	/* Not UTF-7: after bad base64, glibc's decoder says EILSEQ or not
+	 * for a byte by how much input follows it in the call (so text
+	 * SEARCH converts in pieces may differ there from the whole). */
+	static const char *const cs[] = { "Shift_JIS", "ISO-2022-JP", "ISO-2022-KR", "UTF-16",
+	    "UTF-16LE", "UTF-32", "GB18030", "EUC-KR", "EUC-JP", "Big5", "ISO-8859-1", "utf-8",
+	    "x-unknown" };
+	const char *name = n > 0 ? cs[d[0] % (sizeof(cs) / sizeof(cs[0]))] : "utf-8";
+	struct mime_conv *c = mime_conv_new(name);
+	struct fbuf out = { 0 };
+	size_t wlen, off;
+	char *want;
+
+	FUZZ_CHECK(c != NULL);
+	for (off = n > 0 ? 1 : 0; off < n;) {
+		size_t len = fuzz_chunk(&seed, n - off);
+		mime_conv_feed(c, (const char *)d + off, len, conv_sink, &out);
+		off += len;
+	}
+	mime_conv_free(c);
+	want = mime_charset_to_utf8(name, n > 0 ? (const char *)d + 1 : "", n > 0 ? n - 1 : 0, &wlen);
+	FUZZ_CHECK(want != NULL && out.len == wlen && (wlen == 0 || memcmp(out.p, want, wlen) == 0));
+	free(want);
+	fbuf_free(&out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint64_t seed = fuzz_seed(&data, &size);
@@ -125,6 +160,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	same_decoding(MIME_ENC_QP, (const char *)data, size, seed);
 	round_trip(data, size, seed);
 	matcher(data, size, seed);
+	converter(data, size, seed);
 	/* base64_decode on arbitrary text: within bounds, re-encodes. */
 	raw = malloc(size + 1);
 	FUZZ_CHECK(raw != NULL);

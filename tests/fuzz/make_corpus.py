@@ -134,7 +134,12 @@ write("fuzz_mime_address", addr)
 
 dec = ["SGVsbG8sIFdvcmxkIQ==", "=48=65llo=\r\nworld=  \r\nend =3D x", "Zm9v\r\nYmFy",
        "\x05HelloSay hello to the world", "\x00", "caf=C3=A9 \xc3\x89t\xc3\xa9"]
-write("fuzz_mime_decode", [SEED8 + d.encode("latin-1") for d in dec])
+# The converter's (first byte: the charset, fuzz_mime_decode.c's list).
+conv = [(0, "日本語のテキスト、ｶﾀｶﾅ\r\n", "shift_jis"), (1, "日本語 ABC 語\r\n", "iso2022_jp"),
+        (3, "Grüße 😀 日本\r\n", "utf-16"), (6, "中文 € 😀\r\n", "gb18030"),
+        (7, "한국어 텍스트\r\n", "euc_kr")]
+write("fuzz_mime_decode", [SEED8 + d.encode("latin-1") for d in dec] +
+      [SEED8 + bytes([i]) + (t * 3).encode(cs) for i, t, cs in conv])
 
 # fuzz_mime_blob's seeds are the blobs of tests/data/mime: gen_blob_seeds.c
 # (built by build.sh) writes them; run "OUT/gen_blob_seeds DIR FILE.eml...".
