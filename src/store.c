@@ -1921,17 +1921,19 @@ static int query_counted(struct sqlite_store *st, const struct store_query *q,
 }
 
 /*
- * The same pass for a search with body terms (fields, words, has:inline),
- * which issue 12 wants fast on terms that match most of the store: each
- * positive body term is evaluated once into a bitmap of body ids
- * (store_bodyset, one step per matching index row), the negated ones
- * taken out of it, and the pass reads (body_id, id, flags) from the
- * covering index message_search (schema 10), testing a bit per row. A
- * few matching bodies are looked up one by one instead of scanning every
- * message; the page is the heap of the offset + limit newest ids, so the
- * rows need no order. Before this, SQLite built a temporary b-tree of
- * body ids per term, looked up each match's message row for its flags
- * and sorted the matches: 2 us a row, 88 ms for a word every message has.
+ * The same pass as a search's (what a page with its totals of a search
+ * uses), fast on terms that match most of the store (issue 12): each
+ * body term (fields, words, has:inline) is evaluated once into a bitmap
+ * of body ids (store_bodyset, one step per matching index row), positive
+ * ones ANDed and negated ones taken out (or, with no positive one, ORed
+ * and excluded), and the pass reads (body_id, id, flags) from the
+ * covering index message_search (schema 10), testing a bit per row; the
+ * other terms and filters stay SQL. A few matching bodies are looked up
+ * one by one instead of scanning every message; the page is a heap of
+ * the offset + limit newest ids, so the rows need no order. Before this,
+ * SQLite built a temporary b-tree of body ids per term, read each
+ * match's message row for its flags and sorted the matches: about 1 us
+ * a match, 88 ms for a word every message has.
  */
 #define QP_BODY (QP_SEARCH + MSG_SEARCH_MAX_TERMS)
 
@@ -1983,46 +1985,54 @@ static int cmp_id_desc(const void *a, const void *b)
 
 struct set_pass {
 	const struct store_query *q;
-	struct store_bodyset in;    /* the bodies every body term allows */
+	bool any;                   /* a positive body term: the body must be in `in` */
+	struct store_bodyset in;    /* the positive terms' bodies, less the negated ones' */
+	struct store_bodyset out;   /* without one: the negated terms' bodies */
 	uint64_t n, seen;
 	struct top top;
 };
 
-/* The positive body terms ANDed, the negated ones taken out. 1: there was
- * no positive body term (the SQL-only pass then); STORE_LIMIT: an id past
- * the bitmap's bound (the same). */
+static bool pass_body(const struct set_pass *p, int64_t body)
+{
+	return p->any ? store_bodyset_has(&p->in, body) : !store_bodyset_has(&p->out, body);
+}
+
+/* The bodies of the body terms of the search (see struct set_pass). */
 static int pass_sets(struct sqlite_store *st, struct set_pass *p)
 {
 	const struct msg_search *search = p->q->search;
 	size_t i, n = msg_search_nterms(search);
 	struct store_bodyset one;
-	bool any = false;
 	int rc = STORE_OK;
 
-	for (i = 0; i < n && rc == STORE_OK; i++) {
+	/* Once the set is empty, the other terms cannot add to it. */
+	for (i = 0; i < n && rc == STORE_OK && !(p->any && p->in.n == 0); i++) {
 		const struct msg_search_term *t = msg_search_term(search, i);
 
 		if (t->negated || !store_search_body_term(t))
 			continue;
-		if ((rc = store_search_body_set(st, t, any ? &one : &p->in)) != STORE_OK)
+		if ((rc = store_search_body_set(st, t, p->any ? &one : &p->in)) != STORE_OK)
 			break;
-		if (any) {
+		if (p->any) {
 			store_bodyset_and(&p->in, &one, false);
 			store_bodyset_free(&one);
 		}
-		any = true;
+		p->any = true;
 	}
-	for (i = 0; i < n && rc == STORE_OK && any && p->in.n > 0; i++) {
+	for (i = 0; i < n && rc == STORE_OK && !(p->any && p->in.n == 0); i++) {
 		const struct msg_search_term *t = msg_search_term(search, i);
 
 		if (!t->negated || !store_search_body_term(t))
 			continue;
-		if ((rc = store_search_body_set(st, t, &one)) == STORE_OK) {
+		if ((rc = store_search_body_set(st, t, &one)) != STORE_OK)
+			break;
+		if (p->any)
 			store_bodyset_and(&p->in, &one, true);
-			store_bodyset_free(&one);
-		}
+		else
+			rc = store_bodyset_or(&p->out, &one);
+		store_bodyset_free(&one);
 	}
-	return rc == STORE_OK && !any ? 1 : rc;
+	return rc;
 }
 
 /* The rows s yields: counted, and the ids within the paging bounds kept. */
@@ -2034,7 +2044,7 @@ static int pass_rows(struct sqlite_store *st, struct set_pass *p, sqlite3_stmt *
 	while (rc == STORE_OK && (r = sqlite3_step(s)) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(s, 1);
 
-		if (!store_bodyset_has(&p->in, sqlite3_column_int64(s, 0)))
+		if (!pass_body(p, sqlite3_column_int64(s, 0)))
 			continue;
 		p->n++;
 		if (sqlite3_column_int64(s, 2) & STORE_FLAG_SEEN)
@@ -2057,7 +2067,7 @@ static int pass_messages(struct sqlite_store *st, struct set_pass *p)
 {
 	struct sqlbuf b = { .len = 0 };
 	uint64_t all = 0, unseen = 0;
-	bool seek = sq_scope_counts(&st->base, 0, &all, &unseen) == STORE_OK &&
+	bool seek = p->any && sq_scope_counts(&st->base, 0, &all, &unseen) == STORE_OK &&
 	    p->in.n < all / 8;
 	sqlite3_stmt *s;
 	size_t w;
@@ -2085,19 +2095,18 @@ static int pass_messages(struct sqlite_store *st, struct set_pass *p)
 	return rc;
 }
 
-/* 1: not a search this pass answers (query_counted does). */
+/* 1: not a search this pass answers (query_counted does). Without a
+ * positive body term (is:unread, -quarterly, a date) every term is SQL,
+ * and the pass still needs no order: it reads the covering index instead
+ * of every message row in id order. */
 static int query_counted_sets(struct sqlite_store *st, const struct store_query *q,
     store_message_cb cb, void *arg, uint64_t *total, uint64_t *unseen)
 {
-	struct set_pass p = { .q = q };
+	struct set_pass p = { .q = q, .top.k = q->offset + q->limit };
 	int rc = pass_sets(st, &p);
+	bool too_high = rc == STORE_LIMIT;
 
-	if (rc == 1 || rc == STORE_LIMIT) {
-		store_bodyset_free(&p.in);
-		return 1;
-	}
-	p.top.k = q->offset + q->limit;
-	if (rc == STORE_OK && p.in.n > 0)
+	if (rc == STORE_OK && (!p.any || p.in.n > 0))
 		rc = pass_messages(st, &p);
 	if (rc == STORE_OK) {
 		if (p.top.n > 0)
@@ -2109,8 +2118,9 @@ static int query_counted_sets(struct sqlite_store *st, const struct store_query 
 			*unseen = p.n - p.seen;
 	}
 	store_bodyset_free(&p.in);
+	store_bodyset_free(&p.out);
 	free(p.top.h);
-	return rc;
+	return too_high ? 1 : rc;
 }
 
 int sq_message_query(struct store *base, const struct store_query *q,

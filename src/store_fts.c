@@ -333,6 +333,29 @@ void store_bodyset_free(struct store_bodyset *set)
 	memset(set, 0, sizeof(*set));
 }
 
+/* set |= other. */
+int store_bodyset_or(struct store_bodyset *set, const struct store_bodyset *other)
+{
+	size_t i, n = 0;
+
+	if (other->nw > set->nw) {
+		uint64_t *p = realloc(set->w, other->nw * sizeof(*p));
+
+		if (p == NULL)
+			return STORE_FULL;
+		memset(p + set->nw, 0, (other->nw - set->nw) * sizeof(*p));
+		set->w = p;
+		set->nw = other->nw;
+	}
+	for (i = 0; i < set->nw; i++) {
+		if (i < other->nw)
+			set->w[i] |= other->w[i];
+		n += (size_t)__builtin_popcountll(set->w[i]);
+	}
+	set->n = n;
+	return STORE_OK;
+}
+
 /* set &= other, or set &= ~other (invert). */
 void store_bodyset_and(struct store_bodyset *set, const struct store_bodyset *other,
     bool invert)

@@ -382,6 +382,7 @@ int store_search_body_set(struct sqlite_store *st, const struct msg_search_term 
 void store_bodyset_free(struct store_bodyset *set);
 void store_bodyset_and(struct store_bodyset *set, const struct store_bodyset *other,
     bool invert);
+int store_bodyset_or(struct store_bodyset *set, const struct store_bodyset *other);
 static inline bool store_bodyset_has(const struct store_bodyset *set, int64_t id)
 {
 	return id >= 0 && (size_t)id / 64 < set->nw &&
