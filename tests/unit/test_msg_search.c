@@ -578,7 +578,9 @@ Test(store_search, counted_pass_modes)
 	    "quarterly -subject:report", "subject:report -quarterly", "numbers -word3",
 	    "subject:order is:unread", "quarterly inbox:qa", "subject:reset -inbox:qa",
 	    "addressed:shop2", "quarterly subject:report to:user1", "subject:zz", "to:u",
-	    "subject:report larger:10", "quarterly -numbers", "nosuchword", "-quarterly" };
+	    "subject:report larger:10", "quarterly -numbers", "nosuchword", "-quarterly",
+	    "", "is:unread", "-subject:report -word3", "-to:user1 is:read", "larger:10",
+	    "-inbox:qa -quarterly" };
 	for (i = 0; i < (int)(sizeof(qs) / sizeof(qs[0])); i++) {
 		expect_counted(qs[i], 0, 16);
 		expect_counted(qs[i], 3, 5);
