@@ -274,7 +274,7 @@ static const char *const migrations[] = {
 	 * finds its bodies in a trigram index of body_search's folded fields
 	 * (store_fts.c) instead of testing all 100,000 rows with instr():
 	 * case-sensitive, as both sides are folded already. Built from
-	 * body_search here, at the first start: about 3 s for 100,000
+	 * body_search here, at the first start: about 2 s for 100,000
 	 * messages; rows written with body_search's, removed with them. */
 	"CREATE VIRTUAL TABLE body_tri USING fts5(subject, hdr_from, hdr_to, cc, bcc,"
 	"  reply_to, message_id, content = 'body_search', content_rowid = 'body_id',"
@@ -2059,9 +2059,31 @@ static int pass_rows(struct sqlite_store *st, struct set_pass *p, sqlite3_stmt *
 	return rc;
 }
 
+/* The set's ids as a JSON array, for json_each: SQLite then looks each
+ * up in its own loop, twice as fast as a reset, bind and step per id. */
+static char *set_json(const struct store_bodyset *set)
+{
+	char *j = malloc(set->n * 21 + 3), *o = j;
+	size_t w;
+
+	if (j == NULL)
+		return NULL;
+	*o++ = '[';
+	for (w = 0; w < set->nw; w++) {
+		uint64_t bits = set->w[w];
+
+		for (; bits != 0; bits &= bits - 1)
+			o += sprintf(o, "%s%" PRId64, o > j + 1 ? "," : "",
+			    (int64_t)(w * 64) + __builtin_ctzll(bits));
+	}
+	*o++ = ']';
+	*o = '\0';
+	return j;
+}
+
 /* Every message (scan: the covering index, or what the planner picks
- * for the other filters) or only the set's bodies, one lookup each, when
- * they are fewer than an eighth of the store (a lookup costs about what
+ * for the other filters) or only the set's bodies, looked up, when they
+ * are fewer than an eighth of the store (a lookup costs about what
  * reading eight index entries in a row does). */
 static int pass_messages(struct sqlite_store *st, struct set_pass *p)
 {
@@ -2069,28 +2091,23 @@ static int pass_messages(struct sqlite_store *st, struct set_pass *p)
 	uint64_t all = 0, unseen = 0;
 	bool seek = p->any && sq_scope_counts(&st->base, 0, &all, &unseen) == STORE_OK &&
 	    p->in.n < all / 8;
+	char *ids = NULL;
 	sqlite3_stmt *s;
-	size_t w;
 	int rc;
 
 	sql_add(&b, "SELECT m.body_id, m.id, m.flags FROM message m");
 	query_filters_x(&b, p->q, false);
 	_Static_assert(QP_BODY == 48, "the parameter in the text");
-	sql_cond(&b, seek, "m.body_id = ?48");
-	if ((rc = query_prepare(st, &b, p->q, &s)) != STORE_OK)
+	sql_cond(&b, seek, "m.body_id IN (SELECT value FROM json_each(?48))");
+	if (seek && (ids = set_json(&p->in)) == NULL)
+		return store_set_err(st, STORE_FULL, "out of memory");
+	if ((rc = query_prepare(st, &b, p->q, &s)) != STORE_OK) {
+		free(ids);
 		return rc;
-	if (!seek)
-		rc = pass_rows(st, p, s);
-	for (w = 0; seek && w < p->in.nw && rc == STORE_OK; w++) {
-		uint64_t bits = p->in.w[w];
-
-		while (bits != 0 && rc == STORE_OK) {
-			sqlite3_reset(s);
-			sqlite3_bind_int64(s, QP_BODY, (int64_t)(w * 64) + __builtin_ctzll(bits));
-			bits &= bits - 1;
-			rc = pass_rows(st, p, s);
-		}
 	}
+	if (seek)
+		sqlite3_bind_text(s, QP_BODY, ids, -1, free);
+	rc = pass_rows(st, p, s);
 	sqlite3_finalize(s);
 	return rc;
 }
