@@ -1921,19 +1921,19 @@ static int query_counted(struct sqlite_store *st, const struct store_query *q,
 }
 
 /*
- * The same pass as a search's (what a page with its totals of a search
- * uses), fast on terms that match most of the store (issue 12): each
- * body term (fields, words, has:inline) is evaluated once into a bitmap
- * of body ids (store_bodyset, one step per matching index row), positive
- * ones ANDed and negated ones taken out (or, with no positive one, ORed
- * and excluded), and the pass reads (body_id, id, flags) from the
- * covering index message_search (schema 10), testing a bit per row; the
- * other terms and filters stay SQL. A few matching bodies are looked up
- * one by one instead of scanning every message; the page is a heap of
- * the offset + limit newest ids, so the rows need no order. Before this,
- * SQLite built a temporary b-tree of body ids per term, read each
- * match's message row for its flags and sorted the matches: about 1 us
- * a match, 88 ms for a word every message has.
+ * The same pass for a search, fast on terms that match most of the
+ * store too (issue 12): each body term (fields, words, has:inline) is
+ * evaluated once into a bitmap of body ids (store_bodyset, one step per
+ * matching index row), positive ones ANDed and negated ones taken out
+ * (or, with no positive one, ORed and excluded), and the pass reads
+ * (body_id, id, flags) from the covering index message_search (schema
+ * 10), testing a bit per row; the other terms and filters stay SQL. A
+ * few matching bodies are looked up (their ids given as a JSON list)
+ * instead of scanning every message; the page is a heap of the offset +
+ * limit newest ids, so the rows need no order. Before this, SQLite built
+ * a temporary b-tree of body ids per term, read each match's message row
+ * for its flags and sorted the matches: about 1 us a match, 88 ms for a
+ * word every message has.
  */
 #define QP_BODY (QP_SEARCH + MSG_SEARCH_MAX_TERMS)
 

@@ -11,6 +11,9 @@
  *                all of Unicode, unlike SQLite's ASCII-only LIKE and
  *                lower(). Bcc adds the envelope recipients that are not
  *                in To or Cc (where a Bcc recipient shows up). has_inline.
+ *   body_tri     FTS5 trigram index of body_search's folded fields
+ *                (external content, schema 10), case-sensitive: a field
+ *                term of 3+ characters looks its bodies up there.
  *   body_fts     FTS5 (unicode61, remove_diacritics 2): subject, the
  *                addresses and the decoded text of the text/plain and
  *                text/html parts (tags dropped), for bare words; its
