@@ -25,6 +25,7 @@
 #   HTTP_N=20000 HTTP_SUBSCRIBERS=200 HTTP_MAILDEV_N=2000 HTTP_DURATION=3 bench/http.sh
 #                                          a quick run at small sizes
 #   HTTP_MAILDEV=0 bench/http.sh           without MailDev (no npm needed)
+#   HTTP_SEARCH_ONLY=1 bench/http.sh       only the /api/v1/search rows of 1.
 #   MAILSNARE_BUILD=/path bench/http.sh    an existing build directory
 #   BENCH_KEEP=1 bench/http.sh             keep the temporary directory
 #
@@ -191,11 +192,24 @@ echo "one \`wrk\` connection for $dur s per row:"
 echo
 echo "| request | p50 ms | p99 ms | requests/s | server CPU ms/request | bytes per reply |"
 echo "|---|---:|---:|---:|---:|---:|"
-wrk_row 'GET /api/v1/messages?limit=50' "$base/api/v1/messages?limit=50"
-wrk_row 'GET /api/v1/messages?start=5000&limit=50' "$base/api/v1/messages?start=5000&limit=50"
-for q in "subject:report" 'subject:"order 99"' "to:user42@example.test" "zanzibar4999" "quarterly"; do
+search_only=${HTTP_SEARCH_ONLY:-0}
+if [ "$search_only" = 0 ]; then
+	wrk_row 'GET /api/v1/messages?limit=50' "$base/api/v1/messages?limit=50"
+	wrk_row 'GET /api/v1/messages?start=5000&limit=50' "$base/api/v1/messages?start=5000&limit=50"
+fi
+for q in "subject:report" 'subject:"order 99"' "to:user42@example.test" "zanzibar4999" "quarterly" \
+	'"numbers look"'; do
 	wrk_row "GET /api/v1/search?query=\`$q\`" "$base/api/v1/search?query=$(urlq "$q")&limit=50"
 done
+if [ "$search_only" != 0 ]; then
+	wrk_row 'GET /api/v1/search?query=`quarterly`&start=5000' \
+		"$base/api/v1/search?query=quarterly&start=5000&limit=50"
+	mailsnare_stop
+	echo
+	echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+	[ "$failures" -eq 0 ] || { say "$failures failures"; exit 1; }
+	exit 0
+fi
 wrk_row "GET /api/v1/message/{ID} (2 KB)" "$base/api/v1/message/$id2k"
 wrk_row "GET /api/v1/message/{ID}/raw (2 KB)" "$base/api/v1/message/$id2k/raw"
 echo

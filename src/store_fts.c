@@ -11,6 +11,9 @@
  *                all of Unicode, unlike SQLite's ASCII-only LIKE and
  *                lower(). Bcc adds the envelope recipients that are not
  *                in To or Cc (where a Bcc recipient shows up). has_inline.
+ *   body_tri     FTS5 trigram index of body_search's folded fields
+ *                (external content, schema 10), case-sensitive: a field
+ *                term of 3+ characters looks its bodies up there.
  *   body_fts     FTS5 (unicode61, remove_diacritics 2): subject, the
  *                addresses and the decoded text of the text/plain and
  *                text/html parts (tags dropped), for bare words; its
@@ -83,28 +86,90 @@ static const char *field_column(enum msg_search_field f)
 	}
 }
 
+/* Whether a field term goes through body_tri, the trigram index of the
+ * folded fields (schema 10): a value of three characters or more (a
+ * trigram index has nothing to find a shorter one with, so those scan
+ * body_search). Both sides are folded by msg_search_fold and the index
+ * is case-sensitive, so its substring match is instr()'s, for all of
+ * Unicode (its own folding is ASCII-only). */
+static bool tri_term(const struct msg_search_term *t)
+{
+	size_t i, chars = 0;
+
+	if (field_column(t->field) == NULL && t->field != MSG_SEARCH_ADDRESSED)
+		return false;
+	for (i = 0; i < t->len && chars < 3; i++)
+		if (((unsigned char)t->text[i] & 0xc0) != 0x80)
+			chars++;
+	return chars >= 3;
+}
+
+/* The trigram query of a field term: its column(s), the value as one
+ * quoted string ('"' doubled). */
+static char *tri_expr(const struct msg_search_term *t)
+{
+	const char *col = t->field == MSG_SEARCH_ADDRESSED ?
+	    "{hdr_to hdr_from cc bcc reply_to}" : field_column(t->field);
+	char *e = sqlite3_malloc64(strlen(col) + t->len * 2 + 8), *o;
+	size_t i;
+
+	if (e == NULL)
+		return NULL;
+	o = e + sprintf(e, "%s : \"", col);
+	for (i = 0; i < t->len; i++) {
+		if (t->text[i] == '"')
+			*o++ = '"';
+		*o++ = t->text[i];
+	}
+	*o++ = '"';
+	*o = '\0';
+	return e;
+}
+
+/* The terms answered by a set of body ids: their subquery, with the value
+ * in parameter p; false for the others (tested per message). One text for
+ * the SQL condition and for store_search_body_set, so that both mean the
+ * same. */
+static bool body_set_sql(const struct msg_search_term *t, int p, char *out, size_t outlen)
+{
+	const char *col = field_column(t->field);
+
+	if (tri_term(t))
+		snprintf(out, outlen, "SELECT rowid FROM body_tri WHERE body_tri MATCH ?%d", p);
+	else if (col != NULL)
+		snprintf(out, outlen, "SELECT body_id FROM body_search"
+		    " WHERE instr(%s, ?%d) > 0", col, p);
+	else if (t->field == MSG_SEARCH_TEXT)
+		snprintf(out, outlen, "SELECT rowid FROM body_fts WHERE body_fts MATCH ?%d", p);
+	else if (t->field == MSG_SEARCH_ADDRESSED)
+		/* One instr per column: building the concatenation per row
+		 * cost four times as much. */
+		snprintf(out, outlen, "SELECT body_id FROM body_search WHERE"
+		    " instr(hdr_to, ?%d) > 0 OR instr(hdr_from, ?%d) > 0 OR instr(cc, ?%d) > 0"
+		    " OR instr(bcc, ?%d) > 0 OR instr(reply_to, ?%d) > 0", p, p, p, p, p);
+	else if (t->field == MSG_SEARCH_INLINE)
+		snprintf(out, outlen, "SELECT body_id FROM body_search WHERE has_inline != 0");
+	else
+		return false;
+	return true;
+}
+
+bool store_search_body_term(const struct msg_search_term *t)
+{
+	char sql[STORE_SEARCH_COND_MAX];
+
+	return body_set_sql(t, 1, sql, sizeof(sql));
+}
+
 /* Field terms test the body's row through a subquery that SQLite runs
  * once (not per message) into a set of body ids. */
 void store_search_cond(const struct msg_search_term *t, int p, char *out, size_t outlen)
 {
-	char c[STORE_SEARCH_COND_MAX - 8];
-	const char *col = field_column(t->field);
+	char c[STORE_SEARCH_COND_MAX - 8], set[STORE_SEARCH_COND_MAX - 24];
 
-	if (col != NULL)
-		snprintf(c, sizeof(c), "m.body_id IN (SELECT body_id FROM body_search"
-		    " WHERE instr(%s, ?%d) > 0)", col, p);
+	if (body_set_sql(t, p, set, sizeof(set)))
+		snprintf(c, sizeof(c), "m.body_id IN (%s)", set);
 	else switch (t->field) {
-	case MSG_SEARCH_TEXT:
-		snprintf(c, sizeof(c), "m.body_id IN (SELECT rowid FROM body_fts"
-		    " WHERE body_fts MATCH ?%d)", p);
-		break;
-	case MSG_SEARCH_ADDRESSED:
-		/* One instr per column: building the concatenation per row
-		 * cost four times as much. */
-		snprintf(c, sizeof(c), "m.body_id IN (SELECT body_id FROM body_search WHERE"
-		    " instr(hdr_to, ?%d) > 0 OR instr(hdr_from, ?%d) > 0 OR instr(cc, ?%d) > 0"
-		    " OR instr(bcc, ?%d) > 0 OR instr(reply_to, ?%d) > 0)", p, p, p, p, p);
-		break;
 	case MSG_SEARCH_TAG:
 		snprintf(c, sizeof(c), "EXISTS (SELECT 1 FROM message_keyword k"
 		    " WHERE k.message_id = m.id AND ms_fold(k.keyword) = ?%d)", p);
@@ -126,10 +191,6 @@ void store_search_cond(const struct msg_search_term *t, int p, char *out, size_t
 		break;
 	case MSG_SEARCH_ATTACHMENT:
 		snprintf(c, sizeof(c), "m.has_attachment != 0");
-		break;
-	case MSG_SEARCH_INLINE:
-		snprintf(c, sizeof(c), "m.body_id IN (SELECT body_id FROM body_search"
-		    " WHERE has_inline != 0)");
 		break;
 	case MSG_SEARCH_LARGER:
 		snprintf(c, sizeof(c), "m.size > ?%d", p);
@@ -173,35 +234,144 @@ static char *fts_expr(const struct msg_search_term *t)
 	return e;
 }
 
+static int bind_term(sqlite3_stmt *s, const struct msg_search_term *t, int p)
+{
+	char *e;
+
+	switch (t->field) {
+	case MSG_SEARCH_TEXT:
+		if ((e = fts_expr(t)) == NULL)
+			return SQLITE_NOMEM;
+		return sqlite3_bind_text(s, p, e, -1, sqlite3_free);
+	case MSG_SEARCH_LARGER: case MSG_SEARCH_SMALLER:
+	case MSG_SEARCH_BEFORE: case MSG_SEARCH_AFTER:
+		return sqlite3_bind_int64(s, p, t->number);
+	case MSG_SEARCH_READ: case MSG_SEARCH_TAGGED:
+	case MSG_SEARCH_ATTACHMENT: case MSG_SEARCH_INLINE:
+		return SQLITE_OK;
+	default:
+		if (tri_term(t)) {
+			if ((e = tri_expr(t)) == NULL)
+				return SQLITE_NOMEM;
+			return sqlite3_bind_text(s, p, e, -1, sqlite3_free);
+		}
+		return sqlite3_bind_text(s, p, t->text, (int)t->len, SQLITE_TRANSIENT);
+	}
+}
+
+/* A parameter past the last one the text uses is SQLITE_RANGE: a term the
+ * query leaves out (store_search_body_set answers it). */
 int store_search_bind(sqlite3_stmt *s, const struct msg_search *search, int first)
 {
 	size_t i, n = msg_search_nterms(search);
 	int r = SQLITE_OK;
 
-	for (i = 0; i < n && r == SQLITE_OK; i++) {
-		const struct msg_search_term *t = msg_search_term(search, i);
-		int p = first + (int)i;
-		char *e;
+	for (i = 0; i < n && (r == SQLITE_OK || r == SQLITE_RANGE); i++)
+		r = bind_term(s, msg_search_term(search, i), first + (int)i);
+	return r == SQLITE_RANGE ? SQLITE_OK : r;
+}
 
-		switch (t->field) {
-		case MSG_SEARCH_TEXT:
-			if ((e = fts_expr(t)) == NULL)
-				return SQLITE_NOMEM;
-			r = sqlite3_bind_text(s, p, e, -1, sqlite3_free);
-			break;
-		case MSG_SEARCH_LARGER: case MSG_SEARCH_SMALLER:
-		case MSG_SEARCH_BEFORE: case MSG_SEARCH_AFTER:
-			r = sqlite3_bind_int64(s, p, t->number);
-			break;
-		case MSG_SEARCH_READ: case MSG_SEARCH_TAGGED:
-		case MSG_SEARCH_ATTACHMENT: case MSG_SEARCH_INLINE:
-			break;
-		default:
-			r = sqlite3_bind_text(s, p, t->text, (int)t->len, SQLITE_TRANSIENT);
-			break;
-		}
+/* ---- body sets ---------------------------------------------------------- */
+
+/* Past this body id a search takes the SQL-only way (store.c): a set is a
+ * bitmap of STORE_BODYSET_MAX_ID bits at most (8 MB). */
+#define STORE_BODYSET_MAX_ID (INT64_C(1) << 26)
+
+static int set_add(struct store_bodyset *set, int64_t id)
+{
+	size_t w = (size_t)id / 64;
+
+	if (id < 0 || id >= STORE_BODYSET_MAX_ID)
+		return STORE_LIMIT;
+	if (w >= set->nw) {
+		size_t nw = set->nw ? set->nw : 1024;
+		uint64_t *p;
+
+		while (nw <= w)
+			nw *= 2;
+		if ((p = realloc(set->w, nw * sizeof(*p))) == NULL)
+			return STORE_FULL;
+		memset(p + set->nw, 0, (nw - set->nw) * sizeof(*p));
+		set->w = p;
+		set->nw = nw;
 	}
-	return r;
+	if (!(set->w[w] & (UINT64_C(1) << (id % 64)))) {
+		set->w[w] |= UINT64_C(1) << (id % 64);
+		set->n++;
+	}
+	return STORE_OK;
+}
+
+/* The bodies that term t matches (its negation is the caller's): one
+ * pass over what its subquery yields, no temporary b-tree. */
+int store_search_body_set(struct sqlite_store *st, const struct msg_search_term *t,
+    struct store_bodyset *set)
+{
+	char sql[STORE_SEARCH_COND_MAX];
+	sqlite3_stmt *s;
+	int r, rc = STORE_OK;
+
+	memset(set, 0, sizeof(*set));
+	if (!body_set_sql(t, 1, sql, sizeof(sql)))
+		return store_set_err(st, STORE_ERR, "not a body term");
+	if ((r = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL)) != SQLITE_OK)
+		return store_sql_fail(st, r);
+	if ((r = bind_term(s, t, 1)) != SQLITE_OK) {
+		sqlite3_finalize(s);
+		return store_sql_fail(st, r);
+	}
+	while (rc == STORE_OK && (r = sqlite3_step(s)) == SQLITE_ROW)
+		rc = set_add(set, sqlite3_column_int64(s, 0));
+	sqlite3_finalize(s);
+	if (rc == STORE_OK && r != SQLITE_DONE)
+		rc = store_sql_fail(st, r);
+	if (rc != STORE_OK)
+		store_bodyset_free(set);
+	return rc;
+}
+
+void store_bodyset_free(struct store_bodyset *set)
+{
+	free(set->w);
+	memset(set, 0, sizeof(*set));
+}
+
+/* set |= other. */
+int store_bodyset_or(struct store_bodyset *set, const struct store_bodyset *other)
+{
+	size_t i, n = 0;
+
+	if (other->nw > set->nw) {
+		uint64_t *p = realloc(set->w, other->nw * sizeof(*p));
+
+		if (p == NULL)
+			return STORE_FULL;
+		memset(p + set->nw, 0, (other->nw - set->nw) * sizeof(*p));
+		set->w = p;
+		set->nw = other->nw;
+	}
+	for (i = 0; i < set->nw; i++) {
+		if (i < other->nw)
+			set->w[i] |= other->w[i];
+		n += (size_t)__builtin_popcountll(set->w[i]);
+	}
+	set->n = n;
+	return STORE_OK;
+}
+
+/* set &= other, or set &= ~other (invert). */
+void store_bodyset_and(struct store_bodyset *set, const struct store_bodyset *other,
+    bool invert)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < set->nw; i++) {
+		uint64_t o = i < other->nw ? other->w[i] : 0;
+
+		set->w[i] &= invert ? ~o : o;
+		n += (size_t)__builtin_popcountll(set->w[i]);
+	}
+	set->n = n;
 }
 
 /* ---- index side --------------------------------------------------------- */
@@ -583,7 +753,7 @@ struct fts_row {
 	struct fts_row *next;
 };
 
-enum { FTS_HAS, FTS_SEARCH_ADD, FTS_WORDS_ADD, FTS_BODY, FTS_PENDING, FTS_LIVE,
+enum { FTS_HAS, FTS_SEARCH_ADD, FTS_TRI_ADD, FTS_WORDS_ADD, FTS_BODY, FTS_PENDING, FTS_LIVE,
 	FTS_HIGH, FTS_BACKLOG, FTS_NSTMTS };
 
 static const char *const fts_sql[FTS_NSTMTS] = {
@@ -591,6 +761,9 @@ static const char *const fts_sql[FTS_NSTMTS] = {
 	[FTS_SEARCH_ADD] = "INSERT INTO body_search (body_id, subject, hdr_from,"
 	    " hdr_to, cc, bcc, reply_to, message_id, has_inline)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	/* body_tri's content is body_search's row (external content). */
+	[FTS_TRI_ADD] = "INSERT INTO body_tri (rowid, subject, hdr_from,"
+	    " hdr_to, cc, bcc, reply_to, message_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 	/* One row, VALUES: an INSERT ... SELECT takes a statement savepoint,
 	 * and FTS5 writes a segment at every savepoint. */
 	[FTS_WORDS_ADD] = "INSERT INTO body_fts (rowid, subject, addrs, text)"
@@ -609,6 +782,9 @@ static const char *const fts_sql[FTS_NSTMTS] = {
 	/* One probe of the primary key, whatever the store's size. */
 	[FTS_BACKLOG] = "SELECT 1 FROM message WHERE id > ?1 LIMIT 1",
 };
+
+_Static_assert(FTS_NSTMTS <= sizeof(((struct sqlite_store *)0)->fts_stmts) /
+    sizeof(sqlite3_stmt *), "room for the statements");
 
 static sqlite3_stmt *fts_stmt(struct sqlite_store *st, int q, int *rc)
 {
@@ -689,6 +865,13 @@ static int row_write(struct sqlite_store *st, const struct fts_row *r)
 	for (i = 0; i < 7; i++)
 		sqlite3_bind_text(s, 2 + (int)i, r->folded[i], -1, SQLITE_STATIC);
 	sqlite3_bind_int(s, 9, r->has_inline);
+	if ((rc = step_done(st, s)) != STORE_OK)
+		return rc;
+	if ((s = fts_stmt(st, FTS_TRI_ADD, &rc)) == NULL)
+		return rc;
+	sqlite3_bind_int64(s, 1, r->body);
+	for (i = 0; i < 7; i++)
+		sqlite3_bind_text(s, 2 + (int)i, r->folded[i], -1, SQLITE_STATIC);
 	if ((rc = step_done(st, s)) != STORE_OK)
 		return rc;
 	if ((s = fts_stmt(st, FTS_WORDS_ADD, &rc)) == NULL)

@@ -194,7 +194,7 @@ struct sqlite_store {
 	uint64_t cache_tick;
 	uint32_t last_uidvalidity;
 	unsigned char *chunk;      /* STORE_CHUNK bytes for writing bodies */
-	sqlite3_stmt *fts_stmts[8];    /* store_fts.c's own statements */
+	sqlite3_stmt *fts_stmts[12];    /* store_fts.c's own statements */
 	int64_t fts_cursor;        /* the back-fill looked at ids up to this, */
 	int64_t fts_high;          /* ... which ends here: the last id at open */
 	int64_t fts_live;          /* deferred indexing looked at ids up to this */
@@ -369,6 +369,26 @@ void store_fts_rollback(struct sqlite_store *st);
 struct msg_search_term;
 void store_search_cond(const struct msg_search_term *t, int param, char *out, size_t outlen);
 int store_search_bind(sqlite3_stmt *s, const struct msg_search *search, int first);
+/* Body sets: the terms that test the body's index rows (fields, words,
+ * has:inline) evaluated once into a bitmap of body ids, for store.c's
+ * search pass. body_set fails with STORE_LIMIT past the bitmap's bound. */
+struct store_bodyset {
+	uint64_t *w;                /* bit b of w[b / 64]: body b */
+	size_t nw;                  /* words */
+	size_t n;                   /* members */
+};
+bool store_search_body_term(const struct msg_search_term *t);
+int store_search_body_set(struct sqlite_store *st, const struct msg_search_term *t,
+    struct store_bodyset *set);
+void store_bodyset_free(struct store_bodyset *set);
+void store_bodyset_and(struct store_bodyset *set, const struct store_bodyset *other,
+    bool invert);
+int store_bodyset_or(struct store_bodyset *set, const struct store_bodyset *other);
+static inline bool store_bodyset_has(const struct store_bodyset *set, int64_t id)
+{
+	return id >= 0 && (size_t)id / 64 < set->nw &&
+	    (set->w[(size_t)id / 64] >> (id % 64) & 1) != 0;
+}
 /* store_cache.c: allocate the slots, and forget every cached list (after
  * an undone write; at close). */
 int store_cache_init(struct sqlite_store *st);

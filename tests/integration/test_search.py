@@ -232,7 +232,10 @@ class BackfillCase(harness.TestCase):
         dst = sqlite3.connect(old)
         src.backup(dst)
         src.close()
-        dst.executescript("DROP TABLE body_purge; DROP TRIGGER message_body_gc;"
+        dst.executescript("DROP TRIGGER body_tri_gc; DROP TABLE body_tri;"
+                          " DROP INDEX message_search;"
+                          " CREATE INDEX message_body ON message(body_id);"
+                          " DROP TABLE body_purge; DROP TRIGGER message_body_gc;"
                           " CREATE TRIGGER message_body_gc AFTER DELETE ON message BEGIN"
                           " DELETE FROM body WHERE id = OLD.body_id AND NOT EXISTS"
                           " (SELECT 1 FROM message WHERE body_id = OLD.body_id); END;"

@@ -2049,13 +2049,17 @@ Test(store_sqlite, schema_version_and_wal)
 
 	make_inbox(st, "dev");
 	store_close(st);
-	cr_assert_eq(raw_int("PRAGMA user_version"), 9);
+	cr_assert_eq(raw_int("PRAGMA user_version"), 10);
 	cr_assert_eq(raw_int("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
 	cr_assert_eq(raw_int("SELECT count(*) FROM sqlite_master WHERE type = 'index'"
 	    " AND name = 'message_mailbox_id'"), 1);
 }
 
 /* What schema 7 added: its triggers, columns and table. */
+/* What migration 9 -> 10 makes (the search's covering index and trigram
+ * index), and schema 9's index back. */
+#define DROP_SCHEMA_10 "DROP TRIGGER body_tri_gc; DROP TABLE body_tri; DROP INDEX message_search;" \
+	" CREATE INDEX message_body ON message(body_id);"
 /* What migration 8 -> 9 makes (bodies purged in steps), and schema 8's
  * trigger back. */
 #define DROP_SCHEMA_9 "DROP TABLE body_purge; DROP TRIGGER message_body_gc;" \
@@ -2232,9 +2236,9 @@ Test(store_sqlite, migration_6_to_7)
 	cr_assert_eq(store_message_set_flags(st, id, STORE_FLAG_SEEN, 0), STORE_OK);
 	cr_assert_eq(store_message_store(st, id, STORE_FLAGS_ADD, 0, kw, 1, 0, NULL), STORE_OK);
 	store_close(st);
-	raw_exec(DROP_SCHEMA_9 DROP_SCHEMA_8 DROP_SCHEMA_7 "PRAGMA user_version = 6");
+	raw_exec(DROP_SCHEMA_10 DROP_SCHEMA_9 DROP_SCHEMA_8 DROP_SCHEMA_7 "PRAGMA user_version = 6");
 	st = open_store();
-	cr_assert_eq(raw_int("PRAGMA user_version"), 9);
+	cr_assert_eq(raw_int("PRAGMA user_version"), 10);
 	assert_counts(st, in.id, 2, 1, "red=1");
 	(void)add_text(st, in.id, "3\r\n");
 	assert_counts(st, 0, 3, 2, "red=1");
@@ -2252,12 +2256,12 @@ Test(store_sqlite, migration_4_to_5)
 	int64_t id = add_text(st, in.id, "old\r\n");
 
 	store_close(st);
-	raw_exec(DROP_SCHEMA_9 DROP_SCHEMA_8 DROP_SCHEMA_7 "DROP TRIGGER body_search_gc; DROP TABLE body_fts;"
+	raw_exec(DROP_SCHEMA_10 DROP_SCHEMA_9 DROP_SCHEMA_8 DROP_SCHEMA_7 "DROP TRIGGER body_search_gc; DROP TABLE body_fts;"
 	    " DROP TABLE body_search;"
 	    " DROP INDEX message_mailbox_id; ALTER TABLE message DROP COLUMN has_attachment;"
 	    " PRAGMA user_version = 4");
 	st = open_store();
-	cr_assert_eq(raw_int("PRAGMA user_version"), 9);
+	cr_assert_eq(raw_int("PRAGMA user_version"), 10);
 	cr_assert_eq(store_message_query(st, &q, count_rows, &(int){ 0 }, &total), STORE_OK);
 	cr_assert_eq(total, 1);
 	cr_assert_eq(uid_of(st, id), 1);
