@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include <errno.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <event2/buffer.h>
@@ -51,6 +52,9 @@
 
 #define HTTP_EVENTS_RING 1024
 #define HTTP_EVENTS_OUT_MAX (1024 * 1024)
+/* The kernel's send buffer of a stream: without it Linux grows it to
+ * tcp_wmem's 4 MB for a client that does not read, beyond our bound. */
+#define HTTP_EVENTS_SNDBUF (64 * 1024)
 #define HTTP_EVENTS_SLICE 256           /* changes turned into events per pass */
 /* Streams written per pass: 1,000 writes of an event are 2-5 ms; beyond
  * this many the rest go in the next pass, so other clients wait no more. */
@@ -197,9 +201,13 @@ static size_t sub_unsent(struct http_sub *s)
  * TLS goes through its bufferevent. */
 static void sub_set_bev(struct http_sub *s, struct bufferevent *bev)
 {
+	evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+	int sndbuf = HTTP_EVENTS_SNDBUF;
+
 	s->conn_bev = bev;
-	s->direct = bev != NULL && bufferevent_getfd(bev) >= 0 &&
-	    bufferevent_openssl_get_ssl(bev) == NULL;
+	s->direct = fd >= 0 && bufferevent_openssl_get_ssl(bev) == NULL;
+	if (fd >= 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 }
 
 /* Ends a subscriber's reply; s and its request are freed. */
