@@ -380,10 +380,14 @@ static void sub_write(struct http_sub *s, const char *head, size_t lh, struct wi
 		if (n < 0)
 			n = 0;
 	}
+	if ((size_t)n == lh + t->len + lt)
+		return;
 	for (int i = 0; i < 3; i++) {
 		sub_queue_rest(out, &v[i], (size_t)n, i == 1 ? t : NULL);
 		n = (size_t)n > v[i].iov_len ? n - (ssize_t)v[i].iov_len : 0;
 	}
+	/* As evhttp_send_reply_chunk would: the rest goes when it can. */
+	bufferevent_enable(s->conn_bev, EV_WRITE);
 }
 
 /* One event to one live subscriber (SSE or websocket). */
