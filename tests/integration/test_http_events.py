@@ -24,14 +24,16 @@ WAIT = 10.0
 class SSE:
     """A raw EventSource: parses `id:`/`event:`/`data:` blocks."""
 
-    def __init__(self, server, auth=None, headers=None, rcvbuf=None):
-        host, port = server.addr("http")
+    def __init__(self, server, auth=None, headers=None, rcvbuf=None, tls=False):
+        host, port = server.addr("https" if tls else "http")
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.sock.settimeout(SOCK_TIMEOUT)
         if rcvbuf:
             # Before connect, so that the window offered stays this small.
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.connect((host, port))
+        if tls:
+            self.sock = harness.insecure_context().wrap_socket(self.sock)
         h = {"Host": "%s:%d" % (host, port), "Accept": "text/event-stream"}
         if auth:
             h.update(basic(*auth))
@@ -380,6 +382,23 @@ class EventsTest(harness.TestCase):
         with self.assertRaises(EOFError):
             while True:
                 ws.frame()
+
+
+class EventsTlsTest(harness.TestCase):
+    server_args = ("--https", "127.0.0.1:0")
+
+    def test_sse_over_tls_beside_plain(self):
+        """Over TLS the event goes through the connection's bufferevent (the
+        plain streams are written directly): both get the same events."""
+        tls = [SSE(self.server, tls=True) for _ in range(3)]
+        plain = SSE(self.server)
+        for c in tls + [plain]:
+            self.addCleanup(c.close)
+        self.assertEqual([c.status for c in tls], [200] * 3)
+        ids = [smtp_send(self.server, "dev", "dev", simple_message("tls %d" % i))
+               for i in range(3)]
+        for c in tls + [plain]:
+            self.assertEqual([c.event(want=("new",))[1]["ID"] for _ in ids], ids)
 
 
 class WaitTest(harness.TestCase):
