@@ -9,8 +9,11 @@
 #     a bare word, and /api/v1/message/{ID} of a 2 KB message delivered
 #     over SMTP: p50/p99 and requests/s.
 #  2. HTTP_SUBSCRIBERS (1,000) Server-Sent Events streams on /api/v1/events
-#     and the time from each SMTP 250 to each stream's `new` event
-#     (bench/http_drive.py sse: one selector loop; messages one at a time).
+#     and the time from each SMTP 250 to each stream's `new` event, messages
+#     one at a time, 0.1 s apart: bench/sse_client (C, epoll, SO_TIMESTAMPNS:
+#     the kernel's receive time of the 250 and of every event, which on
+#     loopback is the server's write, apart from when the client read them)
+#     and bench/http_drive.py sse (one Python selector loop, as before).
 #  3. Server RSS: at start on an empty store, at start on the full one,
 #     after the HTTP runs, with every stream open, and the peak.
 #  4. MailDev 3.0.0 (npm, run with node from build/maildev) beside a fresh
@@ -26,6 +29,7 @@
 #                                          a quick run at small sizes
 #   HTTP_MAILDEV=0 bench/http.sh           without MailDev (no npm needed)
 #   HTTP_SEARCH_ONLY=1 bench/http.sh       only the /api/v1/search rows of 1.
+#   HTTP_SSE_ONLY=1 bench/http.sh          only part 2, on an empty store
 #   MAILSNARE_BUILD=/path bench/http.sh    an existing build directory
 #   BENCH_KEEP=1 bench/http.sh             keep the temporary directory
 #
@@ -65,7 +69,7 @@ if [ ! -f "$build/Makefile" ]; then
 	(cd "$build" && "$top/configure" -q)
 fi
 say "building in $build"
-make -C "$build" -j"$(nproc)" src/mailsnare bench/search_query >/dev/null
+make -C "$build" -j"$(nproc)" src/mailsnare bench/search_query bench/sse_client >/dev/null
 mailsnare=$build/src/mailsnare
 
 # Every stream is a descriptor in the server and in the client.
@@ -172,6 +176,15 @@ urlq() { "$python" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.ar
 echo "### HTTP API ($(date -u +%Y-%m-%d), load average at start $(cut -d' ' -f1-3 /proc/loadavg))"
 echo
 
+sse_only=${HTTP_SSE_ONLY:-0}
+if [ "$sse_only" != 0 ]; then
+	mailsnare_start "$tmp/sse" "$tmp/sse/m.db"
+	rss_empty=$(proc_kb "$server_pid" VmRSS)
+	rss_full=$rss_empty
+	rss_after=$rss_empty
+	n=0
+else
+
 # ---- 1. requests on a full store -------------------------------------------
 
 mailsnare_start "$tmp/empty" "$tmp/empty/m.db"
@@ -225,18 +238,38 @@ ack_row 'GET /api/v1/search?query=`zanzibar4999`' "/api/v1/search?query=zanzibar
 ack_row "GET /api/v1/message/{ID} (2 KB)" "/api/v1/message/$id2k"
 echo
 rss_after=$(proc_kb "$server_pid" VmRSS)
+fi
 
 # ---- 2. Server-Sent Events subscribers ---------------------------------------
 
-say "$subs SSE subscribers, $sse_msgs messages"
+say "$subs SSE subscribers, $sse_msgs messages (C client)"
+csse=$(timeout 600 "$build/bench/sse_client" "$http_port" "$smtp_port" "$subs" "$sse_msgs" 100) ||
+	{ fail "sse_client: $csse"; }
+cfield() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$csse"; }
+[ "$(cfield missing)" = 0 ] || fail "SSE (C client): $(cfield missing) events did not arrive"
+echo "$subs \`/api/v1/events\` streams, $sse_msgs messages over SMTP 0.1 s apart"
+echo "($(cfield events) events; load average $(cut -d' ' -f1-3 /proc/loadavg)), bench/sse_client:"
+echo "the server's side is each event's kernel receive time minus its 250's (on"
+echo "loopback, when the server wrote them); the client's, when it read them:"
+echo
+echo "| | p50 ms | p99 ms | max ms |"
+echo "|---|---:|---:|---:|"
+echo "| server: 250 to the stream's event | $(cfield server_p50_ms) | $(cfield server_p99_ms) | $(cfield server_max_ms) |"
+echo "| server: 250 to the first stream's, per message | $(cfield first_p50_ms) | | $(cfield first_max_ms) |"
+echo "| server: 250 to the last stream's, per message | $(cfield fanout_p50_ms) | | $(cfield fanout_max_ms) |"
+echo "| client: 250 read to event read | $(cfield client_p50_ms) | $(cfield client_p99_ms) | $(cfield client_max_ms) |"
+echo
+
+say "$subs SSE subscribers, $sse_msgs messages (Python client)"
 sse=$(timeout 600 "$python" "$drive" sse --http "127.0.0.1:$http_port" --smtp "127.0.0.1:$smtp_port" \
 	--subscribers "$subs" --messages "$sse_msgs" --gap 0.1 --pid "$server_pid") ||
 	{ fail "sse driver: $sse"; }
 field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$sse"; }
 [ "$(field missing)" = 0 ] || fail "SSE: $(field missing) events did not arrive"
 rss_subs=$(field rss_kb)
-echo "$subs \`/api/v1/events\` streams, $sse_msgs messages over SMTP 0.1 s apart, time from"
-echo "each 250 to each stream's \`new\` event ($(field events) events):"
+echo "The same with bench/http_drive.py sse (one Python selector loop; the 250 read by"
+echo "a second process), time from each 250 to each stream's \`new\` event"
+echo "($(field events) events; load average $(cut -d' ' -f1-3 /proc/loadavg)):"
 echo
 echo "| p50 ms | p99 ms | max ms | missing |"
 echo "|---:|---:|---:|---:|"
@@ -246,9 +279,14 @@ rss_end=$(proc_kb "$server_pid" VmRSS)
 rss_peak=$(proc_kb "$server_pid" VmHWM)
 mailsnare_stop
 
+if [ "$sse_only" != 0 ]; then
+	echo "Server RSS: $(mb "$rss_empty") MB at start on an empty store, $(mb "${rss_subs:-0}") MB with"
+	echo "$subs streams open, $(mb "$rss_end") MB after them; peak $(mb "$rss_peak") MB."
+else
 echo "Server RSS: $(mb "$rss_empty") MB at start on an empty store, $(mb "$rss_full") MB at start"
 echo "on $n messages, $(mb "$rss_after") MB after the requests above, $(mb "${rss_subs:-0}") MB with"
 echo "$subs streams open, $(mb "$rss_end") MB after them; peak $(mb "$rss_peak") MB."
+fi
 echo
 
 # wait_idle PID: until the process used under 2% of a core over a second
@@ -266,7 +304,7 @@ wait_idle() {
 
 # ---- 3. beside MailDev ------------------------------------------------------
 
-if [ "${HTTP_MAILDEV:-1}" != 0 ]; then
+if [ "${HTTP_MAILDEV:-1}" != 0 ] && [ "$sse_only" = 0 ]; then
 	if [ ! -f "$maildev_dir/node_modules/maildev/package.json" ]; then
 		say "installing maildev@3.0.0 into $maildev_dir"
 		mkdir -p "$maildev_dir"

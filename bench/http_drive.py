@@ -30,6 +30,9 @@
       counted late, never early). Prints one line of key=value: latency
       p50/p99/max in ms over every (subscriber, message) pair, how many
       arrived, and the server's RSS (VmRSS of PID) with all streams open.
+      On a loaded machine this is mostly the client's own time (min_ms
+      below 0: the sender process noted its 250 after the events came);
+      bench/sse_client times the server's side from kernel timestamps.
 
 Only 127.0.0.1; every socket has a timeout and every loop a deadline.
 """

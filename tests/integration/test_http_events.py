@@ -24,9 +24,16 @@ WAIT = 10.0
 class SSE:
     """A raw EventSource: parses `id:`/`event:`/`data:` blocks."""
 
-    def __init__(self, server, auth=None, headers=None):
-        host, port = server.addr("http")
-        self.sock = socket.create_connection((host, port), timeout=SOCK_TIMEOUT)
+    def __init__(self, server, auth=None, headers=None, rcvbuf=None, tls=False):
+        host, port = server.addr("https" if tls else "http")
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self.sock.settimeout(SOCK_TIMEOUT)
+        if rcvbuf:
+            # Before connect, so that the window offered stays this small.
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.connect((host, port))
+        if tls:
+            self.sock = harness.insecure_context().wrap_socket(self.sock)
         h = {"Host": "%s:%d" % (host, port), "Accept": "text/event-stream"}
         if auth:
             h.update(basic(*auth))
@@ -251,6 +258,90 @@ class EventsTest(harness.TestCase):
             got = [c.message(want=("new",))["Data"] for _ in ids]
             self.assertEqual([d["ID"] for d in got], ids)
 
+    def test_burst_to_many_streams_in_order(self):
+        """200 SSE and 20 websocket streams each get every `new` of a burst
+        from 4 SMTP clients at once (several messages to a commit, several
+        commits to a pass), in the order of the ids, none twice: a sentinel
+        delivered last is the next `new` after the burst. A stream that
+        never reads meanwhile does not hold the others up, and what it has
+        when it reads at last is the same sequence (or its start, if it was
+        cut off at the bound)."""
+        sse = [SSE(self.server) for _ in range(200)]
+        ws = [WebSocket(self.server) for _ in range(20)]
+        lazy = SSE(self.server, rcvbuf=4096)
+        for c in sse + ws + [lazy]:
+            self.addCleanup(c.close)
+        ids, errors = [], []
+
+        def burst(k):
+            try:
+                for i in range(10):
+                    ids.append(smtp_send(self.server, "dev", "dev",
+                                         simple_message("burst %d.%d" % (k, i))))
+            except Exception as e:  # reported below, not lost in the thread
+                errors.append(e)
+        threads = [threading.Thread(target=burst, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(errors, [])
+        self.assertEqual(len(ids), 40)
+        want = sorted(ids, key=int)
+        want.append(smtp_send(self.server, "dev", "dev", simple_message("sentinel")))
+        for n, c in enumerate(sse):
+            got = [c.event(want=("new",))[1]["ID"] for _ in want]
+            self.assertEqual(got, want, "SSE stream %d" % n)
+        for n, c in enumerate(ws):
+            got = [c.message(want=("new",))["Data"]["ID"] for _ in want]
+            self.assertEqual(got, want, "websocket %d" % n)
+        got = []
+        try:
+            while len(got) < len(want):
+                got.append(lazy.event(want=("new",))[1]["ID"])
+        except EOFError:
+            pass
+        self.assertEqual(got, want[:len(got)])
+
+    def test_stream_that_does_not_read_ends_at_the_bound(self):
+        """A stream whose client does not read is ended once about 1 MB
+        waits for it (the end of the chunked reply; an EventSource
+        reconnects with Last-Event-ID); what it got is the start of the
+        sequence, in order. Two streams that read get all of it."""
+        lazy = SSE(self.server, rcvbuf=4096)
+        readers = [SSE(self.server) for _ in range(2)]
+        for c in readers + [lazy]:
+            self.addCleanup(c.close)
+        n = 100
+        got = [[] for _ in readers]
+
+        def read(k):
+            try:
+                while len(got[k]) < n:
+                    got[k].append(readers[k].event(want=("new",))[1]["ID"])
+            except (AssertionError, EOFError, OSError) as e:
+                got[k].append(repr(e))
+        threads = [threading.Thread(target=read, args=(k,)) for k in range(2)]
+        for t in threads:
+            t.start()
+        # Each `new` event is about 16 KB here (a long subject): 100 of
+        # them are well past the bound and the kernel's buffers (64 KB
+        # asked for the server's side, 4 KB for the client's).
+        subject = "\r\n ".join(" ".join("w%05d" % i for j in range(10))
+                                for i in range(900))
+        ids = [smtp_send(self.server, "dev", "dev", simple_message(subject + " %d" % i))
+               for i in range(n)]
+        for t in threads:
+            t.join(60)
+        for k in range(2):
+            self.assertEqual(got[k], ids, "reader %d" % k)
+        seen = []
+        with self.assertRaises(EOFError):
+            while True:
+                seen.append(lazy.event(want=("new",))[1]["ID"])
+        self.assertLess(len(seen), n)
+        self.assertEqual(seen, ids[:len(seen)])
+
     def test_websocket_frames(self):
         ws = WebSocket(self.server)
         self.addCleanup(ws.close)
@@ -291,6 +382,23 @@ class EventsTest(harness.TestCase):
         with self.assertRaises(EOFError):
             while True:
                 ws.frame()
+
+
+class EventsTlsTest(harness.TestCase):
+    server_args = ("--https", "127.0.0.1:0")
+
+    def test_sse_over_tls_beside_plain(self):
+        """Over TLS the event goes through the connection's bufferevent (the
+        plain streams are written directly): both get the same events."""
+        tls = [SSE(self.server, tls=True) for _ in range(3)]
+        plain = SSE(self.server)
+        for c in tls + [plain]:
+            self.addCleanup(c.close)
+        self.assertEqual([c.status for c in tls], [200] * 3)
+        ids = [smtp_send(self.server, "dev", "dev", simple_message("tls %d" % i))
+               for i in range(3)]
+        for c in tls + [plain]:
+            self.assertEqual([c.event(want=("new",))[1]["ID"] for _ in ids], ids)
 
 
 class WaitTest(harness.TestCase):
