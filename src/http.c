@@ -122,6 +122,7 @@ struct http_conn {
 	/* Between a request's dispatch and its reply's end: its handler
 	 * (or a stream) owns the connection, and the input is capped. */
 	bool busy;
+	bool line_pending;                 /* the next request line is unread */
 	struct event *ev_slow;             /* a request arriving too slowly */
 	struct evbuffer_cb_entry *in_cb;
 	uint64_t in_bytes, mark;           /* bytes read; at the last check */
@@ -238,6 +239,40 @@ static void http_slow_check(evutil_socket_t fd, short what, void *arg)
 	evhttp_connection_free(hc->evcon);     /* frees hc (http_conn_closecb) */
 }
 
+/*
+ * evhttp has one body limit per connection, and the send API's is the
+ * message size as base64 (38 MB by default): every route let a client,
+ * before any credentials were looked at, make the server hold that much.
+ * The request line is looked at as it arrives (before evhttp takes it):
+ * only a POST to a path ending in /send (the send API, and its
+ * /api/v1/inboxes/NAME/ form) gets the large limit, every other
+ * request HTTP_BODY_MAX (413 from evhttp beyond it).
+ */
+static void http_conn_classify(struct http_conn *hc)
+{
+	static const char send_path[] = "/send";     /* and /api/v1/inboxes/NAME/send */
+	struct evbuffer *in = bufferevent_get_input(hc->bev);
+	char line[512];
+	size_t n = evbuffer_copyout(in, line, sizeof(line) - 1), end;
+	bool big = false;
+	char *p;
+
+	if (hc->evcon == NULL)
+		return;
+	line[n] = '\0';
+	if ((p = memchr(line, '\n', n)) == NULL && n < sizeof(line) - 1)
+		return;                        /* the rest of the line to come */
+	hc->line_pending = false;
+	if (strncmp(line, "POST ", 5) == 0) {
+		end = strcspn(line + 5, " ?#\r\n");
+		big = end >= sizeof(send_path) - 1 &&
+		    memcmp(line + 5 + end - (sizeof(send_path) - 1), send_path,
+		    sizeof(send_path) - 1) == 0;
+	}
+	evhttp_connection_set_max_body_size(hc->evcon, big ? (ev_ssize_t)hc->hs->send_body_max :
+	    HTTP_BODY_MAX);
+}
+
 static void http_input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
     void *arg)
 {
@@ -247,7 +282,11 @@ static void http_input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *i
 	if (info->n_added == 0)
 		return;
 	hc->in_bytes += info->n_added;
-	if (!hc->busy && !evtimer_pending(hc->ev_slow, NULL))
+	if (hc->busy)
+		return;
+	if (hc->line_pending)
+		http_conn_classify(hc);
+	if (!evtimer_pending(hc->ev_slow, NULL))
 		http_slow_arm(hc);
 }
 
@@ -262,10 +301,15 @@ static void http_conn_busy(struct http_conn *hc, bool busy)
 {
 	hc->busy = busy;
 	bufferevent_setwatermark(hc->bev, EV_READ, 0, busy ? HTTP_INPUT_MAX : 0);
-	if (busy)
+	if (busy) {
 		evtimer_del(hc->ev_slow);
-	else if (evbuffer_get_length(bufferevent_get_input(hc->bev)) > 0)
+		return;
+	}
+	hc->line_pending = true;
+	if (evbuffer_get_length(bufferevent_get_input(hc->bev)) > 0) {
+		http_conn_classify(hc);       /* a pipelined request is there */
 		http_slow_arm(hc);
+	}
 }
 
 static void http_req_complete(struct evhttp_request *req, void *arg)
@@ -299,6 +343,7 @@ static struct bufferevent *http_bevcb(struct event_base *base, void *arg, bool t
 		return NULL;
 	hc->srv = srv;
 	hc->hs = hs;
+	hc->line_pending = true;
 	if (tls) {
 		if ((ssl = SSL_new(srv->ssl_ctx)) == NULL) {
 			free(hc);
@@ -808,10 +853,13 @@ static struct evhttp *http_evhttp_new(struct http_server *hs, bool tls)
 	if (h == NULL)
 		return NULL;
 	/* The send API takes a message of max-message-size as base64 JSON;
-	 * every other route is held to HTTP_BODY_MAX by its handler. */
+	 * every other request is held to HTTP_BODY_MAX (http_conn_classify). */
 	send_max = srv->cfg->max_message_size / 3 * 4 + 1024 * 1024;
-	evhttp_set_max_body_size(h, (ev_ssize_t)(send_max > HTTP_BODY_MAX ? send_max :
-	    HTTP_BODY_MAX));
+	hs->send_body_max = send_max > HTTP_BODY_MAX ? send_max : HTTP_BODY_MAX;
+	evhttp_set_max_body_size(h, (ev_ssize_t)hs->send_body_max);
+	/* A body over the limit is read and dropped before the 413, so that
+	 * a client still sending it reads the reply (not a reset). */
+	(void)evhttp_set_flags(h, EVHTTP_SERVER_LINGERING_CLOSE);
 	evhttp_set_max_headers_size(h, HTTP_HEADERS_MAX);
 	evhttp_set_timeout(h, HTTP_IDLE_TIMEOUT);
 	evhttp_set_allowed_methods(h, M_GET | M_HEAD | M_PUT | M_POST | M_DELETE | M_OPTIONS);
@@ -891,6 +939,7 @@ void http_server_free(struct http_server *hs)
 	if (hs == NULL)
 		return;
 	http_server_stop(hs);
+	http_send_pool_free(hs->send_pool);
 	http_park_free(hs->park);
 	http_events_free(hs->events);
 	event_free(hs->ev_adopt);
