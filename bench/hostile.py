@@ -392,6 +392,160 @@ def row_expunge(srv, user, pw, ping):
     return "EXPUNGE of %d messages" % n
 
 
+# ---- HTTP rows (h26) ----------------------------------------------------------------
+
+def http_conn(srv, timeout=TIMEOUT):
+    return socket.create_connection(srv.addr("http"), timeout=timeout)
+
+
+def http_reply(s):
+    """One reply's status line and body (Content-Length framed)."""
+    f = s.makefile("rb")
+    status = f.readline()
+    n = 0
+    while True:
+        line = f.readline()
+        if not line:
+            raise EOFError("closed")
+        if line.lower().startswith(b"content-length:"):
+            n = int(line.split(b":")[1])
+        if line == b"\r\n":
+            break
+    return status, f.read(n)
+
+
+def auth_header(user, pw):
+    return b"Authorization: Basic " + base64.b64encode(("%s:%s" % (user, pw)).encode()) + b"\r\n"
+
+
+def row_http_pipeline(srv, user, pw, ping):
+    req = b"GET /api/v1/messages HTTP/1.1\r\nHost: b\r\n\r\n"
+    total = (8 if QUICK else 30) * 1024 * 1024
+    with ping:
+        s, sent = pipeline_unread(srv, "http", req, total)
+        time.sleep(0.5)
+    s.close()
+    return "%d MB of pipelined GETs offered, %.1f MB taken" % (total >> 20, sent / 1048576)
+
+
+def row_http_slowloris(srv, user, pw, ping):
+    conns = []
+    with ping:
+        for _ in range(100):
+            s = http_conn(srv, timeout=1)
+            s.sendall(b"GET /livez HTTP/1.1\r\n")
+            conns.append(s)
+        closed = 0
+        for _ in range(14):
+            for s in conns:
+                try:
+                    s.send(b"X")
+                except OSError:
+                    pass
+            time.sleep(1)
+        for s in conns:
+            try:
+                if s.recv(1) == b"":
+                    closed += 1
+            except socket.timeout:
+                pass
+            except OSError:
+                closed += 1
+        c = http_conn(srv)
+        c.sendall(b"GET /livez HTTP/1.1\r\nHost: b\r\n\r\n")
+        ok = http_reply(c)[0].startswith(b"HTTP/1.1 200")
+        c.close()
+    for s in conns:
+        s.close()
+    return "100 requests a byte a second for 14 s: %d closed; a new client %s" % (
+        closed, "served" if ok else "NOT served")
+
+
+def row_http_raw_slow(srv, user, pw, ping):
+    size = (8 if QUICK else 28) * 1024 * 1024
+    smtp_fill(srv, user, pw, 1, size)
+    s = http_conn(srv)
+    s.sendall(b"GET /api/v1/message/latest/raw HTTP/1.1\r\nHost: b\r\n" +
+              auth_header(user, pw) + b"\r\n")
+    got = 0
+    with ping:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stop = time.monotonic() + 5
+        while time.monotonic() < stop:
+            got += len(s.recv(4096))
+            time.sleep(0.01)
+    s.close()
+    return "GET raw of %d MB read at ~400 KB/s for 5 s (%.1f MB read)" % (size >> 20,
+                                                                       got / 1048576)
+
+
+def row_http_send(srv, user, pw, ping):
+    size = (6 if QUICK else 20) * 1024 * 1024
+    att = base64.b64encode(os.urandom(size))
+    body = (b'{"From":{"Email":"a@example.test"},"To":[{"Email":"b@example.test"}],'
+            b'"Subject":"big","Attachments":[{"Filename":"a.bin","Content":"' + att + b'"}]}')
+    s = http_conn(srv)
+    head = (b"POST /api/v1/send HTTP/1.1\r\nHost: b\r\n" + auth_header(user, pw) +
+            b"Content-Length: %d\r\n\r\n" % len(body))
+    s.sendall(head + body[:-1])
+    with ping:
+        s.sendall(body[-1:])
+        status, text = http_reply(s)
+    s.close()
+    assert status.startswith(b"HTTP/1.1 200"), (status, text)
+    return "POST /api/v1/send of %.0f MB of JSON (%d MB attachment)" % (len(body) / 1048576,
+                                                                       size >> 20)
+
+
+def ws_open(srv):
+    s = http_conn(srv, timeout=3)
+    s.sendall(b"GET /api/events HTTP/1.1\r\nHost: b\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+              b"Sec-WebSocket-Version: 13\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    return s
+
+
+def row_ws_ping_flood(srv, user, pw, ping):
+    ping_frame = b"\x89\xfd" + b"\x00" * 4 + b"x" * 125      # masked (key 0), 125 bytes
+    total = (8 if QUICK else 30) * 1024 * 1024
+    with ping:
+        s = ws_open(srv)
+        s, sent = s, 0
+        chunk = ping_frame * 512
+        try:
+            while sent < total:
+                sent += s.send(chunk)
+        except (socket.timeout, OSError):
+            pass
+        time.sleep(0.5)
+    s.close()
+    return "%d MB of websocket pings, pongs never read: %.1f MB taken" % (total >> 20,
+                                                                         sent / 1048576)
+
+
+def row_http_waiters(srv, user, pw, ping):
+    n = 1000
+    conns = []
+    for i in range(n):
+        s = http_conn(srv)
+        s.sendall(b"GET /api/v1/wait?timeout=3600&query=subject:m0 HTTP/1.1\r\nHost: b\r\n" +
+                  auth_header(user, pw) + b"\r\n")
+        conns.append(s)
+    time.sleep(1)
+    with ping:
+        smtp_fill(srv, user, pw, 1, 300)
+        answered = 0
+        for s in conns:
+            if http_reply(s)[0].startswith(b"HTTP/1.1 200"):
+                answered += 1
+    for s in conns:
+        s.close()
+    return "%d waiters (timeout 3600 s) woken by one message: %d answered" % (n, answered)
+
+
 ROWS = [
     ("list-pattern", row_list_pattern),
     ("imap-pipeline", row_pipeline("imap", b"a CAPABILITY\r\n")),
@@ -412,6 +566,12 @@ ROWS = [
     ("thread-100k", row_sort("THREAD REFERENCES UTF-8 ALL", 100000)),
     ("list-status", row_list_many),
     ("expunge", row_expunge),
+    ("http-pipeline", row_http_pipeline),
+    ("http-slowloris", row_http_slowloris),
+    ("http-raw-slow", row_http_raw_slow),
+    ("http-send", row_http_send),
+    ("ws-ping-flood", row_ws_ping_flood),
+    ("http-waiters", row_http_waiters),
 ]
 
 

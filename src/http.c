@@ -119,6 +119,13 @@ struct http_conn {
 	struct evhttp_connection *evcon;   /* NULL until adopted */
 	struct http_req *pending;          /* a reply that comes later */
 	bool counted, refused;
+	/* Between a request's dispatch and its reply's end: its handler
+	 * (or a stream) owns the connection, and the input is capped. */
+	bool busy;
+	bool line_pending;                 /* the next request line is unread */
+	struct event *ev_slow;             /* a request arriving too slowly */
+	struct evbuffer_cb_entry *in_cb;
+	uint64_t in_bytes, mark;           /* bytes read; at the last check */
 	struct http_conn *prev, *next;     /* hs->conns */
 };
 
@@ -144,6 +151,8 @@ static void http_conn_closecb(struct evhttp_connection *evcon, void *arg)
 	if (hc->pending != NULL)
 		http_pending_gone(hc->pending);
 	http_conn_unlink(hc);
+	evbuffer_remove_cb_entry(bufferevent_get_input(hc->bev), hc->in_cb);
+	event_free(hc->ev_slow);
 	if (hc->counted) {
 		srv->nconns--;
 		metrics_conn_close("http");
@@ -197,6 +206,131 @@ static struct http_conn *http_conn_of(struct http_server *hs, struct evhttp_conn
 	return NULL;
 }
 
+/*
+ * Slow requests (slowloris): evhttp's timeout is one of inactivity, so a
+ * client sending a byte a second kept its connection, and a max-clients
+ * slot, for ever. From the first byte of a request to its dispatch, every
+ * HTTP_SLOW_S seconds must bring HTTP_MIN_RATE bytes a second, or the
+ * connection is closed. An idle keep-alive connection (no byte of a next
+ * request) is left to the idle timeout.
+ */
+static void http_slow_arm(struct http_conn *hc)
+{
+	struct timeval tv = { HTTP_SLOW_S, 0 };
+
+	hc->mark = hc->in_bytes;
+	(void)evtimer_add(hc->ev_slow, &tv);
+}
+
+static void http_slow_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *hc = arg;
+
+	(void)fd;
+	(void)what;
+	if (hc->busy || hc->evcon == NULL)
+		return;
+	if (hc->in_bytes - hc->mark >= (uint64_t)HTTP_MIN_RATE * HTTP_SLOW_S) {
+		http_slow_arm(hc);
+		return;
+	}
+	log_info("http: closing a connection whose request came at under %d bytes/s",
+	    HTTP_MIN_RATE);
+	evhttp_connection_free(hc->evcon);     /* frees hc (http_conn_closecb) */
+}
+
+/*
+ * evhttp has one body limit per connection, and the send API's is the
+ * message size as base64 (38 MB by default): every route let a client,
+ * before any credentials were looked at, make the server hold that much.
+ * The request line is looked at as it arrives (before evhttp takes it):
+ * only a POST to a path ending in /send (the send API, and its
+ * /api/v1/inboxes/NAME/ form) gets the large limit, every other
+ * request HTTP_BODY_MAX (413 from evhttp beyond it).
+ */
+static void http_conn_classify(struct http_conn *hc)
+{
+	static const char send_path[] = "/send";     /* and /api/v1/inboxes/NAME/send */
+	struct evbuffer *in = bufferevent_get_input(hc->bev);
+	char line[512];
+	size_t n = evbuffer_copyout(in, line, sizeof(line) - 1), end;
+	bool big = false;
+	char *p;
+
+	if (hc->evcon == NULL)
+		return;
+	line[n] = '\0';
+	if ((p = memchr(line, '\n', n)) == NULL && n < sizeof(line) - 1)
+		return;                        /* the rest of the line to come */
+	hc->line_pending = false;
+	if (strncmp(line, "POST ", 5) == 0) {
+		end = strcspn(line + 5, " ?#\r\n");
+		big = end >= sizeof(send_path) - 1 &&
+		    memcmp(line + 5 + end - (sizeof(send_path) - 1), send_path,
+		    sizeof(send_path) - 1) == 0;
+	}
+	evhttp_connection_set_max_body_size(hc->evcon, big ? (ev_ssize_t)hc->hs->send_body_max :
+	    HTTP_BODY_MAX);
+}
+
+static void http_input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct http_conn *hc = arg;
+
+	(void)buf;
+	if (info->n_added == 0)
+		return;
+	hc->in_bytes += info->n_added;
+	if (hc->busy)
+		return;
+	if (hc->line_pending)
+		http_conn_classify(hc);
+	if (!evtimer_pending(hc->ev_slow, NULL))
+		http_slow_arm(hc);
+}
+
+/*
+ * While a request is in its handler evhttp reads on (to see the client
+ * go) without parsing: 30 MB of pipelined GETs never read were all held.
+ * A read watermark caps the input then; it is lifted when the reply is
+ * done, since evhttp keeps a Content-Length body in the input until it is
+ * complete (a cap then would stall any body larger than it).
+ */
+static void http_conn_busy(struct http_conn *hc, bool busy)
+{
+	hc->busy = busy;
+	bufferevent_setwatermark(hc->bev, EV_READ, 0, busy ? HTTP_INPUT_MAX : 0);
+	if (busy) {
+		evtimer_del(hc->ev_slow);
+		return;
+	}
+	hc->line_pending = true;
+	if (evbuffer_get_length(bufferevent_get_input(hc->bev)) > 0) {
+		http_conn_classify(hc);       /* a pipelined request is there */
+		http_slow_arm(hc);
+	}
+}
+
+static void http_req_complete(struct evhttp_request *req, void *arg)
+{
+	(void)req;
+	http_conn_busy(arg, false);
+}
+
+/* A request reaches the route table: its connection is busy until the
+ * reply's end (evhttp_send_done calls http_req_complete). */
+static void http_conn_dispatch(struct http_server *hs, struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct http_conn *hc = evcon ? http_conn_of(hs, evcon) : NULL;
+
+	if (hc == NULL)
+		return;
+	http_conn_busy(hc, true);
+	evhttp_request_set_on_complete_cb(req, http_req_complete, hc);
+}
+
 static struct bufferevent *http_bevcb(struct event_base *base, void *arg, bool tls)
 {
 	struct http_server *hs = arg;
@@ -209,6 +343,7 @@ static struct bufferevent *http_bevcb(struct event_base *base, void *arg, bool t
 		return NULL;
 	hc->srv = srv;
 	hc->hs = hs;
+	hc->line_pending = true;
 	if (tls) {
 		if ((ssl = SSL_new(srv->ssl_ctx)) == NULL) {
 			free(hc);
@@ -223,6 +358,14 @@ static struct bufferevent *http_bevcb(struct event_base *base, void *arg, bool t
 		return NULL;
 	}
 	hc->bev = bev;
+	if ((hc->ev_slow = evtimer_new(base, http_slow_check, hc)) == NULL ||
+	    (hc->in_cb = evbuffer_add_cb(bufferevent_get_input(bev), http_input_cb, hc)) == NULL) {
+		if (hc->ev_slow)
+			event_free(hc->ev_slow);
+		bufferevent_free(bev);
+		free(hc);
+		return NULL;
+	}
 	if (srv->stopping || srv->nconns >= srv->cfg->max_clients) {
 		log_warn("http: refusing connection: %u clients (max-clients)", srv->nconns);
 		hc->refused = true;
@@ -592,6 +735,7 @@ static void http_gencb(struct evhttp_request *req, void *arg)
 	bool known, go;
 	enum http_rc rc;
 
+	http_conn_dispatch(hs, req);
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		evhttp_send_error(req, 503, NULL);
 		return;
@@ -709,10 +853,13 @@ static struct evhttp *http_evhttp_new(struct http_server *hs, bool tls)
 	if (h == NULL)
 		return NULL;
 	/* The send API takes a message of max-message-size as base64 JSON;
-	 * every other route is held to HTTP_BODY_MAX by its handler. */
+	 * every other request is held to HTTP_BODY_MAX (http_conn_classify). */
 	send_max = srv->cfg->max_message_size / 3 * 4 + 1024 * 1024;
-	evhttp_set_max_body_size(h, (ev_ssize_t)(send_max > HTTP_BODY_MAX ? send_max :
-	    HTTP_BODY_MAX));
+	hs->send_body_max = send_max > HTTP_BODY_MAX ? send_max : HTTP_BODY_MAX;
+	evhttp_set_max_body_size(h, (ev_ssize_t)hs->send_body_max);
+	/* A body over the limit is read and dropped before the 413, so that
+	 * a client still sending it reads the reply (not a reset). */
+	(void)evhttp_set_flags(h, EVHTTP_SERVER_LINGERING_CLOSE);
 	evhttp_set_max_headers_size(h, HTTP_HEADERS_MAX);
 	evhttp_set_timeout(h, HTTP_IDLE_TIMEOUT);
 	evhttp_set_allowed_methods(h, M_GET | M_HEAD | M_PUT | M_POST | M_DELETE | M_OPTIONS);
@@ -792,6 +939,7 @@ void http_server_free(struct http_server *hs)
 	if (hs == NULL)
 		return;
 	http_server_stop(hs);
+	http_send_pool_free(hs->send_pool);
 	http_park_free(hs->park);
 	http_events_free(hs->events);
 	event_free(hs->ev_adopt);

@@ -838,6 +838,14 @@ static void ws_readcb(struct bufferevent *bev, void *arg)
 			return;
 		evbuffer_drain(in, f.header_len);
 		if (f.opcode == WS_OP_PING) {
+			/* A ping flood never reading its pongs made the server
+			 * hold them all (60 MB for 65 MB of pings): the same
+			 * bound as for events. */
+			if (sub_unsent(s) > HTTP_EVENTS_OUT_MAX) {
+				log_info("http: websocket: ending a client that does not read its pongs");
+				sub_end(s);
+				return;
+			}
 			/* Control frames are at most 125 bytes (ws_parse_header). */
 			evbuffer_remove(in, payload, (size_t)f.len);
 			ws_unmask(payload, (size_t)f.len, f.mask, 0);

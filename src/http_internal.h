@@ -22,6 +22,7 @@ struct event;
 struct mime_part;
 struct http_conn;
 struct http_park;
+struct send_pool;
 
 #define HTTP_CORS_MAX 16
 #define HTTP_ORIGIN_MAX 256
@@ -40,6 +41,8 @@ struct http_server {
 	time_t started;
 	struct http_events *events;        /* http_events.c */
 	struct http_park *park;            /* http_park.c */
+	struct send_pool *send_pool;       /* http_api_send.c, made on first use */
+	uint64_t send_body_max;            /* the send API's body limit */
 };
 
 #define HTTP_ARGS_MAX 2
@@ -150,6 +153,8 @@ enum http_rc http_api_tag_rename(struct http_req *r);
 enum http_rc http_api_tag_delete(struct http_req *r);
 enum http_rc http_api_info(struct http_req *r);
 enum http_rc http_api_send(struct http_req *r);
+/* Waits for the send API's building threads (http_server_free). */
+void http_send_pool_free(struct send_pool *p);
 /* An IMAP keyword (atom) that can be a tag. */
 bool http_tag_valid(const char *t);
 enum http_rc http_api_webui(struct http_req *r);

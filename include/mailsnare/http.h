@@ -20,6 +20,12 @@ struct http_server;
 /* Seconds a connection may be idle (keep-alive) or a request take to
  * arrive. */
 #define HTTP_IDLE_TIMEOUT 60
+/* A request on its way must bring HTTP_MIN_RATE bytes a second over every
+ * HTTP_SLOW_S seconds (slowloris); the input a connection may hold while
+ * its request is being answered (pipelined requests never read). */
+#define HTTP_SLOW_S 10
+#define HTTP_MIN_RATE 1024
+#define HTTP_INPUT_MAX (256 * 1024)
 
 /* Checks the http-* keys; NULL with a message naming the key in err. */
 struct http_server *http_server_new(struct server *srv, char *err, size_t errlen);

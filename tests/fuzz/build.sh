@@ -20,7 +20,7 @@ libs="$(pkg-config --libs libevent libcrypto 2>/dev/null || echo -levent -lcrypt
 # The pure modules: no sockets, no store (DESIGN.md).
 srcs="imap_parse imap_seqset imap_fetchattr imap_search imap_date imap_mutf7 imap_match
     smtp_parse smtp_data pop3_parse mime mime_header mime_address mime_decode mime_blob base64
-    sasl msg_search msg_search_tz"
+    sasl msg_search msg_search_tz ws"
 
 mkdir -p "$out/obj"
 # An object is rebuilt when its source, any header or this script is newer.

@@ -159,3 +159,41 @@ write("fuzz_msg_search", [
     'addressed:q message-id:<id@x> reply-to:r cc:c bcc:d is:tagged has:inline',
     'larger:abc', 'before:2024-02-30', '- ... "" to: \u023a\u1e9e\u212a',
 ])
+
+# Websocket client frames (RFC 6455 §5.7's examples, masked as a client
+# must; our bounds): 8 bytes of seed, one byte picking max_len, the stream.
+def ws_frame(op, payload=b"", fin=True, mask=b"\x37\xfa\x21\x3d", length=None):
+    n = len(payload) if length is None else length
+    head = bytes([(0x80 if fin else 0) | op])
+    m = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([m | n])
+    elif n < 65536:
+        head += bytes([m | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([m | 127]) + n.to_bytes(8, "big")
+    if not mask:
+        return head + payload
+    return head + mask + bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
+
+
+write("fuzz_ws", [SEED8 + bytes([k]) + s for k, s in [
+    (4, ws_frame(1, b"Hello")),
+    (4, ws_frame(1, b"Hel", fin=False) + ws_frame(0, b"lo")),
+    (4, ws_frame(9, b"Hello") + ws_frame(10, b"Hello") + ws_frame(8, b"\x03\xe8")),
+    (4, ws_frame(2, b"\x00" * 256) + ws_frame(2, b"\x01" * 300)),
+    (5, ws_frame(2, length=65536) + b"\x00" * 64),
+    (4, ws_frame(1, length=1 << 63)),
+    (4, ws_frame(1, b"hi", mask=None)),
+    (4, b"\xc1\x80abcd"),
+    (4, ws_frame(9, b"x", fin=False) + ws_frame(9, b"x" * 126)),
+    (1, ws_frame(1, b"\xff\xfe", fin=False) + ws_frame(9) + ws_frame(0, b"\xc0\xaf")),
+    (0, ws_frame(1) + ws_frame(1, b"a")),
+]])
+
+# Search queries at the bounds (h26): unbalanced and nested quotes,
+# invalid UTF-8, a NUL, many terms.
+write("fuzz_msg_search", [
+    '"' * 300, '"a "b" "c', 'subject:"x \\" y"', b"\xc0\xaf \xff\xfe to:\xed\xa0\x80",
+    "a\x00b", " ".join("t%d" % i for i in range(600)), "-" * 100 + "x",
+])
