@@ -78,7 +78,9 @@ struct http_sub {
 	enum sub_kind kind;
 	int64_t inbox_id;                  /* 0: every inbox */
 	struct msg_search *search;         /* wait: NULL matches anything */
+	char *query;                       /* wait: its text, NULL with no search */
 	int64_t after;                     /* wait: only ids above */
+	int64_t woken;                     /* wait: the message to answer with */
 	struct event *timer;               /* wait: the timeout */
 	struct bufferevent *bev;           /* ws: the connection, ours now */
 	struct bufferevent *conn_bev;      /* the connection's (SSE: evhttp's) */
@@ -128,6 +130,11 @@ struct http_events {
 	size_t nqueue, qhead, qcap;
 	bool overflow;
 	struct event *ev_work, *ev_stats, *ev_keepalive;
+	/* Waiters woken (their sub's woken) are answered WAKE_PER_PASS a
+	 * pass; wake_json is the message JSON of wake_id, shared by them. */
+	struct event *ev_wake;
+	int64_t wake_id;
+	json_t *wake_json;
 	struct past_event ring[HTTP_EVENTS_RING];
 	uint64_t seq;                      /* of the last event */
 	time_t last_sub;                   /* when the last subscriber left */
@@ -190,6 +197,7 @@ void http_events_req_gone(struct http_req *r)
 	if (s->timer)
 		event_free(s->timer);
 	msg_search_free(s->search);
+	free(s->query);
 	free(s);
 	r->sub = NULL;
 }
@@ -477,20 +485,110 @@ static void events_emit(struct http_events *ev, int64_t inbox_id, const char *ty
 
 /* --- from store changes to events -------------------------------------------- */
 
-static bool wait_answer(struct http_sub *s, int64_t id);
+static bool wait_answer(struct http_sub *s, int64_t id, json_t *j);
+
+/*
+ * What the waiters of one new message share: a thousand fixtures waiting
+ * with the same query cost one evaluation of it and one message JSON,
+ * not a thousand (1,000 waiters held the loop for 0.7-1.3 s when each
+ * evaluated its query and built the message itself).
+ */
+#define WAKE_QUERIES 8
+
+struct wake {
+	int64_t id;
+	unsigned nq;
+	char *query[WAKE_QUERIES];         /* queries evaluated, and their */
+	int match[WAKE_QUERIES];           /* results */
+};
+
+static int wake_matches(struct http_events *ev, struct wake *w, const struct http_sub *s)
+{
+	int r;
+
+	if (s->search == NULL)
+		return 1;
+	for (unsigned i = 0; i < w->nq; i++)
+		if (strcmp(w->query[i], s->query) == 0)
+			return w->match[i];
+	r = store_message_matches(ev->st, w->id, s->search);
+	if (w->nq < WAKE_QUERIES && (w->query[w->nq] = strdup(s->query)) != NULL)
+		w->match[w->nq++] = r;
+	return r;
+}
+
+/* The message JSON a woken waiter is answered with: the same for every
+ * waiter of that message (sub_sees said it is in each one's scope), made
+ * once; NULL if the message is gone. */
+static json_t *wake_msg(struct http_events *ev, int64_t id)
+{
+	struct http_msg m;
+
+	if (ev->wake_id == id)
+		return ev->wake_json;
+	json_decref(ev->wake_json);
+	ev->wake_json = NULL;
+	ev->wake_id = id;
+	if (http_msg_load(ev->st, id, 0, &m) == STORE_OK) {
+		ev->wake_json = http_json_message(ev->st, &m);
+		http_msg_free(&m);
+	}
+	return ev->wake_json;
+}
+
+/* Answers up to WAKE_PER_PASS woken waiters, and goes on in the next
+ * pass while more are woken: each answer is a JSON text and a write,
+ * and a thousand fixtures waiting for one message are a thousand. */
+#define WAKE_PER_PASS 64
+
+static void events_answer(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_events *ev = arg;
+	struct http_sub *s, *next;
+	unsigned n = 0;
+	json_t *j;
+
+	(void)fd;
+	(void)what;
+	for (s = ev->subs; s != NULL; s = next) {
+		next = s->next;
+		if (s->kind != SUB_WAIT || s->woken == 0)
+			continue;
+		if (n++ == WAKE_PER_PASS) {
+			event_add(ev->ev_wake, &(struct timeval){ 0, 0 });
+			return;
+		}
+		if ((j = wake_msg(ev, s->woken)) == NULL || !wait_answer(s, s->woken, j))
+			s->woken = 0;           /* gone again: it goes on waiting */
+	}
+	json_decref(ev->wake_json);
+	ev->wake_json = NULL;
+	ev->wake_id = 0;
+}
+
+static void events_wake(struct http_events *ev, const struct change *c)
+{
+	struct wake w = { .id = c->id };
+	bool any = false;
+
+	for (struct http_sub *s = ev->subs; s != NULL; s = s->next)
+		if (s->kind == SUB_WAIT && s->woken == 0 && sub_sees(s, c->inbox_id) &&
+		    c->id > s->after && wake_matches(ev, &w, s) == 1) {
+			s->woken = c->id;
+			any = true;
+		}
+	for (unsigned i = 0; i < w.nq; i++)
+		free(w.query[i]);
+	if (any)
+		events_answer(-1, 0, ev);
+}
 
 static void events_new(struct http_events *ev, const struct change *c)
 {
-	struct http_sub *s, *next;
 	struct http_msg m;
 	json_t *j;
 
-	for (s = ev->subs; s != NULL; s = next) {
-		next = s->next;
-		if (s->kind == SUB_WAIT && sub_sees(s, c->inbox_id) && c->id > s->after &&
-		    (s->search == NULL || store_message_matches(ev->st, c->id, s->search) == 1))
-			wait_answer(s, c->id);
-	}
+	events_wake(ev, c);
 	if (http_msg_load(ev->st, c->id, 0, &m) != STORE_OK)
 		return;                         /* gone again already */
 	j = http_json_summary(ev->st, &m);
@@ -696,7 +794,9 @@ struct http_events *http_events_new(struct http_server *hs)
 	ev->ev_work = event_new(base, -1, 0, events_work, ev);
 	ev->ev_stats = evtimer_new(base, events_stats, ev);
 	ev->ev_keepalive = event_new(base, -1, EV_PERSIST, events_keepalive, ev);
+	ev->ev_wake = evtimer_new(base, events_answer, ev);
 	if (ev->ev_work == NULL || ev->ev_stats == NULL || ev->ev_keepalive == NULL ||
+	    ev->ev_wake == NULL ||
 	    event_add(ev->ev_keepalive, &ka) < 0 ||
 	    store_subscribe(ev->st, events_store_cb, ev) < 0) {
 		http_events_free(ev);
@@ -719,6 +819,9 @@ void http_events_free(struct http_events *ev)
 		event_free(ev->ev_stats);
 	if (ev->ev_keepalive)
 		event_free(ev->ev_keepalive);
+	if (ev->ev_wake)
+		event_free(ev->ev_wake);
+	json_decref(ev->wake_json);
 	for (size_t i = 0; i < HTTP_EVENTS_RING; i++)
 		free(ev->ring[i].data);
 	free(ev->queue);
@@ -901,20 +1004,24 @@ enum http_rc http_api_events_ws(struct http_req *r)
 
 /* --- wait ---------------------------------------------------------------------- */
 
-/* Answers the waiting request with message id (and frees it): false if
- * the message is gone meanwhile, and the request goes on waiting. */
-static bool wait_answer(struct http_sub *s, int64_t id)
+/* Answers the waiting request with message id (and frees it), its JSON
+ * j when given (a reference is taken); false if the message is gone
+ * meanwhile, and the request goes on waiting. */
+static bool wait_answer(struct http_sub *s, int64_t id, json_t *j)
 {
 	struct http_req *r = s->r;
 	struct http_msg m;
-	json_t *j;
 
-	if (http_msg_load(s->ev->st, id, s->inbox_id, &m) != STORE_OK)
+	if (j != NULL)
+		json_incref(j);
+	else if (http_msg_load(s->ev->st, id, s->inbox_id, &m) != STORE_OK)
 		return false;
-	j = http_json_message(s->ev->st, &m);
-	http_msg_free(&m);
-	if (j == NULL)
-		return false;
+	else {
+		j = http_json_message(s->ev->st, &m);
+		http_msg_free(&m);
+		if (j == NULL)
+			return false;
+	}
 	http_req_done(r);
 	http_reply_json(r, 200, j);
 	http_req_free(r);
@@ -961,6 +1068,12 @@ static int wait_params(struct http_req *r, struct http_sub *s, long *timeout)
 		http_reply_error(r, err);
 		return -1;
 	}
+	/* The same text with another tz is another query. */
+	if (s->search != NULL && asprintf(&s->query, "%s\n%s", tz ? tz : "", q) < 0) {
+		s->query = NULL;
+		http_reply_text(r, 503, "out of memory");
+		return -1;
+	}
 	return 0;
 }
 
@@ -990,7 +1103,7 @@ enum http_rc http_api_wait(struct http_req *r)
 		return HTTP_DONE;
 	}
 	http_req_defer(r);
-	if (found != 0 && wait_answer(s, found))
+	if (found != 0 && wait_answer(s, found, NULL))
 		return HTTP_DEFERRED;           /* answered, r freed */
 	tv.tv_sec = timeout;
 	if ((s->timer = evtimer_new(r->srv->base, wait_timeout, s)) == NULL ||

@@ -461,6 +461,42 @@ class WaitTest(harness.TestCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json()["ID"], mine)
 
+    def test_many_waiters_each_answered_by_its_own_query(self):
+        # One new message wakes the waiters whose query it matches, and
+        # only those: the evaluation shared between waiters of the same
+        # query text (and tz) must not leak into another's.
+        host, port = self.server.addrs["http"]
+        queries = [("subject:alpha", ""), ("subject:beta", ""), ("", ""),
+                   ("before:2000-01-01", ""), ("before:2000-01-01", "Pacific/Kiritimati")]
+        mark = smtp_send(self.server, "dev", "dev", simple_message("before the waiters"))
+        socks = []
+        for i in range(40):
+            q, tz = queries[i % len(queries)]
+            path = "/api/v1/wait?timeout=3&after=%s&query=%s&tz=%s" % (mark, q, tz)
+            c = socket.create_connection((host, port), timeout=SOCK_TIMEOUT)
+            c.sendall(("GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+                       % path).encode())
+            socks.append((q, c))
+        time.sleep(0.5)
+        mid = smtp_send(self.server, "dev", "dev", simple_message("alpha news"))
+        got = {}
+        for i, (q, c) in enumerate(socks):
+            data = b""
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    break
+                data += b
+            c.close()
+            status = int(data.split(b" ", 2)[1])
+            got.setdefault(q, set()).add(status)
+            if status == 200:
+                body = json.loads(data.split(b"\r\n\r\n", 1)[1])
+                self.assertEqual(body["ID"], mid)
+                self.assertEqual(body["Subject"], "alpha news")
+        self.assertEqual(got, {"subject:alpha": {200}, "": {200},
+                               "subject:beta": {408}, "before:2000-01-01": {408}})
+
 
 if __name__ == "__main__":
     harness.main()
