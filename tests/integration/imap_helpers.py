@@ -212,16 +212,25 @@ class RawIMAP(harness.RawSocket):
                 return lines
 
 
-def raw_login(server, user, password, cleanup=None, tls=False):
+def raw_login(server, user, password, cleanup=None, tls=False, timeout=SOCK_TIMEOUT):
     """A RawIMAP session logged in as `user` past the greeting. `cleanup`
     is a unittest.TestCase's addCleanup (or any callable) that gets the
     session's close, so a failing test does not leave it open."""
     imap = RawIMAP(server.addr("imaps" if tls else "imap"),
-                   insecure_context() if tls else None)
+                   insecure_context() if tls else None, timeout)
     if cleanup is not None:
         cleanup(imap.close)
     imap.greeting()
     imap.login(user, password)
+    return imap
+
+
+def raw_select(test, user, password, timeout, mailbox="INBOX"):
+    """raw_login on test.server with test's cleanup, then SELECT `mailbox`,
+    asserted OK (a SELECT of a large mailbox may take `timeout`)."""
+    imap = raw_login(test.server, user, password, test.addCleanup, timeout=timeout)
+    _, tagged = imap.command("SELECT " + mailbox, timeout=timeout)
+    test.assertEqual(status_of(tagged), "OK", tagged)
     return imap
 
 

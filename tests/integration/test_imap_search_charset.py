@@ -16,7 +16,7 @@ import time
 
 import harness
 from harness import CRLF
-from imap_helpers import RawIMAP, new_inbox, smtp_send, status_of
+from imap_helpers import RawIMAP, new_inbox, raw_select, smtp_send, status_of
 
 LONG = 120
 # Time for the server to read the SEARCH and start on the part before the
@@ -94,13 +94,7 @@ class SearchCharsetTest(harness.TestCase):
             smtp_send(cls.server, cls.user, cls.pw, m)
 
     def client(self):
-        c = RawIMAP(self.server.addr("imap"), timeout=LONG)
-        self.addCleanup(c.close)
-        c.greeting()
-        c.login(self.user, self.pw)
-        _, tagged = c.command("SELECT INBOX", timeout=LONG)
-        self.assertEqual(status_of(tagged), "OK")
-        return c
+        return raw_select(self, self.user, self.pw, LONG)
 
     @staticmethod
     def key(name, needle):

@@ -11,7 +11,7 @@ import base64
 
 import harness
 from harness import CRLF
-from imap_helpers import RawIMAP, new_inbox, smtp_send, status_of
+from imap_helpers import new_inbox, raw_select, smtp_send, status_of
 
 LONG = 120
 LINE = b"x" * 76 + CRLF                      # 78 bytes
@@ -60,13 +60,7 @@ class SearchLargeTest(harness.TestCase):
             smtp_send(cls.server, cls.user, cls.pw, m)
 
     def client(self):
-        c = RawIMAP(self.server.addr("imap"), timeout=LONG)
-        self.addCleanup(c.close)
-        c.greeting()
-        c.login(self.user, self.pw)
-        _, tagged = c.command("SELECT INBOX", timeout=LONG)
-        self.assertEqual(status_of(tagged), "OK")
-        return c
+        return raw_select(self, self.user, self.pw, LONG)
 
     def search(self, c, text):
         untagged, tagged = c.command(text, timeout=LONG)

@@ -19,7 +19,7 @@ import unittest
 
 import harness
 from harness import CRLF
-from imap_helpers import RawIMAP, new_inbox, status_of
+from imap_helpers import RawIMAP, new_inbox, raw_login, status_of
 
 # Large enough that each command takes many loop passes (a slice is a few
 # milliseconds), small enough to fill in a few seconds.
@@ -86,11 +86,9 @@ class SlicesTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.server.stop()
 
-    def client(self):
-        c = RawIMAP(self.server.addr("imap"), timeout=LONG)
-        c.greeting()
-        c.login(self.user, self.pw)
-        return c
+    def client(self, user=None, pw=None):
+        return raw_login(self.server, user or self.user, pw or self.pw, self.addCleanup,
+                         timeout=LONG)
 
     def ok(self, c, text, timeout=LONG):
         untagged, tagged = c.command(text, timeout=timeout)
@@ -181,13 +179,8 @@ class SlicesTest(unittest.TestCase):
 
     def test_list_status_exact_and_noop_answered(self):
         user, pw = new_inbox(self.server, "lb")
-        a = RawIMAP(self.server.addr("imap"), timeout=LONG)
-        b = RawIMAP(self.server.addr("imap"), timeout=LONG)
+        a, b = self.client(user, pw), self.client(user, pw)
         try:
-            a.greeting()
-            b.greeting()
-            a.login(user, pw)
-            b.login(user, pw)
             names = ["box%05d" % i for i in range(N_BOXES)]
             a.send(b"".join(b"c%d CREATE %s\r\n" % (i, n.encode()) for i, n in enumerate(names)))
             for i in range(N_BOXES):
@@ -220,13 +213,8 @@ class SlicesTest(unittest.TestCase):
         the untouched ones all there, a deleted mailbox without its STATUS
         line, and the next LIST exact."""
         user, pw = new_inbox(self.server, "lc")
-        a = RawIMAP(self.server.addr("imap"), timeout=LONG)
-        b = RawIMAP(self.server.addr("imap"), timeout=LONG)
+        a, b = self.client(user, pw), self.client(user, pw)
         try:
-            a.greeting()
-            b.greeting()
-            a.login(user, pw)
-            b.login(user, pw)
             boxes = ["m%04d" % i for i in range(N_BOXES)] + ["q"] + \
                 ["q/%04d" % i for i in range(200)]
             self.pipeline(a, ["CREATE " + n for n in boxes])
