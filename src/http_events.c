@@ -69,6 +69,9 @@
 #define HTTP_WAIT_DEFAULT_S 30
 #define HTTP_WAIT_MAX_S 3600
 #define HTTP_WS_PAYLOAD_MAX 65536       /* client frames: we read none but close/ping */
+/* Messages whose `new` was dropped (gone before their turn came): their
+ * `delete` is already in the queue behind, and is dropped too. */
+#define HTTP_EVENTS_UNANNOUNCED 256
 
 enum sub_kind { SUB_SSE, SUB_WS, SUB_WAIT };
 
@@ -138,6 +141,8 @@ struct http_events {
 	struct past_event ring[HTTP_EVENTS_RING];
 	uint64_t seq;                      /* of the last event */
 	time_t last_sub;                   /* when the last subscriber left */
+	int64_t unannounced[HTTP_EVENTS_UNANNOUNCED];  /* a ring; 0: free */
+	unsigned unannounced_next;
 	/* The event being written to every stream (fan_busy): the streams
 	 * from fan_next on have not had it yet. */
 	bool fan_busy;
@@ -589,8 +594,12 @@ static void events_new(struct http_events *ev, const struct change *c)
 	json_t *j;
 
 	events_wake(ev, c);
-	if (http_msg_load(ev->st, c->id, 0, &m) != STORE_OK)
-		return;                         /* gone again already */
+	if (http_msg_load(ev->st, c->id, 0, &m) != STORE_OK) {
+		/* Gone again already: expunged, or moved and expunged, before
+		 * this change's turn. */
+		ev->unannounced[ev->unannounced_next++ % HTTP_EVENTS_UNANNOUNCED] = c->id;
+		return;
+	}
 	j = http_json_summary(ev->st, &m);
 	http_msg_free(&m);
 	if (j != NULL)
@@ -613,6 +622,21 @@ static void events_update(struct http_events *ev, const struct change *c)
 	events_emit(ev, c->inbox_id, "update", j);
 }
 
+/* Whether id's `new` was dropped; forgotten then, since its one
+ * `delete` is this one. A stream never hears of the message at all,
+ * rather than of a delete of what it never had (or had deleted already:
+ * a MOVE is a delete and a new of the same ID, and an EXPUNGE right after
+ * it left the new nothing to show). */
+static bool events_unannounced(struct http_events *ev, int64_t id)
+{
+	for (unsigned i = 0; i < HTTP_EVENTS_UNANNOUNCED; i++)
+		if (ev->unannounced[i] == id) {
+			ev->unannounced[i] = 0;
+			return true;
+		}
+	return false;
+}
+
 static void events_change(struct http_events *ev, const struct change *c)
 {
 	switch (c->what) {
@@ -624,6 +648,8 @@ static void events_change(struct http_events *ev, const struct change *c)
 		break;
 	case STORE_CHANGE_EXPUNGE:
 	case STORE_CHANGE_PRUNE:
+		if (events_unannounced(ev, c->id))
+			break;
 		/* A message max-messages or max-age removed is a `prune`. */
 		events_emit(ev, c->inbox_id, c->what == STORE_CHANGE_PRUNE ? "prune" : "delete",
 		    json_pack("{s:o}", "ID", json_sprintf("%lld", (long long)c->id)));
