@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "tests", "integration"))
 os.environ["MAILSNARE_BIN"] = os.path.abspath(sys.argv[1])
 import harness  # noqa: E402
+from http_helpers import read_reply as http_reply  # noqa: E402
 
 QUICK = "--quick" in sys.argv
 PICK = [a for a in sys.argv[2:] if not a.startswith("--")]
@@ -396,22 +397,6 @@ def row_expunge(srv, user, pw, ping):
 
 def http_conn(srv, timeout=TIMEOUT):
     return socket.create_connection(srv.addr("http"), timeout=timeout)
-
-
-def http_reply(s):
-    """One reply's status line and body (Content-Length framed)."""
-    f = s.makefile("rb")
-    status = f.readline()
-    n = 0
-    while True:
-        line = f.readline()
-        if not line:
-            raise EOFError("closed")
-        if line.lower().startswith(b"content-length:"):
-            n = int(line.split(b":")[1])
-        if line == b"\r\n":
-            break
-    return status, f.read(n)
 
 
 def auth_header(user, pw):

@@ -36,6 +36,23 @@ class Response:
         return "<%d %s %r>" % (self.status, self.reason, self.body[:300])
 
 
+def read_reply(s):
+    """One reply read off a raw socket: its status line and body
+    (Content-Length framed; for tests and benches that speak HTTP by hand)."""
+    f = s.makefile("rb")
+    status = f.readline()
+    n = 0
+    while True:
+        line = f.readline()
+        if not line:
+            raise EOFError("closed in the headers")
+        if line.lower().startswith(b"content-length:"):
+            n = int(line.split(b":")[1])
+        if line == b"\r\n":
+            break
+    return status, f.read(n)
+
+
 def basic(user, password):
     token = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
     return {"Authorization": "Basic " + token}

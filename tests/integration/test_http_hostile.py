@@ -18,6 +18,7 @@ import time
 
 import harness
 import http_helpers as hh
+from http_helpers import read_reply
 from harness import SOCK_TIMEOUT
 
 # include/mailsnare/http.h
@@ -37,22 +38,6 @@ SANITIZED = sanitized()
 
 def connect(server, timeout=SOCK_TIMEOUT):
     return socket.create_connection(server.addr("http"), timeout=timeout)
-
-
-def read_reply(s):
-    """One reply's status line, headers and body (Content-Length framed)."""
-    f = s.makefile("rb")
-    status = f.readline()
-    n = 0
-    while True:
-        line = f.readline()
-        if not line:
-            raise EOFError("closed in the headers")
-        if line.lower().startswith(b"content-length:"):
-            n = int(line.split(b":")[1])
-        if line == b"\r\n":
-            break
-    return status, f.read(n)
 
 
 def exchange(server, data):
