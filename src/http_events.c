@@ -1061,6 +1061,10 @@ static void wait_timeout(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	/* Woken but not answered yet (events_answer's passes go 64 waiters
+	 * at a time): its message came within the timeout. */
+	if (s->woken != 0 && wait_answer(s, s->woken, wake_msg(s->ev, s->woken)))
+		return;
 	http_req_done(r);
 	http_reply_json(r, 408, json_pack("{s:s}", "Error", "timeout: no matching message"));
 	http_req_free(r);
