@@ -124,6 +124,7 @@ struct http_conn {
 	bool busy;
 	bool line_pending;                 /* the next request line is unread */
 	struct event *ev_slow;             /* a request arriving too slowly */
+	struct event *ev_handshake;        /* https: the TLS handshake's deadline */
 	struct evbuffer_cb_entry *in_cb;
 	uint64_t in_bytes, mark;           /* bytes read; at the last check */
 	struct http_conn *prev, *next;     /* hs->conns */
@@ -153,6 +154,8 @@ static void http_conn_closecb(struct evhttp_connection *evcon, void *arg)
 	http_conn_unlink(hc);
 	evbuffer_remove_cb_entry(bufferevent_get_input(hc->bev), hc->in_cb);
 	event_free(hc->ev_slow);
+	if (hc->ev_handshake)
+		event_free(hc->ev_handshake);
 	if (hc->counted) {
 		srv->nconns--;
 		metrics_conn_close("http");
@@ -167,6 +170,7 @@ static void http_conn_adopt(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_server *hs = arg;
 	struct http_conn *hc, *next;
+	struct timeval handshake = { (time_t)hs->srv->cfg->login_timeout, 0 };
 	void *cbarg = NULL;
 	evutil_socket_t sfd;
 	int one = 1;
@@ -193,7 +197,26 @@ static void http_conn_adopt(evutil_socket_t fd, short what, void *arg)
 		 * mail protocols' connections have it off too (conn.c). */
 		if ((sfd = bufferevent_getfd(hc->bev)) >= 0)
 			(void)setsockopt(sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (hc->ev_handshake != NULL)
+			(void)evtimer_add(hc->ev_handshake, &handshake);
 	}
+}
+
+/* A TLS handshake is bounded as the mail protocols' are (login-timeout):
+ * evhttp's timeout is one of inactivity, which a handshake trickled a
+ * byte at a time never reaches, and the slow-request rule counts only
+ * the bytes of requests, which come after it. */
+static void http_handshake_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *hc = arg;
+	SSL *ssl = bufferevent_openssl_get_ssl(hc->bev);
+
+	(void)fd;
+	(void)what;
+	if (hc->evcon == NULL || ssl == NULL || SSL_is_init_finished(ssl))
+		return;
+	log_info("http: TLS handshake timeout");
+	evhttp_connection_free(hc->evcon);     /* frees hc (http_conn_closecb) */
 }
 
 static struct http_conn *http_conn_of(struct http_server *hs, struct evhttp_connection *evcon)
@@ -358,10 +381,13 @@ static struct bufferevent *http_bevcb(struct event_base *base, void *arg, bool t
 		return NULL;
 	}
 	hc->bev = bev;
-	if ((hc->ev_slow = evtimer_new(base, http_slow_check, hc)) == NULL ||
+	if ((tls && (hc->ev_handshake = evtimer_new(base, http_handshake_check, hc)) == NULL) ||
+	    (hc->ev_slow = evtimer_new(base, http_slow_check, hc)) == NULL ||
 	    (hc->in_cb = evbuffer_add_cb(bufferevent_get_input(bev), http_input_cb, hc)) == NULL) {
 		if (hc->ev_slow)
 			event_free(hc->ev_slow);
+		if (hc->ev_handshake)
+			event_free(hc->ev_handshake);
 		bufferevent_free(bev);
 		free(hc);
 		return NULL;

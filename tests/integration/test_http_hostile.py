@@ -222,6 +222,35 @@ class SlowClientsTest(harness.TestCase):
         slow.close()
 
 
+class TlsHandshakeTest(harness.TestCase):
+    server_args = ("--https", "127.0.0.1:0", "--login-timeout", "3")
+
+    def test_trickled_handshake_closed_at_login_timeout(self):
+        """A TLS handshake a byte every half second is closed after
+        login-timeout, as the mail protocols' are (before: held while
+        each byte kept evhttp's inactivity timeout away); a real TLS
+        client connecting then is served."""
+        hello = bytes.fromhex("16030100c8010000c40303") + bytes(200)
+        s = socket.create_connection(self.server.addr("https"), timeout=5)
+        start, closed = time.monotonic(), False
+        for b in hello:
+            try:
+                s.sendall(bytes([b]))
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            if closed_within(s, 0.5):
+                closed = True
+                break
+        took = time.monotonic() - start
+        s.close()
+        self.assertTrue(closed, "a handshake trickled for %.0f s is still open" % took)
+        self.assertGreaterEqual(took, 2.0)
+        self.assertLess(took, 20)
+        r = hh.request(self.server, "GET", "/livez", tls=True)
+        self.assertEqual(r.status, 200)
+
+
 # ---- websocket ---------------------------------------------------------------------
 
 def ws_open(server):
