@@ -312,11 +312,13 @@ class Actor:
         with self.reg.lock:
             waiting = set(k for k, v in self.sh.replacing.items() if v in (self.scope, "*")
                           or self.scope == "*")
-        while waiting and time.monotonic() < deadline:
+        while waiting and time.monotonic() < deadline and not self.drv.stop.is_set():
             with self.reg.lock:
                 waiting &= set(self.sh.replacing)
             if waiting:
                 time.sleep(0.02)
+        if waiting:
+            return True         # the run is over: the STOREs were not registered
         with self.reg.lock:
             return sid is None or self.sh.retagged(sid, self.name, since)
 
@@ -712,13 +714,28 @@ class Stream:
         self.last_seq = 0
         self.new = set()        # IDs announced
         self.alive = set()      # IDs announced and not deleted since
+        self.history = collections.defaultdict(list)    # ID -> [(seq, kind, time)]
         self.events = collections.Counter()
         self.resp = None
         self.lock = threading.Lock()
         self.closing = False
 
     def fail(self, what):
+        mids = re.findall(r"message (\d+)", what)
+        if mids:
+            what += "; its events on this stream (id, kind, s): %s" % self.history.get(mids[0])
         raise ModelError("%s (%s): %s" % (self.name, self.inbox[0] if self.inbox else "*", what))
+
+    def check(self, name, ok, what):
+        """A check that STRESS_LAX may turn into a counted warning."""
+        if ok:
+            return
+        if name not in self.drv.lax:
+            self.fail("[%s] %s" % (name, what))
+        with self.reg.lock:
+            self.reg.warnings[name] += 1
+            self.reg.first_warning.setdefault(name, "%s: %s; events (id, kind, s): %s" % (
+                self.name, what, self.history.get(re.findall(r"message (\d+)", what)[0])))
 
     def open(self):
         import http_helpers
@@ -771,6 +788,7 @@ class Stream:
         if not isinstance(mid, str):
             self.fail("%s event without a string ID: %r" % (kind, data[:200]))
         with self.lock:
+            self.history[mid].append((seq, kind, round(time.monotonic() - self.drv.t0, 3)))
             if kind == "new":
                 bad = typed(obj, SUMMARY)
                 if bad:
@@ -784,9 +802,12 @@ class Stream:
                 self.alive.add(mid)
                 self.new.add(mid)
             elif kind == "delete":
-                if mid not in self.alive:
-                    self.fail("delete event for message %s, which the stream did not "
-                              "announce or deleted already" % mid)
+                # Known bug (test_cross_stress.py SseMoveThenExpungeTest): a
+                # `new` whose message is gone when the queue gets to it is
+                # dropped, its `delete` is not; STRESS_LAX=sse-unannounced.
+                self.check("sse-unannounced", mid in self.alive,
+                           "delete event for message %s, which the stream did not announce "
+                           "or deleted already" % mid)
                 self.alive.discard(mid)
             elif kind == "update":
                 if mid not in self.alive:

@@ -12,14 +12,22 @@ duration, the IMAP sessions, the HTTP actors and the seed (printed at the
 start and with a failure). bench/imap_stress.sh runs the same driver for
 as long as asked (HTTP=n)."""
 
+import json
 import os
 import random
+import socket
 import sys
+import time
 import unittest
 
 import harness
 import http_model
 import imap_model
+from imap_helpers import RawIMAP
+
+# Known server bugs whose checks are counted, not failed, unless STRESS_LAX
+# is set (to "" for all strict): each has a scripted test below.
+KNOWN_LAX = ("sse-unannounced",)    # SseMoveThenExpungeTest
 
 
 class CrossStressTest(unittest.TestCase):
@@ -30,6 +38,8 @@ class CrossStressTest(unittest.TestCase):
         seed = int(os.environ.get("STRESS_SEED", random.randrange(1 << 31)))
         sys.stderr.write("\ncross stress: seed %d, %d IMAP sessions, %d HTTP actors, %.0f s "
                          "(STRESS_SEED=%d replays)\n" % (seed, sessions, actors, seconds, seed))
+        if "STRESS_LAX" not in os.environ:
+            os.environ["STRESS_LAX"] = ",".join(KNOWN_LAX)
         server = harness.Server(*imap_model.server_args(sessions, actors))
         server.start()
         stop_error = None
@@ -44,7 +54,8 @@ class CrossStressTest(unittest.TestCase):
         imap_model.report(fig, sys.stderr)
         self.assertIsNone(fig["failure"], "seed %d:\n%s" % (seed, fig["failure"]))
         self.assertIsNone(stop_error, "seed %d" % seed)
-        self.assertEqual(fig["warnings"], {}, "lax checks failed (STRESS_LAX), seed %d" % seed)
+        unknown = {k: v for k, v in fig["warnings"].items() if k not in KNOWN_LAX}
+        self.assertEqual(unknown, {}, "lax checks failed (STRESS_LAX), seed %d" % seed)
         # A run that stopped choosing a kind of request, or whose checks
         # never had anything to check, proves nothing.
         missing = [k for k in http_model.KINDS if k != "sse" and not fig["http"].get(k)]
@@ -59,6 +70,75 @@ class CrossStressTest(unittest.TestCase):
         self.assertGreater(fig["smtp"], 0, "no SMTP delivery during the run")
         self.assertGreater(fig["final"].get("checked", 0), 0,
                            "no IMAP model was compared with its mailbox at the end")
+
+
+class SseMoveThenExpungeTest(unittest.TestCase):
+    """Found by the stress run (`delete event for message N, which the
+    stream did not announce or deleted already`): src/http_events.c queues
+    a store change and builds its event later; a `new` whose message is
+    gone by then is dropped (events_new: "gone again already"), but the
+    `delete` that follows is sent. A MOVE (delete from the source mailbox,
+    new in the target: the ID stays) followed by an EXPUNGE in the same
+    loop pass gives `new`, `delete`, `delete`: the stream deletes a
+    message it had deleted already (and a message delivered and expunged
+    that fast gets a `delete` without any `new`). Expected to fail until
+    http_events.c drops the `delete` of a message whose `new` it dropped
+    (or sends both)."""
+
+    @unittest.expectedFailure
+    def test_every_delete_follows_a_new(self):
+        with harness.Server("--log-level", "info") as server:
+            host, port = server.addr("http")
+            sse = socket.create_connection((host, port), timeout=5)
+            sse.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: t\r\n\r\n")
+            msg = b"From: a@example.test\r\nSubject: moved\r\n\r\nbody\r\n"
+            with RawIMAP(server.addr("imap")) as im:
+                im.line(5)
+                im.send(b"a1 LOGIN dev dev\r\na2 CREATE Work\r\na3 SELECT INBOX\r\n"
+                        b"a4 APPEND INBOX {%d+}\r\n%s\r\n" % (len(msg), msg))
+                while not im.line(5).startswith(b"a4 "):
+                    pass
+                time.sleep(0.5)     # the `new` goes out
+                # One write: the MOVE and the EXPUNGE run in one loop pass.
+                im.send(b"b1 MOVE 1 Work\r\nb2 SELECT Work\r\n"
+                        b"b3 STORE 1 +FLAGS.SILENT (\\Deleted)\r\nb4 EXPUNGE\r\n")
+                while not im.line(5).startswith(b"b4 "):
+                    pass
+            events = read_events(sse, 1.5)
+            sse.close()
+        kinds = [k for k, _ in events if k in ("new", "delete")]
+        self.assertIn("new", kinds, events)
+        alive = set()
+        for kind, data in events:
+            mid = json.loads(data).get("ID") if kind in ("new", "delete") else None
+            if kind == "new":
+                alive.add(mid)
+            elif kind == "delete":
+                self.assertIn(mid, alive, "delete without a new before it: %s" % kinds)
+                alive.discard(mid)
+
+
+def read_events(sock, seconds):
+    """(event, data) of what the stream sent within `seconds`."""
+    sock.settimeout(0.2)
+    data = b""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            continue
+        if not chunk:
+            break
+        data += chunk
+    out, kind = [], None
+    for line in data.decode("utf-8", "replace").splitlines():
+        if line.startswith("event: "):
+            kind = line[7:]
+        elif line.startswith("data: ") and kind:
+            out.append((kind, line[6:]))
+            kind = None
+    return out
 
 
 if __name__ == "__main__":
