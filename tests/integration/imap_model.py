@@ -50,8 +50,15 @@ At the end every session sends NOOP and its model must equal a fresh
 EXAMINE + FETCH 1:* (UID FLAGS) of its mailbox; the server must be alive,
 answer a new connection, and its log must hold no sanitizer report.
 
+With --http N (test_cross_stress.py), N HTTP API actors and two event
+streams run beside them (http_model.py has their checks). The sessions
+then learn each UID's X-Stress-Id from body items, register their \\Seen
+clearing and keyword replacing STOREs for the actors, and leave aside own
+keywords that an actor's PUT /api/v1/tags replaced (asking a message's
+X-Stress-Id after the command when they do not know it yet).
+
 Environment for `python3 imap_model.py`: MAILSNARE_BIN; options --seconds,
---sessions, --seed. STRESS_LAX=check1,check2 turns the named checks
+--sessions, --http, --seed. STRESS_LAX=check1,check2 turns the named checks
 (see LAX_CHECKS) into counted warnings
 (for finding the next bug while a known one is being fixed).
 """
@@ -1434,7 +1441,7 @@ class Driver:
         or was deleted on it; then the streams are closed."""
         checked = 0
         try:
-            for st in streams:
+            for st in streams if self.failure is None else ():
                 lister = http_model.Actor(self, 100 + st.idx, st.inbox, 0)
                 try:
                     checked += st.final_check(lister)
@@ -1545,7 +1552,7 @@ class Driver:
         if hung and self.failure is None:
             self.failure = "%d threads did not stop within %d s" % (len(hung), REPLY_HANG + 30)
         results = collections.Counter()
-        sse_checked = self.finish_streams(streams) if self.failure is None else 0
+        sse_checked = self.finish_streams(streams)
         if self.failure is None:
             try:
                 for s in sessions:
