@@ -469,9 +469,9 @@ class Actor:
         mid = self.pick()
         if mid is None:
             return self.op_list()
-        if mid not in self.sid_of or not self.sid_of[mid].startswith(("m", "a", "h")):
-            if self.op_raw(mid) is None:
-                return
+        # The replacement is registered by X-Stress-Id: know it first.
+        if mid not in self.sid_of and self.op_raw(mid) is None:
+            return
         sid = self.sid_of[mid]
         tags = sorted(set(self.rng.choice(self.tagset)
                           for _ in range(self.rng.randint(0, 3))))
