@@ -1630,6 +1630,23 @@ def report(fig, out=sys.stdout):
     out.write("errors: %s\n" % ("none" if not fig["failure"] else "1 (run stopped)\n" + fig["failure"]))
 
 
+def run_server(seconds, sessions, seed, http_actors=0):
+    """One run on a server of its own (two event streams with HTTP
+    actors); returns the figures and what stopping the server said."""
+    server = harness.Server(*server_args(sessions, http_actors))
+    server.start()
+    stop_error = None
+    try:
+        fig = Driver(server, seconds, sessions, seed, http_actors=http_actors,
+                     streams=2 if http_actors else 0).run()
+    finally:
+        try:
+            server.stop()
+        except harness.ServerError as e:
+            stop_error = str(e)
+    return fig, stop_error
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=float(os.environ.get("STRESS_SECONDS", 30)))
@@ -1642,17 +1659,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     print("imap stress: seed %d (STRESS_SEED=%d replays the sessions' choices)"
           % (args.seed, args.seed), flush=True)
-    server = harness.Server(*server_args(args.sessions, args.http))
-    server.start()
-    try:
-        fig = Driver(server, args.seconds, args.sessions, args.seed, http_actors=args.http,
-                     streams=2 if args.http else 0).run()
-    finally:
-        try:
-            server.stop()
-            stop_error = None
-        except harness.ServerError as e:
-            stop_error = str(e)
+    fig, stop_error = run_server(args.seconds, args.sessions, args.seed, args.http)
     if stop_error and not fig["failure"]:
         fig["failure"] = stop_error
     report(fig)

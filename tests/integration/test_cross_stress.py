@@ -40,17 +40,7 @@ class CrossStressTest(unittest.TestCase):
                          "(STRESS_SEED=%d replays)\n" % (seed, sessions, actors, seconds, seed))
         if "STRESS_LAX" not in os.environ:
             os.environ["STRESS_LAX"] = ",".join(KNOWN_LAX)
-        server = harness.Server(*imap_model.server_args(sessions, actors))
-        server.start()
-        stop_error = None
-        try:
-            fig = imap_model.Driver(server, seconds, sessions, seed, http_actors=actors,
-                                    streams=2).run()
-        finally:
-            try:
-                server.stop()
-            except harness.ServerError as e:
-                stop_error = str(e)
+        fig, stop_error = imap_model.run_server(seconds, sessions, seed, actors)
         imap_model.report(fig, sys.stderr)
         self.assertIsNone(fig["failure"], "seed %d:\n%s" % (seed, fig["failure"]))
         self.assertIsNone(stop_error, "seed %d" % seed)
