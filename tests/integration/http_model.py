@@ -787,10 +787,18 @@ class Stream:
 
     def resync(self, seq):
         """Events lost between two connections: what the stream knew may
-        have changed unseen; only what it learns from now on is checked."""
+        have changed unseen, and messages may have come whose `new` was
+        lost (their IDs are at most the newest now: one deleted since has
+        no events to come); only what it learns from now on is checked."""
+        lister = Actor(self.drv, 200 + self.idx, self.inbox, 0)
+        try:
+            _, env, _ = lister.get_json("/api/v1/messages?limit=1", "list")
+        finally:
+            lister.close()
+        newest = [int(m["ID"]) for m in env["messages"]]
         with self.lock:
             self.events["gap"] += 1
-            self.unsure = max([self.unsure] + [int(k) for k in self.new])
+            self.unsure = max([self.unsure] + [int(k) for k in self.new] + newest)
             self.alive.clear()
         self.transcript.append("(events %d..%d lost)" % (self.last_seq + 1, seq - 1))
 
