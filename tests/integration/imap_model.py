@@ -1599,9 +1599,10 @@ class Driver:
 
 
 def report(fig, out=sys.stdout):
-    out.write("seed %d, %d sessions, %.1f s: %d IMAP commands, %.0f commands/s; "
+    out.write("seed %d, %d sessions, %.1f s: %d IMAP commands%s, %.0f commands/s; "
               "%d SMTP deliveries, %d POP3 DELE\n"
               % (fig["seed"], fig["sessions"], fig["seconds"], fig["commands"],
+                 " and HTTP requests" if fig.get("http_actors") else "",
                  fig["commands_per_s"], fig["smtp"], fig["pop3_dele"]))
     out.write("server CPU: %.1f s in %.1f s (%.0f%% of one core: the Python clients set "
               "the pace), %.0f us per command or request\n"
