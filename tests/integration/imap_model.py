@@ -50,14 +50,22 @@ At the end every session sends NOOP and its model must equal a fresh
 EXAMINE + FETCH 1:* (UID FLAGS) of its mailbox; the server must be alive,
 answer a new connection, and its log must hold no sanitizer report.
 
+With --http N (test_cross_stress.py), N HTTP API actors and two event
+streams run beside them (http_model.py has their checks). The sessions
+then learn each UID's X-Stress-Id from body items, register their \\Seen
+clearing and keyword replacing STOREs for the actors, and leave aside own
+keywords that an actor's PUT /api/v1/tags replaced (asking a message's
+X-Stress-Id after the command when they do not know it yet).
+
 Environment for `python3 imap_model.py`: MAILSNARE_BIN; options --seconds,
---sessions, --seed. STRESS_LAX=check1,check2 turns the named checks
+--sessions, --http, --seed. STRESS_LAX=check1,check2 turns the named checks
 (see LAX_CHECKS) into counted warnings
 (for finding the next bug while a known one is being fixed).
 """
 
 import argparse
 import collections
+import http.client
 import os
 import poplib
 import random
@@ -69,6 +77,7 @@ import threading
 import time
 
 import harness
+import http_model
 from harness import CRLF
 from imap_helpers import RawIMAP, parse_fetch_responses, parse_value, status_of
 
@@ -83,7 +92,7 @@ SHARED_MAILBOXES = ("INBOX", "Work", "Archive")
 SCRATCH_MAILBOXES = ("scratch-a", "scratch-b", "scratch-c", "scratch-a/sub")
 MAX_NEW_KEYWORDS = 12          # per session, beyond its four fixed ones
 LAX_CHECKS = ("keywords-announced", "fetch-missing", "expunge-during", "select-leftover",
-              "move-expunges", "seq-renumbered", "uid-reused")
+              "move-expunges", "seq-renumbered", "uid-reused", "sse-unannounced")
 
 EXISTS_RE = re.compile(rb"^\* (\d+) EXISTS$")
 RECENT_RE = re.compile(rb"^\* (\d+) RECENT$")
@@ -100,12 +109,14 @@ class ModelError(AssertionError):
     pass
 
 
-def server_args(sessions):
+def server_args(sessions, http_actors=0):
     """The server's options for a run: room for every session, and for
-    every keyword the sessions make up in one mailbox (max-keywords would
-    answer NO [LIMIT] beyond; test_limits.py checks that)."""
-    return ("--max-clients", str(sessions * 2 + 50), "--log-level", "info",
-            "--max-keywords", str(sessions * (4 + MAX_NEW_KEYWORDS) + 16))
+    every keyword the sessions (and HTTP actors) make up in one mailbox
+    (max-keywords would answer NO [LIMIT] beyond; test_limits.py checks
+    that)."""
+    return ("--max-clients", str(sessions * 2 + http_actors * 3 + 50), "--log-level", "info",
+            "--max-keywords", str(sessions * (4 + MAX_NEW_KEYWORDS) +
+                                  http_actors * http_model.TAGS_PER_ACTOR + 16))
 
 
 def seqset_values(text):
@@ -200,6 +211,8 @@ class Registry:
         self.verbs = collections.Counter()
         self.warnings = collections.Counter()
         self.first_warning = {}
+        self.key_sid = {}       # (user, uidvalidity, uid) -> X-Stress-Id, once seen
+        self.http = http_model.Shared()
 
     def new_id(self, prefix):
         with self.lock:
@@ -249,6 +262,8 @@ def make_message(rng, sid, kind):
              b"Message-ID: <%s@stress.example.test>" % sid.encode(),
              b"X-Stress-Id: " + sid.encode()]
     body = [rng.choice(_TEXT_LINES) for _ in range(rng.randint(1, 40))]
+    # A word of its own, for the HTTP actors' searches (http_model.py).
+    body.insert(rng.randint(0, len(body)), b"a word of its own: tok" + sid.encode())
     shape = rng.randrange(4)
     if shape == 0:
         lines += [b"Content-Type: text/plain; charset=us-ascii", b""] + body
@@ -333,6 +348,8 @@ class Session:
         # of EXPUNGE, MODSEQ in flag FETCHes, [CLOSED] at SELECT.
         self.qresync = idx >= 0 and idx % 4 == 3
         self.modseq = {}        # (user, uidvalidity, uid) -> highest MODSEQ seen
+        self.pending_own = {}   # UID -> (key, own keywords seen, wanted): see resolve_own
+        self.replaced_now = None    # a replace STORE to register_replace
 
     # -- plumbing
 
@@ -584,6 +601,8 @@ class Session:
         m = self.mb.msgs[n - 1]
         if "UID" in fi:
             self.place_uid(n, int(fi["UID"]))
+        if m.uid is not None:
+            self.learn_sid(m.uid, fi)
         if "FLAGS" in fi:
             flags = set(str(f) for f in fi["FLAGS"])
             flags.discard("\\Recent")
@@ -613,6 +632,43 @@ class Session:
             elif name.startswith("BODY[]"):
                 self.body(m.uid, name, value)
 
+    def learn_sid(self, uid, fi):
+        """Which message (X-Stress-Id) a UID is, from any body item: the
+        HTTP actors register their keyword replacements by it."""
+        for name, value in fi.items.items():
+            if name.startswith("BODY[") and isinstance(value, bytes):
+                m = STRESS_ID_RE.search(value)
+                if m:
+                    with self.reg.lock:
+                        self.reg.key_sid[self.key(uid)] = m.group(1).decode()
+
+    def retagged_over_http(self, key):
+        """PUT /api/v1/tags replaces every keyword of a message; the HTTP
+        actors register the X-Stress-Id before they send it."""
+        with self.reg.lock:
+            sid = self.reg.key_sid.get(key)
+            return sid is not None and any(
+                who.startswith("http") for who, _, _ in self.reg.http.retag.get(sid, ()))
+
+    def resolve_own(self):
+        """Own-keyword mismatches on messages whose X-Stress-Id was not
+        known yet (check_own): ask for it, then excuse or fail."""
+        pending, self.pending_own = self.pending_own, {}
+        live = set(self.known_uids()) if self.mb else set()
+        ask = [u for u, (key, _, _) in pending.items()
+               if u in live and key[1] == self.mb.uidvalidity]
+        if ask:
+            self.cmd("UID FETCH %s (BODY.PEEK[HEADER.FIELDS (X-STRESS-ID)])" % compress_set(ask))
+        for uid, (key, own, want) in pending.items():
+            if self.retagged_over_http(key):
+                self.own[key] = own
+            elif key in self.reg.key_sid:
+                self.fail("UID %d shows own keywords %s, want %s (only this session stores "
+                          "them, and no HTTP actor replaced its tags)"
+                          % (uid, sorted(own), sorted(want)))
+            else:
+                self.own.pop(key, None)     # gone before it could be asked
+
     def check_own(self, uid, kws):
         own = frozenset(k for k in kws if k.startswith(self.kwprefix))
         key = self.key(uid)
@@ -625,8 +681,11 @@ class Session:
         if own != want:
             with self.reg.lock:
                 replaced = key in self.reg.replaced
-            if replaced:
+            if replaced or self.retagged_over_http(key):
                 self.own[key] = own
+                return
+            if self.drv.http_actors and key not in self.reg.key_sid:
+                self.pending_own[uid] = (key, own, want)    # resolve_own, after the command
                 return
             self.fail("UID %d shows own keywords %s, want %s (only this session "
                       "stores them)" % (uid, sorted(own), sorted(want)))
@@ -651,6 +710,8 @@ class Session:
                 kind, sent = self.reg.sent.get(m.group(1).decode(), (None, None))
             if kind is None:
                 self.fail("BODY[] of UID %d: unknown X-Stress-Id %r" % (uid, m.group(1)))
+            if kind == "send":
+                return          # POST /api/v1/send: the server built it (http_model.py)
             got = value
             if kind == "smtp":
                 if not value.startswith(b"Received: "):
@@ -851,13 +912,27 @@ class Session:
                 after[key] = (cur | own_kw) if op == "+" else (cur - own_kw)
             else:
                 after[key] = None
+        # What the HTTP actors must know of this STORE (http_model.Shared).
+        clears = (op == "-" and "\\Seen" in flags) or (op == "" and "\\Seen" not in flags)
+        clearing = http_model.begin(self.reg, self.reg.http.clears,
+                                    [self.user, time.monotonic(), None]) if clears else None
+        serial = self.replacing() if op == "" and self.drv.http_actors else None
+        t0 = time.monotonic()
         self.fetching = []
         self.storing = set(after)
+        done = False
         try:
             untagged, tagged = self.cmd(command)
+            done = True
         finally:
             got, self.fetching = self.fetching, None
             self.storing = set()
+            if clearing:
+                http_model.end(self.reg, clearing)
+            if serial is not None:
+                # After the reply is judged (step): its own UID FETCH may
+                # bring EXPUNGEs that renumber the STORE's FETCHes.
+                self.replaced_now = (serial, targets if done else [], t0, time.monotonic())
         # NO [EXPUNGEISSUED] (RFC 2180 §4.2): some of the messages were
         # expunged elsewhere; the server stored the others (as Dovecot),
         # and with .SILENT it tells nothing of them. The expunged ones go
@@ -902,6 +977,36 @@ class Session:
                     m.flags -= flags
                 else:
                     m.flags = set(flags)
+
+    def replacing(self):
+        """A replace STORE wipes the HTTP actors' tags too: they wait for
+        register_replace before they judge a tag that went missing."""
+        with self.reg.lock:
+            self.reg.http.serial += 1
+            self.reg.http.replacing[self.reg.http.serial] = self.user
+            return self.reg.http.serial
+
+    def register_replace(self, serial, targets, t0, t1):
+        """The X-Stress-Ids whose keywords the replace STORE (t0..t1) hit;
+        then the HTTP actors waiting in excused_tags go on."""
+        try:
+            if self.imap is None or self.mb is None:
+                targets = []
+            keys = [self.key(u) for u in targets]
+            live = set(self.known_uids()) if targets else set()
+            with self.reg.lock:
+                ask = [u for u, k in zip(targets, keys) if k not in self.reg.key_sid and u in live]
+            if ask:
+                self.cmd("UID FETCH %s (BODY.PEEK[HEADER.FIELDS (X-STRESS-ID)])"
+                         % compress_set(ask))
+            with self.reg.lock:
+                for k in keys:
+                    sid = self.reg.key_sid.get(k)
+                    if sid is not None:
+                        self.reg.http.retag[sid].append(["imap%d" % self.idx, t0, t1])
+        finally:
+            with self.reg.lock:
+                self.reg.http.replacing.pop(serial, None)
 
     def op_search(self):
         r = self.rng.random()
@@ -1127,6 +1232,16 @@ class Session:
                           "no change of its flags has been reported since" % (uid, now - when))
 
     def step(self):
+        try:
+            self.step_op()
+        finally:
+            if self.replaced_now is not None:
+                replaced, self.replaced_now = self.replaced_now, None
+                self.register_replace(*replaced)
+        if self.pending_own:
+            self.resolve_own()
+
+    def step_op(self):
         if self.imap is None:
             self.connect()
         r = self.rng.random()
@@ -1192,8 +1307,11 @@ class Session:
 
 
 class Driver:
-    def __init__(self, server, seconds, sessions, seed, inboxes=2, out=sys.stdout):
+    def __init__(self, server, seconds, sessions, seed, inboxes=2, out=sys.stdout,
+                 http_actors=0, streams=0):
         self.server = server
+        self.http_actors = http_actors
+        self.n_streams = streams
         self.seconds = seconds
         self.n_sessions = sessions
         self.seed = seed
@@ -1273,6 +1391,75 @@ class Driver:
             self.record_failure("session %d: driver error %s\n--- last lines ---\n%s"
                                 % (s.idx, traceback.format_exc(), "\n".join(s.transcript)))
 
+    def http_thread(self, a):
+        try:
+            while not self.stop.is_set():
+                a.step()
+        except http_model.ModelError as e:
+            self.record_failure("%s\n--- last %d lines of %s ---\n%s"
+                                % (e, TRANSCRIPT_LINES, a.name, "\n".join(a.transcript)))
+        except (OSError, EOFError, http.client.HTTPException) as e:
+            self.record_failure("%s: %s: %r (%s)\n--- last lines ---\n%s"
+                                % (a.name, type(e).__name__, e, self.server_dead() or "server up",
+                                   "\n".join(a.transcript)))
+        except Exception:   # a bug of this driver: say so, with context
+            import traceback
+            self.record_failure("%s: driver error %s\n--- last lines ---\n%s"
+                                % (a.name, traceback.format_exc(), "\n".join(a.transcript)))
+        finally:
+            a.close()
+
+    def stream_thread(self, st):
+        try:
+            st.run()
+        except http_model.ModelError as e:
+            self.record_failure("%s\n--- last %d lines of %s ---\n%s"
+                                % (e, TRANSCRIPT_LINES, st.name, "\n".join(st.transcript)))
+        except Exception as e:  # http.client, closed from another thread, says anything
+            if not st.closing:
+                self.record_failure("%s: %s: %r (%s)\n--- last lines ---\n%s"
+                                    % (st.name, type(e).__name__, e,
+                                       self.server_dead() or "server up",
+                                       "\n".join(st.transcript)))
+
+    def http_parties(self, master):
+        """HTTP actors (every third anonymous, the others scoped to an
+        inbox by turns) and event streams (the first anonymous, the others
+        scoped), each stream opened before any mail arrives."""
+        actors = [http_model.Actor(self, i, None if i % 3 == 0 else self.inboxes[i % 3 - 1],
+                                   master.randrange(1 << 30))
+                  for i in range(self.http_actors)]
+        streams = [http_model.Stream(self, j, None if j == 0 else
+                                     self.inboxes[(j - 1) % len(self.inboxes)])
+                   for j in range(self.n_streams)]
+        for st in streams:
+            st.open()
+        return actors, streams
+
+    def finish_streams(self, streams):
+        """Once the load stopped: what every stream announced still exists
+        or was deleted on it; then the streams are closed."""
+        checked = 0
+        try:
+            for st in streams if self.failure is None else ():
+                lister = http_model.Actor(self, 100 + st.idx, st.inbox, 0)
+                try:
+                    checked += st.final_check(lister)
+                except http_model.ModelError as e:
+                    if self.failure is None:
+                        self.failure = "%s\n--- last lines of %s ---\n%s" % (
+                            e, st.name, "\n".join(st.transcript))
+                except (OSError, http.client.HTTPException) as e:
+                    if self.failure is None:
+                        self.failure = "%s final check: %r (%s)" % (
+                            st.name, e, self.server_dead() or "server up")
+                finally:
+                    lister.close()
+        finally:
+            for st in streams:
+                st.close()
+        return checked
+
     def smtp_thread(self, rng):
         host, port = self.server.addr("smtp")
         try:
@@ -1340,8 +1527,13 @@ class Driver:
             for name in SHARED_MAILBOXES[1:]:
                 setup.cmd('CREATE "%s"' % name)
             setup.close()
+        actors, streams = self.http_parties(master)
         threads = [threading.Thread(target=self.session_thread, args=(s,), daemon=True)
                    for s in sessions]
+        threads += [threading.Thread(target=self.http_thread, args=(a,), daemon=True)
+                    for a in actors]
+        stream_threads = [threading.Thread(target=self.stream_thread, args=(st,), daemon=True)
+                          for st in streams]
         threads.append(threading.Thread(target=self.smtp_thread,
                                         args=(random.Random(master.random()),), daemon=True))
         threads.append(threading.Thread(target=self.pop3_thread,
@@ -1349,7 +1541,7 @@ class Driver:
         cpu0 = self.server_cpu()
         tcp0 = tcp_counters()
         start = self.t0 = time.monotonic()
-        for t in threads:
+        for t in threads + stream_threads:
             t.start()
         self.stop.wait(self.seconds)
         self.stop.set()
@@ -1360,6 +1552,7 @@ class Driver:
         if hung and self.failure is None:
             self.failure = "%d threads did not stop within %d s" % (len(hung), REPLY_HANG + 30)
         results = collections.Counter()
+        sse_checked = self.finish_streams(streams)
         if self.failure is None:
             try:
                 for s in sessions:
@@ -1399,22 +1592,32 @@ class Driver:
             "warnings": dict(self.reg.warnings), "first_warning": dict(self.reg.first_warning),
             "failure": self.failure, "tcp": tcp, "memory": memory,
             "slowest_what": self.reg.slowest_what,
+            "http": dict(self.reg.http.stats), "http_actors": self.http_actors,
+            "sse": {st.name: dict(st.events) for st in streams}, "sse_checked": sse_checked,
         }
         return figures
 
 
 def report(fig, out=sys.stdout):
-    out.write("seed %d, %d sessions, %.1f s: %d IMAP commands, %.0f commands/s; "
+    out.write("seed %d, %d sessions, %.1f s: %d IMAP commands%s, %.0f commands/s; "
               "%d SMTP deliveries, %d POP3 DELE\n"
               % (fig["seed"], fig["sessions"], fig["seconds"], fig["commands"],
+                 " and HTTP requests" if fig.get("http_actors") else "",
                  fig["commands_per_s"], fig["smtp"], fig["pop3_dele"]))
     out.write("server CPU: %.1f s in %.1f s (%.0f%% of one core: the Python clients set "
-              "the pace)\n"
+              "the pace), %.0f us per command or request\n"
               % (fig["server_cpu_s"], fig["seconds"],
-                 100.0 * fig["server_cpu_s"] / fig["seconds"] if fig["seconds"] else 0))
+                 100.0 * fig["server_cpu_s"] / fig["seconds"] if fig["seconds"] else 0,
+                 1e6 * fig["server_cpu_s"] / fig["commands"] if fig["commands"] else 0))
     out.write("per verb: %s\n" % ", ".join("%s %d" % kv for kv in
                                            sorted(fig["verbs"].items(), key=lambda kv: -kv[1])))
     out.write("final check: %s\n" % (fig["final"] or "-"))
+    if fig.get("http_actors"):
+        out.write("HTTP (%d actors): %s\n" % (fig["http_actors"], ", ".join(
+            "%s %d" % kv for kv in sorted(fig["http"].items(), key=lambda kv: -kv[1]))))
+        out.write("event streams: %s; %d announced messages checked at the end\n"
+                  % ("; ".join("%s %s" % (k, v) for k, v in sorted(fig["sse"].items())) or "-",
+                     fig["sse_checked"]))
     out.write("kernel TCP counters during the run (whole machine): %s\n"
               % (", ".join("%s %d" % kv for kv in sorted(fig["tcp"].items())) or "-"))
     out.write("slowest reply %.1f s (%s); %d replies took over %.0f s (a hang, %.0f s "
@@ -1428,25 +1631,36 @@ def report(fig, out=sys.stdout):
     out.write("errors: %s\n" % ("none" if not fig["failure"] else "1 (run stopped)\n" + fig["failure"]))
 
 
+def run_server(seconds, sessions, seed, http_actors=0):
+    """One run on a server of its own (two event streams with HTTP
+    actors); returns the figures and what stopping the server said."""
+    server = harness.Server(*server_args(sessions, http_actors))
+    server.start()
+    stop_error = None
+    try:
+        fig = Driver(server, seconds, sessions, seed, http_actors=http_actors,
+                     streams=2 if http_actors else 0).run()
+    finally:
+        try:
+            server.stop()
+        except harness.ServerError as e:
+            stop_error = str(e)
+    return fig, stop_error
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=float(os.environ.get("STRESS_SECONDS", 30)))
     ap.add_argument("--sessions", type=int, default=int(os.environ.get("STRESS_SESSIONS", 16)))
+    ap.add_argument("--http", type=int, default=int(os.environ.get("STRESS_HTTP", 0)),
+                    help="HTTP API actors beside the IMAP sessions (http_model.py), "
+                         "with two event streams")
     ap.add_argument("--seed", type=int, default=int(os.environ.get("STRESS_SEED",
                                                                     random.randrange(1 << 31))))
     args = ap.parse_args(argv)
     print("imap stress: seed %d (STRESS_SEED=%d replays the sessions' choices)"
           % (args.seed, args.seed), flush=True)
-    server = harness.Server(*server_args(args.sessions))
-    server.start()
-    try:
-        fig = Driver(server, args.seconds, args.sessions, args.seed).run()
-    finally:
-        try:
-            server.stop()
-            stop_error = None
-        except harness.ServerError as e:
-            stop_error = str(e)
+    fig, stop_error = run_server(args.seconds, args.sessions, args.seed, args.http)
     if stop_error and not fig["failure"]:
         fig["failure"] = stop_error
     report(fig)
