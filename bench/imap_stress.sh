@@ -7,8 +7,8 @@
 #   STRESS_SEED=123 bench/imap_stress.sh          replay a run's choices
 #   HTTP=6 bench/imap_stress.sh 600 30            plus 6 HTTP API actors and two
 #                                                 event streams (http_model.py)
-#   STRESS_LAX=sse-unannounced HTTP=6 ...         count a known bug instead of
-#                                                 stopping at it (see LAX_CHECKS)
+#   STRESS_LAX=check,... HTTP=6 ...               count the named checks' failures
+#                                                 instead of stopping (see LAX_CHECKS)
 #
 # Runs against MAILSNARE_BIN, else build/default/src/mailsnare (a build
 # with --enable-sanitizers works too: the server's log is checked for

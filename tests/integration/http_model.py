@@ -841,9 +841,9 @@ class Stream:
                 self.alive.add(mid)
                 self.new.add(mid)
             elif kind == "delete":
-                # Known bug (test_cross_stress.py SseMoveThenExpungeTest): a
-                # `new` whose message is gone when the queue gets to it is
-                # dropped, its `delete` is not; STRESS_LAX=sse-unannounced.
+                # A `new` whose message is gone when the queue gets to it is
+                # dropped, and its `delete` with it (test_cross_stress.py
+                # SseMoveThenExpungeTest; it was a bug: sse-unannounced).
                 self.check("sse-unannounced", mid in self.alive or int(mid) <= self.unsure,
                            "delete event for message %s, which the stream did not announce "
                            "or deleted already" % mid)

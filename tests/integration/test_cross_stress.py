@@ -27,7 +27,7 @@ from imap_helpers import RawIMAP
 
 # Known server bugs whose checks are counted, not failed, unless STRESS_LAX
 # is set (to "" for all strict): each has a scripted test below.
-KNOWN_LAX = ("sse-unannounced",)    # SseMoveThenExpungeTest
+KNOWN_LAX = ()
 
 
 class CrossStressTest(unittest.TestCase):
@@ -77,11 +77,10 @@ class SseMoveThenExpungeTest(unittest.TestCase):
     that fast gets a `delete` without any `new`). A backlog of flag
     changes first (more than the 256 the queue turns into events per pass)
     makes the queue reach the `new` after the EXPUNGE even when the
-    commands run in separate passes (a slow sanitizer build). Expected to
-    fail until http_events.c drops the `delete` of a message whose `new` it
-    dropped (or sends both)."""
+    commands run in separate passes (a slow sanitizer build). Fixed:
+    http_events.c now drops the `delete` of a message whose `new` it
+    dropped (events_unannounced)."""
 
-    @unittest.expectedFailure
     def test_every_delete_follows_a_new(self):
         with harness.Server("--log-level", "info") as server:
             host, port = server.addr("http")
