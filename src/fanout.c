@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -104,6 +105,8 @@ unsigned fanout_default_helpers(void)
 
 struct fanout *fanout_new(unsigned helpers)
 {
+	sigset_t all, old;
+	bool mask_ok;
 	struct fanout *f;
 
 	if (helpers == 0 || (f = calloc(1, sizeof(*f))) == NULL)
@@ -117,8 +120,15 @@ struct fanout *fanout_new(unsigned helpers)
 	pthread_cond_init(&f->work, NULL);
 	pthread_cond_init(&f->idle, NULL);
 	atomic_init(&f->next, 0);
+	/* The helpers block every signal (they inherit the mask): the loop's
+	 * own (libevent's signal events, the timers of syscalls it expects to
+	 * interrupt) go to it; SIGPIPE is ignored process-wide (serve.c). */
+	sigfillset(&all);
+	mask_ok = pthread_sigmask(SIG_SETMASK, &all, &old) == 0;
 	while (f->nth < helpers && pthread_create(&f->th[f->nth], NULL, helper, f) == 0)
 		f->nth++;
+	if (mask_ok)
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (f->nth == 0) {
 		fanout_free(f);
 		return NULL;
