@@ -29,7 +29,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include <errno.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
