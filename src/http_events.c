@@ -29,7 +29,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include <errno.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -40,6 +39,7 @@
 #include <event2/http.h>
 
 #include "mailsnare/config.h"
+#include "mailsnare/fanout.h"
 #include "mailsnare/log.h"
 #include "mailsnare/msg_search.h"
 #include "mailsnare/server.h"
@@ -90,6 +90,7 @@ struct http_sub {
 	bool chunked;                      /* SSE: chunked encoding (HTTP/1.1) */
 	bool direct;                       /* a plain socket: written at once */
 	bool stats_sent;                   /* in this round of stats */
+	bool batched;                      /* in the pass's writes, not made yet */
 	struct http_sub *prev, *next;
 };
 
@@ -124,6 +125,14 @@ struct wire {
 	struct wire_text *sse, *ws;        /* built on first use */
 };
 
+/* A stream's write in the pass's batch (struct fanout_write has its fd
+ * and iovecs): what to queue what the write leaves into. */
+struct batch_entry {
+	struct http_sub *s;
+	struct wire_text *t;               /* the event text, iovec 1 */
+	char head[24];                     /* iovec 0: the chunk header */
+};
+
 struct http_events {
 	struct http_server *hs;
 	struct store *st;
@@ -148,9 +157,17 @@ struct http_events {
 	bool fan_busy;
 	struct http_sub *fan_next;
 	struct wire fan_w;
+	/* The direct writes collected in a pass (sub_write), made together,
+	 * on the loop and the writer threads, by batch_flush. */
+	struct fanout *fan;
+	size_t nbatch;
+	struct fanout_write bw[HTTP_EVENTS_FANOUT];
+	struct batch_entry be[HTTP_EVENTS_FANOUT];
 };
 
 /* --- subscribers ---------------------------------------------------------- */
+
+static void batch_flush(struct http_events *ev);
 
 static void sub_unlink(struct http_sub *s)
 {
@@ -196,6 +213,8 @@ void http_events_req_gone(struct http_req *r)
 
 	if (s == NULL)
 		return;
+	if (s->batched)
+		batch_flush(s->ev);             /* its write, before it goes */
 	sub_unlink(s);
 	if (s->ev->subs == NULL)
 		s->ev->last_sub = time(NULL);
@@ -371,36 +390,74 @@ static void sub_queue_rest(struct evbuffer *out, const struct iovec *v, size_t d
 		evbuffer_add(out, (char *)v->iov_base + done, v->iov_len - done);
 }
 
+/* Queues what a write of n bytes left of v (head, t, tail) into the
+ * stream's output; the bufferevent writes it when the socket takes it.
+ * A write error leaves it all there too: the bufferevent's own write then
+ * meets the error and ends the connection. */
+static void sub_queue(struct http_sub *s, const struct iovec v[3], size_t n, struct wire_text *t)
+{
+	struct evbuffer *out = bufferevent_get_output(s->conn_bev);
+
+	for (int i = 0; i < 3; i++) {
+		sub_queue_rest(out, &v[i], n, i == 1 ? t : NULL);
+		n = n > v[i].iov_len ? n - v[i].iov_len : 0;
+	}
+	/* As evhttp_send_reply_chunk would: the rest goes when it can. */
+	bufferevent_enable(s->conn_bev, EV_WRITE);
+}
+
+/* Makes the pass's direct writes (on the loop and the writer threads, all
+ * done when fanout_run returns: no callback ran meanwhile, so every
+ * stream in the batch is still there), then queues what each left, in
+ * the stream's output, on the loop. */
+static void batch_flush(struct http_events *ev)
+{
+	size_t total;
+
+	fanout_run(ev->fan, ev->bw, ev->nbatch);
+	for (size_t i = 0; i < ev->nbatch; i++) {
+		struct fanout_write *w = &ev->bw[i];
+
+		ev->be[i].s->batched = false;
+		total = w->v[0].iov_len + w->v[1].iov_len + w->v[2].iov_len;
+		if ((size_t)w->n != total)
+			sub_queue(ev->be[i].s, w->v, (size_t)w->n, ev->be[i].t);
+	}
+	ev->nbatch = 0;
+}
+
 /*
  * Writes head, t and tail to the stream. With nothing waiting in its
- * output, a plain socket is written here, one writev: the event is on its
- * way in this pass, and the bufferevent's write event (two epoll_ctl and a
- * later pass per stream) is needed only for what the socket did not take,
- * which goes into the output. A write error leaves it all there too: the
- * bufferevent's own write then meets the error and ends the connection.
+ * output, a plain socket is written in this pass, in one writev: the
+ * write joins the pass's batch (batch_flush, which the caller runs before
+ * it returns to the loop), and the bufferevent's write event (two
+ * epoll_ctl and a later pass per stream) is needed only for what the
+ * socket did not take. A stream is in a batch once at most: its writes
+ * stay in order (two in one batch could go on two threads).
  */
 static void sub_write(struct http_sub *s, const char *head, size_t lh, struct wire_text *t,
     const char *tail, size_t lt)
 {
-	struct evbuffer *out = bufferevent_get_output(s->conn_bev);
+	struct http_events *ev = s->ev;
 	struct iovec v[3] = { { (void *)head, lh }, { t->p, t->len }, { (void *)tail, lt } };
-	ssize_t n = 0;
+	struct batch_entry *b;
+	struct fanout_write *w;
 
-	if (s->direct && evbuffer_get_length(out) == 0) {
-		do
-			n = writev(bufferevent_getfd(s->conn_bev), v, 3);
-		while (n < 0 && errno == EINTR);
-		if (n < 0)
-			n = 0;
-	}
-	if ((size_t)n == lh + t->len + lt)
+	if (s->batched || ev->nbatch == HTTP_EVENTS_FANOUT)
+		batch_flush(ev);
+	if (!s->direct || evbuffer_get_length(bufferevent_get_output(s->conn_bev)) != 0 ||
+	    lh >= sizeof(b->head)) {
+		sub_queue(s, v, 0, t);
 		return;
-	for (int i = 0; i < 3; i++) {
-		sub_queue_rest(out, &v[i], (size_t)n, i == 1 ? t : NULL);
-		n = (size_t)n > v[i].iov_len ? n - (ssize_t)v[i].iov_len : 0;
 	}
-	/* As evhttp_send_reply_chunk would: the rest goes when it can. */
-	bufferevent_enable(s->conn_bev, EV_WRITE);
+	b = &ev->be[ev->nbatch];
+	w = &ev->bw[ev->nbatch++];
+	b->s = s;
+	b->t = t;
+	memcpy(b->head, head, lh);
+	*w = (struct fanout_write){ .fd = bufferevent_getfd(s->conn_bev), .niov = 3,
+		.v = { { b->head, lh }, v[1], v[2] } };
+	s->batched = true;
 }
 
 /* One event to one live subscriber (SSE or websocket). */
@@ -409,6 +466,8 @@ static void sub_deliver(struct http_sub *s, struct wire *w)
 	char head[24];
 	int lh;
 
+	if (s->batched)
+		batch_flush(s->ev);             /* not ended, nor written twice, in a batch */
 	if (sub_unsent(s) > HTTP_EVENTS_OUT_MAX) {
 		log_info("http: events: ending a stream whose client does not read");
 		sub_end(s);
@@ -452,6 +511,7 @@ static bool events_fanout(struct http_events *ev)
 			n++;
 		}
 	}
+	batch_flush(ev);
 	if (timed) {
 		/* The server's side of the fan-out's latency (bench/http.sh). */
 		clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -784,6 +844,7 @@ static void events_stats(evutil_socket_t fd, short what, void *arg)
 				sub_deliver(t, &w);
 			}
 		}
+		batch_flush(ev);
 		wire_done(&w);
 		free(e.data);
 	}
@@ -821,6 +882,8 @@ struct http_events *http_events_new(struct http_server *hs)
 	ev->ev_stats = evtimer_new(base, events_stats, ev);
 	ev->ev_keepalive = event_new(base, -1, EV_PERSIST, events_keepalive, ev);
 	ev->ev_wake = evtimer_new(base, events_answer, ev);
+	/* NULL on one core: the loop writes alone. */
+	ev->fan = fanout_new(fanout_default_helpers());
 	if (ev->ev_work == NULL || ev->ev_stats == NULL || ev->ev_keepalive == NULL ||
 	    ev->ev_wake == NULL ||
 	    event_add(ev->ev_keepalive, &ka) < 0 ||
@@ -836,6 +899,7 @@ void http_events_free(struct http_events *ev)
 	if (ev == NULL)
 		return;
 	store_unsubscribe(ev->st, events_store_cb, ev);
+	fanout_free(ev->fan);
 	/* Subscribers went with their connections (http_server_stop). */
 	if (ev->fan_busy)
 		wire_done(&ev->fan_w);
