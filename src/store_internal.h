@@ -199,6 +199,7 @@ struct sqlite_store {
 	int64_t fts_high;          /* ... which ends here: the last id at open */
 	int64_t fts_live;          /* deferred indexing looked at ids up to this */
 	bool defer_index;          /* store_options.defer_index */
+	bool reader;               /* store_options.reader */
 	struct fts_row *fts_queue, **fts_tail;   /* index rows to write */
 	struct fts_row *fts_txq, **fts_txtail;   /* ... once this transaction commits */
 	size_t fts_queued, fts_queued_docs;      /* fts_queue's bytes and rows */
