@@ -1948,7 +1948,7 @@ static bool pass_body(const struct set_pass *p, int64_t body)
 }
 
 /* The bodies of the body terms of the search (see struct set_pass). */
-static int pass_sets(struct sqlite_store *st, struct set_pass *p)
+static int pass_sets(struct sqlite_store *st, struct set_pass *p, int64_t lo, int64_t hi)
 {
 	const struct msg_search *search = p->q->search;
 	size_t i, n = msg_search_nterms(search);
@@ -1961,7 +1961,8 @@ static int pass_sets(struct sqlite_store *st, struct set_pass *p)
 
 		if (t->negated || !store_search_body_term(t))
 			continue;
-		if ((rc = store_search_body_set(st, t, p->any ? &one : &p->in)) != STORE_OK)
+		if ((rc = store_search_body_set_range(st, t, lo, hi,
+		    p->any ? &one : &p->in)) != STORE_OK)
 			break;
 		if (p->any) {
 			store_bodyset_and(&p->in, &one, false);
@@ -1974,7 +1975,7 @@ static int pass_sets(struct sqlite_store *st, struct set_pass *p)
 
 		if (!t->negated || !store_search_body_term(t))
 			continue;
-		if ((rc = store_search_body_set(st, t, &one)) != STORE_OK)
+		if ((rc = store_search_body_set_range(st, t, lo, hi, &one)) != STORE_OK)
 			break;
 		if (p->any)
 			store_bodyset_and(&p->in, &one, true);
@@ -2122,7 +2123,7 @@ static int counted_part(struct sqlite_store *st, const struct store_query *q, in
     int64_t hi, struct store_search_part *out)
 {
 	struct set_pass p = { .q = q, .top.k = (size_t)q->offset + q->limit };
-	int rc = pass_sets(st, &p);
+	int rc = pass_sets(st, &p, lo, hi);
 
 	if (rc == STORE_OK && (!p.any || p.in.n > 0))
 		rc = pass_messages(st, &p, lo, hi);

@@ -381,6 +381,10 @@ struct store_bodyset {
 bool store_search_body_term(const struct msg_search_term *t);
 int store_search_body_set(struct sqlite_store *st, const struct msg_search_term *t,
     struct store_bodyset *set);
+/* The same on the bodies in [lo, hi) only (hi 0: all), a part of a split
+ * search (store_message_search_part). */
+int store_search_body_set_range(struct sqlite_store *st, const struct msg_search_term *t,
+    int64_t lo, int64_t hi, struct store_bodyset *set);
 void store_bodyset_free(struct store_bodyset *set);
 void store_bodyset_and(struct store_bodyset *set, const struct store_bodyset *other,
     bool invert);
