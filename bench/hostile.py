@@ -531,6 +531,48 @@ def row_http_waiters(srv, user, pw, ping):
     return "%d waiters (timeout 3600 s) woken by one message: %d answered" % (n, answered)
 
 
+def row_http_search_phrase(srv, user, pw, ping):
+    """A phrase search over 100,000 messages, 10 times, while the pinger
+    pings: with search-threads (HOSTILE_SEARCH_THREADS, default 2) the
+    loop goes on; with 0 it holds every client for the whole search. On
+    a copy of HOSTILE_SEARCH_DB (made by `build/bench/search_query fill
+    DB 100000`), in a server of its own."""
+    import shutil
+    import tempfile
+    db = os.environ.get("HOSTILE_SEARCH_DB")
+    if not db:
+        return "skipped: set HOSTILE_SEARCH_DB (bench/search_query fill DB 100000)"
+    threads = os.environ.get("HOSTILE_SEARCH_THREADS", "2")
+    tmp = tempfile.mkdtemp(prefix="hostile-search-")
+    try:
+        copy = os.path.join(tmp, "q.db")
+        for ext in ("", "-wal"):
+            if os.path.exists(db + ext):
+                shutil.copyfile(db + ext, copy + ext)
+        with harness.Server("--log-level", "warn", "--db", copy,
+                            "--search-threads", threads) as big:
+            big.db = copy    # for the CLI call
+            big.inbox_add("ping", "ping")
+            p = Pinger(big, "ping", "ping")
+            s = http_conn(big)
+            req = (b"GET /api/v1/search?query=%22numbers%20look%22 HTTP/1.1\r\n"
+                   b"Host: b\r\n\r\n")
+            t0 = time.monotonic()
+            with p:
+                for _ in range(10):
+                    s.sendall(req)
+                    status, _body = http_reply(s)
+                    if b" 200 " not in status:
+                        raise AssertionError(status)
+            wall = (time.monotonic() - t0) / 10
+            s.close()
+            ping.worst, ping.base, ping.peak = p.worst, p.base, p.peak
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return "10 phrase searches, 100,000 messages, search-threads=%s: %.0f ms each" % (
+        threads, wall * 1000)
+
+
 ROWS = [
     ("list-pattern", row_list_pattern),
     ("imap-pipeline", row_pipeline("imap", b"a CAPABILITY\r\n")),
@@ -557,6 +599,7 @@ ROWS = [
     ("http-send", row_http_send),
     ("ws-ping-flood", row_ws_ping_flood),
     ("http-waiters", row_http_waiters),
+    ("http-search-phrase", row_http_search_phrase),
 ]
 
 

@@ -15,6 +15,7 @@
 #   SEARCH_N=20000 bench/search.sh     a smaller store
 #   MAILSNARE_BUILD=/path bench/search.sh   an existing build directory
 #   BENCH_KEEP=1 bench/search.sh       keep the temporary directory
+#   SEARCH_PARTS=4 bench/search.sh     the split rows in 4 parts (default 2)
 #
 # Only 127.0.0.1 is used. Prints Markdown for README.
 set -euo pipefail
@@ -53,6 +54,15 @@ echo
 	"subject:report" 'subject:"order 99"' "to:user42@" "from:shop7@" \
 	"addressed:user42@" "zanzibar4999" "zanzibar17" "quarterly" \
 	'"numbers look"' "is:unread" "has:attachment larger:50kb" ""
+echo
+# The same split by body id as the server's search pool (search-threads):
+# SEARCH_PARTS parts, each on a thread and reader connection of its own.
+echo "split into ${SEARCH_PARTS:-2} parts (the search pool's way):"
+echo
+"$build/bench/search_query" split "$tmp/q.db" "${SEARCH_PARTS:-2}" \
+	"subject:report" 'subject:"order 99"' "to:user42@" "from:shop7@" \
+	"addressed:user42@" "zanzibar4999" "zanzibar17" "quarterly" \
+	'"numbers look"' "is:unread" "has:attachment larger:50kb"
 echo
 
 # ---- 2. ingest with and without the index -----------------------------------

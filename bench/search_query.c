@@ -13,6 +13,13 @@
  *                               95th percentile of 21 runs (wall clock),
  *                               after one warm-up, and the median CPU time
  *                               (what a loaded machine does not inflate)
+ *   search_query split DB P Q...
+ *                               the same split by body id into P parts, each
+ *                               on its own thread and reader connection, as
+ *                               the server's search pool (search_pool.c)
+ *                               does, merged, the page read on the main
+ *                               connection: wall, CPU of the whole and the
+ *                               CPU of the busiest thread (medians)
  *
  * A message is a function of its number: subject "Order N confirmation"
  * or "Weekly report N" or "Password reset for userN", To user(N % 1000)
@@ -21,12 +28,14 @@
  * 60% about 1.5 KB, 35% about 8 KB, 5% about 60 KB with a base64
  * attachment.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "mailsnare/ingest.h"
+#include "mailsnare/search_pool.h"
 #include "mailsnare/mime.h"
 #include "mailsnare/msg_search.h"
 #include "mailsnare/store.h"
@@ -233,6 +242,134 @@ static int time_query(struct store *st, const char *q)
 	return 0;
 }
 
+#define PARTS_MAX 16
+
+struct split_part {
+	struct store *st;
+	const struct store_query *q;
+	int64_t lo, hi;
+	int rc;
+	double cpu;
+	struct store_search_part res;
+	pthread_t th;
+};
+
+static void *split_run(void *arg)
+{
+	struct split_part *p = arg;
+	double c0 = now_ms(CLOCK_THREAD_CPUTIME_ID);
+
+	p->rc = store_message_search_part(p->st, p->q, p->lo, p->hi, &p->res);
+	p->cpu = now_ms(CLOCK_THREAD_CPUTIME_ID) - c0;
+	return NULL;
+}
+
+/* One run of q in np parts: 0, or -1. *busiest: the most CPU a thread took. */
+static int split_once(struct store *st, struct split_part *parts, int np,
+    const struct store_query *q, uint64_t *total, int *rows, double *busiest)
+{
+	struct store_search_part res[PARTS_MAX], m;
+	int64_t max = 0, span;
+	int i, rc = 0;
+
+	if (store_body_id_max(st, &max) != STORE_OK)
+		return -1;
+	span = max / np + 1;
+	for (i = 0; i < np; i++) {
+		parts[i].q = q;
+		parts[i].lo = (int64_t)i * span;
+		parts[i].hi = i + 1 == np ? INT64_MAX : (int64_t)(i + 1) * span;
+		if (pthread_create(&parts[i].th, NULL, split_run, &parts[i]) != 0)
+			return -1;
+	}
+	*busiest = 0;
+	for (i = 0; i < np; i++) {
+		pthread_join(parts[i].th, NULL);
+		if (parts[i].rc != STORE_OK)
+			rc = -1;
+		if (parts[i].cpu > *busiest)
+			*busiest = parts[i].cpu;
+		res[i] = parts[i].res;
+	}
+	if (rc == 0 && search_parts_merge(res, np, q->offset + q->limit, &m) == STORE_OK) {
+		*total = m.n;
+		*rows = 0;
+		if (store_message_rows(st, m.ids, m.nids, count_row, rows) != STORE_OK)
+			rc = -1;
+		store_search_part_free(&m);
+	}
+	for (i = 0; i < np; i++)
+		store_search_part_free(&parts[i].res);
+	return rc;
+}
+
+static int time_split(struct store *st, struct split_part *parts, int np, const char *q)
+{
+	struct msg_search *s;
+	char err[256];
+	double t[RUNS], c[RUNS], b[RUNS], busiest;
+	uint64_t total = 0;
+	int i, rows = 0;
+
+	if (msg_search_parse(q, "", &s, err, sizeof(err)) != 0) {
+		fprintf(stderr, "search_query: %s: %s\n", q, err);
+		return 1;
+	}
+	for (i = -1; i < RUNS; i++) {
+		struct store_query sq = { .limit = 50, .search = s };
+		double t0 = now_ms(CLOCK_MONOTONIC), c0 = now_ms(CLOCK_PROCESS_CPUTIME_ID);
+
+		if (split_once(st, parts, np, &sq, &total, &rows, &busiest) < 0) {
+			fprintf(stderr, "search_query: %s: a part failed\n", q);
+			return 1;
+		}
+		if (i >= 0) {
+			t[i] = now_ms(CLOCK_MONOTONIC) - t0;
+			c[i] = now_ms(CLOCK_PROCESS_CPUTIME_ID) - c0;
+			b[i] = busiest;
+		}
+	}
+	qsort(t, RUNS, sizeof(t[0]), cmp_d);
+	qsort(c, RUNS, sizeof(c[0]), cmp_d);
+	qsort(b, RUNS, sizeof(b[0]), cmp_d);
+	printf("| `%s` | %d | %llu | %d | %.2f | %.2f | %.2f | %.2f |\n", q, np,
+	    (unsigned long long)total, rows, t[RUNS / 2], t[RUNS * 95 / 100], c[RUNS / 2],
+	    b[RUNS / 2]);
+	msg_search_free(s);
+	return 0;
+}
+
+static int split_main(int argc, char **argv)
+{
+	struct split_part parts[PARTS_MAX] = { { 0 } };
+	int np = atoi(argv[3]), i, rc = 0;
+	struct store *st = open_db(argv[2]);
+
+	if (np < 1 || np > PARTS_MAX) {
+		fprintf(stderr, "search_query: 1 to %d parts\n", PARTS_MAX);
+		return 2;
+	}
+	for (i = 0; i < np; i++) {
+		char err[256] = "";
+
+		parts[i].st = store_open(&(struct store_options){ .path = argv[2],
+		    .durability = DURABILITY_NORMAL, .reader = true, .err = err,
+		    .errlen = sizeof(err) });
+		if (parts[i].st == NULL) {
+			fprintf(stderr, "search_query: %s\n", err);
+			return 1;
+		}
+	}
+	printf("| query | parts | matches | rows | p50 ms | p95 ms | CPU p50 ms |"
+	    " busiest thread CPU p50 ms |\n|---|---|---|---|---|---|---|---|\n");
+	for (i = 4; i < argc && rc == 0; i++)
+		rc = time_split(st, parts, np, argv[i]);
+	for (i = 0; i < np; i++)
+		store_close(parts[i].st);
+	store_close(st);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct store *st;
@@ -240,8 +377,11 @@ int main(int argc, char **argv)
 
 	if (argc >= 4 && strcmp(argv[1], "fill") == 0)
 		return fill(argv[2], atol(argv[3]));
+	if (argc >= 5 && strcmp(argv[1], "split") == 0)
+		return split_main(argc, argv);
 	if (argc < 4 || strcmp(argv[1], "time") != 0) {
-		fprintf(stderr, "usage: search_query fill DB N | time DB QUERY...\n");
+		fprintf(stderr, "usage: search_query fill DB N | time DB QUERY... |"
+		    " split DB PARTS QUERY...\n");
 		return 2;
 	}
 	st = open_db(argv[2]);

@@ -200,6 +200,15 @@ static const struct key_def config_keys[] = {
 	  .def = "10000", .min = 1, .max = 1000000 },
 	{ .name = "max-keywords", .type = KT_UINT, FIELD(max_keywords), .def = "200",
 	  .min = 1, .max = 100000 },
+	/* The HTTP API's searches run on this many threads beside the loop
+	 * (search_pool.h); 0: on the loop. */
+	{ .name = "search-threads", .type = KT_UINT, FIELD(search_threads), .def = "2",
+	  .min = 0, .max = 64 },
+	/* Bodies from which a search is split into parts, one per thread:
+	 * below, one part (the threads' start-up costs more than it saves);
+	 * low values are for the tests and benchmarks. */
+	{ .name = "search-split-min", .type = KT_UINT, FIELD(search_split_min),
+	  .def = "10000", .min = 1, .max = 1000000000 },
 	/* Failed logins a minute from one client address, over all its
 	 * connections, before each further one waits its turn (auth.h). */
 	{ .name = "auth-fail-limit", .type = KT_UINT, FIELD(auth_fail_limit), .def = "20",

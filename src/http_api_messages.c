@@ -10,6 +10,7 @@
 #include <event2/http.h>
 
 #include "mailsnare/msg_search.h"
+#include "mailsnare/search_pool.h"
 #include "mailsnare/server.h"
 #include "http_internal.h"
 
@@ -189,36 +190,13 @@ static int parse_search(struct http_req *r, const char *text, struct msg_search 
  * scope's counts are the store's kept ones; the page is read from the
  * id index with start= skipped inside the query; a search's own counts
  * come from the pass that finds its page. */
-static void list_reply(struct http_req *r, const struct msg_search *search)
+static void list_send(struct http_req *r, unsigned start, json_t *messages,
+    bool filtered, uint64_t matching, uint64_t matching_unread)
 {
-	struct store_query q = { .inbox_id = r->inbox_id, .search = search };
-	struct page_ctx p = { .r = r };
-	uint64_t total = 0, unread = 0, matching = 0, matching_unread = 0;
-	const char *before = http_query(r, "before");
-	unsigned start, limit;
-	bool filtered;
-	int64_t t;
+	uint64_t total = 0, unread = 0;
 
-	if (query_uint(r, "start", 0, LIST_START_MAX, &start) < 0 ||
-	    query_uint(r, "limit", LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, &limit) < 0) {
-		http_reply_error(r, "invalid start or limit");
-		return;
-	}
-	if (before != NULL && before[0] != '\0') {
-		if (parse_time(before, &t) < 0) {
-			http_reply_error(r, "invalid before: want an RFC 3339 time");
-			return;
-		}
-		q.date_max = t - 1;
-	}
-	filtered = search != NULL || q.date_max != 0;
-	q.limit = limit;
-	q.offset = start;
-	if ((p.messages = json_array()) == NULL ||
-	    store_scope_counts(r->srv->store, r->inbox_id, &total, &unread) < 0 ||
-	    store_message_query_counted(r->srv->store, &q, page_cb, &p,
-	        filtered ? &matching : NULL, filtered ? &matching_unread : NULL) < 0) {
-		json_decref(p.messages);
+	if (store_scope_counts(r->srv->store, r->inbox_id, &total, &unread) < 0) {
+		json_decref(messages);
 		http_reply_text(r, 500, "store error");
 		return;
 	}
@@ -228,16 +206,128 @@ static void list_reply(struct http_req *r, const struct msg_search *search)
 	}
 	http_reply_json(r, 200, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
 	    "total", (json_int_t)total, "unread", (json_int_t)unread,
-	    "count", (json_int_t)json_array_size(p.messages),
+	    "count", (json_int_t)json_array_size(messages),
 	    "messages_count", (json_int_t)matching,
 	    "messages_unread", (json_int_t)matching_unread,
-	    "start", (json_int_t)start, "tags", http_scope_tags(r), "messages", p.messages));
+	    "start", (json_int_t)start, "tags", http_scope_tags(r), "messages", messages));
+}
+
+/* A search handed to the pool (search_pool.h): the request waits, its
+ * page read and sent on the loop when the counts and ids come back. */
+struct list_wait {
+	struct http_req *r;
+	struct search_job *job;
+	unsigned start;
+};
+
+static void list_wait_cleanup(struct http_req *r)
+{
+	struct list_wait *w = r->cleanup_arg;
+
+	if (w != NULL) {
+		search_job_cancel(w->job);  /* its client went away: dropped */
+		free(w);
+	}
+	r->cleanup = NULL;
+	r->cleanup_arg = NULL;
+}
+
+static void list_wait_done(void *arg, int rc, const struct store_search_part *res)
+{
+	struct list_wait *w = arg;
+	struct http_req *r = w->r;
+	struct page_ctx p = { .r = r };
+	unsigned start = w->start;
+
+	free(w);
+	r->cleanup = NULL;
+	r->cleanup_arg = NULL;
+	http_req_done(r);
+	if (rc == STORE_OK && (p.messages = json_array()) != NULL &&
+	    (res->nids <= start || store_message_rows(r->srv->store, res->ids + start,
+	    res->nids - start, page_cb, &p) >= 0))
+		list_send(r, start, p.messages, true, res->n, res->n - res->seen);
+	else {
+		json_decref(p.messages);
+		http_reply_text(r, 500, "store error");
+	}
+	http_req_free(r);
+}
+
+/* The search on the pool: false if it runs on the loop instead (no
+ * pool, the index behind, the pool full); *search is then still the
+ * caller's, else the job's. */
+static bool list_defer(struct http_req *r, const struct store_query *q, unsigned start,
+    struct msg_search **search)
+{
+	struct search_pool *pool = r->srv->search;
+	struct list_wait *w;
+	int64_t body_max = 0;
+
+	if (pool == NULL || store_index_backlog(r->srv->store) ||
+	    store_body_id_max(r->srv->store, &body_max) != STORE_OK ||
+	    (w = calloc(1, sizeof(*w))) == NULL)
+		return false;
+	w->r = r;
+	w->start = start;
+	if ((w->job = search_pool_submit(pool, q, *search, body_max, list_wait_done,
+	    w)) == NULL) {
+		free(w);
+		return false;
+	}
+	*search = NULL;
+	r->cleanup = list_wait_cleanup;
+	r->cleanup_arg = w;
+	http_req_defer(r);
+	return true;
+}
+
+/* search: the parsed query (freed here), or NULL. */
+static enum http_rc list_reply(struct http_req *r, struct msg_search *search)
+{
+	struct store_query q = { .inbox_id = r->inbox_id, .search = search };
+	struct page_ctx p = { .r = r };
+	uint64_t matching = 0, matching_unread = 0;
+	const char *before = http_query(r, "before");
+	unsigned start, limit;
+	bool filtered;
+	int64_t t;
+
+	if (query_uint(r, "start", 0, LIST_START_MAX, &start) < 0 ||
+	    query_uint(r, "limit", LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, &limit) < 0) {
+		msg_search_free(search);
+		http_reply_error(r, "invalid start or limit");
+		return HTTP_DONE;
+	}
+	if (before != NULL && before[0] != '\0') {
+		if (parse_time(before, &t) < 0) {
+			msg_search_free(search);
+			http_reply_error(r, "invalid before: want an RFC 3339 time");
+			return HTTP_DONE;
+		}
+		q.date_max = t - 1;
+	}
+	filtered = search != NULL || q.date_max != 0;
+	q.limit = limit;
+	q.offset = start;
+	if (filtered && list_defer(r, &q, start, &search))
+		return HTTP_DEFERRED;
+	if ((p.messages = json_array()) == NULL ||
+	    store_message_query_counted(r->srv->store, &q, page_cb, &p,
+	        filtered ? &matching : NULL, filtered ? &matching_unread : NULL) < 0) {
+		json_decref(p.messages);
+		msg_search_free(search);
+		http_reply_text(r, 500, "store error");
+		return HTTP_DONE;
+	}
+	msg_search_free(search);
+	list_send(r, start, p.messages, filtered, matching, matching_unread);
+	return HTTP_DONE;
 }
 
 enum http_rc http_api_messages_get(struct http_req *r)
 {
-	list_reply(r, NULL);
-	return HTTP_DONE;
+	return list_reply(r, NULL);
 }
 
 enum http_rc http_api_search_get(struct http_req *r)
@@ -251,9 +341,7 @@ enum http_rc http_api_search_get(struct http_req *r)
 	}
 	if (parse_search(r, text, &s) < 0)
 		return HTTP_DONE;
-	list_reply(r, s);
-	msg_search_free(s);
-	return HTTP_DONE;
+	return list_reply(r, s);
 }
 
 /* --- request bodies ------------------------------------------------------------- */

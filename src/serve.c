@@ -33,6 +33,7 @@
 #include "mailsnare/smtp.h"
 #include "mailsnare/spool_reap.h"
 #include "mailsnare/body_purge.h"
+#include "mailsnare/search_pool.h"
 #include "mailsnare/store.h"
 #include "mailsnare/tls.h"
 #include "mailsnare/webhook.h"
@@ -518,11 +519,17 @@ int serve_run(const struct config *cfg)
 	printf("mailsnare %s: trapping mail in %s\n", PACKAGE_VERSION, cfg->db);
 	if (serve_outbound(&srv) < 0)
 		goto out;
+	if (search_pool_new(srv.base, cfg, cfg->search_threads, &srv.search, err,
+	    sizeof(err)) < 0) {
+		fprintf(stderr, "mailsnare: search threads: %s\n", err);
+		goto out;
+	}
 	if (serve_loop(&srv) == 0)
 		status = 0;
 out:
 	server_free_listeners(&srv);
 	http_server_free(srv.http);
+	search_pool_free(srv.search);     /* after the requests that wait for it */
 	serve_outbound_free(&srv);
 	retention_free(ret);
 	deliver_free(srv.deliver);

@@ -833,8 +833,9 @@ struct store *sq_open(const struct store_options *opts)
 	 * after kill -9, CLI calls in parallel): wait for them from the first
 	 * read on, check_ours's included. */
 	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	st->reader = opts->reader;
 	if (check_ours(st) != STORE_OK || configure(st, opts->durability) != STORE_OK ||
-	    migrate(st) != STORE_OK) {
+	    (!st->reader && migrate(st) != STORE_OK)) {
 		snprintf(err, errlen, "%s: %s", path, sq_errmsg(&st->base));
 		sq_close(&st->base);
 		return NULL;
@@ -1870,57 +1871,6 @@ static int rows_by_id(struct sqlite_store *st, const int64_t *ids, size_t n,
 }
 
 /*
- * A filtered page and its totals in one pass: the matching ids newest
- * first, counted (and the unseen among them) as they go by, the page's
- * kept; then only the page's rows are read whole. A count and then the
- * page evaluated every search term twice, and the unseen count a third
- * time.
- */
-static int query_counted(struct sqlite_store *st, const struct store_query *q,
-    store_message_cb cb, void *arg, uint64_t *total, uint64_t *unseen)
-{
-	struct sqlbuf b = { .len = 0 };
-	uint64_t seen = 0, n = 0, skipped = 0;
-	size_t kept = 0;
-	int64_t *ids;
-	sqlite3_stmt *s;
-	int rc, r;
-
-	/* The paging bounds are applied here: the totals are without them. */
-	sql_add(&b, "SELECT m.id, m.flags FROM message m");
-	query_filters(&b, q);
-	sql_add(&b, " ORDER BY m.id DESC");
-	if ((ids = malloc(q->limit * sizeof(*ids))) == NULL)
-		return store_set_err(st, STORE_FULL, "out of memory");
-	if ((rc = query_prepare(st, &b, q, &s)) != STORE_OK) {
-		free(ids);
-		return rc;
-	}
-	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(s, 0);
-
-		n++;
-		if (sqlite3_column_int64(s, 1) & STORE_FLAG_SEEN)
-			seen++;
-		if ((q->before_id != 0 && id >= q->before_id) ||
-		    (q->after_id != 0 && id <= q->after_id))
-			continue;
-		if (skipped++ >= q->offset && kept < q->limit)
-			ids[kept++] = id;
-	}
-	sqlite3_finalize(s);
-	if (r != SQLITE_DONE)
-		rc = store_sql_fail(st, r);
-	else
-		rc = rows_by_id(st, ids, kept, cb, arg);
-	free(ids);
-	*total = n;
-	if (unseen != NULL)
-		*unseen = n - seen;
-	return rc;
-}
-
-/*
  * The same pass for a search, fast on terms that match most of the
  * store too (issue 12): each body term (fields, words, has:inline) is
  * evaluated once into a bitmap of body ids (store_bodyset, one step per
@@ -1998,7 +1948,7 @@ static bool pass_body(const struct set_pass *p, int64_t body)
 }
 
 /* The bodies of the body terms of the search (see struct set_pass). */
-static int pass_sets(struct sqlite_store *st, struct set_pass *p)
+static int pass_sets(struct sqlite_store *st, struct set_pass *p, int64_t lo, int64_t hi)
 {
 	const struct msg_search *search = p->q->search;
 	size_t i, n = msg_search_nterms(search);
@@ -2011,7 +1961,8 @@ static int pass_sets(struct sqlite_store *st, struct set_pass *p)
 
 		if (t->negated || !store_search_body_term(t))
 			continue;
-		if ((rc = store_search_body_set(st, t, p->any ? &one : &p->in)) != STORE_OK)
+		if ((rc = store_search_body_set_range(st, t, lo, hi,
+		    p->any ? &one : &p->in)) != STORE_OK)
 			break;
 		if (p->any) {
 			store_bodyset_and(&p->in, &one, false);
@@ -2024,7 +1975,7 @@ static int pass_sets(struct sqlite_store *st, struct set_pass *p)
 
 		if (!t->negated || !store_search_body_term(t))
 			continue;
-		if ((rc = store_search_body_set(st, t, &one)) != STORE_OK)
+		if ((rc = store_search_body_set_range(st, t, lo, hi, &one)) != STORE_OK)
 			break;
 		if (p->any)
 			store_bodyset_and(&p->in, &one, true);
@@ -2059,6 +2010,17 @@ static int pass_rows(struct sqlite_store *st, struct set_pass *p, sqlite3_stmt *
 	return rc;
 }
 
+/* Only the bodies in [lo, hi) (a part of a search, search_pool.c). */
+static void body_range(struct sqlbuf *b, int64_t lo, int64_t hi)
+{
+	char cond[80];
+
+	if (hi <= 0)
+		return;
+	snprintf(cond, sizeof(cond), "m.body_id >= %" PRId64 " AND m.body_id < %" PRId64, lo, hi);
+	sql_cond(b, true, cond);
+}
+
 /* The set's ids as a JSON array, for json_each: SQLite then looks each
  * up in its own loop, twice as fast as a reset, bind and step per id. */
 static char *set_json(const struct store_bodyset *set)
@@ -2085,7 +2047,8 @@ static char *set_json(const struct store_bodyset *set)
  * for the other filters) or only the set's bodies, looked up, when they
  * are fewer than an eighth of the store (a lookup costs about what
  * reading eight index entries in a row does). */
-static int pass_messages(struct sqlite_store *st, struct set_pass *p)
+static int pass_messages(struct sqlite_store *st, struct set_pass *p, int64_t lo,
+    int64_t hi)
 {
 	struct sqlbuf b = { .len = 0 };
 	uint64_t all = 0, unseen = 0;
@@ -2097,6 +2060,7 @@ static int pass_messages(struct sqlite_store *st, struct set_pass *p)
 
 	sql_add(&b, "SELECT m.body_id, m.id, m.flags FROM message m");
 	query_filters_x(&b, p->q, false);
+	body_range(&b, lo, hi);
 	_Static_assert(QP_BODY == 48, "the parameter in the text");
 	sql_cond(&b, seek, "m.body_id IN (SELECT value FROM json_each(?48))");
 	if (seek && (ids = set_json(&p->in)) == NULL)
@@ -2112,32 +2076,115 @@ static int pass_messages(struct sqlite_store *st, struct set_pass *p)
 	return rc;
 }
 
-/* 1: not a search this pass answers (query_counted does). Without a
- * positive body term (is:unread, -quarterly, a date) every term is SQL,
- * and the pass still needs no order: it reads the covering index instead
- * of every message row in id order. */
-static int query_counted_sets(struct sqlite_store *st, const struct store_query *q,
-    store_message_cb cb, void *arg, uint64_t *total, uint64_t *unseen)
+/*
+ * A filtered page and its totals in one pass: the matching ids newest
+ * first, counted (and the unseen among them) as they go by, the page's
+ * kept; then only the page's rows are read whole. A count and then the
+ * page evaluated every search term twice, and the unseen count a third
+ * time.
+ */
+static int query_counted(struct sqlite_store *st, const struct store_query *q,
+    int64_t lo, int64_t hi, struct set_pass *p)
 {
-	struct set_pass p = { .q = q, .top.k = q->offset + q->limit };
-	int rc = pass_sets(st, &p);
-	bool too_high = rc == STORE_LIMIT;
+	struct sqlbuf b = { .len = 0 };
+	sqlite3_stmt *s;
+	int rc, r = SQLITE_DONE;
+
+	/* The paging bounds are applied here: the totals are without them. */
+	sql_add(&b, "SELECT m.id, m.flags FROM message m");
+	query_filters(&b, q);
+	body_range(&b, lo, hi);
+	if ((rc = query_prepare(st, &b, q, &s)) != STORE_OK)
+		return rc;
+	while (rc == STORE_OK && (r = sqlite3_step(s)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(s, 0);
+
+		p->n++;
+		if (sqlite3_column_int64(s, 1) & STORE_FLAG_SEEN)
+			p->seen++;
+		if ((q->before_id != 0 && id >= q->before_id) ||
+		    (q->after_id != 0 && id <= q->after_id))
+			continue;
+		rc = top_add(&p->top, id);
+	}
+	if (rc == STORE_OK && r != SQLITE_DONE)
+		rc = store_sql_fail(st, r);
+	sqlite3_finalize(s);
+	return rc;
+}
+
+/* A search's counts and newest ids on the bodies in [lo, hi) (hi 0:
+ * all). The sets' pass when it can (see struct set_pass); a search it
+ * does not answer (STORE_LIMIT from a set) is all SQL (query_counted).
+ * Without a positive body term (is:unread, -quarterly, a date) every
+ * term is SQL, and the pass still needs no order: it reads the covering
+ * index instead of every message row in id order. */
+static int counted_part(struct sqlite_store *st, const struct store_query *q, int64_t lo,
+    int64_t hi, struct store_search_part *out)
+{
+	struct set_pass p = { .q = q, .top.k = (size_t)q->offset + q->limit };
+	int rc = pass_sets(st, &p, lo, hi);
 
 	if (rc == STORE_OK && (!p.any || p.in.n > 0))
-		rc = pass_messages(st, &p);
-	if (rc == STORE_OK) {
-		if (p.top.n > 0)
-			qsort(p.top.h, p.top.n, sizeof(*p.top.h), cmp_id_desc);
-		if (p.top.n > q->offset)
-			rc = rows_by_id(st, p.top.h + q->offset, p.top.n - q->offset, cb, arg);
-		*total = p.n;
-		if (unseen != NULL)
-			*unseen = p.n - p.seen;
+		rc = pass_messages(st, &p, lo, hi);
+	if (rc == STORE_LIMIT) {
+		p.n = p.seen = 0;
+		p.top.n = 0;
+		rc = query_counted(st, q, lo, hi, &p);
 	}
 	store_bodyset_free(&p.in);
 	store_bodyset_free(&p.out);
-	free(p.top.h);
-	return too_high ? 1 : rc;
+	if (rc != STORE_OK) {
+		free(p.top.h);
+		return rc;
+	}
+	if (p.top.n > 0)
+		qsort(p.top.h, p.top.n, sizeof(*p.top.h), cmp_id_desc);
+	out->n = p.n;
+	out->seen = p.seen;
+	out->ids = p.top.h;
+	out->nids = p.top.n;
+	return STORE_OK;
+}
+
+int store_message_search_part(struct store *base, const struct store_query *q,
+    int64_t body_lo, int64_t body_hi, struct store_search_part *out)
+{
+	struct sqlite_store *st;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (base->be != &store_sqlite_backend || q->limit == 0 || q->after_id != 0)
+		return STORE_ERR;
+	st = sqlite_store_of(base);
+	if (!st->reader && msg_search_nterms(q->search) > 0 &&
+	    (rc = store_fts_catch_up(st)) != STORE_OK)
+		return rc;
+	return counted_part(st, q, body_lo, body_hi, out);
+}
+
+void store_search_part_free(struct store_search_part *p)
+{
+	free(p->ids);
+	p->ids = NULL;
+	p->nids = 0;
+}
+
+int store_body_id_max(struct store *base, int64_t *max)
+{
+	if (base->be != &store_sqlite_backend)
+		return STORE_ERR;
+	*max = 0;
+	return pragma_int(sqlite_store_of(base), "SELECT coalesce(max(body_id), 0) FROM message",
+	    max);
+}
+
+int store_message_rows(struct store *base, const int64_t *ids, size_t n,
+    store_message_cb cb, void *arg)
+{
+	if (base->be != &store_sqlite_backend)
+		return STORE_ERR;
+	return rows_by_id(sqlite_store_of(base), ids, n, cb, arg);
 }
 
 int sq_message_query(struct store *base, const struct store_query *q,
@@ -2149,13 +2196,21 @@ int sq_message_query(struct store *base, const struct store_query *q,
 	int rc, rows;
 
 	/* A search sees every committed message's words. */
-	if (msg_search_nterms(q->search) > 0 && (rc = store_fts_catch_up(st)) != STORE_OK)
+	if (!st->reader && msg_search_nterms(q->search) > 0 && (rc = store_fts_catch_up(st)) != STORE_OK)
 		return rc;
-	if (total != NULL && q->limit > 0 && (q->before_id != 0 || q->after_id == 0) &&
-	    (rc = query_counted_sets(st, q, cb, arg, total, unseen)) != 1)
+	if (total != NULL && q->limit > 0 && (q->before_id != 0 || q->after_id == 0)) {
+		struct store_search_part part;
+
+		if ((rc = counted_part(st, q, 0, 0, &part)) != STORE_OK)
+			return rc;
+		if (part.nids > q->offset)
+			rc = rows_by_id(st, part.ids + q->offset, part.nids - q->offset, cb, arg);
+		*total = part.n;
+		if (unseen != NULL)
+			*unseen = part.n - part.seen;
+		store_search_part_free(&part);
 		return rc;
-	if (total != NULL && q->limit > 0 && (q->before_id != 0 || q->after_id == 0))
-		return query_counted(st, q, cb, arg, total, unseen);
+	}
 	if (total != NULL && (rc = query_total(st, q, total)) != STORE_OK)
 		return rc;
 	if (total != NULL && unseen != NULL) {

@@ -302,17 +302,43 @@ static int set_add(struct store_bodyset *set, int64_t id)
 	return STORE_OK;
 }
 
+/* Only the bodies in [lo, hi) (hi 0: all), a part of a split search:
+ * the subquery's condition in parentheses, and a range of its rowid (or
+ * body_search's primary key), which FTS5 and the b-trees seek to. */
+static bool body_set_range(char *sql, size_t len, int64_t lo, int64_t hi)
+{
+	char *where = strstr(sql, " WHERE "), col[16], cond[STORE_SEARCH_COND_MAX];
+	int n;
+
+	if (hi <= 0)
+		return true;
+	if (where == NULL)
+		return false;
+	n = (int)(where - sql);
+	snprintf(col, sizeof(col), "%s", strncmp(sql, "SELECT rowid", 12) == 0 ? "rowid" :
+	    "body_id");
+	snprintf(cond, sizeof(cond), "%s", where + 7);
+	return snprintf(where, len - (size_t)n, " WHERE (%s) AND %s >= %" PRId64
+	    " AND %s < %" PRId64, cond, col, lo, col, hi) < (int)(len - (size_t)n);
+}
+
 /* The bodies that term t matches (its negation is the caller's): one
  * pass over what its subquery yields, no temporary b-tree. */
 int store_search_body_set(struct sqlite_store *st, const struct msg_search_term *t,
     struct store_bodyset *set)
 {
-	char sql[STORE_SEARCH_COND_MAX];
+	return store_search_body_set_range(st, t, 0, 0, set);
+}
+
+int store_search_body_set_range(struct sqlite_store *st, const struct msg_search_term *t,
+    int64_t lo, int64_t hi, struct store_bodyset *set)
+{
+	char sql[STORE_SEARCH_COND_MAX + 128];
 	sqlite3_stmt *s;
 	int r, rc = STORE_OK;
 
 	memset(set, 0, sizeof(*set));
-	if (!body_set_sql(t, 1, sql, sizeof(sql)))
+	if (!body_set_sql(t, 1, sql, sizeof(sql)) || !body_set_range(sql, sizeof(sql), lo, hi))
 		return store_set_err(st, STORE_ERR, "not a body term");
 	if ((r = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL)) != SQLITE_OK)
 		return store_sql_fail(st, r);

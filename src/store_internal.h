@@ -199,6 +199,7 @@ struct sqlite_store {
 	int64_t fts_high;          /* ... which ends here: the last id at open */
 	int64_t fts_live;          /* deferred indexing looked at ids up to this */
 	bool defer_index;          /* store_options.defer_index */
+	bool reader;               /* store_options.reader */
 	struct fts_row *fts_queue, **fts_tail;   /* index rows to write */
 	struct fts_row *fts_txq, **fts_txtail;   /* ... once this transaction commits */
 	size_t fts_queued, fts_queued_docs;      /* fts_queue's bytes and rows */
@@ -380,6 +381,10 @@ struct store_bodyset {
 bool store_search_body_term(const struct msg_search_term *t);
 int store_search_body_set(struct sqlite_store *st, const struct msg_search_term *t,
     struct store_bodyset *set);
+/* The same on the bodies in [lo, hi) only (hi 0: all), a part of a split
+ * search (store_message_search_part). */
+int store_search_body_set_range(struct sqlite_store *st, const struct msg_search_term *t,
+    int64_t lo, int64_t hi, struct store_bodyset *set);
 void store_bodyset_free(struct store_bodyset *set);
 void store_bodyset_and(struct store_bodyset *set, const struct store_bodyset *other,
     bool invert);

@@ -56,6 +56,8 @@ struct config {
 	unsigned max_mailboxes;              /* per inbox */
 	unsigned max_subscriptions;          /* per inbox */
 	unsigned max_keywords;               /* distinct keywords per mailbox */
+	unsigned search_threads;             /* the HTTP API's search pool; 0: none */
+	unsigned search_split_min;           /* bodies from which a search is split */
 	unsigned auth_fail_limit;            /* failed logins a minute per client address */
 	enum durability durability;
 	enum log_level log_level;

@@ -49,6 +49,7 @@ struct server {
 	struct relay_auto *relay_auto;    /* NULL: no relay-auto */
 	struct webhook *webhook;          /* NULL: no webhook-url */
 	struct serve_index *index;        /* the search index's slices (serve.c) */
+	struct search_pool *search;       /* the HTTP API's searches; NULL: on the loop */
 	unsigned nconns;
 	bool stopping;
 	struct conn *conns;               /* all live connections */

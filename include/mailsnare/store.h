@@ -99,6 +99,10 @@ struct store_options {
 	 * slices (store_index_pending), not in their delivery's commit; a
 	 * query with search terms indexes what is still waiting first. */
 	bool defer_index;
+	/* A reader beside the server's own connection (the search pool,
+	 * src/search_pool.c): no migration (the server did it), and its
+	 * searches never index (the server caught the index up first). */
+	bool reader;
 	char *err;                   /* NULL, or where to say why open failed */
 	size_t errlen;
 };
@@ -303,6 +307,27 @@ int store_message_query(struct store *st, const struct store_query *q,
  * STORE_FLAG_SEEN: counted in the same pass over the matches. */
 int store_message_query_counted(struct store *st, const struct store_query *q,
     store_message_cb cb, void *arg, uint64_t *total, uint64_t *unseen);
+/*
+ * A search's matches with body ids in [body_lo, body_hi) (body_hi 0: no
+ * bound), what store_message_query_counted counts and pages, without
+ * reading the page's rows: the search pool runs it on its own connection
+ * (a part of the bodies per thread) and the loop merges the parts and
+ * reads the page (store_message_rows). Only for a query with limit > 0
+ * and no after_id; the SQLite backend only (STORE_ERR otherwise).
+ */
+struct store_search_part {
+	uint64_t n, seen;            /* matches, and the seen among them */
+	int64_t *ids;                /* the newest offset + limit, newest first */
+	size_t nids;
+};
+int store_message_search_part(struct store *st, const struct store_query *q,
+    int64_t body_lo, int64_t body_hi, struct store_search_part *out);
+void store_search_part_free(struct store_search_part *p);
+/* The highest body id (0: none), to split the bodies into parts. */
+int store_body_id_max(struct store *st, int64_t *max);
+/* cb for each of the n messages, in the order given (gone ones skipped). */
+int store_message_rows(struct store *st, const int64_t *ids, size_t n,
+    store_message_cb cb, void *arg);
 /* The messages of one inbox (0: every inbox) and how many of them are
  * unseen, from counts the store keeps up to date on every change: a few
  * rows read, however many messages there are. */
