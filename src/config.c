@@ -202,7 +202,7 @@ static const struct key_def config_keys[] = {
 	  .min = 1, .max = 100000 },
 	/* The HTTP API's searches run on this many threads beside the loop
 	 * (search_pool.h); 0: on the loop. */
-	{ .name = "search-threads", .type = KT_UINT, FIELD(search_threads), .def = "2",
+	{ .name = "search-threads", .type = KT_UINT, FIELD(search_threads), .def = "0",
 	  .min = 0, .max = 64 },
 	/* Bodies from which a search is split into parts, one per thread:
 	 * below, one part (the threads' start-up costs more than it saves);
