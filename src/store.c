@@ -1986,25 +1986,29 @@ static int pass_sets(struct sqlite_store *st, struct set_pass *p, int64_t lo, in
 	return rc;
 }
 
+/* A matching message: counted (and its seen flag), its id kept if it is
+ * within the paging bounds. */
+static int pass_count(struct set_pass *p, int64_t id, int64_t flags)
+{
+	const struct store_query *q = p->q;
+
+	p->n++;
+	if (flags & STORE_FLAG_SEEN)
+		p->seen++;
+	if ((q->before_id != 0 && id >= q->before_id) ||
+	    (q->after_id != 0 && id <= q->after_id))
+		return STORE_OK;
+	return top_add(&p->top, id);
+}
+
 /* The rows s yields: counted, and the ids within the paging bounds kept. */
 static int pass_rows(struct sqlite_store *st, struct set_pass *p, sqlite3_stmt *s)
 {
-	const struct store_query *q = p->q;
 	int r, rc = STORE_OK;
 
-	while (rc == STORE_OK && (r = sqlite3_step(s)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(s, 1);
-
-		if (!pass_body(p, sqlite3_column_int64(s, 0)))
-			continue;
-		p->n++;
-		if (sqlite3_column_int64(s, 2) & STORE_FLAG_SEEN)
-			p->seen++;
-		if ((q->before_id != 0 && id >= q->before_id) ||
-		    (q->after_id != 0 && id <= q->after_id))
-			continue;
-		rc = top_add(&p->top, id);
-	}
+	while (rc == STORE_OK && (r = sqlite3_step(s)) == SQLITE_ROW)
+		if (pass_body(p, sqlite3_column_int64(s, 0)))
+			rc = pass_count(p, sqlite3_column_int64(s, 1), sqlite3_column_int64(s, 2));
 	if (rc == STORE_OK && r != SQLITE_DONE)
 		rc = store_sql_fail(st, r);
 	return rc;
@@ -2096,17 +2100,8 @@ static int query_counted(struct sqlite_store *st, const struct store_query *q,
 	body_range(&b, lo, hi);
 	if ((rc = query_prepare(st, &b, q, &s)) != STORE_OK)
 		return rc;
-	while (rc == STORE_OK && (r = sqlite3_step(s)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(s, 0);
-
-		p->n++;
-		if (sqlite3_column_int64(s, 1) & STORE_FLAG_SEEN)
-			p->seen++;
-		if ((q->before_id != 0 && id >= q->before_id) ||
-		    (q->after_id != 0 && id <= q->after_id))
-			continue;
-		rc = top_add(&p->top, id);
-	}
+	while (rc == STORE_OK && (r = sqlite3_step(s)) == SQLITE_ROW)
+		rc = pass_count(p, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1));
 	if (rc == STORE_OK && r != SQLITE_DONE)
 		rc = store_sql_fail(st, r);
 	sqlite3_finalize(s);
