@@ -192,7 +192,22 @@ static int serve_bind(struct server *srv, FILE *ready)
 	return 0;
 }
 
-/* The ready file appears whole (rename) once every listener is bound. */
+static void serve_print_credentials(const struct config *cfg)
+{
+	size_t i;
+
+	printf("inbox  %s: username %s, password %s\n", SMTP_DEFAULT_INBOX,
+	    SMTP_DEFAULT_INBOX, SMTP_DEFAULT_PASSWORD);
+	for (i = 0; i < cfg->n_inboxes; i++)
+		printf("inbox  %s: username %s, password %s\n", cfg->inboxes[i].name,
+		    cfg->inboxes[i].name, cfg->inboxes[i].password);
+	if (cfg->auth_accept_any)
+		printf("auth-accept-any: any username/password is accepted\n");
+	fflush(stdout);
+}
+
+/* The ready file appears whole (rename) once every listener is bound and
+ * the listeners and credentials are on stdout. */
 static int serve_listen_all(struct server *srv)
 {
 	const char *path = srv->cfg->ready_file;
@@ -212,25 +227,16 @@ static int serve_listen_all(struct server *srv)
 	rc = serve_bind(srv, ready);
 	if (fclose(ready) != 0)
 		rc = -1;
+	/* On stdout before the ready file appears: whoever waits for the
+	 * file then finds the listener lines (they were still in stdio's
+	 * buffer, a file or a pipe's, when the file came). */
+	if (rc == 0)
+		serve_print_credentials(srv->cfg);
 	if (rc == 0 && path[0] && rename(tmp, path) < 0) {
 		fprintf(stderr, "mailsnare: ready-file %s: %s\n", path, strerror(errno));
 		rc = -1;
 	}
 	return rc;
-}
-
-static void serve_print_credentials(const struct config *cfg)
-{
-	size_t i;
-
-	printf("inbox  %s: username %s, password %s\n", SMTP_DEFAULT_INBOX,
-	    SMTP_DEFAULT_INBOX, SMTP_DEFAULT_PASSWORD);
-	for (i = 0; i < cfg->n_inboxes; i++)
-		printf("inbox  %s: username %s, password %s\n", cfg->inboxes[i].name,
-		    cfg->inboxes[i].name, cfg->inboxes[i].password);
-	if (cfg->auth_accept_any)
-		printf("auth-accept-any: any username/password is accepted\n");
-	fflush(stdout);
 }
 
 /* Many idle clients need many descriptors: take the hard limit. */
@@ -452,7 +458,6 @@ static int serve_start(struct server *srv)
 {
 	if (serve_listen_all(srv) < 0)
 		return -1;
-	serve_print_credentials(srv->cfg);
 	http_server_ready(srv->http);
 	log_info("ready");
 	/* Type=notify: systemd starts dependent units only now. */
