@@ -53,6 +53,9 @@ enum {
 	ROUTE_SEARCH = 1 << 1,
 	ROUTE_SEARCH_QUERY = 1 << 2,
 	ROUTE_SEARCH_BODY = 1 << 3,
+	/* The message ID may be "latest" (latest?query=: http_pool.c). */
+	ROUTE_LATEST = 1 << 4,
+	ROUTE_ID = ROUTE_SEARCH_QUERY | ROUTE_LATEST,
 };
 
 struct http_route {
@@ -69,10 +72,10 @@ static const struct http_route http_routes[] = {
 	{ M_DELETE, "/api/v1/messages", http_api_messages_delete, 0 },
 	{ M_GET, "/api/v1/search", http_api_search_get, ROUTE_SEARCH_QUERY },
 	{ M_DELETE, "/api/v1/search", http_api_search_delete, ROUTE_SEARCH_QUERY },
-	{ M_GET, "/api/v1/message/{}", http_api_message_get, ROUTE_SEARCH_QUERY },
-	{ M_GET, "/api/v1/message/{}/headers", http_api_message_headers, ROUTE_SEARCH_QUERY },
-	{ M_GET, "/api/v1/message/{}/raw", http_api_message_raw, ROUTE_SEARCH_QUERY },
-	{ M_GET, "/api/v1/message/{}/part/{}", http_api_message_part, ROUTE_SEARCH_QUERY },
+	{ M_GET, "/api/v1/message/{}", http_api_message_get, ROUTE_ID },
+	{ M_GET, "/api/v1/message/{}/headers", http_api_message_headers, ROUTE_ID },
+	{ M_GET, "/api/v1/message/{}/raw", http_api_message_raw, ROUTE_ID },
+	{ M_GET, "/api/v1/message/{}/part/{}", http_api_message_part, ROUTE_ID },
 	{ M_GET, "/api/v1/message/{}/part/{}/thumb", http_api_message_thumb, 0 },
 	{ M_POST, "/api/v1/message/{}/release", http_api_message_release, 0 },
 	{ M_GET, "/api/v1/tags", http_api_tags_get, 0 },
@@ -83,9 +86,9 @@ static const struct http_route http_routes[] = {
 	{ M_GET, "/api/v1/info", http_api_info, 0 },
 	{ M_GET, "/api/v1/webui", http_api_webui, 0 },
 	{ M_GET, "/api/v1/swagger.json", http_api_swagger, 0 },
-	{ M_GET, "/view/{}.html", http_api_view_html, ROUTE_SEARCH_QUERY },
-	{ M_GET, "/view/{}.txt", http_api_view_txt, ROUTE_SEARCH_QUERY },
-	{ M_GET, "/view/latest", http_api_view_html, ROUTE_SEARCH_QUERY },
+	{ M_GET, "/view/{}.html", http_api_view_html, ROUTE_ID },
+	{ M_GET, "/view/{}.txt", http_api_view_txt, ROUTE_ID },
+	{ M_GET, "/view/latest", http_api_view_html, ROUTE_ID },
 	{ M_GET, "/api/v1/events", http_api_events_sse, 0 },
 	{ M_GET, "/api/events", http_api_events_ws, 0 },
 	{ M_GET, "/api/v1/wait", http_api_wait, ROUTE_SEARCH_QUERY },
@@ -94,7 +97,7 @@ static const struct http_route http_routes[] = {
 	{ M_DELETE, "/api/v1/inboxes/{}", http_api_inboxes_delete, 0 },
 	{ M_GET, "/livez", http_api_livez, ROUTE_OPEN },
 	{ M_GET, "/readyz", http_api_readyz, ROUTE_OPEN },
-	{ M_GET, "/api/v1/message/{}/structure", http_api_message_structure, ROUTE_SEARCH_QUERY },
+	{ M_GET, "/api/v1/message/{}/structure", http_api_message_structure, ROUTE_ID },
 	{ M_GET, "/", http_web_page, ROUTE_OPEN },
 	{ M_GET, "/web/{}", http_web_file, ROUTE_OPEN },
 	{ M_GET, "/api/v1/chaos", http_api_chaos_get, 0 },
@@ -795,7 +798,8 @@ static void http_gencb(struct evhttp_request *req, void *arg)
 	}
 	rc = http_authenticate(r, rt, &go);
 	if (go && http_inbox_scope(r))
-		rc = route_searches(r, rt) && http_park(r, rt->fn) ? HTTP_DEFERRED : rt->fn(r);
+		rc = route_searches(r, rt) && http_park(r, rt->fn, rt->flags & ROUTE_LATEST) ?
+		    HTTP_DEFERRED : http_route_run(r, rt->fn, rt->flags & ROUTE_LATEST);
 	http_req_finish(r, rc);
 }
 

@@ -10,7 +10,6 @@
 #include <event2/http.h>
 
 #include "mailsnare/msg_search.h"
-#include "mailsnare/search_pool.h"
 #include "mailsnare/server.h"
 #include "http_internal.h"
 
@@ -152,6 +151,7 @@ out:
 struct page_ctx {
 	struct http_req *r;
 	json_t *messages;
+	const struct msg_search *recheck;  /* the pool's search, or NULL */
 };
 
 static int page_cb(const struct store_message_info *i, void *arg)
@@ -162,6 +162,13 @@ static int page_cb(const struct store_message_info *i, void *arg)
 
 	if (http_msg_load(p->r->srv->store, i->id, 0, &m) != STORE_OK)
 		return 0;      /* gone meanwhile */
+	/* The pool found the ids in its own snapshot: a message read or
+	 * retagged since shows its state now, which must still match. */
+	if (p->recheck != NULL && !msg_search_state_holds(p->recheck,
+	    (m.flags & STORE_FLAG_SEEN) != 0, m.keywords)) {
+		http_msg_free(&m);
+		return 0;
+	}
 	s = http_json_summary(p->r->srv->store, &m);
 	http_msg_free(&m);
 	if (s != NULL)
@@ -212,37 +219,14 @@ static void list_send(struct http_req *r, unsigned start, json_t *messages,
 	    "start", (json_int_t)start, "tags", http_scope_tags(r), "messages", messages));
 }
 
-/* A search handed to the pool (search_pool.h): the request waits, its
- * page read and sent on the loop when the counts and ids come back. */
-struct list_wait {
-	struct http_req *r;
-	struct search_job *job;
-	unsigned start;
-};
-
-static void list_wait_cleanup(struct http_req *r)
+/* A search that ran on the pool (http_pool.c): the page's rows read and
+ * re-checked on the loop. */
+static void list_pool_done(struct http_req *r, int rc, const struct store_search_part *res,
+    const struct msg_search *search, union http_pool_then then)
 {
-	struct list_wait *w = r->cleanup_arg;
+	struct page_ctx p = { .r = r, .recheck = search };
+	unsigned start = then.start;
 
-	if (w != NULL) {
-		search_job_cancel(w->job);  /* its client went away: dropped */
-		free(w);
-	}
-	r->cleanup = NULL;
-	r->cleanup_arg = NULL;
-}
-
-static void list_wait_done(void *arg, int rc, const struct store_search_part *res)
-{
-	struct list_wait *w = arg;
-	struct http_req *r = w->r;
-	struct page_ctx p = { .r = r };
-	unsigned start = w->start;
-
-	free(w);
-	r->cleanup = NULL;
-	r->cleanup_arg = NULL;
-	http_req_done(r);
 	if (rc == STORE_OK && (p.messages = json_array()) != NULL &&
 	    (res->nids <= start || store_message_rows(r->srv->store, res->ids + start,
 	    res->nids - start, page_cb, &p) >= 0))
@@ -252,34 +236,6 @@ static void list_wait_done(void *arg, int rc, const struct store_search_part *re
 		http_reply_text(r, 500, "store error");
 	}
 	http_req_free(r);
-}
-
-/* The search on the pool: false if it runs on the loop instead (no
- * pool, the index behind, the pool full); *search is then still the
- * caller's, else the job's. */
-static bool list_defer(struct http_req *r, const struct store_query *q, unsigned start,
-    struct msg_search **search)
-{
-	struct search_pool *pool = r->srv->search;
-	struct list_wait *w;
-	int64_t body_max = 0;
-
-	if (pool == NULL || store_index_backlog(r->srv->store) ||
-	    store_body_id_max(r->srv->store, &body_max) != STORE_OK ||
-	    (w = calloc(1, sizeof(*w))) == NULL)
-		return false;
-	w->r = r;
-	w->start = start;
-	if ((w->job = search_pool_submit(pool, q, *search, body_max, list_wait_done,
-	    w)) == NULL) {
-		free(w);
-		return false;
-	}
-	*search = NULL;
-	r->cleanup = list_wait_cleanup;
-	r->cleanup_arg = w;
-	http_req_defer(r);
-	return true;
 }
 
 /* search: the parsed query (freed here), or NULL. */
@@ -310,7 +266,8 @@ static enum http_rc list_reply(struct http_req *r, struct msg_search *search)
 	filtered = search != NULL || q.date_max != 0;
 	q.limit = limit;
 	q.offset = start;
-	if (filtered && list_defer(r, &q, start, &search))
+	if (filtered && http_pool_search(r, &q, &search, list_pool_done,
+	    (union http_pool_then){ .start = start }))
 		return HTTP_DEFERRED;
 	if ((p.messages = json_array()) == NULL ||
 	    store_message_query_counted(r->srv->store, &q, page_cb, &p,

@@ -75,8 +75,13 @@ struct http_req {
 	void (*cleanup)(struct http_req *r);
 	void *cleanup_arg;
 	struct http_sub *sub;              /* http_events.c's, or NULL */
+	/* latest?query= already found on the search pool (http_latest.c):
+	 * the id, 0 if none matches. */
+	bool latest_known;
+	int64_t latest_id;
 	/* Parked for the search index (http_park.c): the handler to run. */
 	enum http_rc (*park_fn)(struct http_req *r);
+	bool park_latest;                  /* ... through http_route_run's latest */
 	uint64_t park_until;               /* monotonic ms: goes on anyway */
 	struct http_req *park_prev, *park_next;
 };
@@ -99,12 +104,32 @@ void http_req_free(struct http_req *r);
 /* The reply has been handed to libevent (or the client is gone). */
 void http_req_done(struct http_req *r);
 
+/* http_pool.c: a request's search on the search pool. */
+union http_pool_then {
+	unsigned start;                    /* a listing's start= */
+	http_handler fn;                   /* latest?query=: the route's handler */
+};
+/* Called on the loop with r no longer deferred (the callback replies and
+ * frees it); search is the query's parse, res the pool's result (see
+ * search_done_cb), both gone after the return. */
+typedef void (*http_pool_cb)(struct http_req *r, int rc, const struct store_search_part *res,
+    const struct msg_search *search, union http_pool_then then);
+/* q's search on the pool, r deferred: false if it runs on the loop
+ * instead (no pool, the index behind, the pool full); *search is then
+ * still the caller's, else NULL (the job's). */
+bool http_pool_search(struct http_req *r, const struct store_query *q,
+    struct msg_search **search, http_pool_cb cb, union http_pool_then then);
+/* Runs fn, a route's handler; for a route whose ID may be "latest"
+ * (latest true) with ?query=, once the pool found that id (HTTP_DEFERRED
+ * then, fn's own result otherwise). */
+enum http_rc http_route_run(struct http_req *r, http_handler fn, bool latest);
+
 /* http_park.c: a request whose handler will search, parked while the
  * search index has a backlog and dispatched to fn once it caught up
  * (true: r is the park's now); false: run fn now. */
 struct http_park *http_park_new(struct http_server *hs);
 void http_park_free(struct http_park *p);
-bool http_park(struct http_req *r, http_handler fn);
+bool http_park(struct http_req *r, http_handler fn, bool latest);
 void http_park_slice(struct http_park *p, bool caught_up);
 
 /* http_reply.c: every reply goes through these; they set Date, CORS and

@@ -291,6 +291,10 @@ int http_resolve_id(struct http_req *r, const char *arg, int64_t *id)
 	char err[256];
 	int rc;
 
+	if (strcmp(arg, "latest") == 0 && r->latest_known) {
+		*id = r->latest_id;
+		return *id > 0 ? STORE_OK : STORE_NOTFOUND;
+	}
 	if (strcmp(arg, "latest") == 0) {
 		/* latest?query=: the newest message that matches. */
 		if (text != NULL && text[0] != '\0' &&

@@ -82,13 +82,14 @@ static void park_cleanup(struct http_req *r)
 static void park_resume(struct http_park *p, struct http_req *r)
 {
 	http_handler fn = r->park_fn;
+	bool latest = r->park_latest;
 
 	park_unlink(p, r);
 	r->cleanup = NULL;
 	r->cleanup_arg = NULL;
 	r->park_fn = NULL;
 	http_req_done(r);
-	if (fn(r) == HTTP_DONE)
+	if (http_route_run(r, fn, latest) == HTTP_DONE)
 		http_req_free(r);
 }
 
@@ -136,7 +137,7 @@ void http_park_free(struct http_park *p)
 	free(p);
 }
 
-bool http_park(struct http_req *r, http_handler fn)
+bool http_park(struct http_req *r, http_handler fn, bool latest)
 {
 	struct http_park *p = r->hs->park;
 
@@ -150,6 +151,7 @@ bool http_park(struct http_req *r, http_handler fn)
 		return false;
 	}
 	r->park_fn = fn;
+	r->park_latest = latest;
 	r->park_until = http_now_ms() + HTTP_PARK_WAIT_MS;
 	p->caught_up = false;
 	r->park_prev = p->tail;

@@ -581,6 +581,61 @@ void msg_search_free(struct msg_search *s)
 	free(s);
 }
 
+/* Whether keyword k[0..len) folds to the folded tag. Simple folding
+ * changes a character's UTF-8 length by half at most (two bytes to
+ * three), hence the room. */
+static bool keyword_is(const char *k, size_t len, const char *tag, size_t taglen)
+{
+	char small[256], *buf = small;
+	size_t room = len * 3 / 2 + 2;
+	bool is;
+
+	if (len == 0 || len > taglen * 3)
+		return false;
+	if (room > sizeof(small) && (buf = malloc(room)) == NULL)
+		return false;
+	is = msg_search_fold(k, len, buf, room > sizeof(small) ? room : sizeof(small)) ==
+	    taglen && memcmp(buf, tag, taglen) == 0;
+	if (buf != small)
+		free(buf);
+	return is;
+}
+
+static bool keywords_have(const char *keywords, const char *tag, size_t taglen)
+{
+	const char *k = keywords, *e;
+
+	while (*k != '\0') {
+		e = k + strcspn(k, " ");
+		if (keyword_is(k, (size_t)(e - k), tag, taglen))
+			return true;
+		k = *e != '\0' ? e + 1 : e;
+	}
+	return false;
+}
+
+bool msg_search_state_holds(const struct msg_search *s, bool read, const char *keywords)
+{
+	const struct msg_search_term *t;
+	bool holds;
+	size_t i;
+
+	for (i = 0; s != NULL && i < s->n; i++) {
+		t = &s->terms[i];
+		if (t->field == MSG_SEARCH_READ)
+			holds = read;
+		else if (t->field == MSG_SEARCH_TAGGED)
+			holds = keywords[strspn(keywords, " ")] != '\0';
+		else if (t->field == MSG_SEARCH_TAG)
+			holds = keywords_have(keywords, t->text, t->len);
+		else
+			continue;
+		if (holds == t->negated)
+			return false;
+	}
+	return true;
+}
+
 size_t msg_search_nterms(const struct msg_search *s)
 {
 	return s != NULL ? s->n : 0;

@@ -82,6 +82,13 @@ struct msg_search_term {
 	int64_t number;             /* LARGER/SMALLER: bytes; BEFORE/AFTER: unix time */
 };
 
+/* Whether the terms a message's state can change after delivery (is:read,
+ * is:unread, tag:, is:tagged) hold for a message now read or not and
+ * carrying these keywords (space-separated, as stored). The other terms
+ * test what a message never changes. The search pool's answers are
+ * re-checked with it: a snapshot found the ids, the rows are read later. */
+bool msg_search_state_holds(const struct msg_search *s, bool read, const char *keywords);
+
 size_t msg_search_nterms(const struct msg_search *s);
 const struct msg_search_term *msg_search_term(const struct msg_search *s, size_t i);
 

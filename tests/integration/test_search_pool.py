@@ -4,13 +4,18 @@ this store of a few thousand messages is split by body id into two
 parts, GET /api/v1/search and GET /api/v1/messages?before= give the same
 bytes as search-threads=0 (the loop's one pass), for field terms, bare
 words, phrases, negations, flags, inboxes, paging and scoped
-credentials, also after deletes and new deliveries. A client that goes
+credentials, also after deletes and new deliveries, and latest?query=
+(which the pool resolves before the route runs) the same message. While
+other clients change read states and tags, every page the pool answers
+shows only messages whose state, as shown, still matches (the page's
+rows are read after the threads' snapshot and re-checked). A client that goes
 away while its search runs is dropped safely, many searches at once are
 answered while another client is served, and the server then stops
 cleanly (exit 0, checked by harness.Server.stop)."""
 
 import json
 import os
+import random
 import shutil
 import socket
 import tempfile
@@ -89,6 +94,12 @@ class SearchPoolTest(harness.TestCase):
                 for auth in (None, ("qa", "qa-pw")):
                     r = http_helpers.request(server, "GET", path, auth=auth)
                     out[(path, auth)] = (r.status, r.body)
+        for q in QUERIES:
+            for auth in (None, ("qa", "qa-pw")):
+                for route in ("/api/v1/message/latest/headers", "/view/latest.txt"):
+                    path = route + "?query=" + urllib.parse.quote(q)
+                    r = http_helpers.request(server, "GET", path, auth=auth)
+                    out[(path, auth)] = (r.status, r.body)
         for before in ("2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z"):
             for page in PAGES:
                 path = "/api/v1/messages?before=" + before + page
@@ -129,6 +140,9 @@ class SearchPoolTest(harness.TestCase):
         # The split really happened on a store this size, and found things.
         hits = [v for (p, a), v in first.items() if b'"messages_count":0' not in v[1]]
         self.assertGreater(len(hits), len(first) // 2)
+        latest = [v for (p, a), v in first.items() if "latest" in p]
+        self.assertGreater(len([v for v in latest if v[0] == 200]), len(latest) // 2)
+        self.assertIn(404, [v[0] for v in latest])      # nosuchwordanywhere
         # Deletes and new mail between the searches, on the pool's server.
         srv = self.start_server(2)
         try:
@@ -191,8 +205,64 @@ class SearchPoolTest(harness.TestCase):
             self.assertEqual(errors, [])
             self.assertTrue(pings and all(s == 200 for s, _ in pings), pings[:5])
             self.assertEqual(http_helpers.request(srv, "GET", path).body, want)
+            self.state_changes_during_searches(srv)
         finally:
             srv.stop()
+
+    def state_changes_during_searches(self, srv):
+        """Searches by read state and tags while two clients keep changing
+        both: each page's messages must show a state that matches."""
+        ids = [m["ID"] for m in http_helpers.get_json(
+            self, srv, "/api/v1/messages?limit=5000")["messages"]]
+        checks = {
+            "is:unread": lambda m: not m["Read"],
+            "is:read quarterly": lambda m: m["Read"],
+            "tag:hot": lambda m: "hot" in m["Tags"],
+            "-tag:hot is:unread": lambda m: "hot" not in m["Tags"] and not m["Read"],
+            "is:tagged": lambda m: m["Tags"] != [],
+            "-is:tagged": lambda m: m["Tags"] == [],
+        }
+        stop, errors, seen = threading.Event(), [], [0]
+
+        def changer(seed):
+            rng = random.Random(seed)
+            try:
+                while not stop.is_set():
+                    some = rng.sample(ids, 40)
+                    if rng.random() < 0.5:
+                        body, path = {"IDs": some, "Read": rng.random() < 0.5}, "/api/v1/messages"
+                    else:
+                        body = {"IDs": some, "Tags": ["hot"] if rng.random() < 0.5 else []}
+                        path = "/api/v1/tags"
+                    r = http_helpers.request(srv, "PUT", path, body=body)
+                    if r.status != 200:
+                        errors.append(("PUT", path, r.status))
+            except Exception as e:           # reported below
+                errors.append(e)
+
+        def searcher(seed):
+            rng = random.Random(seed)
+            try:
+                while not stop.is_set():
+                    q = rng.choice(sorted(checks))
+                    env = http_helpers.get_json(self, srv, "/api/v1/search?query=%s&limit=200"
+                                                % urllib.parse.quote(q))
+                    seen[0] += len(env["messages"])
+                    errors.extend((q, m["ID"], m["Read"], m["Tags"]) for m in env["messages"]
+                                  if not checks[q](m))
+            except Exception as e:           # reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=changer, args=(n,)) for n in range(2)]
+        threads += [threading.Thread(target=searcher, args=(10 + n,)) for n in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(4)
+        stop.set()
+        for t in threads:
+            t.join(TIMEOUT)
+        self.assertEqual(errors[:10], [])
+        self.assertGreater(seen[0], 1000)
 
 
 if __name__ == "__main__":

@@ -797,3 +797,33 @@ Test(msg_search, fuzz_findings)
 	parse_fails("before:\"2024\n01\"", "",
 	    "bad date \"2024?01\" (use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS)");
 }
+
+/* The re-check of the search pool's rows: read state and keywords as
+ * they are now decide; the terms a message cannot change are left to the
+ * store (they held when it found the row). */
+Test(msg_search, state_holds)
+{
+	struct msg_search *s = parse_ok("is:unread tag:Hot quarterly", "");
+
+	cr_assert(msg_search_state_holds(s, false, "hot"));
+	cr_assert(msg_search_state_holds(s, false, "$Forwarded HOT"));
+	cr_assert_not(msg_search_state_holds(s, true, "hot"));
+	cr_assert_not(msg_search_state_holds(s, false, "hotter"));
+	cr_assert_not(msg_search_state_holds(s, false, ""));
+	msg_search_free(s);
+	s = parse_ok("-is:tagged is:read", "");
+	cr_assert(msg_search_state_holds(s, true, ""));
+	cr_assert_not(msg_search_state_holds(s, true, "x"));
+	cr_assert_not(msg_search_state_holds(s, false, ""));
+	msg_search_free(s);
+	/* Unicode folding both ways; a keyword far longer than the tag. */
+	s = parse_ok("tag:straße -tag:\xe2\x84\xaa" "elvin", "");
+	cr_assert(msg_search_state_holds(s, false, "STRAẞE"));
+	cr_assert_not(msg_search_state_holds(s, false, "STRAẞE kelvin"));
+	cr_assert(msg_search_state_holds(s, false,
+	    "straße kelvinkelvinkelvinkelvinkelvinkelvinkelvinkelvinkelvinkelvinkelvinkelvin"));
+	msg_search_free(s);
+	s = parse_ok("subject:x has:attachment", "");
+	cr_assert(msg_search_state_holds(s, true, "anything"));
+	msg_search_free(s);
+}
