@@ -291,7 +291,7 @@ static int split_once(struct store *st, struct split_part *parts, int np,
 			*busiest = parts[i].cpu;
 		res[i] = parts[i].res;
 	}
-	if (rc == 0 && search_parts_merge(res, np, q->offset + q->limit, &m) == STORE_OK) {
+	if (rc == 0 && search_parts_merge(res, np, q->offset + q->limit, false, &m) == STORE_OK) {
 		*total = m.n;
 		*rows = 0;
 		if (store_message_rows(st, m.ids, m.nids, count_row, rows) != STORE_OK)

@@ -85,6 +85,7 @@ struct http_sub {
 	int64_t after;                     /* wait: only ids above */
 	int64_t woken;                     /* wait: the message to answer with */
 	struct event *timer;               /* wait: the timeout */
+	long timeout;                      /* wait: its seconds, from the first look */
 	struct bufferevent *bev;           /* ws: the connection, ours now */
 	struct bufferevent *conn_bev;      /* the connection's (SSE: evhttp's) */
 	bool chunked;                      /* SSE: chunked encoding (HTTP/1.1) */
@@ -1171,14 +1172,101 @@ static int wait_params(struct http_req *r, struct http_sub *s, long *timeout)
 	return 0;
 }
 
+/* The wait's first look on the search pool: the oldest few matches above
+ * `after` (or the newest few without it), each checked again on the loop
+ * (read state, tags: the pool's snapshot is older). */
+#define WAIT_CANDIDATES 8
+
+static bool wait_first(struct http_req *r, struct http_sub *s);
+static void wait_arm(struct http_req *r, struct http_sub *s);
+
+static void wait_pool_done(struct http_req *r, int rc, const struct store_search_part *res,
+    const struct msg_search *search, union http_pool_then then)
+{
+	struct http_sub *s = r->sub;
+	struct http_msg m;
+	size_t i, k;
+	bool holds;
+
+	(void)then;
+	http_req_defer(r);                  /* waiting again, unless answered */
+	if (rc != STORE_OK) {
+		http_req_done(r);
+		http_reply_text(r, 500, "store error");
+		http_req_free(r);
+		return;
+	}
+	for (k = 0; k < res->nids; k++) {
+		i = s->after != 0 ? res->nids - 1 - k : k;   /* the oldest first */
+		if (http_msg_load(s->ev->st, res->ids[i], s->inbox_id, &m) != STORE_OK)
+			continue;
+		holds = msg_search_state_holds(search, (m.flags & STORE_FLAG_SEEN) != 0,
+		    m.keywords);
+		http_msg_free(&m);
+		if (holds && wait_answer(s, res->ids[i], NULL))
+			return;                 /* answered, r freed */
+	}
+	/* Every candidate changed meanwhile: more may match beyond them, and
+	 * the loop looks itself (rare: as without a pool). */
+	if (res->nids < WAIT_CANDIDATES || wait_first(r, s))
+		wait_arm(r, s);
+}
+
+/* The first look for a match already there, on the loop: false once
+ * answered (r freed). */
+static bool wait_first(struct http_req *r, struct http_sub *s)
+{
+	struct store_query q = { .inbox_id = r->inbox_id, .limit = 1, .after_id = s->after,
+	    .search = s->search };
+	int64_t found = 0;
+
+	if (store_message_query(s->ev->st, &q, first_cb, &found, NULL) < 0) {
+		http_req_done(r);
+		http_reply_text(r, 500, "store error");
+		http_req_free(r);
+		return false;
+	}
+	return !(found != 0 && wait_answer(s, found, NULL));
+}
+
+/* Nothing there yet: the timeout runs from now (timeout=0 is "is one
+ * there already?"). r is deferred. */
+static void wait_arm(struct http_req *r, struct http_sub *s)
+{
+	struct timeval tv = { s->timeout, 0 };
+
+	if ((s->timer = evtimer_new(r->srv->base, wait_timeout, s)) == NULL ||
+	    evtimer_add(s->timer, &tv) < 0) {
+		http_req_done(r);
+		http_reply_text(r, 503, "out of memory");
+		http_req_free(r);
+	}
+}
+
+/* The first look on the pool: false if it cannot go there (no pool, no
+ * search: nothing to gain). */
+static bool wait_first_pooled(struct http_req *r, struct http_sub *s)
+{
+	struct store_query q = { .inbox_id = r->inbox_id, .limit = WAIT_CANDIDATES,
+	    .after_id = s->after };
+	const char *tz = http_query(r, "tz");
+	struct msg_search *copy = NULL;
+	char err[256];
+
+	if (r->srv->search == NULL || s->search == NULL ||
+	    msg_search_parse(http_query(r, "query"), tz ? tz : "", &copy, err, sizeof(err)) < 0)
+		return false;
+	q.search = copy;
+	if (http_pool_search(r, &q, &copy, wait_pool_done, (union http_pool_then){ 0 }))
+		return true;
+	msg_search_free(copy);
+	return false;
+}
+
 enum http_rc http_api_wait(struct http_req *r)
 {
 	struct http_events *ev = r->hs->events;
-	struct store_query q = { .inbox_id = r->inbox_id, .limit = 1 };
-	struct timeval tv = { 0, 0 };
 	struct http_sub *s;
-	int64_t found = 0;
-	long timeout;
 
 	if (ev->nwaiters >= HTTP_WAITERS_MAX) {
 		http_reply_text(r, 503, "too many waiting requests");
@@ -1188,23 +1276,14 @@ enum http_rc http_api_wait(struct http_req *r)
 		http_reply_text(r, 503, "out of memory");
 		return HTTP_DONE;
 	}
-	if (wait_params(r, s, &timeout) < 0)
+	if (wait_params(r, s, &s->timeout) < 0)
 		return HTTP_DONE;               /* http_req_free frees s */
-	q.after_id = s->after;
-	q.search = s->search;
-	if (store_message_query(ev->st, &q, first_cb, &found, NULL) < 0) {
-		http_reply_text(r, 500, "store error");
-		return HTTP_DONE;
-	}
+	/* A subscriber from here on: a message committed while the first
+	 * look runs on the pool wakes it as any new one does. */
+	if (wait_first_pooled(r, s))
+		return HTTP_DEFERRED;
 	http_req_defer(r);
-	if (found != 0 && wait_answer(s, found, NULL))
-		return HTTP_DEFERRED;           /* answered, r freed */
-	tv.tv_sec = timeout;
-	if ((s->timer = evtimer_new(r->srv->base, wait_timeout, s)) == NULL ||
-	    evtimer_add(s->timer, &tv) < 0) {
-		http_req_done(r);
-		http_reply_text(r, 503, "out of memory");
-		http_req_free(r);
-	}
+	if (wait_first(r, s))
+		wait_arm(r, s);
 	return HTTP_DEFERRED;
 }

@@ -72,7 +72,7 @@ static int cmp_desc(const void *a, const void *b)
 }
 
 int search_parts_merge(const struct store_search_part *parts, size_t n, size_t k,
-    struct store_search_part *out)
+    bool oldest, struct store_search_part *out)
 {
 	size_t i, all = 0;
 
@@ -91,8 +91,11 @@ int search_parts_merge(const struct store_search_part *parts, size_t n, size_t k
 	/* At most threads * k ids: a sort costs what a heap merge would. */
 	if (out->nids > 1)
 		qsort(out->ids, out->nids, sizeof(*out->ids), cmp_desc);
-	if (out->nids > k)
+	if (out->nids > k) {
+		if (oldest)
+			memmove(out->ids, out->ids + (out->nids - k), k * sizeof(*out->ids));
 		out->nids = k;
+	}
 	return STORE_OK;
 }
 
@@ -176,7 +179,7 @@ static void pool_done(evutil_socket_t fd, short what, void *arg)
 			for (i = 0; i < j->nparts; i++)
 				parts[i] = j->parts[i].res;
 			rc = search_parts_merge(parts, j->nparts,
-			    (size_t)j->q.offset + j->q.limit, &res);
+			    (size_t)j->q.offset + j->q.limit, j->q.after_id != 0, &res);
 		}
 		if (j->cb != NULL)
 			j->cb(j->arg, rc, &res);

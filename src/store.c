@@ -1940,6 +1940,7 @@ struct set_pass {
 	struct store_bodyset out;   /* without one: the negated terms' bodies */
 	uint64_t n, seen;
 	struct top top;
+	bool oldest;                /* after_id: the k smallest ids, kept negated */
 };
 
 static bool pass_body(const struct set_pass *p, int64_t body)
@@ -1998,7 +1999,7 @@ static int pass_count(struct set_pass *p, int64_t id, int64_t flags)
 	if ((q->before_id != 0 && id >= q->before_id) ||
 	    (q->after_id != 0 && id <= q->after_id))
 		return STORE_OK;
-	return top_add(&p->top, id);
+	return top_add(&p->top, p->oldest ? -id : id);
 }
 
 /* The rows s yields: counted, and the ids within the paging bounds kept. */
@@ -2117,8 +2118,10 @@ static int query_counted(struct sqlite_store *st, const struct store_query *q,
 static int counted_part(struct sqlite_store *st, const struct store_query *q, int64_t lo,
     int64_t hi, struct store_search_part *out)
 {
-	struct set_pass p = { .q = q, .top.k = (size_t)q->offset + q->limit };
+	struct set_pass p = { .q = q, .top.k = (size_t)q->offset + q->limit,
+	    .oldest = q->after_id != 0 };
 	int rc = pass_sets(st, &p, lo, hi);
+	size_t i;
 
 	if (rc == STORE_OK && (!p.any || p.in.n > 0))
 		rc = pass_messages(st, &p, lo, hi);
@@ -2133,6 +2136,8 @@ static int counted_part(struct sqlite_store *st, const struct store_query *q, in
 		free(p.top.h);
 		return rc;
 	}
+	for (i = 0; p.oldest && i < p.top.n; i++)
+		p.top.h[i] = -p.top.h[i];
 	if (p.top.n > 0)
 		qsort(p.top.h, p.top.n, sizeof(*p.top.h), cmp_id_desc);
 	out->n = p.n;
@@ -2149,7 +2154,8 @@ int store_message_search_part(struct store *base, const struct store_query *q,
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (base->be != &store_sqlite_backend || q->limit == 0 || q->after_id != 0)
+	if (base->be != &store_sqlite_backend || q->limit == 0 ||
+	    (q->after_id != 0 && (q->offset != 0 || q->before_id != 0)))
 		return STORE_ERR;
 	st = sqlite_store_of(base);
 	if (!st->reader && msg_search_nterms(q->search) > 0 &&

@@ -7,6 +7,7 @@
 #ifndef MAILSNARE_SEARCH_POOL_H
 #define MAILSNARE_SEARCH_POOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,7 +32,8 @@ int search_pool_new(struct event_base *base, const struct config *cfg, unsigned 
 void search_pool_free(struct search_pool *p);
 
 /* rc: STORE_OK or a STORE_* error; res: the merged counts and the newest
- * offset + limit ids, newest first (the caller skips the offset). The
+ * offset + limit ids (with q->after_id the limit oldest above it), newest
+ * first (the caller skips the offset). The
  * callback owns nothing of res past its return. */
 typedef void (*search_done_cb)(void *arg, int rc, const struct store_search_part *res);
 /* Runs q (copied; the job owns and frees `search`, q->search's parse)
@@ -43,9 +45,10 @@ struct search_job *search_pool_submit(struct search_pool *p, const struct store_
  * freed when its threads are done with it. */
 void search_job_cancel(struct search_job *j);
 
-/* The parts' results as one (sums; the k newest ids of all, newest
- * first): every part's ids newest first and at most k. */
+/* The parts' results as one (sums; the k newest ids of all, or with
+ * oldest the k oldest, newest first): every part's ids newest first and
+ * at most k. */
 int search_parts_merge(const struct store_search_part *parts, size_t n, size_t k,
-    struct store_search_part *out);
+    bool oldest, struct store_search_part *out);
 
 #endif

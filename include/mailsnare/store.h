@@ -312,12 +312,15 @@ int store_message_query_counted(struct store *st, const struct store_query *q,
  * bound), what store_message_query_counted counts and pages, without
  * reading the page's rows: the search pool runs it on its own connection
  * (a part of the bodies per thread) and the loop merges the parts and
- * reads the page (store_message_rows). Only for a query with limit > 0
- * and no after_id; the SQLite backend only (STORE_ERR otherwise).
+ * reads the page (store_message_rows). Only for a query with limit > 0;
+ * with after_id (the ids are then the limit just above it, still newest
+ * first) only without offset or before_id; the SQLite backend only
+ * (STORE_ERR otherwise).
  */
 struct store_search_part {
 	uint64_t n, seen;            /* matches, and the seen among them */
-	int64_t *ids;                /* the newest offset + limit, newest first */
+	int64_t *ids;                /* the newest offset + limit (with after_id:
+	                              * the oldest above it), newest first */
 	size_t nids;
 };
 int store_message_search_part(struct store *st, const struct store_query *q,

@@ -5,7 +5,8 @@ parts, GET /api/v1/search and GET /api/v1/messages?before= give the same
 bytes as search-threads=0 (the loop's one pass), for field terms, bare
 words, phrases, negations, flags, inboxes, paging and scoped
 credentials, also after deletes and new deliveries, and latest?query=
-(which the pool resolves before the route runs) the same message. While
+(which the pool resolves before the route runs) and wait?query=
+(its first look, also with after=) the same message. While
 other clients change read states and tags, every page the pool answers
 shows only messages whose state, as shown, still matches (the page's
 rows are read after the threads' snapshot and re-checked). A client that goes
@@ -96,8 +97,11 @@ class SearchPoolTest(harness.TestCase):
                     out[(path, auth)] = (r.status, r.body)
         for q in QUERIES:
             for auth in (None, ("qa", "qa-pw")):
-                for route in ("/api/v1/message/latest/headers", "/view/latest.txt"):
-                    path = route + "?query=" + urllib.parse.quote(q)
+                for route in ("/api/v1/message/latest/headers", "/view/latest.txt",
+                              "/api/v1/wait", "/api/v1/wait?after=600&",
+                              "/api/v1/wait?after=%d&" % (MESSAGES + QA_MESSAGES + 500)):
+                    path = (route + ("?" if "?" not in route else "") + "query=" +
+                            urllib.parse.quote(q) + ("&timeout=0" if "wait" in route else ""))
                     r = http_helpers.request(server, "GET", path, auth=auth)
                     out[(path, auth)] = (r.status, r.body)
         for before in ("2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z"):
@@ -143,6 +147,9 @@ class SearchPoolTest(harness.TestCase):
         latest = [v for (p, a), v in first.items() if "latest" in p]
         self.assertGreater(len([v for v in latest if v[0] == 200]), len(latest) // 2)
         self.assertIn(404, [v[0] for v in latest])      # nosuchwordanywhere
+        waits = [v for (p, a), v in first.items() if "wait" in p]
+        self.assertGreater(len([v for v in waits if v[0] == 200]), len(waits) // 3)
+        self.assertIn(408, [v[0] for v in waits])
         # Deletes and new mail between the searches, on the pool's server.
         srv = self.start_server(2)
         try:
