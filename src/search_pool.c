@@ -39,6 +39,7 @@ struct search_job {
 	search_done_cb cb;               /* NULL: cancelled */
 	void *arg;
 	size_t nparts, pending;          /* pending: under the pool's mutex */
+	uint64_t ids_max;                /* the ids its parts may keep */
 	struct search_part_task *parts;
 	struct search_job *prev, *next;  /* the pool's jobs (the loop's list) */
 };
@@ -62,6 +63,7 @@ struct search_pool {
 	int64_t split_min;
 	struct search_job *jobs;                 /* the loop's */
 	unsigned njobs;
+	uint64_t nids;                           /* the jobs' ids_max, summed */
 };
 
 static int cmp_desc(const void *a, const void *b)
@@ -155,6 +157,7 @@ static void job_unlink(struct search_job *j)
 	if (j->next)
 		j->next->prev = j->prev;
 	p->njobs--;
+	p->nids -= j->ids_max;
 }
 
 /* On the loop: the jobs whose parts are all done. */
@@ -308,17 +311,20 @@ static void job_split(struct search_job *j, int64_t body_max)
 struct search_job *search_pool_submit(struct search_pool *p, const struct store_query *q,
     struct msg_search *search, int64_t body_max, search_done_cb cb, void *arg)
 {
+	size_t i, nparts = body_max >= p->split_min ? p->nthreads : 1;
+	uint64_t ids = (uint64_t)nparts * ((uint64_t)q->offset + q->limit);
 	struct search_job *j;
-	size_t i;
 
-	if (p->njobs >= SEARCH_POOL_JOBS_MAX || (j = calloc(1, sizeof(*j))) == NULL)
+	if (p->njobs >= SEARCH_POOL_JOBS_MAX || p->nids + ids > SEARCH_POOL_IDS_MAX ||
+	    (j = calloc(1, sizeof(*j))) == NULL)
 		return NULL;
 	j->pool = p;
 	j->q = *q;
 	j->q.search = j->search = search;
 	j->cb = cb;
 	j->arg = arg;
-	j->nparts = body_max >= p->split_min ? p->nthreads : 1;
+	j->nparts = nparts;
+	j->ids_max = ids;
 	if ((j->parts = calloc(j->nparts, sizeof(*j->parts))) == NULL) {
 		j->search = NULL;           /* still the caller's */
 		job_free(j);
@@ -331,6 +337,7 @@ struct search_job *search_pool_submit(struct search_pool *p, const struct store_
 		p->jobs->prev = j;
 	p->jobs = j;
 	p->njobs++;
+	p->nids += ids;
 	pthread_mutex_lock(&p->mu);
 	for (i = 0; i < j->nparts; i++) {
 		*p->tail = &j->parts[i];

@@ -19,9 +19,13 @@ struct msg_search;
 struct search_pool;
 struct search_job;
 
-/* Searches waiting or running at most; beyond, the caller runs its
- * search on the loop as without a pool. */
-#define SEARCH_POOL_JOBS_MAX 256
+/* Searches waiting or running at most, and the ids their parts may keep
+ * (offset + limit each: 64 MB; a deep page of a large store keeps many);
+ * beyond, the caller runs its search on the loop as without a pool. The
+ * searches in flight are bounded by the HTTP connections (one request at
+ * a time each), so the jobs' bound is max-clients' default. */
+#define SEARCH_POOL_JOBS_MAX 1024
+#define SEARCH_POOL_IDS_MAX (8u << 20)
 /* threads reader connections to cfg->db, opened now; a search of
  * cfg->search_split_min bodies or more is split into one part a thread. 0, or -1 with a
  * message in err. */

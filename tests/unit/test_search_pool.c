@@ -1,8 +1,13 @@
 /* The merge of a split search's parts (search_parts_merge): sums, the k
  * newest ids of all parts newest first, nothing lost or doubled. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
+#include <event2/event.h>
+
+#include "mailsnare/config.h"
 #include "mailsnare/search_pool.h"
 
 static struct store_search_part part(uint64_t n, uint64_t seen, int64_t *ids, size_t nids)
@@ -71,4 +76,49 @@ Test(search_pool, merge_oldest)
 	for (i = 0; i < 4; i++)
 		cr_assert_eq(out.ids[i], want[i], "at %zu", i);
 	store_search_part_free(&out);
+}
+
+static void count_done(void *arg, int rc, const struct store_search_part *res)
+{
+	(void)res;
+	cr_assert_eq(rc, STORE_OK);
+	++*(int *)arg;
+}
+
+/* Deep pages keep offset + limit ids a part: the pool takes jobs up to
+ * its budget of ids and refuses the next (its caller then searches on
+ * the loop), whatever their number. Nothing is read from the done pipe
+ * until the loop runs, so the jobs stay counted until then. */
+Test(search_pool, ids_budget)
+{
+	char dir[] = "/tmp/mailsnare-pool-XXXXXX", err[256];
+	struct config cfg = { .search_split_min = 10000 };
+	struct store_query deep = { .offset = 1000000, .limit = 5000 }, shallow = { .limit = 50 };
+	struct event_base *base = event_base_new();
+	struct search_pool *p = NULL;
+	struct store *st;
+	int done = 0, i;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(cfg.db, sizeof(cfg.db), "%s/m.db", dir);
+	st = store_open(&(struct store_options){ .path = cfg.db, .err = err, .errlen = sizeof(err) });
+	cr_assert_not_null(st, "%s", err);
+	cr_assert_eq(search_pool_new(base, &cfg, 2, &p, err, sizeof(err)), 0, "%s", err);
+	/* 1,005,000 ids each on an unsplit store: eight fit in 8 Mi. */
+	for (i = 0; i < 8; i++)
+		cr_assert_not_null(search_pool_submit(p, &deep, NULL, 0, count_done, &done), "%d", i);
+	cr_assert_null(search_pool_submit(p, &deep, NULL, 0, count_done, &done));
+	cr_assert_not_null(search_pool_submit(p, &shallow, NULL, 0, count_done, &done));
+	while (done < 9)
+		cr_assert_geq(event_base_loop(base, EVLOOP_ONCE), 0);
+	/* Answered and forgotten: the budget is free again. */
+	cr_assert_not_null(search_pool_submit(p, &deep, NULL, 0, count_done, &done));
+	while (done < 10)
+		cr_assert_geq(event_base_loop(base, EVLOOP_ONCE), 0);
+	search_pool_free(p);
+	store_close(st);
+	event_base_free(base);
+	(void)unlink(cfg.db);
+	snprintf(err, sizeof(err), "rm -rf %s", dir);
+	cr_assert_eq(system(err), 0);
 }
