@@ -8,6 +8,9 @@
  * gets a close callback right after (struct http_conn). A pass-through
  * bufferevent filter (whose free hook would have done the same) lost
  * replies on libevent 2.1.12.
+ *
+ * Limits: see "limits" below for the 414, 431 and 413 replies, which
+ * evhttp 2.1 would have sent as HTML 400s and 413s.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -126,9 +129,20 @@ struct http_conn {
 	 * (or a stream) owns the connection, and the input is capped. */
 	bool busy;
 	bool line_pending;                 /* the next request line is unread */
+	/* The head of the request on its way, counted as it arrives
+	 * (http_head_scan): until its empty line, the bytes of the request
+	 * line and of the whole head, and where the last byte stands. */
+	bool head_pending, line_done;
+	unsigned char eol;                 /* HEAD_MID, HEAD_BOL, HEAD_BOL_CR */
+	size_t line_len, head_len;
+	/* The error the connection ends with (http_conn_refuse), or 0; the
+	 * event that writes it (the highest priority: it runs before the
+	 * write event that would have sent evhttp's own page). */
+	int refuse;
+	struct event *ev_refuse;
 	struct event *ev_slow;             /* a request arriving too slowly */
 	struct event *ev_handshake;        /* https: the TLS handshake's deadline */
-	struct evbuffer_cb_entry *in_cb;
+	struct evbuffer_cb_entry *in_cb, *out_cb;
 	uint64_t in_bytes, mark;           /* bytes read; at the last check */
 	struct http_conn *prev, *next;     /* hs->conns */
 };
@@ -156,7 +170,10 @@ static void http_conn_closecb(struct evhttp_connection *evcon, void *arg)
 		http_pending_gone(hc->pending);
 	http_conn_unlink(hc);
 	evbuffer_remove_cb_entry(bufferevent_get_input(hc->bev), hc->in_cb);
+	evbuffer_remove_cb_entry(bufferevent_get_output(hc->bev), hc->out_cb);
 	event_free(hc->ev_slow);
+	if (hc->ev_refuse)
+		event_free(hc->ev_refuse);
 	if (hc->ev_handshake)
 		event_free(hc->ev_handshake);
 	if (hc->counted) {
@@ -254,6 +271,10 @@ static void http_slow_check(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (hc->refuse != 0) {                 /* the end of its linger */
+		evhttp_connection_free(hc->evcon);
+		return;
+	}
 	if (hc->busy || hc->evcon == NULL)
 		return;
 	if (hc->in_bytes - hc->mark >= (uint64_t)HTTP_MIN_RATE * HTTP_SLOW_S) {
@@ -299,17 +320,233 @@ static void http_conn_classify(struct http_conn *hc)
 	    HTTP_BODY_MAX);
 }
 
+/* --- limits ----------------------------------------------------------- */
+
+/*
+ * evhttp (libevent 2.1.12, http.c) answers the bounds it enforces with
+ * pages of its own: a request line or header section over
+ * max_headers_size fails in evhttp_read_firstline / evhttp_read_header
+ * with EVREQ_HTTP_INVALID_HEADER, a body over max_body_size with
+ * EVREQ_HTTP_DATA_TOO_LONG, and evhttp_connection_incoming_fail hands
+ * the request, without its URI, to evhttp_handle_request, which calls
+ * evhttp_send_error: "400 Bad Request" or "413" as text/html, and so for
+ * a malformed request line (400), an unknown method (501) or Expect
+ * (417). No callback of ours sees any of it: evhttp_set_errorcb came in
+ * 2.2, and a request's error_cb is called for outgoing requests only.
+ * Two things of our connection layer stand around evhttp instead:
+ *  - The head of each request is counted as it arrives, in the input
+ *    buffer's callback, which runs before evhttp's read callback: a
+ *    request line over HTTP_LINE_MAX is refused with 414, a head (line
+ *    and headers) over HTTP_HEADERS_MAX with 431. Only line ends are
+ *    looked at (evhttp's: LF or CRLF), not the headers: evhttp parses.
+ *  - A reply that evhttp writes by itself (none of ours is being written:
+ *    the connection is not busy), 100 Continue aside, is one of its error
+ *    pages. It is in the output buffer, not yet on the socket (a
+ *    bufferevent writes on its write event), when the refusal's event
+ *    replaces it with ours, the same status in plain text.
+ * Then the connection is ours, its callbacks replaced: the reply, with
+ * Connection: close, a half-close once it is written, and what the
+ * client still sends (a body not waited for) is read and dropped for
+ * HTTP_LINGER_S at most; evhttp_connection_free ends it.
+ */
+enum { HEAD_MID, HEAD_BOL, HEAD_BOL_CR };
+
+static void http_head_reset(struct http_conn *hc)
+{
+	hc->head_pending = true;
+	hc->line_done = false;
+	hc->eol = HEAD_BOL;
+	hc->line_len = hc->head_len = 0;
+}
+
+/* n more bytes of the head: 0, or the status to refuse it with. An empty
+ * line after the request line ends the head. */
+static int http_head_scan_bytes(struct http_conn *hc, const unsigned char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n && hc->head_pending; i++) {
+		hc->head_len++;
+		if (!hc->line_done)
+			hc->line_len++;
+		if (p[i] == '\n') {
+			if (hc->line_done && hc->eol != HEAD_MID)
+				hc->head_pending = false;
+			hc->line_done = true;
+			hc->eol = HEAD_BOL;
+		} else
+			hc->eol = p[i] == '\r' && hc->eol == HEAD_BOL ? HEAD_BOL_CR : HEAD_MID;
+		if (hc->line_len > HTTP_LINE_MAX)
+			return 414;
+		if (hc->head_len > HTTP_HEADERS_MAX)
+			return 431;
+	}
+	return 0;
+}
+
+/* The input from offset from to its end, while the head lasts. */
+static int http_head_scan(struct http_conn *hc, size_t from)
+{
+	struct evbuffer *in = bufferevent_get_input(hc->bev);
+	size_t len = evbuffer_get_length(in), n;
+	struct evbuffer_ptr pos;
+	struct evbuffer_iovec v;
+	int code = 0;
+
+	while (code == 0 && hc->head_pending && from < len) {
+		if (evbuffer_ptr_set(in, &pos, from, EVBUFFER_PTR_SET) < 0 ||
+		    evbuffer_peek(in, (ev_ssize_t)(len - from), &pos, &v, 1) < 1 ||
+		    v.iov_len == 0)
+			break;
+		n = v.iov_len < len - from ? v.iov_len : len - from;
+		code = http_head_scan_bytes(hc, v.iov_base, n);
+		from += n;
+	}
+	return code;
+}
+
+static const char *http_refuse_text(int code)
+{
+	switch (code) {
+	case 413: return "request body too large";
+	case 414: return "URI too long: the request line is limited to 16 KiB";
+	case 431: return "request header fields too large: the request line and headers "
+	    "are limited to 64 KiB";
+	default: return http_reason(code);
+	}
+}
+
+static void http_refuse_readcb(struct bufferevent *bev, void *arg)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	(void)arg;
+	evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+/* The reply is out: the client reads it, then the end of the stream. */
+static void http_refuse_writecb(struct bufferevent *bev, void *arg)
+{
+	evutil_socket_t fd = bufferevent_getfd(bev);
+
+	(void)arg;
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && fd >= 0)
+		(void)shutdown(fd, SHUT_WR);
+}
+
+/* The client closed (or the connection failed): nothing more to drop. */
+static void http_refuse_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct http_conn *hc = arg;
+
+	(void)bev;
+	(void)what;
+	evhttp_connection_free(hc->evcon);     /* frees hc (http_conn_closecb) */
+}
+
+/* The refusal's event: the connection's callbacks become ours (evhttp
+ * may have set its own since http_conn_refuse), evhttp's page, if it
+ * wrote one, and the unread input are dropped, and our reply goes. */
+static void http_refuse_send(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *hc = arg;
+	struct bufferevent *bev = hc->bev;
+	struct evbuffer *in = bufferevent_get_input(bev), *out = bufferevent_get_output(bev);
+	struct timeval linger = { HTTP_LINGER_S, 0 };
+	const char *text = http_refuse_text(hc->refuse);
+	char date[64];
+
+	(void)fd;
+	(void)what;
+	bufferevent_setcb(bev, http_refuse_readcb, http_refuse_writecb, http_refuse_eventcb, hc);
+	bufferevent_set_timeouts(bev, NULL, NULL);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	/* A socket bufferevent keeps the front of its output frozen after its
+	 * first write (against others draining it): thawed for this drain. */
+	if (evbuffer_drain(out, evbuffer_get_length(out)) < 0) {
+		evbuffer_unfreeze(out, 1);
+		evbuffer_drain(out, evbuffer_get_length(out));
+		evbuffer_freeze(out, 1);
+	}
+	http_date(date, sizeof(date));
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
+	    "Connection: close\r\n\r\n%s", hc->refuse, http_reason(hc->refuse), date,
+	    strlen(text), text);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	(void)evtimer_add(hc->ev_slow, &linger);    /* http_slow_check ends it */
+	log_info("http: %d %s, closing the connection", hc->refuse, http_reason(hc->refuse));
+}
+
+/*
+ * Ends the connection with code. Called from evbuffer callbacks, within
+ * evhttp's calls or the bufferevent's: the reply waits for an event of
+ * its own. The read callback is replaced now, so that evhttp does not
+ * read what made the head too large.
+ */
+static void http_conn_refuse(struct http_conn *hc, int code)
+{
+	if (hc->refuse != 0 || hc->evcon == NULL)
+		return;
+	if (hc->ev_refuse == NULL) {
+		hc->ev_refuse = event_new(bufferevent_get_base(hc->bev), -1, 0, http_refuse_send, hc);
+		if (hc->ev_refuse == NULL)
+			return;                /* out of memory: evhttp's answer stands */
+		(void)event_priority_set(hc->ev_refuse, 0);
+	}
+	hc->refuse = code;
+	evtimer_del(hc->ev_slow);
+	bufferevent_setcb(hc->bev, http_refuse_readcb, NULL, http_refuse_eventcb, hc);
+	event_active(hc->ev_refuse, EV_TIMEOUT, 0);
+}
+
+/* What evhttp writes while no request of ours is being answered: a
+ * status line at the start of a write is its error page, or 100
+ * Continue. */
+static void http_output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct http_conn *hc = arg;
+	size_t len = evbuffer_get_length(buf), n = 0, k;
+	struct evbuffer_ptr pos;
+	struct evbuffer_iovec v[2];
+	char line[16];
+	int i, nv, code;
+
+	if (info->n_added == 0 || hc->busy || hc->refuse != 0 || info->n_added > len)
+		return;
+	/* evbuffer_peek, not evbuffer_copyout_from, which fails on the
+	 * frozen front of a socket bufferevent's output (http_refuse_send). */
+	if (evbuffer_ptr_set(buf, &pos, len - info->n_added, EVBUFFER_PTR_SET) < 0 ||
+	    (nv = evbuffer_peek(buf, sizeof(line) - 1, &pos, v, 2)) < 1)
+		return;
+	for (i = 0; i < nv && i < 2 && n < sizeof(line) - 1; i++) {
+		k = v[i].iov_len < sizeof(line) - 1 - n ? v[i].iov_len : sizeof(line) - 1 - n;
+		memcpy(line + n, v[i].iov_base, k);
+		n += k;
+	}
+	line[n] = '\0';
+	if (sscanf(line, "HTTP/%*d.%*d %3d", &code) == 1 && code >= 400 && code <= 599)
+		http_conn_refuse(hc, code);
+}
+
 static void http_input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
     void *arg)
 {
 	struct http_conn *hc = arg;
+	size_t len = evbuffer_get_length(buf);
+	int code;
 
-	(void)buf;
 	if (info->n_added == 0)
 		return;
 	hc->in_bytes += info->n_added;
-	if (hc->busy)
+	if (hc->busy || hc->refuse != 0)
 		return;
+	if (hc->head_pending &&
+	    (code = http_head_scan(hc, len > info->n_added ? len - info->n_added : 0)) != 0) {
+		http_conn_refuse(hc, code);
+		return;
+	}
 	if (hc->line_pending)
 		http_conn_classify(hc);
 	if (!evtimer_pending(hc->ev_slow, NULL))
@@ -325,6 +562,8 @@ static void http_input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *i
  */
 static void http_conn_busy(struct http_conn *hc, bool busy)
 {
+	int code;
+
 	hc->busy = busy;
 	bufferevent_setwatermark(hc->bev, EV_READ, 0, busy ? HTTP_INPUT_MAX : 0);
 	if (busy) {
@@ -332,8 +571,14 @@ static void http_conn_busy(struct http_conn *hc, bool busy)
 		return;
 	}
 	hc->line_pending = true;
+	http_head_reset(hc);
 	if (evbuffer_get_length(bufferevent_get_input(hc->bev)) > 0) {
-		http_conn_classify(hc);       /* a pipelined request is there */
+		/* a pipelined request is there */
+		if ((code = http_head_scan(hc, 0)) != 0) {
+			http_conn_refuse(hc, code);
+			return;
+		}
+		http_conn_classify(hc);
 		http_slow_arm(hc);
 	}
 }
@@ -370,6 +615,7 @@ static struct bufferevent *http_bevcb(struct event_base *base, void *arg, bool t
 	hc->srv = srv;
 	hc->hs = hs;
 	hc->line_pending = true;
+	http_head_reset(hc);
 	if (tls) {
 		if ((ssl = SSL_new(srv->ssl_ctx)) == NULL) {
 			free(hc);
@@ -386,7 +632,8 @@ static struct bufferevent *http_bevcb(struct event_base *base, void *arg, bool t
 	hc->bev = bev;
 	if ((tls && (hc->ev_handshake = evtimer_new(base, http_handshake_check, hc)) == NULL) ||
 	    (hc->ev_slow = evtimer_new(base, http_slow_check, hc)) == NULL ||
-	    (hc->in_cb = evbuffer_add_cb(bufferevent_get_input(bev), http_input_cb, hc)) == NULL) {
+	    (hc->in_cb = evbuffer_add_cb(bufferevent_get_input(bev), http_input_cb, hc)) == NULL ||
+	    (hc->out_cb = evbuffer_add_cb(bufferevent_get_output(bev), http_output_cb, hc)) == NULL) {
 		if (hc->ev_slow)
 			event_free(hc->ev_slow);
 		if (hc->ev_handshake)
@@ -887,9 +1134,9 @@ static struct evhttp *http_evhttp_new(struct http_server *hs, bool tls)
 	send_max = srv->cfg->max_message_size / 3 * 4 + 1024 * 1024;
 	hs->send_body_max = send_max > HTTP_BODY_MAX ? send_max : HTTP_BODY_MAX;
 	evhttp_set_max_body_size(h, (ev_ssize_t)hs->send_body_max);
-	/* A body over the limit is read and dropped before the 413, so that
-	 * a client still sending it reads the reply (not a reset). */
-	(void)evhttp_set_flags(h, EVHTTP_SERVER_LINGERING_CLOSE);
+	/* No EVHTTP_SERVER_LINGERING_CLOSE: with it evhttp read a body over
+	 * the limit to its end (any Content-Length) before the 413. The 413
+	 * comes after the head, and the rest is dropped for a while (limits). */
 	evhttp_set_max_headers_size(h, HTTP_HEADERS_MAX);
 	evhttp_set_timeout(h, HTTP_IDLE_TIMEOUT);
 	evhttp_set_allowed_methods(h, M_GET | M_HEAD | M_PUT | M_POST | M_DELETE | M_OPTIONS);

@@ -150,6 +150,8 @@ const char *http_reason(int code);
 void http_add_header(struct http_req *r, const char *name, const char *value);
 /* Date and CORS, for replies started with evhttp_send_reply_start. */
 void http_reply_common_headers(struct http_req *r);
+/* The current time as an HTTP Date header's value (IMF-fixdate). */
+void http_date(char *buf, size_t len);
 
 /* http_stream.c: streams bytes [off, off + len) of a message, or its
  * decoded part (enc: a Content-Transfer-Encoding name or NULL), in

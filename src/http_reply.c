@@ -28,8 +28,12 @@ const char *http_reason(int code)
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 408: return "Request Timeout";
-	case 413: return "Payload Too Large";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 417: return "Expectation Failed";
+	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
 	case 503: return "Service Unavailable";
 	default: return "Unknown";
 	}
@@ -43,14 +47,21 @@ void http_add_header(struct http_req *r, const char *name, const char *value)
 	evhttp_add_header(h, name, value);
 }
 
-void http_reply_common_headers(struct http_req *r)
+void http_date(char *buf, size_t len)
 {
-	char date[64];
 	time_t now = time(NULL);
 	struct tm tm;
 
 	gmtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	if (strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0 && len > 0)
+		buf[0] = '\0';
+}
+
+void http_reply_common_headers(struct http_req *r)
+{
+	char date[64];
+
+	http_date(date, sizeof(date));
 	http_add_header(r, "Date", date);
 	if (r->origin != NULL) {
 		http_add_header(r, "Access-Control-Allow-Origin", r->origin);

@@ -15,8 +15,15 @@ struct http_server;
 /* Mailpit caps request bodies at this; POST /api/v1/send takes up to the
  * message size (as base64 JSON). */
 #define HTTP_BODY_MAX (5 * 1024 * 1024)
-/* Request line and header section, together. */
+/* Request line and header section, together (431 beyond); the request
+ * line alone, with its CRLF (414 beyond): twice nginx's 8 KiB, and room
+ * for a search query at its bound (4,096 bytes) all percent-encoded. */
 #define HTTP_HEADERS_MAX (64 * 1024)
+#define HTTP_LINE_MAX (16 * 1024)
+/* Seconds a connection answered with a limit's error (Connection: close)
+ * is read and dropped before it is closed: a close with unread input
+ * resets the connection, and the client may lose the reply. */
+#define HTTP_LINGER_S 2
 /* Seconds a connection may be idle (keep-alive) or a request take to
  * arrive. */
 #define HTTP_IDLE_TIMEOUT 60
